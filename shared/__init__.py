@@ -1,0 +1,1 @@
+"""Tally platform kernel: what every service shares (never a service's business rules)."""

@@ -1,0 +1,1 @@
+"""Access-token verification (every service) and service-to-service tokens."""

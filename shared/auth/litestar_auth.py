@@ -1,0 +1,95 @@
+"""Litestar wiring: the authentication middleware, per-route scope guards, and the
+OAuth 2 security scheme that puts each route's scopes into the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+    DefineMiddleware,
+)
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
+
+from shared.auth.principal import Principal
+from shared.auth.verifier import InvalidToken, TokenVerifier
+from shared.problems import ProblemError
+
+PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
+
+
+def _unauthorized(detail: str, error: str = "invalid_token") -> ProblemError:
+    return ProblemError(
+        401,
+        "unauthorized",
+        detail,
+        headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{detail}"'},
+    )
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    def __init__(self, app: Any, verifier: TokenVerifier, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.verifier = verifier
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if not header:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "An access token is required (Authorization: Bearer ...).",
+                headers={"WWW-Authenticate": 'Bearer realm="tally"'},
+            )
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized(
+                "The Authorization header must be 'Bearer <token>'.", "invalid_request"
+            )
+        try:
+            principal = await self.verifier.verify(token.strip())
+        except InvalidToken as exc:
+            raise _unauthorized(str(exc)) from exc
+        return AuthenticationResult(user=principal, auth=principal)
+
+
+def bearer_auth(verifier: TokenVerifier) -> DefineMiddleware:
+    return DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS)
+
+
+def _scope_guard(scope: str) -> Any:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.user
+        if not isinstance(principal, Principal) or not principal.has_scope(scope):
+            raise ProblemError(
+                403,
+                "insufficient-scope",
+                f"This operation requires the '{scope}' scope.",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
+
+    return guard
+
+
+def requires(scope: str) -> dict[str, Any]:
+    """Route keyword arguments: ``@get("/x", **requires("orders:read"))``."""
+    return {"guards": [_scope_guard(scope)], "security": [{"oauth2": [scope]}]}
+
+
+def security_components(token_url: str, scopes: tuple[str, ...]) -> Components:
+    return Components(
+        security_schemes={
+            "oauth2": SecurityScheme(
+                type="oauth2",
+                description="OAuth 2 client credentials; the gateway issues RFC 9068 JWTs.",
+                flows=OAuthFlows(
+                    client_credentials=OAuthFlow(token_url=token_url, scopes={s: s for s in scopes})
+                ),
+            )
+        }
+    )

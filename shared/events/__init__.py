@@ -1,0 +1,1 @@
+"""Events: CloudEvents envelope, canonical catalog, bus engines, outbox and inbox."""

@@ -1,0 +1,72 @@
+"""Canonical value types shared by every contract (section 9 of the architecture)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+Sku = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+]
+Identifier = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+AmountMinor = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", examples=["USD"])]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=500)]
+
+
+class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    amount_minor: AmountMinor
+    currency: Currency
+
+
+class Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        from shared.problems import ProblemError
+
+        raise ProblemError(
+            400, "invalid-cursor", "The cursor is not one this API issued."
+        ) from None
+
+
+# Parameter flavours of the same rules (query and path parameters are validated and
+# documented from Litestar's Parameter, not from msgspec.Meta).
+from litestar.params import Parameter  # noqa: E402
+
+SkuParam = Annotated[
+    str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+]
+IdParam = Annotated[
+    str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+LimitParam = Annotated[int, Parameter(ge=1, le=500, description="Page size.")]
+CursorParam = Annotated[
+    str | None,
+    Parameter(
+        required=False,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_\-]*$",
+        description="Opaque cursor from next_cursor.",
+    ),
+]

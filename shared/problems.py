@@ -1,0 +1,196 @@
+"""RFC 9457 problem details for every service, built on Litestar's ProblemDetailsPlugin.
+
+A problem carries a stable relative ``type`` (``/problems/<slug>``) and the
+correlation id, so a partner can branch on the type and quote the id to support.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from shared.correlation import correlation_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("tally.problems")
+
+_DEFAULT_TYPES = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    410: ("gone", "Gone"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("unprocessable", "Unprocessable request"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal", "Internal server error"),
+    502: ("bad-gateway", "Bad gateway"),
+    503: ("unavailable", "Service unavailable"),
+    504: ("gateway-timeout", "Gateway timeout"),
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """The documented body of every error response."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    correlation_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProblemError(ProblemDetailsException):
+    """Raise from any layer: ``raise ProblemError(409, "insufficient-stock", "...")``."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            detail=detail,
+            status_code=status,
+            type_=f"/problems/{slug}",
+            title=title or _DEFAULT_TYPES.get(status, (slug, slug))[1],
+            headers=headers,
+            extra=extra,
+        )
+
+
+def problem_body(
+    status: int,
+    detail: str | None = None,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    default_slug, default_title = _DEFAULT_TYPES.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug or default_slug}",
+        "title": title or default_title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if extra:
+        body.update(extra)
+    body["correlation_id"] = correlation_id.get()
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    instance: str | None = None,
+) -> Response[Any]:
+    return Response(
+        problem_body(status, detail, slug=slug, extra=extra, instance=instance),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _handle_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+    status = exc.status_code
+    slug = None
+    if exc.type_:
+        slug = exc.type_.removeprefix("/problems/")
+    extra = dict(exc.extra) if isinstance(exc.extra, dict) else None
+    return problem_response(
+        status,
+        exc.detail or None,
+        slug=slug,
+        headers=exc.headers,
+        extra=extra,
+        instance=request.url.path,
+    )
+
+
+def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code >= 500:
+        log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
+    detail = exc.detail
+    if isinstance(exc, ValidationException):
+        # A request that breaks the contract's schema (type, bound, missing field).
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        return problem_response(
+            400,
+            detail,
+            slug="invalid-request",
+            extra={"errors": errors},
+            headers=exc.headers,
+            instance=request.url.path,
+        )
+    return problem_response(exc.status_code, detail, headers=exc.headers, instance=request.url.path)
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=_handle_problem))
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    HTTPException: _handle_http,
+    Exception: _handle_unexpected,
+}
+
+
+_RESPONSE_TEXT = {
+    400: "The request breaks the contract (schema, type or bound).",
+    401: "No valid access token.",
+    403: "The token lacks the scope this operation requires.",
+    404: "No such resource (or not visible to this client).",
+    409: "Conflicts with the current state (or the same Idempotency-Key is still running).",
+    422: "Well-formed but not acceptable (unknown reference, reused Idempotency-Key).",
+    429: "Rate limit exceeded.",
+    503: "A service this one depends on is unavailable; retry later.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI ``responses`` documenting problem+json bodies; 400/401/403 always included."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    wanted = sorted({400, 401, 403, *statuses})
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_RESPONSE_TEXT.get(status, "Problem"),
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in wanted
+    }

@@ -1,0 +1,184 @@
+"""Building blocks every service's ``create_app`` composes: the runtime (database, bus,
+outbox relay, consumers, HTTP client, tokens) and the Litestar app around it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Server, Tag
+from sqlalchemy import MetaData
+
+from shared.auth.litestar_auth import bearer_auth, security_components
+from shared.auth.principal import Principal
+from shared.auth.service_tokens import ServiceTokens
+from shared.auth.verifier import KeySource, RemoteJwks, TokenVerifier
+from shared.correlation import CorrelationMiddleware
+from shared.db import Database
+from shared.events.bus import EventBus, open_bus
+from shared.events.inbox import EventConsumer, EventHandler, inbox_tables
+from shared.events.outbox import OutboxRelay, outbox_table
+from shared.http import Downstream, new_http_client
+from shared.idempotency import IdempotencyStore, idempotency_table
+from shared.observability import MetricsMiddleware, configure_logging, health_routes
+from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
+from shared.settings import Settings
+from shared.topology import ALL_SCOPES, BY_NAME
+
+log = logging.getLogger("tally.service")
+
+
+class Runtime:
+    """What a running service owns. Created in ``create_app``; started by the lifespan."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetaData,
+        *,
+        key_source: KeySource | None = None,
+        produces_events: bool = True,
+        consumes_events: bool = False,
+    ) -> None:
+        self.settings = settings
+        if produces_events:
+            outbox_table(metadata)
+        if consumes_events:
+            inbox_tables(metadata)
+        idempotency_table(metadata)
+        self.db = Database(settings.database_url, metadata)
+        self.http = new_http_client()
+        self.tokens = ServiceTokens(
+            self.http, settings.token_url, settings.client_id, settings.client_secret
+        )
+        self.bus: EventBus | None = (
+            open_bus(settings.bus_url) if (produces_events or consumes_events) else None
+        )
+        self.relay = (
+            OutboxRelay(self.db, self.bus, poll_seconds=settings.outbox_poll_seconds)
+            if produces_events and self.bus
+            else None
+        )
+        self.idempotency = IdempotencyStore(self.db)
+        spec = BY_NAME[settings.service]
+        self.api = spec.api or settings.service
+        self.verifier = TokenVerifier(
+            key_source or RemoteJwks(settings.jwks_url, self.http),
+            issuer=settings.issuer,
+            audience=self.api,
+        )
+        self.consumers: list[EventConsumer] = []
+        self.background: list[Callable[[asyncio.Event], Any]] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def downstream(self, service: str) -> Downstream:
+        return Downstream(service, self.settings.url_of(service), self.http, self.tokens)
+
+    def consume(
+        self, group: str, streams: Sequence[str], handlers: dict[str, EventHandler]
+    ) -> None:
+        assert self.bus is not None, "consumers need a bus"
+        self.consumers.append(
+            EventConsumer(
+                db=self.db,
+                bus=self.bus,
+                group=group,
+                streams=streams,
+                handlers=handlers,
+                block_ms=self.settings.consumer_block_ms,
+            )
+        )
+
+    async def ready(self) -> None:
+        await self.db.ping()
+        if self.bus:
+            await self.bus.ping()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        await self.db.create_schema()
+        self._stop.clear()
+        if self.relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(self._stop)))
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(consumer.run(self._stop)))
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job(self._stop)))
+        try:
+            yield
+        finally:
+            self._stop.set()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            await self.http.aclose()
+            if self.bus:
+                await self.bus.close()
+            await self.db.dispose()
+
+
+def build_app(
+    runtime: Runtime,
+    *,
+    route_handlers: Sequence[Any],
+    title: str,
+    version: str = "1.0.0",
+    description: str = "",
+    tags: Sequence[Tag] = (),
+    dependencies: dict[str, Any] | None = None,
+    extra_lifespans: Sequence[Any] = (),
+) -> Litestar:
+    settings = runtime.settings
+    configure_logging(settings.service)
+    provided: dict[str, Any] = {"principal": Provide(_principal, sync_to_thread=False)}
+    provided |= {
+        name: Provide(_constant(value), sync_to_thread=False)
+        for name, value in (dependencies or {}).items()
+    }
+    return Litestar(
+        route_handlers=[*health_routes(runtime.ready), *route_handlers],
+        middleware=[
+            CorrelationMiddleware,
+            DefineMiddleware(MetricsMiddleware, service=settings.service),
+            bearer_auth(runtime.verifier),
+        ],
+        plugins=[problem_details_plugin()],
+        exception_handlers=EXCEPTION_HANDLERS,
+        dependencies=provided,
+        lifespan=[runtime.lifespan, *extra_lifespans],
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=version,
+            description=description,
+            path="/schema",
+            servers=[Server(url=settings.url_of("gateway"), description="through the gateway")],
+            components=security_components(settings.token_url, ALL_SCOPES),
+            tags=list(tags),
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            use_handler_docstrings=True,
+        ),
+        debug=False,
+    )
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)
+    return user
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    def provide() -> Any:
+        return value
+
+    return provide

@@ -1,0 +1,88 @@
+"""Typed settings, loaded once per process from the environment.
+
+Every variable has a zero-setup default: SQLite files and the embedded event log
+under the data directory, downstream services on 127.0.0.1 at their fixed ports.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from shared.topology import BY_NAME, SERVICES
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    data_dir: Path
+    host: str
+    port: int
+    database_url: str
+    bus_url: str
+    redis_url: str | None
+    issuer: str
+    jwks_url: str
+    token_url: str
+    client_id: str | None
+    client_secret: str | None
+    service_urls: dict[str, str]
+    outbox_poll_seconds: float = 0.2
+    consumer_block_ms: int = 200
+
+    def url_of(self, service: str) -> str:
+        return self.service_urls[service]
+
+
+def data_dir_from_env(explicit: str | Path | None = None) -> Path:
+    raw = explicit or os.environ.get("TALLY_DATA_DIR") or "./var"
+    return Path(raw).expanduser().resolve()
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def database_url_for(service: str, data_dir: Path) -> str:
+    """Per-service URL: TALLY_<SERVICE>_DATABASE_URL, else TALLY_DATABASE_URL with an
+    optional ``{service}`` placeholder, else a SQLite file in the data dir."""
+    specific = _env(f"TALLY_{service.upper()}_DATABASE_URL")
+    if specific:
+        return specific
+    shared = _env("TALLY_DATABASE_URL")
+    if shared:
+        return shared.replace("{service}", service)
+    return f"sqlite+aiosqlite:///{data_dir / (service + '.db')}"
+
+
+def service_urls_from_env() -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for spec in SERVICES:
+        default = f"http://127.0.0.1:{spec.port}"
+        urls[spec.name] = _env(f"TALLY_{spec.name.upper()}_URL", default) or default
+    return urls
+
+
+def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settings:
+    spec = BY_NAME[service]
+    directory = data_dir_from_env(data_dir)
+    urls = service_urls_from_env()
+    gateway = urls["gateway"]
+    port = int(_env(f"TALLY_{service.upper()}_PORT", str(spec.port)) or spec.port)
+    return Settings(
+        service=service,
+        data_dir=directory,
+        host=_env("TALLY_HOST", "127.0.0.1") or "127.0.0.1",
+        port=port,
+        database_url=database_url_for(service, directory),
+        bus_url=_env("TALLY_BUS_URL", f"sqlite:///{directory / 'events.db'}") or "",
+        redis_url=_env("TALLY_REDIS_URL"),
+        issuer=_env("TALLY_ISSUER", gateway) or gateway,
+        jwks_url=_env("TALLY_JWKS_URL", f"{gateway}/.well-known/jwks.json") or "",
+        token_url=_env("TALLY_TOKEN_URL", f"{gateway}/oauth/token") or "",
+        client_id=_env(f"TALLY_{service.upper()}_CLIENT_ID"),
+        client_secret=_env(f"TALLY_{service.upper()}_CLIENT_SECRET"),
+        service_urls=urls,
+    )

@@ -1,0 +1,29 @@
+"""ERP system API: the one wiring point."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.openapi.spec import Tag
+
+from shared.auth.verifier import KeySource
+from shared.service import Runtime, build_app
+from shared.settings import Settings, load_settings
+from system_apis.erp.adapters.reference import ReferenceErp
+from system_apis.erp.customers.routes import CustomerController
+from system_apis.erp.db import metadata
+from system_apis.erp.invoices.routes import InvoiceController
+from system_apis.erp.items.routes import ItemController
+
+
+def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
+    settings = settings or load_settings("erp")
+    runtime = Runtime(settings, metadata, key_source=key_source, produces_events=False)
+    erp = ReferenceErp(runtime.db)
+    return build_app(
+        runtime,
+        route_handlers=[ItemController, CustomerController, InvoiceController],
+        title="Tally ERP system API",
+        description="Items, customers, prices and invoices of the ERP behind a canonical contract.",
+        tags=[Tag(name="items"), Tag(name="customers"), Tag(name="invoices")],
+        dependencies={"erp": erp, "idempotency": runtime.idempotency, "runtime": runtime},
+    )

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+
+from shared.auth.litestar_auth import requires
+from shared.auth.principal import Principal
+from shared.db import Tx
+from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.models import IdParam
+from shared.problems import ProblemError, problem_responses
+from system_apis.erp.port import DuplicateRecord, ErpPort
+from system_apis.erp.schemas import Customer, CustomerIn
+
+
+class CustomerController(Controller):
+    path = "/erp/v1/customers"
+    tags = ["customers"]
+
+    @post(
+        "/",
+        operation_id="createCustomer",
+        summary="Create a customer with a credit limit",
+        responses=problem_responses(409, 422),
+        **requires("erp:write"),
+    )
+    async def create_customer(
+        self,
+        data: CustomerIn,
+        erp: ErpPort,
+        idempotency: IdempotencyStore,
+        principal: Principal,
+        idempotency_key: Annotated[IdempotencyKey | None, Parameter(required=False)] = None,
+    ) -> Response[Customer]:
+        async def effect(tx: Tx) -> tuple[int, Customer]:
+            try:
+                return 201, await erp.create_customer(tx, data)
+            except DuplicateRecord as exc:
+                raise ProblemError(
+                    409, "duplicate-customer", f"Customer {data.customer_id} already exists."
+                ) from exc
+
+        if idempotency_key is None:
+            async with idempotency.db.transaction() as tx:
+                _, customer = await effect(tx)
+            return Response(customer, status_code=201)
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
+        )
+
+    @get(
+        "/{customer_id:str}",
+        operation_id="getCustomer",
+        summary="Read one customer",
+        responses=problem_responses(404),
+        **requires("erp:read"),
+    )
+    async def get_customer(
+        self, customer_id: IdParam, erp: ErpPort, principal: Principal
+    ) -> Customer:
+        customer = (
+            await erp.get_customer(customer_id) if principal.may_see_customer(customer_id) else None
+        )
+        if customer is None:
+            raise ProblemError(404, "customer-not-found", f"No customer {customer_id}.")
+        return customer
