@@ -164,19 +164,12 @@ class IdempotencyStore:
                 found = self.check(await self.lookup(tx.conn, client_id, key), fp)
                 if found is not None:
                     return found
+                # The key row goes in first: a concurrent request with the same key waits
+                # on its unique index and then replays this one's answer.
+                await self.reserve(tx.conn, client_id, key, fp, resource_id="")
                 status_code, result = await effect(tx)
                 body = msgspec.json.encode(result)
-                await tx.conn.execute(
-                    insert(self.table).values(
-                        client_id=client_id,
-                        key=key,
-                        fingerprint=fp,
-                        state="completed",
-                        status_code=status_code,
-                        body=body,
-                        created_at=datetime.now(UTC),
-                    )
-                )
+                await self.complete(tx.conn, client_id, key, status_code, body)
         except IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
             async with self.db.read() as conn:

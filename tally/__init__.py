@@ -1,0 +1,1 @@
+"""The `tally` command: start, serve, seed and operate the platform."""

@@ -15,6 +15,8 @@ ISSUER = "http://127.0.0.1:8000"
 
 
 class TestIssuer:
+    __test__ = False  # not a test class
+
     def __init__(self, issuer: str = ISSUER) -> None:
         self.issuer = issuer
         self.key = ECKey.generate_key(

@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make up` (start the platform) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up test lint contracts bench clean
+
+install: $(VENV)/.installed
+
+# The venv is built from the committed lock; uv is bootstrapped into it with pip
+# when the machine has no uv of its own.
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@if command -v uv >/dev/null 2>&1; then UV=uv; else \
+		test -x $(BIN)/uv || $(BIN)/pip install --quiet uv; UV=$(BIN)/uv; fi; \
+		UV_PROJECT_ENVIRONMENT=$(VENV) $$UV sync --frozen --inexact --quiet
+	@touch $@
+
+up: install
+	$(BIN)/tally up
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/tally contracts check
+
+contracts: install
+	$(BIN)/tally contracts export
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""`tally`: the one command-line entry point."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.settings import data_dir_from_env
+from shared.topology import BY_NAME, SERVICES
+from tally.commands.clients import clients_app
+
+app = typer.Typer(help="Tally: API-led integration for distributors.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Export and check the published contracts.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(contracts_app, name="contracts")
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar="TALLY_DATA_DIR", help="Where databases, logs and keys live."
+    ),
+]
+
+
+@app.command()
+def serve(
+    service: Annotated[
+        str,
+        typer.Argument(help="erp, wms, availability, order_to_ship, billing, portal or gateway"),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Run one service in the foreground (what a container runs)."""
+    import os
+
+    import uvicorn
+
+    from shared.settings import load_settings
+
+    if service not in BY_NAME:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(BY_NAME)}")
+    if data_dir:
+        os.environ["TALLY_DATA_DIR"] = str(data_dir)
+    settings = load_settings(service)
+    uvicorn.run(
+        BY_NAME[service].app_factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    bus: Annotated[
+        str | None, typer.Option("--bus", envvar="TALLY_BUS_URL", help="Event bus URL.")
+    ] = None,
+) -> None:
+    """Start every service and the gateway on 127.0.0.1, seed demo data, print the URLs."""
+    from tally.bootstrap import ensure_clients, service_credentials_env
+    from tally.seed import seed, token
+    from tally.supervisor import Platform
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    directory = data_dir_from_env(data_dir)
+    started = time.monotonic()
+    clients = ensure_clients(directory)
+    env = service_credentials_env(clients)
+    if bus:
+        env["TALLY_BUS_URL"] = bus
+    platform = Platform(directory, extra_env=env)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    platform.start()
+    try:
+        with console.status("Starting services...") as status:
+            platform.wait_ready(on_ready=lambda name: status.update(f"{name} ready"))
+            marker = directory / ".seeded"
+            if not marker.exists():
+                status.update("Seeding demo data...")
+                demo = clients["demo"]
+                bearer = token(platform.url("gateway"), demo["client_id"], demo["client_secret"])
+                seed(
+                    platform.url("gateway"),
+                    bearer,
+                    progress=lambda step: status.update(f"seeded {step}"),
+                )
+                marker.write_text("seeded\n")
+        _print_urls(platform, clients, time.monotonic() - started)
+        while not stopping:
+            for name in platform.restart_crashed():
+                console.print(f"[yellow]{name} crashed and was restarted[/yellow]")
+            time.sleep(1.0)
+    finally:
+        console.print("Stopping...")
+        platform.stop()
+        console.print("Stopped.")
+
+
+def _print_urls(platform: object, clients: dict[str, dict[str, str]], seconds: float) -> None:
+    from tally.supervisor import Platform
+
+    assert isinstance(platform, Platform)
+    gateway = platform.url("gateway")
+    table = Table(title=f"Tally is up ({seconds:.1f} s)")
+    table.add_column("what")
+    table.add_column("URL")
+    table.add_row("Gateway", gateway)
+    table.add_row("GraphiQL (portal)", f"{gateway}/graphql")
+    table.add_row("Contract catalog", f"{gateway}/contracts")
+    for spec in SERVICES:
+        if spec.api and spec.name != "portal":
+            table.add_row(f"{spec.title} docs", f"{platform.url(spec.name)}/schema")
+    console.print(table)
+    demo = clients["demo"]
+    console.print(f"Demo client id:     [bold]{demo['client_id']}[/bold]")
+    console.print(f"Demo client secret: [bold]{demo['client_secret']}[/bold]")
+    console.print(
+        f"Try: curl -s -u {demo['client_id']}:<secret> -d grant_type=client_credentials {gateway}/oauth/token"
+    )
+    console.print("Press Ctrl-C to stop.")
+
+
+@contracts_app.command("export")
+def contracts_export() -> None:
+    """Write every OpenAPI document, the portal SDL and the event catalog under contracts/."""
+    from tally.contracts import export
+
+    for path in export():
+        console.print(f"wrote {path}")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail when the committed contracts differ from what the code exports."""
+    from tally.contracts import check
+
+    drift = check()
+    if drift:
+        for relative in drift:
+            console.print(f"[red]differs:[/red] contracts/{relative}")
+        console.print("Run 'tally contracts export' and commit the result.")
+        raise typer.Exit(1)
+    console.print("contracts are current")
