@@ -50,6 +50,19 @@ IdempotencyKey = Annotated[
 ]
 
 
+OptionalIdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Optional: a retry with the same key replays the first result.",
+    ),
+]
+
+
 def idempotency_table(metadata: MetaData) -> Table:
     if "idempotency_keys" in metadata.tables:
         return metadata.tables["idempotency_keys"]

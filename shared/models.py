@@ -37,17 +37,15 @@ def encode_cursor(value: str) -> str:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
+    """The key to continue after. A cursor we did not issue is not an error: it is
+    just a position in the key order, so paging can never fail on it."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return base64.urlsafe_b64decode(padded.encode()).decode()
     except (ValueError, UnicodeDecodeError):
-        from shared.problems import ProblemError
-
-        raise ProblemError(
-            400, "invalid-cursor", "The cursor is not one this API issued."
-        ) from None
+        return cursor
 
 
 # Parameter flavours of the same rules (query and path parameters are validated and

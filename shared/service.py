@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Server, Tag
+from litestar.routes import HTTPRoute
 from sqlalchemy import MetaData
 
 from shared.auth.litestar_auth import bearer_auth, security_components
@@ -28,6 +29,7 @@ from shared.events.inbox import EventConsumer, EventHandler, inbox_tables
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
+from shared.openapi import finalize_openapi
 from shared.observability import MetricsMiddleware, configure_logging, health_routes
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from shared.settings import Settings
@@ -145,7 +147,7 @@ def build_app(
         name: Provide(_constant(value), sync_to_thread=False)
         for name, value in (dependencies or {}).items()
     }
-    return Litestar(
+    app = Litestar(
         route_handlers=[*health_routes(runtime.ready), *route_handlers],
         middleware=[
             CorrelationMiddleware,
@@ -169,6 +171,31 @@ def build_app(
         ),
         debug=False,
     )
+    _fix_options_allow_headers(app)
+    finalize_openapi(app)
+    return app
+
+
+def _fix_options_allow_headers(app: Litestar) -> None:
+    """Litestar 2.25 builds the automatic OPTIONS handler when the first handler of a
+    path registers, so ``Allow`` misses methods added later on the same path (GET and
+    POST on one collection). Rebind each OPTIONS handler to its final route's methods."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        allow = ", ".join(sorted(route.methods))
+        for handler in route.route_handlers:
+            if handler.http_methods == {"OPTIONS"} and handler.handler_name == "options_handler":
+
+                def options_handler(scope: Any, _allow: str = allow) -> Response[None]:
+                    return Response(
+                        content=None,
+                        status_code=204,
+                        headers={"Allow": _allow},
+                        media_type="text/plain",
+                    )
+
+                handler._fn = options_handler
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

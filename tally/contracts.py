@@ -12,6 +12,7 @@ import msgspec
 
 from shared.events.catalog import EVENT_TYPES
 from shared.events.envelope import Event
+from shared.openapi import openapi_document
 from shared.settings import load_settings
 from shared.topology import SERVICES
 
@@ -48,7 +49,7 @@ def exported() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in REST_SERVICES:
             app = _load(spec.app_factory)(settings=_default_settings(spec.name, Path(tmp)))
-            files[f"openapi/{spec.api}/v1.json"] = _dump(app.openapi_schema.to_schema())
+            files[f"openapi/{spec.api}/v1.json"] = _dump(openapi_document(app))
     try:
         sdl = _load("experience_apis.portal.schema:sdl")()
         files["graphql/portal.graphql"] = sdl.rstrip() + "\n"

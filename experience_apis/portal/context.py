@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 from strawberry.dataloader import DataLoader
 from strawberry.litestar.controller import BaseContext
 
-from experience_apis.portal.upstream import InvoiceDoc, PortalError, ProcessApis
+from experience_apis.portal.upstream import InvoiceDoc, OrderDoc, PortalError, ProcessApis
 from shared.auth.principal import Principal
 from shared.service import Runtime
 
@@ -23,6 +24,7 @@ class Caller:
     def __init__(self, principal: Principal, apis: ProcessApis) -> None:
         self.principal = principal
         self.apis = apis
+        self.orders: DataLoader[str, OrderDoc | None] = DataLoader(load_fn=apis.orders_by_id)
         self.invoices: DataLoader[str, list[InvoiceDoc]] = DataLoader(
             load_fn=apis.invoices_by_order, max_batch_size=INVOICE_BATCH_SIZE
         )
@@ -38,7 +40,9 @@ class PortalContext(BaseContext, kw_only=True):
         return self.caller_
 
 
-async def portal_context(request: Request[Any, Any, Any], runtime: Runtime) -> PortalContext:
+async def portal_context(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> PortalContext:
     """Litestar dependency: the bearer middleware has put the verified Principal in
     ``scope["user"]`` (absent only on the unauthenticated GraphiQL GET)."""
     principal = request.scope.get("user")

@@ -7,6 +7,7 @@ HTTP outcomes become GraphQL errors with a stable ``extensions.code``; a 404 bec
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -154,6 +155,13 @@ class ProcessApis:
     async def order(self, order_id: str) -> OrderDoc | None:
         path = f"/orders/v1/orders/{quote(check_identifier(order_id, 'order id'), safe='')}"
         return await self._get(self.orders, path, OrderDoc)
+
+    async def orders_by_id(
+        self, order_ids: Sequence[str]
+    ) -> list[OrderDoc | None | BaseException]:
+        """Each order concurrently, all answered together (so the orders' own fields, such
+        as invoices, are resolved in the same tick and batch into one request)."""
+        return await asyncio.gather(*map(self.order, order_ids), return_exceptions=True)
 
     async def item_availability(self, sku: str) -> AvailabilityDoc | None:
         path = f"/availability/v1/items/{quote(check_sku(sku), safe='')}"

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
 from shared.models import IdParam
 from shared.problems import ProblemError, problem_responses
 from system_apis.erp.port import DuplicateRecord, ErpPort
@@ -32,7 +29,7 @@ class CustomerController(Controller):
         erp: ErpPort,
         idempotency: IdempotencyStore,
         principal: Principal,
-        idempotency_key: Annotated[IdempotencyKey | None, Parameter(required=False)] = None,
+        idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[Customer]:
         async def effect(tx: Tx) -> tuple[int, Customer]:
             try:

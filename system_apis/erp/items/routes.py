@@ -8,7 +8,7 @@ from litestar.params import Parameter
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
 from shared.models import CursorParam, LimitParam, Page, SkuParam, decode_cursor, encode_cursor
 from shared.problems import ProblemError, problem_responses
 from system_apis.erp.port import DuplicateRecord, ErpPort
@@ -32,7 +32,7 @@ class ItemController(Controller):
         erp: ErpPort,
         idempotency: IdempotencyStore,
         principal: Principal,
-        idempotency_key: Annotated[IdempotencyKey | None, Parameter(required=False)] = None,
+        idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[Item]:
         async def effect(tx: Tx) -> tuple[int, Item]:
             try:

@@ -1,0 +1,96 @@
+"""The portal's GraphQL schema. ``sdl()`` is what contracts/graphql/portal.graphql holds."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from experience_apis.portal.context import PortalContext
+from experience_apis.portal.objects import Availability, Long, Order
+from experience_apis.portal.upstream import PortalError
+
+log = logging.getLogger("tally.portal")
+
+MAX_DEPTH = 8
+MAX_ALIASES = 30  # each aliased order is an upstream call
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="One order of the caller. Null when it is unknown or not visible to "
+        "the caller (another customer's order)."
+    )
+    async def order(
+        self, info: strawberry.Info[PortalContext, None], id: strawberry.ID
+    ) -> Order | None:
+        doc = await info.context.caller.orders.load(str(id))
+        return Order.of(doc) if doc else None
+
+    @strawberry.field(description="Available-to-promise of one sku, by location.")
+    async def availability(
+        self, info: strawberry.Info[PortalContext, None], sku: strawberry.ID
+    ) -> Availability | None:
+        doc = await info.context.caller.apis.item_availability(str(sku))
+        return Availability.of(doc) if doc else None
+
+
+MAX_SAFE_INTEGER = 2**53 - 1  # exact in JSON numbers as JavaScript reads them
+
+
+def _long(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_SAFE_INTEGER:
+        raise GraphQLError(f"Long cannot represent {value!r}.")
+    return value
+
+
+LONG = strawberry.scalar(
+    name="Long",
+    description="A whole number up to 2^53 - 1 in magnitude, as a JSON number.",
+    serialize=_long,
+    parse_value=_long,
+)
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Hide the text of unexpected exceptions; keep GraphQL's own and ours."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (PortalError, GraphQLError))
+
+
+class PortalSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Expected outcomes (a refused or unreachable process API, a malformed query)
+        are one log line; only unexpected exceptions get strawberry's traceback."""
+        unexpected = []
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, GraphQLError):
+                code = str((error.extensions or {}).get("code", "GRAPHQL_VALIDATION"))
+                level = logging.WARNING if code.startswith("DOWNSTREAM") else logging.INFO
+                log.log(level, "graphql error %s at %s: %s", code, error.path, error.message)
+            else:
+                unexpected.append(error)
+        super().process_errors(unexpected, execution_context)
+
+
+schema = PortalSchema(
+    query=Query,
+    config=StrawberryConfig(scalar_map={Long: LONG}),
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaskErrors(should_mask_error=_mask, error_message="Internal error."),
+    ],
+)
+
+
+def sdl() -> str:
+    return str(schema)

@@ -1,0 +1,1 @@
+"""The contract catalog: every API and version, with links to its documents."""

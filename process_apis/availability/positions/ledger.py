@@ -1,0 +1,179 @@
+"""Position changes. Each change is one conditional UPDATE of a position, guarded in
+SQL so no bucket goes negative (and, for an allocation, so ATP covers it), plus one
+row in the append-only movement ledger, both in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from process_apis.availability.db import ATP_DEDUCTIONS, BUCKETS, delta_column, movements, positions
+
+SOURCE = "tally.availability"
+
+
+class PositionKey(NamedTuple):
+    sku: str
+    location_id: str
+    lot: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a position changed: the ledger's reason code, source system, reference
+    document and the idempotency key (or event id) of the request that changed it."""
+
+    reason: str
+    source: str
+    reference: str
+    idempotency_key: str | None = None
+
+
+def atp_expression() -> ColumnElement[Any]:
+    expr: ColumnElement[Any] = positions.c.on_hand
+    for bucket in ATP_DEDUCTIONS:
+        expr = expr - positions.c[bucket]
+    return expr
+
+
+def atp_of(values: Any) -> int:
+    """ATP of a row or a mapping of bucket values."""
+    get = values.get if isinstance(values, dict) else lambda b: getattr(values, b)
+    return int(get("on_hand")) - sum(int(get(bucket)) for bucket in ATP_DEDUCTIONS)
+
+
+def _key_filter(key: PositionKey) -> tuple[ColumnElement[bool], ...]:
+    return (
+        positions.c.sku == key.sku,
+        positions.c.location_id == key.location_id,
+        positions.c.lot == key.lot,
+    )
+
+
+async def ensure(conn: AsyncConnection, key: PositionKey, now: datetime) -> None:
+    """Create the position with every bucket at zero unless it exists."""
+    dialect_insert: Any = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    await conn.execute(
+        dialect_insert(positions)
+        .values(
+            sku=key.sku,
+            location_id=key.location_id,
+            lot=key.lot,
+            updated_at=now,
+            version=0,
+            **dict.fromkeys(BUCKETS, 0),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def change(
+    conn: AsyncConnection,
+    key: PositionKey,
+    deltas: dict[str, int],
+    cause: Cause,
+    *,
+    now: datetime,
+    require_atp: int | None = None,
+) -> bool:
+    """Apply ``deltas`` to one position and write its ledger row. Returns False, having
+    changed nothing, when the position is missing, a bucket would go negative, or its
+    ATP is below ``require_atp``."""
+    deltas = {bucket: d for bucket, d in deltas.items() if d}
+    if not deltas:
+        return True
+    unknown = set(deltas) - set(BUCKETS)
+    if unknown:
+        raise ValueError(f"unknown buckets {sorted(unknown)}")
+    stmt = (
+        update(positions)
+        .where(*_key_filter(key))
+        .values(
+            {positions.c[b]: positions.c[b] + d for b, d in deltas.items()}
+            | {positions.c.version: positions.c.version + 1, positions.c.updated_at: now}
+        )
+    )
+    for bucket, d in deltas.items():
+        if d < 0:
+            stmt = stmt.where(positions.c[bucket] >= -d)
+    if require_atp is not None:
+        stmt = stmt.where(atp_expression() >= require_atp)
+    result = await conn.execute(stmt)
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        insert(movements).values(
+            sku=key.sku,
+            location_id=key.location_id,
+            lot=key.lot,
+            reason=cause.reason,
+            source=cause.source,
+            reference=cause.reference,
+            idempotency_key=cause.idempotency_key,
+            created_at=now,
+            **{delta_column(b): deltas.get(b, 0) for b in BUCKETS},
+        )
+    )
+    return True
+
+
+async def locked_rows(
+    conn: AsyncConnection, skus: list[str], location_id: str | None = None
+) -> list[Any]:
+    """The positions of ``skus``, row-locked in (sku, location_id, lot) order so two
+    writers never wait on each other in opposite orders. On SQLite FOR UPDATE renders
+    as nothing: the transaction already holds the database's write lock."""
+    query = (
+        select(positions)
+        .where(positions.c.sku.in_(sorted(set(skus))))
+        .order_by(positions.c.sku, positions.c.location_id, positions.c.lot)
+        .with_for_update()
+    )
+    if location_id is not None:
+        query = query.where(positions.c.location_id == location_id)
+    return list((await conn.execute(query)).all())
+
+
+Buckets = dict[PositionKey, dict[str, int]]
+
+
+async def snapshot(conn: AsyncConnection) -> Buckets:
+    """Every position's buckets as stored."""
+    rows = await conn.execute(select(positions))
+    return {
+        PositionKey(r.sku, r.location_id, r.lot): {b: int(getattr(r, b)) for b in BUCKETS}
+        for r in rows
+    }
+
+
+async def rebuild(conn: AsyncConnection) -> Buckets:
+    """Every position's buckets as the ledger says: the sum of its movements."""
+    rows = await conn.execute(
+        select(
+            movements.c.sku,
+            movements.c.location_id,
+            movements.c.lot,
+            *(func.sum(movements.c[delta_column(b)]).label(b) for b in BUCKETS),
+        ).group_by(movements.c.sku, movements.c.location_id, movements.c.lot)
+    )
+    return {
+        PositionKey(r.sku, r.location_id, r.lot): {b: int(getattr(r, b)) for b in BUCKETS}
+        for r in rows
+    }
+
+
+async def drift(conn: AsyncConnection) -> dict[PositionKey, tuple[dict[str, int], dict[str, int]]]:
+    """Positions whose stored buckets differ from the ledger: key -> (stored, rebuilt)."""
+    stored, rebuilt = await snapshot(conn), await rebuild(conn)
+    zero = dict.fromkeys(BUCKETS, 0)
+    return {
+        key: (stored.get(key, zero), rebuilt.get(key, zero))
+        for key in stored.keys() | rebuilt.keys()
+        if stored.get(key, zero) != rebuilt.get(key, zero)
+    }

@@ -1,0 +1,94 @@
+"""Reading positions: ATP per item and location, with freshness, and the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from process_apis.availability.db import BUCKETS, delta_column, movements, positions
+from process_apis.availability.positions.ledger import atp_of
+from process_apis.availability.schemas import (
+    ItemAvailability,
+    LocationAvailability,
+    LotPosition,
+    Movement,
+)
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _item(sku: str, rows: Sequence[Any]) -> ItemAvailability:
+    by_location: dict[str, list[Any]] = {}
+    for row in rows:
+        by_location.setdefault(row.location_id, []).append(row)
+    locations = []
+    for location_id, lot_rows in sorted(by_location.items()):
+        sums = {b: sum(int(getattr(r, b)) for r in lot_rows) for b in BUCKETS}
+        lots = [
+            LotPosition(
+                lot=r.lot or None,
+                available_to_promise=atp_of(r),
+                updated_at=utc(r.updated_at),
+                **{b: int(getattr(r, b)) for b in BUCKETS},
+            )
+            for r in lot_rows
+        ]
+        locations.append(
+            LocationAvailability(
+                location_id=location_id, available_to_promise=atp_of(sums), lots=lots, **sums
+            )
+        )
+    as_of = max((utc(r.updated_at) for r in rows), default=datetime.now(UTC))
+    return ItemAvailability(
+        sku=sku,
+        # A location short of stock (negative ATP) cannot lend to another one.
+        available_to_promise=sum(max(0, loc.available_to_promise) for loc in locations),
+        as_of=as_of,
+        locations=locations,
+    )
+
+
+async def items(conn: AsyncConnection, skus: Sequence[str]) -> list[ItemAvailability]:
+    """Availability of each sku, in the order asked; a sku never seen answers zeros."""
+    rows = (
+        await conn.execute(
+            select(positions)
+            .where(positions.c.sku.in_(sorted(set(skus))))
+            .order_by(positions.c.sku, positions.c.location_id, positions.c.lot)
+        )
+    ).all()
+    by_sku: dict[str, list[Any]] = {}
+    for row in rows:
+        by_sku.setdefault(row.sku, []).append(row)
+    return [_item(sku, by_sku.get(sku, [])) for sku in dict.fromkeys(skus)]
+
+
+async def item_movements(
+    conn: AsyncConnection, sku: str, after: int, limit: int
+) -> list[Movement]:
+    rows = await conn.execute(
+        select(movements)
+        .where(movements.c.sku == sku, movements.c.movement_id > after)
+        .order_by(movements.c.movement_id)
+        .limit(limit)
+    )
+    return [
+        Movement(
+            movement_id=r.movement_id,
+            sku=r.sku,
+            location_id=r.location_id,
+            lot=r.lot or None,
+            deltas={b: d for b in BUCKETS if (d := int(getattr(r, delta_column(b))))},
+            reason=r.reason,
+            source=r.source,
+            reference=r.reference,
+            created_at=utc(r.created_at),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from shared.auth.litestar_auth import requires
+from shared.db import Database
+from shared.models import CursorParam, LimitParam, Page, SkuParam, decode_cursor, encode_cursor
+from shared.problems import ProblemError, problem_responses
+from process_apis.availability.positions import queries
+from process_apis.availability.schemas import ItemAvailability, Movement
+
+
+def _after(cursor: str | None) -> int:
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return 0
+    if not raw.isdigit() or len(raw) > 18:
+        raise ProblemError(400, "invalid-cursor", "The cursor is not one this API issued.")
+    return int(raw)
+
+
+class ItemController(Controller):
+    path = "/availability/v1/items"
+    tags = ["availability"]
+
+    @get(
+        "/",
+        operation_id="listItemAvailability",
+        summary="Available-to-promise of several items at once",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def list_items(
+        self,
+        db: Database,
+        sku: Annotated[list[SkuParam], Parameter(query="sku", min_items=1, max_items=100)],
+    ) -> Page[ItemAvailability]:
+        async with db.read() as conn:
+            return Page(await queries.items(conn, sku), None)
+
+    @get(
+        "/{sku:str}",
+        operation_id="getItemAvailability",
+        summary="Available-to-promise of one item, per location, with its source positions",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def get_item(self, sku: SkuParam, db: Database) -> ItemAvailability:
+        async with db.read() as conn:
+            return (await queries.items(conn, [sku]))[0]
+
+    @get(
+        "/{sku:str}/movements",
+        operation_id="listItemMovements",
+        summary="The movement ledger of one item, oldest first",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def list_movements(
+        self, sku: SkuParam, db: Database, cursor: CursorParam = None, limit: LimitParam = 50
+    ) -> Page[Movement]:
+        async with db.read() as conn:
+            found = await queries.item_movements(conn, sku, _after(cursor), limit + 1)
+        more = len(found) > limit
+        page = found[:limit]
+        return Page(page, encode_cursor(str(page[-1].movement_id)) if more else None)

@@ -1,0 +1,110 @@
+"""Availability contract (v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.models import Identifier, Quantity, Sku
+
+Channel = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+Policy = Literal["reject", "ship_complete", "partial"]
+AllocationStatus = Literal[
+    "allocated", "partially_allocated", "backordered", "partially_shipped", "shipped", "released"
+]
+
+
+class Buckets(msgspec.Struct, kw_only=True):
+    """The buckets of an inventory position, in the item's base unit of measure."""
+
+    on_hand: int
+    allocated: int
+    reserved: int
+    external_committed: int
+    quality_control: int
+    damaged: int
+    hold: int
+    safety_stock: int
+    incoming: int
+    on_order: int
+    backordered: int
+
+
+class LotPosition(Buckets, kw_only=True):
+    """One source position (sku, location, lot); ``lot`` is null for stock without one."""
+
+    lot: str | None
+    available_to_promise: int
+    updated_at: datetime
+
+
+class LocationAvailability(Buckets, kw_only=True):
+    location_id: str
+    available_to_promise: int
+    lots: list[LotPosition]
+
+
+class ItemAvailability(msgspec.Struct):
+    sku: str
+    available_to_promise: int
+    as_of: datetime
+    locations: list[LocationAvailability]
+
+
+class Movement(msgspec.Struct):
+    """One ledger row: the non-zero bucket deltas of one position change."""
+
+    movement_id: int
+    sku: str
+    location_id: str
+    lot: str | None
+    deltas: dict[str, int]
+    reason: str
+    source: str
+    reference: str
+    created_at: datetime
+
+
+class AllocationLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+
+
+class AllocationIn(msgspec.Struct, forbid_unknown_fields=True):
+    order_id: Identifier
+    channel: Channel
+    lines: Annotated[list[AllocationLineIn], msgspec.Meta(min_length=1, max_length=200)]
+    policy: Policy = "reject"
+
+
+class LocationClaim(msgspec.Struct):
+    location_id: str
+    quantity: int
+    shipped: int
+    released: int
+
+
+class AllocationLine(msgspec.Struct):
+    sku: str
+    quantity: int
+    allocated: int
+    backordered: int
+    shipped: int
+    released: int
+    locations: list[LocationClaim]
+
+
+class Allocation(msgspec.Struct):
+    allocation_id: str
+    order_id: str
+    channel: str
+    policy: Policy
+    status: AllocationStatus
+    version: int
+    lines: list[AllocationLine]
+    created_at: datetime
+    updated_at: datetime

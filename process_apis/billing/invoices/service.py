@@ -1,0 +1,37 @@
+"""Reading invoices, with the rule that a client bound to a customer sees only that
+customer's invoices."""
+
+from __future__ import annotations
+
+from process_apis.billing.invoices import repository as repo
+from process_apis.billing.invoices.schemas import Invoice
+from shared.auth.principal import Principal
+from shared.db import Database
+from shared.models import Page, decode_cursor, encode_cursor
+from shared.problems import ProblemError
+
+
+class InvoiceService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, principal: Principal, invoice_id: str) -> Invoice:
+        async with self.db.read() as conn:
+            invoice = await repo.get(conn, invoice_id)
+        if invoice is None or not principal.may_see_customer(invoice.customer_id):
+            raise ProblemError(404, "invoice-not-found", f"No invoice {invoice_id}.")
+        return invoice
+
+    async def list(
+        self, principal: Principal, order_ids: list[str], cursor: str | None, limit: int
+    ) -> Page[Invoice]:
+        async with self.db.read() as conn:
+            found = await repo.page(
+                conn,
+                order_ids=order_ids,
+                customer_id=principal.customer_id,
+                after=decode_cursor(cursor),
+                limit=limit + 1,
+            )
+        page = found[:limit]
+        return Page(page, encode_cursor(page[-1].invoice_id) if len(found) > limit else None)

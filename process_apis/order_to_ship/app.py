@@ -1,0 +1,50 @@
+"""Order-to-ship process API: the one wiring point."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.openapi.spec import Tag
+
+from process_apis.order_to_ship.db import metadata
+from process_apis.order_to_ship.flows.cancel_order import CancelOrder
+from process_apis.order_to_ship.flows.partners import Partners
+from process_apis.order_to_ship.flows.place_order import PlaceOrder
+from process_apis.order_to_ship.flows.resume import ResumeStalled
+from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, HANDLERS
+from process_apis.order_to_ship.orders.routes import OrderController
+from process_apis.order_to_ship.orders.service import OrderService
+from shared.auth.service_tokens import ServiceTokens
+from shared.auth.verifier import KeySource
+from shared.events.catalog import STREAM_WMS
+from shared.service import Runtime, build_app
+from shared.settings import Settings, load_settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    key_source: KeySource | None = None,
+    *,
+    service_tokens: ServiceTokens | None = None,
+    resume_after: float = 30.0,
+    resume_every: float = 5.0,
+) -> Litestar:
+    settings = settings or load_settings("order_to_ship")
+    runtime = Runtime(settings, metadata, key_source=key_source, consumes_events=True)
+    if service_tokens is not None:
+        runtime.tokens = service_tokens
+    partners = Partners(runtime)
+    place = PlaceOrder(runtime.db, runtime.idempotency, partners)
+    orders = OrderService(runtime.db, place, CancelOrder(runtime.db, partners))
+    runtime.consume(CONSUMER_GROUP, [STREAM_WMS], HANDLERS)
+    runtime.background.append(ResumeStalled(place, after=resume_after, every=resume_every))
+    return build_app(
+        runtime,
+        route_handlers=[OrderController],
+        title="Tally order-to-ship process API",
+        description=(
+            "Order orchestration: credit and price checks, allocation, release to "
+            "warehouses, shipment tracking, backorders and cancellation."
+        ),
+        tags=[Tag(name="orders", description="Orders from acceptance to shipment")],
+        dependencies={"orders": orders, "runtime": runtime},
+    )

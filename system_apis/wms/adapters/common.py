@@ -1,0 +1,51 @@
+"""Helpers of the reference WMS shared by its modules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from system_apis.wms import db as tables
+from system_apis.wms.port import UnknownWarehouse
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def lot_out(lot: str) -> str | None:
+    return lot or None
+
+
+async def require_warehouse(conn: AsyncConnection, warehouse_id: str) -> None:
+    found = await conn.scalar(
+        select(tables.warehouses.c.warehouse_id).where(
+            tables.warehouses.c.warehouse_id == warehouse_id
+        )
+    )
+    if found is None:
+        raise UnknownWarehouse(f"No warehouse {warehouse_id}.")
+
+
+async def add_stock(
+    conn: AsyncConnection, warehouse_id: str, sku: str, lot: str, quantity: int, now: datetime
+) -> None:
+    """on_hand += quantity, creating the (warehouse, sku, lot) row when it is new."""
+    dialect_insert: Any = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = dialect_insert(tables.stock).values(
+        warehouse_id=warehouse_id, sku=sku, lot=lot, on_hand=quantity, updated_at=now
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["warehouse_id", "sku", "lot"],
+            set_={
+                "on_hand": tables.stock.c.on_hand + stmt.excluded.on_hand,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )

@@ -1,0 +1,296 @@
+"""Fulfillment orders and shipments of the reference WMS (the writing side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database, Tx
+from system_apis.wms import db as tables
+from system_apis.wms.adapters.common import lot_out, require_warehouse, utc
+from system_apis.wms.port import (
+    DuplicateLine,
+    InsufficientStock,
+    InvalidState,
+    NotFound,
+    OverShipment,
+)
+from system_apis.wms.schemas import (
+    FulfillmentLine,
+    FulfillmentOrder,
+    FulfillmentOrderIn,
+    Shipment,
+    ShipmentIn,
+    ShipmentLineIn,
+    StockLine,
+)
+
+FO = tables.fulfillment_orders
+FL = tables.fulfillment_lines
+STOCK = tables.stock
+
+
+async def load_orders(conn: AsyncConnection, query: Select[Any]) -> list[FulfillmentOrder]:
+    heads = (await conn.execute(query)).all()
+    ids = [h.fulfillment_order_id for h in heads]
+    lines: dict[str, list[FulfillmentLine]] = {i: [] for i in ids}
+    rows = await conn.execute(
+        select(FL).where(FL.c.fulfillment_order_id.in_(ids)).order_by(FL.c.line_no)
+    )
+    for row in rows:
+        lines[row.fulfillment_order_id].append(FulfillmentLine(row.sku, row.quantity, row.shipped))
+    return [
+        FulfillmentOrder(
+            fulfillment_order_id=h.fulfillment_order_id,
+            order_id=h.order_id,
+            warehouse_id=h.warehouse_id,
+            status=h.status,
+            lines=lines[h.fulfillment_order_id],
+            created_at=utc(h.created_at),
+            updated_at=utc(h.updated_at),
+        )
+        for h in heads
+    ]
+
+
+def _by_id(fulfillment_order_id: str) -> Select[Any]:
+    return select(FO).where(FO.c.fulfillment_order_id == fulfillment_order_id)
+
+
+async def _locked_head(conn: AsyncConnection, fulfillment_order_id: str) -> Any:
+    """The order's row, locked for this transaction (FOR UPDATE is a no-op on SQLite,
+    whose transaction already holds the write lock)."""
+    head = (await conn.execute(_by_id(fulfillment_order_id).with_for_update())).first()
+    if head is None:
+        raise NotFound(f"No fulfillment order {fulfillment_order_id}.")
+    return head
+
+
+async def _draw_stock(
+    conn: AsyncConnection, warehouse_id: str, lines: Sequence[ShipmentLineIn], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Take the shipped quantities out of stock: a named lot from that lot, otherwise
+    from the lots in key order ('' first). Returns what was drawn per (sku, lot)."""
+    skus = sorted({line.sku for line in lines})
+    rows = (
+        await conn.execute(
+            select(STOCK)
+            .where(STOCK.c.warehouse_id == warehouse_id, STOCK.c.sku.in_(skus))
+            .order_by(STOCK.c.sku, STOCK.c.lot)
+            .with_for_update()
+        )
+    ).all()
+    available = {(r.sku, r.lot): int(r.on_hand) for r in rows}
+    draws: dict[tuple[str, str], int] = {}
+    # Lines naming a lot first, so a lot-less line never takes stock a named lot needs.
+    for line in sorted(lines, key=lambda x: x.lot is None):
+        need = line.quantity
+        keys = (
+            [(line.sku, line.lot)] if line.lot else sorted(k for k in available if k[0] == line.sku)
+        )
+        for key in keys:
+            take = min(available.get(key, 0), need)
+            if take:
+                available[key] -= take
+                draws[key] = draws.get(key, 0) + take
+                need -= take
+        if need:
+            where = f" lot {line.lot}" if line.lot else ""
+            raise InsufficientStock(
+                f"Warehouse {warehouse_id} has not enough {line.sku}{where} on hand "
+                f"for {line.quantity} more."
+            )
+    for (sku, lot), quantity in sorted(draws.items()):
+        result = await conn.execute(
+            update(STOCK)
+            .where(
+                STOCK.c.warehouse_id == warehouse_id,
+                STOCK.c.sku == sku,
+                STOCK.c.lot == lot,
+                STOCK.c.on_hand >= quantity,
+            )
+            .values(on_hand=STOCK.c.on_hand - quantity, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise InsufficientStock(f"Warehouse {warehouse_id} has not enough {sku} on hand.")
+    return draws
+
+
+class ReferenceFulfillment:
+    db: Database
+
+    async def create_fulfillment_order(self, tx: Tx, order: FulfillmentOrderIn) -> FulfillmentOrder:
+        skus = [line.sku for line in order.lines]
+        if len(set(skus)) != len(skus):
+            raise DuplicateLine("Each sku may appear on one line of a fulfillment order.")
+        await require_warehouse(tx.conn, order.warehouse_id)
+        fulfillment_order_id = f"FO-{uuid_utils.uuid7()}"
+        now = datetime.now(UTC)
+        await tx.conn.execute(
+            insert(FO).values(
+                fulfillment_order_id=fulfillment_order_id,
+                order_id=order.order_id,
+                warehouse_id=order.warehouse_id,
+                status="released",
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await tx.conn.execute(
+            insert(FL),
+            [
+                {
+                    "fulfillment_order_id": fulfillment_order_id,
+                    "line_no": n,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "shipped": 0,
+                }
+                for n, line in enumerate(order.lines, start=1)
+            ],
+        )
+        return FulfillmentOrder(
+            fulfillment_order_id=fulfillment_order_id,
+            order_id=order.order_id,
+            warehouse_id=order.warehouse_id,
+            status="released",
+            lines=[FulfillmentLine(line.sku, line.quantity, 0) for line in order.lines],
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def cancel_fulfillment_order(self, tx: Tx, fulfillment_order_id: str) -> FulfillmentOrder:
+        head = await _locked_head(tx.conn, fulfillment_order_id)
+        if head.status in ("partially_shipped", "shipped"):
+            raise InvalidState(f"Fulfillment order {fulfillment_order_id} has shipped.")
+        if head.status != "cancelled":
+            await tx.conn.execute(
+                update(FO)
+                .where(FO.c.fulfillment_order_id == fulfillment_order_id)
+                .values(status="cancelled", version=FO.c.version + 1, updated_at=datetime.now(UTC))
+            )
+        return (await load_orders(tx.conn, _by_id(fulfillment_order_id)))[0]
+
+    async def create_shipment(
+        self, tx: Tx, fulfillment_order_id: str, shipment: ShipmentIn
+    ) -> Shipment:
+        conn = tx.conn
+        head = await _locked_head(conn, fulfillment_order_id)
+        if head.status == "cancelled":
+            raise InvalidState(f"Fulfillment order {fulfillment_order_id} is cancelled.")
+        keys = [(line.sku, line.lot or "") for line in shipment.lines]
+        if len(set(keys)) != len(keys):
+            raise DuplicateLine("Each (sku, lot) may appear on one line of a shipment.")
+        wanted: dict[str, int] = {}
+        for line in shipment.lines:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        rows = (
+            await conn.execute(select(FL).where(FL.c.fulfillment_order_id == fulfillment_order_id))
+        ).all()
+        open_by_sku = {r.sku: int(r.quantity - r.shipped) for r in rows}
+        for sku, quantity in sorted(wanted.items()):
+            remaining = open_by_sku.get(sku, 0)
+            if quantity > remaining:
+                raise OverShipment(
+                    f"{quantity} of {sku} would ship, but {remaining} remain open on "
+                    f"{fulfillment_order_id}."
+                )
+        now = datetime.now(UTC)
+        draws = await _draw_stock(conn, head.warehouse_id, shipment.lines, now)
+        for sku, quantity in sorted(wanted.items()):
+            result = await conn.execute(
+                update(FL)
+                .where(
+                    FL.c.fulfillment_order_id == fulfillment_order_id,
+                    FL.c.sku == sku,
+                    FL.c.shipped + quantity <= FL.c.quantity,
+                )
+                .values(shipped=FL.c.shipped + quantity)
+            )
+            if result.rowcount != 1:
+                raise OverShipment(f"More {sku} than remains open on {fulfillment_order_id}.")
+        ordered, shipped = (
+            await conn.execute(
+                select(func.sum(FL.c.quantity), func.sum(FL.c.shipped)).where(
+                    FL.c.fulfillment_order_id == fulfillment_order_id
+                )
+            )
+        ).one()
+        await conn.execute(
+            update(FO)
+            .where(FO.c.fulfillment_order_id == fulfillment_order_id)
+            .values(
+                status="shipped" if shipped >= ordered else "partially_shipped",
+                version=FO.c.version + 1,
+                updated_at=now,
+            )
+        )
+        shipment_id = f"SHP-{uuid_utils.uuid7()}"
+        await conn.execute(
+            insert(tables.shipments).values(
+                shipment_id=shipment_id,
+                fulfillment_order_id=fulfillment_order_id,
+                order_id=head.order_id,
+                warehouse_id=head.warehouse_id,
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                shipped_at=now,
+            )
+        )
+        drawn = sorted(draws.items())
+        await conn.execute(
+            insert(tables.shipment_lines),
+            [
+                {"shipment_id": shipment_id, "line_no": n, "sku": sku, "lot": lot, "quantity": q}
+                for n, ((sku, lot), q) in enumerate(drawn, start=1)
+            ],
+        )
+        return Shipment(
+            shipment_id=shipment_id,
+            fulfillment_order_id=fulfillment_order_id,
+            order_id=head.order_id,
+            warehouse_id=head.warehouse_id,
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number,
+            lines=[StockLine(sku, q, lot_out(lot)) for (sku, lot), q in drawn],
+            shipped_at=now,
+        )
+
+    async def list_shipments(self, fulfillment_order_id: str) -> list[Shipment]:
+        table = tables.shipments
+        async with self.db.read() as conn:
+            heads = (
+                await conn.execute(
+                    select(table)
+                    .where(table.c.fulfillment_order_id == fulfillment_order_id)
+                    .order_by(table.c.shipment_id)
+                )
+            ).all()
+            ids = [h.shipment_id for h in heads]
+            lines: dict[str, list[StockLine]] = {i: [] for i in ids}
+            rows = await conn.execute(
+                select(tables.shipment_lines)
+                .where(tables.shipment_lines.c.shipment_id.in_(ids))
+                .order_by(tables.shipment_lines.c.line_no)
+            )
+            for r in rows:
+                lines[r.shipment_id].append(StockLine(r.sku, r.quantity, lot_out(r.lot)))
+        return [
+            Shipment(
+                shipment_id=h.shipment_id,
+                fulfillment_order_id=h.fulfillment_order_id,
+                order_id=h.order_id,
+                warehouse_id=h.warehouse_id,
+                carrier=h.carrier,
+                tracking_number=h.tracking_number,
+                lines=lines[h.shipment_id],
+                shipped_at=utc(h.shipped_at),
+            )
+            for h in heads
+        ]

@@ -1,0 +1,157 @@
+"""The built-in reference WMS: the canonical model kept directly on SQL.
+
+Stock changes are conditional UPDATEs (``on_hand >= :q``), never read-modify-write in
+Python; the rows a shipment draws on are locked first (``FOR UPDATE`` on PostgreSQL;
+SQLite's transaction already holds the write lock).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import uuid_utils
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import Database, Tx
+from system_apis.wms import db as tables
+from system_apis.wms.adapters.common import add_stock, lot_out, require_warehouse, utc
+from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
+from system_apis.wms.port import DuplicateRecord
+from system_apis.wms.schemas import (
+    FulfillmentOrder,
+    Receipt,
+    ReceiptIn,
+    StockLine,
+    StockPosition,
+    Warehouse,
+    WarehouseIn,
+)
+
+
+class ReferenceWms(ReferenceFulfillment):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- warehouses ------------------------------------------------------
+    async def create_warehouse(self, tx: Tx, warehouse: WarehouseIn) -> Warehouse:
+        now = datetime.now(UTC)
+        try:
+            async with tx.conn.begin_nested():
+                await tx.conn.execute(
+                    insert(tables.warehouses).values(
+                        warehouse_id=warehouse.warehouse_id,
+                        name=warehouse.name,
+                        region=warehouse.region,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateRecord(f"Warehouse {warehouse.warehouse_id} already exists.") from exc
+        return Warehouse(warehouse.warehouse_id, warehouse.name, warehouse.region, now)
+
+    async def list_warehouses(self, after: str | None, limit: int) -> list[Warehouse]:
+        table = tables.warehouses
+        query = select(table).order_by(table.c.warehouse_id).limit(limit)
+        if after:
+            query = query.where(table.c.warehouse_id > after)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Warehouse(r.warehouse_id, r.name, r.region, utc(r.created_at)) for r in rows]
+
+    # -- receipts --------------------------------------------------------
+    async def post_receipt(self, tx: Tx, receipt: ReceiptIn) -> Receipt:
+        await require_warehouse(tx.conn, receipt.warehouse_id)
+        receipt_id = f"RCV-{uuid_utils.uuid7()}"
+        now = datetime.now(UTC)
+        await tx.conn.execute(
+            insert(tables.receipts).values(
+                receipt_id=receipt_id, warehouse_id=receipt.warehouse_id, received_at=now
+            )
+        )
+        await tx.conn.execute(
+            insert(tables.receipt_lines),
+            [
+                {
+                    "receipt_id": receipt_id,
+                    "line_no": n,
+                    "sku": line.sku,
+                    "lot": line.lot or "",
+                    "quantity": line.quantity,
+                }
+                for n, line in enumerate(receipt.lines, start=1)
+            ],
+        )
+        # Sorted key order: the same lock order as every other stock writer.
+        for line in sorted(receipt.lines, key=lambda x: (x.sku, x.lot or "")):
+            await add_stock(
+                tx.conn, receipt.warehouse_id, line.sku, line.lot or "", line.quantity, now
+            )
+        lines = [StockLine(line.sku, line.quantity, line.lot) for line in receipt.lines]
+        return Receipt(receipt_id, receipt.warehouse_id, lines, now)
+
+    async def get_receipt(self, receipt_id: str) -> Receipt | None:
+        async with self.db.read() as conn:
+            head = (
+                await conn.execute(
+                    select(tables.receipts).where(tables.receipts.c.receipt_id == receipt_id)
+                )
+            ).first()
+            if head is None:
+                return None
+            rows = (
+                await conn.execute(
+                    select(tables.receipt_lines)
+                    .where(tables.receipt_lines.c.receipt_id == receipt_id)
+                    .order_by(tables.receipt_lines.c.line_no)
+                )
+            ).all()
+        lines = [StockLine(r.sku, r.quantity, lot_out(r.lot)) for r in rows]
+        return Receipt(head.receipt_id, head.warehouse_id, lines, utc(head.received_at))
+
+    # -- fulfillment orders (reads; writes are in ReferenceFulfillment) --
+    async def get_fulfillment_order(self, fulfillment_order_id: str) -> FulfillmentOrder | None:
+        async with self.db.read() as conn:
+            found = await load_orders(
+                conn,
+                select(tables.fulfillment_orders).where(
+                    tables.fulfillment_orders.c.fulfillment_order_id == fulfillment_order_id
+                ),
+            )
+        return found[0] if found else None
+
+    async def list_fulfillment_orders(
+        self, order_id: str | None, after: str | None, limit: int
+    ) -> list[FulfillmentOrder]:
+        table = tables.fulfillment_orders
+        query = select(table).order_by(table.c.fulfillment_order_id).limit(limit)
+        if order_id:
+            query = query.where(table.c.order_id == order_id)
+        if after:
+            query = query.where(table.c.fulfillment_order_id > after)
+        async with self.db.read() as conn:
+            return await load_orders(conn, query)
+
+    # -- stock -----------------------------------------------------------
+    async def list_stock(
+        self,
+        skus: list[str] | None,
+        warehouse_id: str | None,
+        after: tuple[str, str, str] | None,
+        limit: int,
+    ) -> list[StockPosition]:
+        table = tables.stock
+        key = (table.c.warehouse_id, table.c.sku, table.c.lot)
+        query = select(table).order_by(*key).limit(limit)
+        if skus:
+            query = query.where(table.c.sku.in_(skus))
+        if warehouse_id:
+            query = query.where(table.c.warehouse_id == warehouse_id)
+        if after:
+            query = query.where(tuple_(*key) > tuple_(*after))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StockPosition(r.warehouse_id, r.sku, lot_out(r.lot), r.on_hand, utc(r.updated_at))
+            for r in rows
+        ]

@@ -1,0 +1,43 @@
+"""WMS system API: the one wiring point."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.openapi.spec import Tag
+
+from shared.auth.verifier import KeySource
+from shared.service import Runtime, build_app
+from shared.settings import Settings, load_settings
+from system_apis.wms.adapters.reference import ReferenceWms
+from system_apis.wms.db import metadata
+from system_apis.wms.fulfillment.routes import FulfillmentController
+from system_apis.wms.receipts.routes import ReceiptController
+from system_apis.wms.stock.routes import StockController
+from system_apis.wms.warehouses.routes import WarehouseController
+
+
+def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
+    settings = settings or load_settings("wms")
+    runtime = Runtime(settings, metadata, key_source=key_source, produces_events=True)
+    wms = ReferenceWms(runtime.db)
+    return build_app(
+        runtime,
+        route_handlers=[
+            WarehouseController,
+            ReceiptController,
+            FulfillmentController,
+            StockController,
+        ],
+        title="Tally WMS system API",
+        description=(
+            "Warehouses, inbound receipts, fulfillment orders, shipments and physical stock "
+            "of the WMS behind a canonical contract."
+        ),
+        tags=[
+            Tag(name="warehouses"),
+            Tag(name="receipts"),
+            Tag(name="fulfillment"),
+            Tag(name="stock"),
+        ],
+        dependencies={"wms": wms, "idempotency": runtime.idempotency, "runtime": runtime},
+    )

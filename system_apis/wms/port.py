@@ -1,0 +1,80 @@
+"""The WMS port: what the system API needs from a WMS, in canonical terms. The
+reference adapter keeps it on SQL; a vendor adapter maps its own dialect onto it."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from shared.db import Tx
+from system_apis.wms.schemas import (
+    FulfillmentOrder,
+    FulfillmentOrderIn,
+    Receipt,
+    ReceiptIn,
+    Shipment,
+    ShipmentIn,
+    StockPosition,
+    Warehouse,
+    WarehouseIn,
+)
+
+
+class WmsError(Exception):
+    """A refusal of the WMS; the message is safe to show the caller."""
+
+
+class DuplicateRecord(WmsError):
+    pass
+
+
+class UnknownWarehouse(WmsError):
+    pass
+
+
+class DuplicateLine(WmsError):
+    pass
+
+
+class NotFound(WmsError):
+    pass
+
+
+class InvalidState(WmsError):
+    """The fulfillment order's status does not allow the operation."""
+
+
+class OverShipment(WmsError):
+    pass
+
+
+class InsufficientStock(WmsError):
+    pass
+
+
+@runtime_checkable
+class WmsPort(Protocol):
+    async def create_warehouse(self, tx: Tx, warehouse: WarehouseIn) -> Warehouse: ...
+    async def list_warehouses(self, after: str | None, limit: int) -> list[Warehouse]: ...
+    async def post_receipt(self, tx: Tx, receipt: ReceiptIn) -> Receipt: ...
+    async def get_receipt(self, receipt_id: str) -> Receipt | None: ...
+    async def create_fulfillment_order(
+        self, tx: Tx, order: FulfillmentOrderIn
+    ) -> FulfillmentOrder: ...
+    async def get_fulfillment_order(self, fulfillment_order_id: str) -> FulfillmentOrder | None: ...
+    async def list_fulfillment_orders(
+        self, order_id: str | None, after: str | None, limit: int
+    ) -> list[FulfillmentOrder]: ...
+    async def cancel_fulfillment_order(
+        self, tx: Tx, fulfillment_order_id: str
+    ) -> FulfillmentOrder: ...
+    async def create_shipment(
+        self, tx: Tx, fulfillment_order_id: str, shipment: ShipmentIn
+    ) -> Shipment: ...
+    async def list_shipments(self, fulfillment_order_id: str) -> list[Shipment]: ...
+    async def list_stock(
+        self,
+        skus: list[str] | None,
+        warehouse_id: str | None,
+        after: tuple[str, str, str] | None,
+        limit: int,
+    ) -> list[StockPosition]: ...

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+
+from shared.auth.litestar_auth import requires
+from shared.auth.principal import Principal
+from shared.db import Tx
+from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.models import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from shared.problems import ProblemError, problem_responses
+from system_apis.wms.port import DuplicateRecord, WmsPort
+from system_apis.wms.schemas import Warehouse, WarehouseIn
+
+
+class WarehouseController(Controller):
+    path = "/wms/v1/warehouses"
+    tags = ["warehouses"]
+
+    @post(
+        "/",
+        operation_id="createWarehouse",
+        summary="Register a warehouse",
+        responses=problem_responses(409, 422),
+        **requires("wms:write"),
+    )
+    async def create_warehouse(
+        self,
+        data: WarehouseIn,
+        wms: WmsPort,
+        idempotency: IdempotencyStore,
+        principal: Principal,
+        idempotency_key: Annotated[IdempotencyKey | None, Parameter(required=False)] = None,
+    ) -> Response[Warehouse]:
+        async def effect(tx: Tx) -> tuple[int, Warehouse]:
+            try:
+                return 201, await wms.create_warehouse(tx, data)
+            except DuplicateRecord as exc:
+                raise ProblemError(409, "duplicate-warehouse", str(exc)) from exc
+
+        if idempotency_key is None:
+            async with idempotency.db.transaction() as tx:
+                _, warehouse = await effect(tx)
+            return Response(warehouse, status_code=201)
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
+        )
+
+    @get(
+        "/",
+        operation_id="listWarehouses",
+        summary="List warehouses",
+        responses=problem_responses(),
+        **requires("wms:read"),
+    )
+    async def list_warehouses(
+        self, wms: WmsPort, cursor: CursorParam = None, limit: LimitParam = 50
+    ) -> Page[Warehouse]:
+        found = await wms.list_warehouses(decode_cursor(cursor), limit + 1)
+        more = len(found) > limit
+        page = found[:limit]
+        return Page(page, encode_cursor(page[-1].warehouse_id) if more else None)

@@ -1,0 +1,192 @@
+"""Test data through the real APIs (ERP customers and items, WMS stock), plus a back
+door that writes an order straight into the orders database for the tests of event
+handling that must run before the WMS and availability services exist."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+
+from shared.events.catalog import STREAM_WMS, Line, ShipmentDispatched
+from shared.events.envelope import Event, new_event
+from tests.support.stack import Stack, wait_for
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def new_customer(
+    stack: Stack, *, credit: int = 10**12, currency: str = "USD", customer_id: str | None = None
+) -> str:
+    customer_id = customer_id or uid("CUST")
+    with stack.client("erp", "erp:write") as erp:
+        response = erp.post(
+            "/erp/v1/customers",
+            json={
+                "customer_id": customer_id,
+                "name": f"Customer {customer_id}",
+                "credit_limit": {"amount_minor": credit, "currency": currency},
+            },
+        )
+    assert response.status_code == 201, response.text
+    return customer_id
+
+
+def new_item(stack: Stack, *, price: int = 1250, currency: str = "USD") -> str:
+    sku = uid("SKU")
+    with stack.client("erp", "erp:write") as erp:
+        response = erp.post(
+            "/erp/v1/items",
+            json={
+                "sku": sku,
+                "name": f"Item {sku}",
+                "unit_price": {"amount_minor": price, "currency": currency},
+            },
+        )
+    assert response.status_code == 201, response.text
+    return sku
+
+
+def new_warehouse(stack: Stack) -> str:
+    warehouse_id = uid("WH")
+    with stack.client("wms", "wms:write") as wms:
+        response = wms.post(
+            "/wms/v1/warehouses",
+            json={"warehouse_id": warehouse_id, "name": f"Warehouse {warehouse_id}"},
+            headers={"Idempotency-Key": uid("wh")},
+        )
+    assert response.status_code == 201, response.text
+    return warehouse_id
+
+
+def atp(stack: Stack, sku: str) -> int:
+    with stack.client("availability", "inventory:read") as availability:
+        response = availability.get(f"/availability/v1/items/{sku}")
+    assert response.status_code == 200, response.text
+    value: int = response.json()["available_to_promise"]
+    return value
+
+
+def allocated(stack: Stack, sku: str) -> int:
+    with stack.client("availability", "inventory:read") as availability:
+        response = availability.get(f"/availability/v1/items/{sku}")
+    assert response.status_code == 200, response.text
+    return sum(location["allocated"] for location in response.json()["locations"])
+
+
+def receive(stack: Stack, warehouse_id: str, sku: str, quantity: int) -> None:
+    """Physical stock in the WMS, then wait until availability has projected it."""
+    before = atp(stack, sku)
+    with stack.client("wms", "wms:write") as wms:
+        response = wms.post(
+            "/wms/v1/receipts",
+            json={"warehouse_id": warehouse_id, "lines": [{"sku": sku, "quantity": quantity}]},
+            headers={"Idempotency-Key": uid("rcpt")},
+        )
+    assert response.status_code == 201, response.text
+    wait_for(lambda: atp(stack, sku) >= before + quantity, what=f"ATP of {sku}")
+
+
+def fulfillment_orders(stack: Stack, order_id: str) -> list[dict[str, object]]:
+    with stack.client("wms", "wms:read") as wms:
+        response = wms.get("/wms/v1/fulfillment-orders", params={"order_id": order_id})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, object]] = response.json()["items"]
+    return items
+
+
+def shipment_event(
+    order_id: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    fulfillment_order_id: str = "FO-test",
+    warehouse_id: str = "WH-test",
+    shipment_id: str | None = None,
+) -> Event:
+    shipment_id = shipment_id or uid("SHP")
+    return new_event(
+        source="tally.wms",
+        type_="shipment.dispatched",
+        subject=shipment_id,
+        sequence=1,
+        payload=ShipmentDispatched(
+            shipment_id=shipment_id,
+            fulfillment_order_id=fulfillment_order_id,
+            order_id=order_id,
+            warehouse_id=warehouse_id,
+            carrier="UPS",
+            tracking_number=uid("1Z"),
+            lines=[Line(sku, quantity) for sku, quantity in lines],
+        ),
+    )
+
+
+def dispatch(
+    stack: Stack,
+    order_id: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    fulfillment_order_id: str = "FO-test",
+    warehouse_id: str = "WH-test",
+) -> Event:
+    """Publishes a ``shipment.dispatched`` on the bus, as the WMS's relay would."""
+    event = shipment_event(
+        order_id, lines, fulfillment_order_id=fulfillment_order_id, warehouse_id=warehouse_id
+    )
+    stack.publish(STREAM_WMS, [event])
+    return event
+
+
+def redelivered(event: Event) -> Event:
+    """The same fact under a new event id (a producer that published it again)."""
+    return msgspec.structs.replace(event, id=str(uuid.uuid4()))
+
+
+def seed_released_order(
+    stack: Stack,
+    customer_id: str,
+    lines: Sequence[tuple[str, int, int]],
+    *,
+    currency: str = "USD",
+    warehouse_id: str = "WH-test",
+    fulfillment_order_id: str = "FO-test",
+) -> str:
+    """Writes a ``released`` order directly into the orders database (test back door)."""
+    from process_apis.order_to_ship.db import metadata
+    from process_apis.order_to_ship.orders import repository as repo
+    from process_apis.order_to_ship.orders.schemas import FulfillmentRef
+    from shared.db import Database
+
+    order_id = uid("ORD")
+
+    async def run() -> None:
+        db = Database(stack.settings("order_to_ship").database_url, metadata)
+        try:
+            async with db.transaction() as tx:
+                await repo.insert_pending(
+                    tx.conn,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    channel="b2b_portal",
+                    policy="reject",
+                    currency=currency,
+                    lines=list(lines),
+                    client_id="seed",
+                    idempotency_key=order_id,
+                )
+                await repo.release(
+                    tx.conn,
+                    order_id,
+                    status="released",
+                    quantities={sku: (quantity, 0) for sku, quantity, _ in lines},
+                    fulfillments=[FulfillmentRef(fulfillment_order_id, warehouse_id)],
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return order_id

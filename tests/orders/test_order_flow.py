@@ -1,0 +1,169 @@
+"""The place-order saga against the real ERP, WMS and availability services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.orders.seed import (
+    allocated,
+    fulfillment_orders,
+    new_customer,
+    new_item,
+    new_warehouse,
+    receive,
+    uid,
+)
+from tests.orders.test_place_order_checks import body, orders_of, place
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def warehouse(full_stack: Stack) -> str:
+    return new_warehouse(full_stack)
+
+
+def stocked_item(stack: Stack, warehouse: str, quantity: int, *, price: int = 1250) -> str:
+    sku = new_item(stack, price=price)
+    receive(stack, warehouse, sku, quantity)
+    return sku
+
+
+def test_order_is_allocated_and_released_to_the_warehouse(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack)
+    a = stocked_item(full_stack, warehouse, 10, price=1250)
+    b = stocked_item(full_stack, warehouse, 5, price=300)
+    response = place(full_stack, body(customer_id, (a, 4), (b, 5)))
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "released"
+    assert order["customer_id"] == customer_id
+    assert order["currency"] == "USD"
+    lines = {line["sku"]: line for line in order["lines"]}
+    assert lines[a] == {
+        "sku": a,
+        "quantity": 4,
+        "allocated": 4,
+        "backordered": 0,
+        "shipped": 0,
+        "unit_price": {"amount_minor": 1250, "currency": "USD"},
+    }
+    assert lines[b]["allocated"] == 5
+    assert allocated(full_stack, a) == 4
+    fos = fulfillment_orders(full_stack, order["order_id"])
+    assert [(fo["warehouse_id"], fo["status"]) for fo in fos] == [(warehouse, "released")]
+    assert order["fulfillment_orders"] == [
+        {"fulfillment_order_id": fos[0]["fulfillment_order_id"], "warehouse_id": warehouse}
+    ]
+    with full_stack.client("order_to_ship", "orders:read") as orders:
+        again = orders.get(f"/orders/v1/orders/{order['order_id']}")
+    assert again.status_code == 200
+    assert again.json() == order
+
+
+def test_same_key_replays_the_order_and_allocates_once(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    key = uid("key")
+    first = place(full_stack, body(customer_id, (sku, 3)), key)
+    second = place(full_stack, body(customer_id, (sku, 3)), key)
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert second.json()["order_id"] == first.json()["order_id"]
+    assert allocated(full_stack, sku) == 3
+    assert len(orders_of(full_stack, customer_id)) == 1
+    assert len(fulfillment_orders(full_stack, first.json()["order_id"])) == 1
+
+
+def test_same_key_with_another_body_is_422(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    key = uid("key")
+    assert place(full_stack, body(customer_id, (sku, 1)), key).status_code == 201
+    response = place(full_stack, body(customer_id, (sku, 2)), key)
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/idempotency-key-reused"
+    assert allocated(full_stack, sku) == 1
+
+
+def test_insufficient_stock_is_409_and_leaves_nothing(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 2)
+    key = uid("key")
+    response = place(full_stack, body(customer_id, (sku, 5)), key)
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/insufficient-stock"
+    assert problem.get("detail")
+    assert orders_of(full_stack, customer_id) == []
+    assert allocated(full_stack, sku) == 0
+    # The key was forgotten with the order: it may carry another request now.
+    retry = place(full_stack, body(customer_id, (sku, 2)), key)
+    assert retry.status_code == 201, retry.text
+    assert "idempotent-replayed" not in retry.headers
+
+
+def test_partial_policy_backorders_what_is_missing(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 2)
+    response = place(full_stack, body(customer_id, (sku, 5), policy="partial"))
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "released"
+    assert order["lines"][0]["allocated"] == 2
+    assert order["lines"][0]["backordered"] == 3
+    (fo,) = fulfillment_orders(full_stack, order["order_id"])
+    assert fo["lines"][0]["quantity"] == 2
+
+
+def test_ship_complete_without_stock_is_backordered(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 1)
+    response = place(full_stack, body(customer_id, (sku, 4), policy="ship_complete"))
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "backordered"
+    assert order["lines"][0]["allocated"] == 0
+    assert fulfillment_orders(full_stack, order["order_id"]) == []
+
+
+def test_bound_client_sees_only_its_own_orders(full_stack: Stack, warehouse: str) -> None:
+    mine = new_customer(full_stack)
+    theirs = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    own = place(full_stack, body(mine, (sku, 1)), customer_id=mine, client_id="portal-mine")
+    other = place(full_stack, body(theirs, (sku, 1)))
+    assert own.status_code == 201, own.text
+    assert other.status_code == 201, other.text
+    other_id = other.json()["order_id"]
+    with full_stack.client("order_to_ship", "orders:read orders:write", customer_id=mine) as bound:
+        assert bound.get(f"/orders/v1/orders/{other_id}").status_code == 404
+        assert bound.post(f"/orders/v1/orders/{other_id}/cancel").status_code == 404
+        assert bound.get(f"/orders/v1/orders/{own.json()['order_id']}").status_code == 200
+        listed = bound.get("/orders/v1/orders").json()["items"]
+        assert {order["customer_id"] for order in listed} == {mine}
+        assert bound.get("/orders/v1/orders", params={"customer_id": theirs}).json() == {
+            "items": [],
+            "next_cursor": None,
+        }
+
+
+def ship(stack: Stack, fo: dict[str, Any], lines: list[tuple[str, int]]) -> dict[str, Any]:
+    with stack.client("wms", "wms:write") as wms:
+        response = wms.post(
+            f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",
+            json={
+                "carrier": "UPS",
+                "tracking_number": uid("1Z"),
+                "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
+            },
+            headers={"Idempotency-Key": uid("ship")},
+        )
+    assert response.status_code == 201, response.text
+    shipment: dict[str, Any] = response.json()
+    return shipment

@@ -1,0 +1,130 @@
+"""Placing an order: the refusals decided before anything is written (ERP checks,
+contract, scopes, customer binding). These need only the ERP and the orders API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.orders.seed import new_customer, new_item, uid
+from tests.support.stack import Stack
+
+
+def place(stack: Stack, body: dict[str, Any], key: str | None = None, **client: Any) -> Any:
+    headers = {"Idempotency-Key": key or uid("key")}
+    with stack.client("order_to_ship", "orders:write orders:read", **client) as orders:
+        return orders.post("/orders/v1/orders", json=body, headers=headers)
+
+
+def orders_of(stack: Stack, customer_id: str) -> list[dict[str, Any]]:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.get("/orders/v1/orders", params={"customer_id": customer_id})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def body(customer_id: str, *lines: tuple[str, int], policy: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "customer_id": customer_id,
+        "channel": "b2b_portal",
+        "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
+    }
+    if policy:
+        data["policy"] = policy
+    return data
+
+
+def test_unknown_customer_is_422_and_writes_nothing(stack: Stack) -> None:
+    sku = new_item(stack)
+    customer_id = uid("NOPE")
+    response = place(stack, body(customer_id, (sku, 1)))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "/problems/unknown-customer"
+    assert orders_of(stack, customer_id) == []
+
+
+def test_unknown_sku_is_422_and_writes_nothing(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    known = new_item(stack)
+    response = place(stack, body(customer_id, (known, 1), ("NO-SUCH-SKU-1", 2)))
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/unknown-sku"
+    assert problem["skus"] == ["NO-SUCH-SKU-1"]
+    assert orders_of(stack, customer_id) == []
+
+
+def test_credit_limit_is_checked_against_the_order_value(stack: Stack) -> None:
+    customer_id = new_customer(stack, credit=10_000)
+    sku = new_item(stack, price=2_500)
+    response = place(stack, body(customer_id, (sku, 5)))  # 12 500 > 10 000
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/credit-limit-exceeded"
+    assert orders_of(stack, customer_id) == []
+
+
+def test_item_priced_in_another_currency_is_422(stack: Stack) -> None:
+    customer_id = new_customer(stack, currency="USD")
+    sku = new_item(stack, currency="EUR")
+    response = place(stack, body(customer_id, (sku, 1)))
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/currency-mismatch"
+
+
+def test_a_sku_on_two_lines_is_refused(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    response = place(stack, body(customer_id, (sku, 1), (sku, 2)))
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/duplicate-sku"
+    assert orders_of(stack, customer_id) == []
+
+
+def test_idempotency_key_is_required(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    with stack.client("order_to_ship", "orders:write") as orders:
+        response = orders.post("/orders/v1/orders", json=body(customer_id, (sku, 1)))
+    assert response.status_code == 400, response.text
+
+
+def test_contract_breaking_bodies_are_400(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    for broken in (
+        body(customer_id),  # no lines
+        body(customer_id, (sku, 0)),  # quantity below 1
+        {**body(customer_id, (sku, 1)), "colour": "red"},  # unknown field
+        body(customer_id, (sku, 1), policy="whenever"),
+    ):
+        response = place(stack, broken)
+        assert response.status_code == 400, (broken, response.text)
+
+
+def test_placing_needs_orders_write(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.post(
+            "/orders/v1/orders",
+            json=body(customer_id, (sku, 1)),
+            headers={"Idempotency-Key": uid("key")},
+        )
+    assert response.status_code == 403, response.text
+
+
+def test_bound_client_cannot_place_for_another_customer(stack: Stack) -> None:
+    mine = new_customer(stack)
+    theirs = new_customer(stack)
+    sku = new_item(stack)
+    response = place(stack, body(theirs, (sku, 1)), customer_id=mine, client_id="portal-a")
+    assert response.status_code == 404, response.text
+    assert orders_of(stack, theirs) == []
+
+
+def test_unknown_order_is_404(stack: Stack) -> None:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        assert orders.get("/orders/v1/orders/ORD-nope").status_code == 404
+    with stack.client("order_to_ship", "orders:write") as orders:
+        assert orders.post("/orders/v1/orders/ORD-nope/cancel").status_code == 404

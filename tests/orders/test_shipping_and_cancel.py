@@ -1,0 +1,139 @@
+"""After acceptance: shipments from the WMS move the order; cancel compensates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.events.catalog import STREAM_WMS
+from tests.orders.seed import (
+    allocated,
+    dispatch,
+    fulfillment_orders,
+    new_customer,
+    new_item,
+    redelivered,
+    seed_released_order,
+)
+from tests.orders.test_order_flow import ship, stocked_item, warehouse  # noqa: F401
+from tests.orders.test_place_order_checks import body, place
+from tests.support.stack import Stack, wait_for
+
+
+def read(stack: Stack, order_id: str) -> dict[str, Any]:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.get(f"/orders/v1/orders/{order_id}")
+    assert response.status_code == 200, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def wait_status(stack: Stack, order_id: str, status: str) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        lambda: (order := read(stack, order_id))["status"] == status and order,
+        what=f"{order_id} {status}",
+    )
+    return found
+
+
+def cancel(stack: Stack, order_id: str) -> Any:
+    with stack.client("order_to_ship", "orders:write") as orders:
+        return orders.post(f"/orders/v1/orders/{order_id}/cancel")
+
+
+def test_shipment_events_move_a_seeded_order_to_shipped(stack: Stack) -> None:
+    """Needs only the orders API and the bus: the order is written straight to its DB."""
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 3, 100), ("SKU-B", 1, 50)])
+    first = dispatch(stack, order_id, [("SKU-A", 2)])
+    order = wait_status(stack, order_id, "partially_shipped")
+    assert [line["shipped"] for line in order["lines"]] == [2, 0]
+    (shipment,) = order["shipments"]
+    assert shipment["carrier"] == "UPS"
+    assert shipment["lines"] == [{"sku": "SKU-A", "quantity": 2}]
+    # The same fact published again under a new id is applied once.
+    stack.publish(STREAM_WMS, [redelivered(first)])
+    dispatch(stack, order_id, [("SKU-A", 1), ("SKU-B", 1)])
+    order = wait_status(stack, order_id, "shipped")
+    assert [line["shipped"] for line in order["lines"]] == [3, 1]
+    assert len(order["shipments"]) == 2
+    assert cancel(stack, order_id).status_code == 409
+
+
+def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: str) -> None:  # noqa: F811
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    placed = place(full_stack, body(customer_id, (sku, 4)))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    (fo,) = fulfillment_orders(full_stack, order_id)
+    ship(full_stack, fo, [(sku, 1)])
+    order = wait_status(full_stack, order_id, "partially_shipped")
+    assert order["lines"][0]["shipped"] == 1
+    shipment = ship(full_stack, fo, [(sku, 3)])
+    order = wait_status(full_stack, order_id, "shipped")
+    assert order["lines"][0]["shipped"] == 4
+    assert shipment["shipment_id"] in {s["shipment_id"] for s in order["shipments"]}
+    response = cancel(full_stack, order_id)
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "/problems/order-shipped"
+
+
+def test_cancel_releases_the_allocation_and_the_fulfillment_order(
+    full_stack: Stack,
+    warehouse: str,  # noqa: F811
+) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    placed = place(full_stack, body(customer_id, (sku, 6)))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    assert allocated(full_stack, sku) == 6
+    response = cancel(full_stack, order_id)
+    assert response.status_code == 200, response.text
+    cancelled = response.json()
+    assert cancelled["status"] == "cancelled"
+    assert allocated(full_stack, sku) == 0
+    assert [fo["status"] for fo in fulfillment_orders(full_stack, order_id)] == ["cancelled"]
+    again = cancel(full_stack, order_id)
+    assert again.status_code == 200
+    assert again.json() == cancelled
+
+
+def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, warehouse: str) -> None:  # noqa: F811
+    """A second orders instance on the same database cannot reach availability: the
+    order stays pending (503). The running instance's resumer finishes it, and the
+    client's retry with the same key replays the result."""
+    from tests.support.stack import ThreadServer, free_port
+
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    dead = {**full_stack.urls, "availability": f"http://127.0.0.1:{free_port()}"}
+    settings = full_stack.settings("order_to_ship", service_urls=dead)
+    key = uid_key = f"resume-{customer_id}"
+    with ThreadServer(full_stack.app("order_to_ship", settings, resume_after=3600)) as broken:
+        with full_stack.client("order_to_ship", "orders:write orders:read") as client:
+            response = client.post(
+                f"{broken.url}/orders/v1/orders",
+                json=body(customer_id, (sku, 2)),
+                headers={"Idempotency-Key": uid_key},
+            )
+    assert response.status_code == 503, response.text
+    with full_stack.client("order_to_ship", "orders:read") as orders:
+        (pending,) = orders.get("/orders/v1/orders", params={"customer_id": customer_id}).json()[
+            "items"
+        ]
+    assert pending["status"] in ("pending", "released")
+    wait_status(full_stack, pending["order_id"], "released")
+    replay = place(full_stack, body(customer_id, (sku, 2)), key)
+    assert replay.status_code == 201, replay.text
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json()["order_id"] == pending["order_id"]
+    assert allocated(full_stack, sku) == 2
+
+
+def test_unknown_sku_on_a_shipment_for_unknown_order_is_ignored(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [(new_item(stack), 1, 100)])
+    dispatch(stack, "ORD-does-not-exist", [("SKU-X", 1)])
+    dispatch(stack, order_id, [(read(stack, order_id)["lines"][0]["sku"], 1)])
+    wait_status(stack, order_id, "shipped")

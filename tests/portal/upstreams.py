@@ -1,0 +1,195 @@
+"""Small but real stand-ins for the order-to-ship, billing and availability process APIs,
+honouring the REST shapes of ADR 0002. Only this unit suite uses them; the end-to-end
+test runs the real services.
+
+Each is a Litestar app that verifies the bearer token like a real service (kernel
+middleware, its own audience, per-route scope, customer binding) and records every
+request it receives, so tests can see exactly what the portal forwarded."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+from litestar import Litestar, Request, get
+from litestar.params import FromPath, QueryParameter
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from shared.auth.litestar_auth import bearer_auth, requires
+from shared.auth.principal import Principal
+from shared.auth.verifier import TokenVerifier
+from shared.problems import EXCEPTION_HANDLERS, ProblemError, problem_details_plugin
+from tests.support.tokens import TestIssuer
+
+
+@dataclass(frozen=True)
+class Seen:
+    api: str
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    authorization: str | None
+    correlation_id: str | None
+
+
+@dataclass
+class UpstreamState:
+    """What the stand-ins serve, and what they have been asked (shared across threads)."""
+
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)  # api names answering 503
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def requests_to(self, api: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.api == api]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seen.clear()
+            self.failing.clear()
+
+
+class _Recorder:
+    """Outermost ASGI middleware: records the request before any check refuses it."""
+
+    def __init__(self, app: ASGIApp, api: str, state: UpstreamState) -> None:
+        self.app = app
+        self.api = api
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+            with self.state.lock:
+                self.state.seen.append(
+                    Seen(
+                        api=self.api,
+                        method=scope["method"],
+                        path=scope["path"],
+                        query=parse_qsl(scope["query_string"].decode()),
+                        authorization=headers.get("authorization"),
+                        correlation_id=headers.get("x-correlation-id"),
+                    )
+                )
+            if self.api in self.state.failing:
+                raise ProblemError(503, "unavailable", f"{self.api} is down (test switch).")
+        await self.app(scope, receive, send)
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)
+    return user
+
+
+def _not_found(what: str) -> ProblemError:
+    return ProblemError(404, "not-found", f"No such {what}.")
+
+
+def _service(api: str, handlers: list[Any], issuer: TestIssuer, state: UpstreamState) -> Litestar:
+    verifier = TokenVerifier(issuer.key_source(), issuer=issuer.issuer, audience=api)
+    return Litestar(
+        route_handlers=handlers,
+        middleware=[
+            lambda app: _Recorder(app, api, state),
+            bearer_auth(verifier),
+        ],
+        plugins=[problem_details_plugin()],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+
+
+def orders_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
+    @get("/orders/v1/orders/{order_id:str}", **requires("orders:read"), sync_to_thread=False)
+    def get_order(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
+        order = state.orders.get(order_id)
+        if order is None or not _principal(request).may_see_customer(order["customer_id"]):
+            raise _not_found("order")
+        return order
+
+    return _service("orders", [get_order], issuer, state)
+
+
+def billing_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
+    @get("/billing/v1/invoices", **requires("billing:read"), sync_to_thread=False)
+    def list_invoices(
+        request: Request[Any, Any, Any],
+        order_id: Annotated[list[str] | None, QueryParameter(name="order_id")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        principal = _principal(request)
+        items = [
+            invoice
+            for invoice in state.invoices
+            if (not order_id or invoice["order_id"] in order_id)
+            and principal.may_see_customer(invoice["customer_id"])
+        ]
+        return {"items": items[:limit], "next_cursor": None}
+
+    return _service("billing", [list_invoices], issuer, state)
+
+
+def availability_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
+    @get("/availability/v1/items/{sku:str}", **requires("inventory:read"), sync_to_thread=False)
+    def get_item(sku: FromPath[str]) -> dict[str, Any]:
+        found = state.items.get(sku)
+        if found is not None:
+            return found
+        return {
+            "sku": sku,
+            "available_to_promise": 0,
+            "as_of": "2026-01-01T00:00:00Z",
+            "locations": [],
+        }
+
+    return _service("availability", [get_item], issuer, state)
+
+
+class ServerThread:
+    """A real uvicorn server on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"upstream on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self._socket.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,286 @@
+"""Real services on loopback ports for integration tests.
+
+- ``ThreadServer`` serves one ASGI app with uvicorn in a background thread (its own
+  event loop, lifespan on) and waits until ``/healthz`` answers.
+- ``StaticServiceTokens`` stands in for a service's OAuth client: ``bearer()`` returns a
+  ``TestIssuer`` token with the scopes and audiences the service's client gets from
+  ``tally up`` (``SERVICE_GRANTS``, per ADR 0002).
+- ``Stack`` builds every importable service from its ``create_app`` (import strings in
+  ``shared.topology``) on free ports, all sharing one data directory and the embedded
+  event log, wired to each other through ``settings.service_urls``.
+
+    with Stack(tmp_path, issuer, ["erp", "wms", "availability", "order_to_ship"]) as stack:
+        orders = stack.client("order_to_ship", "orders:write orders:read")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import msgspec
+import uvicorn
+
+from shared.auth.service_tokens import ServiceTokens
+from shared.settings import Settings, load_settings
+from shared.topology import ALL_AUDIENCES, BY_NAME, SERVICES
+from tests.support.tokens import TestIssuer
+
+# What each calling service's internal client may do (ADR 0002, "Service clients").
+SERVICE_GRANTS: dict[str, tuple[str, list[str]]] = {
+    "order_to_ship": (
+        "erp:read inventory:read inventory:write wms:read wms:write",
+        ["erp", "availability", "wms"],
+    ),
+    "billing": ("orders:read erp:read erp:write", ["orders", "erp"]),
+}
+DEFAULT_GRANT = ("admin", list(ALL_AUDIENCES))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ThreadServer:
+    """One app under uvicorn in a daemon thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}")
+        self.thread.daemon = True
+
+    def start(self, timeout: float = 20.0) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"server on {self.url} exited during start-up")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"server on {self.url} did not answer /healthz in {timeout} s")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def __enter__(self) -> ThreadServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class StaticServiceTokens(ServiceTokens):
+    """A service's own token, minted by the test issuer instead of fetched from the
+    gateway (re-minted shortly before it expires)."""
+
+    def __init__(
+        self, issuer: TestIssuer, scopes: str, audience: Sequence[str], client_id: str
+    ) -> None:
+        super().__init__(cast(httpx.AsyncClient, None), "http://unused.invalid/token", None, None)
+        self.issuer = issuer
+        self.scopes = scopes
+        self.audience = list(audience)
+        self.client_id = client_id
+        self._minted: tuple[str, float] | None = None
+
+    async def bearer(self) -> str:
+        if self._minted is None or self._minted[1] < time.time() + 60:
+            token = self.issuer.token(
+                self.scopes, audience=self.audience, client_id=self.client_id, expires_in=3600
+            )
+            self._minted = (token, time.time() + 3600)
+        return self._minted[0]
+
+
+def service_tokens(issuer: TestIssuer, service: str) -> StaticServiceTokens:
+    scopes, audience = SERVICE_GRANTS.get(service, DEFAULT_GRANT)
+    return StaticServiceTokens(issuer, scopes, audience, client_id=f"svc-{service}")
+
+
+def stack_settings(
+    service: str, data_dir: Path, urls: dict[str, str], issuer: TestIssuer
+) -> Settings:
+    """Settings of one service inside a test stack: its own SQLite file, the shared
+    event log, sibling URLs, the test issuer, and fast relay/consumer polling."""
+    base = load_settings(service, data_dir=data_dir)
+    return msgspec.structs.replace(
+        base,
+        database_url=f"sqlite+aiosqlite:///{data_dir / (service + '.db')}",
+        bus_url=f"sqlite:///{data_dir / 'events.db'}",
+        issuer=issuer.issuer,
+        service_urls=dict(urls),
+        outbox_poll_seconds=0.05,
+        consumer_block_ms=50,
+    )
+
+
+def app_factory(service: str) -> Callable[..., Any] | None:
+    """The service's ``create_app``, or None while it is not written yet."""
+    module_name, _, attr = BY_NAME[service].app_factory.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    factory = getattr(module, attr, None)
+    return factory if callable(factory) else None
+
+
+def build_service_app(
+    service: str,
+    settings: Settings,
+    issuer: TestIssuer,
+    **extra: Any,
+) -> Any:
+    """``create_app(settings, key_source)`` plus, where the factory takes it, a
+    ``service_tokens`` stand-in and any ``extra`` keyword it accepts."""
+    factory = app_factory(service)
+    if factory is None:
+        raise LookupError(f"{service} has no create_app yet")
+    accepted = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in extra.items() if k in accepted}
+    tokens = service_tokens(issuer, service)
+    if "service_tokens" in accepted:
+        kwargs["service_tokens"] = tokens
+    app = factory(settings, key_source=issuer.key_source(), **kwargs)
+    if "service_tokens" not in accepted:
+        _patch_runtime_tokens(app, tokens)
+    return app
+
+
+def _patch_runtime_tokens(app: Any, tokens: StaticServiceTokens) -> None:
+    """For factories without ``service_tokens``: swap the bearer() of the runtime they
+    expose as the ``runtime`` dependency (if they do)."""
+    provider = getattr(app, "dependencies", {}).get("runtime")
+    runtime = provider.dependency() if provider is not None else None
+    if runtime is not None and hasattr(runtime, "tokens"):
+        runtime.tokens.bearer = tokens.bearer
+
+
+class Stack:
+    """Starts the requested services that exist (``available``), on free ports."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        issuer: TestIssuer,
+        services: Iterable[str],
+        *,
+        options: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.issuer = issuer
+        self.wanted = list(services)
+        self.options = options or {}
+        self.ports = {spec.name: free_port() for spec in SERVICES}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.servers: dict[str, ThreadServer] = {}
+        self.available = [name for name in self.wanted if app_factory(name) is not None]
+        self.missing = [name for name in self.wanted if name not in self.available]
+
+    def settings(self, service: str, **changes: Any) -> Settings:
+        settings = stack_settings(service, self.data_dir, self.urls, self.issuer)
+        return msgspec.structs.replace(settings, **changes) if changes else settings
+
+    def app(self, service: str, settings: Settings | None = None, **extra: Any) -> Any:
+        options = {**self.options.get(service, {}), **extra}
+        return build_service_app(
+            service, settings or self.settings(service), self.issuer, **options
+        )
+
+    def start(self) -> Stack:
+        try:
+            for name in self.available:
+                server = ThreadServer(self.app(name), self.ports[name])
+                server.start()
+                self.servers[name] = server
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in reversed(list(self.servers.values())):
+            server.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def has(self, *services: str) -> bool:
+        return all(name in self.servers for name in services)
+
+    def token(self, service: str, scopes: str, **claims: Any) -> str:
+        api = BY_NAME[service].api or service
+        return self.issuer.token(scopes, audience=api, **claims)
+
+    def client(
+        self,
+        service: str,
+        scopes: str = "admin",
+        *,
+        customer_id: str | None = None,
+        client_id: str = "test-client",
+    ) -> httpx.Client:
+        token = self.token(service, scopes, customer_id=customer_id, client_id=client_id)
+        return httpx.Client(
+            base_url=self.urls[service],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30.0,
+        )
+
+    def bus_path(self) -> Path:
+        return self.data_dir / "events.db"
+
+    def publish(self, stream: str, events: Sequence[Any]) -> None:
+        """Appends events to the shared embedded log, as a producer's relay would."""
+        from shared.events.sqlite_log import SqliteEventLog
+
+        async def run() -> None:
+            log = SqliteEventLog(self.bus_path())
+            try:
+                await log.publish(stream, list(events))
+            finally:
+                await log.close()
+
+        asyncio.run(run())
+
+
+def wait_for(
+    probe: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Polls ``probe`` until it returns something truthy; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out waiting for {what or probe}")
+        time.sleep(interval)
