@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,6 @@ class Tx:
 
 
 async def sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
-    try:
+    with suppress(TimeoutError):
         await asyncio.wait_for(wake.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
     wake.clear()

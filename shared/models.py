@@ -9,6 +9,9 @@ import msgspec
 
 T = TypeVar("T")
 
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
+
 Sku = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 ]
@@ -67,4 +70,18 @@ CursorParam = Annotated[
         pattern=r"^[A-Za-z0-9_\-]*$",
         description="Opaque cursor from next_cursor.",
     ),
+]
+
+_ID_ITEMS = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
+_SKU_ITEMS = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN}
+
+# Repeatable query filters (``?sku=A&sku=B``). Declare them with a default of ``()``;
+# the item rules are spelled out for the OpenAPI document, Litestar enforces them.
+SkuListQuery = Annotated[
+    list[Sku],
+    Parameter(query="sku", required=False, max_items=100, schema_extra={"items": _SKU_ITEMS}),
+]
+OrderIdListQuery = Annotated[
+    list[Identifier],
+    Parameter(query="order_id", required=False, max_items=100, schema_extra={"items": _ID_ITEMS}),
 ]

@@ -29,8 +29,8 @@ from shared.events.inbox import EventConsumer, EventHandler, inbox_tables
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
-from shared.openapi import finalize_openapi
 from shared.observability import MetricsMiddleware, configure_logging, health_routes
+from shared.openapi import finalize_openapi
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from shared.settings import Settings
 from shared.topology import ALL_SCOPES, BY_NAME

@@ -58,7 +58,7 @@ class Platform:
         logs.mkdir(parents=True, exist_ok=True)
         proc.log_path = logs / f"{proc.spec.name}.log"
         with proc.log_path.open("ab") as out:
-            proc.process = subprocess.Popen(
+            proc.process = subprocess.Popen(  # noqa: S603 - our own interpreter and service name
                 [sys.executable, "-m", "tally", "serve", proc.spec.name],
                 env=self.environment(),
                 stdout=out,

@@ -95,6 +95,9 @@ class KeyStore:
     def public_jwks(self) -> dict[str, Any]:
         return {"keys": [key.as_dict(private=False) for key in self._keys]}
 
+    def public_key_set(self) -> KeySet:
+        return KeySet([ECKey.import_key(key.as_dict(private=False)) for key in self._keys])
+
 
 class LocalKeySource:
     """The gateway verifies tokens against its own key set, without HTTP to itself."""
@@ -102,7 +105,7 @@ class LocalKeySource:
     def __init__(self, store: KeyStore, min_refresh_seconds: float = 10) -> None:
         self.store = store
         self.min_refresh_seconds = min_refresh_seconds
-        self._keys = KeySet.import_key_set(store.public_jwks())
+        self._keys = store.public_key_set()
         self._loaded_at = time.monotonic()
 
     async def key_set(self, *, refresh: bool = False) -> KeySet:
@@ -111,5 +114,5 @@ class LocalKeySource:
         if refresh and time.monotonic() - self._loaded_at >= self.min_refresh_seconds:
             self._loaded_at = time.monotonic()
             self.store.load()
-            self._keys = KeySet.import_key_set(self.store.public_jwks())
+            self._keys = self.store.public_key_set()
         return self._keys

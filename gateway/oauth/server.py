@@ -133,7 +133,7 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
     @property
     def form(self) -> dict[str, str]:
-        return self.payload.data  # type: ignore[no-any-return]
+        return self.payload.data
 
 
 class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import aiohttp
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPScope, Receive, Send
 from yarl import URL
 
 from gateway.routing.headers import request_headers, response_headers
@@ -43,7 +43,7 @@ class BrokenResponse(Exception):
     """The service's answer broke off after its status was sent: the connection is cut."""
 
 
-def _has_body(scope: Scope) -> bool:
+def _has_body(scope: HTTPScope) -> bool:
     for name, value in scope["headers"]:
         if name == b"transfer-encoding":
             return True
@@ -52,7 +52,7 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-def _target(base_url: str, scope: Scope) -> URL:
+def _target(base_url: str, scope: HTTPScope) -> URL:
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
     query = scope.get("query_string", b"").decode("latin-1")
@@ -64,7 +64,7 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise CallerGone
-        chunk = message.get("body", b"")
+        chunk = cast("bytes", message.get("body", b""))
         if chunk:
             yield chunk
         if not message.get("more_body", False):
@@ -115,7 +115,7 @@ class Forwarder:
             await self.close()
 
     async def forward(
-        self, scope: Scope, receive: Receive, send: Send, base_url: str, name: str
+        self, scope: HTTPScope, receive: Receive, send: Send, base_url: str, name: str
     ) -> None:
         """Relays the call; a problem (502/504) only while nothing has been sent yet."""
         method = scope["method"]
@@ -173,7 +173,7 @@ class Forwarder:
                 raise BrokenResponse(f"the answer from {url} broke off: {exc!r}") from exc
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _fail(self, send: Send, scope: Scope, status: int, detail: str) -> None:
+    async def _fail(self, send: Send, scope: HTTPScope, status: int, detail: str) -> None:
         log.warning("%s %s -> %s: %s", scope["method"], scope["path"], status, detail)
         await send_problem(send, status, detail, instance=scope["path"])
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from gateway.routing.forwarder import Forwarder
 from gateway.routing.problems import send_problem
@@ -38,10 +39,10 @@ class GatewayRouter:
         self.verifiers = verifiers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = scope["path"]
         api, _, rest = path[1:].partition("/")
         if api == GRAPHQL_API and GRAPHQL_API in self.upstreams:
             scope["path_template"] = "/graphql"
@@ -61,7 +62,7 @@ class GatewayRouter:
             await self.app(scope, receive, send)
 
     async def _rest(
-        self, api: str, version: str, scope: Scope, receive: Receive, send: Send
+        self, api: str, version: str, scope: HTTPScope, receive: Receive, send: Send
     ) -> None:
         if version not in SUPPORTED_VERSIONS:
             await send_problem(
@@ -87,7 +88,7 @@ class GatewayRouter:
             return
         await self.forwarder.forward(scope, receive, send, self.upstreams[api], api)
 
-    async def _authenticate(self, api: str, scope: Scope) -> tuple[str, str] | None:
+    async def _authenticate(self, api: str, scope: HTTPScope) -> tuple[str, str] | None:
         """None when the token is good for ``api``, else (detail, WWW-Authenticate)."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:

@@ -96,36 +96,36 @@ def list_clients(
         records = registry.list()
     finally:
         registry.close()
-    rows = [
-        {
-            "client_id": r.client_id,
-            "name": r.name,
-            "scopes": " ".join(r.scopes),
-            "allowed_apis": " ".join(r.allowed_apis),
-            "customer_id": r.customer_id,
-            "tier": r.tier,
-            "disabled": r.disabled,
-            "created_at": r.created_at.isoformat(),
-        }
-        for r in records
-    ]
     if as_json:
+        rows = [
+            {
+                "client_id": r.client_id,
+                "name": r.name,
+                "scopes": " ".join(r.scopes),
+                "allowed_apis": " ".join(r.allowed_apis),
+                "customer_id": r.customer_id,
+                "tier": r.tier,
+                "disabled": r.disabled,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in records
+        ]
         typer.echo(json.dumps({"items": rows, "next_cursor": None}))
         return
-    table = Table(title=f"{len(rows)} client(s)")
+    table = Table(title=f"{len(records)} client(s)")
     table.add_column("client_id", overflow="fold")
     for column in ("name", "scopes", "APIs", "customer", "tier", "status", "created"):
         table.add_column(column)
-    for row in rows:
+    for r in records:
         table.add_row(
-            row["client_id"],
-            row["name"],
-            row["scopes"],
-            row["allowed_apis"],
-            row["customer_id"] or "-",
-            row["tier"],
-            "[red]disabled[/red]" if row["disabled"] else "active",
-            row["created_at"][:19] + "Z",
+            r.client_id,
+            r.name,
+            " ".join(r.scopes),
+            " ".join(r.allowed_apis),
+            r.customer_id or "-",
+            r.tier,
+            "[red]disabled[/red]" if r.disabled else "active",
+            r.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
         )
     console.print(table)
 

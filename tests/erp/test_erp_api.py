@@ -109,7 +109,9 @@ def test_a_shipment_is_invoiced_once_even_with_another_key(client: TestClient) -
 
 def test_concurrent_retries_of_one_key_create_one_invoice(client: TestClient) -> None:
     def post(_: int) -> int:
-        response = client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "same"})
+        response = client.post(
+            "/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "same"}
+        )
         return response.status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -160,7 +162,9 @@ def test_bad_tokens_are_refused(
 def test_token_signed_by_another_key_is_refused(client: TestClient) -> None:
     stranger = TestIssuer()
     token = stranger.token("erp:read", audience="erp")
-    assert client.get("/erp/v1/items", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert (
+        client.get("/erp/v1/items", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
 
 
 def test_no_token_is_401(client: TestClient) -> None:

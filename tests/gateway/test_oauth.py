@@ -184,7 +184,9 @@ def test_json_body_is_invalid_request(http: httpx.Client, bound_client: tuple[st
 def test_jwks_holds_public_keys_only(http: httpx.Client) -> None:
     keys = http.get("/.well-known/jwks.json").json()["keys"]
     assert len(keys) == 1
-    assert keys[0]["kty"] == "EC" and keys[0]["crv"] == "P-256" and keys[0]["alg"] == "ES256"
+    assert keys[0]["kty"] == "EC"
+    assert keys[0]["crv"] == "P-256"
+    assert keys[0]["alg"] == "ES256"
     assert "d" not in keys[0]
 
 

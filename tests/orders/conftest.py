@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.orders.seed import new_warehouse
 from tests.support.stack import Stack
 from tests.support.tokens import TestIssuer
 
@@ -32,3 +33,8 @@ def full_stack(stack: Stack) -> Stack:
     if missing:
         pytest.skip(f"not importable yet: {', '.join(missing)}")
     return stack
+
+
+@pytest.fixture
+def warehouse(full_stack: Stack) -> str:
+    return new_warehouse(full_stack)

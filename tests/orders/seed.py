@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -190,3 +191,53 @@ def seed_released_order(
 
     asyncio.run(run())
     return order_id
+
+
+# -- orders API --------------------------------------------------------------
+
+
+def place(stack: Stack, body: dict[str, Any], key: str | None = None, **client: Any) -> Any:
+    headers = {"Idempotency-Key": key or uid("key")}
+    with stack.client("order_to_ship", "orders:write orders:read", **client) as orders:
+        return orders.post("/orders/v1/orders", json=body, headers=headers)
+
+
+def orders_of(stack: Stack, customer_id: str) -> list[dict[str, Any]]:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.get("/orders/v1/orders", params={"customer_id": customer_id})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def body(customer_id: str, *lines: tuple[str, int], policy: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "customer_id": customer_id,
+        "channel": "b2b_portal",
+        "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
+    }
+    if policy:
+        data["policy"] = policy
+    return data
+
+
+def stocked_item(stack: Stack, warehouse: str, quantity: int, *, price: int = 1250) -> str:
+    sku = new_item(stack, price=price)
+    receive(stack, warehouse, sku, quantity)
+    return sku
+
+
+def ship(stack: Stack, fo: dict[str, Any], lines: list[tuple[str, int]]) -> dict[str, Any]:
+    with stack.client("wms", "wms:write") as wms:
+        response = wms.post(
+            f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",
+            json={
+                "carrier": "UPS",
+                "tracking_number": uid("1Z"),
+                "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
+            },
+            headers={"Idempotency-Key": uid("ship")},
+        )
+    assert response.status_code == 201, response.text
+    shipment: dict[str, Any] = response.json()
+    return shipment

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from tests.orders.seed import (
     allocated,
+    body,
     fulfillment_orders,
     new_customer,
-    new_item,
-    new_warehouse,
-    receive,
+    orders_of,
+    place,
+    stocked_item,
     uid,
 )
-from tests.orders.test_place_order_checks import body, orders_of, place
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-def warehouse(full_stack: Stack) -> str:
-    return new_warehouse(full_stack)
-
-
-def stocked_item(stack: Stack, warehouse: str, quantity: int, *, price: int = 1250) -> str:
-    sku = new_item(stack, price=price)
-    receive(stack, warehouse, sku, quantity)
-    return sku
 
 
 def test_order_is_allocated_and_released_to_the_warehouse(
@@ -151,19 +136,3 @@ def test_bound_client_sees_only_its_own_orders(full_stack: Stack, warehouse: str
             "items": [],
             "next_cursor": None,
         }
-
-
-def ship(stack: Stack, fo: dict[str, Any], lines: list[tuple[str, int]]) -> dict[str, Any]:
-    with stack.client("wms", "wms:write") as wms:
-        response = wms.post(
-            f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",
-            json={
-                "carrier": "UPS",
-                "tracking_number": uid("1Z"),
-                "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
-            },
-            headers={"Idempotency-Key": uid("ship")},
-        )
-    assert response.status_code == 201, response.text
-    shipment: dict[str, Any] = response.json()
-    return shipment

@@ -3,35 +3,8 @@ contract, scopes, customer binding). These need only the ERP and the orders API.
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.orders.seed import new_customer, new_item, uid
+from tests.orders.seed import body, new_customer, new_item, orders_of, place, uid
 from tests.support.stack import Stack
-
-
-def place(stack: Stack, body: dict[str, Any], key: str | None = None, **client: Any) -> Any:
-    headers = {"Idempotency-Key": key or uid("key")}
-    with stack.client("order_to_ship", "orders:write orders:read", **client) as orders:
-        return orders.post("/orders/v1/orders", json=body, headers=headers)
-
-
-def orders_of(stack: Stack, customer_id: str) -> list[dict[str, Any]]:
-    with stack.client("order_to_ship", "orders:read") as orders:
-        response = orders.get("/orders/v1/orders", params={"customer_id": customer_id})
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def body(customer_id: str, *lines: tuple[str, int], policy: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "customer_id": customer_id,
-        "channel": "b2b_portal",
-        "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
-    }
-    if policy:
-        data["policy"] = policy
-    return data
 
 
 def test_unknown_customer_is_422_and_writes_nothing(stack: Stack) -> None:

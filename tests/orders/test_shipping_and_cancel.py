@@ -7,15 +7,17 @@ from typing import Any
 from shared.events.catalog import STREAM_WMS
 from tests.orders.seed import (
     allocated,
+    body,
     dispatch,
     fulfillment_orders,
     new_customer,
     new_item,
+    place,
     redelivered,
     seed_released_order,
+    ship,
+    stocked_item,
 )
-from tests.orders.test_order_flow import ship, stocked_item, warehouse  # noqa: F401
-from tests.orders.test_place_order_checks import body, place
 from tests.support.stack import Stack, wait_for
 
 
@@ -59,7 +61,7 @@ def test_shipment_events_move_a_seeded_order_to_shipped(stack: Stack) -> None:
     assert cancel(stack, order_id).status_code == 409
 
 
-def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: str) -> None:  # noqa: F811
+def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: str) -> None:
     customer_id = new_customer(full_stack)
     sku = stocked_item(full_stack, warehouse, 10)
     placed = place(full_stack, body(customer_id, (sku, 4)))
@@ -80,7 +82,7 @@ def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: s
 
 def test_cancel_releases_the_allocation_and_the_fulfillment_order(
     full_stack: Stack,
-    warehouse: str,  # noqa: F811
+    warehouse: str,
 ) -> None:
     customer_id = new_customer(full_stack)
     sku = stocked_item(full_stack, warehouse, 10)
@@ -99,7 +101,7 @@ def test_cancel_releases_the_allocation_and_the_fulfillment_order(
     assert again.json() == cancelled
 
 
-def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, warehouse: str) -> None:  # noqa: F811
+def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, warehouse: str) -> None:
     """A second orders instance on the same database cannot reach availability: the
     order stays pending (503). The running instance's resumer finishes it, and the
     client's retry with the same key replays the result."""
@@ -109,14 +111,17 @@ def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, wareho
     sku = stocked_item(full_stack, warehouse, 10)
     dead = {**full_stack.urls, "availability": f"http://127.0.0.1:{free_port()}"}
     settings = full_stack.settings("order_to_ship", service_urls=dead)
-    key = uid_key = f"resume-{customer_id}"
-    with ThreadServer(full_stack.app("order_to_ship", settings, resume_after=3600)) as broken:
-        with full_stack.client("order_to_ship", "orders:write orders:read") as client:
-            response = client.post(
-                f"{broken.url}/orders/v1/orders",
-                json=body(customer_id, (sku, 2)),
-                headers={"Idempotency-Key": uid_key},
-            )
+    key = f"resume-{customer_id}"
+    broken_app = full_stack.app("order_to_ship", settings, resume_after=3600)
+    with (
+        ThreadServer(broken_app) as broken,
+        full_stack.client("order_to_ship", "orders:write orders:read") as client,
+    ):
+        response = client.post(
+            f"{broken.url}/orders/v1/orders",
+            json=body(customer_id, (sku, 2)),
+            headers={"Idempotency-Key": key},
+        )
     assert response.status_code == 503, response.text
     with full_stack.client("order_to_ship", "orders:read") as orders:
         (pending,) = orders.get("/orders/v1/orders", params={"customer_id": customer_id}).json()[

@@ -35,14 +35,31 @@ ORDERS: dict[str, dict[str, Any]] = {
         "policy": "partial",
         "currency": "USD",
         "lines": [
-            {"sku": "SKU-A", "quantity": 5, "allocated": 5, "backordered": 0, "shipped": 2,
-             "unit_price": MONEY},
-            {"sku": "SKU-B", "quantity": 3, "allocated": 1, "backordered": 2, "shipped": 0,
-             "unit_price": {"amount_minor": 3_000_000_000_00, "currency": "USD"}},
+            {
+                "sku": "SKU-A",
+                "quantity": 5,
+                "allocated": 5,
+                "backordered": 0,
+                "shipped": 2,
+                "unit_price": MONEY,
+            },
+            {
+                "sku": "SKU-B",
+                "quantity": 3,
+                "allocated": 1,
+                "backordered": 2,
+                "shipped": 0,
+                "unit_price": {"amount_minor": 3_000_000_000_00, "currency": "USD"},
+            },
         ],
         "shipments": [
-            {"shipment_id": "S-1", "carrier": "UPS", "tracking_number": "1Z999",
-             "lines": [{"sku": "SKU-A", "quantity": 2}], "shipped_at": "2026-01-02T10:00:00Z"},
+            {
+                "shipment_id": "S-1",
+                "carrier": "UPS",
+                "tracking_number": "1Z999",
+                "lines": [{"sku": "SKU-A", "quantity": 2}],
+                "shipped_at": "2026-01-02T10:00:00Z",
+            },
         ],
         "created_at": "2026-01-01T09:00:00Z",
         "updated_at": "2026-01-02T10:00:00Z",
@@ -54,11 +71,24 @@ ORDERS: dict[str, dict[str, Any]] = {
         "channel": "portal",
         "policy": "reject",
         "currency": "USD",
-        "lines": [{"sku": "SKU-A", "quantity": 1, "allocated": 1, "backordered": 0,
-                   "shipped": 1, "unit_price": MONEY}],
+        "lines": [
+            {
+                "sku": "SKU-A",
+                "quantity": 1,
+                "allocated": 1,
+                "backordered": 0,
+                "shipped": 1,
+                "unit_price": MONEY,
+            }
+        ],
         "shipments": [
-            {"shipment_id": "S-2", "carrier": "DHL", "tracking_number": "JD01",
-             "lines": [{"sku": "SKU-A", "quantity": 1}], "shipped_at": "2026-01-03T10:00:00Z"},
+            {
+                "shipment_id": "S-2",
+                "carrier": "DHL",
+                "tracking_number": "JD01",
+                "lines": [{"sku": "SKU-A", "quantity": 1}],
+                "shipped_at": "2026-01-03T10:00:00Z",
+            },
         ],
         "created_at": "2026-01-01T09:00:00Z",
         "updated_at": "2026-01-03T10:00:00Z",
@@ -68,14 +98,24 @@ ORDERS: dict[str, dict[str, Any]] = {
         "status": "accepted",
         "customer_id": "C2",
         "channel": "edi",
-        "lines": [{"sku": "SKU-A", "quantity": 1, "allocated": 1, "backordered": 0,
-                   "shipped": 0, "unit_price": MONEY}],
+        "lines": [
+            {
+                "sku": "SKU-A",
+                "quantity": 1,
+                "allocated": 1,
+                "backordered": 0,
+                "shipped": 0,
+                "unit_price": MONEY,
+            }
+        ],
         "shipments": [],
     },
 }
 
 
-def _invoice(invoice_id: str, order_id: str, shipment_id: str, customer: str, qty: int) -> dict[str, Any]:
+def _invoice(
+    invoice_id: str, order_id: str, shipment_id: str, customer: str, qty: int
+) -> dict[str, Any]:
     amount = {"amount_minor": 1250 * qty, "currency": "USD"}
     return {
         "invoice_id": invoice_id,
@@ -101,12 +141,30 @@ ITEMS = {
         "available_to_promise": 7,
         "as_of": "2026-01-05T12:00:00Z",
         "locations": [
-            {"location_id": "WH-EAST", "on_hand": 10, "allocated": 4, "reserved": 0,
-             "external_committed": 0, "quality_control": 0, "damaged": 0, "hold": 0,
-             "safety_stock": 1, "available_to_promise": 5},
-            {"location_id": "WH-WEST", "on_hand": 2, "allocated": 0, "reserved": 0,
-             "external_committed": 0, "quality_control": 0, "damaged": 0, "hold": 0,
-             "safety_stock": 0, "available_to_promise": 2},
+            {
+                "location_id": "WH-EAST",
+                "on_hand": 10,
+                "allocated": 4,
+                "reserved": 0,
+                "external_committed": 0,
+                "quality_control": 0,
+                "damaged": 0,
+                "hold": 0,
+                "safety_stock": 1,
+                "available_to_promise": 5,
+            },
+            {
+                "location_id": "WH-WEST",
+                "on_hand": 2,
+                "allocated": 0,
+                "reserved": 0,
+                "external_committed": 0,
+                "quality_control": 0,
+                "damaged": 0,
+                "hold": 0,
+                "safety_stock": 0,
+                "available_to_promise": 2,
+            },
         ],
     }
 }

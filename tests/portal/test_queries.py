@@ -107,6 +107,7 @@ async def test_the_callers_token_is_what_the_process_apis_receive(
 async def test_two_orders_in_one_query_make_one_invoices_request(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
+    upstreams.order_delays["O-2"] = 0.2  # the orders answer at different times
     query = """
     {
       first: order(id: "O-1") { id invoices { id total { amountMinor } } }
@@ -123,6 +124,18 @@ async def test_two_orders_in_one_query_make_one_invoices_request(
     assert len(billing) == 1
     assert billing[0].path == "/billing/v1/invoices"
     assert sorted(v for k, v in billing[0].query if k == "order_id") == ["O-1", "O-2"]
+
+
+async def test_the_same_order_twice_is_fetched_once(
+    portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
+) -> None:
+    query = '{ a: order(id: "O-1") { id } b: order(id: "O-1") { status invoices { id } } }'
+    response = await graphql(portal, query, token())
+
+    data = response.json()["data"]
+    assert data == {"a": {"id": "O-1"}, "b": {"status": "partially_shipped", "invoices": [{"id": "INV-1"}]}}
+    assert len(upstreams.requests_to("orders")) == 1
+    assert len(upstreams.requests_to("billing")) == 1
 
 
 async def test_unknown_order_is_null_without_error(

@@ -8,6 +8,7 @@ request it receives, so tests can see exactly what the portal forwarded."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -45,6 +46,7 @@ class UpstreamState:
     invoices: list[dict[str, Any]] = field(default_factory=list)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)  # api names answering 503
+    order_delays: dict[str, float] = field(default_factory=dict)  # order_id -> seconds
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +58,7 @@ class UpstreamState:
         with self.lock:
             self.seen.clear()
             self.failing.clear()
+            self.order_delays.clear()
 
 
 class _Recorder:
@@ -109,8 +112,9 @@ def _service(api: str, handlers: list[Any], issuer: TestIssuer, state: UpstreamS
 
 
 def orders_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
-    @get("/orders/v1/orders/{order_id:str}", **requires("orders:read"), sync_to_thread=False)
-    def get_order(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @get("/orders/v1/orders/{order_id:str}", **requires("orders:read"))
+    async def get_order(order_id: FromPath[str], request: Request[Any, Any, Any]) -> dict[str, Any]:
+        await asyncio.sleep(state.order_delays.get(order_id, 0))
         order = state.orders.get(order_id)
         if order is None or not _principal(request).may_see_customer(order["customer_id"]):
             raise _not_found("order")

@@ -66,7 +66,19 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres")
     port = free_port()
     subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-U", "tally", "-A", "trust", "--no-sync", "-E", "UTF8"],
+        [
+            *as_user,
+            initdb,
+            "-D",
+            str(data),
+            "-U",
+            "tally",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )

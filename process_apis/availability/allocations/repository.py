@@ -73,9 +73,7 @@ async def totals(conn: AsyncConnection, allocation_id: str) -> tuple[int, int]:
     return int(claimed), int(shipped)
 
 
-async def set_status(
-    conn: AsyncConnection, allocation_id: str, status: str, now: datetime
-) -> int:
+async def set_status(conn: AsyncConnection, allocation_id: str, status: str, now: datetime) -> int:
     """New status, version + 1; returns the new version."""
     await conn.execute(
         update(allocations)

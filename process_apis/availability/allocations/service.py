@@ -58,7 +58,9 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
             409, "duplicate-allocation", f"Order {data.order_id} is already allocated."
         ) from exc
 
-    book = await PositionBook.lock(conn, [line.sku for line in data.lines])
+    async with conn.engine.connect() as other:
+        book = await PositionBook.lock(other, [line.sku for line in data.lines])
+        await other.rollback()
     plan = plan_allocation(book, data.lines)
     short = [
         {"sku": line.sku, "requested": line.quantity, "available": planned(takes)}
@@ -80,7 +82,7 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     for line_no, takes in enumerate(plan, start=1):
         for key, quantity in takes:
             if not await book.apply(
-                conn, key, {"allocated": quantity}, cause, now=now, require_atp=quantity
+                conn, key, {"allocated": quantity}, cause, now=now
             ):
                 raise _stock_changed()
             _, before = claims.get((line_no, key.location_id), (key.sku, 0))
@@ -89,7 +91,12 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     await conn.execute(
         insert(allocation_demands),
         [
-            {"allocation_id": allocation_id, "line_no": n, "sku": line.sku, "quantity": line.quantity}
+            {
+                "allocation_id": allocation_id,
+                "line_no": n,
+                "sku": line.sku,
+                "quantity": line.quantity,
+            }
             for n, line in enumerate(data.lines, start=1)
         ],
     )
@@ -185,7 +192,10 @@ async def release(tx: Tx, allocation_id: str) -> Allocation:
             subject=allocation_id,
             sequence=version,
             payload=InventoryReleased(
-                allocation_id=allocation_id, order_id=head.order_id, reason="released", lines=released
+                allocation_id=allocation_id,
+                order_id=head.order_id,
+                reason="released",
+                lines=released,
             ),
         ),
     )

@@ -69,9 +69,7 @@ async def items(conn: AsyncConnection, skus: Sequence[str]) -> list[ItemAvailabi
     return [_item(sku, by_sku.get(sku, [])) for sku in dict.fromkeys(skus)]
 
 
-async def item_movements(
-    conn: AsyncConnection, sku: str, after: int, limit: int
-) -> list[Movement]:
+async def item_movements(conn: AsyncConnection, sku: str, after: int, limit: int) -> list[Movement]:
     rows = await conn.execute(
         select(movements)
         .where(movements.c.sku == sku, movements.c.movement_id > after)

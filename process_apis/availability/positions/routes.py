@@ -5,12 +5,12 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from process_apis.availability.positions import queries
+from process_apis.availability.schemas import ItemAvailability, Movement
 from shared.auth.litestar_auth import requires
 from shared.db import Database
 from shared.models import CursorParam, LimitParam, Page, SkuParam, decode_cursor, encode_cursor
 from shared.problems import ProblemError, problem_responses
-from process_apis.availability.positions import queries
-from process_apis.availability.schemas import ItemAvailability, Movement
 
 
 def _after(cursor: str | None) -> int:

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.idempotency import IdempotencyKey, IdempotencyStore
-from shared.models import CursorParam, IdParam, LimitParam, Page, decode_cursor, encode_cursor
+from shared.models import (
+    CursorParam,
+    LimitParam,
+    OrderIdListQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.problems import ProblemError, problem_responses
 from system_apis.erp.port import DuplicateRecord, ErpPort
 from system_apis.erp.schemas import Invoice, InvoiceIn
@@ -59,13 +63,11 @@ class InvoiceController(Controller):
         self,
         erp: ErpPort,
         principal: Principal,
-        order_id: Annotated[
-            list[IdParam] | None, Parameter(query="order_id", required=False, max_items=100)
-        ] = None,
+        order_id: OrderIdListQuery = (),
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
-        found = await erp.list_invoices(order_id or [], decode_cursor(cursor), limit + 1)
+        found = await erp.list_invoices(list(order_id), decode_cursor(cursor), limit + 1)
         visible = [i for i in found if principal.may_see_customer(i.customer_id)]
         more = len(found) > limit
         page = visible[:limit]

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
-from shared.models import CursorParam, LimitParam, Page, SkuParam, decode_cursor, encode_cursor
+from shared.models import (
+    CursorParam,
+    LimitParam,
+    Page,
+    SkuListQuery,
+    SkuParam,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.problems import ProblemError, problem_responses
 from system_apis.erp.port import DuplicateRecord, ErpPort
 from system_apis.erp.schemas import Item, ItemIn
@@ -60,13 +65,11 @@ class ItemController(Controller):
     async def list_items(
         self,
         erp: ErpPort,
-        sku: Annotated[
-            list[SkuParam] | None, Parameter(query="sku", required=False, max_items=100)
-        ] = None,
+        sku: SkuListQuery = (),
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Item]:
-        found = await erp.list_items(sku, decode_cursor(cursor), limit + 1)
+        found = await erp.list_items(list(sku), decode_cursor(cursor), limit + 1)
         more = len(found) > limit
         page = found[:limit]
         return Page(page, encode_cursor(page[-1].sku) if more else None)

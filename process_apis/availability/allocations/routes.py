@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+
+from process_apis.availability.allocations import repository as repo
+from process_apis.availability.allocations import service
+from process_apis.availability.schemas import Allocation, AllocationIn
+from shared.auth.litestar_auth import requires
+from shared.auth.principal import Principal
+from shared.db import Database, Tx
+from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.models import IdParam
+from shared.problems import ProblemError, problem_responses
+
+
+class AllocationController(Controller):
+    path = "/availability/v1/allocations"
+    tags = ["allocations"]
+
+    @post(
+        "/",
+        operation_id="createAllocation",
+        summary="Allocate an order's lines atomically under its policy",
+        description=(
+            "Policies: `reject` (default) allocates every line or answers 409 "
+            "`/problems/insufficient-stock`; `ship_complete` allocates every line or "
+            "none (all backordered); `partial` allocates what there is and backorders "
+            "the rest. Locations with the most available-to-promise are used first."
+        ),
+        responses=problem_responses(409, 422),
+        **requires("inventory:write"),
+    )
+    async def create_allocation(
+        self,
+        data: AllocationIn,
+        idempotency: IdempotencyStore,
+        principal: Principal,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Allocation]:
+        async def effect(tx: Tx) -> tuple[int, Allocation]:
+            return 201, await service.allocate(tx, data, idempotency_key)
+
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
+        )
+
+    @get(
+        "/{allocation_id:str}",
+        operation_id="getAllocation",
+        summary="Read one allocation",
+        responses=problem_responses(404),
+        **requires("inventory:read"),
+    )
+    async def get_allocation(self, allocation_id: IdParam, db: Database) -> Allocation:
+        async with db.read() as conn:
+            found = await repo.load(conn, allocation_id)
+        if found is None:
+            raise ProblemError(404, "allocation-not-found", f"No allocation {allocation_id}.")
+        return found
+
+    @post(
+        "/{allocation_id:str}/release",
+        operation_id="releaseAllocation",
+        summary="Release what is allocated and not shipped",
+        status_code=200,
+        responses=problem_responses(404),
+        **requires("inventory:write"),
+    )
+    async def release_allocation(self, allocation_id: IdParam, db: Database) -> Allocation:
+        async with db.transaction() as tx:
+            return await service.release(tx, allocation_id)

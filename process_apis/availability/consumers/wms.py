@@ -1,0 +1,37 @@
+"""Facts from the WMS (``tally.wms``) applied to the positions. Each handler runs in
+the transaction that records the event in the inbox, so an event applies once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from process_apis.availability.allocations.shipments import apply_shipment
+from process_apis.availability.positions.ledger import Cause, PositionKey, change, ensure
+from shared.db import Tx
+from shared.events.catalog import ReceiptPosted
+from shared.events.envelope import Event
+
+log = logging.getLogger("tally.availability")
+
+
+async def on_receipt(tx: Tx, event: Event) -> None:
+    """Received stock is physical stock: on_hand goes up at the warehouse and lot."""
+    receipt = event.payload(ReceiptPosted)
+    now = datetime.now(UTC)
+    cause = Cause("receipt", event.source, receipt.receipt_id, event.id)
+    received: dict[PositionKey, int] = {}
+    for line in receipt.lines:
+        if line.quantity <= 0:
+            log.warning("receipt %s: ignoring a line of %d", receipt.receipt_id, line.quantity)
+            continue
+        key = PositionKey(line.sku, receipt.warehouse_id, line.lot or "")
+        received[key] = received.get(key, 0) + line.quantity
+    for key, quantity in sorted(received.items()):
+        await ensure(tx.conn, key, now)
+        if not await change(tx.conn, key, {"on_hand": quantity}, cause, now=now):
+            raise RuntimeError(f"position {key} vanished while receiving")
+
+
+async def on_shipment(tx: Tx, event: Event) -> None:
+    await apply_shipment(tx, event)

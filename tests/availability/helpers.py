@@ -1,0 +1,174 @@
+"""Helpers of the availability tests: WMS facts on the bus, polling, ledger checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uuid_utils
+from litestar.testing import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from process_apis.availability.positions import ledger
+from shared.events.catalog import Line, ReceiptPosted, ShipmentDispatched
+from shared.events.envelope import Event, new_event
+from shared.events.sqlite_log import SqliteEventLog
+from shared.settings import Settings
+
+
+def _log_path(settings: Settings) -> str:
+    return settings.bus_url.removeprefix("sqlite:///")
+
+
+def publish(settings: Settings, *events: Event, stream: str = "tally.wms") -> None:
+    async def run() -> None:
+        log = SqliteEventLog(_log_path(settings))
+        try:
+            await log.publish(stream, list(events))
+        finally:
+            await log.close()
+
+    asyncio.run(run())
+
+
+def bus_events(settings: Settings, stream: str) -> list[Event]:
+    async def run() -> list[Event]:
+        log = SqliteEventLog(_log_path(settings))
+        try:
+            return [e for _, _, e in await log.read_all(stream=stream, limit=1000)]
+        finally:
+            await log.close()
+
+    return asyncio.run(run())
+
+
+def receipt_event(
+    warehouse_id: str, lines: list[tuple[str, int, str | None]], receipt_id: str | None = None
+) -> Event:
+    receipt_id = receipt_id or f"RCV-{uuid_utils.uuid7()}"
+    return new_event(
+        source="tally.wms",
+        type_="receipt.posted",
+        subject=receipt_id,
+        sequence=1,
+        payload=ReceiptPosted(
+            receipt_id=receipt_id,
+            warehouse_id=warehouse_id,
+            lines=[Line(sku=sku, quantity=q, lot=lot) for sku, q, lot in lines],
+        ),
+    )
+
+
+def shipment_event(
+    order_id: str, warehouse_id: str, lines: list[tuple[str, int, str | None]]
+) -> Event:
+    shipment_id = f"SHP-{uuid_utils.uuid7()}"
+    return new_event(
+        source="tally.wms",
+        type_="shipment.dispatched",
+        subject=shipment_id,
+        sequence=1,
+        payload=ShipmentDispatched(
+            shipment_id=shipment_id,
+            fulfillment_order_id=f"FO-{order_id}",
+            order_id=order_id,
+            warehouse_id=warehouse_id,
+            carrier="UPS",
+            tracking_number="1Z1",
+            lines=[Line(sku=sku, quantity=q, lot=lot) for sku, q, lot in lines],
+        ),
+    )
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Polls until ``probe`` returns something truthy; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.02)
+
+
+def item(client: TestClient[Any], sku: str) -> dict[str, Any]:
+    response = client.get(f"/availability/v1/items/{sku}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def by_location(client: TestClient[Any], sku: str) -> dict[str, tuple[int, int]]:
+    """location -> (on_hand, allocated)."""
+    return {
+        loc["location_id"]: (loc["on_hand"], loc["allocated"])
+        for loc in item(client, sku)["locations"]
+    }
+
+
+def movements(client: TestClient[Any], sku: str) -> list[dict[str, Any]]:
+    response = client.get(f"/availability/v1/items/{sku}/movements", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def apply_and_wait(client: TestClient[Any], settings: Settings, *events: Event) -> None:
+    """Publishes the events, then a marker receipt, and waits for the marker: the
+    consumer reads the stream in order, so everything before it has been handled."""
+    marker = receipt_event("MARKER", [("MARKER", 1, None)])
+    before = item(client, "MARKER")["available_to_promise"]
+    publish(settings, *events, marker)
+    applied = wait_for(lambda: item(client, "MARKER")["available_to_promise"] > before)
+    assert applied, "the consumer did not apply the events"
+
+
+def stock(client: TestClient[Any], settings: Settings, warehouse_id: str, **skus: int) -> None:
+    apply_and_wait(
+        client, settings, receipt_event(warehouse_id, [(s, q, None) for s, q in skus.items()])
+    )
+
+
+def outbox_count(settings: Settings) -> int:
+    path = settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def ledger_drift(settings: Settings) -> dict[Any, Any]:
+    """Positions that differ from the ledger's rebuild (empty when they agree)."""
+
+    async def run() -> dict[Any, Any]:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                assert await ledger.snapshot(conn), "no positions to compare"
+                return await ledger.drift(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def allocate(
+    client: TestClient[Any],
+    order_id: str,
+    lines: list[tuple[str, int]],
+    *,
+    policy: str | None = None,
+    key: str | None = None,
+) -> Any:
+    body: dict[str, Any] = {
+        "order_id": order_id,
+        "channel": "b2b",
+        "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+    }
+    if policy:
+        body["policy"] = policy
+    return client.post(
+        "/availability/v1/allocations",
+        json=body,
+        headers={"Idempotency-Key": key or f"alloc-{order_id}"},
+    )

@@ -1,0 +1,182 @@
+"""One ERP invoice per dispatched shipment, however often the event arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from shared.events.catalog import STREAM_BILLING, STREAM_WMS
+from shared.events.sqlite_log import SqliteEventLog
+from tests.orders.seed import (
+    body,
+    dispatch,
+    fulfillment_orders,
+    new_customer,
+    place,
+    redelivered,
+    seed_released_order,
+    ship,
+    shipment_event,
+    stocked_item,
+    uid,
+)
+from tests.support.stack import Stack, wait_for
+
+
+def billing_invoices(stack: Stack, order_id: str, **client: Any) -> list[dict[str, Any]]:
+    with stack.client("billing", "billing:read", **client) as billing:
+        response = billing.get("/billing/v1/invoices", params={"order_id": order_id})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def erp_invoices(stack: Stack, order_id: str) -> list[dict[str, Any]]:
+    with stack.client("erp", "erp:read") as erp:
+        response = erp.get("/erp/v1/invoices", params={"order_id": order_id})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def issued_events(stack: Stack, shipment_id: str) -> list[Any]:
+    async def read() -> list[Any]:
+        log = SqliteEventLog(stack.bus_path())
+        try:
+            entries = await log.read_all(STREAM_BILLING, 0, 10_000)
+        finally:
+            await log.close()
+        return [e for _, _, e in entries if e.type == "invoice.issued"]
+
+    events = asyncio.run(read())
+    return [e for e in events if shipment_id.encode() in bytes(e.data)]
+
+
+def replay_group(stack: Stack, group: str) -> int:
+    """Rewinds a consumer group to the start of the WMS stream: every entry is
+    delivered again with its original event id (an operator's replay)."""
+    with sqlite3.connect(stack.bus_path()) as conn:
+        conn.execute(
+            "UPDATE consumer_groups SET last_delivered_id = 0 WHERE grp = ? AND stream = ?",
+            (group, STREAM_WMS),
+        )
+        (head,) = conn.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM entries WHERE stream = ?", (STREAM_WMS,)
+        ).fetchone()
+    return int(head)
+
+
+def group_caught_up(stack: Stack, group: str, head: int) -> bool:
+    with sqlite3.connect(stack.bus_path()) as conn:
+        (last,) = conn.execute(
+            "SELECT last_delivered_id FROM consumer_groups WHERE grp = ? AND stream = ?",
+            (group, STREAM_WMS),
+        ).fetchone()
+        (pending,) = conn.execute(
+            "SELECT COUNT(*) FROM pending WHERE grp = ? AND stream = ?", (group, STREAM_WMS)
+        ).fetchone()
+    return int(last) >= head and pending == 0
+
+
+def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 5, 1250), ("SKU-B", 2, 300)])
+    event = dispatch(stack, order_id, [("SKU-A", 3), ("SKU-B", 2)])
+    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    shipment_id = event.subject
+    assert invoice["shipment_id"] == shipment_id
+    assert invoice["customer_id"] == customer_id
+    assert invoice["status"] == "issued"
+    assert invoice["total"] == {"amount_minor": 3 * 1250 + 2 * 300, "currency": "USD"}
+    assert invoice["lines"] == [
+        {
+            "sku": "SKU-A",
+            "quantity": 3,
+            "unit_price": {"amount_minor": 1250, "currency": "USD"},
+            "amount": {"amount_minor": 3750, "currency": "USD"},
+        },
+        {
+            "sku": "SKU-B",
+            "quantity": 2,
+            "unit_price": {"amount_minor": 300, "currency": "USD"},
+            "amount": {"amount_minor": 600, "currency": "USD"},
+        },
+    ]
+    (in_erp,) = erp_invoices(stack, order_id)
+    assert in_erp["invoice_id"] == invoice["invoice_id"]
+    with stack.client("billing", "billing:read") as billing:
+        one = billing.get(f"/billing/v1/invoices/{invoice['invoice_id']}")
+    assert one.status_code == 200
+    assert one.json() == invoice
+
+    # Delivered again: the same fact under a new event id, then a replay of the whole
+    # stream with the original ids.
+    stack.publish(STREAM_WMS, [redelivered(event)])
+    head = replay_group(stack, "billing")
+    wait_for(lambda: group_caught_up(stack, "billing", head), what="billing to replay")
+    assert [i["invoice_id"] for i in billing_invoices(stack, order_id)] == [invoice["invoice_id"]]
+    assert len(erp_invoices(stack, order_id)) == 1
+    assert len(issued_events(stack, shipment_id)) == 1
+
+
+def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 1, 999)])
+    shipment_id = uid("SHP")
+    with stack.client("erp", "erp:write") as erp:
+        created = erp.post(
+            "/erp/v1/invoices",
+            json={
+                "order_id": order_id,
+                "shipment_id": shipment_id,
+                "customer_id": customer_id,
+                "lines": [
+                    {
+                        "sku": "SKU-A",
+                        "quantity": 1,
+                        "unit_price": {"amount_minor": 999, "currency": "USD"},
+                    }
+                ],
+            },
+            headers={"Idempotency-Key": uid("manual")},
+        )
+    assert created.status_code == 201, created.text
+    stack.publish(STREAM_WMS, [shipment_event(order_id, [("SKU-A", 1)], shipment_id=shipment_id)])
+    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert invoice["invoice_id"] == created.json()["invoice_id"]
+    assert len(erp_invoices(stack, order_id)) == 1
+
+
+def test_bound_client_sees_only_its_customers_invoices(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 1, 100)])
+    dispatch(stack, order_id, [("SKU-A", 1)])
+    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert billing_invoices(stack, order_id, customer_id=customer_id) == [invoice]
+    assert billing_invoices(stack, order_id, customer_id="SOMEONE-ELSE") == []
+    with stack.client("billing", "billing:read", customer_id="SOMEONE-ELSE") as other:
+        assert other.get(f"/billing/v1/invoices/{invoice['invoice_id']}").status_code == 404
+    with stack.client("billing", "orders:read") as wrong_scope:
+        assert wrong_scope.get("/billing/v1/invoices").status_code == 403
+
+
+def test_unknown_invoice_is_404(stack: Stack) -> None:
+    with stack.client("billing", "billing:read") as billing:
+        response = billing.get("/billing/v1/invoices/INV-nope")
+    assert response.status_code == 404
+    assert response.json()["type"] == "/problems/invoice-not-found"
+
+
+def test_a_wms_shipment_of_a_placed_order_is_invoiced(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10, price=700)
+    placed = place(full_stack, body(customer_id, (sku, 4)))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    (fo,) = fulfillment_orders(full_stack, order_id)
+    shipment = ship(full_stack, fo, [(sku, 3)])
+    (invoice,) = wait_for(lambda: billing_invoices(full_stack, order_id), what="the invoice")
+    assert invoice["shipment_id"] == shipment["shipment_id"]
+    assert invoice["total"] == {"amount_minor": 2100, "currency": "USD"}
+    assert len(erp_invoices(full_stack, order_id)) == 1
