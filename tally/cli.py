@@ -71,18 +71,10 @@ def up(
     ] = None,
 ) -> None:
     """Start every service and the gateway on 127.0.0.1, seed demo data, print the URLs."""
-    from tally.bootstrap import ensure_clients, service_credentials_env
-    from tally.seed import seed, token
-    from tally.supervisor import Platform
+    from tally.launcher import launch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     directory = data_dir_from_env(data_dir)
-    started = time.monotonic()
-    clients = ensure_clients(directory)
-    env = service_credentials_env(clients)
-    if bus:
-        env["TALLY_BUS_URL"] = bus
-    platform = Platform(directory, extra_env=env)
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -91,26 +83,17 @@ def up(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    platform.start()
+    with console.status("Starting services...") as status:
+        launched = launch(
+            directory, extra_env={"TALLY_BUS_URL": bus} if bus else None, progress=status.update
+        )
+    platform = launched.platform
     try:
-        with console.status("Starting services...") as status:
-            platform.wait_ready(on_ready=lambda name: status.update(f"{name} ready"))
-            marker = directory / ".seeded"
-            if not marker.exists():
-                status.update("Seeding demo data...")
-                demo = clients["demo"]
-                bearer = token(platform.url("gateway"), demo["client_id"], demo["client_secret"])
-                seed(
-                    platform.url("gateway"),
-                    bearer,
-                    progress=lambda step: status.update(f"seeded {step}"),
-                )
-                marker.write_text("seeded\n")
-        _print_urls(platform, clients, time.monotonic() - started)
+        _print_urls(platform, launched.clients, launched.seconds)
         while not stopping:
             for name in platform.restart_crashed():
                 console.print(f"[yellow]{name} crashed and was restarted[/yellow]")
-            time.sleep(1.0)
+            time.sleep(0.5)
     finally:
         console.print("Stopping...")
         platform.stop()

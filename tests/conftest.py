@@ -5,6 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tally.launcher import launch
+from tests.support.platform import PlatformClient, free_ports
 from tests.support.servers import create_database, postgres_server, redis_server
 from tests.support.tokens import TestIssuer
 
@@ -32,3 +34,13 @@ def postgres_url(postgres_cluster: str) -> str:
 def redis_url() -> Iterator[str]:
     with redis_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformClient]:
+    """Every service as a real process (the code path of `tally up`) on free ports."""
+    launched = launch(tmp_path_factory.mktemp("platform"), ports=free_ports())
+    try:
+        yield PlatformClient(launched)
+    finally:
+        launched.platform.stop()

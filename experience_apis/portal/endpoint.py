@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cross_web import HTTPException
 from litestar import Request, Response, get, post
@@ -81,6 +81,8 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
         self, request: Request[Any, Any, Any], context: Any, root_value: Any
     ) -> Response[Any]:
         try:
-            return await self.run(request, context=context, root_value=root_value)
+            return cast(
+                "Response[Any]", await self.run(request, context=context, root_value=root_value)
+            )
         except HTTPException as exc:
             return problem_response(exc.status_code, exc.reason, instance=request.url.path)

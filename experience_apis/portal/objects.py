@@ -21,7 +21,6 @@ from experience_apis.portal.upstream import (
     ShipmentDoc,
 )
 
-
 # Money in minor units can pass GraphQL's 32-bit Int (USD 21,474,836.47); see schema.py.
 Long = NewType("Long", int)
 
@@ -129,6 +128,13 @@ class Invoice:
         )
 
 
+async def order_invoices(
+    root: Order, info: strawberry.Info[PortalContext, None]
+) -> list[Invoice] | None:
+    docs = await info.context.caller.invoices.load(str(root.id))
+    return [Invoice.of(doc) for doc in docs]
+
+
 @strawberry.type(description="A sales order as the order-to-ship process API sees it.")
 class Order:
     id: strawberry.ID
@@ -144,13 +150,11 @@ class Order:
     created_at: datetime | None
     updated_at: datetime | None
 
-    @strawberry.field(
+    invoices: list[Invoice] | None = strawberry.field(
+        resolver=order_invoices,
         description="The order's invoices from billing; null (with an error) if billing "
-        "cannot answer. Batched: one billing request for all orders of a query."
+        "cannot answer. Batched: one billing request for all orders of a query.",
     )
-    async def invoices(self, info: strawberry.Info[PortalContext, None]) -> list[Invoice] | None:
-        docs = await info.context.caller.invoices.load(str(self.id))
-        return [Invoice.of(doc) for doc in docs]
 
     @classmethod
     def of(cls, doc: OrderDoc) -> Order:

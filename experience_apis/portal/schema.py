@@ -20,24 +20,30 @@ MAX_DEPTH = 8
 MAX_ALIASES = 30  # each aliased order is an upstream call
 
 
+async def resolve_order(
+    info: strawberry.Info[PortalContext, None], id: strawberry.ID
+) -> Order | None:
+    doc = await info.context.caller.orders.load(str(id))
+    return Order.of(doc) if doc else None
+
+
+async def resolve_availability(
+    info: strawberry.Info[PortalContext, None], sku: strawberry.ID
+) -> Availability | None:
+    doc = await info.context.caller.apis.item_availability(str(sku))
+    return Availability.of(doc) if doc else None
+
+
 @strawberry.type
 class Query:
-    @strawberry.field(
+    order: Order | None = strawberry.field(
+        resolver=resolve_order,
         description="One order of the caller. Null when it is unknown or not visible to "
-        "the caller (another customer's order)."
+        "the caller (another customer's order).",
     )
-    async def order(
-        self, info: strawberry.Info[PortalContext, None], id: strawberry.ID
-    ) -> Order | None:
-        doc = await info.context.caller.orders.load(str(id))
-        return Order.of(doc) if doc else None
-
-    @strawberry.field(description="Available-to-promise of one sku, by location.")
-    async def availability(
-        self, info: strawberry.Info[PortalContext, None], sku: strawberry.ID
-    ) -> Availability | None:
-        doc = await info.context.caller.apis.item_availability(str(sku))
-        return Availability.of(doc) if doc else None
+    availability: Availability | None = strawberry.field(
+        resolver=resolve_availability, description="Available-to-promise of one sku, by location."
+    )
 
 
 MAX_SAFE_INTEGER = 2**53 - 1  # exact in JSON numbers as JavaScript reads them

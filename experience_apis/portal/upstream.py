@@ -156,7 +156,7 @@ class ProcessApis:
         path = f"/orders/v1/orders/{quote(check_identifier(order_id, 'order id'), safe='')}"
         return await self._get(self.orders, path, OrderDoc)
 
-    async def orders_by_id(self, order_ids: Sequence[str]) -> list[OrderDoc | None | BaseException]:
+    async def orders_by_id(self, order_ids: Sequence[str]) -> list[OrderDoc | BaseException | None]:
         """Each order concurrently, all answered together (so the orders' own fields, such
         as invoices, are resolved in the same tick and batch into one request)."""
         return await asyncio.gather(*map(self.order, order_ids), return_exceptions=True)

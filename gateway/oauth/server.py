@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from authlib.common.security import is_secure_transport
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, grants
 from authlib.oauth2.rfc6749.errors import (
@@ -142,6 +143,12 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.registry = registry
         # The endpoint's canonical URL: Authlib refuses plain http unless it is loopback.
         self.token_uri = issuer.rstrip("/") + TOKEN_PATH
+        if not is_secure_transport(self.token_uri):
+            log.warning(
+                "issuer %s is neither https nor loopback: every token request will be refused "
+                "(insecure_transport) unless AUTHLIB_INSECURE_TRANSPORT=1",
+                issuer,
+            )
         self.register_grant(ClientCredentialsGrant)
         self.register_token_generator("default", AccessTokenGenerator(issuer, keys))
 

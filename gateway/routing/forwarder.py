@@ -39,10 +39,6 @@ class CallerGone(Exception):
     """The caller disconnected while its body was being forwarded."""
 
 
-class BrokenResponse(Exception):
-    """The service's answer broke off after its status was sent: the connection is cut."""
-
-
 def _has_body(scope: HTTPScope) -> bool:
     for name, value in scope["headers"]:
         if name == b"transfer-encoding":
@@ -59,16 +55,24 @@ def _target(base_url: str, scope: HTTPScope) -> URL:
     return URL(base_url.rstrip("/") + path + (f"?{query}" if query else ""), encoded=True)
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise CallerGone
-        chunk = cast("bytes", message.get("body", b""))
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class _Body:
+    """The caller's body as it arrives (ASGI receive), for aiohttp to stream on."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.caller_gone = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.caller_gone = True
+                raise CallerGone
+            chunk = cast("bytes", message.get("body", b""))
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
 
 
 class Forwarder:
@@ -131,8 +135,9 @@ class Forwarder:
         url = _target(base_url, scope)
         attempts = 1 if has_body or method not in _RETRYABLE_METHODS else 2
         for attempt in range(attempts):
+            body = _Body(receive) if has_body else None
             try:
-                await self._relay(method, url, headers, receive if has_body else None, send)
+                await self._relay(method, url, headers, body, send)
                 return
             except CallerGone:
                 return
@@ -145,16 +150,18 @@ class Forwarder:
                 await self._fail(send, scope, 504, f"The {name} service did not answer in time.")
                 return
             except aiohttp.ClientError as exc:
+                if body is not None and body.caller_gone:
+                    log.info("%s %s: the caller went away mid-body", method, scope["path"])
+                    return
                 log.info("%s unreachable: %r", url, exc)
                 await self._fail(send, scope, 502, f"The {name} service is unreachable.")
                 return
 
     async def _relay(
-        self, method: str, url: URL, headers: Any, receive: Receive | None, send: Send
+        self, method: str, url: URL, headers: Any, body: _Body | None, send: Send
     ) -> None:
-        data = _body(receive) if receive is not None else None
         response = await self.session.request(
-            method, url, headers=headers, data=data, allow_redirects=False
+            method, url, headers=headers, data=body, allow_redirects=False
         )
         async with response:
             await send(
@@ -164,13 +171,15 @@ class Forwarder:
                     "headers": response_headers(response.raw_headers),
                 }
             )
-            # From here on the status is sent: a failure can only cut the connection.
+            # From here on the status is sent: a failure can only cut the connection,
+            # which returning without the final body message does.
             try:
                 if method != "HEAD":
                     async for chunk in response.content.iter_any():
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise BrokenResponse(f"the answer from {url} broke off: {exc!r}") from exc
+                log.warning("the answer from %s broke off: %r", url, exc)
+                return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _fail(self, send: Send, scope: HTTPScope, status: int, detail: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from gateway.clients.registry import ClientRegistry
 from gateway.oauth.keys import KeyStore
+from gateway.oauth.server import TallyAuthorizationServer
 from shared.auth.verifier import InvalidToken, StaticKeys, TokenVerifier
 from shared.settings import Settings
 from tests.gateway.conftest import token_for
@@ -210,3 +211,17 @@ def test_signing_key_is_kept_private_and_reused(tmp_path: Path) -> None:
     second = KeyStore.in_data_dir(tmp_path)
     assert first.active.kid == second.active.kid
     assert first.public_jwks() == second.public_jwks()
+
+
+def test_plain_http_issuer_off_loopback_is_refused(tmp_path: Path) -> None:
+    registry = ClientRegistry(f"sqlite:///{tmp_path / 'gateway.db'}")
+    client_id, secret = registry.create("acme", "erp:read")
+    server = TallyAuthorizationServer(
+        registry, "http://gateway.internal:8000", KeyStore.in_data_dir(tmp_path)
+    )
+    form = f"grant_type=client_credentials&client_id={client_id}&client_secret={secret}"
+    response = server.token_response(
+        form.encode(), {"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400
+    assert response.content["error"] == "insecure_transport"

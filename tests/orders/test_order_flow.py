@@ -114,7 +114,12 @@ def test_ship_complete_without_stock_is_backordered(full_stack: Stack, warehouse
     order = response.json()
     assert order["status"] == "backordered"
     assert order["lines"][0]["allocated"] == 0
+    assert order["lines"][0]["backordered"] == 4
     assert fulfillment_orders(full_stack, order["order_id"]) == []
+    with full_stack.client("order_to_ship", "orders:write") as orders:
+        cancelled = orders.post(f"/orders/v1/orders/{order['order_id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
 
 
 def test_bound_client_sees_only_its_own_orders(full_stack: Stack, warehouse: str) -> None:
@@ -136,3 +141,26 @@ def test_bound_client_sees_only_its_own_orders(full_stack: Stack, warehouse: str
             "items": [],
             "next_cursor": None,
         }
+
+
+def test_concurrent_requests_with_one_key_place_one_order(
+    full_stack: Stack, warehouse: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    key = uid("key")
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: place(full_stack, body(customer_id, (sku, 2)), key), range(4))
+        )
+    codes = sorted(a.status_code for a in answers)
+    assert set(codes) <= {201, 409}, [a.text for a in answers]
+    assert 201 in codes
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.json()["type"] == "/problems/request-in-progress"
+    assert len({a.json()["order_id"] for a in answers if a.status_code == 201}) == 1
+    assert len(orders_of(full_stack, customer_id)) == 1
+    assert allocated(full_stack, sku) == 2

@@ -3,7 +3,15 @@ contract, scopes, customer binding). These need only the ERP and the orders API.
 
 from __future__ import annotations
 
-from tests.orders.seed import body, new_customer, new_item, orders_of, place, uid
+from tests.orders.seed import (
+    body,
+    new_customer,
+    new_item,
+    orders_of,
+    place,
+    seed_released_order,
+    uid,
+)
 from tests.support.stack import Stack
 
 
@@ -101,3 +109,23 @@ def test_unknown_order_is_404(stack: Stack) -> None:
         assert orders.get("/orders/v1/orders/ORD-nope").status_code == 404
     with stack.client("order_to_ship", "orders:write") as orders:
         assert orders.post("/orders/v1/orders/ORD-nope/cancel").status_code == 404
+
+
+def test_orders_are_listed_page_by_page(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    placed = [seed_released_order(stack, customer_id, [("SKU-P", 1, 100)]) for _ in range(3)]
+    seen: list[str] = []
+    cursor = None
+    with stack.client("order_to_ship", "orders:read") as orders:
+        while True:
+            params = {"customer_id": customer_id, "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            page = orders.get("/orders/v1/orders", params=params).json()
+            assert len(page["items"]) <= 2
+            seen += [order["order_id"] for order in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert orders.get("/orders/v1/orders", params={"cursor": "!!"}).status_code == 400
+    assert seen == sorted(placed)

@@ -93,6 +93,7 @@ ORDERS: dict[str, dict[str, Any]] = {
         "created_at": "2026-01-01T09:00:00Z",
         "updated_at": "2026-01-03T10:00:00Z",
     },
+    "O-BAD": {"order_id": "O-BAD", "status": "accepted", "customer_id": "C1"},  # no lines
     "O-9": {
         "order_id": "O-9",
         "status": "accepted",

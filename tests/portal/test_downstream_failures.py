@@ -80,3 +80,16 @@ async def test_failing_order_api(
     body = response.json()
     assert body["data"] == {"order": None}
     assert body["errors"][0]["extensions"]["code"] == "DOWNSTREAM_UNAVAILABLE"
+
+
+async def test_process_api_breaking_its_contract_is_reported_not_guessed(
+    portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
+) -> None:
+    response = await graphql(portal, '{ order(id: "O-BAD") { id } }', token())
+
+    body = response.json()
+    assert body["data"] == {"order": None}
+    assert body["errors"][0]["extensions"] == {
+        "code": "DOWNSTREAM_CONTRACT_VIOLATION",
+        "service": "order_to_ship",
+    }

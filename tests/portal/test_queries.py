@@ -133,7 +133,10 @@ async def test_the_same_order_twice_is_fetched_once(
     response = await graphql(portal, query, token())
 
     data = response.json()["data"]
-    assert data == {"a": {"id": "O-1"}, "b": {"status": "partially_shipped", "invoices": [{"id": "INV-1"}]}}
+    assert data == {
+        "a": {"id": "O-1"},
+        "b": {"status": "partially_shipped", "invoices": [{"id": "INV-1"}]},
+    }
     assert len(upstreams.requests_to("orders")) == 1
     assert len(upstreams.requests_to("billing")) == 1
 
@@ -201,3 +204,15 @@ def test_sdl_is_the_contract_shape() -> None:
         assert field in text
     assert "type Subscription" not in text
     assert "type Mutation" not in text
+
+
+async def test_too_many_aliases_are_refused_before_any_call(
+    portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
+) -> None:
+    fields = " ".join(f'o{i}: order(id: "O-{i}") {{ id }}' for i in range(31))
+    response = await graphql(portal, "{ " + fields + " }", token())
+
+    body = response.json()
+    assert body["data"] is None
+    assert "aliases" in body["errors"][0]["message"]
+    assert upstreams.seen == []

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from litestar import Litestar, Request, get
+from litestar.enums import ScopeType
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -70,7 +71,7 @@ class _Recorder:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             headers = {k.decode(): v.decode() for k, v in scope["headers"]}
             with self.state.lock:
                 self.state.seen.append(

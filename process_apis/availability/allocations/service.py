@@ -81,9 +81,7 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     claims: dict[tuple[int, str], tuple[str, int]] = {}
     for line_no, takes in enumerate(plan, start=1):
         for key, quantity in takes:
-            if not await book.apply(
-                conn, key, {"allocated": quantity}, cause, now=now
-            ):
+            if not await book.apply(conn, key, {"allocated": quantity}, cause, now=now):
                 raise _stock_changed()
             _, before = claims.get((line_no, key.location_id), (key.sku, 0))
             claims[(line_no, key.location_id)] = (key.sku, before + quantity)

@@ -30,8 +30,8 @@ CONSUMER_GROUP = "billing"
 
 
 class CannotInvoice(Exception):
-    """The shipment cannot be invoiced yet (unknown order, a partner's refusal): the
-    event stays unacknowledged and is redelivered."""
+    """The shipment cannot be invoiced yet (a partner's refusal or outage): the event
+    stays unacknowledged and is redelivered."""
 
 
 def _invoice(body: dict[str, Any]) -> Invoice:
@@ -46,17 +46,25 @@ class InvoiceOnShipment:
         self.erp = erp
 
     async def prepare(self, event: Event) -> Invoice | None:
-        shipment = event.payload(ShipmentDispatched)
+        shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
         response = await self.orders.request("GET", f"/orders/v1/orders/{shipment.order_id}")
+        if response.status_code == 404:
+            # Not an order of this platform (the WMS also fulfils for other systems):
+            # nothing to invoice here, and retrying would not change that.
+            log.error("shipment %s is for unknown order %s; not invoiced", *_ids(shipment))
+            return None
         if not response.is_success:
             raise CannotInvoice(f"order {shipment.order_id}: orders API {response.status_code}")
         order = response.json()
         prices = {line["sku"]: line["unit_price"] for line in order["lines"]}
         unknown = [line.sku for line in shipment.lines if line.sku not in prices]
         if unknown:
-            raise CannotInvoice(
-                f"shipment {shipment.shipment_id} ships skus not ordered: {unknown}"
+            log.error(
+                "shipment %s ships skus not on order %s (%s); not invoiced",
+                *_ids(shipment),
+                ", ".join(unknown),
             )
+            return None
         lines = [
             {"sku": line.sku, "quantity": line.quantity, "unit_price": prices[line.sku]}
             for line in shipment.lines
@@ -124,6 +132,10 @@ class InvoiceOnShipment:
                 causation=event,
             ),
         )
+
+
+def _ids(shipment: ShipmentDispatched) -> tuple[str, str]:
+    return shipment.shipment_id, shipment.order_id
 
 
 def _problem_type(response: Any) -> str | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from litestar import Controller, get
@@ -10,7 +11,22 @@ from process_apis.billing.invoices.service import InvoiceService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.models import CursorParam, IdParam, LimitParam, Page
-from shared.problems import problem_responses
+from shared.problems import ProblemError, problem_responses
+
+# Litestar checks the bounds of the list, not the pattern of each repeated value.
+_ORDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+
+
+def _checked(order_ids: list[str] | None) -> list[str]:
+    bad = [value for value in order_ids or [] if not _ORDER_ID.fullmatch(value)]
+    if bad:
+        raise ProblemError(
+            400,
+            "invalid-request",
+            "Each order_id must be 1-64 characters of A-Z a-z 0-9 . _ : - (not leading).",
+            extra={"errors": [{"key": "order_id", "source": "query", "value": v} for v in bad]},
+        )
+    return order_ids or []
 
 
 class InvoiceController(Controller):
@@ -40,7 +56,7 @@ class InvoiceController(Controller):
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
-        return await invoices.list(principal, order_id or [], cursor, limit)
+        return await invoices.list(principal, _checked(order_id), cursor, limit)
 
     @get(
         "/{invoice_id:str}",

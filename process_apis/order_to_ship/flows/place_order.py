@@ -23,6 +23,7 @@ import uuid_utils
 from litestar import Response
 from sqlalchemy.exc import IntegrityError
 
+from process_apis.order_to_ship.flows.checks import check_with_erp
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.events import EVENT_SOURCE
@@ -42,12 +43,7 @@ def new_order_id() -> str:
 
 
 class PlaceOrder:
-    def __init__(
-        self,
-        db: Database,
-        idempotency: IdempotencyStore,
-        partners: Partners,
-    ) -> None:
+    def __init__(self, db: Database, idempotency: IdempotencyStore, partners: Partners) -> None:
         self.db = db
         self.idempotency = idempotency
         self.partners = partners
@@ -64,7 +60,7 @@ class PlaceOrder:
         if found is not None:
             return found
         try:
-            currency, prices = await self._check_with_erp(data)
+            currency, prices = await check_with_erp(self.partners, data)
         except Refused as exc:
             raise ProblemError(
                 502, "erp-refused", f"The ERP refused a check: {exc.detail}"
@@ -101,48 +97,6 @@ class PlaceOrder:
         body = await self.advance(order_id)
         return Response(body, status_code=201, media_type="application/json")
 
-    async def _check_with_erp(self, data: OrderIn) -> tuple[str, dict[str, int]]:
-        skus = [line.sku for line in data.lines]
-        duplicated = sorted({sku for sku in skus if skus.count(sku) > 1})
-        if duplicated:
-            raise ProblemError(
-                422,
-                "duplicate-sku",
-                f"Each sku may appear on one line only: {', '.join(duplicated)}.",
-            )
-        customer = await self.partners.customer(data.customer_id)
-        if customer is None:
-            raise ProblemError(422, "unknown-customer", f"No customer {data.customer_id}.")
-        items = await self.partners.items(skus)
-        missing = [sku for sku in skus if sku not in items]
-        if missing:
-            raise ProblemError(
-                422,
-                "unknown-sku",
-                f"Unknown sku: {', '.join(missing)}.",
-                extra={"skus": missing},
-            )
-        limit = customer["credit_limit"]
-        currency = str(limit["currency"])
-        foreign = [sku for sku in skus if items[sku]["unit_price"]["currency"] != currency]
-        if foreign:
-            raise ProblemError(
-                422,
-                "currency-mismatch",
-                f"Items priced in another currency than the customer's {currency}: "
-                f"{', '.join(foreign)}.",
-            )
-        prices = {sku: int(items[sku]["unit_price"]["amount_minor"]) for sku in skus}
-        value = sum(line.quantity * prices[line.sku] for line in data.lines)
-        if value > int(limit["amount_minor"]):
-            raise ProblemError(
-                422,
-                "credit-limit-exceeded",
-                f"The order value {value} {currency} exceeds the credit limit "
-                f"{limit['amount_minor']} {currency} of customer {data.customer_id}.",
-            )
-        return currency, prices
-
     # -- the idempotent steps (request and resumer) ---------------------------------
     async def advance(self, order_id: str) -> bytes:
         """Allocate, release to the warehouses and complete a ``pending`` order."""
@@ -168,10 +122,7 @@ class PlaceOrder:
                     FulfillmentRef(str(created["fulfillment_order_id"]), warehouse_id)
                 )
         except Refused as exc:
-            for fo in fulfillments:
-                await self.partners.cancel_fulfillment(fo.fulfillment_order_id)
-            await self.partners.release(order_id)
-            await self._abandon(order_id)
+            await self._undo_release(order_id, fulfillments)
             raise ProblemError(
                 502, "fulfillment-refused", f"The WMS refused a fulfillment order: {exc.detail}"
             ) from exc
@@ -227,6 +178,19 @@ class PlaceOrder:
         if order is None:
             raise ProblemError(409, "order-abandoned", f"Order {order_id} could not be placed.")
         return msgspec.json.encode(order)
+
+    async def _undo_release(self, order_id: str, fulfillments: list[FulfillmentRef]) -> None:
+        """Compensation after the WMS refused: cancel what was released, free the stock,
+        forget the order. A step that fails leaves the order ``pending`` for the resumer,
+        which runs the saga (and so this compensation) again."""
+        try:
+            for fo in fulfillments:
+                await self.partners.cancel_fulfillment(fo.fulfillment_order_id)
+            await self.partners.release(order_id)
+        except Refused:
+            log.exception("compensating order %s failed; the resumer will retry", order_id)
+            return
+        await self._abandon(order_id)
 
     async def _abandon(self, order_id: str) -> None:
         """Compensation: nothing of the order stays written, and the key may be reused."""

@@ -31,6 +31,8 @@ class ResumeStalled:
                 log.info("resumed order %s", order_id)
             except ProblemError as exc:
                 log.warning("resuming order %s: %s %s", order_id, exc.status_code, exc.detail)
+            except Exception:
+                log.exception("resuming order %s failed", order_id)
         return len(stalled)
 
     async def __call__(self, stop: asyncio.Event) -> None:

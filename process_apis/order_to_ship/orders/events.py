@@ -9,7 +9,7 @@ from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Tx
 from shared.events.catalog import STREAM_ORDERS, OrderStatusChanged, ShipmentDispatched
 from shared.events.envelope import Event, new_event
-from shared.events.inbox import ApplyOnly
+from shared.events.inbox import ApplyOnly, EventHandler
 
 log = logging.getLogger("tally.orders.events")
 
@@ -22,7 +22,7 @@ class OrderStillPending(Exception):
 
 
 async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
-    shipment = event.payload(ShipmentDispatched)
+    shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
     order = await repo.get(tx.conn, shipment.order_id)
     if order is None:
         log.warning(
@@ -78,4 +78,4 @@ async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
         )
 
 
-HANDLERS = {"shipment.dispatched": ApplyOnly(on_shipment_dispatched)}
+HANDLERS: dict[str, EventHandler] = {"shipment.dispatched": ApplyOnly(on_shipment_dispatched)}
