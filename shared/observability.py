@@ -78,7 +78,7 @@ class MetricsMiddleware:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -94,6 +94,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             route = scope.get("path_template") or "unmatched"
-            REQUEST_SECONDS.labels(self.service, scope["method"], route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            REQUEST_SECONDS.labels(
+                self.service, scope.get("method", ""), route, str(status)
+            ).observe(time.perf_counter() - started)

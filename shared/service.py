@@ -195,7 +195,7 @@ def _fix_options_allow_headers(app: Litestar) -> None:
                         media_type="text/plain",
                     )
 
-                handler._fn = options_handler
+                handler._fn = options_handler  # type: ignore[assignment]
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

@@ -70,13 +70,13 @@ def seed(gateway: str, bearer: str, progress: Callable[[str], None] = lambda _: 
             _created_or_exists(client.post("/erp/v1/customers", json=customer))
         progress("customers")
         for warehouse_id, quantity in STOCK.items():
-            body = {
+            receipt: dict[str, object] = {
                 "warehouse_id": warehouse_id,
                 "lines": [{"sku": sku, "quantity": quantity} for sku, _, _ in ITEMS],
             }
             response = client.post(
                 "/wms/v1/receipts",
-                json=body,
+                json=receipt,
                 headers={"Idempotency-Key": f"seed-receipt-{warehouse_id}"},
             )
             _created_or_exists(response)

@@ -30,7 +30,7 @@ class KeySource(Protocol):
 
 class StaticKeys:
     def __init__(self, jwks: dict[str, Any]) -> None:
-        self._keys = KeySet.import_key_set(jwks)
+        self._keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
 
     async def key_set(self, *, refresh: bool = False) -> KeySet:
         return self._keys

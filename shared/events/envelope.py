@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     causationid: str | None = None
     traceparent: str | None = None
 
-    def payload(self, cls: type[P]) -> P:
+    def payload(self, cls: builtins.type[P]) -> P:
         return msgspec.json.decode(self.data, type=cls)
 
 

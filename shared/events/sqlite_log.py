@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from shared.events.bus import Delivery
 from shared.events.envelope import Event, decode_event, encode_event
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -68,7 +71,7 @@ class SqliteEventLog:
         self._last_seen_max: dict[str, int] = {}
         self._last_reclaim_check: dict[str, float] = {}
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             return await asyncio.to_thread(fn, *args)
 

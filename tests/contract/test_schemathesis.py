@@ -21,19 +21,32 @@ REPO = Path(__file__).resolve().parents[2]
 REST_SERVICES = ["erp", "wms", "availability", "order_to_ship", "billing"]
 
 
-def _run(schema_url: str, base_url: str, bearer: str, examples: int) -> subprocess.CompletedProcess[str]:
+def _run(
+    schema_url: str, base_url: str, bearer: str, examples: int
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            SCHEMATHESIS, "run", schema_url,
-            "--url", base_url,
-            "--header", f"Authorization: Bearer {bearer}",
-            "--max-examples", str(examples),
-            "--seed", "20261123",
-            "--generation-database", "none",
+            SCHEMATHESIS,
+            "run",
+            schema_url,
+            "--url",
+            base_url,
+            "--header",
+            f"Authorization: Bearer {bearer}",
+            "--max-examples",
+            str(examples),
+            "--seed",
+            "20261123",
+            "--generation-database",
+            "none",
             "--no-color",
-            "--request-timeout", "30",
+            "--request-timeout",
+            "30",
         ],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
     )
 
 
@@ -45,7 +58,9 @@ def test_service_honours_its_contract_directly(platform: PlatformClient, service
 
 
 @pytest.mark.parametrize("service", REST_SERVICES)
-def test_service_honours_its_contract_through_the_gateway(platform: PlatformClient, service: str) -> None:
+def test_service_honours_its_contract_through_the_gateway(
+    platform: PlatformClient, service: str
+) -> None:
     schema = f"{platform.url(service)}/schema/openapi.json"
     result = _run(schema, platform.gateway, platform.token(), examples=10)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -68,7 +68,9 @@ def test_expired_token_is_refused_at_the_gateway_and_the_service(
     platform: PlatformClient, service: str, method: str, path: str
 ) -> None:
     headers = {"Authorization": f"Bearer {_expired_token(platform)}"}
-    _assert_refused(httpx.request(method, platform.gateway + path, headers=headers, timeout=10), 401)
+    _assert_refused(
+        httpx.request(method, platform.gateway + path, headers=headers, timeout=10), 401
+    )
     _assert_refused(
         httpx.request(method, platform.url(service) + path, headers=headers, timeout=10), 401
     )
@@ -87,15 +89,31 @@ def test_a_fresh_token_from_the_same_key_is_accepted(platform: PlatformClient) -
 def test_missing_scope_is_403_through_the_gateway_and_direct(platform: PlatformClient) -> None:
     created = subprocess.run(
         [
-            sys.executable, "-m", "tally", "clients", "create",
-            "--name", "read-only-partner", "--scopes", "orders:read", "--json",
-            "--data-dir", str(platform.platform.data_dir),
+            sys.executable,
+            "-m",
+            "tally",
+            "clients",
+            "create",
+            "--name",
+            "read-only-partner",
+            "--scopes",
+            "orders:read",
+            "--json",
+            "--data-dir",
+            str(platform.platform.data_dir),
         ],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     creds = json.loads(created.stdout)
     bearer = platform.token(creds["client_id"], creds["client_secret"])
-    body = {"customer_id": "CUST-ACME", "channel": "edi", "lines": [{"sku": "SKU-1001", "quantity": 1}]}
+    body = {
+        "customer_id": "CUST-ACME",
+        "channel": "edi",
+        "lines": [{"sku": "SKU-1001", "quantity": 1}],
+    }
     headers = {"Authorization": f"Bearer {bearer}", "Idempotency-Key": f"scope-{uuid.uuid4()}"}
     for base in (platform.gateway, platform.url("order_to_ship")):
         response = httpx.post(f"{base}/orders/v1/orders", json=body, headers=headers, timeout=10)

@@ -13,9 +13,17 @@ PRICE = 1999
 
 
 def _setup_stock(api: httpx.Client, sku: str, customer: str, east: int, west: int) -> None:
-    item = {"sku": sku, "name": f"Item {sku}", "unit_price": {"amount_minor": PRICE, "currency": "USD"}}
+    item = {
+        "sku": sku,
+        "name": f"Item {sku}",
+        "unit_price": {"amount_minor": PRICE, "currency": "USD"},
+    }
     assert api.post("/erp/v1/items", json=item).status_code == 201
-    body = {"customer_id": customer, "name": "E2E", "credit_limit": {"amount_minor": 10**9, "currency": "USD"}}
+    body = {
+        "customer_id": customer,
+        "name": "E2E",
+        "credit_limit": {"amount_minor": 10**9, "currency": "USD"},
+    }
     assert api.post("/erp/v1/customers", json=body).status_code == 201
     for warehouse, quantity in (("WH-EAST", east), ("WH-WEST", west)):
         receipt = {"warehouse_id": warehouse, "lines": [{"sku": sku, "quantity": quantity}]}
@@ -35,8 +43,14 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
         _setup_stock(api, sku, customer, east=6, west=4)
         assert eventually(lambda: _atp(api, sku) == 10), "receipts never reached availability"
 
-        order_body = {"customer_id": customer, "channel": "b2b_portal", "lines": [{"sku": sku, "quantity": 3}]}
-        placed = api.post("/orders/v1/orders", json=order_body, headers={"Idempotency-Key": "e2e-order-1"})
+        order_body = {
+            "customer_id": customer,
+            "channel": "b2b_portal",
+            "lines": [{"sku": sku, "quantity": 3}],
+        }
+        placed = api.post(
+            "/orders/v1/orders", json=order_body, headers={"Idempotency-Key": "e2e-order-1"}
+        )
         assert placed.status_code == 201, placed.text
         order = placed.json()
         order_id = order["order_id"]
@@ -44,10 +58,16 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
         assert order["lines"][0]["allocated"] == 3
         assert _atp(api, sku) == 7
 
-        fulfillment = api.get("/wms/v1/fulfillment-orders", params={"order_id": order_id}).json()["items"]
+        fulfillment = api.get("/wms/v1/fulfillment-orders", params={"order_id": order_id}).json()[
+            "items"
+        ]
         assert sum(line["quantity"] for fo in fulfillment for line in fo["lines"]) == 3
         for fo in fulfillment:
-            shipment = {"carrier": "UPS", "tracking_number": f"1Z{fo['fulfillment_order_id'][-8:]}", "lines": fo["lines"]}
+            shipment = {
+                "carrier": "UPS",
+                "tracking_number": f"1Z{fo['fulfillment_order_id'][-8:]}",
+                "lines": fo["lines"],
+            }
             shipped = api.post(
                 f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",
                 json=shipment,
@@ -56,7 +76,9 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
             assert shipped.status_code == 201, shipped.text
 
         final = eventually(
-            lambda: (o := api.get(f"/orders/v1/orders/{order_id}").json())["status"] == "shipped" and o
+            lambda: (
+                (o := api.get(f"/orders/v1/orders/{order_id}").json())["status"] == "shipped" and o
+            )
         )
         assert final, "the order never reached shipped"
         assert final["lines"][0]["shipped"] == 3
@@ -85,17 +107,27 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
         assert data["shipments"][0]["carrier"] == "UPS"
         assert sum(i["total"]["amountMinor"] for i in data["invoices"]) == 3 * PRICE
         availability = api.post(
-            "/graphql", json={"query": "query($s: ID!) { availability(sku: $s) { sku availableToPromise asOf } }", "variables": {"s": sku}}
+            "/graphql",
+            json={
+                "query": "query($s: ID!) { availability(sku: $s) { sku availableToPromise asOf } }",
+                "variables": {"s": sku},
+            },
         ).json()["data"]["availability"]
         assert availability["availableToPromise"] == 7
 
 
-def test_replayed_order_returns_the_same_order_and_allocates_nothing_more(platform: PlatformClient) -> None:
+def test_replayed_order_returns_the_same_order_and_allocates_nothing_more(
+    platform: PlatformClient,
+) -> None:
     sku, customer = f"E2E-{uuid.uuid4().hex[:8]}", f"CUST-{uuid.uuid4().hex[:8]}"
     with platform.client() as api:
         _setup_stock(api, sku, customer, east=5, west=0)
         assert eventually(lambda: _atp(api, sku) == 5)
-        body = {"customer_id": customer, "channel": "ecommerce", "lines": [{"sku": sku, "quantity": 2}]}
+        body = {
+            "customer_id": customer,
+            "channel": "ecommerce",
+            "lines": [{"sku": sku, "quantity": 2}],
+        }
         key = {"Idempotency-Key": f"replay-{sku}"}
         first = api.post("/orders/v1/orders", json=body, headers=key)
         second = api.post("/orders/v1/orders", json=body, headers=key)
@@ -103,7 +135,9 @@ def test_replayed_order_returns_the_same_order_and_allocates_nothing_more(platfo
         assert second.headers.get("idempotent-replayed") == "true"
         assert second.json()["order_id"] == first.json()["order_id"]
         assert _atp(api, sku) == 3
-        other = api.post("/orders/v1/orders", json={**body, "lines": [{"sku": sku, "quantity": 1}]}, headers=key)
+        other = api.post(
+            "/orders/v1/orders", json={**body, "lines": [{"sku": sku, "quantity": 1}]}, headers=key
+        )
         assert other.status_code == 422
         assert other.headers["content-type"].startswith("application/problem+json")
         assert _atp(api, sku) == 3
@@ -115,13 +149,39 @@ def test_bad_orders_are_refused_and_write_nothing(platform: PlatformClient) -> N
         _setup_stock(api, sku, customer, east=2, west=0)
         assert eventually(lambda: _atp(api, sku) == 2)
         cases = [
-            ({"customer_id": customer, "channel": "edi", "lines": [{"sku": sku, "quantity": 5}]}, 409, "/problems/insufficient-stock"),
-            ({"customer_id": customer, "channel": "edi", "lines": [{"sku": "NO-SUCH-SKU", "quantity": 1}]}, 422, "/problems/unknown-sku"),
-            ({"customer_id": "NO-SUCH-CUSTOMER", "channel": "edi", "lines": [{"sku": sku, "quantity": 1}]}, 422, "/problems/unknown-customer"),
-            ({"customer_id": customer, "channel": "edi", "lines": [{"sku": sku, "quantity": 0}]}, 400, "/problems/invalid-request"),
+            (
+                {"customer_id": customer, "channel": "edi", "lines": [{"sku": sku, "quantity": 5}]},
+                409,
+                "/problems/insufficient-stock",
+            ),
+            (
+                {
+                    "customer_id": customer,
+                    "channel": "edi",
+                    "lines": [{"sku": "NO-SUCH-SKU", "quantity": 1}],
+                },
+                422,
+                "/problems/unknown-sku",
+            ),
+            (
+                {
+                    "customer_id": "NO-SUCH-CUSTOMER",
+                    "channel": "edi",
+                    "lines": [{"sku": sku, "quantity": 1}],
+                },
+                422,
+                "/problems/unknown-customer",
+            ),
+            (
+                {"customer_id": customer, "channel": "edi", "lines": [{"sku": sku, "quantity": 0}]},
+                400,
+                "/problems/invalid-request",
+            ),
         ]
         for n, (body, status, problem) in enumerate(cases):
-            response = api.post("/orders/v1/orders", json=body, headers={"Idempotency-Key": f"bad-{sku}-{n}"})
+            response = api.post(
+                "/orders/v1/orders", json=body, headers={"Idempotency-Key": f"bad-{sku}-{n}"}
+            )
             assert response.status_code == status, response.text
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["type"] == problem

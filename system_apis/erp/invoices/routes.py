@@ -63,7 +63,7 @@ class InvoiceController(Controller):
         self,
         erp: ErpPort,
         principal: Principal,
-        order_id: OrderIdListQuery = (),
+        order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:

@@ -65,7 +65,7 @@ class ItemController(Controller):
     async def list_items(
         self,
         erp: ErpPort,
-        sku: SkuListQuery = (),
+        sku: SkuListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Item]:
