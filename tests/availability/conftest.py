@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -24,9 +25,15 @@ def issuer() -> TestIssuer:
     return TestIssuer()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings("availability", data_dir=tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The service on SQLite (the embedded default) and on a real PostgreSQL; the event
+    log stays the embedded one under tmp_path either way."""
+    settings = load_settings("availability", data_dir=tmp_path)
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        settings = msgspec.structs.replace(settings, database_url=url)
+    return settings
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
 import uuid_utils
 from litestar.testing import TestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from process_apis.availability.positions import ledger
@@ -132,9 +132,17 @@ def stock(client: TestClient[Any], settings: Settings, warehouse_id: str, **skus
 
 
 def outbox_count(settings: Settings) -> int:
-    path = settings.database_url.split("///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    """Rows in the service's outbox, on whichever database it runs."""
+
+    async def run() -> int:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(text("SELECT count(*) FROM outbox")) or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def ledger_drift(settings: Settings) -> dict[Any, Any]:

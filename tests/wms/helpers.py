@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
 from litestar.testing import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.events.envelope import Event
 from shared.events.sqlite_log import SqliteEventLog
@@ -37,9 +38,17 @@ def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 
 def outbox_count(settings: Settings) -> int:
-    path = settings.database_url.split("///", 1)[1]
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    """Rows in the service's outbox, on whichever database it runs."""
+
+    async def run() -> int:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(text("SELECT count(*) FROM outbox")) or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def stock_of(client: TestClient[Any], sku: str) -> dict[tuple[str, str | None], int]:

@@ -58,9 +58,7 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
             409, "duplicate-allocation", f"Order {data.order_id} is already allocated."
         ) from exc
 
-    async with conn.engine.connect() as other:
-        book = await PositionBook.lock(other, [line.sku for line in data.lines])
-        await other.rollback()
+    book = await PositionBook.lock(conn, [line.sku for line in data.lines])
     plan = plan_allocation(book, data.lines)
     short = [
         {"sku": line.sku, "requested": line.quantity, "available": planned(takes)}
@@ -81,7 +79,9 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     claims: dict[tuple[int, str], tuple[str, int]] = {}
     for line_no, takes in enumerate(plan, start=1):
         for key, quantity in takes:
-            if not await book.apply(conn, key, {"allocated": quantity}, cause, now=now):
+            if not await book.apply(
+                conn, key, {"allocated": quantity}, cause, now=now, require_atp=quantity
+            ):
                 raise _stock_changed()
             _, before = claims.get((line_no, key.location_id), (key.sku, 0))
             claims[(line_no, key.location_id)] = (key.sku, before + quantity)

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.availability.db import BUCKETS
 from process_apis.availability.positions.ledger import (
     Cause,
     PositionKey,
     atp_of,
+    buckets_of,
     change,
     locked_rows,
 )
@@ -26,12 +26,7 @@ class PositionBook:
         cls, conn: AsyncConnection, skus: list[str], location_id: str | None = None
     ) -> PositionBook:
         rows = await locked_rows(conn, skus, location_id)
-        return cls(
-            {
-                PositionKey(r.sku, r.location_id, r.lot): {b: int(getattr(r, b)) for b in BUCKETS}
-                for r in rows
-            }
-        )
+        return cls({PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows})
 
     def get(self, key: PositionKey, bucket: str) -> int:
         found = self.values.get(key)

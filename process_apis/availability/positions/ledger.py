@@ -4,6 +4,7 @@ row in the append-only movement ledger, both in the caller's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -42,10 +43,12 @@ def atp_expression() -> ColumnElement[Any]:
     return expr
 
 
-def atp_of(values: Any) -> int:
-    """ATP of a row or a mapping of bucket values."""
-    get = values.get if isinstance(values, dict) else lambda b: getattr(values, b)
-    return int(get("on_hand")) - sum(int(get(bucket)) for bucket in ATP_DEDUCTIONS)
+def atp_of(values: Mapping[str, int]) -> int:
+    return values["on_hand"] - sum(values[bucket] for bucket in ATP_DEDUCTIONS)
+
+
+def buckets_of(row: Any) -> dict[str, int]:
+    return {bucket: int(getattr(row, bucket)) for bucket in BUCKETS}
 
 
 def _key_filter(key: PositionKey) -> tuple[ColumnElement[bool], ...]:
@@ -146,10 +149,7 @@ Buckets = dict[PositionKey, dict[str, int]]
 async def snapshot(conn: AsyncConnection) -> Buckets:
     """Every position's buckets as stored."""
     rows = await conn.execute(select(positions))
-    return {
-        PositionKey(r.sku, r.location_id, r.lot): {b: int(getattr(r, b)) for b in BUCKETS}
-        for r in rows
-    }
+    return {PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows}
 
 
 async def rebuild(conn: AsyncConnection) -> Buckets:
@@ -162,10 +162,7 @@ async def rebuild(conn: AsyncConnection) -> Buckets:
             *(func.sum(movements.c[delta_column(b)]).label(b) for b in BUCKETS),
         ).group_by(movements.c.sku, movements.c.location_id, movements.c.lot)
     )
-    return {
-        PositionKey(r.sku, r.location_id, r.lot): {b: int(getattr(r, b)) for b in BUCKETS}
-        for r in rows
-    }
+    return {PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows}
 
 
 async def drift(conn: AsyncConnection) -> dict[PositionKey, tuple[dict[str, int], dict[str, int]]]:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import BUCKETS, delta_column, movements, positions
-from process_apis.availability.positions.ledger import atp_of
+from process_apis.availability.positions.ledger import atp_of, buckets_of
 from process_apis.availability.schemas import (
     ItemAvailability,
     LocationAvailability,
@@ -33,9 +33,9 @@ def _item(sku: str, rows: Sequence[Any]) -> ItemAvailability:
         lots = [
             LotPosition(
                 lot=r.lot or None,
-                available_to_promise=atp_of(r),
+                available_to_promise=atp_of(buckets_of(r)),
                 updated_at=utc(r.updated_at),
-                **{b: int(getattr(r, b)) for b in BUCKETS},
+                **buckets_of(r),
             )
             for r in lot_rows
         ]

@@ -9,17 +9,36 @@ from process_apis.availability.positions import queries
 from process_apis.availability.schemas import ItemAvailability, Movement
 from shared.auth.litestar_auth import requires
 from shared.db import Database
-from shared.models import CursorParam, LimitParam, Page, SkuParam, decode_cursor, encode_cursor
-from shared.problems import ProblemError, problem_responses
+from shared.models import (
+    SKU_PATTERN,
+    CursorParam,
+    LimitParam,
+    Page,
+    Sku,
+    SkuParam,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.problems import problem_responses
+
+SkusQuery = Annotated[
+    list[Sku],
+    Parameter(
+        query="sku",
+        min_items=1,
+        max_items=100,
+        schema_extra={
+            "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN}
+        },
+    ),
+]
 
 
 def _after(cursor: str | None) -> int:
+    """The movement id to continue after; a cursor we did not issue starts at the top
+    (house rule: paging never fails on a cursor)."""
     raw = decode_cursor(cursor)
-    if raw is None:
-        return 0
-    if not raw.isdigit() or len(raw) > 18:
-        raise ProblemError(400, "invalid-cursor", "The cursor is not one this API issued.")
-    return int(raw)
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 18 else 0
 
 
 class ItemController(Controller):
@@ -36,7 +55,7 @@ class ItemController(Controller):
     async def list_items(
         self,
         db: Database,
-        sku: Annotated[list[SkuParam], Parameter(query="sku", min_items=1, max_items=100)],
+        sku: SkusQuery,
     ) -> Page[ItemAvailability]:
         async with db.read() as conn:
             return Page(await queries.items(conn, sku), None)

@@ -121,12 +121,12 @@ class ReferenceWms(ReferenceFulfillment):
         return found[0] if found else None
 
     async def list_fulfillment_orders(
-        self, order_id: str | None, after: str | None, limit: int
+        self, order_ids: list[str], after: str | None, limit: int
     ) -> list[FulfillmentOrder]:
         table = tables.fulfillment_orders
         query = select(table).order_by(table.c.fulfillment_order_id).limit(limit)
-        if order_id:
-            query = query.where(table.c.order_id == order_id)
+        if order_ids:
+            query = query.where(table.c.order_id.in_(order_ids))
         if after:
             query = query.where(table.c.fulfillment_order_id > after)
         async with self.db.read() as conn:

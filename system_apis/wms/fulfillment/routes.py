@@ -1,16 +1,21 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
 from shared.idempotency import IdempotencyKey, IdempotencyStore
-from shared.models import CursorParam, IdParam, LimitParam, Page, decode_cursor, encode_cursor
+from shared.models import (
+    CursorParam,
+    IdParam,
+    LimitParam,
+    OrderIdListQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.problems import ProblemError, problem_responses
 from system_apis.wms.events import fulfillment_released, shipment_dispatched
 from system_apis.wms.port import (
@@ -75,18 +80,18 @@ class FulfillmentController(Controller):
     @get(
         "/",
         operation_id="listFulfillmentOrders",
-        summary="List fulfillment orders, optionally of one order",
+        summary="List fulfillment orders, optionally of some orders",
         responses=problem_responses(),
         **requires("wms:read"),
     )
     async def list_fulfillment_orders(
         self,
         wms: WmsPort,
-        order_id: Annotated[IdParam | None, Parameter(required=False)] = None,
+        order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[FulfillmentOrder]:
-        found = await wms.list_fulfillment_orders(order_id, decode_cursor(cursor), limit + 1)
+        found = await wms.list_fulfillment_orders(list(order_id), decode_cursor(cursor), limit + 1)
         more = len(found) > limit
         page = found[:limit]
         return Page(page, encode_cursor(page[-1].fulfillment_order_id) if more else None)

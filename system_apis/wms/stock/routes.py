@@ -8,29 +8,36 @@ from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.models import (
+    ID_PATTERN,
     CursorParam,
-    IdParam,
     LimitParam,
     Page,
-    SkuParam,
+    SkuListQuery,
     decode_cursor,
     encode_cursor,
 )
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
 from system_apis.wms.port import WmsPort
 from system_apis.wms.schemas import StockPosition
 
+WarehouseQuery = Annotated[
+    str | None,
+    Parameter(
+        query="warehouse_id", required=False, min_length=1, max_length=64, pattern=ID_PATTERN
+    ),
+]
+
 
 def _after(cursor: str | None) -> tuple[str, str, str] | None:
+    """The (warehouse, sku, lot) to continue after. A cursor we did not issue is just a
+    position in the key order (house rule: paging never fails on a cursor)."""
     raw = decode_cursor(cursor)
     if raw is None:
         return None
     try:
         warehouse_id, sku, lot = msgspec.json.decode(raw, type=tuple[str, str, str])
     except msgspec.DecodeError:
-        raise ProblemError(
-            400, "invalid-cursor", "The cursor is not one this API issued."
-        ) from None
+        return raw, "", ""
     return warehouse_id, sku, lot
 
 
@@ -48,14 +55,12 @@ class StockController(Controller):
     async def list_stock(
         self,
         wms: WmsPort,
-        sku: Annotated[
-            list[SkuParam] | None, Parameter(query="sku", required=False, max_items=100)
-        ] = None,
-        warehouse_id: Annotated[IdParam | None, Parameter(required=False)] = None,
+        sku: SkuListQuery = (),  # type: ignore[assignment]
+        warehouse_id: WarehouseQuery = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[StockPosition]:
-        found = await wms.list_stock(sku, warehouse_id, _after(cursor), limit + 1)
+        found = await wms.list_stock(list(sku), warehouse_id, _after(cursor), limit + 1)
         more = len(found) > limit
         page = found[:limit]
         if not more:

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
 from shared.models import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
 from shared.problems import ProblemError, problem_responses
 from system_apis.wms.port import DuplicateRecord, WmsPort
@@ -32,7 +29,7 @@ class WarehouseController(Controller):
         wms: WmsPort,
         idempotency: IdempotencyStore,
         principal: Principal,
-        idempotency_key: Annotated[IdempotencyKey | None, Parameter(required=False)] = None,
+        idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[Warehouse]:
         async def effect(tx: Tx) -> tuple[int, Warehouse]:
             try:
