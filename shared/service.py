@@ -170,6 +170,7 @@ def build_app(
             use_handler_docstrings=True,
         ),
         debug=False,
+        logging_config=None,  # keep the JSON log lines of configure_logging
     )
     _fix_options_allow_headers(app)
     finalize_openapi(app)

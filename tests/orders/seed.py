@@ -241,3 +241,18 @@ def ship(stack: Stack, fo: dict[str, Any], lines: list[tuple[str, int]]) -> dict
     assert response.status_code == 201, response.text
     shipment: dict[str, Any] = response.json()
     return shipment
+
+
+def events_of(stack: Stack, stream: str, subject: str) -> list[Event]:
+    """What the relays have published on ``stream`` about ``subject``, in order."""
+    from shared.events.sqlite_log import SqliteEventLog
+
+    async def read() -> list[Event]:
+        log = SqliteEventLog(stack.bus_path())
+        try:
+            entries = await log.read_all(stream, 0, 100_000)
+        finally:
+            await log.close()
+        return [event for _, _, event in entries if event.subject == subject]
+
+    return asyncio.run(read())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events.catalog import STREAM_WMS
+from shared.events.catalog import STREAM_ORDERS, STREAM_WMS, OrderStatusChanged
 from tests.orders.seed import (
     allocated,
     body,
     dispatch,
+    events_of,
     fulfillment_orders,
     new_customer,
     new_item,
@@ -35,6 +36,15 @@ def wait_status(stack: Stack, order_id: str, status: str) -> dict[str, Any]:
         what=f"{order_id} {status}",
     )
     return found
+
+
+def order_events(stack: Stack, order_id: str, count: int) -> list[Any]:
+    def probe() -> list[Any] | None:
+        found = events_of(stack, STREAM_ORDERS, order_id)
+        return found if len(found) >= count else None
+
+    published: list[Any] = wait_for(probe, what=f"{count} events of {order_id}")
+    return published
 
 
 def cancel(stack: Stack, order_id: str) -> Any:
@@ -78,6 +88,16 @@ def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: s
     response = cancel(full_stack, order_id)
     assert response.status_code == 409, response.text
     assert response.json()["type"] == "/problems/order-shipped"
+    published = order_events(full_stack, order_id, 3)
+    assert [(e.type, e.sequence) for e in published] == [
+        ("order.accepted", 1),
+        ("order.status_changed", 2),
+        ("order.status_changed", 3),
+    ]
+    assert [e.payload(OrderStatusChanged).status for e in published[1:]] == [
+        "partially_shipped",
+        "shipped",
+    ]
 
 
 def test_cancel_releases_the_allocation_and_the_fulfillment_order(
@@ -99,6 +119,11 @@ def test_cancel_releases_the_allocation_and_the_fulfillment_order(
     again = cancel(full_stack, order_id)
     assert again.status_code == 200
     assert again.json() == cancelled
+    published = order_events(full_stack, order_id, 2)
+    assert [(e.type, e.sequence) for e in published] == [
+        ("order.accepted", 1),
+        ("order.cancelled", 2),
+    ]
 
 
 def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, warehouse: str) -> None:

@@ -221,6 +221,10 @@ def test_list_fulfillment_orders_by_order_and_page(client: TestClient[Any]) -> N
 
     of_one = client.get("/wms/v1/fulfillment-orders", params={"order_id": "SO-2"}).json()
     assert [fo["fulfillment_order_id"] for fo in of_one["items"]] == [ids[1]]
+    of_two = client.get(
+        "/wms/v1/fulfillment-orders", params=[("order_id", "SO-2"), ("order_id", "SO-1")]
+    ).json()
+    assert [fo["fulfillment_order_id"] for fo in of_two["items"]] == ids
 
     seen: list[str] = []
     cursor = None
