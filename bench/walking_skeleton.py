@@ -76,7 +76,13 @@ def run(orders: int) -> dict[str, float]:
                     ).json()["items"][0]
                     api.post(
                         f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",
-                        json={"carrier": "UPS", "tracking_number": f"T{n}", "lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in fo["lines"]]},
+                        json={
+                            "carrier": "UPS",
+                            "tracking_number": f"T{n}",
+                            "lines": [
+                                {"sku": ln["sku"], "quantity": ln["quantity"]} for ln in fo["lines"]
+                            ],
+                        },
                         headers={"Idempotency-Key": f"bench-ship-{order_id}"},
                     )
                     t1 = time.perf_counter()

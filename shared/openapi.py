@@ -42,7 +42,8 @@ def forbid_unknown_fields_in_schema(app: Litestar) -> None:
                 _structs_in(data.annotation, bodies)
     components = app.openapi_schema.components.schemas or {}
     for cls in bodies:
-        if not cls.__struct_config__.forbid_unknown_fields:
+        config = getattr(cls, "__struct_config__", None)
+        if config is None or not config.forbid_unknown_fields:
             continue
         for key in _component_key(cls):
             if key in components:

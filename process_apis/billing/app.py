@@ -26,7 +26,9 @@ def create_app(
     runtime = Runtime(settings, metadata, key_source=key_source, consumes_events=True)
     if service_tokens is not None:
         runtime.tokens = service_tokens
-    handler = InvoiceOnShipment(runtime.downstream("order_to_ship"), runtime.downstream("erp"))
+    handler = InvoiceOnShipment(
+        runtime.db, runtime.downstream("order_to_ship"), runtime.downstream("erp")
+    )
     runtime.consume(CONSUMER_GROUP, [STREAM_WMS], {"shipment.dispatched": handler})
     return build_app(
         runtime,

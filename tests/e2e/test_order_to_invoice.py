@@ -68,7 +68,9 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
             shipment = {
                 "carrier": "UPS",
                 "tracking_number": f"1Z{fo['fulfillment_order_id'][-8:]}",
-                "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in fo["lines"]],
+                "lines": [
+                    {"sku": line["sku"], "quantity": line["quantity"]} for line in fo["lines"]
+                ],
             }
             shipped = api.post(
                 f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shipments",

@@ -17,7 +17,7 @@ import msgspec
 
 from process_apis.billing.invoices import repository as repo
 from process_apis.billing.invoices.schemas import Invoice
-from shared.db import Tx
+from shared.db import Database, Tx
 from shared.events.catalog import STREAM_BILLING, InvoiceIssued, ShipmentDispatched
 from shared.events.catalog import Money as EventMoney
 from shared.events.envelope import Event, new_event
@@ -41,12 +41,16 @@ def _invoice(body: dict[str, Any]) -> Invoice:
 
 
 class InvoiceOnShipment:
-    def __init__(self, orders: Downstream, erp: Downstream) -> None:
+    def __init__(self, db: Database, orders: Downstream, erp: Downstream) -> None:
+        self.db = db
         self.orders = orders
         self.erp = erp
 
     async def prepare(self, event: Event) -> Invoice | None:
         shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
+        async with self.db.read() as conn:
+            if await repo.invoiced(conn, shipment.shipment_id):
+                return None  # the same fact again under another event id
         response = await self.orders.request("GET", f"/orders/v1/orders/{shipment.order_id}")
         if response.status_code == 404:
             # Not an order of this platform (the WMS also fulfils for other systems):

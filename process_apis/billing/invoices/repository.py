@@ -53,6 +53,13 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
     return True
 
 
+async def invoiced(conn: AsyncConnection, shipment_id: str) -> bool:
+    found = await conn.scalar(
+        select(invoices.c.invoice_id).where(invoices.c.shipment_id == shipment_id)
+    )
+    return found is not None
+
+
 async def get(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
     found = await _load(conn, select(invoices).where(invoices.c.invoice_id == invoice_id))
     return found[0] if found else None
