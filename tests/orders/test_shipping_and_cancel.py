@@ -19,7 +19,7 @@ from tests.orders.seed import (
     ship,
     stocked_item,
 )
-from tests.support.stack import Stack, wait_for
+from tests.support.stack import Stack, ThreadServer, free_port, wait_for
 
 
 def read(stack: Stack, order_id: str) -> dict[str, Any]:
@@ -130,8 +130,6 @@ def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, wareho
     """A second orders instance on the same database cannot reach availability: the
     order stays pending (503). The running instance's resumer finishes it, and the
     client's retry with the same key replays the result."""
-    from tests.support.stack import ThreadServer, free_port
-
     customer_id = new_customer(full_stack)
     sku = stocked_item(full_stack, warehouse, 10)
     dead = {**full_stack.urls, "availability": f"http://127.0.0.1:{free_port()}"}
@@ -148,6 +146,10 @@ def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, wareho
             headers={"Idempotency-Key": key},
         )
     assert response.status_code == 503, response.text
+    early = place(full_stack, body(customer_id, (sku, 2)), key)
+    if early.status_code != 201:  # the resumer has not finished yet
+        assert early.status_code == 409, early.text
+        assert early.json()["type"] == "/problems/request-in-progress"
     with full_stack.client("order_to_ship", "orders:read") as orders:
         (pending,) = orders.get("/orders/v1/orders", params={"customer_id": customer_id}).json()[
             "items"
@@ -161,7 +163,7 @@ def test_an_order_left_pending_by_an_outage_is_resumed(full_stack: Stack, wareho
     assert allocated(full_stack, sku) == 2
 
 
-def test_unknown_sku_on_a_shipment_for_unknown_order_is_ignored(stack: Stack) -> None:
+def test_a_shipment_for_an_unknown_order_is_ignored(stack: Stack) -> None:
     customer_id = new_customer(stack)
     order_id = seed_released_order(stack, customer_id, [(new_item(stack), 1, 100)])
     dispatch(stack, "ORD-does-not-exist", [("SKU-X", 1)])
