@@ -67,7 +67,7 @@ class Downstream:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(attempts),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
                 retry=retry_if_exception_type((httpx.TransportError, RetryableStatus)),
                 reraise=True,
             ):

@@ -53,7 +53,7 @@ def decode_cursor(cursor: str | None) -> str | None:
 
 # Parameter flavours of the same rules (query and path parameters are validated and
 # documented from Litestar's Parameter, not from msgspec.Meta).
-from litestar.params import Parameter  # noqa: E402
+from litestar.params import Parameter, QueryParameter  # noqa: E402
 
 SkuParam = Annotated[
     str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -79,9 +79,11 @@ _SKU_ITEMS = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_
 # the item rules are spelled out for the OpenAPI document, Litestar enforces them.
 SkuListQuery = Annotated[
     list[Sku],
-    Parameter(query="sku", required=False, max_items=100, schema_extra={"items": _SKU_ITEMS}),
+    QueryParameter(name="sku", required=False, max_items=100, schema_extra={"items": _SKU_ITEMS}),
 ]
 OrderIdListQuery = Annotated[
     list[Identifier],
-    Parameter(query="order_id", required=False, max_items=100, schema_extra={"items": _ID_ITEMS}),
+    QueryParameter(
+        name="order_id", required=False, max_items=100, schema_extra={"items": _ID_ITEMS}
+    ),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,14 +67,22 @@ class SqliteEventLog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
-        self._lock = asyncio.Lock()
+        # A threading lock, not an asyncio one: a cancelled caller stops awaiting, but
+        # its worker thread keeps using the connection; close() must wait for it.
+        self._lock = threading.Lock()
+        self._closed = False
         # Per group: the head last seen with nothing left to claim, and the last reclaim.
         self._last_seen_max: dict[str, int] = {}
         self._last_reclaim_check: dict[str, float] = {}
 
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the event log is closed")
+            return fn(*args)
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        async with self._lock:
-            return await asyncio.to_thread(fn, *args)
+        return await asyncio.to_thread(self._locked, fn, *args)
 
     # -- producing -------------------------------------------------------
     def _publish(self, stream: str, events: Sequence[Event]) -> None:
@@ -211,6 +220,11 @@ class SqliteEventLog:
     async def ping(self) -> None:
         await self._run(self._max_id)
 
+    def _close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
     async def close(self) -> None:
-        async with self._lock:
-            self._conn.close()
+        await asyncio.to_thread(self._close)

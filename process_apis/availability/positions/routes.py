@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from process_apis.availability.positions import queries
 from process_apis.availability.schemas import ItemAvailability, Movement
@@ -23,8 +23,8 @@ from shared.problems import problem_responses
 
 SkusQuery = Annotated[
     list[Sku],
-    Parameter(
-        query="sku",
+    QueryParameter(
+        name="sku",
         min_items=1,
         max_items=100,
         schema_extra={

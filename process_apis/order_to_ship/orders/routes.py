@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from process_apis.order_to_ship.orders.schemas import Order, OrderIn
 from process_apis.order_to_ship.orders.service import OrderService
@@ -15,8 +15,8 @@ from shared.problems import problem_responses
 
 CustomerFilter = Annotated[
     str | None,
-    Parameter(
-        query="customer_id",
+    QueryParameter(
+        name="customer_id",
         required=False,
         min_length=1,
         max_length=64,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from shared.auth.litestar_auth import requires
 from shared.models import (
@@ -22,8 +22,8 @@ from system_apis.wms.schemas import StockPosition
 
 WarehouseQuery = Annotated[
     str | None,
-    Parameter(
-        query="warehouse_id", required=False, min_length=1, max_length=64, pattern=ID_PATTERN
+    QueryParameter(
+        name="warehouse_id", required=False, min_length=1, max_length=64, pattern=ID_PATTERN
     ),
 ]
 
