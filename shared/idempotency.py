@@ -166,11 +166,16 @@ class IdempotencyStore:
         self,
         *,
         client_id: str,
-        key: str,
+        key: str | None,
         payload: Any,
         effect: Callable[[Tx], Awaitable[tuple[int, msgspec.Struct]]],
     ) -> Response[Any]:
-        """A single-transaction effect: look up, run, store the response, commit."""
+        """A single-transaction effect: look up, run, store the response, commit.
+        Without a key (where the contract makes it optional) the effect just runs."""
+        if key is None:
+            async with self.db.transaction() as tx:
+                status_code, result = await effect(tx)
+            return Response(result, status_code=status_code)
         fp = fingerprint(payload)
         try:
             async with self.db.transaction() as tx:

@@ -74,6 +74,7 @@ def up(
     from tally.launcher import launch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     directory = data_dir_from_env(data_dir)
     stopping = False
 

@@ -39,10 +39,6 @@ class CustomerController(Controller):
                     409, "duplicate-customer", f"Customer {data.customer_id} already exists."
                 ) from exc
 
-        if idempotency_key is None:
-            async with idempotency.db.transaction() as tx:
-                _, customer = await effect(tx)
-            return Response(customer, status_code=201)
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )

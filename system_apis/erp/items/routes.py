@@ -47,10 +47,6 @@ class ItemController(Controller):
                     409, "duplicate-item", f"Item {data.sku} already exists."
                 ) from exc
 
-        if idempotency_key is None:
-            async with idempotency.db.transaction() as tx:
-                _, item = await effect(tx)
-            return Response(item, status_code=201)
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )

@@ -37,10 +37,6 @@ class WarehouseController(Controller):
             except DuplicateRecord as exc:
                 raise ProblemError(409, "duplicate-warehouse", str(exc)) from exc
 
-        if idempotency_key is None:
-            async with idempotency.db.transaction() as tx:
-                _, warehouse = await effect(tx)
-            return Response(warehouse, status_code=201)
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )
