@@ -22,15 +22,14 @@ REST_SERVICES = ["erp", "wms", "availability", "order_to_ship", "billing"]
 
 
 def _run(
-    schema_url: str, base_url: str, bearer: str, examples: int
+    schema_url: str, base_url: str | None, bearer: str, examples: int
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             SCHEMATHESIS,
             "run",
             schema_url,
-            "--url",
-            base_url,
+            *(["--url", base_url] if base_url else []),
             "--header",
             f"Authorization: Bearer {bearer}",
             "--max-examples",
@@ -63,4 +62,11 @@ def test_service_honours_its_contract_through_the_gateway(
 ) -> None:
     schema = f"{platform.url(service)}/schema/openapi.json"
     result = _run(schema, platform.gateway, platform.token(), examples=10)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("through", ["portal", "gateway"])
+def test_portal_graphql_honours_its_schema(platform: PlatformClient, through: str) -> None:
+    url = f"{platform.url('portal') if through == 'portal' else platform.gateway}/graphql"
+    result = _run(url, None, platform.token(), examples=25)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

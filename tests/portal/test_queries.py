@@ -160,14 +160,12 @@ async def test_another_customers_order_is_null_without_error(
     assert len(upstreams.requests_to("orders")) == 1
 
 
-async def test_malformed_order_id_is_bad_input_and_never_sent(
+async def test_malformed_order_id_names_no_order_and_is_never_sent(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
     response = await graphql(portal, '{ order(id: "../erp") { id } }', token())
 
-    body = response.json()
-    assert body["data"] == {"order": None}
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert response.json() == {"data": {"order": None}}
     assert upstreams.requests_to("orders") == []
 
 
