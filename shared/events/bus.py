@@ -1,14 +1,30 @@
-"""The event bus interface. Engines: the embedded SQLite log (default) and, from the
-next milestone, Redis Streams; both keep consumer-group, ack and redelivery semantics."""
+"""The event bus interface, with two engines behind it and one conformance suite
+(tests/events/test_conformance.py):
+
+- the embedded SQLite log (``sqlite:///PATH``, the zero-setup default);
+- Redis Streams (``redis://HOST:PORT/DB``) for production.
+
+Semantics both keep: per-stream order; consumer groups (each group sees every entry;
+the consumers of one group share them, never both handling one entry); at-least-once
+delivery (an entry is pending until acked, and reclaimed by another consumer of the
+group after the visibility timeout); delivery counts; dead letters (a poison entry is
+moved to the stream's dead-letter list with the reason, and acked); replay (a dead
+letter is re-published to its stream). Publishing may store an event twice (a relay
+crash between publish and mark); consumers deduplicate by event id in their inbox.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 import msgspec
 
 from shared.events.envelope import Event
+
+DEFAULT_MAX_DELIVERIES = 5
+DEFAULT_VISIBILITY_TIMEOUT = 30.0
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -18,26 +34,76 @@ class Delivery(msgspec.Struct, frozen=True):
     delivery_count: int
 
 
+class DeadLetter(msgspec.Struct, frozen=True):
+    dead_letter_id: str
+    stream: str
+    group: str
+    entry_id: str
+    event: Event
+    deliveries: int
+    reason: str
+    dead_at: datetime
+
+
+class GroupLag(msgspec.Struct, frozen=True):
+    group: str
+    stream: str
+    pending: int  # delivered, not yet acknowledged
+    oldest_pending_seconds: float  # 0 when nothing is pending
+    lag: int  # entries not yet delivered to the group
+
+
 class EventBus(Protocol):
     async def publish(self, stream: str, events: Sequence[Event]) -> None:
-        """Append; publishing an event id twice stores it once."""
+        """Append in order."""
 
     async def read_group(
         self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
     ) -> list[Delivery]:
-        """New entries for the group, plus entries another consumer took and never acked
-        within the visibility timeout. Blocks up to ``block_ms`` when there is nothing."""
+        """Entries other consumers of the group took and did not ack within the visibility
+        timeout (their delivery count raised), then new entries. Blocks up to
+        ``block_ms`` when there is nothing."""
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None: ...
+
+    async def retry_later(self, group: str, delivery: Delivery, delay_seconds: float) -> None:
+        """Leave the entry pending, to be delivered again after ``delay_seconds``
+        (backoff without blocking the entries behind it)."""
+
+    async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
+        """Move the entry to the stream's dead letters with the reason, and ack it."""
+
+    async def dead_letters(self, stream: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> bool:
+        """Re-publish the dead letter's event to its stream and drop the dead letter.
+        False when there is no such dead letter."""
+
+    async def read_all(
+        self, stream: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[tuple[str, str, Event]]:
+        """(entry id, stream, event) in order, after ``after`` (for tail and replay)."""
+
+    async def lag(self) -> list[GroupLag]: ...
 
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def open_bus(url: str) -> EventBus:
+def open_bus(
+    url: str,
+    *,
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
+) -> EventBus:
     if url.startswith("sqlite:///"):
         from shared.events.sqlite_log import SqliteEventLog
 
-        return SqliteEventLog(url.removeprefix("sqlite:///"))
-    raise ValueError(f"unsupported TALLY_BUS_URL scheme: {url!r} (supported: sqlite:///PATH)")
+        return SqliteEventLog(url.removeprefix("sqlite:///"), visibility_timeout=visibility_timeout)
+    if url.startswith(("redis://", "rediss://")):
+        from shared.events.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(url, visibility_timeout=visibility_timeout)
+    raise ValueError(
+        f"unsupported TALLY_BUS_URL: {url!r} (sqlite:///PATH or redis://HOST:PORT/DB)"
+    )
