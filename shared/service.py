@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from shared.auth.verifier import KeySource, RemoteJwks, TokenVerifier
 from shared.correlation import CorrelationMiddleware
 from shared.db import Database
 from shared.events.bus import EventBus, open_bus
-from shared.events.inbox import EventConsumer, EventHandler, inbox_tables
+from shared.events.inbox import EventConsumer, EventHandler, RetryPolicy, inbox_tables
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
@@ -86,9 +86,18 @@ class Runtime:
         return Downstream(service, self.settings.url_of(service), self.http, self.tokens)
 
     def consume(
-        self, group: str, streams: Sequence[str], handlers: dict[str, EventHandler]
+        self,
+        group: str,
+        streams: Sequence[str],
+        handlers: Mapping[str, EventHandler],
+        *,
+        ordered_types: Collection[str],
     ) -> None:
+        """Consume ``streams`` as ``group``. ``ordered_types`` (required, may be empty)
+        names the handled types that apply strictly in sequence order per subject; the
+        others are deduplicated by event id only (see shared/events/inbox.py)."""
         assert self.bus is not None, "consumers need a bus"
+        settings = self.settings
         self.consumers.append(
             EventConsumer(
                 db=self.db,
@@ -96,7 +105,14 @@ class Runtime:
                 group=group,
                 streams=streams,
                 handlers=handlers,
-                block_ms=self.settings.consumer_block_ms,
+                ordered_types=ordered_types,
+                policy=RetryPolicy(
+                    max_deliveries=settings.events_max_deliveries,
+                    base_seconds=settings.events_retry_base_seconds,
+                    cap_seconds=settings.events_retry_cap_seconds,
+                    max_parks=settings.events_max_parks,
+                ),
+                block_ms=settings.consumer_block_ms,
             )
         )
 

@@ -30,6 +30,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     service_urls: dict[str, str]
     outbox_poll_seconds: float = 0.2
     consumer_block_ms: int = 200
+    # Consumers: failed deliveries before the dead letters, and the retry backoff
+    # (min(cap, base * 2**(n-1)) with jitter); deliveries an ordered event may wait for
+    # its predecessor (a gap) before it is dead-lettered.
+    events_max_deliveries: int = 5
+    events_retry_base_seconds: float = 0.2
+    events_retry_cap_seconds: float = 30.0
+    events_max_parks: int = 100
 
     def url_of(self, service: str) -> str:
         return self.service_urls[service]
@@ -57,12 +64,30 @@ def database_url_for(service: str, data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / (service + '.db')}"
 
 
+def bus_url_for(data_dir: Path) -> str:
+    """TALLY_BUS_URL, else the embedded log of the data dir (``<data-dir>/events.db``)."""
+    return _env("TALLY_BUS_URL") or f"sqlite:///{data_dir / 'events.db'}"
+
+
 def service_urls_from_env() -> dict[str, str]:
     urls: dict[str, str] = {}
     for spec in SERVICES:
         default = f"http://127.0.0.1:{spec.port}"
         urls[spec.name] = _env(f"TALLY_{spec.name.upper()}_URL", default) or default
     return urls
+
+
+def _number(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {raw!r}")
+    return value
 
 
 def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settings:
@@ -77,7 +102,7 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         host=_env("TALLY_HOST", "127.0.0.1") or "127.0.0.1",
         port=port,
         database_url=database_url_for(service, directory),
-        bus_url=_env("TALLY_BUS_URL", f"sqlite:///{directory / 'events.db'}") or "",
+        bus_url=bus_url_for(directory),
         redis_url=_env("TALLY_REDIS_URL"),
         issuer=_env("TALLY_ISSUER", gateway) or gateway,
         jwks_url=_env("TALLY_JWKS_URL", f"{gateway}/.well-known/jwks.json") or "",
@@ -85,4 +110,8 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         client_id=_env(f"TALLY_{service.upper()}_CLIENT_ID"),
         client_secret=_env(f"TALLY_{service.upper()}_CLIENT_SECRET"),
         service_urls=urls,
+        events_max_deliveries=int(_number("TALLY_EVENTS_MAX_DELIVERIES", 5)),
+        events_retry_base_seconds=_number("TALLY_EVENTS_RETRY_BASE_SECONDS", 0.2),
+        events_retry_cap_seconds=_number("TALLY_EVENTS_RETRY_CAP_SECONDS", 30.0),
+        events_max_parks=int(_number("TALLY_EVENTS_MAX_PARKS", 100)),
     )

@@ -15,11 +15,13 @@ from rich.table import Table
 from shared.settings import data_dir_from_env
 from shared.topology import BY_NAME, SERVICES
 from tally.commands.clients import clients_app
+from tally.commands.events import events_app
 
 app = typer.Typer(help="Tally: API-led integration for distributors.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Export and check the published contracts.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(events_app, name="events")
 console = Console()
 
 DataDir = Annotated[

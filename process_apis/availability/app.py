@@ -6,12 +6,11 @@ from litestar import Litestar
 from litestar.openapi.spec import Tag
 
 from process_apis.availability.allocations.routes import AllocationController
-from process_apis.availability.consumers.wms import on_receipt, on_shipment
+from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
 from process_apis.availability.db import metadata
 from process_apis.availability.positions.routes import ItemController
 from shared.auth.verifier import KeySource
 from shared.events.catalog import STREAM_WMS
-from shared.events.inbox import ApplyOnly
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
 
@@ -21,11 +20,7 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
     runtime = Runtime(
         settings, metadata, key_source=key_source, produces_events=True, consumes_events=True
     )
-    runtime.consume(
-        "availability",
-        [STREAM_WMS],
-        {"receipt.posted": ApplyOnly(on_receipt), "shipment.dispatched": ApplyOnly(on_shipment)},
-    )
+    runtime.consume("availability", [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
     return build_app(
         runtime,
         route_handlers=[ItemController, AllocationController],

@@ -29,7 +29,10 @@ def create_app(
     handler = InvoiceOnShipment(
         runtime.db, runtime.downstream("order_to_ship"), runtime.downstream("erp")
     )
-    runtime.consume(CONSUMER_GROUP, [STREAM_WMS], {"shipment.dispatched": handler})
+    # UNORDERED: one invoice per shipment, whatever order the shipments arrive in.
+    runtime.consume(
+        CONSUMER_GROUP, [STREAM_WMS], {"shipment.dispatched": handler}, ordered_types=()
+    )
     return build_app(
         runtime,
         route_handlers=[InvoiceController],

@@ -10,7 +10,7 @@ from process_apis.order_to_ship.flows.cancel_order import CancelOrder
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.flows.resume import ResumeStalled
-from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, HANDLERS
+from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, HANDLERS, ORDERED_TYPES
 from process_apis.order_to_ship.orders.routes import OrderController
 from process_apis.order_to_ship.orders.service import OrderService
 from shared.auth.service_tokens import ServiceTokens
@@ -35,7 +35,7 @@ def create_app(
     partners = Partners(runtime)
     place = PlaceOrder(runtime.db, runtime.idempotency, partners)
     orders = OrderService(runtime.db, place, CancelOrder(runtime.db, partners))
-    runtime.consume(CONSUMER_GROUP, [STREAM_WMS], HANDLERS)
+    runtime.consume(CONSUMER_GROUP, [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
     runtime.background.append(ResumeStalled(place, after=resume_after, every=resume_every))
     return build_app(
         runtime,

@@ -61,30 +61,40 @@ class EventBus(Protocol):
         self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
     ) -> list[Delivery]:
         """Entries other consumers of the group took and did not ack within the visibility
-        timeout (their delivery count raised), then new entries. Blocks up to
-        ``block_ms`` when there is nothing."""
+        timeout (their delivery count raised), then new entries; at most ``count`` per
+        stream. Blocks up to ``block_ms`` when there is nothing (0: never blocks). A group
+        read for the first time starts at the beginning of the stream."""
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None: ...
 
     async def retry_later(self, group: str, delivery: Delivery, delay_seconds: float) -> None:
         """Leave the entry pending, to be delivered again after ``delay_seconds``
-        (backoff without blocking the entries behind it)."""
+        (backoff without blocking the entries behind it). The delay is capped at the
+        visibility timeout; the delivery count is unchanged until the redelivery."""
 
     async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
-        """Move the entry to the stream's dead letters with the reason, and ack it."""
+        """Move the entry to the stream's dead letters with the reason, and ack it, in one
+        step. Nothing happens when the entry is no longer pending (acked, or already
+        dead-lettered)."""
 
-    async def dead_letters(self, stream: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(
+        self, stream: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]: ...
 
     async def replay_dead_letter(self, dead_letter_id: str) -> bool:
-        """Re-publish the dead letter's event to its stream and drop the dead letter.
-        False when there is no such dead letter."""
+        """Re-publish the dead letter's event to its stream (a new entry, the same event
+        id: every group receives it again) and drop the dead letter, in one step. False
+        when there is no such dead letter."""
 
     async def read_all(
         self, stream: str | None = None, after: str | None = None, limit: int = 100
     ) -> list[tuple[str, str, Event]]:
-        """(entry id, stream, event) in order, after ``after`` (for tail and replay)."""
+        """(entry id, stream, event) in order, after the entry id ``after`` (exclusive;
+        pass the last id of a page to get the next), for tail and replay. Without a
+        stream, every stream's entries in append order."""
 
-    async def lag(self) -> list[GroupLag]: ...
+    async def lag(self) -> list[GroupLag]:
+        """Per group and stream, sorted by group then stream."""
 
     async def ping(self) -> None: ...
 
@@ -95,7 +105,10 @@ def open_bus(
     url: str,
     *,
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
+    max_len: int | None = None,
 ) -> EventBus:
+    """The engine for ``url``. ``max_len`` bounds Redis streams (trimming never drops an
+    entry a group has not acknowledged); the embedded log keeps everything."""
     if url.startswith("sqlite:///"):
         from shared.events.sqlite_log import SqliteEventLog
 
@@ -103,7 +116,5 @@ def open_bus(
     if url.startswith(("redis://", "rediss://")):
         from shared.events.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(url, visibility_timeout=visibility_timeout)
-    raise ValueError(
-        f"unsupported TALLY_BUS_URL: {url!r} (sqlite:///PATH or redis://HOST:PORT/DB)"
-    )
+        return RedisStreamsBus(url, visibility_timeout=visibility_timeout, max_len=max_len)
+    raise ValueError(f"unsupported TALLY_BUS_URL: {url!r} (sqlite:///PATH or redis://HOST:PORT/DB)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +30,13 @@ from shared.events.bus import EventBus
 from shared.events.envelope import Event, decode_event, encode_event
 
 log = logging.getLogger("tally.outbox")
+
+# Test-only fault injection point (in the spirit of FoundationDB's "buggify"): with
+# TALLY_FAULT_CRASH_BEFORE_PUBLISH=1 the relay kills its process (exit 137, as SIGKILL
+# would) after it has read committed, unpublished rows and before it publishes them:
+# the crash between commit and publish the outbox must survive. Used by
+# tests/faults/test_producer_crash.py; never set it outside tests.
+FAULT_CRASH_BEFORE_PUBLISH = "TALLY_FAULT_CRASH_BEFORE_PUBLISH"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -67,6 +75,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         db.on_commit(self._wake.set)
+        self._crash_before_publish = os.environ.get(FAULT_CRASH_BEFORE_PUBLISH) == "1"
 
     async def publish_pending(self, batch: int = 500) -> int:
         async with self.db.read() as conn:
@@ -80,6 +89,8 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
+        if self._crash_before_publish:  # test-only fault injection, see above
+            os._exit(137)
         by_stream: dict[str, list[Event]] = {}
         for row in rows:
             by_stream.setdefault(row.stream, []).append(decode_event(row.body))

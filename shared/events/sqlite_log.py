@@ -1,8 +1,14 @@
 """The embedded event log: an append-only SQLite table shared by every process on the
-machine, with consumer groups, acknowledgements and redelivery of unacked entries.
+machine, with consumer groups, acknowledgements, redelivery of unacked entries, dead
+letters and replay (the semantics of shared/events/bus.py, like the Redis engine).
 
-All processes open the same file; each claim runs under SQLite's write lock
-(BEGIN IMMEDIATE), so two consumers of one group never take the same entry.
+All processes open the same file (WAL mode). Every write runs under SQLite's write lock
+(BEGIN IMMEDIATE), so two consumers of one group, in one process or in several, never
+take the same entry. An idle consumer only reads (no write lock): the head of the log
+and the earliest delivery time of its group's pending entries, every ``poll_interval``.
+
+Entry ids are the global autoincrement ids (as strings in the interface). An event may
+be stored twice (a relay retry, a replayed dead letter); consumers dedup by event id.
 """
 
 from __future__ import annotations
@@ -11,26 +17,37 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared.events.bus import Delivery
+from shared.events.bus import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    DeadLetter,
+    Delivery,
+    GroupLag,
+)
 from shared.events.envelope import Event, decode_event, encode_event
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_ENTRIES = """
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     stream TEXT NOT NULL,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
     type TEXT NOT NULL,
     subject TEXT NOT NULL,
     body BLOB NOT NULL,
     appended_at REAL NOT NULL
-);
+)"""
+
+_SCHEMA = f"""
+{_ENTRIES};
 CREATE INDEX IF NOT EXISTS entries_by_stream ON entries (stream, id);
+CREATE INDEX IF NOT EXISTS entries_by_event_id ON entries (event_id);
 CREATE TABLE IF NOT EXISTS consumer_groups (
     grp TEXT NOT NULL,
     stream TEXT NOT NULL,
@@ -46,7 +63,26 @@ CREATE TABLE IF NOT EXISTS pending (
     deliveries INTEGER NOT NULL,
     PRIMARY KEY (grp, stream, entry_id)
 );
+CREATE INDEX IF NOT EXISTS pending_by_delivery ON pending (grp, stream, delivered_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    entry_id INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    deliveries INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, id);
 """
+
+
+def _entry_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"not an entry id of the embedded log: {value!r}") from None
 
 
 class SqliteEventLog:
@@ -54,7 +90,7 @@ class SqliteEventLog:
         self,
         path: str | Path,
         *,
-        visibility_timeout: float = 30.0,
+        visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
         poll_interval: float = 0.01,
     ) -> None:
         self.path = Path(path)
@@ -66,15 +102,16 @@ class SqliteEventLog:
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._migrate_unique_event_id()
         self._conn.executescript(_SCHEMA)
         # A threading lock, not an asyncio one: a cancelled caller stops awaiting, but
         # its worker thread keeps using the connection; close() must wait for it.
         self._lock = threading.Lock()
         self._closed = False
-        # Per group: the head last seen with nothing left to claim, and the last reclaim.
-        self._last_seen_max: dict[str, int] = {}
-        self._last_reclaim_check: dict[str, float] = {}
+        # Per (group, streams): the head last seen when the claim left nothing behind.
+        self._last_seen_head: dict[tuple[str, tuple[str, ...]], int] = {}
 
+    # -- plumbing --------------------------------------------------------
     def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         with self._lock:
             if self._closed:
@@ -84,74 +121,115 @@ class SqliteEventLog:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._locked, fn, *args)
 
-    # -- producing -------------------------------------------------------
-    def _publish(self, stream: str, events: Sequence[Event]) -> None:
-        now = time.time()
-        rows = [(stream, e.id, e.type, e.subject, encode_event(e), now) for e in events]
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO entries (stream, event_id, type, subject, body, appended_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            yield self._conn
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def _migrate_unique_event_id(self) -> None:
+        """Logs written before replay existed had ``event_id UNIQUE``; rebuild the table
+        without it (ids and the autoincrement counter kept)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'"
+            ).fetchone()
+            if row is None or "UNIQUE" not in str(row[0]).upper():
+                return
+            (seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'entries'"
+            ).fetchone()
+            conn.execute("ALTER TABLE entries RENAME TO entries_unique_event_id")
+            conn.execute(_ENTRIES)
+            conn.execute("INSERT INTO entries SELECT * FROM entries_unique_event_id")
+            conn.execute("DROP TABLE entries_unique_event_id")
+            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'entries'")
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (seq,))
+
+    # -- producing -------------------------------------------------------
+    def _publish(self, stream: str, events: Sequence[Event]) -> None:
+        now = time.time()
+        rows = [(stream, e.id, e.type, e.subject, encode_event(e), now) for e in events]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO entries (stream, event_id, type, subject, body, appended_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     async def publish(self, stream: str, events: Sequence[Event]) -> None:
         if events:
             await self._run(self._publish, stream, list(events))
 
     # -- consuming -------------------------------------------------------
-    def _max_id(self) -> int:
-        row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
-        return int(row[0])
+    def _probe(self, group: str, streams: Sequence[str]) -> tuple[int, float | None]:
+        """Read-only: the log's head, and the earliest delivery time of the group's
+        pending entries (they are claimable from that time plus the timeout)."""
+        marks = ", ".join("?" * len(streams))  # placeholders only
+        query = (
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM entries),"  # noqa: S608
+            " (SELECT MIN(delivered_at) FROM pending"
+            f"  WHERE grp = ? AND stream IN ({marks}))"
+        )
+        head, earliest = self._conn.execute(query, (group, *streams)).fetchone()
+        return int(head), (None if earliest is None else float(earliest))
 
     def _claim(
         self, group: str, consumer: str, streams: Sequence[str], count: int
-    ) -> list[Delivery]:
+    ) -> tuple[list[Delivery], bool]:
+        """Up to ``count`` entries per stream: expired pending ones first, then new ones.
+        Also tells whether some stream filled its share (more may be waiting)."""
         now = time.time()
         expired_before = now - self.visibility_timeout
         out: list[Delivery] = []
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        full = False
+        with self._write() as conn:
             for stream in streams:
-                self._conn.execute(
+                conn.execute(
                     "INSERT OR IGNORE INTO consumer_groups (grp, stream, last_delivered_id)"
                     " VALUES (?, ?, 0)",
                     (group, stream),
                 )
-                stuck = self._conn.execute(
+                stuck = conn.execute(
                     "SELECT p.entry_id, p.deliveries, e.body FROM pending p"
                     " JOIN entries e ON e.id = p.entry_id"
                     " WHERE p.grp = ? AND p.stream = ? AND p.delivered_at < ?"
                     " ORDER BY p.entry_id LIMIT ?",
                     (group, stream, expired_before, count),
                 ).fetchall()
-                for entry_id, deliveries, body in stuck:
-                    self._conn.execute(
-                        "UPDATE pending SET consumer = ?, delivered_at = ?, deliveries = ?"
-                        " WHERE grp = ? AND stream = ? AND entry_id = ?",
-                        (consumer, now, deliveries + 1, group, stream, entry_id),
-                    )
-                    out.append(Delivery(stream, str(entry_id), decode_event(body), deliveries + 1))
-                (last,) = self._conn.execute(
-                    "SELECT last_delivered_id FROM consumer_groups WHERE grp = ? AND stream = ?",
-                    (group, stream),
-                ).fetchone()
-                fresh = self._conn.execute(
-                    "SELECT id, body FROM entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
-                    (stream, last, count),
-                ).fetchall()
+                conn.executemany(
+                    "UPDATE pending SET consumer = ?, delivered_at = ?, deliveries = ?"
+                    " WHERE grp = ? AND stream = ? AND entry_id = ?",
+                    [(consumer, now, n + 1, group, stream, entry_id) for entry_id, n, _ in stuck],
+                )
+                out.extend(
+                    Delivery(stream, str(entry_id), decode_event(body), n + 1)
+                    for entry_id, n, body in stuck
+                )
+                room = count - len(stuck)
+                fresh: list[Any] = []
+                if room > 0:
+                    (last,) = conn.execute(
+                        "SELECT last_delivered_id FROM consumer_groups"
+                        " WHERE grp = ? AND stream = ?",
+                        (group, stream),
+                    ).fetchone()
+                    fresh = conn.execute(
+                        "SELECT id, body FROM entries WHERE stream = ? AND id > ?"
+                        " ORDER BY id LIMIT ?",
+                        (stream, last, room),
+                    ).fetchall()
                 if fresh:
-                    self._conn.executemany(
+                    conn.executemany(
                         "INSERT INTO pending (grp, stream, entry_id, consumer, delivered_at,"
                         " deliveries) VALUES (?, ?, ?, ?, ?, 1)",
                         [(group, stream, entry_id, consumer, now) for entry_id, _ in fresh],
                     )
-                    self._conn.execute(
+                    conn.execute(
                         "UPDATE consumer_groups SET last_delivered_id = ?"
                         " WHERE grp = ? AND stream = ?",
                         (fresh[-1][0], group, stream),
@@ -160,47 +238,138 @@ class SqliteEventLog:
                         Delivery(stream, str(entry_id), decode_event(body), 1)
                         for entry_id, body in fresh
                     )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        return out
+                full = full or len(stuck) + len(fresh) >= count
+        return out, full
 
     async def read_group(
         self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
     ) -> list[Delivery]:
+        streams = list(dict.fromkeys(streams))
+        if not streams or count <= 0:
+            return []
+        key = (group, tuple(streams))
         deadline = time.monotonic() + block_ms / 1000
         while True:
-            # A lock-free look at the head first: an idle consumer never takes the write lock.
-            head = await self._run(self._max_id)
-            now = time.monotonic()
-            last_check = self._last_reclaim_check.get(group, 0.0)
-            reclaim_due = now - last_check >= self.visibility_timeout / 3
-            if head != self._last_seen_max.get(group, -1) or reclaim_due:
-                deliveries = await self._run(self._claim, group, consumer, list(streams), count)
-                if reclaim_due:
-                    self._last_reclaim_check[group] = now
-                if len(deliveries) < count:
-                    self._last_seen_max[group] = head
+            # A read-only look first: an idle consumer never takes the write lock.
+            head, earliest = await self._run(self._probe, group, streams)
+            reclaim_due = earliest is not None and earliest < time.time() - self.visibility_timeout
+            if head != self._last_seen_head.get(key) or reclaim_due:
+                deliveries, full = await self._run(self._claim, group, consumer, streams, count)
+                if not full:
+                    self._last_seen_head[key] = head
                 if deliveries:
                     return deliveries
             if time.monotonic() >= deadline:
                 return []
             await asyncio.sleep(self.poll_interval)
 
-    def _ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None:
-        self._conn.executemany(
-            "DELETE FROM pending WHERE grp = ? AND stream = ? AND entry_id = ?",
-            [(group, stream, int(i)) for i in entry_ids],
-        )
+    def _ack(self, group: str, stream: str, entry_ids: Sequence[int]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM pending WHERE grp = ? AND stream = ? AND entry_id = ?",
+                [(group, stream, i) for i in entry_ids],
+            )
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:
-            await self._run(self._ack, group, stream, list(entry_ids))
+            await self._run(self._ack, group, stream, [_entry_id(i) for i in entry_ids])
+
+    def _retry_later(self, group: str, stream: str, entry_id: int, delay: float) -> None:
+        # Claimable once ``delivered_at`` is older than the timeout: pretend it was
+        # delivered ``timeout - delay`` ago.
+        redeliver_from = time.time() - self.visibility_timeout + delay
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE pending SET delivered_at = ? WHERE grp = ? AND stream = ? AND entry_id = ?",
+                (redeliver_from, group, stream, entry_id),
+            )
+
+    async def retry_later(self, group: str, delivery: Delivery, delay_seconds: float) -> None:
+        delay = min(max(delay_seconds, 0.0), self.visibility_timeout)
+        await self._run(
+            self._retry_later, group, delivery.stream, _entry_id(delivery.entry_id), delay
+        )
+
+    def _dead_letter(
+        self, group: str, stream: str, entry_id: int, body: bytes, deliveries: int, reason: str
+    ) -> None:
+        with self._write() as conn:
+            taken = conn.execute(
+                "DELETE FROM pending WHERE grp = ? AND stream = ? AND entry_id = ?",
+                (group, stream, entry_id),
+            ).rowcount
+            if taken:  # not already acked or dead-lettered by another consumer
+                conn.execute(
+                    "INSERT INTO dead_letters (stream, grp, entry_id, body, deliveries, reason,"
+                    " dead_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (stream, group, entry_id, body, deliveries, reason, time.time()),
+                )
+
+    async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
+        await self._run(
+            self._dead_letter,
+            group,
+            delivery.stream,
+            _entry_id(delivery.entry_id),
+            encode_event(delivery.event),
+            delivery.delivery_count,
+            reason,
+        )
+
+    def _dead_letters(self, stream: str | None, limit: int) -> list[DeadLetter]:
+        query = (
+            "SELECT id, stream, grp, entry_id, body, deliveries, reason, dead_at FROM dead_letters"
+        )
+        if stream is None:
+            rows = self._conn.execute(f"{query} ORDER BY id LIMIT ?", (limit,)).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"{query} WHERE stream = ? ORDER BY id LIMIT ?", (stream, limit)
+            ).fetchall()
+        return [
+            DeadLetter(
+                dead_letter_id=str(dead_id),
+                stream=s,
+                group=grp,
+                entry_id=str(entry_id),
+                event=decode_event(body),
+                deliveries=int(deliveries),
+                reason=reason,
+                dead_at=datetime.fromtimestamp(dead_at, UTC),
+            )
+            for dead_id, s, grp, entry_id, body, deliveries, reason, dead_at in rows
+        ]
+
+    async def dead_letters(self, stream: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._run(self._dead_letters, stream, limit)
+
+    def _replay_dead_letter(self, dead_id: int) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT stream, body FROM dead_letters WHERE id = ?", (dead_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            stream, body = row
+            event = decode_event(body)
+            conn.execute(
+                "INSERT INTO entries (stream, event_id, type, subject, body, appended_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (stream, event.id, event.type, event.subject, body, time.time()),
+            )
+            conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
+        return True
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> bool:
+        try:
+            dead_id = int(dead_letter_id)
+        except ValueError:
+            return False
+        return await self._run(self._replay_dead_letter, dead_id)
 
     # -- operating -------------------------------------------------------
-    def _read_all(self, stream: str | None, after: int, limit: int) -> list[tuple[int, str, Event]]:
-        if stream:
+    def _read_all(self, stream: str | None, after: int, limit: int) -> list[tuple[str, str, Event]]:
+        if stream is not None:
             rows = self._conn.execute(
                 "SELECT id, stream, body FROM entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
                 (stream, after, limit),
@@ -210,15 +379,45 @@ class SqliteEventLog:
                 "SELECT id, stream, body FROM entries WHERE id > ? ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(int(i), s, decode_event(b)) for i, s, b in rows]
+        return [(str(i), s, decode_event(b)) for i, s, b in rows]
 
     async def read_all(
-        self, stream: str | None = None, after: int = 0, limit: int = 100
-    ) -> list[tuple[int, str, Event]]:
-        return list(await self._run(self._read_all, stream, after, limit))
+        self, stream: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[tuple[str, str, Event]]:
+        start = 0 if after is None else _entry_id(after)
+        return await self._run(self._read_all, stream, start, limit)
+
+    def _lag(self) -> list[GroupLag]:
+        now = time.time()
+        rows = self._conn.execute(
+            "SELECT g.grp, g.stream,"
+            " (SELECT COUNT(*) FROM pending p WHERE p.grp = g.grp AND p.stream = g.stream),"
+            " (SELECT MIN(e.appended_at) FROM pending p JOIN entries e ON e.id = p.entry_id"
+            "   WHERE p.grp = g.grp AND p.stream = g.stream),"
+            " (SELECT COUNT(*) FROM entries e"
+            "   WHERE e.stream = g.stream AND e.id > g.last_delivered_id)"
+            " FROM consumer_groups g ORDER BY g.grp, g.stream"
+        ).fetchall()
+        return [
+            GroupLag(
+                group=grp,
+                stream=stream,
+                pending=int(pending),
+                oldest_pending_seconds=0.0 if oldest is None else max(0.0, now - oldest),
+                lag=int(behind),
+            )
+            for grp, stream, pending, oldest, behind in rows
+        ]
+
+    async def lag(self) -> list[GroupLag]:
+        return await self._run(self._lag)
+
+    def _head(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+        return int(row[0])
 
     async def ping(self) -> None:
-        await self._run(self._max_id)
+        await self._run(self._head)
 
     def _close(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ from shared.auth.verifier import KeySource
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
 from system_apis.wms.adapters.reference import ReferenceWms
-from system_apis.wms.db import metadata
+from system_apis.wms.db import metadata, schema_upgrade
 from system_apis.wms.fulfillment.routes import FulfillmentController
 from system_apis.wms.receipts.routes import ReceiptController
 from system_apis.wms.stock.routes import StockController
@@ -40,4 +40,5 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             Tag(name="stock"),
         ],
         dependencies={"wms": wms, "idempotency": runtime.idempotency, "runtime": runtime},
+        extra_lifespans=[schema_upgrade(runtime.db)],
     )

@@ -2,9 +2,17 @@
 
 Physical stock is kept per (warehouse, sku, lot); ``lot`` is ``''`` for stock without a
 lot, so the key stays a plain primary key on every database.
+
+``warehouses.stock_version`` counts the warehouse's stock changes: every receipt and
+shipment raises it by one in its own transaction, and the events they emit carry it as
+their ``sequence`` (subject ``warehouse:{id}``), so consumers apply them in stock order.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,7 +25,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    inspect,
+    text,
 )
+from sqlalchemy.engine import Connection
+
+from shared.db import Database
 
 metadata = MetaData()
 
@@ -28,6 +41,7 @@ warehouses = Table(
     Column("name", String(200), nullable=False),
     Column("region", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("stock_version", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 stock = Table(
@@ -115,3 +129,29 @@ shipment_lines = Table(
     Column("lot", String(64), nullable=False),
     Column("quantity", BigInteger, nullable=False),
 )
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Databases created before a column existed get it (``create_all`` only adds
+    tables): ``warehouses.stock_version`` starts at 0."""
+    columns = {column["name"] for column in inspect(conn).get_columns("warehouses")}
+    if "stock_version" not in columns:
+        conn.execute(
+            text("ALTER TABLE warehouses ADD COLUMN stock_version BIGINT NOT NULL DEFAULT 0")
+        )
+
+
+async def upgrade_schema(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_add_missing_columns)
+
+
+def schema_upgrade(db: Database) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A Litestar lifespan that upgrades the schema once the runtime has created it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await upgrade_schema(db)
+        yield
+
+    return lifespan

@@ -71,6 +71,12 @@ class WmsPort(Protocol):
         self, tx: Tx, fulfillment_order_id: str, shipment: ShipmentIn
     ) -> Shipment: ...
     async def list_shipments(self, fulfillment_order_id: str) -> list[Shipment]: ...
+    async def stock_version(self, tx: Tx, warehouse_id: str) -> int:
+        """The warehouse's stock version as of this transaction. ``post_receipt`` and
+        ``create_shipment`` raise it by one, in their transaction; the events they cause
+        carry it as their ``sequence``."""
+        ...
+
     async def list_stock(
         self,
         skus: list[str] | None,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import uuid_utils
 from litestar.testing import TestClient
 from sqlalchemy import text
@@ -23,11 +24,40 @@ def _log_path(settings: Settings) -> str:
     return settings.bus_url.removeprefix("sqlite:///")
 
 
+# What the WMS would number: per bus and warehouse, the stock version each receipt or
+# shipment got (one per fact, so a re-emission under a new event id carries the same).
+_stock_versions: dict[tuple[str, str], int] = {}
+_fact_versions: dict[tuple[str, str, str], int] = {}
+
+
+def _as_the_wms_numbers_it(settings: Settings, event: Event) -> Event:
+    """Stock events leave the helpers unnumbered (sequence 0); publishing gives each
+    the next stock version of its warehouse, as the WMS does in its transaction."""
+    if event.type not in ("receipt.posted", "shipment.dispatched") or event.sequence:
+        return event
+    fact = (
+        event.payload(ReceiptPosted).receipt_id
+        if event.type == "receipt.posted"
+        else event.payload(ShipmentDispatched).shipment_id
+    )
+    key = (settings.bus_url, event.type, fact)
+    if key not in _fact_versions:
+        warehouse = (settings.bus_url, event.subject)
+        _stock_versions[warehouse] = _stock_versions.get(warehouse, 0) + 1
+        _fact_versions[key] = _stock_versions[warehouse]
+    return msgspec.structs.replace(event, sequence=_fact_versions[key])
+
+
+def numbered(settings: Settings, *events: Event) -> list[Event]:
+    """The events as the WMS would publish them (in this order of stock changes)."""
+    return [_as_the_wms_numbers_it(settings, e) for e in events]
+
+
 def publish(settings: Settings, *events: Event, stream: str = "tally.wms") -> None:
     async def run() -> None:
         log = SqliteEventLog(_log_path(settings))
         try:
-            await log.publish(stream, list(events))
+            await log.publish(stream, [_as_the_wms_numbers_it(settings, e) for e in events])
         finally:
             await log.close()
 
@@ -52,8 +82,8 @@ def receipt_event(
     return new_event(
         source="tally.wms",
         type_="receipt.posted",
-        subject=receipt_id,
-        sequence=1,
+        subject=f"warehouse:{warehouse_id}",
+        sequence=0,  # numbered when published
         payload=ReceiptPosted(
             receipt_id=receipt_id,
             warehouse_id=warehouse_id,
@@ -69,8 +99,8 @@ def shipment_event(
     return new_event(
         source="tally.wms",
         type_="shipment.dispatched",
-        subject=shipment_id,
-        sequence=1,
+        subject=f"warehouse:{warehouse_id}",
+        sequence=0,  # numbered when published
         payload=ShipmentDispatched(
             shipment_id=shipment_id,
             fulfillment_order_id=f"FO-{order_id}",

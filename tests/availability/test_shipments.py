@@ -12,9 +12,12 @@ from tests.availability.helpers import (
     item,
     ledger_drift,
     movements,
+    numbered,
+    publish,
     receipt_event,
     shipment_event,
     stock,
+    wait_for,
 )
 
 
@@ -41,6 +44,25 @@ def test_shipment_lowers_on_hand_and_allocated_of_the_order(
     released = client.post("/availability/v1/allocations/SO-1/release")
     assert released.json()["status"] == "shipped"
     assert by_location(client, "A") == {"WH1": (6, 0)}
+    assert ledger_drift(settings) == {}
+
+
+def test_a_shipment_delivered_before_its_receipt_waits_for_it(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    """The WMS received 5 then shipped 3 (stock versions 1 and 2 of WH1); the bus
+    delivers the shipment first, and both twice. Positions apply the receipt, then the
+    shipment, each once: the shipment is parked until the receipt has applied."""
+    receipt, shipment = numbered(
+        settings,
+        receipt_event("WH1", [("A", 5, None)]),
+        shipment_event("SO-9", "WH1", [("A", 3, None)]),
+    )
+    assert (receipt.sequence, shipment.sequence) == (1, 2)
+    publish(settings, shipment, shipment, receipt, receipt)
+
+    assert wait_for(lambda: by_location(client, "A") == {"WH1": (2, 0)}), by_location(client, "A")
+    assert [m["deltas"] for m in movements(client, "A")] == [{"on_hand": 5}, {"on_hand": -3}]
     assert ledger_drift(settings) == {}
 
 

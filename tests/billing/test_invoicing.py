@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from typing import Any
 
-from shared.events.catalog import STREAM_BILLING, STREAM_WMS
+from shared.events.catalog import STREAM_BILLING, STREAM_WMS, ShipmentDispatched
 from shared.events.sqlite_log import SqliteEventLog
 from tests.orders.seed import (
     body,
@@ -44,7 +44,7 @@ def issued_events(stack: Stack, shipment_id: str) -> list[Any]:
     async def read() -> list[Any]:
         log = SqliteEventLog(stack.bus_path())
         try:
-            entries = await log.read_all(STREAM_BILLING, 0, 10_000)
+            entries = await log.read_all(STREAM_BILLING, None, 10_000)
         finally:
             await log.close()
         return [e for _, _, e in entries if e.type == "invoice.issued"]
@@ -84,7 +84,7 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     order_id = seed_released_order(stack, customer_id, [("SKU-A", 5, 1250), ("SKU-B", 2, 300)])
     event = dispatch(stack, order_id, [("SKU-A", 3), ("SKU-B", 2)])
     (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
-    shipment_id = event.subject
+    shipment_id = event.payload(ShipmentDispatched).shipment_id
     assert invoice["shipment_id"] == shipment_id
     assert invoice["customer_id"] == customer_id
     assert invoice["status"] == "issued"

@@ -112,7 +112,9 @@ def shipment_event(
     return new_event(
         source="tally.wms",
         type_="shipment.dispatched",
-        subject=shipment_id,
+        # As the WMS numbers it: an event of the warehouse's stock. order_to_ship and
+        # billing consume it unordered, so its sequence is not checked here.
+        subject=f"warehouse:{warehouse_id}",
         sequence=1,
         payload=ShipmentDispatched(
             shipment_id=shipment_id,
@@ -250,7 +252,7 @@ def events_of(stack: Stack, stream: str, subject: str) -> list[Event]:
     async def read() -> list[Event]:
         log = SqliteEventLog(stack.bus_path())
         try:
-            entries = await log.read_all(stream, 0, 100_000)
+            entries = await log.read_all(stream, None, 100_000)
         finally:
             await log.close()
         return [event for _, _, event in entries if event.subject == subject]

@@ -72,6 +72,14 @@ def test_release_then_ship_in_two_parts(client: TestClient[Any], settings: Setti
         "shipment.dispatched",
     ]
     published = bus_events(settings)
+    # Stock changes are events of the warehouse, numbered by its stock version; the
+    # fulfillment order's release is its own aggregate's first event.
+    assert [(e.subject, e.sequence) for e in published] == [
+        ("warehouse:WH1", 1),
+        (fo_id, 1),
+        ("warehouse:WH1", 2),
+        ("warehouse:WH1", 3),
+    ]
     assert published[1].payload(FulfillmentReleased).fulfillment_order_id == fo_id
     dispatched = published[2].payload(ShipmentDispatched)
     assert dispatched.shipment_id == shipment["shipment_id"]
@@ -163,6 +171,8 @@ def test_lots_are_carried_and_drawn(client: TestClient[Any], settings: Settings)
 
     wait_for(lambda: len(bus_events(settings)) == 4)
     dispatched = [e for e in bus_events(settings) if e.type == "shipment.dispatched"]
+    # The refused shipment rolled back its version: no gap for the consumers to wait on.
+    assert [e.sequence for e in dispatched] == [2, 3]
     lines = dispatched[-1].payload(ShipmentDispatched).lines
     assert [(x.sku, x.quantity, x.lot) for x in lines] == [("A", 2, None), ("A", 2, "L1")]
 

@@ -35,8 +35,8 @@ def test_receipt_raises_stock_and_publishes_one_event(
     assert [e.type for e in events] == ["receipt.posted"]
     event = events[0]
     assert event.source == "tally.wms"
-    assert event.subject == receipt["receipt_id"]
-    assert event.sequence == 1
+    assert event.subject == "warehouse:WH1"  # an event of the warehouse's stock
+    assert event.sequence == 1  # its stock version after the receipt
     payload = event.payload(ReceiptPosted)
     assert payload.warehouse_id == "WH1"
     assert [(line.sku, line.quantity, line.lot) for line in payload.lines] == [
@@ -54,6 +54,33 @@ def test_receipts_add_up_per_warehouse_and_lot(client: TestClient[Any]) -> None:
     receive(client, [{"sku": "SKU-1", "quantity": 2}], warehouse_id="WH2", key="c")
 
     assert stock_of(client, "SKU-1") == {("WH1", None): 9, ("WH2", None): 2}
+
+
+def test_each_warehouse_numbers_its_stock_changes(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    add_warehouse(client, "WH1")
+    add_warehouse(client, "WH2")
+    receive(client, [{"sku": "SKU-1", "quantity": 4}], key="a")
+    receive(client, [{"sku": "SKU-1", "quantity": 2}], warehouse_id="WH2", key="b")
+    receive(client, [{"sku": "SKU-1", "quantity": 5}], key="c")
+    # A refused receipt raises no version (its transaction rolls back).
+    refused = client.post(
+        "/wms/v1/receipts",
+        json={"warehouse_id": "NOPE", "lines": [{"sku": "SKU-1", "quantity": 1}]},
+        headers={"Idempotency-Key": "d"},
+    )
+    assert refused.status_code == 422
+    receive(client, [{"sku": "SKU-1", "quantity": 1}], warehouse_id="WH2", key="e")
+
+    wait_for(lambda: len(bus_events(settings)) == 4)
+    events = bus_events(settings)
+    assert [(e.subject, e.sequence) for e in events] == [
+        ("warehouse:WH1", 1),
+        ("warehouse:WH2", 1),
+        ("warehouse:WH1", 2),
+        ("warehouse:WH2", 2),
+    ]
 
 
 def test_receipt_replay_returns_the_same_answer_and_changes_nothing(

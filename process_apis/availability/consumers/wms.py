@@ -1,5 +1,10 @@
 """Facts from the WMS (``tally.wms``) applied to the positions. Each handler runs in
-the transaction that records the event in the inbox, so an event applies once."""
+the transaction that records the event in the inbox, so an event applies once.
+
+Both are ORDERED: the WMS numbers a warehouse's stock changes (subject
+``warehouse:{id}``, sequence = its stock version), and positions apply them in that
+order. A shipment that arrives before the receipt it draws on is parked until the
+receipt has applied; a replay of an applied change is stale."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from process_apis.availability.positions.ledger import Cause, PositionKey, chang
 from shared.db import Tx
 from shared.events.catalog import ReceiptPosted
 from shared.events.envelope import Event
+from shared.events.inbox import ApplyOnly, EventHandler
 
 log = logging.getLogger("tally.availability")
 
@@ -35,3 +41,10 @@ async def on_receipt(tx: Tx, event: Event) -> None:
 
 async def on_shipment(tx: Tx, event: Event) -> None:
     await apply_shipment(tx, event)
+
+
+HANDLERS: dict[str, EventHandler] = {
+    "receipt.posted": ApplyOnly(on_receipt),
+    "shipment.dispatched": ApplyOnly(on_shipment),
+}
+ORDERED_TYPES = frozenset(HANDLERS)  # stock changes apply in the warehouse's order

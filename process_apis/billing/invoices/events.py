@@ -30,8 +30,10 @@ CONSUMER_GROUP = "billing"
 
 
 class CannotInvoice(Exception):
-    """The shipment cannot be invoiced yet (a partner's refusal or outage): the event
-    stays unacknowledged and is redelivered."""
+    """The shipment cannot be invoiced (a partner's refusal or error): the event is
+    redelivered with backoff and dead-lettered after the max deliveries, to be replayed
+    once fixed. A partner that is unreachable (the 503 of ``Downstream``) is a wait
+    instead, see ``shared.events.inbox.is_not_yet``."""
 
 
 def _invoice(body: dict[str, Any]) -> Invoice:

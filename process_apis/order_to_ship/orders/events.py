@@ -9,7 +9,7 @@ from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Tx
 from shared.events.catalog import STREAM_ORDERS, OrderStatusChanged, ShipmentDispatched
 from shared.events.envelope import Event, new_event
-from shared.events.inbox import ApplyOnly, EventHandler
+from shared.events.inbox import ApplyOnly, EventHandler, NotYet
 
 log = logging.getLogger("tally.orders.events")
 
@@ -17,8 +17,9 @@ EVENT_SOURCE = "tally.orders"
 CONSUMER_GROUP = "order_to_ship"
 
 
-class OrderStillPending(Exception):
-    """A shipment for an order whose placement has not completed: redeliver later."""
+class OrderStillPending(NotYet):
+    """A shipment for an order whose placement has not completed: redeliver later (a
+    wait, not a failure: it does not count toward the dead letters' max deliveries)."""
 
 
 async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
@@ -79,3 +80,7 @@ async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
 
 
 HANDLERS: dict[str, EventHandler] = {"shipment.dispatched": ApplyOnly(on_shipment_dispatched)}
+# UNORDERED: the WMS numbers shipment.dispatched per warehouse (its stock version), but
+# an order's shipments commute (each is recorded once, by shipment id, and the status
+# follows from the shipped totals), so they are deduplicated by event id only.
+ORDERED_TYPES: frozenset[str] = frozenset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +30,32 @@ async def require_warehouse(conn: AsyncConnection, warehouse_id: str) -> None:
     )
     if found is None:
         raise UnknownWarehouse(f"No warehouse {warehouse_id}.")
+
+
+async def bump_stock_version(conn: AsyncConnection, warehouse_id: str) -> int:
+    """Raise the warehouse's stock version by one and return it (UnknownWarehouse when
+    there is no such warehouse). Every stock writer calls it first: the warehouse row is
+    the lock that orders the warehouse's stock changes, so versions follow commit order."""
+    table = tables.warehouses
+    version = await conn.scalar(
+        update(table)
+        .where(table.c.warehouse_id == warehouse_id)
+        .values(stock_version=table.c.stock_version + 1)
+        .returning(table.c.stock_version)
+    )
+    if version is None:
+        raise UnknownWarehouse(f"No warehouse {warehouse_id}.")
+    return int(version)
+
+
+async def stock_version(conn: AsyncConnection, warehouse_id: str) -> int:
+    table = tables.warehouses
+    version = await conn.scalar(
+        select(table.c.stock_version).where(table.c.warehouse_id == warehouse_id)
+    )
+    if version is None:
+        raise UnknownWarehouse(f"No warehouse {warehouse_id}.")
+    return int(version)
 
 
 async def add_stock(

@@ -12,7 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import lot_out, require_warehouse, utc
+from system_apis.wms.adapters.common import (
+    bump_stock_version,
+    lot_out,
+    require_warehouse,
+    utc,
+)
 from system_apis.wms.port import (
     DuplicateLine,
     InsufficientStock,
@@ -202,6 +207,8 @@ class ReferenceFulfillment:
                     f"{fulfillment_order_id}."
                 )
         now = datetime.now(UTC)
+        # The warehouse row before the stock rows: the lock order of every stock writer.
+        await bump_stock_version(conn, head.warehouse_id)
         draws = await _draw_stock(conn, head.warehouse_id, shipment.lines, now)
         for sku, quantity in sorted(wanted.items()):
             result = await conn.execute(

@@ -15,7 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import add_stock, lot_out, require_warehouse, utc
+from system_apis.wms.adapters.common import (
+    add_stock,
+    bump_stock_version,
+    lot_out,
+    stock_version,
+    utc,
+)
 from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
 from system_apis.wms.port import DuplicateRecord
 from system_apis.wms.schemas import (
@@ -61,7 +67,8 @@ class ReferenceWms(ReferenceFulfillment):
 
     # -- receipts --------------------------------------------------------
     async def post_receipt(self, tx: Tx, receipt: ReceiptIn) -> Receipt:
-        await require_warehouse(tx.conn, receipt.warehouse_id)
+        # The warehouse row first (it orders the warehouse's stock changes), then stock.
+        await bump_stock_version(tx.conn, receipt.warehouse_id)
         receipt_id = f"RCV-{uuid_utils.uuid7()}"
         now = datetime.now(UTC)
         await tx.conn.execute(
@@ -133,6 +140,9 @@ class ReferenceWms(ReferenceFulfillment):
             return await load_orders(conn, query)
 
     # -- stock -----------------------------------------------------------
+    async def stock_version(self, tx: Tx, warehouse_id: str) -> int:
+        return await stock_version(tx.conn, warehouse_id)
+
     async def list_stock(
         self,
         skus: list[str] | None,

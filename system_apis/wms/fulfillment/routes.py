@@ -149,7 +149,8 @@ class FulfillmentController(Controller):
                 shipment = await wms.create_shipment(tx, fulfillment_order_id, data)
             except WmsError as exc:
                 raise _problem(exc) from exc
-            tx.emit(STREAM_WMS, shipment_dispatched(shipment))
+            version = await wms.stock_version(tx, shipment.warehouse_id)
+            tx.emit(STREAM_WMS, shipment_dispatched(shipment, version))
             return 201, shipment
 
         # The target is part of the request: one key reused on another order is a 422.

@@ -38,7 +38,8 @@ class ReceiptController(Controller):
                 receipt = await wms.post_receipt(tx, data)
             except UnknownWarehouse as exc:
                 raise ProblemError(422, "unknown-warehouse", str(exc)) from exc
-            tx.emit(STREAM_WMS, receipt_posted(receipt))
+            version = await wms.stock_version(tx, receipt.warehouse_id)
+            tx.emit(STREAM_WMS, receipt_posted(receipt, version))
             return 201, receipt
 
         return await idempotency.run_once(

@@ -1,0 +1,618 @@
+"""The consumer loop (shared/events/inbox.py) on the real embedded log and a real
+service database: retries with backoff, dead letters, replay, ordered and unordered
+handlers, the inbox, and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+
+from shared.db import Database, Tx
+from shared.events.bus import Delivery, EventBus
+from shared.events.envelope import Event, new_event
+from shared.events.inbox import (
+    ApplyOnly,
+    EventConsumer,
+    EventHandler,
+    NotYet,
+    RetryPolicy,
+    failure_reason,
+    inbox_tables,
+)
+from shared.events.sqlite_log import SqliteEventLog
+from shared.problems import ProblemError
+
+STREAM = "tally.test"
+_groups = itertools.count(1)
+
+
+class Payload(msgspec.Struct, frozen=True):
+    n: int
+
+
+def event(subject: str, sequence: int, n: int | None = None, type_: str = "thing.done") -> Event:
+    return new_event(
+        source="tally.test",
+        type_=type_,
+        subject=subject,
+        sequence=sequence,
+        payload=Payload(sequence if n is None else n),
+    )
+
+
+class RecordingBus:
+    """The real log, with the delays the consumer asked for recorded."""
+
+    def __init__(self, inner: SqliteEventLog) -> None:
+        self.inner = inner
+        self.delays: list[tuple[str, float]] = []  # (event id, delay)
+
+    async def retry_later(self, group: str, delivery: Delivery, delay_seconds: float) -> None:
+        self.delays.append((delivery.event.id, delay_seconds))
+        await self.inner.retry_later(group, delivery, delay_seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class Service:
+    db: Database
+    effects: Table
+    bus: RecordingBus
+    log: SqliteEventLog
+
+    async def applied(self) -> list[tuple[str, int]]:
+        """(subject, sequence) of every effect, in the order they were applied."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(self.effects.c.subject, self.effects.c.sequence).order_by(self.effects.c.id)
+            )
+            return [(r.subject, r.sequence) for r in rows]
+
+    async def count(self, table: str) -> int:
+        async with self.db.read() as conn:
+            return int(
+                await conn.scalar(select(func.count()).select_from(self.db.metadata.tables[table]))
+                or 0
+            )
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    metadata = MetaData()
+    effects = Table(
+        "effects",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False),
+        Column("subject", String(100), nullable=False),
+        Column("sequence", Integer, nullable=False),
+    )
+    inbox_tables(metadata)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}", metadata)
+    await db.create_schema()
+    log = SqliteEventLog(tmp_path / "events.db", poll_interval=0.005)
+    try:
+        yield Service(db, effects, RecordingBus(log), log)
+    finally:
+        await log.close()
+        await db.dispose()
+
+
+@dataclass
+class Flaky:
+    """Writes an effect; raises for the event ids in ``poison`` (after writing, so a
+    failure must roll the effect back)."""
+
+    effects: Table
+    poison: set[str] = field(default_factory=set)
+    not_yet: dict[str, int] = field(default_factory=dict)  # event id -> NotYets left
+    calls: list[tuple[str, float]] = field(default_factory=list)  # (event id, time)
+
+    async def __call__(self, tx: Tx, event: Event) -> None:
+        self.calls.append((event.id, time.monotonic()))
+        await tx.conn.execute(
+            insert(self.effects).values(
+                event_id=event.id, subject=event.subject, sequence=event.sequence
+            )
+        )
+        if self.not_yet.get(event.id, 0) > 0:
+            self.not_yet[event.id] -= 1
+            raise NotYet("the order is still being placed")
+        if event.id in self.poison:
+            raise RuntimeError(f"boom on {event.sequence}")
+
+
+def consumer_for(
+    service: Service,
+    handler: Callable[[Tx, Event], Awaitable[None]],
+    *,
+    ordered: bool,
+    policy: RetryPolicy | None = None,
+    batch: int = 100,
+    types: Sequence[str] = ("thing.done",),
+) -> EventConsumer:
+    handlers: dict[str, EventHandler] = {t: ApplyOnly(handler) for t in types}
+    return EventConsumer(
+        db=service.db,
+        bus=service.bus,  # type: ignore[arg-type]
+        group=f"g{next(_groups)}",
+        streams=[STREAM],
+        handlers=handlers,
+        ordered_types=set(types) if ordered else set(),
+        policy=policy or RetryPolicy(base_seconds=0.02, cap_seconds=0.5, park_base_seconds=0.01),
+        batch=batch,
+        block_ms=50,
+        lag_interval=0.05,
+    )
+
+
+@asynccontextmanager
+async def running(consumer: EventConsumer) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await probe()
+        if answer or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.01)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    async def probe() -> bool:
+        return condition()
+
+    return bool(await eventually(probe, timeout))
+
+
+def handled(consumer: EventConsumer, outcome: str, type_: str = "thing.done") -> float:
+    value = REGISTRY.get_sample_value(
+        "tally_events_handled_total",
+        {"group": consumer.group, "type": type_, "outcome": outcome},
+    )
+    return value or 0.0
+
+
+async def group_settled(bus: EventBus, group: str) -> bool:
+    rows = [row for row in await bus.lag() if row.group == group]
+    return bool(rows) and all(row.pending == 0 and row.lag == 0 for row in rows)
+
+
+# -- failures: backoff, dead letters, replay ------------------------------------------
+
+
+async def test_a_failing_handler_backs_off_then_dead_letters_with_the_reason(
+    service: Service,
+) -> None:
+    flaky = Flaky(service.effects)
+    poison = event("s-1", 1)
+    flaky.poison.add(poison.id)
+    policy = RetryPolicy(max_deliveries=4, base_seconds=0.05, cap_seconds=1.0)
+    consumer = consumer_for(service, flaky, ordered=False, policy=policy)
+
+    await service.log.publish(STREAM, [poison])
+    async with running(consumer):
+        dead = await eventually(lambda: service.log.dead_letters(STREAM))
+
+    assert len(dead) == 1
+    letter = dead[0]
+    assert letter.event.id == poison.id
+    assert letter.group == consumer.group
+    assert letter.deliveries == 4
+    assert letter.reason.startswith("RuntimeError: boom on 1 (after 4 deliveries)")
+    assert "Traceback" in letter.reason
+    assert "in __call__" in letter.reason  # the handler's own frame
+
+    # Three retries, each after a longer backoff within its jittered band, then nothing.
+    delays = [delay for _, delay in service.bus.delays]
+    assert len(delays) == 3
+    for n, delay in enumerate(delays, start=1):
+        nominal = min(1.0, 0.05 * 2 ** (n - 1))
+        assert 0.5 * nominal <= delay <= nominal
+    assert delays == sorted(delays)
+    assert delays[-1] > delays[0]
+    attempts = [at for _, at in flaky.calls]
+    assert len(attempts) == 4
+    waited = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert all(w >= d * 0.9 for w, d in zip(waited, delays, strict=True)), (waited, delays)
+
+    # Never applied, never acked silently: no effect, no inbox row, nothing pending.
+    assert await service.applied() == []
+    assert await service.count("inbox") == 0
+    assert await group_settled(service.log, consumer.group)
+    assert handled(consumer, "retried") == 3
+    assert handled(consumer, "dead_lettered") == 1
+    assert handled(consumer, "applied") == 0
+
+
+async def test_later_events_are_processed_while_one_is_failing_and_replay_applies_it_once(
+    service: Service,
+) -> None:
+    flaky = Flaky(service.effects)
+    events = [event(f"s-{n}", 1) for n in range(5)]
+    poison = events[1]
+    flaky.poison.add(poison.id)
+    policy = RetryPolicy(max_deliveries=3, base_seconds=0.3, cap_seconds=1.0)
+    consumer = consumer_for(service, flaky, ordered=False, policy=policy)
+
+    await service.log.publish(STREAM, events)
+    async with running(consumer):
+
+        async def others_applied() -> bool:
+            return len(await service.applied()) == 4
+
+        assert await eventually(others_applied, timeout=5)
+        # The poison event is still being retried (not dead yet) while the rest applied.
+        assert await service.log.dead_letters(STREAM) == []
+        assert {subject for subject, _ in await service.applied()} == {
+            "s-0",
+            "s-2",
+            "s-3",
+            "s-4",
+        }
+        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        # Its handler ran once per delivery, though it shared a run with the others.
+        assert [event_id for event_id, _ in flaky.calls].count(poison.id) == 3
+
+        # The fix, then the replay: applied exactly once.
+        flaky.poison.clear()
+        assert await service.log.replay_dead_letter(letter.dead_letter_id)
+
+        async def all_applied() -> bool:
+            return len(await service.applied()) == 5
+
+        assert await eventually(all_applied)
+        # A second replay of the same event (re-published by hand) is a duplicate.
+        await service.log.publish(STREAM, [poison])
+        await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await until(lambda: handled(consumer, "duplicate") >= 1)
+
+    applied = await service.applied()
+    assert sorted(applied) == [(f"s-{n}", 1) for n in range(5)]
+    assert await service.count("inbox") == 5
+    assert await service.log.dead_letters(STREAM) == []
+
+
+async def test_a_failure_rolls_back_the_effects_written_before_it(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    poison = event("s-1", 1)
+    flaky.poison.add(poison.id)
+    consumer = consumer_for(service, flaky, ordered=True)
+
+    await service.log.publish(STREAM, [poison])
+    async with running(consumer):
+        await until(lambda: len(flaky.calls) >= 2)
+        assert await service.applied() == []
+        assert await service.count("inbox") == 0
+        assert await service.count("applied_sequences") == 0
+
+
+async def test_not_yet_waits_without_counting_toward_the_dead_letters(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    waiting = event("s-1", 1)
+    flaky.not_yet[waiting.id] = 4
+    policy = RetryPolicy(max_deliveries=2, base_seconds=0.01, cap_seconds=0.05)
+    consumer = consumer_for(service, flaky, ordered=False, policy=policy)
+
+    await service.log.publish(STREAM, [waiting])
+    async with running(consumer):
+
+        async def applied() -> bool:
+            return len(await service.applied()) == 1
+
+        assert await eventually(applied)
+    assert await service.log.dead_letters(STREAM) == []
+    assert handled(consumer, "parked") == 4
+    assert handled(consumer, "applied") == 1
+
+
+async def test_a_failure_after_parks_counts_only_the_failures(service: Service) -> None:
+    """The bus counts every delivery; the consumer subtracts the parked ones."""
+    flaky = Flaky(service.effects)
+    waiting = event("s-1", 1)
+    flaky.not_yet[waiting.id] = 3
+    flaky.poison.add(waiting.id)
+    policy = RetryPolicy(max_deliveries=3, base_seconds=0.01, cap_seconds=0.05)
+    consumer = consumer_for(service, flaky, ordered=False, policy=policy)
+
+    await service.log.publish(STREAM, [waiting])
+    async with running(consumer):
+        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+    assert letter.deliveries == 6  # 3 parks, then 3 failures
+    assert letter.reason.startswith("RuntimeError: boom on 1 (after 3 deliveries)")
+    assert handled(consumer, "parked") == 3
+    assert handled(consumer, "retried") == 2
+
+
+async def test_an_unreachable_downstream_is_a_wait_not_a_failure(service: Service) -> None:
+    calls = 0
+
+    async def downstream_down_twice(tx: Tx, event_: Event) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise ProblemError(503, "downstream-unavailable", "the ERP is not reachable")
+        await tx.conn.execute(
+            insert(service.effects).values(event_id=event_.id, subject=event_.subject, sequence=1)
+        )
+
+    policy = RetryPolicy(max_deliveries=1, base_seconds=0.01, cap_seconds=0.05)
+    consumer = consumer_for(service, downstream_down_twice, ordered=False, policy=policy)
+    await service.log.publish(STREAM, [event("s-1", 1)])
+    async with running(consumer):
+
+        async def applied() -> bool:
+            return len(await service.applied()) == 1
+
+        assert await eventually(applied)
+    assert handled(consumer, "parked") == 2
+
+
+# -- ordering -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 100])
+async def test_an_ordered_subject_delivered_backwards_and_twice_applies_in_order_once(
+    service: Service, batch: int
+) -> None:
+    flaky = Flaky(service.effects)
+    one, two, three = (event("warehouse:WH-1", n) for n in (1, 2, 3))
+    other = event("warehouse:WH-2", 1)
+    consumer = consumer_for(service, flaky, ordered=True, batch=batch)
+
+    # 3, 2, 1, then 3, 2, 1 again (the same events: a re-publishing relay), and one of
+    # another subject, which never waits for this one.
+    await service.log.publish(STREAM, [three, two, other, one])
+    await service.log.publish(STREAM, [three, two, one])
+    async with running(consumer):
+
+        async def done() -> bool:
+            return len(await service.applied()) == 4
+
+        assert await eventually(done)
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+
+    applied = await service.applied()
+    assert [a for a in applied if a[0] == "warehouse:WH-1"] == [
+        ("warehouse:WH-1", 1),
+        ("warehouse:WH-1", 2),
+        ("warehouse:WH-1", 3),
+    ]
+    assert applied.count(("warehouse:WH-2", 1)) == 1
+    assert handled(consumer, "applied") == 4
+    assert handled(consumer, "duplicate") == 3
+    assert handled(consumer, "dead_lettered") == 0
+    if batch == 1:  # one at a time: 3 and 2 must wait on the bus for 1
+        assert handled(consumer, "parked") >= 2
+    assert await service.count("inbox") == 4
+    assert await service.count("event_attempts") == 0  # park counts go once applied
+    assert await service.log.dead_letters(STREAM) == []
+
+
+async def test_an_older_sequence_under_another_id_is_stale(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    consumer = consumer_for(service, flaky, ordered=True)
+    await service.log.publish(STREAM, [event("s", 1), event("s", 2)])
+    # Another event id with an applied sequence (e.g. the producer rebuilt its event).
+    await service.log.publish(STREAM, [event("s", 2, n=99)])
+    async with running(consumer):
+        assert await until(lambda: handled(consumer, "stale") == 1)
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+    assert await service.applied() == [("s", 1), ("s", 2)]
+
+
+async def test_a_gap_never_filled_is_dead_lettered_after_max_parks(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    policy = RetryPolicy(max_deliveries=2, max_parks=6, park_base_seconds=0.005)
+    consumer = consumer_for(service, flaky, ordered=True, policy=policy)
+    lonely = event("warehouse:WH-9", 2)  # 1 never comes
+    await service.log.publish(STREAM, [event("warehouse:WH-1", 1), lonely])
+    async with running(consumer):
+        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+    assert letter.event.id == lonely.id
+    assert letter.reason.startswith("sequence gap never filled")
+    assert "warehouse:WH-9 is at 0, this event is 2 (after 6 deliveries)" in letter.reason
+    assert letter.deliveries == 6  # parks, not max_deliveries (2), decide
+    assert await service.applied() == [("warehouse:WH-1", 1)]
+    assert handled(consumer, "parked") == 5
+
+
+async def test_each_entry_of_an_early_event_counts_its_own_parks(service: Service) -> None:
+    """The same early event stored twice (a relay retry): both entries reach the park
+    limit and are dead-lettered; neither resets the other's count."""
+    flaky = Flaky(service.effects)
+    policy = RetryPolicy(max_parks=5, park_base_seconds=0.005, park_cap_seconds=0.02)
+    consumer = consumer_for(service, flaky, ordered=True, policy=policy, batch=1)
+    lonely = event("warehouse:WH-9", 3)
+    await service.log.publish(STREAM, [lonely])
+    await service.log.publish(STREAM, [lonely])
+
+    async def both_dead() -> bool:
+        return len(await service.log.dead_letters(STREAM)) == 2
+
+    async with running(consumer):
+        assert await eventually(both_dead)
+    letters = await service.log.dead_letters(STREAM)
+    assert {x.entry_id for x in letters} == {"1", "2"}
+    assert all(x.deliveries == 5 for x in letters)
+    assert await service.count("event_attempts") == 0
+
+
+async def test_a_waiting_subject_applies_once_its_predecessor_is_replayed(
+    service: Service,
+) -> None:
+    """A poison event in an ordered subject holds the events behind it (never applied
+    out of order); once fixed and replayed, the whole subject applies in order."""
+    flaky = Flaky(service.effects)
+    events = [event("warehouse:WH-1", n) for n in (1, 2, 3)]
+    flaky.poison.add(events[0].id)
+    policy = RetryPolicy(max_deliveries=2, base_seconds=0.01, max_parks=1000)
+    consumer = consumer_for(service, flaky, ordered=True, policy=policy)
+    await service.log.publish(STREAM, events)
+    async with running(consumer):
+        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        assert await service.applied() == []  # 2 and 3 wait, parked
+        flaky.poison.clear()
+        assert await service.log.replay_dead_letter(letter.dead_letter_id)
+
+        async def done() -> bool:
+            return len(await service.applied()) == 3
+
+        assert await eventually(done)
+    assert [seq for _, seq in await service.applied()] == [1, 2, 3]
+
+
+async def test_an_unordered_handler_applies_each_event_once_in_any_order(
+    service: Service,
+) -> None:
+    flaky = Flaky(service.effects)
+    consumer = consumer_for(service, flaky, ordered=False)
+    events = [event("shipments", n) for n in (3, 2, 1)]
+    await service.log.publish(STREAM, events)
+    await service.log.publish(STREAM, list(reversed(events)))
+    async with running(consumer):
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+
+    # As delivered, no waiting, each once; no sequence recorded for unordered types.
+    assert await service.applied() == [("shipments", 3), ("shipments", 2), ("shipments", 1)]
+    assert await service.count("applied_sequences") == 0
+    assert handled(consumer, "duplicate") == 3
+    assert handled(consumer, "parked") == 0
+
+
+async def test_types_without_a_handler_are_acked_and_ignored(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    consumer = consumer_for(service, flaky, ordered=True)
+    await service.log.publish(STREAM, [event("s", 5, type_="other.thing")])
+    async with running(consumer):
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+    assert handled(consumer, "ignored", type_="other.thing") == 1
+    assert await service.applied() == []
+
+
+async def test_handlers_with_a_prepare_step_run_alone_between_runs(service: Service) -> None:
+    """Events of an ApplyOnly handler apply in runs (one transaction per run); a handler
+    with a prepare step (a call to another service) gets its own transaction."""
+    flaky = Flaky(service.effects)
+    prepared: list[str] = []
+
+    class Invoicing:
+        async def prepare(self, event_: Event) -> str:
+            prepared.append(event_.id)
+            return f"invoice-of-{event_.subject}"
+
+        async def apply(self, tx: Tx, event_: Event, invoice: str) -> None:
+            assert invoice == f"invoice-of-{event_.subject}"
+            await tx.conn.execute(
+                insert(service.effects).values(event_id=event_.id, subject=invoice, sequence=0)
+            )
+
+    consumer = EventConsumer(
+        db=service.db,
+        bus=service.log,
+        group=f"g{next(_groups)}",
+        streams=[STREAM],
+        handlers={"thing.done": ApplyOnly(flaky), "shipment.dispatched": Invoicing()},
+        ordered_types={"thing.done"},
+        run_size=3,
+        block_ms=50,
+    )
+    things = [event("s", n) for n in range(1, 8)]
+    shipments = [event(f"SHP-{n}", 1, type_="shipment.dispatched") for n in range(2)]
+    mixed = [*things[:3], shipments[0], *things[3:], shipments[1]]
+    await service.log.publish(STREAM, mixed)
+    await service.log.publish(STREAM, mixed)  # all of it again
+    async with running(consumer):
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+
+    applied = await service.applied()
+    assert [a for a in applied if a[0] == "s"] == [("s", n) for n in range(1, 8)]
+    assert sorted(a[0] for a in applied if a[0] != "s") == ["invoice-of-SHP-0", "invoice-of-SHP-1"]
+    assert sorted(prepared) == sorted(e.id for e in shipments)  # duplicates: no prepare
+    assert handled(consumer, "applied") == 7
+    assert handled(consumer, "applied", "shipment.dispatched") == 1 + 1
+    assert (
+        handled(consumer, "duplicate") + handled(consumer, "duplicate", "shipment.dispatched") == 9
+    )
+
+
+def test_ordered_types_must_have_a_handler(service: Service) -> None:
+    with pytest.raises(ValueError, match="ordered types without a handler"):
+        EventConsumer(
+            db=service.db,
+            bus=service.log,
+            group="g",
+            streams=[STREAM],
+            handlers={},
+            ordered_types={"thing.done"},
+        )
+
+
+# -- policy and metrics ---------------------------------------------------------------
+
+
+def test_backoff_grows_to_the_cap_with_jitter() -> None:
+    policy = RetryPolicy(base_seconds=0.2, cap_seconds=30.0)
+    rng = random.Random(1)
+    for failures in range(1, 15):
+        nominal = min(30.0, 0.2 * 2 ** (failures - 1))
+        delays = [policy.retry_delay(failures, rng) for _ in range(50)]
+        assert all(0.5 * nominal <= d <= nominal for d in delays)
+        assert len(set(delays)) > 1  # jittered
+    assert policy.retry_delay(20, rng) <= 30.0
+
+
+def test_a_reason_names_the_exception_and_keeps_it_short() -> None:
+    try:
+        raise ValueError("x" * 5000)
+    except ValueError as exc:
+        reason = failure_reason(exc, 5)
+    assert reason.startswith("ValueError: xxx")
+    assert len(reason) <= 2000
+
+
+async def test_lag_gauges_follow_the_bus(service: Service) -> None:
+    flaky = Flaky(service.effects)
+    consumer = consumer_for(service, flaky, ordered=False)
+    labels = {"group": consumer.group, "stream": STREAM}
+    await service.log.publish(STREAM, [event(f"s-{n}", 1) for n in range(3)])
+    # Known to the bus, nothing delivered yet: lag 3.
+    await service.log.read_group(consumer.group, "peek", [STREAM], count=0, block_ms=0)
+    async with running(consumer):
+        assert await eventually(lambda: group_settled(service.log, consumer.group))
+
+        async def gauges_caught_up() -> bool:
+            return REGISTRY.get_sample_value("tally_events_lag", labels) == 0.0 and (
+                REGISTRY.get_sample_value("tally_events_pending", labels) == 0.0
+            )
+
+        assert await eventually(gauges_caught_up)
+    assert REGISTRY.get_sample_value("tally_events_oldest_pending_seconds", labels) == 0.0
+    assert (
+        REGISTRY.get_sample_value(
+            "tally_event_handler_seconds_count", {"group": consumer.group, "type": "thing.done"}
+        )
+        == 3
+    )
