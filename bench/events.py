@@ -272,7 +272,8 @@ def _appended_times(bus_url: str) -> dict[str, float]:
     client = redis.Redis.from_url(bus_url)
     try:
         out: dict[str, float] = {}
-        for entry_id, fields in client.xrange(STREAM):
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(STREAM)  # type: ignore[assignment]
+        for entry_id, fields in entries:
             event = json.loads(fields[b"event"])
             out.setdefault(event["id"], int(entry_id.split(b"-")[0]) / 1000)
         return out

@@ -6,10 +6,13 @@ transaction as the handler's effects, and a second delivery of the id is a dupli
 Ordering is declared per event type (``ordered_types``):
 
 - an ORDERED type applies strictly in ``sequence`` order per ``(source, subject)``:
-  ``sequence <= last applied`` is acknowledged without effect (``stale``), a gap
-  (``sequence > last + 1``) is parked (left pending and redelivered after a short,
-  growing delay, up to ``max_parks`` deliveries, then dead-lettered with "sequence gap
-  never filled"), ``sequence == last + 1`` applies and becomes the last applied;
+  ``sequence <= last applied`` is acknowledged without effect (``stale``); a gap
+  (``sequence > last + 1``) is parked: held in the consumer's waiting room, which
+  applies it as soon as its predecessor applies in this process, and left pending on
+  the bus with a short, growing delay (for a predecessor applied by another process,
+  or after a restart), up to ``max_parks`` deliveries, then dead-lettered with
+  "sequence gap never filled"; ``sequence == last + 1`` applies and becomes the last
+  applied;
 - an UNORDERED type (effects that commute, e.g. one invoice per shipment) is only
   deduplicated by event id; no sequence is checked or recorded.
 
@@ -18,9 +21,14 @@ after ``min(cap, base * 2**(n - 1)) * jitter`` (jitter uniform in [0.5, 1]) with
 blocking the entries behind it, and after ``max_deliveries`` failed deliveries it moves
 to the stream's dead letters with the exception's type, message and a short traceback.
 A handler that cannot apply an event *yet* (a dependency behind or unreachable) raises
-``NotYet``: retried with the same backoff, but counted against ``max_parks`` like a gap.
-Deliveries lost to a crashed consumer (reclaimed after the visibility timeout) count as
-failed ones, so an event that kills its consumer ends in the dead letters too.
+``NotYet`` (a downstream's 503 counts as one): retried with the same backoff, but
+counted against ``max_parks`` like a gap. Deliveries lost to a crashed consumer
+(reclaimed after the visibility timeout) count as failed ones, so an event that kills
+its consumer ends in the dead letters too.
+
+Events of handlers without a prepare step (``ApplyOnly``) apply in runs, several per
+transaction; a run whose handler raises is rolled back and redone around the failing
+event, whose exception is its delivery's own failure.
 """
 
 from __future__ import annotations
@@ -286,9 +294,9 @@ class EventConsumer:
 
     # -- one attempt ---------------------------------------------------------
     async def handle(self, delivery: Delivery) -> str:
-        """One attempt at the delivery: APPLIED, DUPLICATE, STALE or IGNORED. Raises
-        ``_Gap`` when an ordered event has a gap before it, and the handler's exception
-        when it fails (nothing is written then)."""
+        """One attempt at the delivery, in its own transaction: APPLIED, DUPLICATE,
+        STALE or IGNORED. Raises ``_Gap`` when an ordered event has a gap before it, and
+        the handler's exception when it fails (nothing is written then)."""
         event = delivery.event
         handler = self.handlers.get(event.type)
         if handler is None:
@@ -773,13 +781,19 @@ class EventConsumer:
         return rows
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:
+        # Soon after the start (the group exists once the loop has read), then every
+        # lag_interval.
+        interval = min(1.0, self.lag_interval)
         while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
             try:
                 await self.refresh_lag()
             except Exception:
                 log.warning("reading the bus's lag failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.lag_interval)
+            interval = self.lag_interval
 
     async def run(self, stop: asyncio.Event) -> None:
         watcher = asyncio.create_task(self._watch_lag(stop))

@@ -92,8 +92,11 @@ def _run(data_dir: Path | None, bus: str | None, work: Callable[[EventBus], Awai
         return asyncio.run(main())
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except OSError as exc:  # an unreachable Redis, an unreadable file
-        errors.print(f"[red]error:[/red] the event bus is not reachable: {exc}")
+    except Exception as exc:  # an unreachable Redis, an unreadable file, ...
+        errors.print(
+            f"[red]error:[/red] the event bus failed: {type(exc).__name__}: {exc}",
+            highlight=False,
+        )
         raise typer.Exit(1) from exc
 
 

@@ -273,6 +273,10 @@ def test_a_data_dir_without_a_log_is_an_error_and_creates_nothing(tmp_path: Path
     assert "no event log at" in result.stderr
     assert not (tmp_path / "events.db").exists()
 
+    result = runner.invoke(events_app, ["lag", "--bus", "redis://127.0.0.1:1/0"])
+    assert result.exit_code == 1
+    assert "the event bus failed: ConnectionError" in result.stderr
+
     result = runner.invoke(events_app, ["lag", "--bus", "kafka://nope"])
     assert result.exit_code == 2
     assert "unsupported TALLY_BUS_URL" in result.stderr

@@ -411,6 +411,32 @@ async def test_an_ordered_subject_delivered_backwards_and_twice_applies_in_order
     assert await service.log.dead_letters(STREAM) == []
 
 
+async def test_the_waiting_room_applies_an_early_event_once_its_predecessor_applies(
+    service: Service,
+) -> None:
+    """One delivery per read, and the bus would redeliver a parked event only after
+    2.5 s or more: the early events apply as soon as their predecessor has, from the
+    consumer's waiting room, then their bus entries are acked."""
+    flaky = Flaky(service.effects)
+    policy = RetryPolicy(park_base_seconds=5.0, park_cap_seconds=5.0)
+    consumer = consumer_for(service, flaky, ordered=True, policy=policy, batch=1)
+    four, three, two, one = (event("warehouse:WH-1", n) for n in (4, 3, 2, 1))
+    await service.log.publish(STREAM, [four, three, two])
+    async with running(consumer):
+        assert await until(lambda: handled(consumer, "parked") == 3)
+        started = time.monotonic()
+        await service.log.publish(STREAM, [one])
+
+        async def all_applied() -> bool:
+            return len(await service.applied()) == 4
+
+        assert await eventually(all_applied, timeout=2.0)
+        assert time.monotonic() - started < 2.0
+        assert await eventually(lambda: group_settled(service.log, consumer.group), timeout=2)
+    assert [seq for _, seq in await service.applied()] == [1, 2, 3, 4]
+    assert handled(consumer, "applied") == 4
+
+
 async def test_an_older_sequence_under_another_id_is_stale(service: Service) -> None:
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=True)

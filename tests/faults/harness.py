@@ -104,18 +104,16 @@ def positions(db_path: Path) -> list[tuple[Any, ...]]:
 # -- waiting -------------------------------------------------------------------
 
 
-async def eventually(
-    check: Callable[[], T | Awaitable[T]], *, timeout: float, interval: float = 0.05
-) -> T:
+async def eventually(check: Callable[[], Any], *, timeout: float, interval: float = 0.05) -> Any:
     """Polls until ``check`` returns something truthy; returns the last value either way
     (the caller asserts on it)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
-        if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
+        if isinstance(value, Awaitable):
             value = await value
         if value or time.monotonic() > deadline:
-            return value  # type: ignore[return-value]
+            return value
         await asyncio.sleep(interval)
 
 

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from shared.events.catalog import ReceiptPosted
+from shared.events.envelope import Event
 from shared.events.outbox import FAULT_CRASH_BEFORE_PUBLISH
 from tests.faults.harness import bus_at, count, eventually, group_settled, on_hand, query
 from tests.faults.harness import stream_events as wms_events
@@ -26,7 +27,7 @@ from tests.support.tokens import TestIssuer
 pytestmark = pytest.mark.timeout(90)
 
 
-def receipts_on_bus(events: list, receipt_id: str) -> int:
+def receipts_on_bus(events: list[Event], receipt_id: str) -> int:
     return sum(
         1
         for event in events
