@@ -19,9 +19,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+READ_ONLY = "tally_read_only"
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """SQLite runs in WAL mode and takes the write lock at BEGIN (BEGIN IMMEDIATE), so
-    two writers queue on busy_timeout instead of failing a lock upgrade mid-transaction."""
+    """SQLite runs in WAL mode. Write transactions take the write lock at BEGIN
+    (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of failing a lock
+    upgrade mid-transaction; reads begin deferred and never wait for a writer."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     database = make_url(url).database
@@ -41,7 +45,7 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -55,6 +59,9 @@ class Database:
         self.engine = create_engine(url)
         self.sqlite = is_sqlite(url)
         self._after_commit: list[Callable[[], None]] = []
+        # SQLite has one writer per file: queueing this process's writers on an asyncio
+        # lock costs nothing, while queueing them on busy_timeout sleeps and retries.
+        self._sqlite_writer = asyncio.Lock() if self.sqlite else None
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Called after every transaction that emitted events (the outbox relay's wake-up)."""
@@ -70,7 +77,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self.engine.begin() as conn:
+        async with self._writer_slot(), self.engine.begin() as conn:
             tx = Tx(conn)
             yield tx
             if tx.events_written:
@@ -83,8 +90,23 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: on SQLite its transactions begin deferred."""
         async with self.engine.connect() as conn:
-            yield conn
+            if self.sqlite:
+                conn.sync_connection.info[READ_ONLY] = True  # type: ignore[union-attr]
+            try:
+                yield conn
+            finally:
+                if self.sqlite:
+                    conn.sync_connection.info.pop(READ_ONLY, None)  # type: ignore[union-attr]
+
+    @asynccontextmanager
+    async def _writer_slot(self) -> AsyncIterator[None]:
+        if self._sqlite_writer is None:
+            yield
+            return
+        async with self._sqlite_writer:
+            yield
 
     async def dispose(self) -> None:
         await self.engine.dispose()
