@@ -2,11 +2,20 @@
 
 Evolution rules: a new field gets a default, a field's type never changes, and a
 breaking change is a new ``type`` (``order.accepted.v2``).
+
+Every payload is a tagged Struct (``event_type`` in its JSON names the CloudEvents
+``type``), so :data:`Payload` is a tagged union that decodes any catalogued event.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+
+class CatalogEvent(msgspec.Struct, frozen=True, tag_field="event_type"):
+    """Base of every event payload; subclasses set ``tag`` to their event type."""
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -22,20 +31,20 @@ class LocatedLine(msgspec.Struct, frozen=True):
     lot: str | None = None
 
 
-class ReceiptPosted(msgspec.Struct, frozen=True):
+class ReceiptPosted(CatalogEvent, frozen=True, tag="receipt.posted"):
     receipt_id: str
     warehouse_id: str
     lines: list[Line]
 
 
-class FulfillmentReleased(msgspec.Struct, frozen=True):
+class FulfillmentReleased(CatalogEvent, frozen=True, tag="fulfillment.released"):
     fulfillment_order_id: str
     order_id: str
     warehouse_id: str
     lines: list[Line]
 
 
-class ShipmentDispatched(msgspec.Struct, frozen=True):
+class ShipmentDispatched(CatalogEvent, frozen=True, tag="shipment.dispatched"):
     shipment_id: str
     fulfillment_order_id: str
     order_id: str
@@ -45,21 +54,21 @@ class ShipmentDispatched(msgspec.Struct, frozen=True):
     lines: list[Line]
 
 
-class InventoryAllocated(msgspec.Struct, frozen=True):
+class InventoryAllocated(CatalogEvent, frozen=True, tag="inventory.allocated"):
     allocation_id: str
     order_id: str
     channel: str
     lines: list[LocatedLine]
 
 
-class InventoryReleased(msgspec.Struct, frozen=True):
+class InventoryReleased(CatalogEvent, frozen=True, tag="inventory.released"):
     allocation_id: str
     order_id: str
     reason: str
     lines: list[LocatedLine]
 
 
-class OrderAccepted(msgspec.Struct, frozen=True):
+class OrderAccepted(CatalogEvent, frozen=True, tag="order.accepted"):
     order_id: str
     customer_id: str
     channel: str
@@ -67,14 +76,14 @@ class OrderAccepted(msgspec.Struct, frozen=True):
     lines: list[Line]
 
 
-class OrderStatusChanged(msgspec.Struct, frozen=True):
+class OrderStatusChanged(CatalogEvent, frozen=True, tag="order.status_changed"):
     order_id: str
     customer_id: str
     status: str
     previous_status: str
 
 
-class OrderCancelled(msgspec.Struct, frozen=True):
+class OrderCancelled(CatalogEvent, frozen=True, tag="order.cancelled"):
     order_id: str
     customer_id: str
     reason: str
@@ -85,11 +94,69 @@ class Money(msgspec.Struct, frozen=True):
     currency: str
 
 
-class InvoiceIssued(msgspec.Struct, frozen=True):
+class InvoiceIssued(CatalogEvent, frozen=True, tag="invoice.issued"):
     invoice_id: str
     erp_invoice_id: str
     order_id: str
     shipment_id: str
+    customer_id: str
+    total: Money
+
+
+StockStatus = Literal["available", "quality_control", "damaged", "hold"]
+Disposition = Literal["restock", "damaged", "scrap", "return_to_vendor"]
+
+
+class AdjustedLine(msgspec.Struct, frozen=True):
+    """A change of physical stock in one status; a status change is two lines."""
+
+    sku: str
+    quantity_delta: int
+    status: StockStatus = "available"
+    lot: str | None = None
+
+
+class InventoryAdjusted(CatalogEvent, frozen=True, tag="inventory.adjusted"):
+    adjustment_id: str
+    warehouse_id: str
+    reason: str  # cycle_count, damage, found, lost, quality_status, correction
+    lines: list[AdjustedLine]
+
+
+class PickConfirmed(CatalogEvent, frozen=True, tag="pick.confirmed"):
+    pick_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[Line]
+
+
+class ReturnReceived(CatalogEvent, frozen=True, tag="return.received"):
+    return_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[Line]
+
+
+class DispositionedLine(msgspec.Struct, frozen=True):
+    sku: str
+    quantity: int
+    disposition: Disposition
+    lot: str | None = None
+
+
+class ReturnDispositioned(CatalogEvent, frozen=True, tag="return.dispositioned"):
+    return_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[DispositionedLine]
+
+
+class CreditNoteIssued(CatalogEvent, frozen=True, tag="credit_note.issued"):
+    credit_note_id: str
+    erp_credit_note_id: str
+    return_id: str
+    order_id: str
     customer_id: str
     total: Money
 
@@ -101,14 +168,29 @@ STREAM_AVAILABILITY = "tally.availability"
 STREAM_ORDERS = "tally.orders"
 STREAM_BILLING = "tally.billing"
 
-EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
-    "receipt.posted": ReceiptPosted,
-    "fulfillment.released": FulfillmentReleased,
-    "shipment.dispatched": ShipmentDispatched,
-    "inventory.allocated": InventoryAllocated,
-    "inventory.released": InventoryReleased,
-    "order.accepted": OrderAccepted,
-    "order.status_changed": OrderStatusChanged,
-    "order.cancelled": OrderCancelled,
-    "invoice.issued": InvoiceIssued,
+Payload = (
+    ReceiptPosted
+    | InventoryAdjusted
+    | InventoryAllocated
+    | InventoryReleased
+    | OrderAccepted
+    | OrderStatusChanged
+    | OrderCancelled
+    | FulfillmentReleased
+    | PickConfirmed
+    | ShipmentDispatched
+    | InvoiceIssued
+    | ReturnReceived
+    | ReturnDispositioned
+    | CreditNoteIssued
+)
+
+EVENT_TYPES: dict[str, type[CatalogEvent]] = {
+    str(cls.__struct_config__.tag): cls for cls in Payload.__args__
 }
+
+
+def decode_payload(data: bytes) -> Payload:
+    """Decode any catalogued payload by its ``event_type`` tag."""
+    decoded: Payload = msgspec.json.decode(data, type=Payload)
+    return decoded
