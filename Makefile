@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test lint contracts bench clean
+.PHONY: install up test lint contracts spectral bench clean
 
 install: $(VENV)/.installed
 
@@ -31,5 +31,14 @@ lint: install
 contracts: install
 	$(BIN)/tally contracts export
 
+# Spectral (npm, pinned in package-lock.json) lints the OpenAPI contracts with the house
+# ruleset .spectral.yaml. Node is needed only for this target; npm ci runs when
+# node_modules is missing or older than the lock.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+spectral: node_modules/.package-lock.json
+	npx --no-install spectral lint "contracts/openapi/*/*.json" --ruleset .spectral.yaml --fail-severity error
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -59,31 +60,11 @@ def _default(setting: str) -> Any:
     return next(f.default for f in msgspec.structs.fields(Settings) if f.name == setting)
 
 
-SERIALIZE_ENV = "BENCH_EVENTS_SERIALIZE_DB"
-
-
-def _maybe_serialize(db: Any) -> None:
-    """What-if (``--serialize-db``): this process's reads and transactions on its own
-    database take turns on an asyncio lock. Today every one of them opens with BEGIN
-    IMMEDIATE (reads too), so on SQLite the relay's read and mark wait for the
-    producer's transactions in SQLite's busy handler, which polls with sleeps of up to
-    100 ms; a FIFO lock in the event loop hands the database over without sleeping."""
-    if os.environ.get(SERIALIZE_ENV) != "1":
-        return
-    lock = asyncio.Lock()
-    transaction, read = db.transaction, db.read
-
-    @contextlib.asynccontextmanager
-    async def serialized_transaction() -> Any:
-        async with lock, transaction() as tx:
-            yield tx
-
-    @contextlib.asynccontextmanager
-    async def serialized_read() -> Any:
-        async with lock, read() as conn:
-            yield conn
-
-    db.transaction, db.read = serialized_transaction, serialized_read
+def _cpu_seconds() -> float:
+    """CPU time of this process (every thread, user and system): what the machine's
+    other load does not change much, unlike the lag."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -112,14 +93,20 @@ async def produce(db_url: str, bus_url: str, events: int, rate: float) -> None:
     )
     outbox_table(metadata)
     db = Database(db_url, metadata)
-    _maybe_serialize(db)
     await db.create_schema()
     bus = open_bus(bus_url)
-    relay = OutboxRelay(db, bus, poll_seconds=float(_default("outbox_poll_seconds")))
+    relay = OutboxRelay(
+        db,
+        bus,
+        poll_seconds=float(_default("outbox_poll_seconds")),
+        coalesce_seconds=float(_default("outbox_coalesce_seconds")),
+    )
+    add_thing = insert(things)
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     print("ready", flush=True)
     sys.stdin.readline()  # the go signal
+    cpu_at_go = _cpu_seconds()
 
     started = time.perf_counter()
     for n in range(events):
@@ -131,7 +118,9 @@ async def produce(db_url: str, bus_url: str, events: int, rate: float) -> None:
         # event the next version of its subject (this process is the only writer).
         subject, version = f"thing-{n % SUBJECTS}", n // SUBJECTS + 1
         async with db.transaction() as tx:
-            await tx.conn.execute(insert(things).values(n=n, subject=subject, version=version))
+            # A prebuilt statement and its parameters: SQLAlchemy caches the compiled
+            # form (``.values(...)`` would rebuild and re-key the statement each time).
+            await tx.conn.execute(add_thing, {"n": n, "subject": subject, "version": version})
             tx.emit(
                 STREAM,
                 new_event(
@@ -157,7 +146,8 @@ async def produce(db_url: str, bus_url: str, events: int, rate: float) -> None:
     await relay_task
     await bus.close()
     await db.dispose()
-    print(json.dumps({"produce_seconds": produced}), flush=True)
+    cpu = _cpu_seconds() - cpu_at_go
+    print(json.dumps({"produce_seconds": produced, "cpu_seconds": cpu}), flush=True)
 
 
 # -- the consumer process ------------------------------------------------------------
@@ -169,7 +159,7 @@ async def consume(db_url: str, bus_url: str, events: int) -> None:
     from shared.db import Database, Tx
     from shared.events.bus import open_bus
     from shared.events.envelope import Event
-    from shared.events.inbox import ApplyOnly, EventConsumer, inbox_tables
+    from shared.events.inbox import EVENTS_HANDLED, ApplyOnly, EventConsumer, inbox_tables
 
     metadata = MetaData()
     applied = Table(
@@ -181,18 +171,17 @@ async def consume(db_url: str, bus_url: str, events: int) -> None:
     )
     inbox_tables(metadata)
     db = Database(db_url, metadata)
-    _maybe_serialize(db)
     await db.create_schema()
     bus = open_bus(bus_url)
     done = asyncio.Event()
     seen = 0
+    record = insert(applied)
 
     async def on_event(tx: Tx, event: Event) -> None:
         nonlocal seen
         await tx.conn.execute(
-            insert(applied).values(
-                event_id=event.id, event_time=event.time.timestamp(), applied_at=time.time()
-            )
+            record,
+            {"event_id": event.id, "event_time": event.time.timestamp(), "applied_at": time.time()},
         )
         seen += 1
         if seen >= events:
@@ -212,7 +201,9 @@ async def consume(db_url: str, bus_url: str, events: int) -> None:
     task = asyncio.create_task(consumer.run(stop))
     await bus.read_all(STREAM, limit=1)  # the bus answers
     print("ready", flush=True)
+    cpu_at_ready = _cpu_seconds()
     await done.wait()
+    cpu = _cpu_seconds() - cpu_at_ready
     await asyncio.sleep(0.2)  # let the last batch's acks go out
     stop.set()
     await asyncio.wait_for(task, timeout=30)
@@ -220,15 +211,25 @@ async def consume(db_url: str, bus_url: str, events: int) -> None:
         rows = (await conn.execute(select(applied))).all()
     await bus.close()
     await db.dispose()
-    print(json.dumps({"applied": [list(row) for row in rows]}), flush=True)
+    outcomes = {
+        sample.labels["outcome"]: int(sample.value)
+        for metric in EVENTS_HANDLED.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["group"] == GROUP
+    }
+    print(
+        json.dumps(
+            {"applied": [list(row) for row in rows], "outcomes": outcomes, "cpu_seconds": cpu}
+        ),
+        flush=True,
+    )
 
 
 # -- the orchestrator ----------------------------------------------------------------
 
 
-def _child(role: str, db_url: str, bus_url: str, events: int, rate: float, serialize: bool) -> Any:
+def _child(role: str, db_url: str, bus_url: str, events: int, rate: float) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env[SERIALIZE_ENV] = "1" if serialize else "0"
     return subprocess.Popen(  # our own interpreter and module
         [
             sys.executable,
@@ -287,18 +288,18 @@ def run_engine(
     db_urls: tuple[str, str],
     events: int,
     rate: float,
-    serialize: bool = False,
 ) -> dict[str, Any]:
     """One producer and one consumer process on ``bus_url``; their figures."""
-    consumer = _child("consumer", db_urls[1], bus_url, events, rate, serialize)
-    producer = _child("producer", db_urls[0], bus_url, events, rate, serialize)
+    consumer = _child("consumer", db_urls[1], bus_url, events, rate)
+    producer = _child("producer", db_urls[0], bus_url, events, rate)
     try:
         _expect_ready(consumer, "consumer")
         _expect_ready(producer, "producer")
         producer.stdin.write("go\n")
         producer.stdin.flush()
         produced = json.loads(producer.stdout.readline())
-        rows = json.loads(consumer.stdout.readline())["applied"]
+        consumed = json.loads(consumer.stdout.readline())
+        rows = consumed["applied"]
         producer.wait(timeout=60)
         consumer.wait(timeout=60)
     finally:
@@ -331,12 +332,13 @@ def run_engine(
         "to_bus_p99_ms": ms(_percentile(to_bus, 0.99)),
         "bus_to_applied_p50_ms": ms(statistics.median(on_bus)),
         "bus_to_applied_p99_ms": ms(_percentile(on_bus, 0.99)),
+        "producer_cpu_ms_per_event": round(produced["cpu_seconds"] * 1000 / events, 3),
+        "consumer_cpu_ms_per_event": round(consumed["cpu_seconds"] * 1000 / events, 3),
+        "consumer_outcomes": consumed["outcomes"],
     }
 
 
-def run(
-    events: int, rate: float, engines: list[str], databases: str, serialize: bool = False
-) -> list[dict[str, Any]]:
+def run(events: int, rate: float, engines: list[str], databases: str) -> list[dict[str, Any]]:
     from tests.support.servers import create_database, postgres_server, redis_server
 
     results = []
@@ -356,17 +358,16 @@ def run(
                 )
             if engine == "sqlite":
                 bus_url = f"sqlite:///{tmp / 'events.db'}"
-                results.append(run_engine(engine, bus_url, db_urls, events, rate, serialize))
+                results.append(run_engine(engine, bus_url, db_urls, events, rate))
             elif engine == "redis":
                 if not shutil.which("redis-server"):
                     print("redis: skipped (no redis-server on PATH)")
                     continue
                 with redis_server() as bus_url:
-                    results.append(run_engine(engine, bus_url, db_urls, events, rate, serialize))
+                    results.append(run_engine(engine, bus_url, db_urls, events, rate))
             else:
                 raise SystemExit(f"unknown engine {engine!r} (sqlite, redis)")
             results[-1]["service_databases"] = databases
-            results[-1]["serialized_db"] = serialize
     return results
 
 
@@ -383,11 +384,6 @@ def main() -> None:
         default="sqlite",
         help="the two services' own databases (postgres: a throwaway cluster)",
     )
-    parser.add_argument(
-        "--serialize-db",
-        action="store_true",
-        help="what-if: each process takes turns on its own database (an asyncio lock)",
-    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--role", choices=["producer", "consumer"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -400,7 +396,7 @@ def main() -> None:
         uvloop.run(consume(args.db, args.bus, args.events))
         return
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    results = run(args.events, args.rate, engines, args.databases, args.serialize_db)
+    results = run(args.events, args.rate, engines, args.databases)
     for figures in results:
         print(f"-- {figures['engine']}")
         for name, value in figures.items():

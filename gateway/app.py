@@ -1,8 +1,9 @@
 """The gateway: the one wiring point. ``uvicorn gateway.app:create_app --factory``.
 
-The ASGI stack, outermost first: correlation id -> metrics -> router (forwards
-``/{api}/v1/...`` and ``/graphql``) -> the Litestar app (OAuth endpoints, JWKS,
-metadata, contract catalog, health).
+The ASGI stack, outermost first: correlation id -> metrics -> router (edge policies:
+header limits, CORS, versions, tokens, rate limits, body limits, audit; forwards
+``/{api}/v{major}/...`` and ``/graphql``) -> the Litestar app (OAuth endpoints, JWKS,
+metadata, contract catalog, audit log, health).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Tag
 from litestar.types import ASGIApp
 
-from gateway.clients.registry import ClientRegistry
+from gateway.audit.log import AuditLog
+from gateway.audit.routes import audit_routes
+from gateway.audit.store import AuditStore
+from gateway.contracts import versions as api_versions
 from gateway.contracts.routes import contract_routes
-from gateway.oauth.keys import KeyStore, LocalKeySource
-from gateway.oauth.routes import oauth_routes
-from gateway.oauth.server import TallyAuthorizationServer
+from gateway.oauth.authority import Authority
+from gateway.policies.cors import Cors
+from gateway.policies.rate_limits import RateLimits, limiter_for
+from gateway.policies.timeouts import UpstreamTimeouts
 from gateway.routing.forwarder import Forwarder
-from gateway.routing.router import GRAPHQL_API, GatewayRouter
-from shared.auth.verifier import TokenVerifier
+from gateway.routing.router import EdgePolicies, GatewayRouter
+from gateway.routing.versions import version_routes
 from shared.correlation import CorrelationMiddleware
 from shared.observability import MetricsMiddleware, configure_logging, health_routes
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
@@ -32,17 +37,22 @@ from shared.topology import BY_API
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or load_settings("gateway")
     configure_logging(settings.service)
-    registry = ClientRegistry(settings.database_url)
-    keys = KeyStore.in_data_dir(settings.data_dir)
-    server = TallyAuthorizationServer(registry, settings.issuer, keys)
+    authority = Authority(settings)  # clients, keys, token store, revocations
+    registry = authority.registry
     forwarder = Forwarder()
-    key_source = LocalKeySource(keys)
     upstreams = {api: settings.url_of(spec.name) for api, spec in BY_API.items()}
-    verifiers = {
-        api: TokenVerifier(key_source, issuer=settings.issuer, audience=api)
-        for api in upstreams
-        if api != GRAPHQL_API
-    }
+    verifiers = {api: authority.verifier(api) for api in upstreams}
+    audit_store = AuditStore(settings.database_url)
+    audit_log = AuditLog(audit_store, flush_seconds=settings.audit_flush_seconds)
+    policies = EdgePolicies(
+        rate_limits=RateLimits(settings.rate_limits, limiter_for(settings.redis_url)),
+        cors=Cors(settings.cors_origins),
+        timeouts=UpstreamTimeouts(settings.upstream_timeouts),
+        audit=audit_log,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        versions=version_routes(api_versions.VERSIONS),
+    )
 
     async def ready() -> None:
         await anyio.to_thread.run_sync(registry.ping)
@@ -51,23 +61,24 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app = Litestar(
         route_handlers=[
             *health_routes(ready),
-            *oauth_routes(server, keys, settings.issuer),
+            *authority.routes(),
             *contract_routes(forwarder, settings),
+            *audit_routes(audit_store, verifiers),
         ],
         plugins=[problem_details_plugin()],
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[forwarder.lifespan],
-        on_shutdown=[registry.close],
+        lifespan=[authority.lifespan, forwarder.lifespan, audit_log.lifespan],
+        on_shutdown=[registry.close, policies.rate_limits.close],
         openapi_config=OpenAPIConfig(
             title="Tally gateway",
             version="1.0.0",
             description="OAuth 2 authorization server and contract catalog of Tally.",
             path="/schema",
-            tags=[Tag(name="oauth"), Tag(name="contracts")],
+            tags=[Tag(name="oauth"), Tag(name="contracts"), Tag(name="audit")],
             render_plugins=[ScalarRenderPlugin()],
         ),
         logging_config=None,  # keep the JSON log lines of configure_logging
         debug=False,
     )
-    router = GatewayRouter(app, forwarder, upstreams, verifiers)
+    router = GatewayRouter(app, forwarder, upstreams, verifiers, policies)
     return CorrelationMiddleware(MetricsMiddleware(router, service=settings.service))

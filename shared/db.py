@@ -4,19 +4,123 @@ collects outbox events and wakes the relay once the transaction has committed.""
 from __future__ import annotations
 
 import asyncio
+import collections
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+from sqlalchemy.util import EMPTY_DICT, await_
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+# -- SQLite: one trip to aiosqlite's thread per statement -----------------------------
+# aiosqlite runs each call on the connection's own thread; SQLAlchemy's adapter makes
+# three or four such trips per statement (open a cursor, execute, fetch, close), each a
+# thread hand-off and an event-loop wake-up. These classes run the whole statement in
+# one trip and hand back the rows, the description, rowcount and lastrowid: a producing
+# transaction (BEGIN, two INSERTs, COMMIT) costs four trips instead of eleven.
+
+
+def _statement_on_driver_thread(
+    conn: sqlite3.Connection, sql: str, params: Any, many: bool
+) -> tuple[Any, int, int | None, list[Any]]:
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        elif params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Any) -> None:  # no driver cursor: no trip
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._rows = collections.deque()
+        self._soft_closed_memoized = EMPTY_DICT
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def _trip(self, sql: Any, params: Any, many: bool) -> None:
+        driver: Any = self._connection
+        try:
+            result = await_(
+                driver._execute(_statement_on_driver_thread, driver._conn, sql, params, many)
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self._description, self._rowcount, self._lastrowid, rows = result
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._trip(operation, parameters, False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._trip(operation, seq_of_parameters, True)
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing open on the driver's side
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor
+
+
+class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's own adapter does
+        return _OneTripConnection(self, await_(connection))
 
 
 READ_ONLY = "tally_read_only"
@@ -25,13 +129,23 @@ READ_ONLY = "tally_read_only"
 def create_engine(url: str) -> AsyncEngine:
     """SQLite runs in WAL mode. Write transactions take the write lock at BEGIN
     (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of failing a lock
-    upgrade mid-transaction; reads begin deferred and never wait for a writer."""
+    upgrade mid-transaction; reads begin deferred and never wait for a writer.
+
+    aiosqlite runs every call on the connection's own thread, and each round trip
+    costs: statements take one trip each (``_OneTripCursor``), BEGIN goes straight to
+    the driver, and a connection returned to the pool is rolled back only when a
+    transaction is still open (a committed one needs no rollback trip)."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    options: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "aiosqlite":
+        options["module"] = _OneTripDbapi(aiosqlite, sqlite3)
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, pool_reset_on_return=None, **options
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -45,7 +159,19 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
+        driver = conn.connection.driver_connection  # the aiosqlite connection
+        sql = "BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
+        await_(driver._execute(driver._conn.execute, sql))
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(
+        dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
+    ) -> None:
+        if not state.asyncio_safe or state.terminate_only:
+            return  # what SQLAlchemy's own rollback-on-return would skip too
+        driver = record.driver_connection
+        if driver is not None and driver.in_transaction:
+            dbapi_connection.rollback()
 
     return engine
 
@@ -58,13 +184,17 @@ class Database:
         self.metadata = metadata
         self.engine = create_engine(url)
         self.sqlite = is_sqlite(url)
-        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[list[tuple[str, Any]]], None]] = []
         # SQLite has one writer per file: queueing this process's writers on an asyncio
         # lock costs nothing, while queueing them on busy_timeout sleeps and retries.
+        # The lock's holder writes on one connection kept open for writing (no pool
+        # check-out, check-in and reset per transaction).
         self._sqlite_writer = asyncio.Lock() if self.sqlite else None
+        self._writer_conn: AsyncConnection | None = None
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Called after every transaction that emitted events (the outbox relay's wake-up)."""
+    def on_commit(self, callback: Callable[[list[tuple[str, Any]]], None]) -> None:
+        """Called with the (stream, event) pairs of every transaction that emitted events,
+        once it has committed (the outbox relay's hand-off)."""
         self._after_commit.append(callback)
 
     async def create_schema(self) -> None:
@@ -77,7 +207,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._writer_slot(), self.engine.begin() as conn:
+        async with self._writing() as conn, conn.begin():
             tx = Tx(conn)
             yield tx
             if tx.events_written:
@@ -86,7 +216,25 @@ class Database:
                 await write_outbox(conn, self.metadata, tx.events_written)
         if tx.events_written:
             for callback in self._after_commit:
-                callback()
+                callback(tx.events_written)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A connection to write on: SQLite's kept writer connection (this process's
+        writers queue for it), else one from the pool."""
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as pooled:
+                yield pooled
+            return
+        async with self._sqlite_writer:
+            kept = self._writer_conn
+            if kept is not None and not _clean(kept):
+                # A transaction a cancelled caller left open, or a broken connection.
+                self._writer_conn = None
+                await _discard(kept)
+            if self._writer_conn is None:
+                self._writer_conn = await self.engine.connect()
+            yield self._writer_conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -100,16 +248,25 @@ class Database:
                 if self.sqlite:
                     conn.sync_connection.info.pop(READ_ONLY, None)  # type: ignore[union-attr]
 
-    @asynccontextmanager
-    async def _writer_slot(self) -> AsyncIterator[None]:
-        if self._sqlite_writer is None:
-            yield
-            return
-        async with self._sqlite_writer:
-            yield
-
     async def dispose(self) -> None:
+        if self._writer_conn is not None:
+            conn, self._writer_conn = self._writer_conn, None
+            await _discard(conn)
         await self.engine.dispose()
+
+
+def _clean(conn: AsyncConnection) -> bool:
+    """Open, and in no transaction (neither SQLAlchemy's nor the driver's)."""
+    if conn.closed or conn.invalidated or conn.in_transaction():
+        return False
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return driver is not None and not driver.in_transaction
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with suppress(Exception):  # going anyway: a failure to close changes nothing
+        await conn.invalidate()
+        await conn.close()
 
 
 class Tx:

@@ -174,6 +174,8 @@ _RESPONSE_TEXT = {
     403: "The token lacks the scope this operation requires.",
     404: "No such resource (or not visible to this client).",
     409: "Conflicts with the current state (or the same Idempotency-Key is still running).",
+    410: "This API version is retired; use its successor.",
+    413: "The request body is larger than this operation accepts.",
     422: "Well-formed but not acceptable (unknown reference, reused Idempotency-Key).",
     429: "Rate limit exceeded.",
     503: "A service this one depends on is unavailable; retry later.",

@@ -20,12 +20,13 @@ from sqlalchemy import MetaData
 
 from shared.auth.litestar_auth import bearer_auth, security_components
 from shared.auth.principal import Principal
+from shared.auth.revocation import REVOCATIONS_PATH, RevocationList, RevocationPoller, http_fetch
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource, RemoteJwks, TokenVerifier
 from shared.correlation import CorrelationMiddleware
 from shared.db import Database
 from shared.events.bus import EventBus, open_bus
-from shared.events.inbox import EventConsumer, EventHandler, RetryPolicy, inbox_tables
+from shared.events.inbox import EventConsumer, EventHandler, inbox_tables, retry_policy
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
@@ -62,23 +63,40 @@ class Runtime:
             self.http, settings.token_url, settings.client_id, settings.client_secret
         )
         self.bus: EventBus | None = (
-            open_bus(settings.bus_url) if (produces_events or consumes_events) else None
+            open_bus(
+                settings.bus_url,
+                visibility_timeout=settings.bus_visibility_timeout,
+                max_len=settings.events_max_len,
+            )
+            if (produces_events or consumes_events)
+            else None
         )
         self.relay = (
-            OutboxRelay(self.db, self.bus, poll_seconds=settings.outbox_poll_seconds)
+            OutboxRelay(
+                self.db,
+                self.bus,
+                poll_seconds=settings.outbox_poll_seconds,
+                coalesce_seconds=settings.outbox_coalesce_seconds,
+            )
             if produces_events and self.bus
             else None
         )
         self.idempotency = IdempotencyStore(self.db)
         spec = BY_NAME[settings.service]
         self.api = spec.api or settings.service
+        self.revocations = RevocationList()
         self.verifier = TokenVerifier(
             key_source or RemoteJwks(settings.jwks_url, self.http),
             issuer=settings.issuer,
             audience=self.api,
+            revocations=self.revocations,
         )
         self.consumers: list[EventConsumer] = []
         self.background: list[Callable[[asyncio.Event], Any]] = []
+        if key_source is None:  # keys from the gateway: follow its revocations too (0011)
+            revocations_url = settings.url_of("gateway").rstrip("/") + REVOCATIONS_PATH
+            poller = RevocationPoller(self.revocations, http_fetch(self.http, revocations_url))
+            self.background.append(poller.run)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -106,12 +124,7 @@ class Runtime:
                 streams=streams,
                 handlers=handlers,
                 ordered_types=ordered_types,
-                policy=RetryPolicy(
-                    max_deliveries=settings.events_max_deliveries,
-                    base_seconds=settings.events_retry_base_seconds,
-                    cap_seconds=settings.events_retry_cap_seconds,
-                    max_parks=settings.events_max_parks,
-                ),
+                policy=retry_policy(settings),
                 block_ms=settings.consumer_block_ms,
             )
         )

@@ -13,6 +13,12 @@ import msgspec
 
 from shared.topology import BY_NAME, SERVICES
 
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "bronze": (20, 600),
+    "silver": (100, 3_000),
+    "gold": (500, 15_000),
+}
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     service: str
@@ -37,6 +43,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     events_retry_base_seconds: float = 0.2
     events_retry_cap_seconds: float = 30.0
     events_max_parks: int = 100
+    # An unacked delivery goes back to the group after this (a dead consumer's entries
+    # are reclaimed); streams keep about this many entries (None: all; trimming never
+    # drops an entry a group has not acknowledged); the outbox relay's coalescing delay.
+    bus_visibility_timeout: float = 30.0
+    events_max_len: int | None = None
+    outbox_coalesce_seconds: float = 0.005
+    # Gateway edge policies (docs/decisions/0013): tier -> (per second, per minute);
+    # route prefix ("erp", "/orders/v1/orders") -> upstream timeout in seconds.
+    rate_limits: dict[str, tuple[int, int]] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
+    )
+    max_body_bytes: int = 1_048_576
+    max_header_bytes: int = 16_384
+    upstream_timeouts: dict[str, float] = msgspec.field(default_factory=dict)
+    cors_origins: tuple[str, ...] = ()
+    audit_flush_seconds: float = 0.2
 
     def url_of(self, service: str) -> str:
         return self.service_urls[service]
@@ -90,6 +112,52 @@ def _number(name: str, default: float) -> float:
     return value
 
 
+def _pairs(name: str) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"}."""
+    raw = _env(name) or ""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{name}: expected name=value items, not {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _gateway_policies() -> dict[str, object]:
+    """TALLY_RATE_LIMITS="bronze=20/600,gold=500/15000" (per second/per minute),
+    TALLY_MAX_BODY_BYTES, TALLY_MAX_HEADER_BYTES, TALLY_UPSTREAM_TIMEOUTS="orders=10",
+    TALLY_CORS_ORIGINS="https://portal.example.com,...", TALLY_AUDIT_FLUSH_SECONDS."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for tier, value in _pairs("TALLY_RATE_LIMITS").items():
+        second, sep, minute = value.partition("/")
+        if not (sep and second.isdigit() and minute.isdigit() and int(second) and int(minute)):
+            raise ValueError(
+                f"TALLY_RATE_LIMITS: {tier} needs per-second/per-minute, not {value!r}"
+            )
+        limits[tier] = (int(second), int(minute))
+    timeouts = {key: float(value) for key, value in _pairs("TALLY_UPSTREAM_TIMEOUTS").items()}
+    origins = tuple(o.strip() for o in (_env("TALLY_CORS_ORIGINS") or "").split(",") if o.strip())
+    return {
+        "rate_limits": limits,
+        "max_body_bytes": int(_number("TALLY_MAX_BODY_BYTES", 1_048_576)),
+        "max_header_bytes": int(_number("TALLY_MAX_HEADER_BYTES", 16_384)),
+        "upstream_timeouts": timeouts,
+        "cors_origins": origins,
+        "audit_flush_seconds": _number("TALLY_AUDIT_FLUSH_SECONDS", 0.2),
+    }
+
+
+def _optional_count(name: str) -> int | None:
+    """A positive whole number, or None when unset."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValueError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
 def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settings:
     spec = BY_NAME[service]
     directory = data_dir_from_env(data_dir)
@@ -114,4 +182,8 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         events_retry_base_seconds=_number("TALLY_EVENTS_RETRY_BASE_SECONDS", 0.2),
         events_retry_cap_seconds=_number("TALLY_EVENTS_RETRY_CAP_SECONDS", 30.0),
         events_max_parks=int(_number("TALLY_EVENTS_MAX_PARKS", 100)),
+        bus_visibility_timeout=_number("TALLY_BUS_VISIBILITY_TIMEOUT", 30.0),
+        events_max_len=_optional_count("TALLY_EVENTS_MAX_LEN"),
+        outbox_coalesce_seconds=_number("TALLY_OUTBOX_COALESCE_SECONDS", 0.005),
+        **_gateway_policies(),  # type: ignore[arg-type]
     )

@@ -63,6 +63,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "billing:write",
     "portal",
     "portal:staff",
+    "introspect",
     "admin",
 )
 

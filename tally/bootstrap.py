@@ -17,10 +17,12 @@ from shared.topology import ALL_SCOPES
 SERVICE_CLIENT_SCOPES: dict[str, str] = {
     "order_to_ship": "erp:read inventory:read inventory:write wms:read wms:write",
     "billing": "orders:read erp:read erp:write",
+    "availability": "erp:read wms:read",  # reconciliation reads both books
 }
 SERVICE_CLIENT_APIS: dict[str, str] = {
     "order_to_ship": "erp availability wms",
     "billing": "orders erp",
+    "availability": "erp wms",
 }
 DEMO_CLIENT_NAME = "demo"
 

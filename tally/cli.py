@@ -14,14 +14,20 @@ from rich.table import Table
 
 from shared.settings import data_dir_from_env
 from shared.topology import BY_NAME, SERVICES
+from tally.commands.audit import audit
 from tally.commands.clients import clients_app
 from tally.commands.events import events_app
+from tally.commands.keys import keys_app
+from tally.commands.reconcile import reconcile
+from tally.contracts.commands import contracts_app
 
 app = typer.Typer(help="Tally: API-led integration for distributors.", no_args_is_help=True)
-contracts_app = typer.Typer(help="Export and check the published contracts.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
+app.command("audit")(audit)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(events_app, name="events")
+app.add_typer(keys_app, name="keys")
+app.command("reconcile")(reconcile)
 console = Console()
 
 DataDir = Annotated[
@@ -61,6 +67,7 @@ def serve(
         http="httptools",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # the gateway is the edge: no caller names its own address
         timeout_graceful_shutdown=5,
     )
 
@@ -125,26 +132,3 @@ def _print_urls(platform: object, clients: dict[str, dict[str, str]], seconds: f
         f"Try: curl -s -u {demo['client_id']}:<secret> -d grant_type=client_credentials {gateway}/oauth/token"
     )
     console.print("Press Ctrl-C to stop.")
-
-
-@contracts_app.command("export")
-def contracts_export() -> None:
-    """Write every OpenAPI document, the portal SDL and the event catalog under contracts/."""
-    from tally.contracts import export
-
-    for path in export():
-        console.print(f"wrote {path}")
-
-
-@contracts_app.command("check")
-def contracts_check() -> None:
-    """Fail when the committed contracts differ from what the code exports."""
-    from tally.contracts import check
-
-    drift = check()
-    if drift:
-        for relative in drift:
-            console.print(f"[red]differs:[/red] contracts/{relative}")
-        console.print("Run 'tally contracts export' and commit the result.")
-        raise typer.Exit(1)
-    console.print("contracts are current")

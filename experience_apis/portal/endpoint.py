@@ -9,6 +9,7 @@
   (403 problem+json otherwise).
 - No WebSocket endpoint: the schema has no subscriptions, and a socket would bypass
   the POST handler's scope guard.
+- Bodies above 64 KiB are 413 problem+json before strawberry reads them.
 - Transport errors strawberry reports (bad JSON, no query, query over GET) are
   problem+json like every other error of the platform.
 """
@@ -27,9 +28,10 @@ from strawberry.litestar import make_graphql_controller
 from experience_apis.portal.context import portal_context
 from experience_apis.portal.schema import schema
 from shared.auth.litestar_auth import requires
-from shared.problems import problem_response
+from shared.problems import problem_response, problem_responses
 
 GRAPHQL_PATH = "/graphql"
+MAX_QUERY_BODY_BYTES = 64 * 1024  # a query bigger than this is an attack, not a portal (413)
 
 
 _StrawberryController = make_graphql_controller(
@@ -65,6 +67,8 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
         status_code=HTTP_200_OK,
         operation_id="graphql",
         summary="Run a GraphQL query (see contracts/graphql/portal.graphql)",
+        request_max_body_size=MAX_QUERY_BODY_BYTES,
+        responses=problem_responses(413),
         **requires("portal"),
     )
     async def handle_http_post(

@@ -18,6 +18,7 @@ from experience_apis.portal.upstream import (
     MoneyDoc,
     OrderDoc,
     OrderLineDoc,
+    OrderPageDoc,
     ShipmentDoc,
 )
 
@@ -169,6 +170,16 @@ class Order:
             created_at=doc.created_at,
             updated_at=doc.updated_at,
         )
+
+
+@strawberry.type(description="A page of orders; nextCursor is null on the last page.")
+class OrderPage:
+    items: list[Order]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, doc: OrderPageDoc) -> OrderPage:
+        return cls(items=[Order.of(order) for order in doc.items], next_cursor=doc.next_cursor)
 
 
 @strawberry.type

@@ -11,13 +11,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from experience_apis.portal.context import PortalContext
-from experience_apis.portal.objects import Availability, Long, Order
+from experience_apis.portal.objects import Availability, Long, Order, OrderPage
 from experience_apis.portal.upstream import PortalError
 
 log = logging.getLogger("tally.portal")
 
 MAX_DEPTH = 8
 MAX_ALIASES = 30  # each aliased order is an upstream call
+MAX_PAGE_SIZE = 100
 
 
 async def resolve_order(
@@ -25,6 +26,17 @@ async def resolve_order(
 ) -> Order | None:
     doc = await info.context.caller.orders.load(str(id))
     return Order.of(doc) if doc else None
+
+
+async def resolve_orders(
+    info: strawberry.Info[PortalContext, None],
+    customer_id: str | None = None,
+    first: int = 20,
+    after: str | None = None,
+) -> OrderPage:
+    limit = min(max(first, 1), MAX_PAGE_SIZE)
+    page = await info.context.caller.apis.order_page(customer_id, limit, after)
+    return OrderPage.of(page)
 
 
 async def resolve_availability(
@@ -40,6 +52,13 @@ class Query:
         resolver=resolve_order,
         description="One order of the caller. Null when it is unknown or not visible to "
         "the caller (another customer's order).",
+    )
+    orders: OrderPage = strawberry.field(
+        resolver=resolve_orders,
+        description="The caller's orders, oldest first, a page of `first` (1 to 100, "
+        "clamped) at a time; pass nextCursor as `after`. A client bound to a customer gets "
+        "that customer's orders only, whatever customerId it names; a malformed "
+        "customerId or cursor names no orders (an empty page).",
     )
     availability: Availability | None = strawberry.field(
         resolver=resolve_availability, description="Available-to-promise of one sku, by location."

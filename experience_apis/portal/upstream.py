@@ -11,7 +11,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +23,9 @@ from shared.models import Identifier, Sku
 from shared.problems import ProblemError
 
 T = TypeVar("T")
+
+# What the process APIs accept as a cursor (shared.models.CursorParam).
+Cursor = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[A-Za-z0-9_\-]*$")]
 
 MAX_INVOICE_PAGES = 20
 INVOICE_PAGE_SIZE = 500
@@ -66,6 +69,11 @@ class OrderDoc(msgspec.Struct, frozen=True):
     currency: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class OrderPageDoc(msgspec.Struct, frozen=True):
+    items: list[OrderDoc]
+    next_cursor: str | None = None
 
 
 class InvoiceLineDoc(msgspec.Struct, frozen=True):
@@ -153,6 +161,24 @@ class ProcessApis:
             return None
         path = f"/orders/v1/orders/{quote(order_id, safe='')}"
         return await self._get(self.orders, path, OrderDoc)
+
+    async def order_page(
+        self, customer_id: str | None, limit: int, cursor: str | None
+    ) -> OrderPageDoc:
+        """One page of the orders this caller may see (the order API filters a bound
+        caller to its own customer whatever ``customer_id`` says). A malformed customer
+        id or cursor names no orders: an empty page, and nothing is sent upstream."""
+        if (customer_id is not None and not well_formed(customer_id, Identifier)) or (
+            cursor is not None and not well_formed(cursor, Cursor)
+        ):
+            return OrderPageDoc(items=[])
+        params: list[tuple[str, str | int]] = [("limit", limit)]
+        if customer_id is not None:
+            params.append(("customer_id", customer_id))
+        if cursor:
+            params.append(("cursor", cursor))
+        page = await self._get(self.orders, "/orders/v1/orders", OrderPageDoc, params)
+        return page or OrderPageDoc(items=[])
 
     async def orders_by_id(self, order_ids: Sequence[str]) -> list[OrderDoc | BaseException | None]:
         """Each order concurrently, all answered together (so the orders' own fields, such

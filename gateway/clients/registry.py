@@ -3,8 +3,9 @@
 Sync on purpose: Authlib calls back synchronously (in a worker thread of the token
 endpoint) and the ``tally clients`` CLI writes from another process. Nothing is
 cached: every token request reads the client's row, so a CLI ``disable`` takes
-effect on the next request. Secrets are random (``secrets.token_urlsafe(32)``), shown
-once, and stored only as argon2id hashes.
+effect on the next request, and the same transaction revokes the client's live
+tokens. A client authenticates either with a secret (random, shown once, stored only
+as an argon2id hash) or with ``private_key_jwt`` against the public keys it registered.
 
 Only SQLite is supported for now: the project ships no sync PostgreSQL driver
 (``postgresql+asyncpg`` is async-only), see docs/decisions/0003.
@@ -13,36 +14,24 @@ Only SQLite is supported for now: the project ships no sync PostgreSQL driver
 from __future__ import annotations
 
 import builtins
+import json
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
 
+from gateway.clients.public_keys import parse_client_jwks
+from gateway.clients.tables import clients_table, create_engine, create_schema
+from gateway.oauth.token_store import revoke_client_tokens
+from shared.auth.litestar_auth import SYSTEM_API_SCOPE_PREFIXES
 from shared.topology import ALL_AUDIENCES, ALL_SCOPES, RATE_TIERS
-
-metadata = sa.MetaData()
-
-clients_table = sa.Table(
-    "oauth_clients",
-    metadata,
-    sa.Column("client_id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("secret_hash", sa.String(255), nullable=False),
-    sa.Column("scopes", sa.Text, nullable=False),  # space separated, as in OAuth
-    sa.Column("allowed_apis", sa.Text, nullable=False),  # space separated API names
-    sa.Column("customer_id", sa.String(100), nullable=True),
-    sa.Column("tier", sa.String(20), nullable=False),
-    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 # Secrets are 256 random bits, so the hash need not resist guessing; the parameters
 # (OWASP's argon2id minimum: 19 MiB, t=2, p=1) keep a token request cheap in memory.
@@ -64,6 +53,10 @@ SCOPE_APIS: dict[str, tuple[str, ...]] = {
 }
 
 
+SECRET_AUTH = "client_secret"  # noqa: S105 (a method name: client_secret_basic or _post)
+PRIVATE_KEY_JWT = "private_key_jwt"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientRecord:
     client_id: str
@@ -75,8 +68,13 @@ class ClientRecord:
     disabled: bool
     created_at: datetime
     secret_hash: str
+    auth_method: str = SECRET_AUTH
+    jwks: dict[str, Any] | None = None
 
     def check_secret(self, secret: str) -> bool:
+        if self.auth_method != SECRET_AUTH:
+            burn_verify(secret)  # a key-only client: same time, same refusal
+            return False
         return verify_secret(self.secret_hash, secret)
 
 
@@ -117,22 +115,6 @@ def apis_for_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
     return tuple(api for api in ALL_AUDIENCES if api in apis)
 
 
-def _create_engine(url: str) -> Engine:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")  # the CLI writes while the gateway reads
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
-
-
 def _row_to_record(row: Any) -> ClientRecord:
     created = row.created_at
     if created.tzinfo is None:  # SQLite keeps no offset; we always write UTC
@@ -147,19 +129,15 @@ def _row_to_record(row: Any) -> ClientRecord:
         disabled=bool(row.disabled),
         created_at=created,
         secret_hash=row.secret_hash,
+        auth_method=row.auth_method or SECRET_AUTH,
+        jwks=json.loads(row.jwks) if row.jwks else None,
     )
 
 
 class ClientRegistry:
     def __init__(self, url: str) -> None:
-        self.engine = _create_engine(sync_url(url))
-        self._create_schema()
-
-    def _create_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine)
-        except OperationalError:  # another process created it between check and create
-            metadata.create_all(self.engine)
+        self.engine = create_engine(sync_url(url))
+        create_schema(self.engine)
 
     def create(
         self,
@@ -169,38 +147,39 @@ class ClientRegistry:
         tier: str = "bronze",
         allowed_apis: str | Iterable[str] | None = None,
     ) -> tuple[str, str]:
-        """Registers a client; returns ``(client_id, secret)``. The secret is not kept."""
-        scope_list = _split(scopes)
-        unknown = [s for s in scope_list if s not in ALL_SCOPES]
-        if unknown:
-            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
-        if not scope_list:
-            raise ValueError("a client needs at least one scope")
-        if tier not in RATE_TIERS:
-            raise ValueError(f"unknown tier {tier!r}; one of {', '.join(RATE_TIERS)}")
-        apis = _split(allowed_apis) if allowed_apis is not None else apis_for_scopes(scope_list)
-        bad_apis = [a for a in apis if a not in ALL_AUDIENCES]
-        if bad_apis:
-            raise ValueError(f"unknown API(s): {', '.join(bad_apis)}")
-        if not name.strip():
-            raise ValueError("a client needs a name")
-        client_id = f"cli_{secrets.token_urlsafe(12)}"
+        """Registers a client with a secret; returns ``(client_id, secret)``. The
+        secret is not kept."""
         secret = secrets.token_urlsafe(32)
+        values = _validated(name, scopes, customer_id, tier, allowed_apis)
+        client_id = self._insert(values | {"secret_hash": HASHER.hash(secret)})
+        return client_id, secret
+
+    def create_with_keys(
+        self,
+        name: str,
+        scopes: str | Iterable[str],
+        jwks: str,
+        customer_id: str | None = None,
+        tier: str = "bronze",
+        allowed_apis: str | Iterable[str] | None = None,
+    ) -> str:
+        """Registers a ``private_key_jwt`` client (RFC 7523) with its public keys
+        (a JWKS, a JWK or a PEM public key); returns the client id. It has no secret."""
+        values = _validated(name, scopes, customer_id, tier, allowed_apis)
+        keys = parse_client_jwks(jwks)
+        return self._insert(
+            values | {"secret_hash": "", "auth_method": PRIVATE_KEY_JWT, "jwks": json.dumps(keys)}
+        )
+
+    def _insert(self, values: dict[str, Any]) -> str:
+        client_id = f"cli_{secrets.token_urlsafe(12)}"
         with self.engine.begin() as conn:
             conn.execute(
                 clients_table.insert().values(
-                    client_id=client_id,
-                    name=name.strip(),
-                    secret_hash=HASHER.hash(secret),
-                    scopes=" ".join(scope_list),
-                    allowed_apis=" ".join(apis),
-                    customer_id=customer_id or None,
-                    tier=tier,
-                    disabled=False,
-                    created_at=datetime.now(UTC),
+                    client_id=client_id, disabled=False, created_at=datetime.now(UTC), **values
                 )
             )
-        return client_id, secret
+        return client_id
 
     def get(self, client_id: str) -> ClientRecord | None:
         with self.engine.connect() as conn:
@@ -219,14 +198,37 @@ class ClientRegistry:
         return [_row_to_record(row) for row in rows]
 
     def disable(self, client_id: str) -> bool:
-        """True when the client exists (it is disabled afterwards)."""
+        """True when the client exists. It is refused from now on, and in the same
+        transaction every token it holds is revoked (gateway and services refuse them
+        once their revocation lists have caught up, about a second)."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 clients_table.update()
                 .where(clients_table.c.client_id == client_id)
                 .values(disabled=True)
             )
+            if result.rowcount:
+                revoke_client_tokens(conn, client_id, "client_disabled", int(time.time()))
         return bool(result.rowcount)
+
+    def rotate_secret(self, client_id: str, *, revoke_tokens: bool = False) -> str | None:
+        """A new secret for the client (the old one stops working at once); None for
+        an unknown client. With ``revoke_tokens`` its live tokens are revoked too."""
+        record = self.get(client_id)
+        if record is None:
+            return None
+        if record.auth_method != SECRET_AUTH:
+            raise ValueError(f"{client_id} authenticates with private_key_jwt: it has no secret")
+        secret = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                clients_table.update()
+                .where(clients_table.c.client_id == client_id)
+                .values(secret_hash=HASHER.hash(secret))
+            )
+            if revoke_tokens:
+                revoke_client_tokens(conn, client_id, "secret_rotated", int(time.time()))
+        return secret
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -234,3 +236,38 @@ class ClientRegistry:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _validated(
+    name: str,
+    scopes: str | Iterable[str],
+    customer_id: str | None,
+    tier: str,
+    allowed_apis: str | Iterable[str] | None,
+) -> dict[str, Any]:
+    scope_list = _split(scopes)
+    unknown = [s for s in scope_list if s not in ALL_SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+    if not scope_list:
+        raise ValueError("a client needs at least one scope")
+    if tier not in RATE_TIERS:
+        raise ValueError(f"unknown tier {tier!r}; one of {', '.join(RATE_TIERS)}")
+    apis = _split(allowed_apis) if allowed_apis is not None else apis_for_scopes(scope_list)
+    bad_apis = [a for a in apis if a not in ALL_AUDIENCES]
+    if bad_apis:
+        raise ValueError(f"unknown API(s): {', '.join(bad_apis)}")
+    if not name.strip():
+        raise ValueError("a client needs a name")
+    if customer_id and (
+        any(s.startswith(SYSTEM_API_SCOPE_PREFIXES) for s in scope_list)
+        or {"erp", "wms"} & set(apis)
+    ):
+        raise ValueError("a client bound to a customer may not use the system APIs (erp, wms)")
+    return {
+        "name": name.strip(),
+        "scopes": " ".join(scope_list),
+        "allowed_apis": " ".join(apis),
+        "customer_id": customer_id or None,
+        "tier": tier,
+    }

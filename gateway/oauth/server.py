@@ -1,5 +1,7 @@
 """The OAuth 2 authorization server: Authlib's ``AuthorizationServer`` for Litestar,
-the client credentials grant, and RFC 9068 JWT access tokens signed with ES256.
+the client credentials grant (client_secret_basic, client_secret_post and
+private_key_jwt), RFC 9068 JWT access tokens signed with ES256, and the RFC 7662
+introspection and RFC 7009 revocation endpoints (gateway/oauth/endpoints.py).
 
 Authlib is synchronous: :meth:`TallyAuthorizationServer.token_response` is the one
 entry point and runs in a worker thread (the registry read and the argon2 check
@@ -9,6 +11,8 @@ as the OAuth specification requires, not problem+json.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import secrets
 from collections import defaultdict
@@ -23,22 +27,32 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidRequestError,
     OAuth2Error,
+    UnsupportedTokenTypeError,
 )
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from litestar import Response
 from litestar.enums import MediaType
 
-from gateway.clients.registry import ClientRecord, ClientRegistry, burn_verify
-from gateway.oauth.keys import ALGORITHM, KeyStore
+from gateway.clients.registry import PRIVATE_KEY_JWT, ClientRecord, ClientRegistry, burn_verify
+from gateway.oauth.assertion import PrivateKeyJwtAuth
+from gateway.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
+from gateway.oauth.keys import ALGORITHM, KeyStore, token_lifetime_seconds
+from gateway.oauth.token_store import TokenStore
+from shared.auth.revocation import RevocationList
 from shared.topology import ALL_SCOPES
 
 log = logging.getLogger("tally.gateway.oauth")
 
-TOKEN_LIFETIME_SECONDS = 15 * 60
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a secret)
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+INTROSPECT_PATH = "/oauth/introspect"
+REVOKE_PATH = "/oauth/revoke"
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*SECRET_METHODS, PRIVATE_KEY_JWT)
+ENDPOINTS = ("token", "introspection", "revocation")
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+# One text for every failed client authentication: which check failed is logged only.
+INVALID_CLIENT_TEXT = "Client authentication failed."
 
 
 class OAuthClient(ClientMixin):  # type: ignore[misc]
@@ -60,7 +74,11 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
         return self.record.check_secret(client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return endpoint == "token" and method in AUTH_METHODS
+        if self.record is None or endpoint not in ENDPOINTS:
+            return False
+        if self.record.auth_method == PRIVATE_KEY_JWT:
+            return method == PRIVATE_KEY_JWT
+        return method in SECRET_METHODS
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type == "client_credentials"
@@ -83,11 +101,12 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
     """RFC 9068: typ at+jwt, ES256 with the active key's kid; aud = the client's APIs."""
 
-    def __init__(self, issuer: str, keys: KeyStore) -> None:
-        super().__init__(issuer, alg=ALGORITHM, expires_generator=TOKEN_LIFETIME_SECONDS)
+    def __init__(self, issuer: str, keys: KeyStore, lifetime: int) -> None:
+        super().__init__(issuer, alg=ALGORITHM, expires_generator=lifetime)
         self.keys = keys
 
     def get_jwks(self) -> Any:
+        self.keys.reload_if_changed()  # a rotation by the CLI or another replica signs at once
         return self.keys.signing_key_set()
 
     def get_audiences(self, client: OAuthClient, user: Any, scope: str) -> list[str]:
@@ -138,26 +157,56 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
 
 class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, registry: ClientRegistry, issuer: str, keys: KeyStore) -> None:
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        issuer: str,
+        keys: KeyStore,
+        store: TokenStore | None = None,
+        lifetime: int | None = None,
+        revocations: RevocationList | None = None,
+    ) -> None:
         super().__init__(scopes_supported=list(ALL_SCOPES))
         self.registry = registry
+        self.issuer = issuer
+        self.keys = keys
+        self.store = store or TokenStore(registry.engine)
+        self.lifetime = lifetime or token_lifetime_seconds()
+        # this replica's verifiers refuse a token revoked here at once, before any poll
+        self.revocations = revocations if revocations is not None else RevocationList()
         # The endpoint's canonical URL: Authlib refuses plain http unless it is loopback.
-        self.token_uri = issuer.rstrip("/") + TOKEN_PATH
+        base = issuer.rstrip("/")
+        self.token_uri = base + TOKEN_PATH
+        self.base_uri = base
         if not is_secure_transport(self.token_uri):
             log.warning(
                 "issuer %s is neither https nor loopback: every token request will be refused "
                 "(insecure_transport) unless AUTHLIB_INSECURE_TRANSPORT=1",
                 issuer,
             )
+        audiences = [self.token_uri, issuer, base]
+        self.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwtAuth(audiences, self.store))
         self.register_grant(ClientCredentialsGrant)
-        self.register_token_generator("default", AccessTokenGenerator(issuer, keys))
+        self.register_token_generator("default", AccessTokenGenerator(issuer, keys, self.lifetime))
+        self.register_endpoint(IntrospectionEndpoint(self, list(AUTH_METHODS)))
+        self.register_endpoint(RevocationEndpoint(self, list(AUTH_METHODS)))
+
+    def on_revoked(self, jti: str, exp: int) -> None:
+        self.revocations.add(jti, exp)
 
     # -- Authlib callbacks -------------------------------------------------------------
     def query_client(self, client_id: str) -> OAuthClient:
         return OAuthClient(client_id, self.registry.get(client_id))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """Records the jti before the token leaves, so a disable can revoke it; a
+        client disabled since it was read gets nothing (see token_store.py)."""
         client = request.client
+        claims = decode_unverified(token["access_token"])
+        if not self.store.record_issued(
+            str(claims["jti"]), client.get_client_id(), int(claims["exp"])
+        ):
+            raise InvalidClientError()
         log.info("issued access token to %s (scope %r)", client.get_client_id(), token.get("scope"))
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -174,18 +223,35 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Response[Any]:
         if isinstance(error, InvalidClientError):
-            error.status_code = 401  # one answer for every failed client authentication
+            # one answer for every failed client authentication
+            log.info("client authentication failed: %s", error.description)
+            error.status_code = 401
+            error.description = INVALID_CLIENT_TEXT
+        elif isinstance(error, UnsupportedTokenTypeError):
+            error.status_code = 400  # RFC 7009 §2.2.1
         return super().handle_error_response(request, error)  # type: ignore[no-any-return]
 
-    # -- the entry point (sync: run it in a worker thread) --------------------------------
+    # -- the entry points (sync: run them in a worker thread) -----------------------------
     def token_response(self, body: bytes, headers: Mapping[str, str]) -> Response[Any]:
         try:
-            request = self._parse(body, headers)
+            request = self._parse(body, headers, self.token_uri)
             return self.create_token_response(request)  # type: ignore[no-any-return]
         except OAuth2Error as error:
             return self.handle_error_response(None, error)
 
-    def _parse(self, body: bytes, headers: Mapping[str, str]) -> FormRequest:
+    def endpoint_response(
+        self, name: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> Response[Any]:
+        """``introspection`` or ``revocation``."""
+        try:
+            request = self._parse(body, headers, self.base_uri + path, needs_grant=False)
+            return self.create_endpoint_response(name, request)  # type: ignore[no-any-return]
+        except OAuth2Error as error:
+            return self.handle_error_response(None, error)
+
+    def _parse(
+        self, body: bytes, headers: Mapping[str, str], uri: str, *, needs_grant: bool = True
+    ) -> FormRequest:
         content_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if content_type != FORM_MEDIA_TYPE:
             raise InvalidRequestError(f"The token request must be {FORM_MEDIA_TYPE}.")
@@ -197,6 +263,12 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         repeated = sorted(name for name, values in payload.datalist.items() if len(values) > 1)
         if repeated:
             raise InvalidRequestError(f"Parameters repeated: {', '.join(repeated)}.")
-        if not payload.grant_type:
+        if needs_grant and not payload.grant_type:
             raise InvalidRequestError("Missing 'grant_type' parameter.")
-        return FormRequest(self.token_uri, headers, payload)
+        return FormRequest(uri, headers, payload)
+
+
+def decode_unverified(token: str) -> dict[str, Any]:
+    """The claims of a token this server has just signed (no need to check it)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))

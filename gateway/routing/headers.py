@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from multidict import CIMultiDict
-
 # RFC 9110 section 7.6.1 connection-specific fields, plus Host (the upstream's own)
 # and Expect (the gateway has read the body already when it forwards it).
 HOP_BY_HOP = frozenset(
@@ -37,39 +35,6 @@ def _drop(name: str, listed: set[str], replaced: frozenset[str]) -> bool:
     return name in HOP_BY_HOP or name.startswith("proxy-") or name in listed or name in replaced
 
 
-def request_headers(
-    raw: Iterable[tuple[bytes, bytes]],
-    *,
-    correlation_id: str,
-    traceparent: str,
-    client_host: str | None,
-    scheme: str,
-) -> CIMultiDict[str]:
-    decoded = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
-    listed = _connection_tokens(decoded)
-    headers: CIMultiDict[str] = CIMultiDict()
-    host = None
-    forwarded_for = None
-    for name, value in decoded:
-        if name == "host":
-            host = value
-        if name == "x-forwarded-for":
-            forwarded_for = value if forwarded_for is None else f"{forwarded_for}, {value}"
-            continue
-        if not _drop(name, listed, REPLACED_ON_REQUEST):
-            headers.add(name, value)
-    headers["X-Correlation-Id"] = correlation_id
-    headers["traceparent"] = traceparent
-    if client_host:
-        forwarded_for = f"{forwarded_for}, {client_host}" if forwarded_for else client_host
-    if forwarded_for:
-        headers["X-Forwarded-For"] = forwarded_for
-    headers["X-Forwarded-Proto"] = scheme
-    if host:
-        headers["X-Forwarded-Host"] = host
-    return headers
-
-
 def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     decoded = [(name.lower(), value) for name, value in raw]
     listed = _connection_tokens(
@@ -80,3 +45,56 @@ def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, by
         for name, value in decoded
         if not _drop(name.decode("latin-1"), listed, REPLACED_ON_RESPONSE)
     ]
+
+
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+_REPLACED_ON_REQUEST_BYTES = frozenset(name.encode() for name in REPLACED_ON_REQUEST)
+
+
+def request_head(
+    method: str,
+    target: bytes,
+    raw: Iterable[tuple[bytes, bytes]],
+    *,
+    upstream_host: bytes,
+    correlation_id: str,
+    traceparent: str,
+    client_host: str | None,
+    scheme: str,
+    chunked: bool,
+) -> bytes:
+    """The request line and header block for the service, joined once, without decoding
+    (ASGI names are lowercase already). Same rules as ``request_headers``."""
+    listed: set[bytes] = set()
+    for name, value in raw:
+        if name == b"connection":
+            listed.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    parts = [method.encode("latin-1"), b" ", target, b" HTTP/1.1\r\nhost: ", upstream_host, b"\r\n"]
+    host = None
+    forwarded_for = None
+    for name, value in raw:
+        if name == b"host":
+            host = value
+        elif name == b"x-forwarded-for":
+            forwarded_for = value if forwarded_for is None else forwarded_for + b", " + value
+        elif not (
+            name in _HOP_BY_HOP_BYTES
+            or name in _REPLACED_ON_REQUEST_BYTES
+            or name in listed
+            or name.startswith(b"proxy-")
+        ):
+            parts += (name, b": ", value, b"\r\n")
+    if client_host:
+        client = client_host.encode("latin-1")
+        forwarded_for = forwarded_for + b", " + client if forwarded_for else client
+    parts += (b"x-correlation-id: ", correlation_id.encode("latin-1"), b"\r\n")
+    parts += (b"traceparent: ", traceparent.encode("latin-1"), b"\r\n")
+    if forwarded_for:
+        parts += (b"x-forwarded-for: ", forwarded_for, b"\r\n")
+    parts += (b"x-forwarded-proto: ", scheme.encode("latin-1"), b"\r\n")
+    if host:
+        parts += (b"x-forwarded-host: ", host, b"\r\n")
+    if chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)

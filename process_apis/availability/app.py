@@ -5,12 +5,23 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi.spec import Tag
 
+from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.allocations.routes import AllocationController
+from process_apis.availability.consumers import erp as erp_feed
 from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
 from process_apis.availability.db import metadata
+from process_apis.availability.holds.routes import HoldController
+from process_apis.availability.holds.sweeper import HoldSweeper
+from process_apis.availability.positions.counts import CountController
 from process_apis.availability.positions.routes import ItemController
+from process_apis.availability.reconciliation.job import Reconciler
+from process_apis.availability.reconciliation.routes import ReconciliationController
+from process_apis.availability.reconciliation.settings import load_reconcile_settings
+from process_apis.availability.reconciliation.sources import HttpSources
+from process_apis.availability.rules.routes import ChannelRuleController
+from process_apis.availability.strategies.routes import StrategyController
 from shared.auth.verifier import KeySource
-from shared.events.catalog import STREAM_WMS
+from shared.events.catalog import STREAM_ERP, STREAM_WMS
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
 
@@ -21,14 +32,44 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
         settings, metadata, key_source=key_source, produces_events=True, consumes_events=True
     )
     runtime.consume("availability", [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
+    runtime.consume(
+        "availability-erp", [STREAM_ERP], erp_feed.HANDLERS, ordered_types=erp_feed.ORDERED_TYPES
+    )
+    sources = HttpSources(runtime.downstream("erp"), runtime.downstream("wms"))
+    reconciler = Reconciler(runtime.db, sources, load_reconcile_settings())
+    runtime.background.append(reconciler.scheduled)
+    runtime.background.append(HoldSweeper(runtime.db))
     return build_app(
         runtime,
-        route_handlers=[ItemController, AllocationController],
+        route_handlers=[
+            ItemController,
+            CountController,
+            AllocationController,
+            HoldController,
+            ChannelRuleController,
+            StrategyController,
+            ReconciliationController,
+        ],
         title="Tally availability process API",
         description=(
             "The inventory position per sku, location and lot with every bucket, "
-            "available-to-promise with freshness, and atomic allocation of orders."
+            "available-to-promise with freshness, atomic allocation of orders, holds "
+            "that expire on their own, channel ring-fences and caps, and warehouse "
+            "strategies per channel."
         ),
-        tags=[Tag(name="availability"), Tag(name="allocations")],
-        dependencies={"db": runtime.db, "idempotency": runtime.idempotency, "runtime": runtime},
+        tags=[
+            Tag(name="availability"),
+            Tag(name="allocations"),
+            Tag(name="holds"),
+            Tag(name="channel-rules"),
+            Tag(name="strategies"),
+            Tag(name="reconciliation"),
+        ],
+        dependencies={
+            "db": runtime.db,
+            "idempotency": runtime.idempotency,
+            "runtime": runtime,
+            "reconciler": reconciler,
+            "allocation_batcher": AllocationBatcher(runtime.db, runtime.idempotency),
+        },
     )

@@ -6,7 +6,13 @@
   column per bucket, written in the same transaction as the change; summing it per
   key rebuilds ``positions``;
 - ``allocations``: one per order (allocation_id = order_id); ``allocation_demands``:
-  the requested lines; ``allocation_lines``: the firm claims per line and location.
+  the requested lines; ``allocation_lines``: the firm claims per line and location;
+  ``allocation_groups``: the customer group an allocation was made for (if any);
+- ``holds`` and ``hold_lines``: temporary holds (the ``reserved`` bucket) per
+  position, with ``expires_at`` copied onto each line so the SQL that decides ATP
+  can tell a lapsed hold without a join;
+- ``channel_rules``: ring-fences and caps per sku; ``channel_strategies``,
+  ``locations`` and ``region_distances``: how a channel's lines pick warehouses.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -121,4 +128,182 @@ allocation_lines = Table(
         "shipped >= 0 AND released >= 0 AND shipped + released <= quantity",
         name="claim_within_quantity",
     ),
+)
+
+allocation_groups = Table(
+    "allocation_groups",
+    metadata,
+    Column("allocation_id", String(64), ForeignKey("allocations.allocation_id"), primary_key=True),
+    Column("customer_group", String(64), nullable=False, index=True),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("hold_id", String(64), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=True),
+    Column("customer_group", String(64), nullable=True),
+    # active | released | expired | converted ("active" past expires_at counts as expired)
+    Column("status", String(16), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("order_id", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("holds_active_by_expiry", holds.c.status, holds.c.expires_at)
+
+hold_requests = Table(
+    "hold_requests",
+    metadata,
+    Column("hold_id", String(64), ForeignKey("holds.hold_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+)
+
+hold_lines = Table(
+    "hold_lines",
+    metadata,
+    Column("hold_id", String(64), ForeignKey("holds.hold_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("lot", String(64), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("active", Integer, nullable=False),  # 1 while the hold is active
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("customer_group", String(64), nullable=True),
+)
+Index(
+    "hold_lines_by_position",
+    hold_lines.c.sku,
+    hold_lines.c.location_id,
+    hold_lines.c.lot,
+    hold_lines.c.active,
+)
+
+channel_rules = Table(
+    "channel_rules",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # fence | cap
+    Column("channel", String(64), nullable=True),
+    Column("customer_group", String(64), nullable=True),
+    Column("quantity", BigInteger, nullable=True),
+    Column("percent", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("channel_rules_by_sku", channel_rules.c.sku)
+
+channel_strategies = Table(
+    "channel_strategies",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("ranking", String(16), nullable=False),  # most_stock | priority | nearest
+    Column("split", Integer, nullable=False),
+    Column("priority", Text, nullable=False),  # JSON list of location ids
+    Column("eligible", Text, nullable=True),  # JSON list of location ids; null = all
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("location_id", String(64), primary_key=True),
+    Column("region", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+region_distances = Table(
+    "region_distances",
+    metadata,
+    Column("from_region", String(64), primary_key=True),
+    Column("to_region", String(64), primary_key=True),
+    Column("distance", Integer, nullable=False),
+)
+
+# -- inventory feeds and reconciliation (ADR 0010) ---------------------------------
+
+# What each purchase order line last said was open (on_order applies the difference).
+purchase_order_lines_seen = Table(
+    "purchase_order_lines_seen",
+    metadata,
+    Column("purchase_order_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64), primary_key=True),
+    Column("open_quantity", BigInteger, nullable=False),
+    Column("expected_date", String(10), nullable=True),
+)
+
+# Goods in transit on ASNs, with their expected date (the ``incoming`` bucket).
+inbound_lines = Table(
+    "inbound_lines",
+    metadata,
+    Column("asn_id", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("location_id", String(64), nullable=False),
+    Column("purchase_order_id", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("expected_date", String(10), nullable=False),
+    Column("status", String(16), nullable=False),  # in_transit, received
+)
+Index("inbound_by_item", inbound_lines.c.sku, inbound_lines.c.location_id)
+
+# Picks as the WMS confirmed them; ``external`` is the part no allocation of the order
+# covered (held in external_committed until it ships).
+picks_seen = Table(
+    "picks_seen",
+    metadata,
+    Column("pick_id", String(64), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("location_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("external", BigInteger, nullable=False),
+    Column("external_released", BigInteger, nullable=False, default=0),
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("settlement_window_seconds", Integer, nullable=False),
+    Column("threshold", BigInteger, nullable=False),
+    Column("checked", Integer, nullable=False),
+    Column("settling", Integer, nullable=False),
+    Column("raised", Integer, nullable=False),
+)
+
+reconciliation_exceptions = Table(
+    "reconciliation_exceptions",
+    metadata,
+    Column("exception_id", String(64), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open, resolved
+    Column("erp_on_hand", BigInteger, nullable=True),
+    Column("wms_on_hand", BigInteger, nullable=True),
+    Column("projection_on_hand", BigInteger, nullable=False),
+    Column("largest_difference", BigInteger, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: figures, in-flight events, movements
+    Column("run_id", String(64), nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolution", String(500), nullable=True),
+    Column("resolved_by", String(100), nullable=True),
+)
+Index(
+    "reconciliation_open_by_item",
+    reconciliation_exceptions.c.status,
+    reconciliation_exceptions.c.sku,
+    reconciliation_exceptions.c.location_id,
 )

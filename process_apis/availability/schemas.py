@@ -12,6 +12,10 @@ from shared.models import Identifier, Quantity, Sku
 Channel = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
+Region = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+CustomerGroup = Channel
 Policy = Literal["reject", "ship_complete", "partial"]
 AllocationStatus = Literal[
     "allocated", "partially_allocated", "backordered", "partially_shipped", "shipped", "released"
@@ -40,6 +44,9 @@ class LotPosition(Buckets, kw_only=True):
     lot: str | None
     available_to_promise: int
     updated_at: datetime
+    reserved_lapsed: int = 0
+    """Units of holds whose time ran out but that no write has expired yet: stored in
+    the ledger's ``reserved`` until the sweeper writes the expiry, counted by nothing."""
 
 
 class LocationAvailability(Buckets, kw_only=True):
@@ -48,11 +55,23 @@ class LocationAvailability(Buckets, kw_only=True):
     lots: list[LotPosition]
 
 
+class ChannelView(msgspec.Struct, kw_only=True):
+    """How ``channel_available`` was reached (see decision 0007)."""
+
+    eligible_available: int
+    fenced_for_others: int
+    cap_remaining: int | None
+
+
 class ItemAvailability(msgspec.Struct):
     sku: str
     available_to_promise: int
     as_of: datetime
     locations: list[LocationAvailability]
+    channel: str | None = None
+    customer_group: str | None = None
+    channel_available: int | None = None
+    channel_view: ChannelView | None = None
 
 
 class Movement(msgspec.Struct):
@@ -79,6 +98,8 @@ class AllocationIn(msgspec.Struct, forbid_unknown_fields=True):
     channel: Channel
     lines: Annotated[list[AllocationLineIn], msgspec.Meta(min_length=1, max_length=200)]
     policy: Policy = "reject"
+    customer_group: CustomerGroup | None = None
+    ship_to: Region | None = None
 
 
 class LocationClaim(msgspec.Struct):
@@ -108,3 +129,4 @@ class Allocation(msgspec.Struct):
     lines: list[AllocationLine]
     created_at: datetime
     updated_at: datetime
+    customer_group: str | None = None

@@ -62,7 +62,13 @@ def bearer_auth(verifier: TokenVerifier) -> DefineMiddleware:
     return DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS)
 
 
+# System APIs (ADR 0014) know no customers: a client bound to one never reaches them.
+SYSTEM_API_SCOPE_PREFIXES = ("erp:", "wms:")
+
+
 def _scope_guard(scope: str) -> Any:
+    internal_only = scope.startswith(SYSTEM_API_SCOPE_PREFIXES)
+
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.user
         if not isinstance(principal, Principal) or not principal.has_scope(scope):
@@ -71,6 +77,13 @@ def _scope_guard(scope: str) -> Any:
                 "insufficient-scope",
                 f"This operation requires the '{scope}' scope.",
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
+        if internal_only and principal.customer_id is not None:
+            raise ProblemError(
+                403,
+                "internal-api",
+                "System APIs serve the platform's services; a client bound to a customer "
+                "reads its orders and shipments through the orders API.",
             )
 
     return guard

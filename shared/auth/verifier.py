@@ -1,7 +1,9 @@
 """Verifies RFC 9068 JWT access tokens: signature against the gateway's JWKS, an
-algorithm allowlist, ``typ``, issuer, audience, expiry and not-before with a small
-leeway. Verified tokens are cached until they expire, keeping signature checks off
-the hot path."""
+algorithm allowlist (ES256 only: never ``none``, never an HMAC keyed with a public
+key), a ``kid`` the key set knows, ``typ: at+jwt``, issuer, audience, expiry, not-before
+and issued-at with a small leeway, and revocation. Verified tokens are cached until
+they expire, keeping signature checks off the hot path; the revocation check runs on
+every call, cached or not."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 import httpx
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from shared.auth.principal import Principal
+from shared.auth.revocation import RevocationList
 
-ALLOWED_ALGORITHMS = ["ES256", "RS256"]
+ALLOWED_ALGORITHMS = ["ES256"]  # what the gateway signs with; nothing else is accepted
+ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 
 
 class InvalidToken(Exception):
@@ -37,11 +41,12 @@ class StaticKeys:
 
 
 class RemoteJwks:
-    """The gateway's JWKS over HTTP, refreshed on an unknown ``kid`` at most every 10 s."""
+    """The gateway's JWKS over HTTP, fetched again on an unknown ``kid`` (a rotation).
+    At most one fetch a second: a token with a kid seen within that second waits for
+    the next allowed fetch rather than being refused, so forged kids cost their sender
+    the wait and the gateway at most one request a second."""
 
-    def __init__(
-        self, url: str, client: httpx.AsyncClient, min_refresh_seconds: float = 10
-    ) -> None:
+    def __init__(self, url: str, client: httpx.AsyncClient, min_refresh_seconds: float = 1) -> None:
         self.url = url
         self.client = client
         self.min_refresh_seconds = min_refresh_seconds
@@ -50,14 +55,63 @@ class RemoteJwks:
         self._lock = asyncio.Lock()
 
     async def key_set(self, *, refresh: bool = False) -> KeySet:
+        if self._keys is not None and not refresh:
+            return self._keys
+        if self._keys is not None:
+            wait = self._fetched_at + self.min_refresh_seconds - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         async with self._lock:
             stale = time.monotonic() - self._fetched_at >= self.min_refresh_seconds
-            if self._keys is None or (refresh and stale):
+            if self._keys is None or stale:
                 response = await self.client.get(self.url, timeout=5.0)
                 response.raise_for_status()
                 self._keys = KeySet.import_key_set(response.json())
                 self._fetched_at = time.monotonic()
             return self._keys
+
+
+def claims_registry(issuer: str, audience: str | None, leeway: int) -> jwt.JWTClaimsRegistry:
+    options: dict[str, Any] = {
+        "iss": {"essential": True, "value": issuer},
+        "sub": {"essential": True},
+        "exp": {"essential": True},
+        "iat": {"essential": True},
+        "client_id": {"essential": True},
+        "jti": {"essential": True},
+    }
+    if audience is not None:
+        options["aud"] = {"essential": True, "value": audience}
+    return jwt.JWTClaimsRegistry(leeway=leeway, **options)
+
+
+def check_header(token: str) -> dict[str, Any]:
+    """Refuses, before any key is touched, what no access token of ours looks like."""
+    try:
+        header = jws.extract_compact(token.encode("ascii")).headers()
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidToken("The access token is malformed.") from exc
+    if header.get("alg") not in ALLOWED_ALGORITHMS:
+        raise InvalidToken(
+            f"The token's algorithm is not accepted (only {', '.join(ALLOWED_ALGORITHMS)})."
+        )
+    if not isinstance(header.get("kid"), str):
+        raise InvalidToken("The token names no signing key (kid).")
+    if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken("The token is not an access token (typ must be at+jwt).")
+    return dict(header)
+
+
+def decode_access_token(token: str, keys: KeySet, claims: jwt.JWTClaimsRegistry) -> dict[str, Any]:
+    """Signature and claims; raises InvalidToken, or JoseError ``invalid_key_id`` for a
+    kid the key set does not hold (the caller may fetch the keys again)."""
+    check_header(token)
+    decoded = jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS)
+    try:
+        claims.validate(decoded.claims)
+    except JoseError as exc:
+        raise InvalidToken(f"The access token is invalid: {exc.description or exc.error}.") from exc
+    return dict(decoded.claims)
 
 
 class TokenVerifier:
@@ -69,57 +123,49 @@ class TokenVerifier:
         audience: str,
         leeway: int = 30,
         cache_size: int = 10_000,
-        is_revoked: Any = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.cache_size = cache_size
+        self.revocations = revocations if revocations is not None else RevocationList()
         self._cache: OrderedDict[str, Principal] = OrderedDict()
-        self._claims = jwt.JWTClaimsRegistry(
-            leeway=leeway,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            exp={"essential": True},
-            client_id={"essential": True},
-            jti={"essential": True},
-        )
+        self._claims = claims_registry(issuer, audience, leeway)
 
     async def verify(self, token: str) -> Principal:
-        cached = self._cache.get(token)
-        if cached is not None:
-            if cached.expires_at + self.leeway > time.time():
-                return cached
+        principal = self._cache.get(token)
+        if principal is not None and principal.expires_at + self.leeway <= time.time():
             self._cache.pop(token, None)
-        principal = await self._verify_uncached(token)
-        self._cache[token] = principal
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+            principal = None
+        if principal is None:
+            principal = await self._verify_uncached(token)
+            self._cache[token] = principal
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        if self.revocations.is_revoked(principal.jti):
+            raise InvalidToken("The access token has been revoked.")
         return principal
 
-    async def _decode(self, token: str, *, refresh: bool) -> jwt.Token:
+    async def _decode(self, token: str, *, refresh: bool) -> dict[str, Any]:
         keys = await self.keys.key_set(refresh=refresh)
-        return jwt.decode(token, keys, algorithms=ALLOWED_ALGORITHMS)
+        return decode_access_token(token, keys, self._claims)
 
     async def _verify_uncached(self, token: str) -> Principal:
         try:
             try:
-                decoded = await self._decode(token, refresh=False)
+                claims = await self._decode(token, refresh=False)
             except JoseError as exc:
                 if exc.error != "invalid_key_id":
                     raise
-                decoded = await self._decode(token, refresh=True)  # a rotated signing key
-            if decoded.header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
-                raise InvalidToken("The token is not an access token (typ must be at+jwt).")
-            self._claims.validate(decoded.claims)
+                claims = await self._decode(token, refresh=True)  # a rotated signing key
         except JoseError as exc:
             raise InvalidToken(f"The access token is invalid: {exc.error}.") from exc
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidToken("The access token is malformed.") from exc
         except httpx.HTTPError as exc:
             raise InvalidToken("The signing keys could not be fetched.") from exc
-        claims = decoded.claims
         scope = claims.get("scope") or ""
         return Principal(
             client_id=str(claims["client_id"]),

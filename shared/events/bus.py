@@ -25,6 +25,13 @@ from shared.events.envelope import Event
 
 DEFAULT_MAX_DELIVERIES = 5
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
+DEFAULT_TRIM_EVERY = 1000
+
+
+def trim_interval(max_len: int | None) -> int:
+    """Appends between two trims of a stream: a stream holds at most about twice
+    ``max_len`` entries (plus those its groups have not acknowledged)."""
+    return max(1, min(DEFAULT_TRIM_EVERY, max_len or DEFAULT_TRIM_EVERY))
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -54,6 +61,9 @@ class GroupLag(msgspec.Struct, frozen=True):
 
 
 class EventBus(Protocol):
+    visibility_timeout: float  # seconds an unacked delivery stays with its consumer
+    max_len: int | None  # entries kept per stream (None: all), unacked ones always kept
+
     async def publish(self, stream: str, events: Sequence[Event]) -> None:
         """Append in order."""
 
@@ -107,12 +117,15 @@ def open_bus(
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
     max_len: int | None = None,
 ) -> EventBus:
-    """The engine for ``url``. ``max_len`` bounds Redis streams (trimming never drops an
-    entry a group has not acknowledged); the embedded log keeps everything."""
+    """The engine for ``url``. ``max_len`` bounds each stream and its dead letters (the
+    publisher trims now and then; trimming never drops an entry a group has not
+    acknowledged); None keeps everything."""
     if url.startswith("sqlite:///"):
         from shared.events.sqlite_log import SqliteEventLog
 
-        return SqliteEventLog(url.removeprefix("sqlite:///"), visibility_timeout=visibility_timeout)
+        return SqliteEventLog(
+            url.removeprefix("sqlite:///"), visibility_timeout=visibility_timeout, max_len=max_len
+        )
     if url.startswith(("redis://", "rediss://")):
         from shared.events.redis_streams import RedisStreamsBus
 

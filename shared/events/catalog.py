@@ -161,6 +161,49 @@ class CreditNoteIssued(CatalogEvent, frozen=True, tag="credit_note.issued"):
     total: Money
 
 
+class PurchaseOrderLine(msgspec.Struct, frozen=True):
+    """One line of a purchase order as the ERP sees it now. ``open_quantity`` is what
+    is still to be shipped by the supplier: ordered - in transit on ASNs - received."""
+
+    sku: str
+    warehouse_id: str
+    ordered: int
+    open_quantity: int
+    expected_date: str | None = None  # ISO date
+
+
+class PurchaseOrderChanged(CatalogEvent, frozen=True, tag="purchase_order.changed"):
+    """The whole purchase order after a change (subject ``purchase_order:{id}``,
+    sequence = its version): consumers replace what they knew of it."""
+
+    purchase_order_id: str
+    supplier_id: str
+    status: str  # open, closed, cancelled
+    lines: list[PurchaseOrderLine]
+
+
+class AsnShipped(CatalogEvent, frozen=True, tag="asn.shipped"):
+    """An advance shipping notice: goods in transit to a warehouse (subject
+    ``asn:{id}``, sequence 1)."""
+
+    asn_id: str
+    purchase_order_id: str
+    warehouse_id: str
+    expected_date: str  # ISO date
+    lines: list[Line]
+
+
+class AsnReceived(CatalogEvent, frozen=True, tag="asn.received"):
+    """The ASN's goods were received (subject ``asn:{id}``, sequence 2); the receipt
+    itself raises on-hand through the WMS's ``receipt.posted``."""
+
+    asn_id: str
+    purchase_order_id: str
+    warehouse_id: str
+    receipt_id: str
+    lines: list[Line]
+
+
 # Streams are named after the producing service; consumers filter on ``type``.
 STREAM_WMS = "tally.wms"
 STREAM_ERP = "tally.erp"
@@ -183,6 +226,9 @@ Payload = (
     | ReturnReceived
     | ReturnDispositioned
     | CreditNoteIssued
+    | PurchaseOrderChanged
+    | AsnShipped
+    | AsnReceived
 )
 
 EVENT_TYPES: dict[str, type[CatalogEvent]] = {

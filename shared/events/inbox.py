@@ -42,7 +42,7 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -53,6 +53,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -66,6 +67,7 @@ from shared.db import Database, Tx
 from shared.events.bus import DEFAULT_MAX_DELIVERIES, Delivery, EventBus, GroupLag
 from shared.events.envelope import Event
 from shared.problems import ProblemError
+from shared.settings import Settings
 
 log = logging.getLogger("tally.inbox")
 
@@ -128,6 +130,31 @@ class RetryPolicy:
     def park_delay(self, parks: int, rng: random.Random) -> float:
         nominal = min(self.park_cap_seconds, self.park_base_seconds * 2.0 ** max(parks - 1, 0))
         return nominal * rng.uniform(0.5, 1.0)
+
+    def outlasting(self, visibility_timeout: float) -> RetryPolicy:
+        """This policy, with ``max_parks`` raised (never lowered) so that a parked gap
+        waits, even at the shortest jitter, more than twice the bus's visibility
+        timeout: a predecessor held by a consumer that died comes back after one
+        timeout, and must not find its successor dead-lettered as "gap never filled".
+        The bus caps each delay at the timeout."""
+        waited, parks = 0.0, 0
+        while waited <= 2 * visibility_timeout:
+            parks += 1
+            nominal = min(self.park_cap_seconds, self.park_base_seconds * 2.0 ** (parks - 1))
+            waited += 0.5 * min(nominal, visibility_timeout)
+        # The max_parks-th delivery is dead-lettered instead of parked again.
+        return replace(self, max_parks=max(self.max_parks, parks + 1))
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The service's policy from its settings; the gap budget outlasts the bus's
+    visibility timeout (see ``RetryPolicy.outlasting``)."""
+    return RetryPolicy(
+        max_deliveries=settings.events_max_deliveries,
+        base_seconds=settings.events_retry_base_seconds,
+        cap_seconds=settings.events_retry_cap_seconds,
+        max_parks=settings.events_max_parks,
+    ).outlasting(settings.bus_visibility_timeout)
 
 
 class InboxTables(NamedTuple):
@@ -284,6 +311,9 @@ class EventConsumer:
         self._waiting: dict[str, dict[int, Delivery]] = {}
         self._waiting_count = 0
         self._last_known: dict[str, int] = {}
+        # The entries _release is applying from the waiting room: parked before, though
+        # it may be their first delivery.
+        self._releasing: set[tuple[str, str]] = set()
 
     def _insert(self, table: Table) -> Any:
         return (sqlite_insert if self.db.sqlite else pg_insert)(table)
@@ -304,7 +334,7 @@ class EventConsumer:
         try:
             await self._apply(delivery, handler, event.type in self.ordered_types)
         except _Settled as settled:
-            if delivery.delivery_count > 1:  # it may have been parked before
+            if self._may_have_parked(delivery):
                 await self._forget(delivery)
             return settled.outcome
         return APPLIED
@@ -346,8 +376,15 @@ class EventConsumer:
                         index_elements=["subject_key"], set_={"sequence": event.sequence}
                     )
                 )
-            if delivery.delivery_count > 1:  # it may have been parked before
+            if self._may_have_parked(delivery):
                 await tx.conn.execute(delete(attempts).where(attempts.c.event_id == event.id))
+
+    def _may_have_parked(self, delivery: Delivery) -> bool:
+        """Whether the entry may have a park count to drop when it settles: a
+        redelivery, or a first delivery released from the waiting room."""
+        return delivery.delivery_count > 1 or (delivery.stream, delivery.entry_id) in (
+            self._releasing
+        )
 
     @staticmethod
     def _check_order(event: Event, last: int) -> None:
@@ -535,7 +572,11 @@ class EventConsumer:
                     continue
                 for delivery in chain:
                     self._unwait(delivery)
-                results = await self._attempt_run(chain, range(len(chain)), acks)
+                self._releasing = {(d.stream, d.entry_id) for d in chain}
+                try:
+                    results = await self._attempt_run(chain, range(len(chain)), acks)
+                finally:
+                    self._releasing = set()
                 for n, result in results.items():
                     delivery = chain[n]
                     if isinstance(result, _Gap):
@@ -751,23 +792,25 @@ class EventConsumer:
                     moved.add(key)
                 results[n] = APPLIED
             for n, delivery in handled:
-                if delivery.delivery_count > 1 and not isinstance(results[n], _Gap):
+                if self._may_have_parked(delivery) and not isinstance(results[n], _Gap):
                     forget.append(delivery)
             if fresh:
                 await tx.conn.execute(insert(inbox), fresh)
-            for key in sorted(moved):
-                upsert = self._insert(applied).values(subject_key=key, sequence=lasts[key])
+            if moved:  # one statement for every subject the run moved
+                upsert = self._insert(applied)
                 await tx.conn.execute(
                     upsert.on_conflict_do_update(
-                        index_elements=["subject_key"], set_={"sequence": lasts[key]}
-                    )
+                        index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
+                    ),
+                    [{"subject_key": key, "sequence": lasts[key]} for key in sorted(moved)],
                 )
-            for delivery in forget:
+            if forget:
                 await tx.conn.execute(
                     delete(attempts).where(
-                        attempts.c.stream == delivery.stream,
-                        attempts.c.entry_id == delivery.entry_id,
-                    )
+                        attempts.c.stream == bindparam("of_stream"),
+                        attempts.c.entry_id == bindparam("of_entry"),
+                    ),
+                    [{"of_stream": d.stream, "of_entry": d.entry_id} for d in forget],
                 )
         return results
 

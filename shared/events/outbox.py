@@ -1,13 +1,23 @@
 """Transactional outbox: events are rows written in the same transaction as the state
 change; a relay publishes them to the bus and marks them. A crash between commit and
 publish only delays the event (the relay picks it up on restart); a crash between
-publish and mark republishes it, and the bus stores an event id once."""
+publish and mark republishes it (consumers drop the second copy in their inbox).
+
+The relay coalesces: woken by a commit, it waits ``coalesce_seconds`` (a few ms) for
+the commits right behind it, then publishes them as one batch per stream and marks the
+whole batch in one transaction. The committed events are handed to it in memory, so a
+batch costs one publish and one mark, not a read of the table as well: at 1,000
+events/s the relay costs a fraction of the producing transactions themselves, for a
+few ms of lag. The table stays the truth: passes over it publish whatever the hand-off
+did not (after a crash, a failed publish, or from another process)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +40,9 @@ from shared.events.bus import EventBus
 from shared.events.envelope import Event, decode_event, encode_event
 
 log = logging.getLogger("tally.outbox")
+
+# Events held for the relay in memory at most; beyond, it reads them from the table.
+HANDOFF_LIMIT = 10_000
 
 # Test-only fault injection point (in the spirit of FoundationDB's "buggify"): with
 # TALLY_FAULT_CRASH_BEFORE_PUBLISH=1 the relay kills its process (exit 137, as SIGKILL
@@ -68,19 +81,62 @@ async def write_outbox(
 
 
 class OutboxRelay:
-    def __init__(self, db: Database, bus: EventBus, *, poll_seconds: float = 0.5) -> None:
+    """Publishes the outbox. Two ways in, one task, so never both at once:
+
+    - the hand-off: every committed transaction of this process hands its events over
+      (``Database.on_commit``); the relay publishes them and marks their rows, without
+      reading the table;
+    - a pass over the table (rows still unmarked, in position order): at start-up, every
+      ``poll_seconds``, and whenever the hand-off was dropped (a publish failed, or the
+      bus is so far behind that the hand-off outgrew its bound). It publishes what a
+      crashed predecessor or another process left behind.
+
+    An event both handed over and seen by a pass is published by the pass and dropped
+    from the hand-off."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        *,
+        poll_seconds: float = 0.5,
+        coalesce_seconds: float = 0.005,
+        batch: int = 500,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.table = outbox_table(db.metadata)
         self.poll_seconds = poll_seconds
+        self.coalesce_seconds = coalesce_seconds
+        self.batch = batch
         self._wake = asyncio.Event()
-        db.on_commit(self._wake.set)
+        self._handed: list[tuple[str, Event]] = []
+        self._handoff_dropped = True  # nothing is known yet: start with a pass
+        db.on_commit(self._hand_over)
         self._crash_before_publish = os.environ.get(FAULT_CRASH_BEFORE_PUBLISH) == "1"
 
-    async def publish_pending(self, batch: int = 500) -> int:
-        async with self.db.read() as conn:
+    def _hand_over(self, events: Sequence[tuple[str, Any]]) -> None:
+        if len(self._handed) + len(events) > HANDOFF_LIMIT:
+            self._drop_handoff()  # the table has them all
+        else:
+            self._handed.extend(events)
+        self._wake.set()
+
+    def _drop_handoff(self) -> None:
+        self._handed = []
+        self._handoff_dropped = True
+
+    async def publish_pending(self, batch: int | None = None) -> int:
+        """One pass over the table: publishes up to ``batch`` unmarked rows."""
+        batch = self.batch if batch is None else batch
+        # Read in a write transaction: on SQLite a commit hands its events over before
+        # it frees the writer slot, so every row read here is either still in the
+        # hand-off (and dropped from it below) or was never handed over: none goes out
+        # twice. (On PostgreSQL a pass can rarely publish a just-committed event that
+        # the hand-off publishes again; consumers drop the copy.)
+        async with self.db.transaction() as tx:
             rows = (
-                await conn.execute(
+                await tx.conn.execute(
                     select(self.table.c.position, self.table.c.stream, self.table.c.body)
                     .where(self.table.c.published_at.is_(None))
                     .order_by(self.table.c.position)
@@ -89,28 +145,62 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        if self._crash_before_publish:  # test-only fault injection, see above
-            os._exit(137)
-        by_stream: dict[str, list[Event]] = {}
-        for row in rows:
-            by_stream.setdefault(row.stream, []).append(decode_event(row.body))
-        for stream, events in by_stream.items():
-            await self.bus.publish(stream, events)
+        events = [(row.stream, decode_event(row.body)) for row in rows]
+        await self._publish(events)
         async with self.db.transaction() as tx:
             await tx.conn.execute(
                 update(self.table)
                 .where(self.table.c.position.in_([row.position for row in rows]))
                 .values(published_at=func.now())
             )
+        published = {event.id for _, event in events}
+        self._handed = [(s, e) for s, e in self._handed if e.id not in published]
         return len(rows)
 
+    async def publish_handed(self) -> int:
+        """Publishes the events handed over since the last time, and marks their rows."""
+        events, self._handed = self._handed[: self.batch], self._handed[self.batch :]
+        if not events:
+            return 0
+        await self._publish(events)
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                update(self.table)
+                .where(self.table.c.event_id.in_([event.id for _, event in events]))
+                .values(published_at=func.now())
+            )
+        return len(events)
+
+    async def _publish(self, events: Sequence[tuple[str, Event]]) -> None:
+        if self._crash_before_publish:  # test-only fault injection, see above
+            os._exit(137)
+        by_stream: dict[str, list[Event]] = {}
+        for stream, event in events:
+            by_stream.setdefault(stream, []).append(event)
+        for stream, batch in by_stream.items():
+            await self.bus.publish(stream, batch)
+
     async def run(self, stop: asyncio.Event) -> None:
+        next_pass = 0.0
         while not stop.is_set():
             try:
-                published = await self.publish_pending()
+                now = time.monotonic()
+                if self._handoff_dropped or now >= next_pass:
+                    self._handoff_dropped = False
+                    next_pass = now + self.poll_seconds
+                    published = await self.publish_pending()
+                    if published >= self.batch:
+                        self._handoff_dropped = True  # a backlog: more passes
+                else:
+                    published = await self.publish_handed()
             except Exception:
                 log.exception("outbox relay failed; retrying")
-                published = 0
+                self._drop_handoff()
                 await asyncio.sleep(1.0)
-            if not published:
-                await sleep_or_wake(self._wake, self.poll_seconds)
+                continue
+            if published >= self.batch or self._handoff_dropped:
+                continue  # a backlog: the next batch at once
+            if not self._handed:
+                await sleep_or_wake(self._wake, max(0.0, next_pass - time.monotonic()))
+            if self.coalesce_seconds > 0 and self._handed:
+                await asyncio.sleep(self.coalesce_seconds)  # the commits right behind it

@@ -18,7 +18,12 @@ semantics of shared/events/bus.py, like the embedded log.
   every stream, ``dead_letters`` and ``lag``).
 - With ``max_len``, streams are trimmed (``trim``, also every ``trim_every`` appends of
   this publisher) to the newest ``max_len`` entries, but never past an entry that a group
-  has pending or has not been delivered yet.
+  has pending or has not been delivered yet; a dead-letter stream keeps its newest
+  ``max_len`` entries (``XADD MAXLEN`` in the move).
+- Consumer names are per process (host and pid), so every restart leaves a name behind
+  in the group: the same maintenance removes consumers idle for twice the visibility
+  timeout that have nothing pending (checked and removed in one script: a consumer that
+  took an entry in between keeps it).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from shared.events.bus import (
     DeadLetter,
     Delivery,
     GroupLag,
+    trim_interval,
 )
 from shared.events.envelope import Event, decode_event, encode_event
 
@@ -46,18 +52,49 @@ log = logging.getLogger("tally.bus")
 
 STREAMS_KEY = "tally:bus:streams"
 DEAD_SUFFIX = ":dead"
-DEFAULT_TRIM_EVERY = 1000
 
 _ID = re.compile(r"^\d+-\d+$")
 
-# Ack and move to the dead-letter stream, only while the entry is still pending.
+# Ack and move to the dead-letter stream, only while the entry is still pending; the
+# dead-letter stream keeps its newest ARGV[9] entries (0: all).
 _DEAD_LETTER = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return false
 end
-return redis.call('XADD', KEYS[2], '*', 'event', ARGV[3], 'type', ARGV[4],
-  'subject', ARGV[5], 'stream', KEYS[1], 'group', ARGV[1], 'entry_id', ARGV[2],
-  'deliveries', ARGV[6], 'reason', ARGV[7], 'dead_at', ARGV[8])
+local args = {'XADD', KEYS[2]}
+if tonumber(ARGV[9]) > 0 then
+  table.insert(args, 'MAXLEN')
+  table.insert(args, ARGV[9])
+end
+for _, value in ipairs({'*', 'event', ARGV[3], 'type', ARGV[4], 'subject', ARGV[5],
+    'stream', KEYS[1], 'group', ARGV[1], 'entry_id', ARGV[2], 'deliveries', ARGV[6],
+    'reason', ARGV[7], 'dead_at', ARGV[8]}) do
+  table.insert(args, value)
+end
+return redis.call(unpack(args))
+"""
+
+# Remove the consumers of every group of the stream that have nothing pending and have
+# been idle longer than ARGV[1] ms; returns how many went.
+_FORGET_IDLE_CONSUMERS = """
+local removed = 0
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local group = {}
+  for i = 1, #g, 2 do
+    group[g[i]] = g[i + 1]
+  end
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], group['name'])) do
+    local consumer = {}
+    for i = 1, #c, 2 do
+      consumer[c[i]] = c[i + 1]
+    end
+    if consumer['pending'] == 0 and consumer['idle'] > tonumber(ARGV[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group['name'], consumer['name'])
+      removed = removed + 1
+    end
+  end
+end
+return removed
 """
 
 # Re-publish a dead letter to its stream and drop it, atomically.
@@ -152,17 +189,18 @@ class RedisStreamsBus:
         *,
         visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
         max_len: int | None = None,
-        trim_every: int = DEFAULT_TRIM_EVERY,
+        trim_every: int | None = None,
     ) -> None:
         self.url = url
         self.visibility_timeout = visibility_timeout
         self.max_len = max_len
-        self.trim_every = trim_every
+        self.trim_every = trim_every or trim_interval(max_len)
         self._redis: Redis = Redis.from_url(url)
         self._dead_letter_script = self._redis.register_script(_DEAD_LETTER)
         self._replay_script = self._redis.register_script(_REPLAY)
         self._retry_script = self._redis.register_script(_RETRY_LATER)
         self._trim_script = self._redis.register_script(_TRIM)
+        self._forget_script = self._redis.register_script(_FORGET_IDLE_CONSUMERS)
         # A blocking read wakes up at least this often to take over expired entries.
         self._slice_ms = max(10, int(min(0.25, visibility_timeout / 4) * 1000))
         self._groups: set[tuple[str, str]] = set()
@@ -185,15 +223,15 @@ class RedisStreamsBus:
                     {"event": encode_event(event), "type": event.type, "subject": event.subject},
                 )
             await pipe.execute()
-        if self.max_len is not None:
-            appended = self._appended_since_trim.get(stream, 0) + len(events)
-            if appended >= self.trim_every:
-                appended = 0
-                try:
-                    await self.trim(stream)
-                except RedisError:  # the events are published; trimming waits for next time
-                    log.exception("trimming %s failed", stream)
-            self._appended_since_trim[stream] = appended
+        appended = self._appended_since_trim.get(stream, 0) + len(events)
+        if appended >= self.trim_every:
+            appended = 0
+            try:
+                await self.trim(stream)
+                await self.forget_idle_consumers(stream)
+            except RedisError:  # the events are published; maintenance waits for next time
+                log.exception("trimming %s failed", stream)
+        self._appended_since_trim[stream] = appended
 
     # -- consuming -------------------------------------------------------
     async def _ensure_groups(self, group: str, streams: Sequence[str]) -> None:
@@ -308,6 +346,7 @@ class RedisStreamsBus:
                 delivery.delivery_count,
                 reason,
                 repr(time.time()),
+                self.max_len or 0,
             ],
         )
 
@@ -442,6 +481,19 @@ class RedisStreamsBus:
         if keep is None:
             return 0
         return int(await self._trim_script(keys=[stream], args=[keep]))
+
+    async def forget_idle_consumers(self, stream: str, idle_seconds: float | None = None) -> int:
+        """Removes the stream's consumers (of every group) that have nothing pending and
+        have been idle longer than ``idle_seconds`` (twice the visibility timeout); a
+        live consumer is named again by its next read. Returns how many went."""
+        idle = 2 * self.visibility_timeout if idle_seconds is None else idle_seconds
+        try:
+            removed = await self._forget_script(keys=[stream], args=[int(idle * 1000)])
+        except ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return 0
+            raise
+        return int(removed)
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -9,11 +9,16 @@ and the earliest delivery time of its group's pending entries, every ``poll_inte
 
 Entry ids are the global autoincrement ids (as strings in the interface). An event may
 be stored twice (a relay retry, a replayed dead letter); consumers dedup by event id.
+
+With ``max_len``, a publisher trims its stream every ``trim_every`` appends to the newest
+``max_len`` entries, but never past the first entry a group has pending or has not been
+delivered yet; each stream keeps at most ``max_len`` dead letters (the oldest go).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -28,8 +33,11 @@ from shared.events.bus import (
     DeadLetter,
     Delivery,
     GroupLag,
+    trim_interval,
 )
 from shared.events.envelope import Event, decode_event, encode_event
+
+log = logging.getLogger("tally.bus")
 
 T = TypeVar("T")
 
@@ -92,11 +100,16 @@ class SqliteEventLog:
         *,
         visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
         poll_interval: float = 0.01,
+        max_len: int | None = None,
+        trim_every: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.visibility_timeout = visibility_timeout
         self.poll_interval = poll_interval
+        self.max_len = max_len
+        self.trim_every = trim_every or trim_interval(max_len)
+        self._appended_since_trim: dict[str, int] = {}
         self._conn = sqlite3.connect(
             self.path, timeout=30, isolation_level=None, check_same_thread=False
         )
@@ -162,8 +175,51 @@ class SqliteEventLog:
             )
 
     async def publish(self, stream: str, events: Sequence[Event]) -> None:
-        if events:
-            await self._run(self._publish, stream, list(events))
+        if not events:
+            return
+        await self._run(self._publish, stream, list(events))
+        if self.max_len is not None:
+            appended = self._appended_since_trim.get(stream, 0) + len(events)
+            if appended >= self.trim_every:
+                appended = 0
+                try:
+                    await self.trim(stream)
+                except sqlite3.Error:  # the events are published; trimming waits
+                    log.exception("trimming %s failed", stream)
+            self._appended_since_trim[stream] = appended
+
+    def _trim(self, stream: str, keep: int) -> int:
+        with self._write() as conn:
+            (total,) = conn.execute(
+                "SELECT COUNT(*) FROM entries WHERE stream = ?", (stream,)
+            ).fetchone()
+            excess = int(total) - keep
+            if excess <= 0:
+                return 0
+            # The newest entry beyond ``keep``, and the first entry a group still needs.
+            (last_excess,) = conn.execute(
+                "SELECT id FROM entries WHERE stream = ? ORDER BY id LIMIT 1 OFFSET ?",
+                (stream, excess - 1),
+            ).fetchone()
+            (needed,) = conn.execute(
+                "SELECT MIN(first) FROM ("
+                " SELECT MIN(entry_id) AS first FROM pending WHERE stream = ?"
+                " UNION ALL"
+                " SELECT last_delivered_id + 1 FROM consumer_groups WHERE stream = ?)",
+                (stream, stream),
+            ).fetchone()
+            cut = last_excess if needed is None else min(last_excess, int(needed) - 1)
+            return conn.execute(
+                "DELETE FROM entries WHERE stream = ? AND id <= ?", (stream, cut)
+            ).rowcount
+
+    async def trim(self, stream: str, max_len: int | None = None) -> int:
+        """Drops the oldest entries beyond the newest ``max_len``, but none that a group
+        has pending or has not been delivered yet; returns how many were dropped."""
+        keep = self.max_len if max_len is None else max_len
+        if keep is None:
+            return 0
+        return await self._run(self._trim, stream, keep)
 
     # -- consuming -------------------------------------------------------
     def _probe(self, group: str, streams: Sequence[str]) -> tuple[int, float | None]:
@@ -304,6 +360,13 @@ class SqliteEventLog:
                     " dead_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (stream, group, entry_id, body, deliveries, reason, time.time()),
                 )
+                if self.max_len is not None:  # bounded: the oldest dead letters go
+                    conn.execute(
+                        "DELETE FROM dead_letters WHERE stream = ? AND id <= ("
+                        " SELECT id FROM dead_letters WHERE stream = ?"
+                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (stream, stream, self.max_len),
+                    )
 
     async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
         await self._run(

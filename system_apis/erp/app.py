@@ -11,19 +11,37 @@ from shared.settings import Settings, load_settings
 from system_apis.erp.adapters.reference import ReferenceErp
 from system_apis.erp.customers.routes import CustomerController
 from system_apis.erp.db import metadata
+from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
 from system_apis.erp.items.routes import ItemController
+from system_apis.erp.purchasing.routes import AsnController, PurchaseOrderController
 
 
 def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
     settings = settings or load_settings("erp")
-    runtime = Runtime(settings, metadata, key_source=key_source, produces_events=False)
+    runtime = Runtime(settings, metadata, key_source=key_source, produces_events=True)
     erp = ReferenceErp(runtime.db)
     return build_app(
         runtime,
-        route_handlers=[ItemController, CustomerController, InvoiceController],
+        route_handlers=[
+            ItemController,
+            CustomerController,
+            InvoiceController,
+            PurchaseOrderController,
+            AsnController,
+            InventoryController,
+        ],
         title="Tally ERP system API",
-        description="Items, customers, prices and invoices of the ERP behind a canonical contract.",
-        tags=[Tag(name="items"), Tag(name="customers"), Tag(name="invoices")],
+        description=(
+            "Items, customers, prices, invoices, purchase orders, ASNs and the financial "
+            "inventory of the ERP behind a canonical contract."
+        ),
+        tags=[
+            Tag(name="items"),
+            Tag(name="customers"),
+            Tag(name="invoices"),
+            Tag(name="purchasing"),
+            Tag(name="inventory"),
+        ],
         dependencies={"erp": erp, "idempotency": runtime.idempotency, "runtime": runtime},
     )

@@ -6,10 +6,44 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from shared.db import Tx
-from system_apis.erp.schemas import Customer, CustomerIn, Invoice, InvoiceIn, Item, ItemIn
+from system_apis.erp.schemas import (
+    Asn,
+    AsnIn,
+    Customer,
+    CustomerIn,
+    FinancialStock,
+    Invoice,
+    InvoiceIn,
+    Item,
+    ItemIn,
+    Posting,
+    PostingIn,
+    PurchaseOrder,
+    PurchaseOrderIn,
+)
 
 
 class DuplicateRecord(Exception):
+    pass
+
+
+class ErpRefusal(Exception):
+    """A refusal of the ERP: ``slug`` names the problem, the message is safe to show."""
+
+    def __init__(self, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+
+
+class NotFound(ErpRefusal):
+    pass
+
+
+class Conflict(ErpRefusal):
+    pass
+
+
+class Invalid(ErpRefusal):
     pass
 
 
@@ -26,3 +60,20 @@ class ErpPort(Protocol):
     async def list_invoices(
         self, order_ids: list[str], after: str | None, limit: int
     ) -> list[Invoice]: ...
+    # -- purchasing and financial inventory ---------------------------------
+    async def create_purchase_order(self, tx: Tx, order: PurchaseOrderIn) -> PurchaseOrder: ...
+    async def get_purchase_order(self, purchase_order_id: str) -> PurchaseOrder | None: ...
+    async def list_purchase_orders(self, after: str | None, limit: int) -> list[PurchaseOrder]: ...
+    async def cancel_purchase_order(self, tx: Tx, purchase_order_id: str) -> PurchaseOrder: ...
+    async def create_asn(self, tx: Tx, asn: AsnIn) -> tuple[Asn, PurchaseOrder]: ...
+    async def get_asn(self, asn_id: str) -> Asn | None: ...
+    async def post_inventory(
+        self, tx: Tx, posting: PostingIn
+    ) -> tuple[Posting, Asn | None, PurchaseOrder | None]: ...
+    async def list_financial_stock(
+        self,
+        skus: list[str] | None,
+        warehouse_id: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> list[FinancialStock]: ...

@@ -9,9 +9,11 @@ from shared.auth.verifier import KeySource
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
 from system_apis.wms.adapters.reference import ReferenceWms
+from system_apis.wms.adjustments.routes import AdjustmentController, CycleCountController
 from system_apis.wms.db import metadata, schema_upgrade
 from system_apis.wms.fulfillment.routes import FulfillmentController
 from system_apis.wms.receipts.routes import ReceiptController
+from system_apis.wms.returns.routes import ReturnController
 from system_apis.wms.stock.routes import StockController
 from system_apis.wms.warehouses.routes import WarehouseController
 
@@ -27,17 +29,21 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             ReceiptController,
             FulfillmentController,
             StockController,
+            AdjustmentController,
+            CycleCountController,
+            ReturnController,
         ],
         title="Tally WMS system API",
         description=(
-            "Warehouses, inbound receipts, fulfillment orders, shipments and physical stock "
-            "of the WMS behind a canonical contract."
+            "Warehouses, inbound receipts, fulfillment orders, picks, shipments, adjustments, "
+            "cycle counts, returns and physical stock of the WMS behind a canonical contract."
         ),
         tags=[
             Tag(name="warehouses"),
             Tag(name="receipts"),
             Tag(name="fulfillment"),
             Tag(name="stock"),
+            Tag(name="returns"),
         ],
         dependencies={"wms": wms, "idempotency": runtime.idempotency, "runtime": runtime},
         extra_lifespans=[schema_upgrade(runtime.db)],

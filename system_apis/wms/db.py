@@ -3,8 +3,11 @@
 Physical stock is kept per (warehouse, sku, lot); ``lot`` is ``''`` for stock without a
 lot, so the key stays a plain primary key on every database.
 
-``warehouses.stock_version`` counts the warehouse's stock changes: every receipt and
-shipment raises it by one in its own transaction, and the events they emit carry it as
+``stock`` also keeps the parts of on_hand that may not be picked or shipped
+(``quality_control``, ``damaged``, ``hold``, ``picked``; ADR 0010).
+
+``warehouses.stock_version`` counts the warehouse's stock changes: every receipt, pick,
+shipment, adjustment and return raises it by one in its own transaction, and the events they emit carry it as
 their ``sequence`` (subject ``warehouse:{id}``), so consumers apply them in stock order.
 """
 
@@ -34,6 +37,11 @@ from shared.db import Database
 
 metadata = MetaData()
 
+# Columns of ``stock`` that are parts of on_hand: the three non-available statuses and
+# what is picked for fulfillment orders and not yet shipped.
+STATUSES: tuple[str, ...] = ("quality_control", "damaged", "hold")
+HELD: tuple[str, ...] = (*STATUSES, "picked")
+
 warehouses = Table(
     "warehouses",
     metadata,
@@ -51,8 +59,14 @@ stock = Table(
     Column("sku", String(64), primary_key=True),
     Column("lot", String(64), primary_key=True),
     Column("on_hand", BigInteger, nullable=False),
+    # Parts of on_hand that may not be picked or shipped (0002 + 0010).
+    *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in HELD),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("on_hand >= 0", name="stock_on_hand_not_negative"),
+    CheckConstraint(
+        "quality_control >= 0 AND damaged >= 0 AND hold >= 0 AND picked >= 0",
+        name="stock_statuses_not_negative",
+    ),
 )
 
 receipts = Table(
@@ -98,6 +112,7 @@ fulfillment_lines = Table(
     Column("sku", String(64), nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("shipped", BigInteger, nullable=False),
+    Column("picked", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("fulfillment_order_id", "sku", name="one_line_per_sku"),
     CheckConstraint("shipped >= 0 AND shipped <= quantity", name="shipped_within_ordered"),
 )
@@ -131,14 +146,114 @@ shipment_lines = Table(
 )
 
 
+picks = Table(
+    "picks",
+    metadata,
+    Column("pick_id", String(64), primary_key=True),
+    Column(
+        "fulfillment_order_id",
+        String(64),
+        ForeignKey("fulfillment_orders.fulfillment_order_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("picked_at", DateTime(timezone=True), nullable=False),
+)
+
+pick_lines = Table(
+    "pick_lines",
+    metadata,
+    Column("pick_id", String(64), ForeignKey("picks.pick_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("fulfillment_order_id", String(64), nullable=False, index=True),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    # How much of this pick line has shipped (a shipment takes picked lots first).
+    Column("shipped", BigInteger, nullable=False, default=0),
+    CheckConstraint("shipped >= 0 AND shipped <= quantity", name="pick_shipped_within_picked"),
+)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("adjustment_id", String(64), primary_key=True),
+    Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("note", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+adjustment_lines = Table(
+    "adjustment_lines",
+    metadata,
+    Column("adjustment_id", String(64), ForeignKey("adjustments.adjustment_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("quantity_delta", BigInteger, nullable=False),
+)
+
+cycle_counts = Table(
+    "cycle_counts",
+    metadata,
+    Column("cycle_count_id", String(64), primary_key=True),
+    Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("expected_quantity", BigInteger, nullable=False),
+    Column("counted_quantity", BigInteger, nullable=False),
+    Column("adjustment_id", String(64), nullable=True),
+    Column("counted_at", DateTime(timezone=True), nullable=False),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("return_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
+    Column("status", String(32), nullable=False),  # received, dispositioned
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+return_lines = Table(
+    "return_lines",
+    metadata,
+    Column("return_id", String(64), ForeignKey("returns.return_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("restocked", BigInteger, nullable=False, default=0),
+    Column("damaged", BigInteger, nullable=False, default=0),
+    Column("scrapped", BigInteger, nullable=False, default=0),
+    Column("returned_to_vendor", BigInteger, nullable=False, default=0),
+    UniqueConstraint("return_id", "sku", "lot", name="one_return_line_per_sku_lot"),
+    CheckConstraint(
+        "restocked + damaged + scrapped + returned_to_vendor <= quantity",
+        name="dispositioned_within_received",
+    ),
+)
+
+
 def _add_missing_columns(conn: Connection) -> None:
     """Databases created before a column existed get it (``create_all`` only adds
-    tables): ``warehouses.stock_version`` starts at 0."""
-    columns = {column["name"] for column in inspect(conn).get_columns("warehouses")}
-    if "stock_version" not in columns:
-        conn.execute(
-            text("ALTER TABLE warehouses ADD COLUMN stock_version BIGINT NOT NULL DEFAULT 0")
-        )
+    tables): ``warehouses.stock_version``, the stock statuses and ``picked`` start at 0."""
+    wanted = {
+        "warehouses": ["stock_version"],
+        "stock": list(HELD),
+        "fulfillment_lines": ["picked"],
+    }
+    for table, names in wanted.items():
+        columns = {column["name"] for column in inspect(conn).get_columns(table)}
+        for name in names:
+            if name not in columns:
+                conn.execute(
+                    text(f"ALTER TABLE {table} ADD COLUMN {name} BIGINT NOT NULL DEFAULT 0")
+                )
 
 
 async def upgrade_schema(db: Database) -> None:

@@ -1,6 +1,7 @@
 """The facts the WMS publishes (``tally.wms``), built from canonical records.
 
-Stock-affecting facts (``receipt.posted``, ``shipment.dispatched``) are events of the
+Stock-affecting facts (``receipt.posted``, ``pick.confirmed``, ``shipment.dispatched``,
+``inventory.adjusted``, ``return.received``, ``return.dispositioned``) are events of the
 warehouse's stock: subject ``warehouse:{warehouse_id}``, sequence = the warehouse's
 stock version after the change (raised by one per change, in the same transaction), so
 a consumer of positions applies them in the order the stock changed, parks a gap and
@@ -9,14 +10,31 @@ drops a replay. ``fulfillment.released`` is its fulfillment order's own fact.
 
 from __future__ import annotations
 
+import msgspec
+
 from shared.events.catalog import (
+    AdjustedLine,
+    DispositionedLine,
     FulfillmentReleased,
+    InventoryAdjusted,
     Line,
+    PickConfirmed,
     ReceiptPosted,
+    ReturnDispositioned,
+    ReturnReceived,
     ShipmentDispatched,
 )
 from shared.events.envelope import Event, new_event
-from system_apis.wms.schemas import FulfillmentOrder, Receipt, Shipment, StockLine
+from system_apis.wms.schemas import (
+    Adjustment,
+    DispositionIn,
+    FulfillmentOrder,
+    Pick,
+    Receipt,
+    ReturnReceipt,
+    Shipment,
+    StockLine,
+)
 
 SOURCE = "tally.wms"
 
@@ -74,3 +92,68 @@ def shipment_dispatched(shipment: Shipment, stock_version: int) -> Event:
             lines=_lines(shipment.lines),
         ),
     )
+
+
+def _stock_event(
+    type_: str, warehouse_id: str, stock_version: int, payload: msgspec.Struct
+) -> Event:
+    return new_event(
+        source=SOURCE,
+        type_=type_,
+        subject=warehouse_subject(warehouse_id),
+        sequence=stock_version,
+        payload=payload,
+    )
+
+
+def pick_confirmed(pick: Pick, stock_version: int) -> Event:
+    payload = PickConfirmed(
+        pick_id=pick.pick_id,
+        fulfillment_order_id=pick.fulfillment_order_id,
+        order_id=pick.order_id,
+        warehouse_id=pick.warehouse_id,
+        lines=_lines(pick.lines),
+    )
+    return _stock_event("pick.confirmed", pick.warehouse_id, stock_version, payload)
+
+
+def inventory_adjusted(adjustment: Adjustment, stock_version: int) -> Event:
+    payload = InventoryAdjusted(
+        adjustment_id=adjustment.adjustment_id,
+        warehouse_id=adjustment.warehouse_id,
+        reason=adjustment.reason,
+        lines=[
+            AdjustedLine(
+                sku=line.sku, quantity_delta=line.quantity_delta, status=line.status, lot=line.lot
+            )
+            for line in adjustment.lines
+        ],
+    )
+    return _stock_event("inventory.adjusted", adjustment.warehouse_id, stock_version, payload)
+
+
+def return_received(receipt: ReturnReceipt, stock_version: int) -> Event:
+    payload = ReturnReceived(
+        return_id=receipt.return_id,
+        order_id=receipt.order_id,
+        warehouse_id=receipt.warehouse_id,
+        lines=[Line(sku=line.sku, quantity=line.quantity, lot=line.lot) for line in receipt.lines],
+    )
+    return _stock_event("return.received", receipt.warehouse_id, stock_version, payload)
+
+
+def return_dispositioned(
+    receipt: ReturnReceipt, disposition: DispositionIn, stock_version: int
+) -> Event:
+    payload = ReturnDispositioned(
+        return_id=receipt.return_id,
+        order_id=receipt.order_id,
+        warehouse_id=receipt.warehouse_id,
+        lines=[
+            DispositionedLine(
+                sku=line.sku, quantity=line.quantity, disposition=line.disposition, lot=line.lot
+            )
+            for line in disposition.lines
+        ],
+    )
+    return _stock_event("return.dispositioned", receipt.warehouse_id, stock_version, payload)

@@ -7,10 +7,19 @@ from typing import Protocol, runtime_checkable
 
 from shared.db import Tx
 from system_apis.wms.schemas import (
+    Adjustment,
+    AdjustmentIn,
+    CycleCount,
+    CycleCountIn,
+    DispositionIn,
     FulfillmentOrder,
     FulfillmentOrderIn,
+    Pick,
+    PickIn,
     Receipt,
     ReceiptIn,
+    ReturnIn,
+    ReturnReceipt,
     Shipment,
     ShipmentIn,
     StockPosition,
@@ -51,6 +60,18 @@ class InsufficientStock(WmsError):
     pass
 
 
+class StaleExpectation(WmsError):
+    """A compare-and-set whose expected value is no longer the WMS's figure."""
+
+    def __init__(self, message: str, current: int) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class OverDisposition(WmsError):
+    """More of a return line would be dispositioned than was received."""
+
+
 @runtime_checkable
 class WmsPort(Protocol):
     async def create_warehouse(self, tx: Tx, warehouse: WarehouseIn) -> Warehouse: ...
@@ -84,3 +105,20 @@ class WmsPort(Protocol):
         after: tuple[str, str, str] | None,
         limit: int,
     ) -> list[StockPosition]: ...
+
+    # -- picks, adjustments, counts, returns (each raises the stock version) ----
+    async def confirm_pick(self, tx: Tx, fulfillment_order_id: str, pick: PickIn) -> Pick: ...
+    async def post_adjustment(self, tx: Tx, adjustment: AdjustmentIn) -> Adjustment: ...
+    async def post_cycle_count(
+        self, tx: Tx, count: CycleCountIn
+    ) -> tuple[CycleCount, Adjustment | None]:
+        """Sets physical on-hand to the count when ``expected_quantity`` is still the
+        figure (StaleExpectation with the current one otherwise). The adjustment is the
+        change it made (None when the count matched)."""
+        ...
+
+    async def receive_return(self, tx: Tx, receipt: ReturnIn) -> ReturnReceipt: ...
+    async def get_return(self, return_id: str) -> ReturnReceipt | None: ...
+    async def disposition_return(
+        self, tx: Tx, return_id: str, disposition: DispositionIn
+    ) -> ReturnReceipt: ...

@@ -110,8 +110,143 @@ class Shipment(msgspec.Struct):
 
 
 class StockPosition(msgspec.Struct):
+    """Physical stock of one (warehouse, sku, lot). ``on_hand`` is everything on the
+    shelves; ``quality_control``, ``damaged``, ``hold`` and ``picked`` are parts of it,
+    and ``available`` is what may still be picked."""
+
     warehouse_id: str
     sku: str
     lot: str | None
     on_hand: int
     updated_at: datetime
+    quality_control: int = 0
+    damaged: int = 0
+    hold: int = 0
+    picked: int = 0
+    available: int = 0
+
+
+StockStatus = Literal["available", "quality_control", "damaged", "hold"]
+Disposition = Literal["restock", "damaged", "scrap", "return_to_vendor"]
+AdjustmentReason = Literal["damage", "found", "lost", "quality_status", "correction"]
+QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+Note = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class PickLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+    lot: Lot | None = None
+
+
+class PickIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[PickLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class Pick(msgspec.Struct):
+    pick_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[StockLine]
+    picked_at: datetime
+
+
+class AdjustmentLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Physical stock in one status changes by ``quantity_delta`` (non-zero). A
+    status change is two lines: minus in one status, plus in the other."""
+
+    sku: Sku
+    quantity_delta: QuantityDelta
+    status: StockStatus = "available"
+    lot: Lot | None = None
+
+
+class AdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    warehouse_id: Identifier
+    reason: AdjustmentReason
+    lines: Annotated[list[AdjustmentLineIn], msgspec.Meta(min_length=1, max_length=500)]
+    note: Note | None = None
+
+
+class AdjustmentLine(msgspec.Struct):
+    sku: str
+    quantity_delta: int
+    status: StockStatus
+    lot: str | None = None
+
+
+class Adjustment(msgspec.Struct):
+    adjustment_id: str
+    warehouse_id: str
+    reason: str
+    lines: list[AdjustmentLine]
+    created_at: datetime
+    note: str | None = None
+
+
+class CycleCountIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Compare-and-set of one (warehouse, sku, lot)'s physical on-hand: the count
+    replaces ``expected_quantity``, which must still be the WMS's figure."""
+
+    warehouse_id: Identifier
+    sku: Sku
+    expected_quantity: Count
+    counted_quantity: Count
+    lot: Lot | None = None
+
+
+class CycleCount(msgspec.Struct):
+    cycle_count_id: str
+    warehouse_id: str
+    sku: str
+    lot: str | None
+    expected_quantity: int
+    counted_quantity: int
+    quantity_delta: int
+    adjustment_id: str | None
+    counted_at: datetime
+
+
+class ReturnLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+    lot: Lot | None = None
+
+
+class ReturnIn(msgspec.Struct, forbid_unknown_fields=True):
+    order_id: Identifier
+    warehouse_id: Identifier
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class ReturnLine(msgspec.Struct):
+    sku: str
+    quantity: int
+    lot: str | None
+    restocked: int = 0
+    damaged: int = 0
+    scrapped: int = 0
+    returned_to_vendor: int = 0
+
+
+class ReturnReceipt(msgspec.Struct):
+    return_id: str
+    order_id: str
+    warehouse_id: str
+    status: Literal["received", "dispositioned"]
+    lines: list[ReturnLine]
+    received_at: datetime
+    updated_at: datetime
+
+
+class DispositionLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+    disposition: Disposition
+    lot: Lot | None = None
+
+
+class DispositionIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[DispositionLineIn], msgspec.Meta(min_length=1, max_length=500)]

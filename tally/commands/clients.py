@@ -1,7 +1,8 @@
-"""`tally clients create|list|disable`: the gateway's OAuth clients.
+"""`tally clients create|list|disable|rotate-secret`: the gateway's OAuth clients.
 
 Works while the gateway runs: the registry is the gateway's own SQLite database,
-which the gateway reads on every token request.
+which the gateway reads on every token request. A client authenticates with a secret
+(shown once) or, registered with ``--jwks``/``--public-key``, with ``private_key_jwt``.
 """
 
 from __future__ import annotations
@@ -56,26 +57,65 @@ def create(
             help=f"Token audiences, of: {' '.join(ALL_AUDIENCES)} (default: from the scopes).",
         ),
     ] = None,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--jwks",
+            help="A JWKS (or one JWK) file of the client's public keys: the client "
+            "authenticates with private_key_jwt and gets no secret.",
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="A PEM public key file (instead of --jwks)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print {client_id, client_secret} as JSON.")
     ] = False,
     data_dir: DataDir = "./var",
 ) -> None:
     """Register a client; its secret is printed once and never stored in clear."""
+    if jwks and public_key:
+        errors.print("[red]error:[/red] give --jwks or --public-key, not both")
+        raise typer.Exit(2)
+    key_file = jwks or public_key
     registry = _registry(data_dir)
     try:
-        client_id, secret = registry.create(
-            name, scopes, customer_id=customer, tier=tier, allowed_apis=apis
-        )
+        if key_file is not None:
+            keys = _read_key_file(key_file)
+            client_id = registry.create_with_keys(
+                name, scopes, keys, customer_id=customer, tier=tier, allowed_apis=apis
+            )
+        else:
+            client_id, secret = registry.create(
+                name, scopes, customer_id=customer, tier=tier, allowed_apis=apis
+            )
     except ValueError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     finally:
         registry.close()
+    if key_file is not None:
+        if as_json:
+            typer.echo(json.dumps({"client_id": client_id, "auth_method": "private_key_jwt"}))
+        else:
+            console.print(f"registered {client_id} (private_key_jwt; no secret)")
+        return
+    _print_secret(name, client_id, secret, as_json)
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _print_secret(title: str, client_id: str, secret: str, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
         return
-    table = Table(title=f"Client {name}")
+    table = Table(title=f"Client {title}")
     for column in ("client_id", "client_secret"):  # fold, never cut, a credential
         table.add_column(column, overflow="fold")
     table.add_row(client_id, secret)
@@ -105,6 +145,7 @@ def list_clients(
                 "allowed_apis": " ".join(r.allowed_apis),
                 "customer_id": r.customer_id,
                 "tier": r.tier,
+                "auth_method": r.auth_method,
                 "disabled": r.disabled,
                 "created_at": r.created_at.isoformat(),
             }
@@ -114,7 +155,7 @@ def list_clients(
         return
     table = Table(title=f"{len(records)} client(s)")
     table.add_column("client_id", overflow="fold")
-    for column in ("name", "scopes", "APIs", "customer", "tier", "status", "created"):
+    for column in ("name", "scopes", "APIs", "customer", "tier", "auth", "status", "created"):
         table.add_column(column)
     for r in records:
         table.add_row(
@@ -124,6 +165,7 @@ def list_clients(
             " ".join(r.allowed_apis),
             r.customer_id or "-",
             r.tier,
+            r.auth_method,
             "[red]disabled[/red]" if r.disabled else "active",
             r.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
         )
@@ -135,7 +177,8 @@ def disable(
     client_id: Annotated[str, typer.Argument(help="The client to refuse from now on.")],
     data_dir: DataDir = "./var",
 ) -> None:
-    """Refuse the client's next token requests (tokens already issued run out in 15 min)."""
+    """Refuse the client from now on; the tokens it holds are revoked at once (the
+    gateway and every service refuse them within about a second)."""
     registry = _registry(data_dir)
     try:
         found = registry.disable(client_id)
@@ -145,3 +188,30 @@ def disable(
         errors.print(f"[red]error:[/red] no client {client_id}")
         raise typer.Exit(1)
     console.print(f"disabled {client_id}")
+
+
+@clients_app.command("rotate-secret")
+def rotate_secret(
+    client_id: Annotated[str, typer.Argument(help="The client whose secret to replace.")],
+    revoke_tokens: Annotated[
+        bool,
+        typer.Option("--revoke-tokens", help="Also revoke the tokens issued with the old secret."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {client_id, client_secret} as JSON.")
+    ] = False,
+    data_dir: DataDir = "./var",
+) -> None:
+    """Give the client a new secret, printed once; the old one stops working at once."""
+    registry = _registry(data_dir)
+    try:
+        secret = registry.rotate_secret(client_id, revoke_tokens=revoke_tokens)
+    except ValueError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        registry.close()
+    if secret is None:
+        errors.print(f"[red]error:[/red] no client {client_id}")
+        raise typer.Exit(1)
+    _print_secret(client_id, client_id, secret, as_json)

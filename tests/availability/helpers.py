@@ -210,3 +210,69 @@ def allocate(
         json=body,
         headers={"Idempotency-Key": key or f"alloc-{order_id}"},
     )
+
+
+def count(
+    client: TestClient[Any],
+    sku: str,
+    location_id: str,
+    counted: int,
+    *,
+    expected: int = 0,
+    lot: str | None = None,
+) -> Any:
+    """A cycle count (compare-and-set): the quickest way for a test to put stock."""
+    body: dict[str, Any] = {
+        "location_id": location_id,
+        "expected_on_hand": expected,
+        "counted_on_hand": counted,
+        "reference": f"CC-{sku}-{location_id}",
+    }
+    if lot:
+        body["lot"] = lot
+    response = client.post(f"/availability/v1/positions/{sku}/counts", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def hold(
+    client: TestClient[Any],
+    lines: list[tuple[str, int]],
+    *,
+    channel: str = "web",
+    key: str | None = None,
+    **extra: Any,
+) -> Any:
+    body: dict[str, Any] = {
+        "channel": channel,
+        "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+        **extra,
+    }
+    if "expires_at" not in body and "ttl_seconds" not in body:
+        body["ttl_seconds"] = 600
+    return client.post(
+        "/availability/v1/holds",
+        json=body,
+        headers={"Idempotency-Key": key or f"hold-{uuid_utils.uuid7()}"},
+    )
+
+
+def order(
+    client: TestClient[Any],
+    order_id: str,
+    lines: list[tuple[str, int]],
+    *,
+    channel: str = "b2b",
+    policy: str = "reject",
+    **extra: Any,
+) -> Any:
+    body: dict[str, Any] = {
+        "order_id": order_id,
+        "channel": channel,
+        "policy": policy,
+        "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+        **extra,
+    }
+    return client.post(
+        "/availability/v1/allocations", json=body, headers={"Idempotency-Key": f"alloc-{order_id}"}
+    )

@@ -166,7 +166,23 @@ def test_bound_client_sees_only_its_customers_invoices(stack: Stack) -> None:
     assert billing_invoices(stack, order_id, customer_id=customer_id) == [invoice]
     assert billing_invoices(stack, order_id, customer_id="SOMEONE-ELSE") == []
     with stack.client("billing", "billing:read", customer_id="SOMEONE-ELSE") as other:
-        assert other.get(f"/billing/v1/invoices/{invoice['invoice_id']}").status_code == 404
+        missing = other.get(f"/billing/v1/invoices/{invoice['invoice_id']}")
+        assert missing.status_code == 404
+        assert missing.json()["type"] == "/problems/invoice-not-found"
+        # Asking for the owner by name changes nothing for a bound client.
+        for params in ({"customer_id": customer_id}, {"order_id": order_id}, {}):
+            listed = other.get("/billing/v1/invoices", params=params)
+            assert listed.status_code == 200, listed.text
+            assert invoice["invoice_id"] not in {i["invoice_id"] for i in listed.json()["items"]}
+    with stack.client("billing", "billing:read", customer_id=customer_id) as own:
+        assert own.get(f"/billing/v1/invoices/{invoice['invoice_id']}").status_code == 200
+        listed = own.get("/billing/v1/invoices", params={"customer_id": customer_id}).json()
+        assert [i["invoice_id"] for i in listed["items"]] == [invoice["invoice_id"]]
+    with stack.client("billing", "billing:read") as staff:
+        by_customer = staff.get("/billing/v1/invoices", params={"customer_id": customer_id})
+        assert [i["invoice_id"] for i in by_customer.json()["items"]] == [invoice["invoice_id"]]
+        elsewhere = staff.get("/billing/v1/invoices", params={"customer_id": "SOMEONE-ELSE"})
+        assert elsewhere.json()["items"] == []
     with stack.client("billing", "orders:read") as wrong_scope:
         assert wrong_scope.get("/billing/v1/invoices").status_code == 403
 

@@ -126,19 +126,27 @@ def test_invoice_requires_an_idempotency_key(client: TestClient) -> None:
     assert client.get("/erp/v1/invoices").json()["items"] == []
 
 
-def test_bound_client_sees_only_its_customer(client: TestClient, issuer: TestIssuer) -> None:
+def test_a_client_bound_to_a_customer_never_reaches_the_system_api(
+    client: TestClient, issuer: TestIssuer
+) -> None:
+    """System APIs are internal (ADR 0014): even its own customer record is refused."""
     customer = {
         "customer_id": "CUST-A",
         "name": "A",
         "credit_limit": {"amount_minor": 100, "currency": "USD"},
     }
     assert client.post("/erp/v1/customers", json=customer).status_code == 201
-    other = issuer.token("erp:read", audience="erp", customer_id="CUST-B")
-    hidden = client.get("/erp/v1/customers/CUST-A", headers={"Authorization": f"Bearer {other}"})
-    assert hidden.status_code == 404
-    own = issuer.token("erp:read", audience="erp", customer_id="CUST-A")
-    seen = client.get("/erp/v1/customers/CUST-A", headers={"Authorization": f"Bearer {own}"})
-    assert seen.status_code == 200
+    for bound_to in ("CUST-A", "CUST-B"):
+        token = issuer.token("erp:read erp:write", audience="erp", customer_id=bound_to)
+        headers = {"Authorization": f"Bearer {token}"}
+        read = client.get("/erp/v1/customers/CUST-A", headers=headers)
+        assert read.status_code == 403
+        assert read.json()["type"] == "/problems/internal-api"
+        write = client.post(
+            "/erp/v1/customers", json=customer | {"customer_id": bound_to + "-X"}, headers=headers
+        )
+        assert write.status_code == 403
+    assert client.get("/erp/v1/customers/CUST-A-X").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -447,7 +447,89 @@ def test_open_bus_picks_the_engine(tmp_path: Path) -> None:
         open_bus("kafka://nowhere")
 
 
-# -- Redis: bounded streams ------------------------------------------------------
+# -- bounded streams ---------------------------------------------------------------
+
+
+async def _length(bus: EventBus, stream: str) -> int:
+    return len(await bus.read_all(stream, limit=10_000))
+
+
+async def _trim(bus: EventBus, stream: str) -> int:
+    assert isinstance(bus, SqliteEventLog | RedisStreamsBus)
+    return await bus.trim(stream)
+
+
+async def test_trimming_never_drops_an_unacknowledged_entry(engine: Engine) -> None:
+    bus = engine.bus(max_len=10, trim_every=10**9)
+    first = _events(5)
+    await bus.publish("orders", first)
+    got = await bus.read_group("g", "c1", ["orders"], count=10, block_ms=50)
+    await bus.ack("g", "orders", [d.entry_id for d in got if d.event.id != first[2].id])
+    await bus.publish("orders", _events(100))
+    # Only the two entries before the pending one may go; g has not seen the 100.
+    assert await _trim(bus, "orders") == 2
+    assert await _length(bus, "orders") == 103
+    await asyncio.sleep(VT + 0.05)
+    rest = await _drain(bus, "g", "c1", ["orders"])
+    assert rest[0].event.id == first[2].id
+    assert rest[0].delivery_count == 2
+    assert len(rest) == 101
+    # Still unacked: nothing more can go.
+    assert await _trim(bus, "orders") == 0
+    await _ack_all(bus, "g", rest)
+    assert await _trim(bus, "orders") == 93
+    assert await _length(bus, "orders") == 10
+
+    # A group that lags holds the entries it has not been delivered yet.
+    await bus.publish("orders", _events(20))
+    await _ack_all(bus, "g", await _drain(bus, "g", "c1", ["orders"]))
+    late = await bus.read_group("late", "c1", ["orders"], count=25, block_ms=50)
+    await _ack_all(bus, "late", late)
+    assert await _trim(bus, "orders") == 20
+    assert await _length(bus, "orders") == 10
+    assert len(await _drain(bus, "late", "c1", ["orders"])) == 5
+
+
+async def test_trimming_keeps_the_newest_max_len_entries(engine: Engine) -> None:
+    bus = engine.bus(max_len=10, trim_every=10**9)
+    events = _events(30)
+    await bus.publish("orders", events)  # no group yet: nothing holds entries back
+    assert await _trim(bus, "orders") == 20
+    assert [e.id for _, _, e in await bus.read_all("orders")] == [e.id for e in events[20:]]
+    assert await _trim(bus, "orders") == 0
+    assert await _trim(bus, "no-such-stream") == 0
+
+
+async def test_publishing_trims_every_so_many_appends(engine: Engine) -> None:
+    bus = engine.bus(max_len=10, trim_every=50)
+    for _ in range(6):
+        await bus.publish("orders", _events(20))
+    # Trimmed to 10 after the 60th append and again after the 120th.
+    assert await _length(bus, "orders") == 10
+    await bus.publish("orders", _events(20))
+    assert await _length(bus, "orders") == 30
+
+
+async def test_dead_letters_are_bounded_too(engine: Engine) -> None:
+    bus = engine.bus(max_len=3)
+    events = _events(5)
+    await bus.publish("orders", events)
+    for delivery in await bus.read_group("g", "c1", ["orders"], count=10, block_ms=50):
+        await bus.dead_letter("g", delivery, f"poison {delivery.event.sequence}")
+    letters = await bus.dead_letters("orders")
+    assert [x.reason for x in letters] == ["poison 3", "poison 4", "poison 5"]
+    lag = _lag_of(await bus.lag(), "g", "orders")
+    assert (lag.pending, lag.lag) == (0, 0)
+
+
+def test_the_bus_settings_reach_both_engines(tmp_path: Path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'events.db'}", "redis://127.0.0.1:1/0"):
+        bus = open_bus(url, visibility_timeout=2.5, max_len=40)
+        assert (bus.visibility_timeout, bus.max_len) == (2.5, 40)
+        assert isinstance(bus, SqliteEventLog | RedisStreamsBus)
+        assert bus.trim_every == 40  # at most about twice max_len between two trims
+        if isinstance(bus, SqliteEventLog):
+            asyncio.run(bus.close())
 
 
 @pytest.fixture
@@ -459,68 +541,32 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.mark.redis
-async def test_trimming_never_drops_an_unacknowledged_entry(
+async def test_idle_consumers_without_pending_entries_leave_the_group(
     redis_client: Redis, redis_url: str
 ) -> None:
-    bus = RedisStreamsBus(redis_url, visibility_timeout=VT, max_len=10, trim_every=10**9)
+    bus = RedisStreamsBus(redis_url, visibility_timeout=VT)
     try:
-        first = _events(5)
-        await bus.publish("orders", first)
-        got = await bus.read_group("g", "c1", ["orders"], count=10, block_ms=50)
-        await bus.ack("g", "orders", [d.entry_id for d in got if d.event.id != first[2].id])
-        await bus.publish("orders", _events(100))
-        # Only the two entries before the pending one may go; g has not seen the 100.
-        assert await bus.trim("orders") == 2
-        assert await redis_client.xlen("orders") == 103
-        await asyncio.sleep(VT + 0.05)
-        rest = await _drain(bus, "g", "c1", ["orders"])
-        assert rest[0].event.id == first[2].id
-        assert rest[0].delivery_count == 2
-        assert len(rest) == 101
-        # Still unacked: nothing more can go.
-        assert await bus.trim("orders") == 0
-        await _ack_all(bus, "g", rest)
-        assert await bus.trim("orders") == 93
-        assert await redis_client.xlen("orders") == 10
+        await bus.publish("orders", _events(3))
+        (done,) = await bus.read_group("g", "gone", ["orders"], count=1, block_ms=50)
+        await bus.ack("g", "orders", [done.entry_id])
+        (held,) = await bus.read_group("g", "crashed", ["orders"], count=1, block_ms=50)
+        (also_done,) = await bus.read_group("g", "alive", ["orders"], count=1, block_ms=50)
+        await bus.ack("g", "orders", [also_done.entry_id])
 
-        # A group that lags holds the entries it has not been delivered yet.
-        await bus.publish("orders", _events(20))
-        await _ack_all(bus, "g", await _drain(bus, "g", "c1", ["orders"]))
-        late = await bus.read_group("late", "c1", ["orders"], count=25, block_ms=50)
-        await _ack_all(bus, "late", late)
-        assert await bus.trim("orders") == 20
-        assert await redis_client.xlen("orders") == 10
-        assert len(await _drain(bus, "late", "c1", ["orders"])) == 5
-    finally:
-        await bus.close()
+        async def consumers() -> set[str]:
+            infos = await redis_client.xinfo_consumers("orders", "g")
+            return {info["name"].decode() for info in infos}
 
-
-@pytest.mark.redis
-async def test_trimming_keeps_the_newest_max_len_entries(
-    redis_client: Redis, redis_url: str
-) -> None:
-    bus = RedisStreamsBus(redis_url, max_len=10, trim_every=10**9)
-    try:
-        events = _events(30)
-        await bus.publish("orders", events)  # no group yet: nothing holds entries back
-        assert await bus.trim("orders") == 20
-        assert [e.id for _, _, e in await bus.read_all("orders")] == [e.id for e in events[20:]]
-        assert await bus.trim("orders") == 0
-        assert await bus.trim("no-such-stream") == 0
-    finally:
-        await bus.close()
-
-
-@pytest.mark.redis
-async def test_publishing_trims_every_so_many_appends(redis_client: Redis, redis_url: str) -> None:
-    bus = RedisStreamsBus(redis_url, max_len=10, trim_every=50)
-    try:
-        for _ in range(6):
-            await bus.publish("orders", _events(20))
-        # Trimmed to 10 after the 60th append and again after the 120th.
-        assert await redis_client.xlen("orders") == 10
-        await bus.publish("orders", _events(20))
-        assert await redis_client.xlen("orders") == 30
+        assert await consumers() == {"gone", "crashed", "alive"}
+        assert await bus.forget_idle_consumers("orders", idle_seconds=60) == 0
+        await asyncio.sleep(0.05)
+        # Nothing pending: named again by the next read. "crashed" keeps its entry.
+        assert await bus.forget_idle_consumers("orders", idle_seconds=0.01) == 2
+        assert await consumers() == {"crashed"}
+        await asyncio.sleep(VT)
+        (again,) = await bus.read_group("g", "alive", ["orders"], count=1, block_ms=50)
+        assert (again.entry_id, again.delivery_count) == (held.entry_id, 2)
+        assert await bus.forget_idle_consumers("no-such-stream") == 0
     finally:
         await bus.close()
 

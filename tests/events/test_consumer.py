@@ -30,9 +30,11 @@ from shared.events.inbox import (
     RetryPolicy,
     failure_reason,
     inbox_tables,
+    retry_policy,
 )
 from shared.events.sqlite_log import SqliteEventLog
 from shared.problems import ProblemError
+from shared.settings import load_settings
 
 STREAM = "tally.test"
 _groups = itertools.count(1)
@@ -435,6 +437,8 @@ async def test_the_waiting_room_applies_an_early_event_once_its_predecessor_appl
         assert await eventually(lambda: group_settled(service.log, consumer.group), timeout=2)
     assert [seq for _, seq in await service.applied()] == [1, 2, 3, 4]
     assert handled(consumer, "applied") == 4
+    # Released from the waiting room on their first delivery: their park counts go too.
+    assert await service.count("event_attempts") == 0
 
 
 async def test_an_older_sequence_under_another_id_is_stale(service: Service) -> None:
@@ -608,6 +612,31 @@ def test_backoff_grows_to_the_cap_with_jitter() -> None:
         assert all(0.5 * nominal <= d <= nominal for d in delays)
         assert len(set(delays)) > 1  # jittered
     assert policy.retry_delay(20, rng) <= 30.0
+
+
+@pytest.mark.parametrize("visibility_timeout", [0.5, 5.0, 30.0, 600.0])
+def test_the_gap_budget_outlasts_twice_the_visibility_timeout(visibility_timeout: float) -> None:
+    policy = RetryPolicy(max_parks=3).outlasting(visibility_timeout)
+    # The shortest wait before the dead letters: every park at the low end of its
+    # jitter, each delay capped at the timeout by the bus.
+    shortest = sum(
+        0.5 * min(policy.park_cap_seconds, policy.park_base_seconds * 2**n, visibility_timeout)
+        for n in range(policy.max_parks - 1)
+    )
+    assert shortest > 2 * visibility_timeout
+    assert RetryPolicy(max_parks=10_000).outlasting(visibility_timeout).max_parks == 10_000
+
+
+def test_a_service_policy_comes_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALLY_BUS_VISIBILITY_TIMEOUT", "600")
+    monkeypatch.setenv("TALLY_EVENTS_MAX_PARKS", "20")
+    monkeypatch.setenv("TALLY_EVENTS_MAX_DELIVERIES", "7")
+    settings = load_settings("availability")
+    policy = retry_policy(settings)
+    assert settings.bus_visibility_timeout == 600.0
+    assert policy.max_deliveries == 7
+    assert policy.max_parks > 20  # raised: 20 short parks would not outlast 600 s
+    assert policy == RetryPolicy(max_deliveries=7, max_parks=20).outlasting(600.0)
 
 
 def test_a_reason_names_the_exception_and_keeps_it_short() -> None:

@@ -26,6 +26,8 @@ import httpx
 from tests.support.servers import free_port
 from tests.support.tokens import TestIssuer
 
+FAULT_VISIBILITY_TIMEOUT = 5.0
+
 
 class JwksServer:
     """Serves ``/.well-known/jwks.json`` with the issuer's public key."""
@@ -91,6 +93,9 @@ class ServiceProcess:
             "TALLY_BUS_URL": self.bus_url,
             "TALLY_HOST": "127.0.0.1",
             f"TALLY_{self.name.upper()}_PORT": str(self.port),
+            # A killed consumer's unacked entries come back after this: short, so the
+            # tests do not wait the default 30 s.
+            "TALLY_BUS_VISIBILITY_TIMEOUT": str(FAULT_VISIBILITY_TIMEOUT),
         }
         if self.jwks is not None:
             env["TALLY_ISSUER"] = self.jwks.issuer.issuer

@@ -25,7 +25,7 @@ from tests.faults.harness import (
 )
 from tests.faults.procs import ServiceProcess
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(120)
 
 EVENTS = 1_200
 KILL_AFTER = 250  # applied events seen before the SIGKILL
@@ -80,8 +80,8 @@ async def test_a_consumer_killed_mid_burst_applies_every_event_exactly_once(
                 return count(db, "inbox") >= EVENTS and on_hand(db) == expected
 
             # The dead consumer's claimed, unacked entries come back after the bus's
-            # visibility timeout (30 s by default), hence the long deadline.
-            finished = await eventually(done, timeout=100, interval=0.2)
+            # visibility timeout (FAULT_VISIBILITY_TIMEOUT here, 30 s by default).
+            finished = await eventually(done, timeout=60, interval=0.2)
             assert finished, (
                 f"after restart: {count(db, 'inbox')} of {EVENTS} events in the inbox,"
                 f" on_hand {sum(on_hand(db).values())} of {sum(expected.values())},"

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,42 @@ def token_for(http: httpx.Client, client_id: str, secret: str, scope: str | None
     response = http.post("/oauth/token", data=form, auth=(client_id, secret))
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    settings: Settings
+
+    def client(self, **headers: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=20, headers=headers)
+
+    def new_client(
+        self, scopes: str, *, tier: str = "bronze", customer_id: str | None = None
+    ) -> tuple[str, str]:
+        """Registers a client and gets it a token: (client_id, access token)."""
+        registry = ClientRegistry(self.settings.database_url)
+        try:
+            client_id, secret = registry.create("test", scopes, customer_id=customer_id, tier=tier)
+        finally:
+            registry.close()
+        with self.client() as http:
+            return client_id, token_for(http, client_id, secret)
+
+
+@contextmanager
+def gateway_with(data_dir: Path, upstream_url: str, **overrides: Any) -> Iterator[Gateway]:
+    """A gateway of its own (its own data dir) with some settings changed."""
+    settings = msgspec.structs.replace(gateway_settings(data_dir, upstream_url), **overrides)
+    with serve(create_app(settings)) as url:
+        yield Gateway(url, settings)
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["correlation_id"] == response.headers["x-correlation-id"]
+    if slug is not None:
+        assert problem["type"] == f"/problems/{slug}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -75,3 +76,61 @@ def test_bad_input_and_unknown_client_fail(tmp_path: Path) -> None:
     assert "unknown scope" in bad.output
     missing = runner.invoke(clients_app, ["disable", "cli_nobody", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 1
+
+
+def test_rotate_secret_prints_a_new_secret_and_the_old_one_stops_working(
+    http: httpx.Client, data_dir: Path
+) -> None:
+    created = runner.invoke(
+        clients_app,
+        [
+            "create",
+            "--name",
+            "rotor",
+            "--scopes",
+            "erp:read",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    old = json.loads(created.stdout)
+    old_token = token_for(http, old["client_id"], old["client_secret"])
+    rotated = runner.invoke(
+        clients_app,
+        ["rotate-secret", old["client_id"], "--revoke-tokens", "--json", "--data-dir",
+         str(data_dir)],
+    )  # fmt: skip
+    assert rotated.exit_code == 0, rotated.output
+    new = json.loads(rotated.stdout)
+    assert new["client_id"] == old["client_id"]
+    assert new["client_secret"] != old["client_secret"]
+    refused = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(old["client_id"], old["client_secret"]),
+    )
+    assert refused.status_code == 401
+    token_for(http, new["client_id"], new["client_secret"])
+    # --revoke-tokens: the token got with the old secret is refused too
+    deadline = time.monotonic() + 15
+    while http.get("/erp/v1/items/A", headers={"Authorization": f"Bearer {old_token}"}).is_success:
+        assert time.monotonic() < deadline, "the old token was never refused"
+        time.sleep(0.05)
+    table = runner.invoke(
+        clients_app, ["rotate-secret", old["client_id"], "--data-dir", str(data_dir)]
+    )
+    assert "shown this once" in table.stdout
+    missing = runner.invoke(
+        clients_app, ["rotate-secret", "cli_nobody", "--data-dir", str(data_dir)]
+    )
+    assert missing.exit_code == 1
+
+
+def test_keys_commands_are_registered_in_tally() -> None:
+    from tally.cli import app
+
+    result = runner.invoke(app, ["keys", "--help"])
+    assert result.exit_code == 0
+    for command in ("rotate", "list", "prune"):
+        assert command in result.stdout

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from gateway.app import create_app
@@ -259,3 +262,116 @@ def test_health_readiness_and_metrics(http: httpx.Client) -> None:
     metrics = http.get("/metrics").text
     assert 'service="gateway"' in metrics
     assert 'route="/erp/v1/{path}"' in metrics
+
+
+class RawService:
+    """A bare HTTP/1.1 server on a socket, to see what the gateway's pool does: counts
+    connections, answers HEAD with a length but no body, and can drop a kept-alive
+    socket when a second request arrives on it (the race of a service closing an idle
+    connection just as the gateway reuses it)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.drop_reused = False
+        self.unframed = False  # answer without a length and close: the body ends at EOF
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        buffer = b""
+        served = 0
+        with sock:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                if served and self.drop_reused:
+                    return  # closed without an answer
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                self.requests.append(head)
+                served += 1
+                body = b'{"n": %d}' % len(self.requests)
+                answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                if self.unframed:
+                    sock.sendall(answer + b"\r\n" + body)
+                    return
+                answer += b"content-length: %d\r\n\r\n" % len(body)
+                sock.sendall(answer if head.startswith(b"HEAD ") else answer + body)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def raw(
+    tmp_path: Path, upstream: tuple[Upstream, str]
+) -> Iterator[tuple[RawService, httpx.Client]]:
+    """A raw service behind /erp and a client of the gateway with a token for it."""
+    service = RawService()
+    settings = gateway_settings(tmp_path, upstream[1])
+    urls = dict(settings.service_urls, erp=service.url)
+    with serve(create_app(msgspec.structs.replace(settings, service_urls=urls))) as url:
+        registry = ClientRegistry(settings.database_url)
+        client_id, secret = registry.create("raw", "erp:read", tier="internal")
+        registry.close()
+        with httpx.Client(base_url=url, timeout=20) as http:
+            http.headers["Authorization"] = f"Bearer {token_for(http, client_id, secret)}"
+            yield service, http
+    service.close()
+
+
+def test_connections_to_a_service_are_kept_alive_and_reused(
+    raw: tuple[RawService, httpx.Client],
+) -> None:
+    service, http = raw
+    answers = [http.get(f"/erp/v1/items/{n}").json()["n"] for n in range(5)]
+    assert answers == [1, 2, 3, 4, 5]
+    assert service.connections == 1
+
+
+def test_head_has_no_body_and_leaves_the_pool_sound(raw: tuple[RawService, httpx.Client]) -> None:
+    _, http = raw
+    head = http.head("/erp/v1/items/1")
+    after = http.get("/erp/v1/items/2")
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "8"
+    assert head.content == b""
+    assert after.json() == {"n": 2}  # not mistaken for the HEAD's "body"
+
+
+def test_a_dropped_pooled_socket_is_retried_once_for_safe_methods_only(
+    raw: tuple[RawService, httpx.Client],
+) -> None:
+    service, http = raw
+    service.drop_reused = True
+    first = http.get("/erp/v1/items/1")
+    second = http.get("/erp/v1/items/2")  # meets the dropped socket, retried on a new one
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json() == {"n": 2}
+    assert service.connections == 2
+    unsafe = http.post("/erp/v1/items", json={})  # never retried: it may have acted
+    assert unsafe.status_code == 502
+    assert unsafe.headers["content-type"] == PROBLEM
+
+
+def test_an_answer_that_ends_when_the_service_closes_is_relayed_whole(
+    raw: tuple[RawService, httpx.Client],
+) -> None:
+    service, http = raw
+    service.unframed = True
+    answers = [http.get(f"/erp/v1/items/{n}") for n in range(2)]
+    assert [answer.json() for answer in answers] == [{"n": 1}, {"n": 2}]
+    assert service.connections == 2  # such a socket is never reused

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import stat
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from gateway.clients.registry import ClientRegistry
 from gateway.oauth.keys import KeyStore
@@ -200,7 +206,12 @@ def test_authorization_server_metadata(http: httpx.Client, settings: Settings) -
     assert set(meta["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "private_key_jwt",
     }
+    assert "none" not in meta["token_endpoint_auth_signing_alg_values_supported"]
+    assert meta["introspection_endpoint"] == f"{settings.issuer}/oauth/introspect"
+    assert meta["revocation_endpoint"] == f"{settings.issuer}/oauth/revoke"
+    assert meta["access_token_signing_alg_values_supported"] == ["ES256"]
     assert "orders:read" in meta["scopes_supported"]
 
 
@@ -225,3 +236,129 @@ def test_plain_http_issuer_off_loopback_is_refused(tmp_path: Path) -> None:
     )
     assert response.status_code == 400
     assert response.content["error"] == "insecure_transport"
+
+
+# -- refused tokens: each one a 401 problem+json at the gateway, nothing forwarded ----------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _claims(settings: Settings, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "sub": "cli_forged",
+        "client_id": "cli_forged",
+        "aud": ["erp"],
+        "scope": "erp:read erp:write",
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
+    claims.update(changes)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def _signed(data_dir: Path, claims: dict[str, Any], **header: Any) -> str:
+    """Signed with the gateway's real key: only the claims or header are wrong."""
+    key = KeyStore.in_data_dir(data_dir).active
+    full = {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"} | header
+    return jwt.encode({k: v for k, v in full.items() if v is not None}, claims, key)
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"") -> str:
+    head = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    return head + "." + _b64(signature)
+
+
+def _bad_tokens(data_dir: Path, settings: Settings, good: str) -> dict[str, str]:
+    store = KeyStore.in_data_dir(data_dir)
+    kid = store.active.kid
+    good_claims = _claims(settings)
+    public_pem = store.active.as_pem(private=False)
+    header = {"alg": "HS256", "kid": kid, "typ": "at+jwt"}
+    signing_input = _unsigned(header, good_claims).rsplit(".", 1)[0].encode()
+    hs256 = hmac.new(public_pem, signing_input, hashlib.sha256).digest()
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "stranger"}, private=True)
+    stranger_as_ours = ECKey.generate_key("P-256", parameters={"kid": kid}, private=True)
+    head, _, signature = good.split(".")
+    claims = _segment(good, 1) | {"scope": "admin"}
+    now = int(time.time())
+    return {
+        "alg none": _unsigned({"alg": "none", "kid": kid, "typ": "at+jwt"}, good_claims),
+        "HS256 keyed with the public key": _unsigned(header, good_claims, hs256),
+        "unknown kid": jwt.encode(
+            {"alg": "ES256", "kid": "stranger", "typ": "at+jwt"}, good_claims, stranger
+        ),
+        "our kid, another key": jwt.encode(
+            {"alg": "ES256", "kid": kid, "typ": "at+jwt"}, good_claims, stranger_as_ours
+        ),
+        "no kid": _signed(data_dir, good_claims, kid=None),
+        "expired": _signed(data_dir, _claims(settings, iat=now - 1000, exp=now - 300)),
+        "not yet valid": _signed(data_dir, _claims(settings, nbf=now + 300)),
+        "issued in the future": _signed(data_dir, _claims(settings, iat=now + 300)),
+        "wrong issuer": _signed(data_dir, _claims(settings, iss="https://evil.example")),
+        "wrong audience": _signed(data_dir, _claims(settings, aud=["billing"])),
+        "no jti": _signed(data_dir, _claims(settings, jti=None)),
+        "not an access token (typ JWT)": _signed(data_dir, good_claims, typ="JWT"),
+        "tampered payload": f"{head}.{_b64(json.dumps(claims).encode())}.{signature}",
+        "garbage": "not.a.token",
+    }
+
+
+def test_refused_tokens_are_401_problems_and_nothing_is_forwarded(
+    http: httpx.Client,
+    data_dir: Path,
+    settings: Settings,
+    registry: ClientRegistry,
+    upstream: tuple[Any, str],
+) -> None:
+    client_id, secret = registry.create("prober", "erp:read")
+    good = token_for(http, client_id, secret)
+    assert http.get("/erp/v1/items/A", headers={"Authorization": f"Bearer {good}"}).is_success
+    service = upstream[0]
+    before = len(service.calls)
+    for name, token in _bad_tokens(data_dir, settings, good).items():
+        response = http.get("/erp/v1/items/A", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, name
+        assert response.headers["content-type"] == "application/problem+json", name
+        assert response.json()["type"] == "/problems/unauthorized", name
+        assert 'error="invalid_token"' in response.headers["www-authenticate"], name
+    assert len(service.calls) == before  # the service saw none of them
+
+
+def test_refused_tokens_fail_every_verifier(
+    http: httpx.Client, data_dir: Path, settings: Settings, registry: ClientRegistry
+) -> None:
+    """The same checks in the verifier every service runs (keys from the JWKS)."""
+    client_id, secret = registry.create("prober", "erp:read")
+    good = token_for(http, client_id, secret)
+    jwks = http.get("/.well-known/jwks.json").json()
+    verifier = TokenVerifier(StaticKeys(jwks), issuer=settings.issuer, audience="erp")
+    assert asyncio.run(verifier.verify(good)).client_id == client_id
+    for name, token in _bad_tokens(data_dir, settings, good).items():
+        with pytest.raises(InvalidToken):  # noqa: PT012 (name the case that passed)
+            asyncio.run(verifier.verify(token))
+            pytest.fail(f"{name} was accepted")
+
+
+def test_token_lifetime_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALLY_TOKEN_LIFETIME_SECONDS", "120")
+    registry = ClientRegistry(f"sqlite:///{tmp_path / 'gateway.db'}")
+    client_id, secret = registry.create("short", "erp:read")
+    server = TallyAuthorizationServer(
+        registry, "http://127.0.0.1:8000", KeyStore.in_data_dir(tmp_path)
+    )
+    form = f"grant_type=client_credentials&client_id={client_id}&client_secret={secret}"
+    response = server.token_response(
+        form.encode(), {"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 200
+    assert response.content["expires_in"] == 120
+    claims = _segment(response.content["access_token"], 1)
+    assert claims["exp"] - claims["iat"] == 120
+    monkeypatch.setenv("TALLY_TOKEN_LIFETIME_SECONDS", "5")
+    with pytest.raises(ValueError, match=r"60\.\.86400"):
+        TallyAuthorizationServer(registry, "http://127.0.0.1:8000", KeyStore.in_data_dir(tmp_path))

@@ -99,9 +99,28 @@ def test_bound_client_cannot_place_for_another_customer(stack: Stack) -> None:
     mine = new_customer(stack)
     theirs = new_customer(stack)
     sku = new_item(stack)
-    response = place(stack, body(theirs, (sku, 1)), customer_id=mine, client_id="portal-a")
-    assert response.status_code == 404, response.text
-    assert orders_of(stack, theirs) == []
+    # An existing other customer and an unknown one get the same answer (ADR 0014).
+    for target in (theirs, uid("NOPE")):
+        response = place(stack, body(target, (sku, 1)), customer_id=mine, client_id="portal-a")
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"] == "/problems/customer-not-permitted"
+        assert theirs not in response.text
+        assert orders_of(stack, target) == []
+    assert orders_of(stack, mine) == []
+    # The same client may place for its own customer, so the 403 is about the binding.
+    response = place(stack, body(mine, (sku, 1)), customer_id=mine, client_id="portal-a")
+    assert response.status_code in (201, 409), response.text
+
+
+def test_an_oversized_order_body_is_413_and_writes_nothing(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    padded = body(customer_id, (sku, 1)) | {"channel": "x" * (128 * 1024)}
+    response = place(stack, padded)
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert orders_of(stack, customer_id) == []
 
 
 def test_unknown_order_is_404(stack: Stack) -> None:

@@ -113,6 +113,27 @@ ORDERS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Two well-formed orders of C3 for the list queries (C1's O-BAD breaks the contract).
+for _n in (30, 31):
+    ORDERS[f"O-{_n}"] = {
+        "order_id": f"O-{_n}",
+        "status": "released",
+        "customer_id": "C3",
+        "channel": "portal",
+        "currency": "USD",
+        "lines": [
+            {
+                "sku": "SKU-A",
+                "quantity": 1,
+                "allocated": 1,
+                "backordered": 0,
+                "shipped": 0,
+                "unit_price": MONEY,
+            }
+        ],
+        "shipments": [],
+    }
+
 
 def _invoice(
     invoice_id: str, order_id: str, shipment_id: str, customer: str, qty: int
@@ -134,6 +155,7 @@ INVOICES = [
     _invoice("INV-1", "O-1", "S-1", "C1", 2),
     _invoice("INV-2", "O-2", "S-2", "C1", 1),
     _invoice("INV-9", "O-9", "S-9", "C2", 1),
+    _invoice("INV-30", "O-30", "S-30", "C3", 1),
 ]
 
 ITEMS = {

@@ -121,7 +121,31 @@ def orders_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
             raise _not_found("order")
         return order
 
-    return _service("orders", [get_order], issuer, state)
+    @get("/orders/v1/orders", **requires("orders:read"), sync_to_thread=False)
+    def list_orders(
+        request: Request[Any, Any, Any],
+        customer_id: Annotated[str | None, QueryParameter(name="customer_id")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, QueryParameter(name="cursor")] = None,
+    ) -> dict[str, Any]:
+        principal = _principal(request)
+        if principal.customer_id is not None:  # the real service's rule (ADR 0014)
+            if customer_id not in (None, principal.customer_id):
+                return {"items": [], "next_cursor": None}
+            customer_id = principal.customer_id
+        if cursor is not None and cursor not in state.orders:
+            raise ProblemError(400, "bad-request", "The cursor is not valid.")
+        matching = [
+            order
+            for order_id, order in sorted(state.orders.items())
+            if (customer_id is None or order["customer_id"] == customer_id)
+            and (cursor is None or order_id > cursor)
+        ]
+        page = matching[:limit]
+        more = len(matching) > limit
+        return {"items": page, "next_cursor": page[-1]["order_id"] if more else None}
+
+    return _service("orders", [get_order, list_orders], issuer, state)
 
 
 def billing_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:

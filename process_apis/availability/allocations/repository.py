@@ -5,13 +5,96 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.availability.db import allocation_demands, allocation_lines, allocations
+from process_apis.availability.db import (
+    allocation_demands,
+    allocation_groups,
+    allocation_lines,
+    allocations,
+)
 from process_apis.availability.schemas import Allocation, AllocationLine, LocationClaim
+from shared.problems import ProblemError
 
 CLAIMS = allocation_lines
+Claims = dict[tuple[int, str], tuple[str, int]]  # (line_no, location_id) -> (sku, quantity)
+
+
+async def insert_header(
+    conn: AsyncConnection, allocation_id: str, channel: str, policy: str, now: datetime
+) -> None:
+    """The allocation's header (status allocated, version 1); 409 when the order has
+    one already. In a savepoint so the caller's transaction survives the refusal."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(allocations).values(
+                    allocation_id=allocation_id,
+                    order_id=allocation_id,
+                    channel=channel,
+                    policy=policy,
+                    status="allocated",
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError as exc:
+        raise ProblemError(
+            409, "duplicate-allocation", f"Order {allocation_id} is already allocated."
+        ) from exc
+
+
+async def write_claims(
+    conn: AsyncConnection,
+    allocation_id: str,
+    demands: list[tuple[str, int]],
+    claims: Claims,
+    customer_group: str | None,
+) -> None:
+    """The requested lines, the claims per line and location, the customer group, and
+    the status they add up to."""
+    await conn.execute(
+        insert(allocation_demands),
+        [
+            {"allocation_id": allocation_id, "line_no": n, "sku": sku, "quantity": quantity}
+            for n, (sku, quantity) in enumerate(demands, start=1)
+        ],
+    )
+    if claims:
+        await conn.execute(
+            insert(allocation_lines),
+            [
+                {
+                    "allocation_id": allocation_id,
+                    "line_no": line_no,
+                    "location_id": location_id,
+                    "order_id": allocation_id,
+                    "sku": sku,
+                    "quantity": quantity,
+                    "shipped": 0,
+                    "released": 0,
+                }
+                for (line_no, location_id), (sku, quantity) in sorted(claims.items())
+            ],
+        )
+    if customer_group is not None:
+        await conn.execute(
+            insert(allocation_groups).values(
+                allocation_id=allocation_id, customer_group=customer_group
+            )
+        )
+    requested = sum(quantity for _, quantity in demands)
+    claimed = sum(quantity for _, quantity in claims.values())
+    if claimed < requested:
+        status = "partially_allocated" if claimed else "backordered"
+        await conn.execute(
+            update(allocations)
+            .where(allocations.c.allocation_id == allocation_id)
+            .values(status=status)
+        )
 
 
 def open_quantity() -> Any:
@@ -127,7 +210,13 @@ async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:
                 ],
             )
         )
+    group = await conn.scalar(
+        select(allocation_groups.c.customer_group).where(
+            allocation_groups.c.allocation_id == allocation_id
+        )
+    )
     return Allocation(
+        customer_group=group,
         allocation_id=head.allocation_id,
         order_id=head.order_id,
         channel=head.channel,

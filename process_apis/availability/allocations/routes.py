@@ -4,11 +4,12 @@ from litestar import Controller, Response, get, post
 
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
+from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
-from shared.db import Database, Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.db import Database
+from shared.idempotency import IdempotencyKey
 from shared.models import IdParam
 from shared.problems import ProblemError, problem_responses
 
@@ -33,16 +34,11 @@ class AllocationController(Controller):
     async def create_allocation(
         self,
         data: AllocationIn,
-        idempotency: IdempotencyStore,
+        allocation_batcher: AllocationBatcher,
         principal: Principal,
         idempotency_key: IdempotencyKey,
     ) -> Response[Allocation]:
-        async def effect(tx: Tx) -> tuple[int, Allocation]:
-            return 201, await service.allocate(tx, data, idempotency_key)
-
-        return await idempotency.run_once(
-            client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
-        )
+        return await allocation_batcher.submit(principal.client_id, idempotency_key, data)
 
     @get(
         "/{allocation_id:str}",

@@ -5,17 +5,24 @@ can never promise more than there is."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from process_apis.availability import clock
 from process_apis.availability.allocations import repository as repo
-from process_apis.availability.allocations.planner import plan_allocation, planned
-from process_apis.availability.db import allocation_demands, allocation_lines, allocations
+from process_apis.availability.allocations.planner import Line, Plan, plan_allocation, planned
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause
+from process_apis.availability.rules.allowance import (
+    Buyer,
+    channel_view,
+    eligible_available,
+    load_terms,
+)
 from process_apis.availability.schemas import Allocation, AllocationIn
+from process_apis.availability.strategies.repository import geography, strategy_of
 from shared.db import Tx
 from shared.events.catalog import (
     STREAM_AVAILABILITY,
@@ -36,30 +43,18 @@ def _stock_changed() -> ProblemError:
 
 
 async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocation:
+    """Allocates the order's lines in the caller's transaction (the batcher runs
+    several, each in a savepoint), under the channel's rules and warehouse strategy."""
     conn = tx.conn
-    now = datetime.now(UTC)
+    now = clock.now()
     allocation_id = data.order_id
-    try:
-        async with conn.begin_nested():
-            await conn.execute(
-                insert(allocations).values(
-                    allocation_id=allocation_id,
-                    order_id=data.order_id,
-                    channel=data.channel,
-                    policy=data.policy,
-                    status="allocated",
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError as exc:
-        raise ProblemError(
-            409, "duplicate-allocation", f"Order {data.order_id} is already allocated."
-        ) from exc
+    await repo.insert_header(conn, allocation_id, data.channel, data.policy, now)
 
-    book = await PositionBook.lock(conn, [line.sku for line in data.lines])
-    plan = plan_allocation(book, data.lines)
+    skus = [line.sku for line in data.lines]
+    book = await PositionBook.lock(conn, skus, now=now)
+    plan = await plan_under_rules(
+        conn, book, data.lines, Buyer(data.channel, data.customer_group), data.ship_to, now
+    )
     short = [
         {"sku": line.sku, "requested": line.quantity, "available": planned(takes)}
         for line, takes in zip(data.lines, plan, strict=True)
@@ -76,7 +71,7 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
         plan = [[] for _ in plan]
 
     cause = Cause("allocation", SOURCE, allocation_id, idempotency_key)
-    claims: dict[tuple[int, str], tuple[str, int]] = {}
+    claims: repo.Claims = {}
     for line_no, takes in enumerate(plan, start=1):
         for key, quantity in takes:
             if not await book.apply(
@@ -86,57 +81,47 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
             _, before = claims.get((line_no, key.location_id), (key.sku, 0))
             claims[(line_no, key.location_id)] = (key.sku, before + quantity)
 
-    await conn.execute(
-        insert(allocation_demands),
-        [
-            {
-                "allocation_id": allocation_id,
-                "line_no": n,
-                "sku": line.sku,
-                "quantity": line.quantity,
-            }
-            for n, line in enumerate(data.lines, start=1)
-        ],
-    )
-    if claims:
-        await conn.execute(
-            insert(allocation_lines),
-            [
-                {
-                    "allocation_id": allocation_id,
-                    "line_no": line_no,
-                    "location_id": location_id,
-                    "order_id": data.order_id,
-                    "sku": sku,
-                    "quantity": quantity,
-                    "shipped": 0,
-                    "released": 0,
-                }
-                for (line_no, location_id), (sku, quantity) in sorted(claims.items())
-            ],
-        )
-    requested = sum(line.quantity for line in data.lines)
-    claimed = sum(quantity for _, quantity in claims.values())
-    if claimed < requested:
-        status = "partially_allocated" if claimed else "backordered"
-        await conn.execute(
-            allocations.update()
-            .where(allocations.c.allocation_id == allocation_id)
-            .values(status=status)
-        )
+    demands = [(line.sku, line.quantity) for line in data.lines]
+    await repo.write_claims(conn, allocation_id, demands, claims, data.customer_group)
     result = await repo.load(conn, allocation_id)
     assert result is not None
+    emit_allocated(tx, result, claims)
+    return result
+
+
+async def plan_under_rules(
+    conn: AsyncConnection,
+    book: PositionBook,
+    lines: Sequence[Line],
+    buyer: Buyer,
+    ship_to: str | None,
+    now: datetime,
+) -> Plan:
+    """The plan of ``lines`` under the buyer's channel strategy and channel rules. Run
+    it on a book locked in this transaction: the rules' inputs (what each channel and
+    group holds) only change under the same position locks."""
+    skus = [line.sku for line in lines]
+    strategy = await strategy_of(conn, buyer.channel)
+    places = await geography(conn) if strategy.ranking == "nearest" and ship_to else None
+    limits = {
+        sku: channel_view(eligible_available(book, sku, strategy.eligible), terms, buyer)[0]
+        for sku, terms in (await load_terms(conn, book, skus, now)).items()
+    }
+    return plan_allocation(book, lines, strategy, limits=limits, ship_to=ship_to, geography=places)
+
+
+def emit_allocated(tx: Tx, result: Allocation, claims: repo.Claims) -> None:
     tx.emit(
         STREAM_AVAILABILITY,
         new_event(
             source=SOURCE,
             type_="inventory.allocated",
-            subject=allocation_id,
+            subject=result.allocation_id,
             sequence=result.version,
             payload=InventoryAllocated(
-                allocation_id=allocation_id,
-                order_id=data.order_id,
-                channel=data.channel,
+                allocation_id=result.allocation_id,
+                order_id=result.order_id,
+                channel=result.channel,
                 lines=[
                     LocatedLine(sku=sku, location_id=location_id, quantity=quantity)
                     for (_, location_id), (sku, quantity) in sorted(claims.items())
@@ -144,7 +129,6 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
             ),
         ),
     )
-    return result
 
 
 async def release(tx: Tx, allocation_id: str) -> Allocation:
@@ -159,7 +143,7 @@ async def release(tx: Tx, allocation_id: str) -> Allocation:
         assert result is not None
         return result
 
-    now = datetime.now(UTC)
+    now = clock.now()
     cause = Cause("release", SOURCE, allocation_id)
     book = await PositionBook.lock(conn, [c.sku for c in claims])
     released: list[LocatedLine] = []

@@ -1,7 +1,7 @@
 """Facts from the WMS (``tally.wms``) applied to the positions. Each handler runs in
 the transaction that records the event in the inbox, so an event applies once.
 
-Both are ORDERED: the WMS numbers a warehouse's stock changes (subject
+All are ORDERED (picks, adjustments and returns are in consumers/wms_stock.py): the WMS numbers a warehouse's stock changes (subject
 ``warehouse:{id}``, sequence = its stock version), and positions apply them in that
 order. A shipment that arrives before the receipt it draws on is parked until the
 receipt has applied; a replay of an applied change is stale."""
@@ -12,6 +12,13 @@ import logging
 from datetime import UTC, datetime
 
 from process_apis.availability.allocations.shipments import apply_shipment
+from process_apis.availability.consumers.wms_stock import (
+    on_adjusted,
+    on_pick,
+    on_return_dispositioned,
+    on_return_received,
+    release_external_picks,
+)
 from process_apis.availability.positions.ledger import Cause, PositionKey, change, ensure
 from shared.db import Tx
 from shared.events.catalog import ReceiptPosted
@@ -40,11 +47,16 @@ async def on_receipt(tx: Tx, event: Event) -> None:
 
 
 async def on_shipment(tx: Tx, event: Event) -> None:
+    await release_external_picks(tx, event)
     await apply_shipment(tx, event)
 
 
 HANDLERS: dict[str, EventHandler] = {
     "receipt.posted": ApplyOnly(on_receipt),
+    "pick.confirmed": ApplyOnly(on_pick),
     "shipment.dispatched": ApplyOnly(on_shipment),
+    "inventory.adjusted": ApplyOnly(on_adjusted),
+    "return.received": ApplyOnly(on_return_received),
+    "return.dispositioned": ApplyOnly(on_return_dispositioned),
 }
 ORDERED_TYPES = frozenset(HANDLERS)  # stock changes apply in the warehouse's order

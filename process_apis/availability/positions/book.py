@@ -1,32 +1,58 @@
 """A set of positions locked for one transaction, with their values kept current as
-changes are applied, so a multi-line operation decides on what it has already done."""
+changes are applied, so a multi-line operation decides on what it has already done.
+
+``values`` are the stored buckets; ``lapsed`` the reserved units of holds whose time
+ran out (read under the same locks), which ``atp`` no longer deducts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from process_apis.availability.db import positions
 from process_apis.availability.positions.ledger import (
     Cause,
     PositionKey,
     atp_of,
     buckets_of,
     change,
+    lapsed_by_position,
     locked_rows,
 )
 
 
 class PositionBook:
-    def __init__(self, values: dict[PositionKey, dict[str, int]]) -> None:
+    def __init__(
+        self,
+        values: dict[PositionKey, dict[str, int]],
+        lapsed: dict[PositionKey, int] | None = None,
+    ) -> None:
         self.values = values
+        self.lapsed = lapsed or {}
 
     @classmethod
     async def lock(
-        cls, conn: AsyncConnection, skus: list[str], location_id: str | None = None
+        cls,
+        conn: AsyncConnection,
+        skus: list[str],
+        location_id: str | None = None,
+        *,
+        now: datetime | None = None,
     ) -> PositionBook:
+        """Locks the positions; with ``now``, also reads the holds lapsed by then."""
         rows = await locked_rows(conn, skus, location_id)
-        return cls({PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows})
+        values = {PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows}
+        lapsed = await lapsed_by_position(conn, skus, now, location_id) if now is not None else {}
+        return cls(values, lapsed)
+
+    @classmethod
+    async def read(cls, conn: AsyncConnection, skus: list[str], now: datetime) -> PositionBook:
+        """The same view without locks, for answers that guard no write."""
+        rows = await conn.execute(select(positions).where(positions.c.sku.in_(sorted(set(skus)))))
+        values = {PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows}
+        return cls(values, await lapsed_by_position(conn, skus, now))
 
     def get(self, key: PositionKey, bucket: str) -> int:
         found = self.values.get(key)
@@ -34,7 +60,7 @@ class PositionBook:
 
     def atp(self, key: PositionKey) -> int:
         found = self.values.get(key)
-        return atp_of(found) if found else 0
+        return atp_of(found) + self.lapsed.get(key, 0) if found else 0
 
     def keys_at(self, sku: str, location_id: str) -> list[PositionKey]:
         return sorted(k for k in self.values if k.sku == sku and k.location_id == location_id)

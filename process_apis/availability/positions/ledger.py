@@ -1,6 +1,11 @@
 """Position changes. Each change is one conditional UPDATE of a position, guarded in
 SQL so no bucket goes negative (and, for an allocation, so ATP covers it), plus one
-row in the append-only movement ledger, both in the caller's transaction."""
+row in the append-only movement ledger, both in the caller's transaction.
+
+``reserved`` as stored is the sum of the holds not yet released, expired or converted
+by a write. A hold past its ``expires_at`` stops counting at once: every ATP decision
+adds back the lapsed holds of the position, evaluated in SQL against ``now``
+(``active_atp_expression``), so correctness never waits for the expiry sweeper."""
 
 from __future__ import annotations
 
@@ -14,7 +19,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.availability.db import ATP_DEDUCTIONS, BUCKETS, delta_column, movements, positions
+from process_apis.availability.db import (
+    ATP_DEDUCTIONS,
+    BUCKETS,
+    delta_column,
+    hold_lines,
+    movements,
+    positions,
+)
 
 SOURCE = "tally.availability"
 
@@ -41,6 +53,28 @@ def atp_expression() -> ColumnElement[Any]:
     for bucket in ATP_DEDUCTIONS:
         expr = expr - positions.c[bucket]
     return expr
+
+
+def lapsed_reserved(now: datetime) -> ColumnElement[Any]:
+    """Per position (correlated to ``positions``): the stored ``reserved`` of holds
+    whose time ran out by ``now`` but that no write has expired yet."""
+    lapsed = (
+        select(func.coalesce(func.sum(hold_lines.c.quantity), 0))
+        .where(
+            hold_lines.c.sku == positions.c.sku,
+            hold_lines.c.location_id == positions.c.location_id,
+            hold_lines.c.lot == positions.c.lot,
+            hold_lines.c.active == 1,
+            hold_lines.c.expires_at <= now,
+        )
+        .scalar_subquery()
+    )
+    return lapsed
+
+
+def active_atp_expression(now: datetime) -> ColumnElement[Any]:
+    """ATP with only the holds still active at ``now`` deducted."""
+    return atp_expression() + lapsed_reserved(now)
 
 
 def atp_of(values: Mapping[str, int]) -> int:
@@ -84,14 +118,16 @@ async def change(
     *,
     now: datetime,
     require_atp: int | None = None,
+    expect: Mapping[str, int] | None = None,
 ) -> bool:
     """Apply ``deltas`` to one position and write its ledger row. Returns False, having
-    changed nothing, when the position is missing, a bucket would go negative, or its
-    ATP is below ``require_atp``."""
+    changed nothing, when the position is missing, a bucket would go negative, its
+    ATP (holds lapsed by ``now`` not deducted) is below ``require_atp``, or a bucket
+    named in ``expect`` does not hold exactly the expected value (compare-and-set)."""
     deltas = {bucket: d for bucket, d in deltas.items() if d}
     if not deltas:
         return True
-    unknown = set(deltas) - set(BUCKETS)
+    unknown = (set(deltas) | set(expect or {})) - set(BUCKETS)
     if unknown:
         raise ValueError(f"unknown buckets {sorted(unknown)}")
     stmt = (
@@ -106,7 +142,9 @@ async def change(
         if d < 0:
             stmt = stmt.where(positions.c[bucket] >= -d)
     if require_atp is not None:
-        stmt = stmt.where(atp_expression() >= require_atp)
+        stmt = stmt.where(active_atp_expression(now) >= require_atp)
+    for bucket, value in (expect or {}).items():
+        stmt = stmt.where(positions.c[bucket] == value)
     result = await conn.execute(stmt)
     if result.rowcount != 1:
         return False
@@ -124,6 +162,30 @@ async def change(
         )
     )
     return True
+
+
+async def lapsed_by_position(
+    conn: AsyncConnection, skus: list[str], now: datetime, location_id: str | None = None
+) -> dict[PositionKey, int]:
+    """Reserved units of holds lapsed by ``now`` (not yet swept), per position."""
+    query = (
+        select(
+            hold_lines.c.sku,
+            hold_lines.c.location_id,
+            hold_lines.c.lot,
+            func.sum(hold_lines.c.quantity).label("lapsed"),
+        )
+        .where(
+            hold_lines.c.sku.in_(sorted(set(skus))),
+            hold_lines.c.active == 1,
+            hold_lines.c.expires_at <= now,
+        )
+        .group_by(hold_lines.c.sku, hold_lines.c.location_id, hold_lines.c.lot)
+    )
+    if location_id is not None:
+        query = query.where(hold_lines.c.location_id == location_id)
+    rows = await conn.execute(query)
+    return {PositionKey(r.sku, r.location_id, r.lot): int(r.lapsed) for r in rows}
 
 
 async def locked_rows(

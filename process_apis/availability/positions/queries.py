@@ -10,7 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import BUCKETS, delta_column, movements, positions
-from process_apis.availability.positions.ledger import atp_of, buckets_of
+from process_apis.availability.positions.ledger import (
+    PositionKey,
+    atp_of,
+    buckets_of,
+    lapsed_by_position,
+)
 from process_apis.availability.schemas import (
     ItemAvailability,
     LocationAvailability,
@@ -23,22 +28,33 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _item(sku: str, rows: Sequence[Any]) -> ItemAvailability:
+def active_buckets(row: Any, lapsed: dict[PositionKey, int]) -> tuple[dict[str, int], int]:
+    """The row's buckets with ``reserved`` counting only active holds, and the lapsed."""
+    values = buckets_of(row)
+    gone = lapsed.get(PositionKey(row.sku, row.location_id, row.lot), 0)
+    values["reserved"] -= gone
+    return values, gone
+
+
+def _item(sku: str, rows: Sequence[Any], lapsed: dict[PositionKey, int]) -> ItemAvailability:
     by_location: dict[str, list[Any]] = {}
     for row in rows:
         by_location.setdefault(row.location_id, []).append(row)
     locations = []
     for location_id, lot_rows in sorted(by_location.items()):
-        sums = {b: sum(int(getattr(r, b)) for r in lot_rows) for b in BUCKETS}
-        lots = [
-            LotPosition(
-                lot=r.lot or None,
-                available_to_promise=atp_of(buckets_of(r)),
-                updated_at=utc(r.updated_at),
-                **buckets_of(r),
+        lots = []
+        for r in lot_rows:
+            values, gone = active_buckets(r, lapsed)
+            lots.append(
+                LotPosition(
+                    lot=r.lot or None,
+                    available_to_promise=atp_of(values),
+                    updated_at=utc(r.updated_at),
+                    reserved_lapsed=gone,
+                    **values,
+                )
             )
-            for r in lot_rows
-        ]
+        sums = {b: sum(getattr(lot, b) for lot in lots) for b in BUCKETS}
         locations.append(
             LocationAvailability(
                 location_id=location_id, available_to_promise=atp_of(sums), lots=lots, **sums
@@ -54,8 +70,12 @@ def _item(sku: str, rows: Sequence[Any]) -> ItemAvailability:
     )
 
 
-async def items(conn: AsyncConnection, skus: Sequence[str]) -> list[ItemAvailability]:
-    """Availability of each sku, in the order asked; a sku never seen answers zeros."""
+async def items(
+    conn: AsyncConnection, skus: Sequence[str], now: datetime | None = None
+) -> list[ItemAvailability]:
+    """Availability of each sku at ``now`` (holds lapsed by then do not count), in the
+    order asked; a sku never seen answers zeros."""
+    now = now or datetime.now(UTC)
     rows = (
         await conn.execute(
             select(positions)
@@ -63,10 +83,11 @@ async def items(conn: AsyncConnection, skus: Sequence[str]) -> list[ItemAvailabi
             .order_by(positions.c.sku, positions.c.location_id, positions.c.lot)
         )
     ).all()
+    lapsed = await lapsed_by_position(conn, list(skus), now)
     by_sku: dict[str, list[Any]] = {}
     for row in rows:
         by_sku.setdefault(row.sku, []).append(row)
-    return [_item(sku, by_sku.get(sku, [])) for sku in dict.fromkeys(skus)]
+    return [_item(sku, by_sku.get(sku, []), lapsed) for sku in dict.fromkeys(skus)]
 
 
 async def item_movements(conn: AsyncConnection, sku: str, after: int, limit: int) -> list[Movement]:

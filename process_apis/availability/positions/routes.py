@@ -5,11 +5,15 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
+from process_apis.availability import clock
 from process_apis.availability.positions import queries
+from process_apis.availability.rules.allowance import Buyer
+from process_apis.availability.rules.view import for_channel
 from process_apis.availability.schemas import ItemAvailability, Movement
 from shared.auth.litestar_auth import requires
 from shared.db import Database
 from shared.models import (
+    ID_PATTERN,
     SKU_PATTERN,
     CursorParam,
     LimitParam,
@@ -30,6 +34,28 @@ SkusQuery = Annotated[
         schema_extra={
             "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN}
         },
+    ),
+]
+
+
+ChannelQuery = Annotated[
+    str | None,
+    QueryParameter(
+        required=False,
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Answer channel_available for this channel (its rules and locations).",
+    ),
+]
+GroupQuery = Annotated[
+    str | None,
+    QueryParameter(
+        required=False,
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="The customer group the channel sells to (its ring-fences count as its own).",
     ),
 ]
 
@@ -58,18 +84,33 @@ class ItemController(Controller):
         sku: SkusQuery,
     ) -> Page[ItemAvailability]:
         async with db.read() as conn:
-            return Page(await queries.items(conn, sku), None)
+            return Page(await queries.items(conn, sku, clock.now()), None)
 
     @get(
         "/{sku:str}",
         operation_id="getItemAvailability",
         summary="Available-to-promise of one item, per location, with its source positions",
+        description=(
+            "With `channel` (and `customer_group`), also `channel_available`: the ATP "
+            "of the channel's eligible locations minus what ring-fences keep for "
+            "others, within the channel's cap (decision 0007)."
+        ),
         responses=problem_responses(),
         **requires("inventory:read"),
     )
-    async def get_item(self, sku: SkuParam, db: Database) -> ItemAvailability:
+    async def get_item(
+        self,
+        sku: SkuParam,
+        db: Database,
+        channel: ChannelQuery = None,
+        customer_group: GroupQuery = None,
+    ) -> ItemAvailability:
+        now = clock.now()
         async with db.read() as conn:
-            return (await queries.items(conn, [sku]))[0]
+            found = (await queries.items(conn, [sku], now))[0]
+            if channel is None:
+                return found
+            return await for_channel(conn, found, Buyer(channel, customer_group), now)
 
     @get(
         "/{sku:str}/movements",

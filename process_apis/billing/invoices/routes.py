@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
+from litestar.params import QueryParameter
 
 from process_apis.billing.invoices.schemas import Invoice
 from process_apis.billing.invoices.service import InvoiceService
@@ -8,6 +11,18 @@ from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.models import CursorParam, IdParam, LimitParam, OrderIdListQuery, Page
 from shared.problems import problem_responses
+
+CustomerFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="customer_id",
+        required=False,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$",
+        description="Only this customer's invoices.",
+    ),
+]
 
 
 class InvoiceController(Controller):
@@ -17,7 +32,7 @@ class InvoiceController(Controller):
     @get(
         "/",
         operation_id="listInvoices",
-        summary="List invoices, optionally of some orders (repeat order_id)",
+        summary="List invoices, optionally of some orders (repeat order_id) or one customer",
         responses=problem_responses(),
         **requires("billing:read"),
     )
@@ -26,15 +41,18 @@ class InvoiceController(Controller):
         invoices: InvoiceService,
         principal: Principal,
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
+        customer_id: CustomerFilter = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
-        return await invoices.list(principal, list(order_id), cursor, limit)
+        """A client bound to a customer sees that customer's invoices only, whatever
+        ``customer_id`` it asks for."""
+        return await invoices.list(principal, list(order_id), customer_id, cursor, limit)
 
     @get(
         "/{invoice_id:str}",
         operation_id="getInvoice",
-        summary="Read one invoice",
+        summary="Read one invoice (another customer's: 404)",
         responses=problem_responses(404),
         **requires("billing:read"),
     )

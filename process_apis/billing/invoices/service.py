@@ -23,13 +23,22 @@ class InvoiceService:
         return invoice
 
     async def list(
-        self, principal: Principal, order_ids: list[str], cursor: str | None, limit: int
+        self,
+        principal: Principal,
+        order_ids: list[str],
+        customer_id: str | None,
+        cursor: str | None,
+        limit: int,
     ) -> Page[Invoice]:
+        if principal.customer_id is not None:
+            if customer_id not in (None, principal.customer_id):
+                return Page([], None)
+            customer_id = principal.customer_id
         async with self.db.read() as conn:
             found = await repo.page(
                 conn,
                 order_ids=order_ids,
-                customer_id=principal.customer_id,
+                customer_id=customer_id,
                 after=decode_cursor(cursor),
                 limit=limit + 1,
             )

@@ -51,7 +51,13 @@ class PlaceOrder:
     # -- the request ---------------------------------------------------------------
     async def run(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
         if not principal.may_see_customer(data.customer_id):
-            raise ProblemError(404, "customer-not-found", f"No customer {data.customer_id}.")
+            # Decided from the token alone, before any lookup: the same answer whether
+            # the other customer exists or not (ADR 0014).
+            raise ProblemError(
+                403,
+                "customer-not-permitted",
+                f"This client may place orders for customer {principal.customer_id} only.",
+            )
         fp = fingerprint(data)
         async with self.db.read() as conn:
             found = self.idempotency.check(

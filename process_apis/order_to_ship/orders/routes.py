@@ -13,6 +13,8 @@ from shared.idempotency import IdempotencyKey
 from shared.models import CursorParam, IdParam, LimitParam, Page
 from shared.problems import problem_responses
 
+MAX_ORDER_BODY_BYTES = 64 * 1024
+
 CustomerFilter = Annotated[
     str | None,
     QueryParameter(
@@ -29,12 +31,14 @@ CustomerFilter = Annotated[
 class OrderController(Controller):
     path = "/orders/v1/orders"
     tags = ["orders"]
+    # 100 lines are a few KiB; anything near this is not an order (413 problem+json).
+    request_max_body_size = MAX_ORDER_BODY_BYTES
 
     @post(
         "/",
         operation_id="placeOrder",
         summary="Place an order: credit and price checks, allocation, release to warehouses",
-        responses=problem_responses(404, 409, 422, 502, 503),
+        responses=problem_responses(409, 413, 422, 502, 503),
         **requires("orders:write"),
     )
     async def place_order(
@@ -45,14 +49,16 @@ class OrderController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[Order]:
         """Unknown customer or sku, and an exceeded credit limit, answer 422; insufficient
-        stock (policy ``reject``) answers 409. None of them leaves anything written."""
+        stock (policy ``reject``) answers 409; a client bound to one customer placing for
+        another answers 403 ``/problems/customer-not-permitted``. None of them leaves
+        anything written."""
         result: Response[Any] = await orders.place(principal, idempotency_key, data)
         return result
 
     @get(
         "/",
         operation_id="listOrders",
-        summary="List orders, optionally of one customer",
+        summary="List orders, optionally of one customer (a bound client: its own only)",
         responses=problem_responses(),
         **requires("orders:read"),
     )
@@ -69,7 +75,7 @@ class OrderController(Controller):
     @get(
         "/{order_id:str}",
         operation_id="getOrder",
-        summary="Read one order with its lines and shipments",
+        summary="Read one order with its lines and shipments (another customer's: 404)",
         responses=problem_responses(404),
         **requires("orders:read"),
     )

@@ -13,6 +13,7 @@ from shared.db import Database, Tx
 from shared.models import Money
 from shared.problems import ProblemError
 from system_apis.erp import db as tables
+from system_apis.erp.adapters.purchasing import ReferencePurchasing
 from system_apis.erp.port import DuplicateRecord
 from system_apis.erp.schemas import (
     Customer,
@@ -44,7 +45,7 @@ def _customer(row: Any) -> Customer:
     )
 
 
-class ReferenceErp:
+class ReferenceErp(ReferencePurchasing):
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,12 +22,13 @@ def lot_out(lot: str) -> str | None:
     return lot or None
 
 
-async def require_warehouse(conn: AsyncConnection, warehouse_id: str) -> None:
-    found = await conn.scalar(
-        select(tables.warehouses.c.warehouse_id).where(
-            tables.warehouses.c.warehouse_id == warehouse_id
-        )
+async def require_warehouse(
+    conn: AsyncConnection, warehouse_id: str, *, lock: bool = False
+) -> None:
+    query = select(tables.warehouses.c.warehouse_id).where(
+        tables.warehouses.c.warehouse_id == warehouse_id
     )
+    found = await conn.scalar(query.with_for_update() if lock else query)
     if found is None:
         raise UnknownWarehouse(f"No warehouse {warehouse_id}.")
 
@@ -75,3 +76,44 @@ async def add_stock(
             },
         )
     )
+
+
+def available_expression() -> ColumnElement[Any]:
+    """What may still be picked or shipped: on_hand less every held part of it."""
+    stock = tables.stock
+    expr: ColumnElement[Any] = stock.c.on_hand
+    for column in tables.HELD:
+        expr = expr - stock.c[column]
+    return expr
+
+
+async def change_stock(
+    conn: AsyncConnection,
+    warehouse_id: str,
+    sku: str,
+    lot: str,
+    deltas: dict[str, int],
+    now: datetime,
+) -> bool:
+    """Add ``deltas`` (columns of ``stock``) to one (warehouse, sku, lot) in one
+    conditional UPDATE: False, having changed nothing, when a column would go negative
+    or more would be held than is on hand. The row is created first when missing."""
+    deltas = {column: d for column, d in deltas.items() if d}
+    if not deltas:
+        return True
+    await add_stock(conn, warehouse_id, sku, lot, 0, now)
+    stock = tables.stock
+    stmt = (
+        update(stock)
+        .where(stock.c.warehouse_id == warehouse_id, stock.c.sku == sku, stock.c.lot == lot)
+        .values({stock.c[c]: stock.c[c] + d for c, d in deltas.items()} | {"updated_at": now})
+    )
+    for column, d in deltas.items():
+        if d < 0:
+            stmt = stmt.where(stock.c[column] >= -d)
+    # available after the change = available now + d(on_hand) - sum of d(held) >= 0
+    shift = deltas.get("on_hand", 0) - sum(deltas.get(c, 0) for c in tables.HELD)
+    if shift < 0:
+        stmt = stmt.where(available_expression() >= -shift)
+    result = await conn.execute(stmt)
+    return bool(result.rowcount == 1)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
 from system_apis.wms.adapters.common import (
+    available_expression,
     bump_stock_version,
     lot_out,
     require_warehouse,
@@ -37,6 +38,7 @@ from system_apis.wms.schemas import (
 
 FO = tables.fulfillment_orders
 FL = tables.fulfillment_lines
+PL = tables.pick_lines
 STOCK = tables.stock
 
 
@@ -76,11 +78,37 @@ async def _locked_head(conn: AsyncConnection, fulfillment_order_id: str) -> Any:
     return head
 
 
+async def _open_picks(conn: AsyncConnection, fulfillment_order_id: str) -> list[Any]:
+    """The order's pick lines not yet shipped, locked, in (sku, lot, pick) order."""
+    return list(
+        (
+            await conn.execute(
+                select(PL)
+                .where(
+                    PL.c.fulfillment_order_id == fulfillment_order_id, PL.c.shipped < PL.c.quantity
+                )
+                .order_by(PL.c.sku, PL.c.lot, PL.c.pick_id, PL.c.line_no)
+                .with_for_update()
+            )
+        ).all()
+    )
+
+
 async def _draw_stock(
-    conn: AsyncConnection, warehouse_id: str, lines: Sequence[ShipmentLineIn], now: datetime
+    conn: AsyncConnection,
+    fulfillment_order_id: str,
+    warehouse_id: str,
+    lines: Sequence[ShipmentLineIn],
+    now: datetime,
 ) -> dict[tuple[str, str], int]:
-    """Take the shipped quantities out of stock: a named lot from that lot, otherwise
-    from the lots in key order ('' first). Returns what was drawn per (sku, lot)."""
+    """Take the shipped quantities out of stock. What the order has picked ships first
+    (so the lots picked are the lots shipped), then free stock: a named lot from that
+    lot, otherwise the lots in key order ('' first). Returns what was drawn per (sku, lot)."""
+    picks = await _open_picks(conn, fulfillment_order_id)
+    picked_left: dict[tuple[str, str], int] = {}
+    for pick in picks:
+        key = (pick.sku, pick.lot)
+        picked_left[key] = picked_left.get(key, 0) + int(pick.quantity - pick.shipped)
     skus = sorted({line.sku for line in lines})
     rows = (
         await conn.execute(
@@ -90,40 +118,71 @@ async def _draw_stock(
             .with_for_update()
         )
     ).all()
-    available = {(r.sku, r.lot): int(r.on_hand) for r in rows}
-    draws: dict[tuple[str, str], int] = {}
+    free = {(r.sku, r.lot): int(r.on_hand - sum(getattr(r, c) for c in tables.HELD)) for r in rows}
+    from_picks: dict[tuple[str, str], int] = {}
+    from_free: dict[tuple[str, str], int] = {}
     # Lines naming a lot first, so a lot-less line never takes stock a named lot needs.
     for line in sorted(lines, key=lambda x: x.lot is None):
         need = line.quantity
-        keys = (
-            [(line.sku, line.lot)] if line.lot else sorted(k for k in available if k[0] == line.sku)
-        )
-        for key in keys:
-            take = min(available.get(key, 0), need)
-            if take:
-                available[key] -= take
-                draws[key] = draws.get(key, 0) + take
-                need -= take
+        if line.lot:
+            keys = [(line.sku, line.lot)]
+        else:
+            known = {k for k in (*free, *picked_left) if k[0] == line.sku}
+            keys = sorted(known, key=lambda k: (not picked_left.get(k), k[1]))
+        for source, drawn in ((picked_left, from_picks), (free, from_free)):
+            for key in keys:
+                take = min(source.get(key, 0), need)
+                if take > 0:
+                    source[key] -= take
+                    drawn[key] = drawn.get(key, 0) + take
+                    need -= take
         if need:
             where = f" lot {line.lot}" if line.lot else ""
             raise InsufficientStock(
                 f"Warehouse {warehouse_id} has not enough {line.sku}{where} on hand "
                 f"for {line.quantity} more."
             )
-    for (sku, lot), quantity in sorted(draws.items()):
+    for sku, lot in sorted(from_picks.keys() | from_free.keys()):
+        of_picks, of_free = from_picks.get((sku, lot), 0), from_free.get((sku, lot), 0)
         result = await conn.execute(
             update(STOCK)
             .where(
                 STOCK.c.warehouse_id == warehouse_id,
                 STOCK.c.sku == sku,
                 STOCK.c.lot == lot,
-                STOCK.c.on_hand >= quantity,
+                STOCK.c.picked >= of_picks,
+                available_expression() >= of_free,
             )
-            .values(on_hand=STOCK.c.on_hand - quantity, updated_at=now)
+            .values(
+                on_hand=STOCK.c.on_hand - (of_picks + of_free),
+                picked=STOCK.c.picked - of_picks,
+                updated_at=now,
+            )
         )
         if result.rowcount != 1:
             raise InsufficientStock(f"Warehouse {warehouse_id} has not enough {sku} on hand.")
-    return draws
+    await _ship_picks(conn, picks, from_picks)
+    return {
+        k: from_picks.get(k, 0) + from_free.get(k, 0) for k in from_picks.keys() | from_free.keys()
+    }
+
+
+async def _ship_picks(
+    conn: AsyncConnection, picks: list[Any], from_picks: dict[tuple[str, str], int]
+) -> None:
+    """Mark the pick lines the shipment took, oldest first."""
+    left = dict(from_picks)
+    for pick in picks:
+        key = (pick.sku, pick.lot)
+        take = min(left.get(key, 0), int(pick.quantity - pick.shipped))
+        if take <= 0:
+            continue
+        left[key] -= take
+        await conn.execute(
+            update(PL)
+            .where(PL.c.pick_id == pick.pick_id, PL.c.line_no == pick.line_no)
+            .values(shipped=PL.c.shipped + take)
+        )
 
 
 class ReferenceFulfillment:
@@ -174,6 +233,10 @@ class ReferenceFulfillment:
         head = await _locked_head(tx.conn, fulfillment_order_id)
         if head.status in ("partially_shipped", "shipped"):
             raise InvalidState(f"Fulfillment order {fulfillment_order_id} has shipped.")
+        if head.status != "cancelled" and await _open_picks(tx.conn, fulfillment_order_id):
+            raise InvalidState(
+                f"Fulfillment order {fulfillment_order_id} has picked stock; put it away first."
+            )
         if head.status != "cancelled":
             await tx.conn.execute(
                 update(FO)
@@ -209,7 +272,9 @@ class ReferenceFulfillment:
         now = datetime.now(UTC)
         # The warehouse row before the stock rows: the lock order of every stock writer.
         await bump_stock_version(conn, head.warehouse_id)
-        draws = await _draw_stock(conn, head.warehouse_id, shipment.lines, now)
+        draws = await _draw_stock(
+            conn, fulfillment_order_id, head.warehouse_id, shipment.lines, now
+        )
         for sku, quantity in sorted(wanted.items()):
             result = await conn.execute(
                 update(FL)

@@ -23,6 +23,9 @@ from system_apis.wms.adapters.common import (
     utc,
 )
 from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
+from system_apis.wms.adapters.picks import ReferencePicks
+from system_apis.wms.adapters.returns import ReferenceReturns
+from system_apis.wms.adapters.stock_changes import ReferenceStockChanges
 from system_apis.wms.port import DuplicateRecord
 from system_apis.wms.schemas import (
     FulfillmentOrder,
@@ -35,7 +38,7 @@ from system_apis.wms.schemas import (
 )
 
 
-class ReferenceWms(ReferenceFulfillment):
+class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, ReferenceReturns):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -162,6 +165,17 @@ class ReferenceWms(ReferenceFulfillment):
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            StockPosition(r.warehouse_id, r.sku, lot_out(r.lot), r.on_hand, utc(r.updated_at))
+            StockPosition(
+                warehouse_id=r.warehouse_id,
+                sku=r.sku,
+                lot=lot_out(r.lot),
+                on_hand=r.on_hand,
+                updated_at=utc(r.updated_at),
+                quality_control=r.quality_control,
+                damaged=r.damaged,
+                hold=r.hold,
+                picked=r.picked,
+                available=r.on_hand - sum(getattr(r, c) for c in tables.HELD),
+            )
             for r in rows
         ]

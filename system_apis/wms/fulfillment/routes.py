@@ -17,7 +17,7 @@ from shared.models import (
     encode_cursor,
 )
 from shared.problems import ProblemError, problem_responses
-from system_apis.wms.events import fulfillment_released, shipment_dispatched
+from system_apis.wms.events import fulfillment_released, pick_confirmed, shipment_dispatched
 from system_apis.wms.port import (
     DuplicateLine,
     InsufficientStock,
@@ -28,7 +28,14 @@ from system_apis.wms.port import (
     WmsError,
     WmsPort,
 )
-from system_apis.wms.schemas import FulfillmentOrder, FulfillmentOrderIn, Shipment, ShipmentIn
+from system_apis.wms.schemas import (
+    FulfillmentOrder,
+    FulfillmentOrderIn,
+    Pick,
+    PickIn,
+    Shipment,
+    ShipmentIn,
+)
 
 # How each refusal of the WMS reaches the caller: (status, problem slug).
 _PROBLEMS: dict[type[WmsError], tuple[int, str]] = {
@@ -170,3 +177,36 @@ class FulfillmentController(Controller):
         if await wms.get_fulfillment_order(fulfillment_order_id) is None:
             raise _problem(NotFound(f"No fulfillment order {fulfillment_order_id}."))
         return Page(await wms.list_shipments(fulfillment_order_id), None)
+
+    @post(
+        "/{fulfillment_order_id:str}/picks",
+        operation_id="confirmPick",
+        summary="Confirm picked stock of a fulfillment order (by lot), emits pick.confirmed",
+        responses=problem_responses(404, 409, 422),
+        **requires("wms:write"),
+    )
+    async def confirm_pick(
+        self,
+        fulfillment_order_id: IdParam,
+        data: PickIn,
+        wms: WmsPort,
+        idempotency: IdempotencyStore,
+        principal: Principal,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Pick]:
+        """Picked stock stays on hand but is held for the order until it ships; the
+        shipment takes the picked lots first."""
+
+        async def effect(tx: Tx) -> tuple[int, Pick]:
+            try:
+                pick = await wms.confirm_pick(tx, fulfillment_order_id, data)
+            except WmsError as exc:
+                raise _problem(exc) from exc
+            version = await wms.stock_version(tx, pick.warehouse_id)
+            tx.emit(STREAM_WMS, pick_confirmed(pick, version))
+            return 201, pick
+
+        payload = {"fulfillment_order_id": fulfillment_order_id, "pick": data}
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=payload, effect=effect
+        )

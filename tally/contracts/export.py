@@ -1,4 +1,7 @@
-"""Exports the contracts from code and compares them with the committed files."""
+"""Exports the contracts from code and compares them with the committed files.
+
+Each REST API's document is split per major (``contracts/openapi/{api}/v{major}.json``).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from typing import Any
 
 import msgspec
 
+from gateway.contracts.documents import for_major, majors_in
 from shared.events.catalog import EVENT_TYPES
 from shared.events.envelope import Event
 from shared.openapi import openapi_document
 from shared.settings import load_settings
 from shared.topology import SERVICES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 REST_SERVICES = [s for s in SERVICES if s.api and s.name != "portal"]
 
@@ -49,7 +53,9 @@ def exported() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in REST_SERVICES:
             app = _load(spec.app_factory)(settings=_default_settings(spec.name, Path(tmp)))
-            files[f"openapi/{spec.api}/v1.json"] = _dump(openapi_document(app))
+            document = openapi_document(app)
+            for major in majors_in(document) or [1]:
+                files[f"openapi/{spec.api}/v{major}.json"] = _dump(for_major(document, major))
     try:
         sdl = _load("experience_apis.portal.schema:sdl")()
         files["graphql/portal.graphql"] = sdl.rstrip() + "\n"
@@ -77,10 +83,10 @@ def export(target: Path = CONTRACTS_DIR) -> list[Path]:
     return written
 
 
-def check(target: Path = CONTRACTS_DIR) -> list[str]:
+def check(target: Path = CONTRACTS_DIR, files: dict[str, str] | None = None) -> list[str]:
     """Relative paths whose committed content differs from the export (or is missing)."""
     drift = []
-    for relative, content in exported().items():
+    for relative, content in (exported() if files is None else files).items():
         path = target / relative
         if not path.exists() or path.read_text() != content:
             drift.append(relative)

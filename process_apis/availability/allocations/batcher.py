@@ -1,0 +1,246 @@
+"""Group commit of allocations: concurrent ``POST /allocations`` requests are queued
+and applied together in one database transaction, each in its own SAVEPOINT.
+
+- A request that fails (insufficient stock, a duplicate order, a bug) rolls back to its
+  savepoint: only its own effect, idempotency record and events disappear.
+- The idempotency record of each request (kept completed, with the response) is written
+  inside the request's savepoint, so it commits if and only if the effect does; replays,
+  422 on another payload and 409 while in progress keep ``IdempotencyStore`` semantics.
+- The next batch forms while the current one commits; an idle service takes a lone
+  request at once (no waiting window). The batch is taken after the write transaction
+  has begun, so requests that arrived while it waited for the database join it.
+- Every caller is answered only after the commit. A batch that fails as a whole (a lost
+  connection, a serialization failure) is replayed one request per transaction, so a
+  failure stays the failing request's own.
+
+``TALLY_ALLOCATION_GROUP_COMMIT=0`` runs every request in its own transaction through
+``IdempotencyStore.run_once`` (the path before group commit: the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Response
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from process_apis.availability.allocations import service
+from process_apis.availability.positions.ledger import locked_rows
+from process_apis.availability.schemas import Allocation, AllocationIn
+from shared.db import Database, Tx
+from shared.idempotency import RETENTION, IdempotencyStore, fingerprint
+from shared.problems import ProblemError
+
+log = logging.getLogger("tally.availability")
+
+GROUP_COMMIT_ENV = "TALLY_ALLOCATION_GROUP_COMMIT"
+MAX_BATCH = 128
+
+Outcome = Response[Any] | BaseException
+
+
+@dataclass(slots=True)
+class _Request:
+    client_id: str
+    key: str
+    data: AllocationIn
+    fingerprint: str
+    answer: asyncio.Future[Response[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An idempotency record as ``IdempotencyStore.check`` reads it."""
+
+    fingerprint: str
+    state: str
+    status_code: int | None
+    body: bytes | None
+
+
+def group_commit_enabled() -> bool:
+    return os.environ.get(GROUP_COMMIT_ENV, "1").strip().lower() not in ("0", "false", "off")
+
+
+class AllocationBatcher:
+    def __init__(
+        self,
+        db: Database,
+        store: IdempotencyStore,
+        *,
+        max_batch: int = MAX_BATCH,
+        enabled: bool | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.max_batch = max_batch
+        self.enabled = group_commit_enabled() if enabled is None else enabled
+        self._queue: deque[_Request] = deque()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, client_id: str, key: str, data: AllocationIn) -> Response[Any]:
+        """Allocate ``data`` once per (client, key); answers after the commit."""
+        if not self.enabled:
+            return await self._alone_in_run_once(client_id, key, data)
+        answer: asyncio.Future[Response[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(client_id, key, data, fingerprint(data), answer))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="allocation-batcher")
+        return await answer
+
+    async def _alone_in_run_once(
+        self, client_id: str, key: str, data: AllocationIn
+    ) -> Response[Any]:
+        async def effect(tx: Tx) -> tuple[int, Allocation]:
+            return 201, await service.allocate(tx, data, key)
+
+        return await self.store.run_once(client_id=client_id, key=key, payload=data, effect=effect)
+
+    # -- the worker -------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch: list[_Request] = []
+            try:
+                try:
+                    async with self.db.transaction() as tx:
+                        batch = self._take()
+                        outcomes = await self._apply(tx, batch)
+                except Exception:
+                    if len(batch) > 1:
+                        log.warning(
+                            "allocation batch of %d failed; replaying one by one",
+                            len(batch),
+                            exc_info=True,
+                        )
+                    batch = batch or self._take()
+                    outcomes = [await self._alone(request) for request in batch]
+            except BaseException as exc:  # cancelled at shutdown: nobody waits forever
+                for request in [*batch, *self._queue]:
+                    _settle(request, exc)
+                self._queue.clear()
+                raise
+            for request, outcome in zip(batch, outcomes, strict=True):
+                _settle(request, outcome)
+
+    def _take(self) -> list[_Request]:
+        """Up to ``max_batch`` queued requests whose callers still wait."""
+        batch: list[_Request] = []
+        while self._queue and len(batch) < self.max_batch:
+            request = self._queue.popleft()
+            if not request.answer.done():
+                batch.append(request)
+        return batch
+
+    async def _alone(self, request: _Request) -> Outcome:
+        try:
+            async with self.db.transaction() as tx:
+                (outcome,) = await self._apply(tx, [request])
+        except Exception as exc:
+            return exc
+        return outcome
+
+    async def _apply(self, tx: Tx, batch: list[_Request]) -> list[Outcome]:
+        conn = tx.conn
+        if not self.db.sqlite:
+            # Row locks of the whole batch in one sorted pass: requests later in the batch
+            # never wait, with locks already held, on a transaction that waits on us.
+            await locked_rows(conn, sorted({line.sku for r in batch for line in r.data.lines}))
+        known = await self._lookup(conn, batch)
+        outcomes: list[Outcome] = []
+        for request in batch:
+            ident = (request.client_id, request.key)
+            try:
+                replayed = self.store.check(known.get(ident), request.fingerprint)
+            except ProblemError as exc:
+                outcomes.append(exc)
+                continue
+            if replayed is not None:
+                outcomes.append(replayed)
+                continue
+            emitted = len(tx.events_written)
+            try:
+                async with conn.begin_nested():
+                    result = await service.allocate(tx, request.data, request.key)
+                    body = msgspec.json.encode(result)
+                    await self._record(conn, request, 201, body)
+            except Exception as exc:
+                del tx.events_written[emitted:]
+                outcomes.append(await self._after_failure(conn, request, exc))
+                continue
+            known[ident] = _Stored(request.fingerprint, "completed", 201, body)
+            outcomes.append(Response(body, status_code=201, media_type="application/json"))
+        return outcomes
+
+    async def _lookup(
+        self, conn: AsyncConnection, batch: list[_Request]
+    ) -> dict[tuple[str, str], Any]:
+        """The stored records of the batch's keys, in one query (expired ones dropped)."""
+        table = self.store.table
+        idents = sorted({(r.client_id, r.key) for r in batch})
+        rows = (
+            await conn.execute(
+                select(table).where(tuple_(table.c.client_id, table.c.key).in_(idents))
+            )
+        ).all()
+        horizon = datetime.now(UTC) - RETENTION
+        found: dict[tuple[str, str], Any] = {}
+        for row in rows:
+            if row.created_at.replace(tzinfo=UTC) < horizon:
+                await self.store.lookup(conn, row.client_id, row.key)  # deletes it
+                continue
+            found[(row.client_id, row.key)] = row
+        return found
+
+    async def _record(
+        self, conn: AsyncConnection, request: _Request, status_code: int, body: bytes
+    ) -> None:
+        await conn.execute(
+            insert(self.store.table).values(
+                client_id=request.client_id,
+                key=request.key,
+                fingerprint=request.fingerprint,
+                state="completed",
+                status_code=status_code,
+                body=body,
+                resource_id=request.data.order_id,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    async def _after_failure(
+        self, conn: AsyncConnection, request: _Request, exc: Exception
+    ) -> Outcome:
+        """On PostgreSQL another process may have committed the same key meanwhile (our
+        order insert or key insert then fails): that request's answer is replayed. On
+        SQLite nobody else writes during the transaction, so the failure is the answer."""
+        if self.db.sqlite or not isinstance(exc, ProblemError | IntegrityError):
+            return exc
+        row = await self.store.lookup(conn, request.client_id, request.key)
+        if row is None:
+            return exc
+        try:
+            replayed = self.store.check(row, request.fingerprint)
+        except ProblemError as refused:
+            return refused
+        return replayed if replayed is not None else exc
+
+
+def _settle(request: _Request, outcome: Outcome) -> None:
+    if request.answer.done():  # the caller went away; its effect (if any) is committed
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        request.answer.cancel()
+    elif isinstance(outcome, BaseException):
+        request.answer.set_exception(outcome)
+    else:
+        request.answer.set_result(outcome)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, put
+from litestar.params import QueryParameter
+
+from process_apis.availability import clock
+from process_apis.availability.positions.book import PositionBook
+from process_apis.availability.rules import repository as repo
+from process_apis.availability.rules.schemas import ChannelRule, ChannelRuleIn
+from shared.auth.litestar_auth import requires
+from shared.db import Database
+from shared.models import (
+    SKU_PATTERN,
+    CursorParam,
+    IdParam,
+    LimitParam,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.problems import ProblemError, problem_responses
+
+SkuFilter = Annotated[
+    str | None,
+    QueryParameter(name="sku", required=False, min_length=1, max_length=64, pattern=SKU_PATTERN),
+]
+
+
+class ChannelRuleController(Controller):
+    path = "/availability/v1/channel-rules"
+    tags = ["channel-rules"]
+
+    @get(
+        "/",
+        operation_id="listChannelRules",
+        summary="Ring-fences and caps, optionally of one sku",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def list_rules(
+        self,
+        db: Database,
+        sku: SkuFilter = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
+    ) -> Page[ChannelRule]:
+        async with db.read() as conn:
+            found = await repo.listed(conn, sku, decode_cursor(cursor) or "", limit + 1)
+        page = found[:limit]
+        more = len(found) > limit
+        return Page(page, encode_cursor(page[-1].rule_id) if more else None)
+
+    @get(
+        "/{rule_id:str}",
+        operation_id="getChannelRule",
+        summary="Read one channel rule",
+        responses=problem_responses(404),
+        **requires("inventory:read"),
+    )
+    async def get_rule(self, rule_id: IdParam, db: Database) -> ChannelRule:
+        async with db.read() as conn:
+            found = await repo.read(conn, rule_id)
+        if found is None:
+            raise ProblemError(404, "rule-not-found", f"No channel rule {rule_id}.")
+        return found
+
+    @put(
+        "/{rule_id:str}",
+        operation_id="putChannelRule",
+        summary="Create or replace a ring-fence or cap",
+        description=(
+            "Takes effect for the next allocation or hold of the sku: the rule is "
+            "written under the sku's position locks, so no allocation decides on a "
+            "half-changed rule set."
+        ),
+        responses=problem_responses(409, 422),
+        **requires("inventory:write"),
+    )
+    async def put_rule(self, rule_id: IdParam, data: ChannelRuleIn, db: Database) -> ChannelRule:
+        repo.validate(data)
+        async with db.transaction() as tx:
+            await PositionBook.lock(tx.conn, [data.sku])
+            return await repo.write(tx.conn, rule_id, data, clock.now())
+
+    @delete(
+        "/{rule_id:str}",
+        operation_id="deleteChannelRule",
+        summary="Delete a channel rule",
+        responses=problem_responses(404),
+        **requires("inventory:write"),
+    )
+    async def delete_rule(self, rule_id: IdParam, db: Database) -> None:
+        async with db.transaction() as tx:
+            found = await repo.read(tx.conn, rule_id)
+            if found is None:
+                raise ProblemError(404, "rule-not-found", f"No channel rule {rule_id}.")
+            await PositionBook.lock(tx.conn, [found.sku])
+            await repo.remove(tx.conn, rule_id)

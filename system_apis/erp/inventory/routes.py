@@ -1,0 +1,124 @@
+"""The ERP's financial inventory: postings of warehouse facts and on-hand per sku and
+warehouse. It lags the WMS until each fact is posted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.params import QueryParameter
+
+from shared.auth.litestar_auth import requires
+from shared.auth.principal import Principal
+from shared.db import Tx
+from shared.events.catalog import STREAM_ERP
+from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.models import (
+    ID_PATTERN,
+    CursorParam,
+    LimitParam,
+    Page,
+    SkuListQuery,
+    SkuParam,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.problems import problem_responses
+from system_apis.erp.adapters.purchasing import po_version
+from system_apis.erp.events import asn_received, purchase_order_changed
+from system_apis.erp.port import ErpPort, ErpRefusal
+from system_apis.erp.refusals import problem
+from system_apis.erp.schemas import FinancialStock, Posting, PostingIn
+
+WarehouseQuery = Annotated[
+    str | None,
+    QueryParameter(
+        name="warehouse_id", required=False, min_length=1, max_length=64, pattern=ID_PATTERN
+    ),
+]
+
+
+def _after(cursor: str | None) -> tuple[str, str] | None:
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    try:
+        sku, warehouse_id = msgspec.json.decode(raw, type=tuple[str, str])
+    except msgspec.DecodeError:
+        return raw, ""
+    return sku, warehouse_id
+
+
+class InventoryController(Controller):
+    path = "/erp/v1/inventory"
+    tags = ["inventory"]
+
+    @post(
+        "/postings",
+        operation_id="postInventory",
+        summary="Post a goods receipt, goods issue or adjustment to the financial inventory",
+        responses=problem_responses(409, 422),
+        **requires("erp:write"),
+    )
+    async def post_inventory(
+        self,
+        data: PostingIn,
+        erp: ErpPort,
+        idempotency: IdempotencyStore,
+        principal: Principal,
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Posting]:
+        """One posting per (kind, reference): a second is 409 ``duplicate-posting``. A
+        goods receipt naming ``asn_id`` receives that ASN (emits ``asn.received``); one
+        naming ``purchase_order_id`` receives against the PO's open lines."""
+
+        async def effect(tx: Tx) -> tuple[int, Posting]:
+            try:
+                posting, asn, order = await erp.post_inventory(tx, data)
+            except ErpRefusal as exc:
+                raise problem(exc) from exc
+            if asn is not None:
+                tx.emit(STREAM_ERP, asn_received(asn))
+            if order is not None:
+                version = await po_version(tx.conn, order.purchase_order_id)
+                tx.emit(STREAM_ERP, purchase_order_changed(order, version))
+            return 201, posting
+
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
+        )
+
+    @get(
+        "/",
+        operation_id="listFinancialStock",
+        summary="Financial on-hand per sku and warehouse",
+        responses=problem_responses(),
+        **requires("erp:read"),
+    )
+    async def list_financial_stock(
+        self,
+        erp: ErpPort,
+        sku: SkuListQuery = (),  # type: ignore[assignment]
+        warehouse_id: WarehouseQuery = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
+    ) -> Page[FinancialStock]:
+        found = await erp.list_financial_stock(list(sku), warehouse_id, _after(cursor), limit + 1)
+        page = found[:limit]
+        if len(found) <= limit:
+            return Page(page, None)
+        last = page[-1]
+        return Page(
+            page, encode_cursor(msgspec.json.encode([last.sku, last.warehouse_id]).decode())
+        )
+
+    @get(
+        "/{sku:str}",
+        operation_id="getFinancialStock",
+        summary="Financial on-hand of one sku per warehouse (empty when never posted)",
+        responses=problem_responses(),
+        **requires("erp:read"),
+    )
+    async def get_financial_stock(self, sku: SkuParam, erp: ErpPort) -> Page[FinancialStock]:
+        return Page(await erp.list_financial_stock([sku], None, None, 500), None)

@@ -1,0 +1,369 @@
+"""A Hypothesis state machine drives the availability service through its HTTP API (the
+Litestar app in-process) and its WMS event handlers with random receipts, shipments,
+allocations under every policy, replays and releases, holds that are released,
+converted into allocations or left to expire (the service's clock moves forward, no
+sleeping); after every step the positions
+must keep their invariants and match a simple model of what was done:
+
+- no bucket is negative, and the ledger rebuilds the positions exactly;
+- ATP is the architecture's formula of the buckets shown, per location and in total;
+- allocated never exceeds what was sellable (ATP >= 0 without outside deductions), and
+  equals the open (unshipped, unreleased) claims of the allocations made;
+- reserved equals the units of the holds still active: a hold past its expiry counts
+  for nothing at once, whether or not the sweeper has written its expiry yet;
+- on_hand is what was received minus what shipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from litestar.testing import TestClient
+
+from process_apis.availability import clock
+from process_apis.availability.app import create_app
+from process_apis.availability.consumers.wms import on_receipt, on_shipment
+from process_apis.availability.db import ATP_DEDUCTIONS, BUCKETS
+from process_apis.availability.positions import ledger
+from shared.db import Database, Tx
+from shared.events.envelope import Event
+from shared.settings import load_settings
+from tests.availability.helpers import receipt_event, shipment_event
+from tests.support.tokens import TestIssuer
+
+SKUS = ("A", "B")
+LOCATIONS = ("WH1", "WH2")
+POLICIES = ("reject", "ship_complete", "partial")
+CHANNELS = ("b2b", "ecommerce", "marketplace", "edi")
+
+Claims = dict[tuple[str, str], int]  # (sku, location) -> open quantity
+
+
+@dataclass
+class Held:
+    units: Claims
+    placed_at: int  # the model's clock, in minutes
+    ttl: int  # minutes
+
+
+class Inventory(RuleBasedStateMachine):
+    orders = Bundle("orders")
+    holds = Bundle("holds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory(prefix="tally-stateful-")
+        data_dir = Path(self.tmp.name)
+        config = msgspec.structs.replace(
+            load_settings("availability", data_dir=data_dir),
+            database_url=f"sqlite+aiosqlite:///{data_dir / 'availability.db'}",
+            bus_url=f"sqlite:///{data_dir / 'events.db'}",
+        )
+        issuer = TestIssuer()
+        app = create_app(settings=config, key_source=issuer.key_source())
+        self.db: Database = app.dependencies["db"].dependency()
+        self.http = TestClient(app).__enter__()
+        token = issuer.token("inventory:read inventory:write", audience="availability")
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.on_hand: dict[tuple[str, str], int] = {}
+        self.claims: dict[str, Claims] = {}  # order_id -> open claims
+        self.requests: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.held: dict[str, Held] = {}  # holds neither released nor converted
+        self.minutes = 0  # how far the service's clock was moved
+        clock.CLOCK.offset = timedelta(0)
+        self.serial = 0
+
+    def teardown(self) -> None:
+        clock.CLOCK.offset = timedelta(0)
+        self.http.__exit__(None, None, None)
+        self.tmp.cleanup()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def in_app(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Runs ``work(conn_or_tx)`` on the app's event loop and database."""
+        portal = self.http.blocking_portal
+        return portal.call(work, self.db)
+
+    def handle(self, handler: Callable[[Tx, Event], Awaitable[None]], event: Event) -> None:
+        async def apply(db: Database) -> None:
+            async with db.transaction() as tx:
+                await handler(tx, event)
+
+        self.in_app(apply)
+
+    def lapsed(self, hold: Held) -> bool:
+        return self.minutes - hold.placed_at >= hold.ttl
+
+    def allocated(self) -> Claims:
+        return _summed(self.claims.values())
+
+    def reserved(self) -> Claims:
+        return _summed(h.units for h in self.held.values() if not self.lapsed(h))
+
+    def free(self, sku: str) -> int:
+        """What the model says is sellable of ``sku`` over all locations."""
+        allocated, reserved = self.allocated(), self.reserved()
+        return sum(
+            max(
+                0,
+                self.on_hand.get((sku, loc), 0)
+                - allocated.get((sku, loc), 0)
+                - reserved.get((sku, loc), 0),
+            )
+            for loc in LOCATIONS
+        )
+
+    def next_id(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}-{self.serial}"
+
+    # -- rules ------------------------------------------------------------------------
+
+    @initialize(quantities=st.lists(st.integers(0, 40), min_size=4, max_size=4))
+    def opening_stock(self, quantities: list[int]) -> None:
+        places = [(sku, loc) for sku in SKUS for loc in LOCATIONS]
+        for (sku, location), quantity in zip(places, quantities, strict=True):
+            if quantity:
+                self.receive(sku, location, quantity)
+
+    @rule(
+        sku=st.sampled_from(SKUS), location=st.sampled_from(LOCATIONS), quantity=st.integers(1, 30)
+    )
+    def receive(self, sku: str, location: str, quantity: int) -> None:
+        self.handle(on_receipt, receipt_event(location, [(sku, quantity, None)]))
+        self.on_hand[(sku, location)] = self.on_hand.get((sku, location), 0) + quantity
+
+    @rule(
+        target=orders,
+        lines=st.lists(
+            st.tuples(st.sampled_from(SKUS), st.integers(1, 25)), min_size=1, max_size=3
+        ),
+        policy=st.sampled_from(POLICIES),
+        channel=st.sampled_from(CHANNELS),
+    )
+    def allocate(self, lines: list[tuple[str, int]], policy: str, channel: str) -> str:
+        order_id = self.next_id("SO")
+        # What each line can get: lines of one sku share what is free, in order.
+        left = {sku: self.free(sku) for sku in SKUS}
+        expected = []
+        for sku, quantity in lines:
+            take = min(quantity, left[sku])
+            left[sku] -= take
+            expected.append(take)
+        complete = expected == [q for _, q in lines]
+        body = {
+            "order_id": order_id,
+            "channel": channel,
+            "policy": policy,
+            "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+        }
+        headers = {"Idempotency-Key": f"key-{order_id}"}
+        response = self.http.post("/availability/v1/allocations", json=body, headers=headers)
+        if policy == "reject" and not complete:
+            assert response.status_code == 409, response.text
+            assert response.json()["type"] == "/problems/insufficient-stock"
+            return order_id
+        assert response.status_code == 201, response.text
+        answer = response.json()
+        got = [line["allocated"] for line in answer["lines"]]
+        if policy == "ship_complete" and not complete:
+            expected = [0 for _ in lines]
+        assert got == expected, (policy, lines, got, expected)
+        for line in answer["lines"]:
+            assert line["allocated"] + line["backordered"] == line["quantity"]
+        claims: Claims = {}
+        for line in answer["lines"]:
+            for place in line["locations"]:
+                ident = (line["sku"], place["location_id"])
+                claims[ident] = claims.get(ident, 0) + place["quantity"]
+        self.claims[order_id] = claims
+        self.requests[order_id] = (body, answer)
+        return order_id
+
+    @rule(order_id=orders)
+    def replay(self, order_id: str) -> None:
+        """A retry with the same key answers what the first request answered."""
+        if order_id not in self.requests:
+            return  # refused: nothing was stored, a retry would be a new request
+        body, answer = self.requests[order_id]
+        response = self.http.post(
+            "/availability/v1/allocations",
+            json=body,
+            headers={"Idempotency-Key": f"key-{order_id}"},
+        )
+        assert response.status_code == 201
+        assert response.headers["Idempotent-Replayed"] == "true"
+        assert response.json() == answer
+
+    @precondition(lambda self: any(any(c.values()) for c in self.claims.values()))
+    @rule(data=st.data())
+    def ship(self, data: st.DataObject) -> None:
+        """The WMS ships part of an open claim from the claim's warehouse."""
+        open_orders = sorted(o for o, c in self.claims.items() if any(c.values()))
+        order_id = data.draw(st.sampled_from(open_orders))
+        claims = self.claims[order_id]
+        sku, location = data.draw(st.sampled_from(sorted(k for k, q in claims.items() if q)))
+        quantity = data.draw(st.integers(1, claims[(sku, location)]))
+        self.handle(on_shipment, shipment_event(order_id, location, [(sku, quantity, None)]))
+        claims[(sku, location)] -= quantity
+        self.on_hand[(sku, location)] -= quantity
+
+    @rule(order_id=consumes(orders))
+    def release(self, order_id: str) -> None:
+        """Cancelling the order releases what is allocated and not shipped."""
+        response = self.http.post(f"/availability/v1/allocations/{order_id}/release")
+        if order_id not in self.claims:
+            assert response.status_code == 404
+            return
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] in ("released", "shipped")
+        self.claims[order_id] = {}
+
+    @rule(
+        target=holds,
+        lines=st.lists(
+            st.tuples(st.sampled_from(SKUS), st.integers(1, 15)), min_size=1, max_size=2
+        ),
+        channel=st.sampled_from(CHANNELS),
+        ttl=st.integers(1, 3),
+    )
+    def hold(self, lines: list[tuple[str, int]], channel: str, ttl: int) -> str:
+        hold_id = self.next_id("HLD")
+        wanted: dict[str, int] = {}
+        for sku, quantity in lines:
+            wanted[sku] = wanted.get(sku, 0) + quantity
+        fits = all(quantity <= self.free(sku) for sku, quantity in wanted.items())
+        response = self.http.post(
+            "/availability/v1/holds",
+            json={
+                "hold_id": hold_id,
+                "channel": channel,
+                "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+                "ttl_seconds": ttl * 60,
+            },
+            headers={"Idempotency-Key": f"key-{hold_id}"},
+        )
+        event("hold fits" if fits else "hold refused")
+        if not fits:
+            assert response.status_code == 409, response.text
+            assert response.json()["type"] == "/problems/insufficient-stock"
+            return hold_id
+        assert response.status_code == 201, response.text
+        units: Claims = {}
+        for line in response.json()["lines"]:
+            assert sum(p["quantity"] for p in line["locations"]) == line["quantity"]
+            for place in line["locations"]:
+                ident = (line["sku"], place["location_id"])
+                units[ident] = units.get(ident, 0) + place["quantity"]
+        self.held[hold_id] = Held(units, self.minutes, ttl)
+        return hold_id
+
+    @rule(minutes=st.integers(1, 2))
+    def time_passes(self, minutes: int) -> None:
+        clock.CLOCK.offset += timedelta(minutes=minutes)
+        self.minutes += minutes
+
+    @rule(hold_id=consumes(holds))
+    def release_hold(self, hold_id: str) -> None:
+        response = self.http.post(f"/availability/v1/holds/{hold_id}/release")
+        hold = self.held.pop(hold_id, None)
+        if hold is None:
+            assert response.status_code == 404, response.text
+            return
+        event("release of a lapsed hold" if self.lapsed(hold) else "release of an active hold")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == ("expired" if self.lapsed(hold) else "released")
+
+    @rule(target=orders, hold_id=consumes(holds))
+    def convert_hold(self, hold_id: str) -> str:
+        """Converting keeps the held units; an expired hold converts into nothing."""
+        order_id = self.next_id("SO")
+        response = self.http.post(
+            f"/availability/v1/holds/{hold_id}/convert",
+            json={"order_id": order_id},
+            headers={"Idempotency-Key": f"key-convert-{hold_id}"},
+        )
+        hold = self.held.pop(hold_id, None)
+        if hold is None:
+            assert response.status_code == 404, response.text
+            return order_id
+        event("conversion of a lapsed hold" if self.lapsed(hold) else "conversion")
+        if self.lapsed(hold):
+            assert response.status_code == 409, response.text
+            assert response.json()["type"] == "/problems/hold-expired"
+            return order_id
+        assert response.status_code == 201, response.text
+        claims: Claims = {}
+        for line in response.json()["lines"]:
+            for place in line["locations"]:
+                ident = (line["sku"], place["location_id"])
+                claims[ident] = claims.get(ident, 0) + place["quantity"]
+        assert claims == hold.units
+        self.claims[order_id] = claims
+        return order_id
+
+    # -- invariants -------------------------------------------------------------------
+
+    @invariant()
+    def positions_keep_their_invariants(self) -> None:
+        async def read(db: Database) -> tuple[Any, Any]:
+            async with db.read() as conn:
+                return await ledger.snapshot(conn), await ledger.drift(conn)
+
+        stored, drift = self.in_app(read)
+        assert drift == {}
+        for key, buckets in stored.items():
+            assert all(buckets[b] >= 0 for b in BUCKETS), (key, buckets)
+
+        allocated, reserved = self.allocated(), self.reserved()
+        if any(self.lapsed(h) for h in self.held.values()):
+            event("a hold has lapsed and was not released")
+        for sku in SKUS:
+            response = self.http.get(f"/availability/v1/items/{sku}")
+            assert response.status_code == 200
+            item = response.json()
+            for location in item["locations"]:
+                atp = location["on_hand"] - sum(location[b] for b in ATP_DEDUCTIONS)
+                assert location["available_to_promise"] == atp
+                assert atp >= 0  # allocated never exceeds what was sellable
+                ident = (sku, location["location_id"])
+                assert location["on_hand"] == self.on_hand.get(ident, 0)
+                assert location["allocated"] == allocated.get(ident, 0)
+                assert location["reserved"] == reserved.get(ident, 0)
+            total = sum(max(0, loc["available_to_promise"]) for loc in item["locations"])
+            assert item["available_to_promise"] == total == self.free(sku)
+
+
+def _summed(parts: Any) -> Claims:
+    total: Claims = {}
+    for part in parts:
+        for ident, quantity in part.items():
+            total[ident] = total.get(ident, 0) + quantity
+    return total
+
+
+Inventory.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestInventory = Inventory.TestCase
