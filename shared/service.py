@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Server, Tag
+from litestar.openapi.spec import Contact, License, Server, Tag
 from litestar.routes import HTTPRoute
 from sqlalchemy import MetaData
 
@@ -191,6 +191,10 @@ def build_app(
             title=title,
             version=version,
             description=description,
+            contact=Contact(
+                name="Tally integration team", url="https://github.com/tally-platform/tally"
+            ),
+            license=License(name="Apache-2.0", identifier="Apache-2.0"),
             path="/schema",
             servers=[Server(url=settings.url_of("gateway"), description="through the gateway")],
             components=security_components(settings.token_url, ALL_SCOPES),

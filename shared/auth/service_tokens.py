@@ -8,6 +8,13 @@ import time
 
 import httpx
 
+from shared.problems import ProblemError
+
+
+def _no_token(detail: str) -> ProblemError:
+    """The caller's request cannot go on; it is the platform's fault, not the caller's."""
+    return ProblemError(503, "downstream-unavailable", detail, headers={"Retry-After": "5"})
+
 
 class ServiceTokens:
     def __init__(
@@ -28,14 +35,17 @@ class ServiceTokens:
             if self._token and time.monotonic() < self._expires - 60:
                 return self._token
             if not self.client_id or not self.secret:
-                raise RuntimeError("this service has no client credentials configured")
+                raise _no_token("This service has no client credentials to call others.")
             response = await self.client.post(
                 self.token_url,
                 data={"grant_type": "client_credentials"},
                 auth=(self.client_id, self.secret),
                 timeout=10.0,
             )
-            response.raise_for_status()
+            if response.status_code != 200:
+                raise _no_token(
+                    f"The gateway refused this service a token ({response.status_code})."
+                )
             body = response.json()
             self._token = str(body["access_token"])
             self._expires = time.monotonic() + float(body.get("expires_in", 300))

@@ -173,10 +173,24 @@ class FulfillmentController(Controller):
         responses=problem_responses(404),
         **requires("wms:read"),
     )
-    async def list_shipments(self, fulfillment_order_id: IdParam, wms: WmsPort) -> Page[Shipment]:
+    async def list_shipments(
+        self,
+        fulfillment_order_id: IdParam,
+        wms: WmsPort,
+        cursor: CursorParam = None,
+        limit: LimitParam = 100,
+    ) -> Page[Shipment]:
         if await wms.get_fulfillment_order(fulfillment_order_id) is None:
             raise _problem(NotFound(f"No fulfillment order {fulfillment_order_id}."))
-        return Page(await wms.list_shipments(fulfillment_order_id), None)
+        # A fulfillment order has few shipments: page over them in shipment id order.
+        after = decode_cursor(cursor)
+        shipments = sorted(
+            await wms.list_shipments(fulfillment_order_id), key=lambda s: s.shipment_id
+        )
+        remaining = [s for s in shipments if after is None or s.shipment_id > after]
+        page = remaining[:limit]
+        more = len(remaining) > limit
+        return Page(page, encode_cursor(page[-1].shipment_id) if more else None)
 
     @post(
         "/{fulfillment_order_id:str}/picks",
