@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/tally contracts check
+	$(MAKE) spectral
 
 contracts: install
 	$(BIN)/tally contracts export

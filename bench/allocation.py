@@ -16,7 +16,8 @@ For each database (the embedded SQLite default; PostgreSQL on a throwaway server
 Every request allocates 1 unit of the hot sku (policy ``partial``) under its own order
 id and Idempotency-Key; the stock (two warehouses) covers 90% of the requests, so the
 tail runs into sold-out. Prints requests/s, allocations/s (requests that got a unit),
-p50/p99 latency, and the oversell count computed from the positions after the run:
+p50/p99 latency, the service process's CPU time per request (user + system: steadier
+than req/s on a shared machine), and the oversell count computed from the positions after the run:
 units allocated beyond what was sellable (sum of negative ATP), which must be 0; plus
 the positions that differ from the ledger's rebuild (must be 0). The machine's load
 average is printed too: the figures are only comparable on a quiet machine.
@@ -118,6 +119,12 @@ async def _positions(database_url: str) -> tuple[int, int, int]:
     return allocated, oversold, len(drift)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_one(
     database: str, mode: str, requests: int, clients: int, pg_cluster: str | None, n: int
 ) -> dict[str, Any]:
@@ -149,7 +156,10 @@ def run_one(
         token = service.token()
         # Warm-up on another sku, same path: connections, caches, compiled statements.
         asyncio.run(_load(service.url, token, clients * 5, clients, "WARM", "WARM-UP"))
+        assert service.process is not None
+        cpu_before = _cpu_seconds(service.process.pid)
         result = asyncio.run(_load(service.url, token, requests, clients, "SO"))
+        cpu = _cpu_seconds(service.process.pid) - cpu_before
         allocated, oversold, drift = asyncio.run(_positions(service.settings.database_url))
     latencies = result["latencies"]
     return {
@@ -163,6 +173,7 @@ def run_one(
         "allocations_per_s": round(result["allocated"] / result["seconds"]),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "service_cpu_ms_per_request": round(cpu / requests * 1000, 2),
         "allocated_answered": result["allocated"],
         "allocated_positions": allocated,
         "not_201": result["not_201"],
@@ -240,6 +251,7 @@ COLUMNS = (
     ("allocations_per_s", 13),
     ("p50_ms", 8),
     ("p99_ms", 8),
+    ("service_cpu_ms_per_request", 9),
     ("allocated_positions", 10),
     ("stock", 6),
     ("oversell", 8),
@@ -252,6 +264,7 @@ HEADERS = (
     "allocs/s",
     "p50 ms",
     "p99 ms",
+    "cpu ms/req",
     "allocated",
     "stock",
     "oversell",

@@ -3,6 +3,10 @@
 Litestar does not carry msgspec's ``forbid_unknown_fields`` into the schema, so a
 client (or Schemathesis) would believe unknown fields are accepted. We walk the
 request bodies of every route and mark those Structs ``additionalProperties: false``.
+
+Two more things the decorators cannot say: the OpenAPI ``links`` that chain one answer
+into the next call (Schemathesis's stateful phase follows them), and the deprecation
+headers every answer of a deprecated major carries (shared/versions.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
+
+from shared.versions import VERSIONS, deprecation_headers
 
 
 def _structs_in(annotation: Any, seen: set[type]) -> None:
@@ -42,12 +48,38 @@ def forbid_unknown_fields_in_schema(app: Litestar) -> None:
                 _structs_in(data.annotation, bodies)
     components = app.openapi_schema.components.schemas or {}
     for cls in bodies:
+        for key in _component_key(cls):
+            if key in components:
+                optional_bounds(cls, components[key])
         config = getattr(cls, "__struct_config__", None)
         if config is None or not config.forbid_unknown_fields:
             continue
         for key in _component_key(cls):
             if key in components:
                 components[key].additional_properties = False
+
+
+_BOUNDS = {"ge": "minimum", "gt": "exclusive_minimum", "le": "maximum", "lt": "exclusive_maximum"}
+
+
+def optional_bounds(cls: type, schema: Any) -> None:
+    """Litestar drops a zero bound of an optional field (``Annotated[int, Meta(ge=0)] |
+    None`` documents ``maximum`` only), so a client may send -1 and get a 400: restore
+    the numeric bounds msgspec enforces."""
+    properties = schema.properties or {}
+    for field in msgspec.structs.fields(cls):
+        prop = properties.get(field.encode_name)
+        variants = typing.get_args(field.type)
+        if prop is None or type(None) not in variants:
+            continue
+        for variant in variants:
+            for meta in typing.get_args(variant)[1:]:
+                if not isinstance(meta, msgspec.Meta):
+                    continue
+                for source, target in _BOUNDS.items():
+                    value = getattr(meta, source)
+                    if value is not None and getattr(prop, target, None) is None:
+                        setattr(prop, target, value)
 
 
 def integer_bounds_as_integers(node: Any) -> None:
@@ -73,6 +105,82 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     return document
 
 
+# (method, path, status) of an answer -> its links: name -> (target operationId, the
+# target's parameters as runtime expressions). A link is added only when the document
+# has both ends. Links stay inside one document, so "receipt -> availability" (two
+# services) is spelled as receipt -> the receipt and the warehouse's stock.
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("post", "/orders/v1/orders", "201"): {
+        "GetOrder": ("getOrder", {"order_id": "$response.body#/order_id"}),
+        "CancelOrder": ("cancelOrder", {"order_id": "$response.body#/order_id"}),
+    },
+    ("post", "/wms/v1/receipts", "201"): {
+        "GetReceipt": ("getReceipt", {"receipt_id": "$response.body#/receipt_id"}),
+        "ListReceivedStock": (
+            "listStock",
+            {
+                "sku": "$response.body#/lines/0/sku",
+                "warehouse_id": "$response.body#/warehouse_id",
+            },
+        ),
+    },
+}
+
+
+def add_links(document: dict[str, Any]) -> None:
+    paths = document.get("paths", {})
+    operation_ids = {
+        op.get("operationId")
+        for ops in paths.values()
+        for op in ops.values()
+        if isinstance(op, dict)
+    }
+    for (method, path, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        found = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+            if target in operation_ids
+        }
+        if found:
+            response["links"] = found
+
+
+def document_deprecation(document: dict[str, Any]) -> None:
+    """Operations of a deprecated major are ``deprecated`` and document its headers."""
+    for version in VERSIONS:
+        headers = deprecation_headers(version)
+        if not headers:
+            continue
+        described = {
+            "Deprecation": f"RFC 9745: when {version.name} was deprecated (@unix-time).",
+            "Sunset": f"RFC 8594: the last day {version.name} is served (HTTP-date).",
+            "Link": "The successor version (rel=successor-version) and the deprecation notes.",
+        }
+        fields = {
+            name: {
+                "description": described.get(name, name),
+                "required": True,
+                "schema": {"type": "string", "examples": [value]},
+            }
+            for name, value in headers.items()
+        }
+        for path, operations in document.get("paths", {}).items():
+            if not path.startswith(f"{version.base_path}/"):
+                continue
+            for operation in operations.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                operation["deprecated"] = True
+                for response in operation["responses"].values():
+                    response["headers"] = {**response.get("headers", {}), **fields}
+
+
 def finalize_openapi(app: Litestar) -> None:
     forbid_unknown_fields_in_schema(app)
-    integer_bounds_as_integers(openapi_document(app))
+    document = openapi_document(app)
+    integer_bounds_as_integers(document)
+    add_links(document)
+    document_deprecation(document)

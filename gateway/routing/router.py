@@ -121,7 +121,11 @@ class GatewayRouter:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if extra:
-                    message["headers"] = [*message.get("headers", ()), *extra]
+                    headers = list(message.get("headers", ()))
+                    present = {name.lower() for name, _ in headers}
+                    # A service that already says it (v1 deprecation fields) is not repeated.
+                    headers.extend(f for f in extra if f[0].lower() not in present)
+                    message["headers"] = headers
             await send(message)
 
         try:

@@ -20,6 +20,8 @@ from process_apis.availability.reconciliation.settings import load_reconcile_set
 from process_apis.availability.reconciliation.sources import HttpSources
 from process_apis.availability.rules.routes import ChannelRuleController
 from process_apis.availability.strategies.routes import StrategyController
+from process_apis.availability.v2.deprecation import stamp_deprecation
+from process_apis.availability.v2.routes import ItemControllerV2
 from shared.auth.verifier import KeySource
 from shared.events.catalog import STREAM_ERP, STREAM_WMS
 from shared.service import Runtime, build_app
@@ -39,10 +41,11 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
     reconciler = Reconciler(runtime.db, sources, load_reconcile_settings())
     runtime.background.append(reconciler.scheduled)
     runtime.background.append(HoldSweeper(runtime.db))
-    return build_app(
+    app = build_app(
         runtime,
         route_handlers=[
             ItemController,
+            ItemControllerV2,
             CountController,
             AllocationController,
             HoldController,
@@ -73,3 +76,5 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             "allocation_batcher": AllocationBatcher(runtime.db, runtime.idempotency),
         },
     )
+    app.before_send.append(stamp_deprecation)  # v1 answers point at v2
+    return app

@@ -86,6 +86,29 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, id);
 """
 
 
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_BUSY_WAIT_SECONDS = 30.0
+
+
+def _retrying(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, again while another process holds the write lock: after 0.2 ms,
+    doubling to 5 ms, for up to 30 s. (SQLite's own busy handler sleeps 1, 2, 5, 10,
+    ... 100 ms between tries: behind another process's sub-millisecond transaction a
+    writer often slept tens of ms after the lock was free.) Every operation is one
+    transaction or none (a failed BEGIN IMMEDIATE), so running it again is safe."""
+    delay, deadline = 0.0002, time.monotonic() + _BUSY_WAIT_SECONDS
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            busy = code is not None and code & 0xFF in _BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+
+
 def _entry_id(value: str) -> int:
     try:
         return int(value)
@@ -110,13 +133,14 @@ class SqliteEventLog:
         self.max_len = max_len
         self.trim_every = trim_every or trim_interval(max_len)
         self._appended_since_trim: dict[str, int] = {}
+        # No SQLite busy handler (timeout=0): _retrying waits for other processes.
         self._conn = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
+            self.path, timeout=0, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        _retrying(self._conn.execute, "PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._migrate_unique_event_id()
-        self._conn.executescript(_SCHEMA)
+        _retrying(self._migrate_unique_event_id)
+        _retrying(self._conn.executescript, _SCHEMA)
         # A threading lock, not an asyncio one: a cancelled caller stops awaiting, but
         # its worker thread keeps using the connection; close() must wait for it.
         self._lock = threading.Lock()
@@ -129,7 +153,7 @@ class SqliteEventLog:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the event log is closed")
-            return fn(*args)
+            return _retrying(fn, *args)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._locked, fn, *args)

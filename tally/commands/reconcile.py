@@ -56,7 +56,7 @@ def _run(base: str, token: str, window: int | None, threshold: int | None) -> di
         headers={"Authorization": f"Bearer {token}"},
         timeout=120,
     )
-    if response.status_code != 201:
+    if response.status_code != 200:
         errors.print(f"[red]reconciliation failed ({response.status_code}):[/red] {response.text}")
         raise typer.Exit(2)
     report: dict[str, Any] = response.json()

@@ -123,3 +123,40 @@ def test_two_hundred_clients_allocate_exactly_the_stock(
             assert 0 <= by_location[warehouse]["allocated"] <= quantity
         assert sum(loc["allocated"] for loc in by_location.values()) == 1000
         assert ledger_drift(service.settings) == {}
+
+
+async def same_key_stampede(url: str, token: str, bodies: list[dict[str, Any]]) -> list[Any]:
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "one-key"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120.0) as http:
+        return list(
+            await asyncio.gather(
+                *(http.post("/availability/v1/allocations", json=body) for body in bodies)
+            )
+        )
+
+
+def test_one_key_sent_concurrently_allocates_once(
+    tmp_path: Path, issuer: TestIssuer, database_url: str | None
+) -> None:
+    """Requests with one Idempotency-Key land in the same batches: the first allocates,
+    the same payload replays its answer, another payload is refused, nothing twice."""
+    with AvailabilityProcess(tmp_path, issuer, database_url=database_url) as service:
+        service.receive("WH-EAST", SKU, 100)
+        service.wait_for_atp(SKU, 100)
+        order = {"order_id": "SO-1", "channel": "b2b", "lines": [{"sku": SKU, "quantity": 3}]}
+        other = {**order, "order_id": "SO-2"}
+
+        same = asyncio.run(same_key_stampede(service.url, service.token(), [order] * 40))
+        assert [r.status_code for r in same] == [201] * 40
+        assert len({r.content for r in same}) == 1
+        assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in same) == 1
+
+        mixed = asyncio.run(same_key_stampede(service.url, service.token(), [order, other] * 10))
+        assert {r.status_code for r in mixed[::2]} == {201}
+        assert all(r.headers["Idempotent-Replayed"] == "true" for r in mixed[::2])
+        assert {r.status_code for r in mixed[1::2]} == {422}
+
+        service.wait_for_atp(SKU, 97)
+        with service.client() as http:
+            assert http.get("/availability/v1/allocations/SO-2").status_code == 404
+        assert ledger_drift(service.settings) == {}

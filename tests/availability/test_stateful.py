@@ -35,6 +35,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from litestar.di import Provide
 from litestar.testing import TestClient
 
 from process_apis.availability import clock
@@ -78,7 +79,9 @@ class Inventory(RuleBasedStateMachine):
         )
         issuer = TestIssuer()
         app = create_app(settings=config, key_source=issuer.key_source())
-        self.db: Database = app.dependencies["db"].dependency()
+        provided = app.dependencies["db"]
+        assert isinstance(provided, Provide)
+        self.db: Database = provided.dependency()
         self.http = TestClient(app).__enter__()
         token = issuer.token("inventory:read inventory:write", audience="availability")
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -240,7 +243,7 @@ class Inventory(RuleBasedStateMachine):
     @rule(
         target=holds,
         lines=st.lists(
-            st.tuples(st.sampled_from(SKUS), st.integers(1, 15)), min_size=1, max_size=2
+            st.tuples(st.sampled_from(SKUS), st.integers(1, 10)), min_size=1, max_size=2
         ),
         channel=st.sampled_from(CHANNELS),
         ttl=st.integers(1, 3),
@@ -361,8 +364,8 @@ def _summed(parts: Any) -> Claims:
 
 
 Inventory.TestCase.settings = settings(
-    max_examples=25,
-    stateful_step_count=30,
+    max_examples=40,
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

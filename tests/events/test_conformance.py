@@ -599,6 +599,23 @@ async def test_sqlite_close_waits_for_a_cancelled_publish(tmp_path: Path) -> Non
         await bus.publish("orders", _events(1))
 
 
+async def test_sqlite_writers_of_other_processes_are_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    bus = SqliteEventLog(path)
+    other = sqlite3.connect(path, isolation_level=None)  # another process's connection
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        publishing = asyncio.create_task(bus.publish("orders", _events(3)))
+        await asyncio.sleep(0.3)
+        assert not publishing.done()  # waiting, not failing
+        other.execute("COMMIT")
+        await asyncio.wait_for(publishing, timeout=10)
+        assert len(await bus.read_all("orders")) == 3
+    finally:
+        other.close()
+        await bus.close()
+
+
 async def test_sqlite_log_with_unique_event_ids_is_migrated(tmp_path: Path) -> None:
     # Logs written before replay existed stored an event id once; they are rebuilt
     # without the constraint, keeping entry ids and the id counter.

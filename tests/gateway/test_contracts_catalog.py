@@ -36,8 +36,9 @@ def test_catalog_lists_every_api_with_its_versions(http: httpx.Client) -> None:
     for api in REST_APIS:
         item = by_name[api]
         assert item["kind"] == "openapi"
-        assert [v["version"] for v in item["versions"]] == ["v1"]
-        assert item["versions"][0]["status"] == "current"
+        table = versions.versions_of(api)  # availability: v1 deprecated beside v2
+        assert [v["version"] for v in item["versions"]] == [v.name for v in table]
+        assert item["versions"][0]["status"] == table[0].status
         assert item["versions"][0]["links"] == {
             "openapi": f"/contracts/{api}/v1/openapi.json",
             "docs": f"/contracts/{api}/v1/schema",

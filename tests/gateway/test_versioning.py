@@ -105,3 +105,26 @@ def test_a_new_current_major_is_routed(gateway: Gateway, token: str, service: Up
     assert response.headers["content-type"] == "application/json"
     assert "deprecation" not in response.headers
     assert len(service.calls) == before  # its echo route did not match
+
+
+def test_the_real_table_routes_availability_v2_and_deprecates_v1(
+    tmp_path: Path, upstream: tuple[Upstream, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared import versions as shared_versions
+
+    monkeypatch.setattr(versions, "VERSIONS", shared_versions.VERSIONS)
+    v1 = shared_versions.find("availability", 1)
+    assert v1 is not None and v1.status == "deprecated" and v1.successor == 2
+    with gateway_with(tmp_path, upstream[1]) as gw:
+        token = gw.new_client("inventory:read", tier="internal")[1]
+        with gw.client(Authorization=f"Bearer {token}") as http:
+            old = http.get("/availability/v1/items/SKU-1")
+            new = http.get("/availability/v2/items/SKU-1")
+    assert old.headers["deprecation"] == shared_versions.deprecation_headers(v1)["Deprecation"]
+    assert old.headers["sunset"] == "Mon, 31 May 2027 00:00:00 GMT"
+    assert '</availability/v2>; rel="successor-version"' in old.headers["link"]
+    # Both majors are routed and forwarded (no availability service listens here: 502,
+    # where an unknown major would be 404 before any forwarding).
+    assert (old.status_code, new.status_code) == (502, 502)
+    for name in ("deprecation", "sunset", "link"):
+        assert name not in new.headers

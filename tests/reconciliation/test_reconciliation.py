@@ -33,7 +33,7 @@ def ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
 
 def run(stack: Stack, **body: int) -> dict[str, Any]:
     with stack.client("availability", "inventory:write") as availability:
-        return ok(availability.post("/availability/v1/reconciliation/runs", json=body))
+        return ok(availability.post("/availability/v1/reconciliation/runs", json=body), 200)
 
 
 def position(stack: Stack, sku: str) -> dict[str, Any]:

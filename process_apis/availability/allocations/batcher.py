@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response
+from prometheus_client import Histogram
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,6 +47,12 @@ GROUP_COMMIT_ENV = "TALLY_ALLOCATION_GROUP_COMMIT"
 MAX_BATCH = 128
 
 Outcome = Response[Any] | BaseException
+
+BATCH_SIZE = Histogram(
+    "tally_allocation_batch_size",
+    "Allocation requests applied together in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 
 @dataclass(slots=True)
@@ -114,6 +121,7 @@ class AllocationBatcher:
                 try:
                     async with self.db.transaction() as tx:
                         batch = self._take()
+                        BATCH_SIZE.observe(len(batch))
                         outcomes = await self._apply(tx, batch)
                 except Exception:
                     if len(batch) > 1:

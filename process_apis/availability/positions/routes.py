@@ -82,9 +82,18 @@ class ItemController(Controller):
         self,
         db: Database,
         sku: SkusQuery,
+        cursor: CursorParam = None,
+        limit: LimitParam = 100,
     ) -> Page[ItemAvailability]:
+        # Pages over the skus asked, in the order asked (the cursor is the index to go
+        # on from); the default limit answers every sku (at most 100) in one page.
+        asked = list(dict.fromkeys(sku))
+        start = _after(cursor)
+        chosen = asked[start : start + limit]
         async with db.read() as conn:
-            return Page(await queries.items(conn, sku, clock.now()), None)
+            found = await queries.items(conn, chosen, clock.now()) if chosen else []
+        more = start + limit < len(asked)
+        return Page(found, encode_cursor(str(start + limit)) if more else None)
 
     @get(
         "/{sku:str}",

@@ -99,6 +99,7 @@ class ReconciliationController(Controller):
         "/runs",
         operation_id="runReconciliation",
         summary="Reconcile ERP, WMS and the projection now",
+        status_code=200,  # an action answering its report; running it twice is harmless
         responses=problem_responses(503),
         **requires("inventory:write"),
     )

@@ -39,6 +39,17 @@ WarehouseQuery = Annotated[
 ]
 
 
+async def _stock_page(
+    erp: ErpPort, skus: list[str], warehouse_id: str | None, cursor: str | None, limit: int
+) -> Page[FinancialStock]:
+    found = await erp.list_financial_stock(skus, warehouse_id, _after(cursor), limit + 1)
+    page = found[:limit]
+    if len(found) <= limit:
+        return Page(page, None)
+    last = page[-1]
+    return Page(page, encode_cursor(msgspec.json.encode([last.sku, last.warehouse_id]).decode()))
+
+
 def _after(cursor: str | None) -> tuple[str, str] | None:
     raw = decode_cursor(cursor)
     if raw is None:
@@ -104,14 +115,7 @@ class InventoryController(Controller):
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[FinancialStock]:
-        found = await erp.list_financial_stock(list(sku), warehouse_id, _after(cursor), limit + 1)
-        page = found[:limit]
-        if len(found) <= limit:
-            return Page(page, None)
-        last = page[-1]
-        return Page(
-            page, encode_cursor(msgspec.json.encode([last.sku, last.warehouse_id]).decode())
-        )
+        return await _stock_page(erp, list(sku), warehouse_id, cursor, limit)
 
     @get(
         "/{sku:str}",
@@ -120,5 +124,11 @@ class InventoryController(Controller):
         responses=problem_responses(),
         **requires("erp:read"),
     )
-    async def get_financial_stock(self, sku: SkuParam, erp: ErpPort) -> Page[FinancialStock]:
-        return Page(await erp.list_financial_stock([sku], None, None, 500), None)
+    async def get_financial_stock(
+        self,
+        sku: SkuParam,
+        erp: ErpPort,
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
+    ) -> Page[FinancialStock]:
+        return await _stock_page(erp, [sku], None, cursor, limit)

@@ -1,0 +1,204 @@
+"""Availability v2 routes: the same positions as v1 (``positions.queries``), shown
+with every bucket at every level, and the per-lot positions as a paged list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from litestar import Controller, get
+from litestar.params import QueryParameter
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from process_apis.availability import clock
+from process_apis.availability import schemas as v1
+from process_apis.availability.db import BUCKETS, positions
+from process_apis.availability.positions import queries
+from process_apis.availability.positions.ledger import atp_of, lapsed_by_position
+from process_apis.availability.positions.routes import SkusQuery
+from process_apis.availability.v2.schemas import (
+    BucketsV2,
+    ItemAvailabilityV2,
+    ItemBatch,
+    LocationAvailabilityV2,
+    LotAvailability,
+    Position,
+)
+from shared.auth.litestar_auth import requires
+from shared.db import Database
+from shared.models import (
+    ID_PATTERN,
+    SKU_PATTERN,
+    CursorParam,
+    LimitParam,
+    Page,
+    SkuParam,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.problems import problem_responses
+
+SkuFilter = Annotated[
+    str | None,
+    QueryParameter(
+        required=False,
+        min_length=1,
+        max_length=64,
+        pattern=SKU_PATTERN,
+        description="Only this sku.",
+    ),
+]
+LocationFilter = Annotated[
+    str | None,
+    QueryParameter(
+        required=False,
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Only this location.",
+    ),
+]
+Key = tuple[str, str, str]  # (sku, location_id, lot), lot '' for none
+
+
+def _buckets(values: Any, lapsed: int) -> BucketsV2:
+    return BucketsV2(reserved_lapsed=lapsed, **{b: int(getattr(values, b)) for b in BUCKETS})
+
+
+def _total(parts: Sequence[BucketsV2]) -> BucketsV2:
+    names = (*BUCKETS, "reserved_lapsed")
+    return BucketsV2(**{n: sum(getattr(p, n) for p in parts) for n in names})
+
+
+def _location(found: v1.LocationAvailability) -> LocationAvailabilityV2:
+    lots = [
+        LotAvailability(
+            lot=lot.lot,
+            available_to_promise=lot.available_to_promise,
+            buckets=_buckets(lot, lot.reserved_lapsed),
+            updated_at=lot.updated_at,
+        )
+        for lot in found.lots
+    ]
+    return LocationAvailabilityV2(
+        location_id=found.location_id,
+        available_to_promise=found.available_to_promise,
+        buckets=_total([lot.buckets for lot in lots]),
+        lots=lots,
+    )
+
+
+def _item(found: v1.ItemAvailability) -> ItemAvailabilityV2:
+    locations = [_location(loc) for loc in found.locations]
+    return ItemAvailabilityV2(
+        sku=found.sku,
+        available_to_promise=found.available_to_promise,
+        as_of=found.as_of,
+        buckets=_total([loc.buckets for loc in locations]),
+        locations=locations,
+    )
+
+
+def _after(cursor: str | None) -> Key | None:
+    """The key to continue after; a cursor we did not issue starts at the top."""
+    raw = decode_cursor(cursor)
+    try:
+        key = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key):
+        return key[0], key[1], key[2]
+    return None
+
+
+async def _positions(
+    conn: AsyncConnection, sku: str | None, location_id: str | None, after: Key | None, limit: int
+) -> list[Position]:
+    c = positions.c
+    query = select(positions).order_by(c.sku, c.location_id, c.lot).limit(limit)
+    if sku is not None:
+        query = query.where(c.sku == sku)
+    if location_id is not None:
+        query = query.where(c.location_id == location_id)
+    if after is not None:
+        s, loc, lot = after
+        query = query.where(
+            or_(
+                c.sku > s,
+                and_(c.sku == s, c.location_id > loc),
+                and_(c.sku == s, c.location_id == loc, c.lot > lot),
+            )
+        )
+    rows = (await conn.execute(query)).all()
+    lapsed = await lapsed_by_position(conn, sorted({r.sku for r in rows}), clock.now())
+    found = []
+    for row in rows:
+        values, gone = queries.active_buckets(row, lapsed)
+        found.append(
+            Position(
+                sku=row.sku,
+                location_id=row.location_id,
+                lot=row.lot or None,
+                available_to_promise=atp_of(values),
+                buckets=BucketsV2(reserved_lapsed=gone, **values),
+                updated_at=queries.utc(row.updated_at),
+            )
+        )
+    return found
+
+
+class ItemControllerV2(Controller):
+    path = "/availability/v2"
+    tags = ["availability"]
+
+    @get(
+        "/items",
+        operation_id="listItemAvailabilityV2",
+        summary="Every bucket of several items at once",
+        description="Each sku asked, in the order asked; a sku never seen answers zeros.",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def list_items(self, db: Database, sku: SkusQuery) -> ItemBatch:
+        async with db.read() as conn:
+            return ItemBatch([_item(i) for i in await queries.items(conn, sku, clock.now())])
+
+    @get(
+        "/items/{sku:str}",
+        operation_id="getItemAvailabilityV2",
+        summary="Every bucket of one item, per location and per lot",
+        description=(
+            "BucketsV2 are summed per location and for the item; `reserved` counts active "
+            "holds only, `reserved_lapsed` the holds whose time ran out."
+        ),
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def get_item(self, sku: SkuParam, db: Database) -> ItemAvailabilityV2:
+        async with db.read() as conn:
+            return _item((await queries.items(conn, [sku], clock.now()))[0])
+
+    @get(
+        "/positions",
+        operation_id="listPositions",
+        summary="The per-lot positions, by sku, location and lot",
+        responses=problem_responses(),
+        **requires("inventory:read"),
+    )
+    async def list_positions(
+        self,
+        db: Database,
+        sku: SkuFilter = None,
+        location_id: LocationFilter = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
+    ) -> Page[Position]:
+        async with db.read() as conn:
+            found = await _positions(conn, sku, location_id, _after(cursor), limit + 1)
+        page = found[:limit]
+        if len(found) <= limit:
+            return Page(page, None)
+        last = page[-1]
+        return Page(page, encode_cursor(json.dumps([last.sku, last.location_id, last.lot or ""])))
