@@ -47,11 +47,11 @@ def gateway(
 
 
 def test_every_call_is_recorded_with_who_what_and_how_long(gateway: Gateway) -> None:
-    client_id, token = gateway.new_client("erp:read", customer_id="CUST-7")
+    client_id, token = gateway.new_client("orders:read", customer_id="CUST-7")
     with gateway.client(Authorization=f"Bearer {token}") as http:
-        ok = http.get("/erp/v1/items/S-1?x=1", headers={"X-Correlation-Id": "audit-1"})
-        http.get("/erp/v1/items")
-        limited = http.get("/erp/v1/items")  # third call: over 2 per minute
+        ok = http.get("/orders/v1/orders/S-1?x=1", headers={"X-Correlation-Id": "audit-1"})
+        http.get("/orders/v1/orders")
+        limited = http.get("/orders/v1/orders")  # third call: over 2 per minute
     assert ok.status_code == 200
     assert limited.status_code == 429
     rows = _wait_for(gateway, 3, client_id=client_id)
@@ -59,8 +59,8 @@ def test_every_call_is_recorded_with_who_what_and_how_long(gateway: Gateway) -> 
     first = rows[-1]
     assert first["customer_id"] == "CUST-7"
     assert first["method"] == "GET"
-    assert first["route"] == "/erp/v1/{path}"
-    assert first["path"] == "/erp/v1/items/S-1"
+    assert first["route"] == "/orders/v1/{path}"
+    assert first["path"] == "/orders/v1/orders/S-1"
     assert first["correlation_id"] == "audit-1"
     assert first["latency_ms"] > 0
     assert first["at"].endswith("Z") and first["at"] <= rows[0]["at"]

@@ -48,6 +48,26 @@ def test_picked_stock_never_shows_as_available(client: TestClient[Any], settings
     assert ledger_drift(settings) == {}
 
 
+def test_a_pick_after_a_partial_shipment_is_still_covered_by_the_allocation(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    """Allocate 3, pick 2, ship 2, pick the last 1: that unit is the allocation's,
+    not an external claim, so ATP is 10 - 3 = 7 until it ships."""
+    apply_and_wait(client, settings, facts.receipt(1, "WH1", [("A", 10, "L1")]))
+    assert allocate(client, "SO-1", [("A", 3)]).status_code == 201
+    apply_and_wait(
+        client,
+        settings,
+        facts.pick(2, "SO-1", "WH1", [("A", 2, "L1")]),
+        facts.shipment(3, "SO-1", "WH1", [("A", 2, "L1")]),
+        facts.pick(4, "SO-1", "WH1", [("A", 1, "L1")]),
+    )
+    a = item(client, "A")
+    assert buckets(a, "WH1", "on_hand", "allocated", "external_committed") == (8, 1, 0)
+    assert a["available_to_promise"] == 7
+    assert ledger_drift(settings) == {}
+
+
 def test_adjustments_and_quality_statuses(client: TestClient[Any], settings: Settings) -> None:
     apply_and_wait(
         client,

@@ -52,14 +52,21 @@ async def _open_claims(conn: AsyncConnection, order_id: str, location_id: str, s
 
 
 async def _covered_picks(conn: AsyncConnection, order_id: str, location_id: str, sku: str) -> int:
-    """Picked units of the order here that its allocation already covers."""
+    """Picked units of the order here that its allocation covers and that have not
+    shipped yet (a shipment consumes the allocation's claims, picked ones first)."""
     p = picks_seen.c
-    found = await conn.scalar(
+    picked = await conn.scalar(
         select(func.coalesce(func.sum(p.quantity - p.external), 0)).where(
             p.order_id == order_id, p.location_id == location_id, p.sku == sku
         )
     )
-    return int(found or 0)
+    lines = allocation_lines.c
+    shipped = await conn.scalar(
+        select(func.coalesce(func.sum(lines.shipped), 0)).where(
+            lines.order_id == order_id, lines.location_id == location_id, lines.sku == sku
+        )
+    )
+    return max(0, int(picked or 0) - int(shipped or 0))
 
 
 async def on_pick(tx: Tx, event: Event) -> None:
