@@ -6,6 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from tests.security.conftest import (
     place,
     register_client,
 )
+from tests.security.test_direct_service_tokens import Forger
 from tests.support.platform import PlatformClient
 
 ROUTES = {"orders": "order_to_ship", "billing": "billing", "graphql": "portal"}
@@ -185,11 +187,19 @@ def test_system_apis_refuse_a_bound_client_whatever_its_scopes(
     platform: PlatformClient, world: World, via: str
 ) -> None:
     """The WMS knows no customers, so shipments and fulfillment orders are read through
-    the orders API; a bound client holding wms scopes is refused for every id alike."""
+    the orders API. The registry will not make a bound client with wms scopes, and a
+    token that claims both anyway (signed with the gateway's real key) is refused by
+    the WMS itself for every id alike."""
     a, b = world.a, world.b
-    creds = register_client(platform, "wms:read wms:write", customer=a.customer_id)
+    with pytest.raises(subprocess.CalledProcessError) as refused_client:
+        register_client(platform, "wms:read wms:write", customer=a.customer_id)
+    assert "system APIs" in refused_client.value.stderr + refused_client.value.stdout
+    forger = Forger(platform)
+    token = forger.signed(
+        forger.claims(scope="wms:read wms:write", customer_id=a.customer_id, aud=["wms"])
+    )
     base = platform.gateway if via == "gateway" else platform.url("wms")
-    with platform.client(bearer(platform, creds), base=base) as wms:
+    with platform.client(token, base=base) as wms:
         for path, params in (
             ("/wms/v1/fulfillment-orders", {"order_id": a.order_id}),
             ("/wms/v1/fulfillment-orders", {"order_id": b.order_id}),
