@@ -18,6 +18,7 @@ import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+from shared.openapi_examples import add_examples
 from shared.versions import VERSIONS, deprecation_headers
 
 
@@ -184,3 +185,4 @@ def finalize_openapi(app: Litestar) -> None:
     integer_bounds_as_integers(document)
     add_links(document)
     document_deprecation(document)
+    add_examples(document)

@@ -15,6 +15,7 @@ it. Settings (accepted statuses, phases) are in schemathesis.toml.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 # The APIs whose documents carry OpenAPI links: their stateful phase must run, not skip.
 LINKED = {"orders", "wms"}
 SERVED = [pytest.param(v.api, v.major, id=f"{v.api}-{v.name}") for v in VERSIONS if v.served]
+# What a partner's client may call: the process APIs (system APIs refuse bound clients).
+PARTNER_APIS = {"orders", "billing", "availability"}
+PARTNER_SERVED = [p for p in SERVED if p.values[0] in PARTNER_APIS]
 
 
 def _run(
@@ -84,6 +88,49 @@ def test_every_version_honours_its_contract_through_the_gateway(
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     if api in LINKED:
         assert "✅ Stateful" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def partner_token(platform: PlatformClient) -> str:
+    """A partner-shaped client: bound to one seeded customer, narrow scopes, made the
+    operator's way (`tally clients create`). Tier internal, so the run is not cut short
+    by the rate limit (the limits have their own tests)."""
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tally",
+            "clients",
+            "create",
+            "--name",
+            "schemathesis-partner",
+            "--scopes",
+            "orders:read orders:write inventory:read billing:read",
+            "--customer",
+            "CUST-ACME",
+            "--tier",
+            "internal",
+            "--json",
+            "--data-dir",
+            str(platform.platform.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    client = json.loads(created.stdout)
+    return platform.token(client["client_id"], client["client_secret"])
+
+
+@pytest.mark.parametrize(("api", "major"), PARTNER_SERVED)
+def test_a_partner_token_meets_the_same_contract_through_the_gateway(
+    platform: PlatformClient, partner_token: str, api: str, major: int
+) -> None:
+    """The same checks with a bound, narrow token: its refusals (403 for a missing
+    scope, 404 for another customer's object) must be documented answers too."""
+    result = _run(_document(platform, api, major), platform.gateway, partner_token, examples=10)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
 def test_the_stateful_links_are_in_the_served_documents(platform: PlatformClient) -> None:
