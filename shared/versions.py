@@ -70,8 +70,11 @@ def deprecation_headers(version: ApiVersion) -> dict[str, str]:
     headers = {"Deprecation": f"@{seconds}"}
     if version.sunset is not None:
         headers["Sunset"] = _http_date(version.sunset)
-    links = [f'</contracts/{version.api}/{version.name}/docs>; rel="deprecation"']
+    # Both point at the rendered contracts the gateway serves, so a link always resolves.
+    links = [f'</contracts/{version.api}/{version.name}/schema>; rel="deprecation"']
     if version.successor is not None:
-        links.insert(0, f'</{version.api}/v{version.successor}>; rel="successor-version"')
+        links.insert(
+            0, f'</contracts/{version.api}/v{version.successor}/schema>; rel="successor-version"'
+        )
     headers["Link"] = ", ".join(links)
     return headers

@@ -160,7 +160,9 @@ def test_every_v1_answer_carries_deprecation_sunset_and_successor(
     assert datetime.fromtimestamp(deprecated_at, UTC).date() == version.deprecated_on
     sunset = parsedate_to_datetime(response.headers["sunset"])
     assert sunset.date() == version.sunset > date(2026, 11, 23) + timedelta(days=150)
-    assert '</availability/v2>; rel="successor-version"' in response.headers["link"]
+    assert (
+        '</contracts/availability/v2/schema>; rel="successor-version"' in response.headers["link"]
+    )
 
 
 def test_v1_refusal_without_a_token_is_stamped_too(client: TestClient[Any]) -> None:

@@ -81,7 +81,7 @@ def test_document_of_a_deprecated_version_carries_the_headers(
     assert response.status_code == 200
     assert response.headers["deprecation"] == "@1793491200"
     assert response.headers["sunset"] == "Wed, 30 Jun 2027 00:00:00 GMT"
-    assert '</erp/v2>; rel="successor-version"' in response.headers["link"]
+    assert '</contracts/erp/v2/schema>; rel="successor-version"' in response.headers["link"]
 
 
 def test_scalar_docs_load_the_catalogs_document(http: httpx.Client) -> None:

@@ -65,7 +65,7 @@ def test_deprecated_major_is_served_with_deprecation_sunset_and_link(
     assert len(service.calls) == before + 1
     assert response.headers["deprecation"] == "@1780272000"  # 2026-06-01, RFC 9745
     assert response.headers["sunset"] == "Sun, 31 Jan 2027 00:00:00 GMT"  # RFC 8594
-    assert '</erp/v2>; rel="successor-version"' in response.headers["link"]
+    assert '</contracts/erp/v2/schema>; rel="successor-version"' in response.headers["link"]
     for name in ("deprecation", "sunset", "link"):
         assert name not in current.headers
 
@@ -122,7 +122,7 @@ def test_the_real_table_routes_availability_v2_and_deprecates_v1(
             new = http.get("/availability/v2/items/SKU-1")
     assert old.headers["deprecation"] == shared_versions.deprecation_headers(v1)["Deprecation"]
     assert old.headers["sunset"] == "Mon, 31 May 2027 00:00:00 GMT"
-    assert '</availability/v2>; rel="successor-version"' in old.headers["link"]
+    assert '</contracts/availability/v2/schema>; rel="successor-version"' in old.headers["link"]
     # Both majors are routed and forwarded (no availability service listens here: 502,
     # where an unknown major would be 404 before any forwarding).
     assert (old.status_code, new.status_code) == (502, 502)
