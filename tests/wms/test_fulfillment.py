@@ -88,6 +88,28 @@ def test_release_then_ship_in_two_parts(client: TestClient[Any], settings: Setti
     assert outbox_count(settings) == 4
 
 
+def test_shipments_of_a_fulfillment_order_are_paged(client: TestClient[Any]) -> None:
+    setup_stock(client)
+    fo_id = release(client, [{"sku": "A", "quantity": 3}], key="fo")["fulfillment_order_id"]
+    for n in range(3):
+        assert ship(client, fo_id, [{"sku": "A", "quantity": 1}], key=f"s{n}").status_code == 201
+    path = f"/wms/v1/fulfillment-orders/{fo_id}/shipments"
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        page = client.get(path, params={"limit": 2} | ({"cursor": cursor} if cursor else {}))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        seen += [shipment["shipment_id"] for shipment in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    everything = client.get(path).json()
+    assert everything["next_cursor"] is None
+    assert seen == sorted(seen) == [s["shipment_id"] for s in everything["items"]]
+    assert len(seen) == 3
+
+
 def test_over_shipment_is_409_and_changes_nothing(
     client: TestClient[Any], settings: Settings
 ) -> None:
