@@ -26,7 +26,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, issuer: TestIssuer) -> Itera
 def full_stack(stack: Stack) -> Stack:
     missing = [name for name in ("wms", "availability") if not stack.has(name)]
     if missing:
-        pytest.skip(f"not importable yet: {', '.join(missing)}")
+        pytest.fail(f"services not importable: {', '.join(missing)}")
     return stack
 
 

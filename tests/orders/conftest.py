@@ -28,10 +28,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, issuer: TestIssuer) -> Itera
 
 @pytest.fixture
 def full_stack(stack: Stack) -> Stack:
-    """The stack with WMS and availability: skips until those services exist."""
+    """The stack with WMS and availability (a missing one fails, never skips)."""
     missing = [name for name in ("wms", "availability") if not stack.has(name)]
     if missing:
-        pytest.skip(f"not importable yet: {', '.join(missing)}")
+        pytest.fail(f"services not importable: {', '.join(missing)}")
     return stack
 
 
