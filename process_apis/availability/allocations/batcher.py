@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations import service
-from process_apis.availability.positions.ledger import locked_rows
+from process_apis.availability.allocations.batch import allocate_many
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.db import Database, Tx
 from shared.idempotency import RETENTION, IdempotencyStore, fingerprint
@@ -152,42 +152,107 @@ class AllocationBatcher:
     async def _alone(self, request: _Request) -> Outcome:
         try:
             async with self.db.transaction() as tx:
-                (outcome,) = await self._apply(tx, [request])
+                return await self._apply_each(tx, request)
         except Exception as exc:
             return exc
-        return outcome
 
     async def _apply(self, tx: Tx, batch: list[_Request]) -> list[Outcome]:
+        """The batch in one pass (``batch.allocate_many``): replays and refused keys are
+        answered from the key records, the rest allocated together, their key records
+        written in one statement. A key seen twice in the batch replays the first."""
         conn = tx.conn
-        if not self.db.sqlite:
-            # Row locks of the whole batch in one sorted pass: requests later in the batch
-            # never wait, with locks already held, on a transaction that waits on us.
-            await locked_rows(conn, sorted({line.sku for r in batch for line in r.data.lines}))
         known = await self._lookup(conn, batch)
-        outcomes: list[Outcome] = []
-        for request in batch:
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        runnable: list[int] = []
+        first_of: dict[tuple[str, str], int] = {}
+        for n, request in enumerate(batch):
             ident = (request.client_id, request.key)
+            if ident in first_of:
+                continue  # answered below, from the first one's outcome
+            first_of[ident] = n
             try:
                 replayed = self.store.check(known.get(ident), request.fingerprint)
             except ProblemError as exc:
-                outcomes.append(exc)
+                outcomes[n] = exc
                 continue
             if replayed is not None:
-                outcomes.append(replayed)
+                outcomes[n] = replayed
+            else:
+                runnable.append(n)
+        results = await allocate_many(tx, [(batch[n].data, batch[n].key) for n in runnable])
+        records: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        for n, result in zip(runnable, results, strict=True):
+            if isinstance(result, ProblemError):
+                outcomes[n] = result
                 continue
-            emitted = len(tx.events_written)
-            try:
-                async with conn.begin_nested():
-                    result = await service.allocate(tx, request.data, request.key)
-                    body = msgspec.json.encode(result)
-                    await self._record(conn, request, 201, body)
-            except Exception as exc:
-                del tx.events_written[emitted:]
-                outcomes.append(await self._after_failure(conn, request, exc))
-                continue
-            known[ident] = _Stored(request.fingerprint, "completed", 201, body)
-            outcomes.append(Response(body, status_code=201, media_type="application/json"))
-        return outcomes
+            request = batch[n]
+            body = msgspec.json.encode(result)
+            records.append(self._record(request, 201, body, now))
+            known[(request.client_id, request.key)] = _Stored(
+                request.fingerprint, "completed", 201, body
+            )
+            outcomes[n] = Response(body, status_code=201, media_type="application/json")
+        if records:
+            await conn.execute(insert(self.store.table), records)
+        answered: list[Outcome] = []
+        for n, request in enumerate(batch):
+            ident = (request.client_id, request.key)
+            first = first_of[ident]
+            if n == first:
+                outcome = outcomes[n]
+                assert outcome is not None
+                answered.append(outcome)
+            else:  # a repeat of a key seen earlier in the batch
+                answered.append(
+                    self._repeat(known.get(ident), request, batch[first], answered[first])
+                )
+        return answered
+
+    def _repeat(
+        self, stored: Any, request: _Request, first: _Request, first_outcome: Outcome
+    ) -> Outcome:
+        """A key's second request in one batch: the first one's answer replayed, 422 for
+        another payload; when the first was refused (nothing stored), the same refusal."""
+        try:
+            replayed = self.store.check(stored, request.fingerprint)
+        except ProblemError as exc:
+            return exc
+        if replayed is not None:
+            return replayed
+        if request.fingerprint == first.fingerprint:
+            return first_outcome
+        return ProblemError(
+            409,
+            "request-in-progress",
+            "Another request with this Idempotency-Key was being processed; retry.",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _apply_each(self, tx: Tx, request: _Request) -> Outcome:
+        """One request on the per-request path (``service.allocate``): the fallback
+        when a whole batch failed."""
+        conn = tx.conn
+        known = await self._lookup(conn, [request])
+        try:
+            replayed = self.store.check(
+                known.get((request.client_id, request.key)), request.fingerprint
+            )
+        except ProblemError as exc:
+            return exc
+        if replayed is not None:
+            return replayed
+        try:
+            async with conn.begin_nested():
+                result = await service.allocate(tx, request.data, request.key)
+                body = msgspec.json.encode(result)
+                await conn.execute(
+                    insert(self.store.table), [self._record(request, 201, body, datetime.now(UTC))]
+                )
+        except Exception as exc:
+            tx.events_written.clear()
+            return await self._after_failure(conn, request, exc)
+        return Response(body, status_code=201, media_type="application/json")
 
     async def _lookup(
         self, conn: AsyncConnection, batch: list[_Request]
@@ -209,21 +274,20 @@ class AllocationBatcher:
             found[(row.client_id, row.key)] = row
         return found
 
-    async def _record(
-        self, conn: AsyncConnection, request: _Request, status_code: int, body: bytes
-    ) -> None:
-        await conn.execute(
-            insert(self.store.table).values(
-                client_id=request.client_id,
-                key=request.key,
-                fingerprint=request.fingerprint,
-                state="completed",
-                status_code=status_code,
-                body=body,
-                resource_id=request.data.order_id,
-                created_at=datetime.now(UTC),
-            )
-        )
+    def _record(
+        self, request: _Request, status_code: int, body: bytes, now: datetime
+    ) -> dict[str, Any]:
+        """The request's key record, completed with its answer."""
+        return {
+            "client_id": request.client_id,
+            "key": request.key,
+            "fingerprint": request.fingerprint,
+            "state": "completed",
+            "status_code": status_code,
+            "body": body,
+            "resource_id": request.data.order_id,
+            "created_at": now,
+        }
 
     async def _after_failure(
         self, conn: AsyncConnection, request: _Request, exc: Exception

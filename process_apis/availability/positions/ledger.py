@@ -9,7 +9,7 @@ adds back the lapsed holds of the position, evaluated in SQL against ``now``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -161,6 +161,77 @@ async def change(
             **{delta_column(b): deltas.get(b, 0) for b in BUCKETS},
         )
     )
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One position change of a batch: its deltas and why (one ledger row)."""
+
+    key: PositionKey
+    deltas: dict[str, int]
+    cause: Cause
+
+
+async def change_many(
+    conn: AsyncConnection,
+    changes: Sequence[Change],
+    *,
+    now: datetime,
+    require_atp: str | None = None,
+) -> bool:
+    """Apply many changes at once: one guarded UPDATE per position with the sum of its
+    deltas, then one ledger row per change in a single multi-row INSERT. With
+    ``require_atp`` naming a bucket, each position's ATP (holds lapsed by ``now`` not
+    deducted) must cover the sum of that bucket's increases there. Returns False when a
+    guard refuses a position: the positions before it are changed already, so the
+    caller must roll the transaction back."""
+    totals: dict[PositionKey, dict[str, int]] = {}
+    counts: dict[PositionKey, int] = {}
+    for item in changes:
+        total = totals.setdefault(item.key, {})
+        for bucket, d in item.deltas.items():
+            total[bucket] = total.get(bucket, 0) + d
+        counts[item.key] = counts.get(item.key, 0) + 1
+    for key in sorted(totals):
+        deltas = {bucket: d for bucket, d in totals[key].items() if d}
+        unknown = set(deltas) - set(BUCKETS)
+        if unknown:
+            raise ValueError(f"unknown buckets {sorted(unknown)}")
+        stmt = (
+            update(positions)
+            .where(*_key_filter(key))
+            .values(
+                {positions.c[b]: positions.c[b] + d for b, d in deltas.items()}
+                | {
+                    positions.c.version: positions.c.version + counts[key],
+                    positions.c.updated_at: now,
+                }
+            )
+        )
+        for bucket, d in deltas.items():
+            if d < 0:
+                stmt = stmt.where(positions.c[bucket] >= -d)
+        if require_atp is not None and deltas.get(require_atp, 0) > 0:
+            stmt = stmt.where(active_atp_expression(now) >= deltas[require_atp])
+        if (await conn.execute(stmt)).rowcount != 1:
+            return False
+    rows = [
+        {
+            "sku": item.key.sku,
+            "location_id": item.key.location_id,
+            "lot": item.key.lot,
+            "reason": item.cause.reason,
+            "source": item.cause.source,
+            "reference": item.cause.reference,
+            "idempotency_key": item.cause.idempotency_key,
+            "created_at": now,
+            **{delta_column(b): item.deltas.get(b, 0) for b in BUCKETS},
+        }
+        for item in changes
+    ]
+    if rows:
+        await conn.execute(insert(movements), rows)
     return True
 
 

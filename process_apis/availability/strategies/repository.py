@@ -80,7 +80,19 @@ async def delete_strategy(conn: AsyncConnection, channel: str) -> bool:
 
 
 async def strategy_of(conn: AsyncConnection, channel: str) -> Strategy:
-    found = await read_strategy(conn, channel)
+    return _planner_form(await read_strategy(conn, channel))
+
+
+async def strategies_of(conn: AsyncConnection, channels: list[str]) -> dict[str, Strategy]:
+    """The planner strategy of each channel (most stock where none is configured)."""
+    rows = await conn.execute(
+        select(channel_strategies).where(channel_strategies.c.channel.in_(channels))
+    )
+    found = {row.channel: _planner_form(_out(row.channel, row)) for row in rows}
+    return {channel: found.get(channel, MOST_STOCK) for channel in channels}
+
+
+def _planner_form(found: ChannelStrategy) -> Strategy:
     if not found.configured:
         return MOST_STOCK
     return Strategy(
