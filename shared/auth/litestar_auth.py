@@ -69,7 +69,8 @@ SYSTEM_API_SCOPE_PREFIXES = ("erp:", "wms:")
 def _scope_guard(scope: str) -> Any:
     internal_only = scope.startswith(SYSTEM_API_SCOPE_PREFIXES)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async: Litestar runs a plain function guard on a worker thread, a hand-off per call.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.user
         if not isinstance(principal, Principal) or not principal.has_scope(scope):
             raise ProblemError(

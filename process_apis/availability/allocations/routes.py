@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
 
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
@@ -35,10 +37,12 @@ class AllocationController(Controller):
         self,
         data: AllocationIn,
         allocation_batcher: AllocationBatcher,
-        principal: Principal,
+        request: Request[Principal, Any, Any],
         idempotency_key: IdempotencyKey,
     ) -> Response[Allocation]:
-        return await allocation_batcher.submit(principal.client_id, idempotency_key, data)
+        # The principal from the request, not as a dependency: with one dependency
+        # Litestar resolves it inline instead of in a task group (the hot path).
+        return await allocation_batcher.submit(request.user.client_id, idempotency_key, data)
 
     @get(
         "/{allocation_id:str}",
