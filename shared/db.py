@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import MetaData, event, text
@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.util import EMPTY_DICT, await_
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -52,6 +54,10 @@ def _statement_on_driver_thread(
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+async def _done(value: T) -> T:
+    return value
 
 
 class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -90,9 +96,14 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _trip(self, sql: Any, params: Any, many: bool) -> None:
         driver: Any = self._connection
         try:
-            result = await_(
-                driver._execute(_statement_on_driver_thread, driver._conn, sql, params, many)
-            )
+            if self._adapt_connection.inline and driver._conn.in_transaction:
+                # Still through await_: SQLAlchemy's async layer requires one await per
+                # statement; awaiting a finished coroutine does not touch the loop.
+                result = await_(_done(_statement_on_driver_thread(driver._conn, sql, params, many)))
+            else:
+                result = await_(
+                    driver._execute(_statement_on_driver_thread, driver._conn, sql, params, many)
+                )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = result
@@ -112,8 +123,14 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """``inline``: statements inside a transaction run on the event loop's thread."""
+
+    __slots__ = ("inline",)
     _cursor_cls = _OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.inline = False
 
 
 class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
@@ -144,7 +161,11 @@ def create_engine(url: str) -> AsyncEngine:
     if make_url(url).get_driver_name() == "aiosqlite":
         options["module"] = _OneTripDbapi(aiosqlite, sqlite3)
     engine = create_async_engine(
-        url, connect_args={"timeout": 30}, pool_reset_on_return=None, **options
+        url,
+        # check_same_thread off: the writer's statements run on the loop's thread (below).
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_reset_on_return=None,
+        **options,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -234,6 +255,7 @@ class Database:
                 await _discard(kept)
             if self._writer_conn is None:
                 self._writer_conn = await self.engine.connect()
+                _run_inline(self._writer_conn)
             yield self._writer_conn
 
     @asynccontextmanager
@@ -253,6 +275,16 @@ class Database:
             conn, self._writer_conn = self._writer_conn, None
             await _discard(conn)
         await self.engine.dispose()
+
+
+def _run_inline(conn: AsyncConnection) -> None:
+    """The writer's statements, once its BEGIN IMMEDIATE holds the write lock, run on
+    the event loop's thread: they wait for no lock (WAL readers never block a writer)
+    and take microseconds, less than the hand-off to the driver's thread and back.
+    BEGIN (which may wait for another process), COMMIT and ROLLBACK keep the thread."""
+    adapted = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    if isinstance(adapted, _OneTripConnection):
+        adapted.inline = True
 
 
 def _clean(conn: AsyncConnection) -> bool:

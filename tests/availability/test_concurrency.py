@@ -65,3 +65,37 @@ def test_concurrent_partial_allocations_take_exactly_what_there_is(
     assert (allocated, backordered) == (100, 20)
     assert assert_never_oversold(client, settings) == 100
     assert item(client, "A")["available_to_promise"] == 0
+
+
+def test_a_failed_batch_is_replayed_one_request_at_a_time(
+    client: TestClient[Any], settings: Settings, monkeypatch: Any
+) -> None:
+    """When the batch pass fails as a whole (here: every batch of more than one), each
+    request is replayed in its own transaction: every caller still gets its own answer,
+    nothing is lost, doubled or oversold, and a replay of a key replays its answer."""
+    from process_apis.availability.allocations import batcher
+
+    real = batcher.allocate_many
+    failed: list[int] = []
+
+    async def fail_when_grouped(tx: Any, requests: Any) -> Any:
+        if len(requests) > 1:
+            failed.append(len(requests))
+            raise RuntimeError("the batch lost its connection")
+        return await real(tx, requests)
+
+    monkeypatch.setattr(batcher, "allocate_many", fail_when_grouped)
+    stock(client, settings, "WH1", A=30)
+    quantities = [2] * ORDERS  # 80 units asked for 30 there
+
+    results = run_concurrently(client, quantities, "partial")
+
+    assert failed, "no batch of more than one formed; the fallback was not exercised"
+    assert {status for _, status, _ in results} == {201}
+    allocated = sum(body["lines"][0]["allocated"] for _, _, body in results)
+    assert allocated == 30
+    assert assert_never_oversold(client, settings) == 30
+    again = allocate(client, "SO-0", [("A", 2)], policy="partial")
+    assert again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == results[0][2]

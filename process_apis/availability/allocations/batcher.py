@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 from litestar import Response
 from prometheus_client import Histogram
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -257,14 +257,20 @@ class AllocationBatcher:
     async def _lookup(
         self, conn: AsyncConnection, batch: list[_Request]
     ) -> dict[tuple[str, str], Any]:
-        """The stored records of the batch's keys, in one query (expired ones dropped)."""
+        """The stored records of the batch's keys, one query per calling client (expired
+        ones dropped). ``client_id = ? AND key IN (...)`` walks the primary key; a
+        row-value IN over (client_id, key) pairs made SQLite scan the table."""
         table = self.store.table
-        idents = sorted({(r.client_id, r.key) for r in batch})
-        rows = (
-            await conn.execute(
-                select(table).where(tuple_(table.c.client_id, table.c.key).in_(idents))
-            )
-        ).all()
+        keys_of: dict[str, set[str]] = {}
+        for request in batch:
+            keys_of.setdefault(request.client_id, set()).add(request.key)
+        rows = []
+        for client_id, keys in sorted(keys_of.items()):
+            rows += (
+                await conn.execute(
+                    select(table).where(table.c.client_id == client_id, table.c.key.in_(keys))
+                )
+            ).all()
         horizon = datetime.now(UTC) - RETENTION
         found: dict[tuple[str, str], Any] = {}
         for row in rows:
