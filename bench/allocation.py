@@ -1,5 +1,6 @@
-"""Allocation throughput: one hot sku, four channels, 64 concurrent clients through the
-availability API (real HTTP to a real ``tally serve availability`` process).
+"""Allocation throughput: one hot sku, four channels, 64 concurrent connections through
+the availability API (real HTTP to a real ``tally serve availability`` process, driven
+by wrk with a Lua script; needs ``apt-get install wrk``).
 
     .venv/bin/python -m bench.allocation [--requests 4000] [--clients 64]
                                          [--databases sqlite,postgres] [--json [FILE]]
@@ -7,8 +8,8 @@ availability API (real HTTP to a real ``tally serve availability`` process).
 For each database (the embedded SQLite default; PostgreSQL on a throwaway server from
 ``tests/support/servers.py``) it runs the service twice:
 
-- ``group commit``: the service as shipped; concurrent allocations are applied together
-  in one transaction, each in its own savepoint (``allocations/batcher.py``);
+- ``group commit``: the service as shipped; concurrent allocations are planned and
+  written together in one transaction (``allocations/batcher.py``, ``batch.py``);
 - ``baseline``: the same service with ``TALLY_ALLOCATION_GROUP_COMMIT=0``: one
   transaction per request (idempotency lookup, SELECT ... FOR UPDATE of the positions,
   conditional UPDATE, commit), the path before group commit.
