@@ -96,7 +96,7 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _trip(self, sql: Any, params: Any, many: bool) -> None:
         driver: Any = self._connection
         try:
-            if self._adapt_connection.inline and driver._conn.in_transaction:
+            if getattr(self._adapt_connection, "inline", False) and driver._conn.in_transaction:
                 # Still through await_: SQLAlchemy's async layer requires one await per
                 # statement; awaiting a finished coroutine does not touch the loop.
                 result = await_(_done(_statement_on_driver_thread(driver._conn, sql, params, many)))

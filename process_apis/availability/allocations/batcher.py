@@ -264,7 +264,7 @@ class AllocationBatcher:
         keys_of: dict[str, set[str]] = {}
         for request in batch:
             keys_of.setdefault(request.client_id, set()).add(request.key)
-        rows = []
+        rows: list[Any] = []
         for client_id, keys in sorted(keys_of.items()):
             rows += (
                 await conn.execute(
