@@ -25,7 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from process_apis.availability import clock
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations.planner import Geography, Strategy, plan_allocation
-from process_apis.availability.allocations.service import emit_allocated
+from process_apis.availability.allocations.service import (
+    emit_allocated,
+    insufficient_stock,
+    shortfalls,
+)
 from process_apis.availability.db import (
     allocation_demands,
     allocation_groups,
@@ -142,19 +146,9 @@ def _plan_one(
         ship_to=ship_to,
         geography=places if strategy.ranking == "nearest" and ship_to else None,
     )
-    got = [sum(q for _, q in takes) for takes in plan]
-    short = [
-        {"sku": line.sku, "requested": line.quantity, "available": n}
-        for line, n in zip(data.lines, got, strict=True)
-        if n < line.quantity
-    ]
+    short = shortfalls(data.lines, plan)
     if short and data.policy == "reject":
-        return ProblemError(
-            409,
-            "insufficient-stock",
-            "Not enough stock to allocate every line; nothing was allocated.",
-            extra={"errors": short},
-        )
+        return insufficient_stock(short)
     if short and data.policy == "ship_complete":
         plan = [[] for _ in plan]
 
@@ -187,19 +181,7 @@ def _plan_one(
         {"allocation_id": allocation_id, "line_no": n, "sku": line.sku, "quantity": line.quantity}
         for n, line in enumerate(data.lines, start=1)
     )
-    writes.claims.extend(
-        {
-            "allocation_id": allocation_id,
-            "line_no": line_no,
-            "location_id": location_id,
-            "order_id": allocation_id,
-            "sku": sku,
-            "quantity": quantity,
-            "shipped": 0,
-            "released": 0,
-        }
-        for (line_no, location_id), (sku, quantity) in sorted(claims.items())
-    )
+    writes.claims.extend(repo.claim_rows(allocation_id, claims))
     if data.customer_group is not None:
         writes.groups.append(
             {"allocation_id": allocation_id, "customer_group": data.customer_group}

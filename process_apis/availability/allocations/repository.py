@@ -64,22 +64,7 @@ async def write_claims(
         ],
     )
     if claims:
-        await conn.execute(
-            insert(allocation_lines),
-            [
-                {
-                    "allocation_id": allocation_id,
-                    "line_no": line_no,
-                    "location_id": location_id,
-                    "order_id": allocation_id,
-                    "sku": sku,
-                    "quantity": quantity,
-                    "shipped": 0,
-                    "released": 0,
-                }
-                for (line_no, location_id), (sku, quantity) in sorted(claims.items())
-            ],
-        )
+        await conn.execute(insert(allocation_lines), claim_rows(allocation_id, claims))
     if customer_group is not None:
         await conn.execute(
             insert(allocation_groups).values(
@@ -95,6 +80,23 @@ async def write_claims(
             .where(allocations.c.allocation_id == allocation_id)
             .values(status=status)
         )
+
+
+def claim_rows(allocation_id: str, claims: Claims) -> list[dict[str, Any]]:
+    """The ``allocation_lines`` rows of fresh claims (nothing shipped or released)."""
+    return [
+        {
+            "allocation_id": allocation_id,
+            "line_no": line_no,
+            "location_id": location_id,
+            "order_id": allocation_id,
+            "sku": sku,
+            "quantity": quantity,
+            "shipped": 0,
+            "released": 0,
+        }
+        for (line_no, location_id), (sku, quantity) in sorted(claims.items())
+    ]
 
 
 def open_quantity() -> Any:

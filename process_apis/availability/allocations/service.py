@@ -55,18 +55,9 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     plan = await plan_under_rules(
         conn, book, data.lines, Buyer(data.channel, data.customer_group), data.ship_to, now
     )
-    short = [
-        {"sku": line.sku, "requested": line.quantity, "available": planned(takes)}
-        for line, takes in zip(data.lines, plan, strict=True)
-        if planned(takes) < line.quantity
-    ]
+    short = shortfalls(data.lines, plan)
     if short and data.policy == "reject":
-        raise ProblemError(
-            409,
-            "insufficient-stock",
-            "Not enough stock to allocate every line; nothing was allocated.",
-            extra={"errors": short},
-        )
+        raise insufficient_stock(short)
     if short and data.policy == "ship_complete":
         plan = [[] for _ in plan]
 
@@ -87,6 +78,24 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     assert result is not None
     emit_allocated(tx, result, claims)
     return result
+
+
+def shortfalls(lines: Sequence[Line], plan: Plan) -> list[dict[str, object]]:
+    """The lines the plan does not cover in full, as the 409's ``errors``."""
+    return [
+        {"sku": line.sku, "requested": line.quantity, "available": planned(takes)}
+        for line, takes in zip(lines, plan, strict=True)
+        if planned(takes) < line.quantity
+    ]
+
+
+def insufficient_stock(short: list[dict[str, object]]) -> ProblemError:
+    return ProblemError(
+        409,
+        "insufficient-stock",
+        "Not enough stock to allocate every line; nothing was allocated.",
+        extra={"errors": short},
+    )
 
 
 async def plan_under_rules(
