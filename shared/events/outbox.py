@@ -29,12 +29,12 @@ from sqlalchemy import (
     String,
     Table,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, sleep_or_wake
 from shared.events.bus import EventBus
 from shared.events.envelope import Event, decode_event, encode_event
@@ -67,12 +67,18 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+_INSERTS: dict[Table, BulkInsert] = {}
+
+
 async def write_outbox(
     conn: AsyncConnection, metadata: MetaData, events: list[tuple[str, Any]]
 ) -> None:
     table = outbox_table(metadata)
-    await conn.execute(
-        insert(table),
+    write = _INSERTS.get(table)
+    if write is None:
+        write = _INSERTS[table] = BulkInsert(table, ["event_id", "stream", "body"])
+    await write(
+        conn,
         [
             {"event_id": event.id, "stream": stream, "body": encode_event(event)}
             for stream, event in events

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability import clock
@@ -53,10 +53,43 @@ from process_apis.availability.schemas import (
     LocationClaim,
 )
 from process_apis.availability.strategies.repository import geography, strategies_of
+from shared.bulk import BulkInsert
 from shared.db import Tx
 from shared.problems import ProblemError
 
 Outcome = Allocation | ProblemError
+
+_HEADERS = BulkInsert(
+    allocations,
+    [
+        "allocation_id",
+        "order_id",
+        "channel",
+        "policy",
+        "status",
+        "version",
+        "created_at",
+        "updated_at",
+    ],
+)
+_DEMANDS = BulkInsert(allocation_demands, ["allocation_id", "line_no", "sku", "quantity"])
+_CLAIMS = BulkInsert(
+    allocation_lines,
+    [
+        "allocation_id",
+        "line_no",
+        "location_id",
+        "order_id",
+        "sku",
+        "quantity",
+        "shipped",
+        "released",
+    ],
+)
+_GROUPS = BulkInsert(allocation_groups, ["allocation_id", "customer_group"])
+_EXISTING = select(allocations.c.allocation_id).where(
+    allocations.c.allocation_id.in_(bindparam("order_ids", expanding=True))
+)
 
 
 @dataclass(slots=True)
@@ -110,11 +143,7 @@ async def allocate_many(tx: Tx, requests: Sequence[tuple[AllocationIn, str]]) ->
 
 
 async def _existing_orders(conn: AsyncConnection, order_ids: list[str]) -> set[str]:
-    rows = await conn.execute(
-        select(allocations.c.allocation_id).where(
-            allocations.c.allocation_id.in_(sorted(set(order_ids)))
-        )
-    )
+    rows = await conn.execute(_EXISTING, {"order_ids": sorted(set(order_ids))})
     return {row.allocation_id for row in rows}
 
 
@@ -239,12 +268,10 @@ def _result(data: AllocationIn, claims: repo.Claims, now: datetime) -> Allocatio
 
 
 async def _write(conn: AsyncConnection, writes: _Writes, now: datetime) -> None:
-    await conn.execute(insert(allocations), writes.headers)
-    await conn.execute(insert(allocation_demands), writes.demands)
-    if writes.claims:
-        await conn.execute(insert(allocation_lines), writes.claims)
-    if writes.groups:
-        await conn.execute(insert(allocation_groups), writes.groups)
+    await _HEADERS(conn, writes.headers)
+    await _DEMANDS(conn, writes.demands)
+    await _CLAIMS(conn, writes.claims)
+    await _GROUPS(conn, writes.groups)
     if writes.changes and not await change_many(
         conn, writes.changes, now=now, require_atp="allocated"
     ):

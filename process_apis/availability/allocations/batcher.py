@@ -30,13 +30,14 @@ from typing import Any
 import msgspec
 from litestar import Response
 from prometheus_client import Histogram
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations import service
 from process_apis.availability.allocations.batch import allocate_many
 from process_apis.availability.schemas import Allocation, AllocationIn
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from shared.idempotency import RETENTION, IdempotencyStore, fingerprint
 from shared.problems import ProblemError
@@ -45,6 +46,16 @@ log = logging.getLogger("tally.availability")
 
 GROUP_COMMIT_ENV = "TALLY_ALLOCATION_GROUP_COMMIT"
 MAX_BATCH = 128
+RECORD_COLUMNS = (
+    "client_id",
+    "key",
+    "fingerprint",
+    "state",
+    "status_code",
+    "body",
+    "resource_id",
+    "created_at",
+)
 
 Outcome = Response[Any] | BaseException
 
@@ -93,6 +104,12 @@ class AllocationBatcher:
         self.enabled = group_commit_enabled() if enabled is None else enabled
         self._queue: deque[_Request] = deque()
         self._worker: asyncio.Task[None] | None = None
+        table = store.table
+        self._insert_records = BulkInsert(table, list(RECORD_COLUMNS))
+        self._records_of_client = select(table).where(
+            table.c.client_id == bindparam("client"),
+            table.c.key.in_(bindparam("keys", expanding=True)),
+        )
 
     async def submit(self, client_id: str, key: str, data: AllocationIn) -> Response[Any]:
         """Allocate ``data`` once per (client, key); answers after the commit."""
@@ -193,8 +210,7 @@ class AllocationBatcher:
                 request.fingerprint, "completed", 201, body
             )
             outcomes[n] = Response(body, status_code=201, media_type="application/json")
-        if records:
-            await conn.execute(insert(self.store.table), records)
+        await self._insert_records(conn, records)
         answered: list[Outcome] = []
         for n, request in enumerate(batch):
             ident = (request.client_id, request.key)
@@ -260,7 +276,6 @@ class AllocationBatcher:
         """The stored records of the batch's keys, one query per calling client (expired
         ones dropped). ``client_id = ? AND key IN (...)`` walks the primary key; a
         row-value IN over (client_id, key) pairs made SQLite scan the table."""
-        table = self.store.table
         keys_of: dict[str, set[str]] = {}
         for request in batch:
             keys_of.setdefault(request.client_id, set()).add(request.key)
@@ -268,7 +283,7 @@ class AllocationBatcher:
         for client_id, keys in sorted(keys_of.items()):
             rows += (
                 await conn.execute(
-                    select(table).where(table.c.client_id == client_id, table.c.key.in_(keys))
+                    self._records_of_client, {"client": client_id, "keys": sorted(keys)}
                 )
             ).all()
         horizon = datetime.now(UTC) - RETENTION

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +28,7 @@ from process_apis.availability.db import (
     movements,
     positions,
 )
+from shared.bulk import BulkInsert
 
 SOURCE = "tally.availability"
 
@@ -55,7 +57,7 @@ def atp_expression() -> ColumnElement[Any]:
     return expr
 
 
-def lapsed_reserved(now: datetime) -> ColumnElement[Any]:
+def lapsed_reserved(now: datetime | ColumnElement[Any]) -> ColumnElement[Any]:
     """Per position (correlated to ``positions``): the stored ``reserved`` of holds
     whose time ran out by ``now`` but that no write has expired yet."""
     lapsed = (
@@ -72,7 +74,7 @@ def lapsed_reserved(now: datetime) -> ColumnElement[Any]:
     return lapsed
 
 
-def active_atp_expression(now: datetime) -> ColumnElement[Any]:
+def active_atp_expression(now: datetime | ColumnElement[Any]) -> ColumnElement[Any]:
     """ATP with only the holds still active at ``now`` deducted."""
     return atp_expression() + lapsed_reserved(now)
 
@@ -198,41 +200,78 @@ async def change_many(
         unknown = set(deltas) - set(BUCKETS)
         if unknown:
             raise ValueError(f"unknown buckets {sorted(unknown)}")
-        stmt = (
-            update(positions)
-            .where(*_key_filter(key))
-            .values(
-                {positions.c[b]: positions.c[b] + d for b, d in deltas.items()}
-                | {
-                    positions.c.version: positions.c.version + counts[key],
-                    positions.c.updated_at: now,
-                }
-            )
-        )
-        for bucket, d in deltas.items():
-            if d < 0:
-                stmt = stmt.where(positions.c[bucket] >= -d)
-        if require_atp is not None and deltas.get(require_atp, 0) > 0:
-            stmt = stmt.where(active_atp_expression(now) >= deltas[require_atp])
-        if (await conn.execute(stmt)).rowcount != 1:
+        guarded = require_atp if require_atp and deltas.get(require_atp, 0) > 0 else None
+        shape = tuple(sorted((bucket, d < 0) for bucket, d in deltas.items()))
+        params: dict[str, Any] = {f"d_{b}": d for b, d in deltas.items()}
+        params |= {"at_sku": key.sku, "at_location": key.location_id, "at_lot": key.lot}
+        params |= {"changes": counts[key], "now": now}
+        if guarded is not None:
+            params["need"] = deltas[guarded]
+        if (await conn.execute(_guarded_update(shape, guarded), params)).rowcount != 1:
             return False
-    rows = [
-        {
-            "sku": item.key.sku,
-            "location_id": item.key.location_id,
-            "lot": item.key.lot,
-            "reason": item.cause.reason,
-            "source": item.cause.source,
-            "reference": item.cause.reference,
-            "idempotency_key": item.cause.idempotency_key,
-            "created_at": now,
-            **{delta_column(b): item.deltas.get(b, 0) for b in BUCKETS},
-        }
-        for item in changes
-    ]
-    if rows:
-        await conn.execute(insert(movements), rows)
+    await _LEDGER(
+        conn,
+        [
+            {
+                "sku": item.key.sku,
+                "location_id": item.key.location_id,
+                "lot": item.key.lot,
+                "reason": item.cause.reason,
+                "source": item.cause.source,
+                "reference": item.cause.reference,
+                "idempotency_key": item.cause.idempotency_key,
+                "created_at": now,
+                **{delta_column(b): d for b, d in item.deltas.items()},
+            }
+            for item in changes
+        ],
+    )
     return True
+
+
+_LEDGER = BulkInsert(
+    movements,
+    [
+        "sku",
+        "location_id",
+        "lot",
+        "reason",
+        "source",
+        "reference",
+        "idempotency_key",
+        "created_at",
+        *(delta_column(b) for b in BUCKETS),
+    ],
+)
+
+
+@cache
+def _guarded_update(shape: tuple[tuple[str, bool], ...], require_atp: str | None) -> Update:
+    """``change_many``'s UPDATE of one position for deltas of ``shape`` (bucket, is it
+    a decrease), built once with bind parameters so SQLAlchemy's statement cache key
+    is computed once too."""
+    stmt = (
+        update(positions)
+        .where(
+            positions.c.sku == bindparam("at_sku"),
+            positions.c.location_id == bindparam("at_location"),
+            positions.c.lot == bindparam("at_lot"),
+        )
+        .values(
+            {positions.c[b]: positions.c[b] + bindparam(f"d_{b}") for b, _ in shape}
+            | {
+                positions.c.version: positions.c.version + bindparam("changes"),
+                positions.c.updated_at: bindparam("now"),
+            }
+        )
+    )
+    for bucket, decrease in shape:
+        if decrease:
+            stmt = stmt.where(positions.c[bucket] >= -bindparam(f"d_{bucket}"))
+    if require_atp is not None:
+        now = bindparam("now", type_=positions.c.updated_at.type)
+        stmt = stmt.where(active_atp_expression(now) >= bindparam("need"))
+    return stmt
 
 
 async def lapsed_by_position(
