@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.util import EMPTY_DICT, await_
 
+from shared.leader import FileLock
+
 T = TypeVar("T")
 
 
@@ -212,6 +214,15 @@ class Database:
         # check-out, check-in and reset per transaction).
         self._sqlite_writer = asyncio.Lock() if self.sqlite else None
         self._writer_conn: AsyncConnection | None = None
+        # ... and across the processes writing the same file (the workers of a service,
+        # a CLI): a file lock, handed over the moment it is released, where SQLite's
+        # busy_timeout would poll with sleeps of up to 100 ms.
+        database = make_url(url).database if self.sqlite else None
+        self._sqlite_turn = (
+            FileLock(Path(f"{database}-writer.lock"))
+            if database and database != ":memory:"
+            else None
+        )
 
     def on_commit(self, callback: Callable[[list[tuple[str, Any]]], None]) -> None:
         """Called with the (stream, event) pairs of every transaction that emitted events,
@@ -220,6 +231,8 @@ class Database:
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:
+            if not self.sqlite:  # workers starting together: one creates, the rest see it
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7419)"))
             await conn.run_sync(self.metadata.create_all)
 
     async def ping(self) -> None:
@@ -256,7 +269,14 @@ class Database:
             if self._writer_conn is None:
                 self._writer_conn = await self.engine.connect()
                 _run_inline(self._writer_conn)
-            yield self._writer_conn
+            if self._sqlite_turn is None:
+                yield self._writer_conn
+                return
+            await self._sqlite_turn.acquire()
+            try:
+                yield self._writer_conn
+            finally:
+                self._sqlite_turn.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

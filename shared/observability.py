@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -12,9 +13,18 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from shared.correlation import correlation_id
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUEST_SECONDS = Histogram(
     "tally_http_request_seconds",
@@ -67,9 +77,25 @@ def health_routes(readiness: Callable[[], Awaitable[None]]) -> list[Any]:
 
     @get("/metrics", include_in_schema=False, sync_to_thread=False)
     def metrics() -> Response[bytes]:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     return [healthz, readyz, metrics]
+
+
+def metrics_registry() -> CollectorRegistry:
+    """This process's registry; with several workers (``tally serve --workers``, which
+    sets PROMETHEUS_MULTIPROC_DIR) every worker's samples, merged by prometheus_client."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def forget_this_process() -> None:
+    """At a worker's shutdown: its live gauges leave the merged view."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class MetricsMiddleware:

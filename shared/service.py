@@ -30,7 +30,13 @@ from shared.events.inbox import EventConsumer, EventHandler, inbox_tables, retry
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
-from shared.observability import MetricsMiddleware, configure_logging, health_routes
+from shared.leader import FileLock, lead
+from shared.observability import (
+    MetricsMiddleware,
+    configure_logging,
+    forget_this_process,
+    health_routes,
+)
 from shared.openapi import finalize_openapi
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from shared.settings import Settings
@@ -92,7 +98,11 @@ class Runtime:
             revocations=self.revocations,
         )
         self.consumers: list[EventConsumer] = []
+        # Jobs of every worker process (each keeps its own state current), and jobs that
+        # run once per service, in the worker that leads (shared/leader.py).
         self.background: list[Callable[[asyncio.Event], Any]] = []
+        self.singletons: list[Callable[[asyncio.Event], Any]] = []
+        self.leadership = FileLock(settings.data_dir / f"{settings.service}.leader")
         if key_source is None:  # keys from the gateway: follow its revocations too (0011)
             revocations_url = settings.url_of("gateway").rstrip("/") + REVOCATIONS_PATH
             poller = RevocationPoller(self.revocations, http_fetch(self.http, revocations_url))
@@ -138,12 +148,18 @@ class Runtime:
     async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
         await self.db.create_schema()
         self._stop.clear()
+        leading = self.leadership.try_acquire()
         if self.relay:
+            if not leading:
+                self.relay.follow()
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop)))
-        for consumer in self.consumers:
-            self._tasks.append(asyncio.create_task(consumer.run(self._stop)))
         for job in self.background:
             self._tasks.append(asyncio.create_task(job(self._stop)))
+        if leading:
+            self._lead()
+        else:
+            log.info("%s: another worker leads; waiting for the lead", self.settings.service)
+            self._tasks.append(asyncio.create_task(self._wait_for_lead()))
         try:
             yield
         finally:
@@ -152,10 +168,26 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
+            self.leadership.release()
+            forget_this_process()
             await self.http.aclose()
             if self.bus:
                 await self.bus.close()
             await self.db.dispose()
+
+    def _lead(self) -> None:
+        """This worker leads: the service's consumers, scheduled jobs and relay passes."""
+        if self.relay:
+            self.relay.lead()
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(consumer.run(self._stop)))
+        for job in self.singletons:
+            self._tasks.append(asyncio.create_task(job(self._stop)))
+
+    async def _wait_for_lead(self) -> None:
+        if await lead(self.leadership, self._stop, self.settings.leader_retry_seconds):
+            log.info("%s: this worker now leads", self.settings.service)
+            self._lead()
 
 
 def build_app(

@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     client_secret: str | None
     service_urls: dict[str, str]
     outbox_poll_seconds: float = 0.2
+    # Worker processes of ``tally serve`` (decision 0018): all serve HTTP; one of them,
+    # the leader, consumes and runs the scheduled jobs. Another worker retries for the
+    # lead this often.
+    workers: int = 1
+    leader_retry_seconds: float = 1.0
     consumer_block_ms: int = 200
     # Consumers: failed deliveries before the dead letters, and the retry backoff
     # (min(cap, base * 2**(n-1)) with jitter); deliveries an ordered event may wait for
@@ -185,5 +190,9 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         bus_visibility_timeout=_number("TALLY_BUS_VISIBILITY_TIMEOUT", 30.0),
         events_max_len=_optional_count("TALLY_EVENTS_MAX_LEN"),
         outbox_coalesce_seconds=_number("TALLY_OUTBOX_COALESCE_SECONDS", 0.005),
+        workers=_optional_count(f"TALLY_{service.upper()}_WORKERS")
+        or _optional_count("TALLY_WORKERS")
+        or 1,
+        leader_retry_seconds=_number("TALLY_LEADER_RETRY_SECONDS", 1.0),
         **_gateway_policies(),  # type: ignore[arg-type]
     )

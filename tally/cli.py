@@ -45,19 +45,38 @@ def serve(
         typer.Argument(help="erp, wms, availability, order_to_ship, billing, portal or gateway"),
     ],
     data_dir: DataDir = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes (default TALLY_<SERVICE>_WORKERS, else 1); one leads.",
+        ),
+    ] = None,
 ) -> None:
     """Run one service in the foreground (what a container runs)."""
     import os
+    import shutil
 
     import uvicorn
 
+    from shared.observability import MULTIPROC_ENV
     from shared.settings import load_settings
 
     if service not in BY_NAME:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(BY_NAME)}")
     if data_dir:
         os.environ["TALLY_DATA_DIR"] = str(data_dir)
+    if workers:
+        os.environ[f"TALLY_{service.upper()}_WORKERS"] = str(workers)
     settings = load_settings(service)
+    if settings.workers > 1:
+        # Each worker writes its metrics here; /metrics merges them (prometheus_client's
+        # multiprocess mode). Emptied at start: the files of a previous run are stale.
+        metrics_dir = settings.data_dir / "metrics" / service
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
     uvicorn.run(
         BY_NAME[service].app_factory,
         factory=True,
@@ -69,6 +88,7 @@ def serve(
         access_log=False,
         proxy_headers=False,  # the gateway is the edge: no caller names its own address
         timeout_graceful_shutdown=5,
+        workers=settings.workers,
     )
 
 

@@ -36,7 +36,7 @@ def create_app(
     place = PlaceOrder(runtime.db, runtime.idempotency, partners)
     orders = OrderService(runtime.db, place, CancelOrder(runtime.db, partners))
     runtime.consume(CONSUMER_GROUP, [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
-    runtime.background.append(ResumeStalled(place, after=resume_after, every=resume_every))
+    runtime.singletons.append(ResumeStalled(place, after=resume_after, every=resume_every))
     return build_app(
         runtime,
         route_handlers=[OrderController],

@@ -89,16 +89,25 @@ HANDLER_SECONDS = Histogram(
     ["group", "type"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+# Set by the worker that leads (with several workers, /metrics merges the processes'
+# samples: these keep the live leader's latest value).
 EVENTS_PENDING = Gauge(
-    "tally_events_pending", "Entries delivered to the group, not yet acked", ["group", "stream"]
+    "tally_events_pending",
+    "Entries delivered to the group, not yet acked",
+    ["group", "stream"],
+    multiprocess_mode="livemostrecent",
 )
 EVENTS_LAG = Gauge(
-    "tally_events_lag", "Entries of the stream not yet delivered to the group", ["group", "stream"]
+    "tally_events_lag",
+    "Entries of the stream not yet delivered to the group",
+    ["group", "stream"],
+    multiprocess_mode="livemostrecent",
 )
 EVENTS_OLDEST_PENDING = Gauge(
     "tally_events_oldest_pending_seconds",
     "Age of the group's oldest unacked entry (0 when none)",
     ["group", "stream"],
+    multiprocess_mode="livemostrecent",
 )
 
 _REASON_LIMIT = 2000  # characters of a dead letter's reason

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -108,6 +109,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         coalesce_seconds: float = 0.005,
         batch: int = 500,
+        settle_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -118,8 +120,22 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._handed: list[tuple[str, Event]] = []
         self._handoff_dropped = True  # nothing is known yet: start with a pass
+        # Periodic passes: on in one process per service (the leader, shared/leader.py);
+        # every worker publishes its own commits' hand-off.
+        self.passes = True
+        self.settle_seconds = settle_seconds
         db.on_commit(self._hand_over)
         self._crash_before_publish = os.environ.get(FAULT_CRASH_BEFORE_PUBLISH) == "1"
+
+    def follow(self) -> None:
+        """Another worker leads: publish only this process's hand-off (no passes, not
+        even at start-up, so no row another worker is publishing goes out twice)."""
+        self.passes = False
+        self._handoff_dropped = False
+
+    def lead(self) -> None:
+        """This worker leads: periodic passes publish what any worker left behind."""
+        self.passes = True
 
     def _hand_over(self, events: Sequence[tuple[str, Any]]) -> None:
         if len(self._handed) + len(events) > HANDOFF_LIMIT:
@@ -132,23 +148,37 @@ class OutboxRelay:
         self._handed = []
         self._handoff_dropped = True
 
-    async def publish_pending(self, batch: int | None = None) -> int:
-        """One pass over the table: publishes up to ``batch`` unmarked rows."""
+    async def publish_pending(
+        self, batch: int | None = None, *, settled_for: float | None = None
+    ) -> int:
+        """One pass over the table: publishes up to ``batch`` unmarked rows.
+
+        A full pass (``settled_for`` None: at start-up and when the hand-off was
+        dropped) reads in a write transaction: on SQLite a commit hands its events over
+        before it frees the writer slot, so every row read here is either still in the
+        hand-off (and dropped from it below) or was never handed over: none goes out
+        twice. (On PostgreSQL a pass can rarely publish a just-committed event that the
+        hand-off publishes again; consumers drop the copy.)
+
+        The periodic pass (``settled_for`` seconds) takes only rows at least that old:
+        a live hand-off, of this process or of another worker of the service,
+        publishes its rows within milliseconds, so what is left that long was orphaned
+        (a crash, a dropped hand-off). It reads without the writer's lock, so it never
+        holds up the service's own writes."""
         batch = self.batch if batch is None else batch
-        # Read in a write transaction: on SQLite a commit hands its events over before
-        # it frees the writer slot, so every row read here is either still in the
-        # hand-off (and dropped from it below) or was never handed over: none goes out
-        # twice. (On PostgreSQL a pass can rarely publish a just-committed event that
-        # the hand-off publishes again; consumers drop the copy.)
-        async with self.db.transaction() as tx:
-            rows = (
-                await tx.conn.execute(
-                    select(self.table.c.position, self.table.c.stream, self.table.c.body)
-                    .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.position)
-                    .limit(batch)
-                )
-            ).all()
+        query = (
+            select(self.table.c.position, self.table.c.stream, self.table.c.body)
+            .where(self.table.c.published_at.is_(None))
+            .order_by(self.table.c.position)
+            .limit(batch)
+        )
+        if settled_for is None:
+            async with self.db.transaction() as tx:
+                rows = (await tx.conn.execute(query)).all()
+        else:
+            cutoff = datetime.now(UTC) - timedelta(seconds=settled_for)
+            async with self.db.read() as conn:
+                rows = (await conn.execute(query.where(self.table.c.created_at <= cutoff))).all()
         if not rows:
             return 0
         events = [(row.stream, decode_event(row.body)) for row in rows]
@@ -191,10 +221,12 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 now = time.monotonic()
-                if self._handoff_dropped or now >= next_pass:
-                    self._handoff_dropped = False
+                if self._handoff_dropped or (self.passes and now >= next_pass):
+                    full, self._handoff_dropped = self._handoff_dropped, False
                     next_pass = now + self.poll_seconds
-                    published = await self.publish_pending()
+                    published = await self.publish_pending(
+                        settled_for=None if full else self.settle_seconds
+                    )
                     if published >= self.batch:
                         self._handoff_dropped = True  # a backlog: more passes
                 else:
@@ -207,6 +239,7 @@ class OutboxRelay:
             if published >= self.batch or self._handoff_dropped:
                 continue  # a backlog: the next batch at once
             if not self._handed:
-                await sleep_or_wake(self._wake, max(0.0, next_pass - time.monotonic()))
+                until_pass = next_pass - time.monotonic() if self.passes else self.poll_seconds
+                await sleep_or_wake(self._wake, max(0.0, until_pass))
             if self.coalesce_seconds > 0 and self._handed:
                 await asyncio.sleep(self.coalesce_seconds)  # the commits right behind it

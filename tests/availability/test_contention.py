@@ -99,30 +99,35 @@ def test_two_hundred_clients_allocate_exactly_the_stock(
         service.wait_for_atp(SKU, sum(STOCK.values()))
 
         placed = asyncio.run(stampede(service.url, service.token()))
+        check_exactly_the_stock_allocated(service, placed)
 
-        statuses = Counter(p.status_code for p in placed)
-        assert set(statuses) <= {201, 409}, statuses
-        refusals = {p.body["type"] for p in placed if p.status_code == 409}
-        assert refusals <= {"/problems/insufficient-stock"}, refusals
-        granted = [p for p in placed if p.status_code == 201]
-        assert len({p.order_id for p in placed}) == len(placed)  # one answer per order
-        assert sum(allocated_of(p.body) for p in granted) == 1000
-        assert {p.channel for p in granted if allocated_of(p.body)} == set(CHANNELS)
 
-        with service.client() as http:
-            item = http.get(f"/availability/v1/items/{SKU}").json()
-            # Each answer is what was stored: a sample read back agrees with it.
-            for p in granted[:: max(1, len(granted) // 25)]:
-                stored = http.get(f"/availability/v1/allocations/{p.order_id}").json()
-                assert allocated_of(stored) == allocated_of(p.body)
-        assert item["available_to_promise"] == 0
-        by_location = {loc["location_id"]: loc for loc in item["locations"]}
-        assert set(by_location) == set(STOCK)
-        for warehouse, quantity in STOCK.items():
-            assert by_location[warehouse]["on_hand"] == quantity
-            assert 0 <= by_location[warehouse]["allocated"] <= quantity
-        assert sum(loc["allocated"] for loc in by_location.values()) == 1000
-        assert ledger_drift(service.settings) == {}
+def check_exactly_the_stock_allocated(service: AvailabilityProcess, placed: list[Placed]) -> None:
+    """Every order answered once; exactly the 1,000 units allocated, over every channel;
+    answers as stored; positions as the ledger rebuilds them."""
+    statuses = Counter(p.status_code for p in placed)
+    assert set(statuses) <= {201, 409}, statuses
+    refusals = {p.body["type"] for p in placed if p.status_code == 409}
+    assert refusals <= {"/problems/insufficient-stock"}, refusals
+    granted = [p for p in placed if p.status_code == 201]
+    assert len({p.order_id for p in placed}) == len(placed)  # one answer per order
+    assert sum(allocated_of(p.body) for p in granted) == 1000
+    assert {p.channel for p in granted if allocated_of(p.body)} == set(CHANNELS)
+
+    with service.client() as http:
+        item = http.get(f"/availability/v1/items/{SKU}").json()
+        # Each answer is what was stored: a sample read back agrees with it.
+        for p in granted[:: max(1, len(granted) // 25)]:
+            stored = http.get(f"/availability/v1/allocations/{p.order_id}").json()
+            assert allocated_of(stored) == allocated_of(p.body)
+    assert item["available_to_promise"] == 0
+    by_location = {loc["location_id"]: loc for loc in item["locations"]}
+    assert set(by_location) == set(STOCK)
+    for warehouse, quantity in STOCK.items():
+        assert by_location[warehouse]["on_hand"] == quantity
+        assert 0 <= by_location[warehouse]["allocated"] <= quantity
+    assert sum(loc["allocated"] for loc in by_location.values()) == 1000
+    assert ledger_drift(service.settings) == {}
 
 
 async def same_key_stampede(url: str, token: str, bodies: list[dict[str, Any]]) -> list[Any]:

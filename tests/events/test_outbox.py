@@ -134,10 +134,10 @@ async def test_the_relay_coalesces_a_burst_of_commits_into_one_batch(
     passes, marks = 0, 0
     table_pass, handed = relay.publish_pending, relay.publish_handed
 
-    async def counting_pass(batch: int | None = None) -> int:
+    async def counting_pass(batch: int | None = None, *, settled_for: float | None = None) -> int:
         nonlocal passes
         passes += 1
-        return await table_pass(batch)
+        return await table_pass(batch, settled_for=settled_for)
 
     async def counting_handed() -> int:
         nonlocal marks
@@ -243,3 +243,54 @@ async def test_a_writer_cancelled_mid_transaction_leaves_nothing_behind(
     async with producer.db.read() as conn:
         rows = (await conn.execute(select(notes.c.text))).scalars().all()
     assert rows == ["next"]
+
+
+async def test_a_follower_publishes_its_own_commits_and_the_leader_what_was_left(
+    producer: Producer,
+) -> None:
+    # Rows another worker committed and has not published (in its hand-off, or lost
+    # with it): a follower must leave them alone, not even a start-up pass.
+    for n in (1, 2, 3):
+        await producer.change(n)
+    relay = OutboxRelay(
+        producer.db, producer.log, poll_seconds=0.05, coalesce_seconds=0.001, settle_seconds=0.5
+    )
+    relay.follow()
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        for n in (4, 5):  # this worker's own commits: handed over, published at once
+            await producer.change(n)
+
+        async def own_published() -> bool:
+            return await producer.stored() == [4, 5]
+
+        assert await until(own_published)
+        await asyncio.sleep(0.3)
+        assert await producer.stored() == [4, 5]
+        assert await producer.unpublished() == 3
+
+        # Leading, its periodic passes take the rows left at least settle_seconds.
+        relay.lead()
+
+        async def all_published() -> bool:
+            return await producer.unpublished() == 0
+
+        assert await until(all_published)
+    finally:
+        stop.set()
+        await task
+    assert await producer.stored() == [4, 5, 1, 2, 3]  # each once
+
+
+async def test_a_periodic_pass_leaves_rows_younger_than_the_settling_time(
+    producer: Producer,
+) -> None:
+    relay = OutboxRelay(producer.db, producer.log, settle_seconds=30)
+    for n in (1, 2):
+        await producer.change(n)
+    relay._drop_handoff()  # as if the hand-off were another process's: only the table
+    assert await relay.publish_pending(settled_for=30) == 0  # too young
+    assert await producer.stored() == []
+    assert await relay.publish_pending() == 2  # a full pass takes them
+    assert await producer.stored() == [1, 2]
