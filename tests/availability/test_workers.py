@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -58,9 +59,9 @@ def published(service: AvailabilityProcess, event_type: str) -> Counter[str]:
         return Counter(subject for (subject,) in rows)
 
 
-def wait_until(check: object, timeout: float = 20.0) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
 
@@ -103,8 +104,8 @@ def test_when_the_leader_dies_another_worker_consumes(tmp_path: Path, issuer: Te
         service.wait_for_atp(SKU, 10)
 
         first = leader_of(service)
-        assert first in workers_of(service)
-        os.kill(first, signal.SIGKILL)  # type: ignore[arg-type]
+        assert first is not None and first in workers_of(service)
+        os.kill(first, signal.SIGKILL)
         wait_until(lambda: leader_of(service) not in (None, first))
 
         service.receive("WH-WEST", SKU, 5)  # consumed by the new leader
