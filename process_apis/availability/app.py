@@ -9,7 +9,7 @@ from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.allocations.routes import AllocationController
 from process_apis.availability.consumers import erp as erp_feed
 from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
-from process_apis.availability.db import metadata
+from process_apis.availability.db import metadata, schema_upgrade
 from process_apis.availability.holds.routes import HoldController
 from process_apis.availability.holds.sweeper import HoldSweeper
 from process_apis.availability.positions.counts import CountController
@@ -39,8 +39,8 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
     )
     sources = HttpSources(runtime.downstream("erp"), runtime.downstream("wms"))
     reconciler = Reconciler(runtime.db, sources, load_reconcile_settings())
-    runtime.background.append(reconciler.scheduled)
-    runtime.background.append(HoldSweeper(runtime.db))
+    runtime.singletons.append(reconciler.scheduled)
+    runtime.singletons.append(HoldSweeper(runtime.db))
     app = build_app(
         runtime,
         route_handlers=[
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             "reconciler": reconciler,
             "allocation_batcher": AllocationBatcher(runtime.db, runtime.idempotency),
         },
+        extra_lifespans=[schema_upgrade(runtime.db)],
     )
     app.before_send.append(stamp_deprecation)  # v1 answers point at v2
     return app

@@ -12,15 +12,26 @@
   position, with ``expires_at`` copied onto each line so the SQL that decides ATP
   can tell a lapsed hold without a join;
 - ``channel_rules``: ring-fences and caps per sku; ``channel_strategies``,
-  ``locations`` and ``region_distances``: how a channel's lines pick warehouses.
+  ``locations`` and ``region_distances``: how a channel's lines pick warehouses;
+- ``reconciliation_runs`` and ``reconciliation_exceptions``: at most one open
+  exception per (sku, location_id), which a unique partial index enforces.
+
+The schema is created with ``metadata.create_all``, which adds missing tables only:
+``upgrade_schema`` brings a database created by an earlier version up to date.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Connection,
     DateTime,
     ForeignKey,
     Index,
@@ -29,7 +40,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    literal_column,
+    select,
+    text,
+    update,
 )
+
+from shared.db import Database
 
 metadata = MetaData()
 
@@ -307,3 +325,69 @@ Index(
     reconciliation_exceptions.c.sku,
     reconciliation_exceptions.c.location_id,
 )
+# The predicate of the index below, also the target of the upsert that records an
+# exception (reconciliation/service.py). A literal, not a bound parameter: PostgreSQL
+# infers the arbiter index of ON CONFLICT when it plans, and a generic plan of a
+# parameter would not imply the index's predicate.
+OPEN_EXCEPTION = reconciliation_exceptions.c.status == literal_column("'open'")
+# One open exception per position, whatever runs at the same time: on PostgreSQL two
+# runs in READ COMMITTED would otherwise both find none and both insert one.
+ONE_OPEN_EXCEPTION = Index(
+    "reconciliation_one_open_per_item",
+    reconciliation_exceptions.c.sku,
+    reconciliation_exceptions.c.location_id,
+    unique=True,
+    sqlite_where=OPEN_EXCEPTION,
+    postgresql_where=OPEN_EXCEPTION,
+)
+
+
+# -- schema upgrades -------------------------------------------------------------------
+
+
+def _one_open_exception_per_item(conn: Connection) -> None:
+    """A database created before ``ONE_OPEN_EXCEPTION`` existed gets it. Concurrent
+    runs may have left several open exceptions for one position there: the first
+    detected stays open, the others are resolved as its duplicates."""
+    exc = reconciliation_exceptions
+    if any(i["name"] == ONE_OPEN_EXCEPTION.name for i in inspect(conn).get_indexes(exc.name)):
+        return
+    rows = conn.execute(
+        select(exc.c.exception_id, exc.c.sku, exc.c.location_id)
+        .where(exc.c.status == "open")
+        .order_by(exc.c.sku, exc.c.location_id, exc.c.detected_at, exc.c.exception_id)
+    ).all()
+    kept: dict[tuple[str, str], str] = {}
+    now = datetime.now(UTC)
+    for row in rows:
+        first = kept.setdefault((row.sku, row.location_id), row.exception_id)
+        if first != row.exception_id:
+            conn.execute(
+                update(exc)
+                .where(exc.c.exception_id == row.exception_id)
+                .values(
+                    status="resolved",
+                    resolved_at=now,
+                    resolution=f"Duplicate of {first}, opened by a concurrent run.",
+                    resolved_by="availability schema upgrade",
+                )
+            )
+    ONE_OPEN_EXCEPTION.create(conn)
+
+
+async def upgrade_schema(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        if not db.sqlite:  # workers starting together upgrade one after the other
+            await conn.execute(text("SELECT pg_advisory_xact_lock(7419)"))
+        await conn.run_sync(_one_open_exception_per_item)
+
+
+def schema_upgrade(db: Database) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A Litestar lifespan that upgrades the schema once the runtime has created it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await upgrade_schema(db)
+        yield
+
+    return lifespan

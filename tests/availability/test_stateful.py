@@ -1,7 +1,8 @@
 """A Hypothesis state machine drives the availability service through its HTTP API (the
 Litestar app in-process) and its WMS event handlers with random receipts, shipments,
 allocations under every policy, replays and releases, picks, adjustments and quality
-status changes, holds that are released,
+status changes, returns received into quality control and dispositioned after
+inspection (restocked, damaged, scrapped, sent back to the vendor), holds that are released,
 converted into allocations or left to expire (the service's clock moves forward, no
 sleeping); after every step the positions
 must keep their invariants and match a simple model of what was done:
@@ -12,7 +13,9 @@ must keep their invariants and match a simple model of what was done:
   equals the open (unshipped, unreleased) claims of the allocations made;
 - reserved equals the units of the holds still active: a hold past its expiry counts
   for nothing at once, whether or not the sweeper has written its expiry yet;
-- on_hand is what was received minus what shipped.
+- on_hand is what was received or returned minus what shipped, was scrapped or went
+  back to the vendor; quality_control and damaged are what the quality status changes
+  and the returns put there and did not take out again.
 """
 
 from __future__ import annotations
@@ -42,11 +45,25 @@ from litestar.testing import TestClient
 from process_apis.availability import clock
 from process_apis.availability.app import create_app
 from process_apis.availability.consumers.wms import on_receipt, on_shipment
-from process_apis.availability.consumers.wms_stock import on_adjusted, on_pick
+from process_apis.availability.consumers.wms_stock import (
+    on_adjusted,
+    on_pick,
+    on_return_dispositioned,
+    on_return_received,
+)
 from process_apis.availability.db import ATP_DEDUCTIONS, BUCKETS
 from process_apis.availability.positions import ledger
 from shared.db import Database, Tx
-from shared.events.catalog import AdjustedLine, InventoryAdjusted, Line, PickConfirmed
+from shared.events.catalog import (
+    AdjustedLine,
+    Disposition,
+    DispositionedLine,
+    InventoryAdjusted,
+    Line,
+    PickConfirmed,
+    ReturnDispositioned,
+    ReturnReceived,
+)
 from shared.events.envelope import Event, new_event
 from shared.settings import load_settings
 from tests.availability.helpers import receipt_event, shipment_event
@@ -56,6 +73,7 @@ SKUS = ("A", "B")
 LOCATIONS = ("WH1", "WH2")
 POLICIES = ("reject", "ship_complete", "partial")
 CHANNELS = ("b2b", "ecommerce", "marketplace", "edi")
+DISPOSITIONS: tuple[Disposition, ...] = ("restock", "damaged", "scrap", "return_to_vendor")
 
 Claims = dict[tuple[str, str], int]  # (sku, location) -> open quantity
 
@@ -65,6 +83,15 @@ class Held:
     units: Claims
     placed_at: int  # the model's clock, in minutes
     ttl: int  # minutes
+
+
+@dataclass
+class Returned:
+    """A return receipt as the WMS keeps it: units per sku not dispositioned yet."""
+
+    order_id: str
+    location: str
+    left: dict[str, int]
 
 
 class Inventory(RuleBasedStateMachine):
@@ -94,6 +121,8 @@ class Inventory(RuleBasedStateMachine):
         self.picked: dict[tuple[str, str, str], int] = {}  # (order, sku, location)
         self.shipped_from: set[str] = set()  # orders with a shipment
         self.quality: dict[tuple[str, str], int] = {}  # units in quality control
+        self.damaged: dict[tuple[str, str], int] = {}  # units in damaged stock
+        self.returns: dict[str, Returned] = {}  # return_id -> what is left to inspect
         self.held: dict[str, Held] = {}  # holds neither released nor converted
         self.minutes = 0  # how far the service's clock was moved
         clock.CLOCK.offset = timedelta(0)
@@ -135,6 +164,7 @@ class Inventory(RuleBasedStateMachine):
                 0,
                 self.on_hand.get((sku, loc), 0)
                 - self.quality.get((sku, loc), 0)
+                - self.damaged.get((sku, loc), 0)
                 - allocated.get((sku, loc), 0)
                 - reserved.get((sku, loc), 0),
             )
@@ -285,6 +315,7 @@ class Inventory(RuleBasedStateMachine):
         free_here = (
             self.on_hand.get(ident, 0)
             - self.quality.get(ident, 0)
+            - self.damaged.get(ident, 0)
             - allocated.get(ident, 0)
             - reserved.get(ident, 0)
         )
@@ -311,6 +342,88 @@ class Inventory(RuleBasedStateMachine):
             self.quality[ident] = self.quality.get(ident, 0) + change
         else:
             self.on_hand[ident] += change
+
+    @rule(data=st.data())
+    def return_received(self, data: st.DataObject) -> None:
+        """The WMS receives a return (of a shipped order, or of one placed outside the
+        platform): one line per sku, every unit on hand and in quality control until
+        it is inspected, so nothing of it is sellable yet."""
+        order_id = data.draw(st.sampled_from([*sorted(self.shipped_from), "SO-OUTSIDE"]))
+        location = data.draw(st.sampled_from(LOCATIONS))
+        lines = data.draw(
+            st.lists(
+                st.tuples(st.sampled_from(SKUS), st.integers(1, 10)),
+                min_size=1,
+                max_size=len(SKUS),
+                unique_by=lambda line: line[0],
+            )
+        )
+        return_id = self.next_id("RET")
+        received = ReturnReceived(
+            return_id=return_id,
+            order_id=order_id,
+            warehouse_id=location,
+            lines=[Line(sku=sku, quantity=quantity) for sku, quantity in lines],
+        )
+        self.handle(on_return_received, _wms_event("return.received", location, received))
+        event("return of a shipped order" if order_id != "SO-OUTSIDE" else "return from outside")
+        for sku, quantity in lines:
+            ident = (sku, location)
+            self.on_hand[ident] = self.on_hand.get(ident, 0) + quantity
+            self.quality[ident] = self.quality.get(ident, 0) + quantity
+        self.returns[return_id] = Returned(order_id, location, dict(lines))
+
+    def inspectable(self, return_id: str) -> dict[str, int]:
+        """What of a return the WMS lets be dispositioned now, per sku: what is left of
+        it, and no more than quality control holds there (a quality status change may
+        have taken units out of it; the WMS refuses a disposition beyond that)."""
+        returned = self.returns[return_id]
+        return {
+            sku: min(left, self.quality.get((sku, returned.location), 0))
+            for sku, left in returned.left.items()
+            if left > 0
+        }
+
+    @precondition(lambda self: any(any(self.inspectable(r).values()) for r in self.returns))
+    @rule(data=st.data())
+    def return_dispositioned(self, data: st.DataObject) -> None:
+        """The WMS inspects part or all of a return: each line restocks (sellable
+        again), damages (into damaged stock), scraps or sends back to the vendor (out
+        of the building) some of its units; one sku may take several dispositions."""
+        open_returns = sorted(r for r in self.returns if any(self.inspectable(r).values()))
+        return_id = data.draw(st.sampled_from(open_returns))
+        returned = self.returns[return_id]
+        budget = self.inspectable(return_id)
+        lines: list[tuple[str, int, Disposition]] = []
+        for _ in range(data.draw(st.integers(1, 3))):
+            skus = sorted(sku for sku, left in budget.items() if left > 0)
+            if not skus:
+                break
+            sku = data.draw(st.sampled_from(skus))
+            quantity = data.draw(st.integers(1, budget[sku]))
+            lines.append((sku, quantity, data.draw(st.sampled_from(DISPOSITIONS))))
+            budget[sku] -= quantity
+        done = ReturnDispositioned(
+            return_id=return_id,
+            order_id=returned.order_id,
+            warehouse_id=returned.location,
+            lines=[
+                DispositionedLine(sku=sku, quantity=quantity, disposition=disposition)
+                for sku, quantity, disposition in lines
+            ],
+        )
+        self.handle(
+            on_return_dispositioned, _wms_event("return.dispositioned", returned.location, done)
+        )
+        for sku, quantity, disposition in lines:
+            event(f"return {disposition}")
+            ident = (sku, returned.location)
+            returned.left[sku] -= quantity
+            self.quality[ident] -= quantity
+            if disposition == "damaged":
+                self.damaged[ident] = self.damaged.get(ident, 0) + quantity
+            elif disposition in ("scrap", "return_to_vendor"):
+                self.on_hand[ident] -= quantity
 
     @rule(order_id=consumes(orders))
     def release(self, order_id: str) -> None:
@@ -435,6 +548,10 @@ class Inventory(RuleBasedStateMachine):
                 assert location["allocated"] == allocated.get(ident, 0)
                 assert location["reserved"] == reserved.get(ident, 0)
                 assert location["quality_control"] == self.quality.get(ident, 0)
+                assert location["damaged"] == self.damaged.get(ident, 0)
+            shown = {loc["location_id"] for loc in item["locations"]}
+            for model in (self.on_hand, self.quality, self.damaged, allocated, reserved):
+                assert {loc for (s, loc), n in model.items() if s == sku and n} <= shown
             total = sum(max(0, loc["available_to_promise"]) for loc in item["locations"])
             assert item["available_to_promise"] == total == self.free(sku)
 

@@ -4,7 +4,10 @@ physical on-hand and the projection's on-hand (summed over lots).
 A position whose largest difference is above the threshold is either *settling* (one
 of the systems changed it within the settlement window, so a fact may still be on its
 way: reported, not stored) or *drift*: stored as an open exception with its evidence.
-One open exception per position: a later run refreshes its figures."""
+One open exception per position: a later run refreshes its figures. The database holds
+to it (a unique index on the open ones) and a run records an exception with one upsert
+on that index, so runs at the same time (two replicas, the scheduled run and one asked
+for) refresh one exception rather than each opening its own."""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from typing import Any
 import msgspec
 import uuid_utils
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import (
+    OPEN_EXCEPTION,
     movements,
     positions,
     reconciliation_exceptions,
@@ -183,24 +188,28 @@ async def _record(
         "run_id": run_id,
         "last_seen_at": now,
     }
-    where = (EXC.c.status == "open", EXC.c.sku == key[0], EXC.c.location_id == key[1])
-    existing = await conn.scalar(select(EXC.c.exception_id).where(*where))
-    if existing is None:
-        existing = f"RX-{uuid_utils.uuid7()}"
-        await conn.execute(
-            insert(EXC).values(
-                exception_id=existing,
-                sku=key[0],
-                location_id=key[1],
-                status="open",
-                detected_at=now,
-                **values,
-            )
-        )
+    new = {
+        "exception_id": f"RX-{uuid_utils.uuid7()}",
+        "sku": key[0],
+        "location_id": key[1],
+        "status": "open",
+        "detected_at": now,
+        **values,
+    }
+    # Opens the exception, or refreshes the open one (its id and detected_at stay).
+    # On PostgreSQL a run that meets another's uncommitted insert waits for it, then
+    # updates the row that committed (or inserts, if that run rolled back).
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(EXC).values(**new)
+        upsert = pg.on_conflict_do_update(
+            index_elements=[EXC.c.sku, EXC.c.location_id], index_where=OPEN_EXCEPTION, set_=values
+        ).returning(*EXC.c)
     else:
-        await conn.execute(update(EXC).where(EXC.c.exception_id == existing).values(**values))
-    row = (await conn.execute(select(EXC).where(EXC.c.exception_id == existing))).one()
-    return exception_of(row)
+        lite = sqlite.insert(EXC).values(**new)
+        upsert = lite.on_conflict_do_update(
+            index_elements=[EXC.c.sku, EXC.c.location_id], index_where=OPEN_EXCEPTION, set_=values
+        ).returning(*EXC.c)
+    return exception_of((await conn.execute(upsert)).one())
 
 
 async def list_exceptions(

@@ -7,14 +7,17 @@ a caller sees them whether it calls the service directly or through the gateway.
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import Message, Scope
 
 from shared.versions import VERSIONS, deprecation_headers
 
-DEPRECATED: dict[str, dict[str, str]] = {
-    f"{v.base_path}/": headers
+# Encoded once: the hook runs on every answer, on the hot allocation path too.
+DEPRECATED: dict[str, list[tuple[bytes, bytes]]] = {
+    f"{v.base_path}/": [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers.items()
+    ]
     for v in VERSIONS
     if v.api == "availability" and (headers := deprecation_headers(v))
 }
@@ -27,7 +30,6 @@ async def stamp_deprecation(message: Message, scope: Scope) -> None:
     path = scope["path"]
     for prefix, headers in DEPRECATED.items():
         if path.startswith(prefix):
-            fields = MutableScopeHeaders.from_message(message)
-            for name, value in headers.items():
-                fields[name] = value
+            # Appended: no handler of the service sets these, so none is repeated.
+            message["headers"] = [*message.get("headers", ()), *headers]
             return
