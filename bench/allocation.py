@@ -3,10 +3,13 @@ the availability API (real HTTP to a real ``tally serve availability`` process, 
 by wrk with a Lua script; needs ``apt-get install wrk``).
 
     .venv/bin/python -m bench.allocation [--requests 4000] [--clients 64]
-                                         [--databases sqlite,postgres] [--json [FILE]]
+                                         [--databases sqlite,postgres] [--workers 1,2]
+                                         [--json [FILE]]
 
 For each database (the embedded SQLite default; PostgreSQL on a throwaway server from
-``tests/support/servers.py``) it runs the service twice:
+``tests/support/servers.py``) and each count of worker processes (``tally serve
+--workers``: one process, or one per core of this 2-core machine) it runs the service
+twice:
 
 - ``group commit``: the service as shipped; concurrent allocations are planned and
   written together in one transaction (``allocations/batcher.py``, ``batch.py``);
@@ -15,10 +18,10 @@ For each database (the embedded SQLite default; PostgreSQL on a throwaway server
   conditional UPDATE, commit), the path before group commit.
 
 Every request allocates 1 unit of the hot sku (policy ``partial``) under its own order
-id and Idempotency-Key; the stock (two warehouses) covers 90% of the requests, so the
+id and Idempotency-Key; the stock (two warehouses) covers 95% of the requests, so the
 tail runs into sold-out. Prints requests/s, allocations/s (requests that got a unit),
-p50/p99 latency, the service process's CPU time per request (user + system: steadier
-than req/s on a shared machine), and the oversell count computed from the positions after the run:
+p50/p99 latency, the service's CPU time per request (its processes' user + system:
+steadier than req/s on a shared machine), and the oversell count computed from the positions after the run:
 units allocated beyond what was sellable (sum of negative ATP), which must be 0; plus
 the positions that differ from the ledger's rebuild (must be 0). The machine's load
 average is printed too: the figures are only comparable on a quiet machine.
@@ -42,6 +45,9 @@ SKU = "HOT-1"
 CHANNELS = ("b2b", "ecommerce", "marketplace", "edi")
 WAREHOUSES = ("WH-EAST", "WH-WEST")
 MODES = {"group commit": "1", "baseline": "0"}
+# The stock covers this share of the requests: the tail runs into sold-out, so an
+# oversell would show.
+STOCK_PERCENT = 95
 DEFAULT_JSON = Path(__file__).parent / "results" / "allocation.json"
 
 
@@ -171,19 +177,31 @@ async def _positions(database_url: str) -> tuple[int, int, int]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its live children (the workers of
+    ``--workers``), from Linux /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def run_one(
-    database: str, mode: str, requests: int, clients: int, pg_cluster: str | None, n: int
+    database: str,
+    mode: str,
+    workers: int,
+    requests: int,
+    clients: int,
+    pg_cluster: str | None,
+    n: int,
 ) -> dict[str, Any]:
     from tests.support.availability import AvailabilityProcess
     from tests.support.servers import create_database
     from tests.support.tokens import TestIssuer
 
-    stock = requests * 9 // 10
+    stock = requests * STOCK_PERCENT // 100
     with tempfile.TemporaryDirectory(prefix="bench-alloc-") as tmp, ExitStack() as stack:
         database_url = (
             create_database(pg_cluster, f"bench_alloc_{n}_{os.getpid()}")
@@ -195,7 +213,10 @@ def run_one(
                 Path(tmp),
                 TestIssuer(),
                 database_url=database_url,
-                env={"TALLY_ALLOCATION_GROUP_COMMIT": MODES[mode]},
+                env={
+                    "TALLY_ALLOCATION_GROUP_COMMIT": MODES[mode],
+                    "TALLY_AVAILABILITY_WORKERS": str(workers),
+                },
             )
         )
         split = stock * 6 // 10
@@ -216,6 +237,7 @@ def run_one(
     return {
         "database": database,
         "mode": mode,
+        "workers": workers,
         "clients": clients,
         "requests": answered,
         "stock": stock,
@@ -240,6 +262,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker processes of the service, one run of each mode per count (default 1,2)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         nargs="?",
@@ -248,6 +275,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
@@ -256,23 +284,28 @@ def main() -> None:
             from tests.support.servers import postgres_server
 
             pg_cluster = stack.enter_context(postgres_server())
-        for n, (database, mode) in enumerate((d, m) for d in databases for m in MODES):
-            rows.append(run_one(database, mode, args.requests, args.clients, pg_cluster, n))
+        cells = [(d, m, w) for d in databases for w in counts for m in MODES]
+        for n, (database, mode, workers) in enumerate(cells):
+            rows.append(
+                run_one(database, mode, workers, args.requests, args.clients, pg_cluster, n)
+            )
             print(_line(rows[-1]), flush=True)
+
+    def rate(database: str, mode: str, workers: int) -> int:
+        return int(
+            next(
+                r["allocations_per_s"]
+                for r in rows
+                if (r["database"], r["mode"], r["workers"]) == (database, mode, workers)
+            )
+        )
+
     speedups = {
-        d: round(
-            next(r for r in rows if r["database"] == d and r["mode"] == "group commit")[
-                "allocations_per_s"
-            ]
-            / max(
-                1,
-                next(r for r in rows if r["database"] == d and r["mode"] == "baseline")[
-                    "allocations_per_s"
-                ],
-            ),
-            2,
+        f"{d}, {w} worker{'s' if w > 1 else ''}": round(
+            rate(d, "group commit", w) / max(1, rate(d, "baseline", w)), 2
         )
         for d in databases
+        for w in counts
     }
     load_after = os.getloadavg()
     print()
@@ -299,6 +332,7 @@ def main() -> None:
 COLUMNS = (
     ("database", 9),
     ("mode", 13),
+    ("workers", 7),
     ("requests_per_s", 10),
     ("allocations_per_s", 13),
     ("p50_ms", 8),
@@ -312,6 +346,7 @@ COLUMNS = (
 HEADERS = (
     "database",
     "mode",
+    "workers",
     "req/s",
     "allocs/s",
     "p50 ms",
