@@ -4,10 +4,10 @@ publish only delays the event (the relay picks it up on restart); a crash betwee
 publish and mark republishes it (consumers drop the second copy in their inbox).
 
 The relay coalesces: woken by a commit, it waits ``coalesce_seconds`` (a few ms) for
-the commits right behind it, then publishes them as one batch per stream and marks the
-whole batch in one transaction. The committed events are handed to it in memory, so a
-batch costs one publish and one mark, not a read of the table as well: at 1,000
-events/s the relay costs a fraction of the producing transactions themselves, for a
+the commits right behind it, then publishes them as one batch per stream; the rows of
+what it published are marked together, one transaction per ``poll_seconds``. The
+committed events are handed to it in memory, so a batch costs one publish and a share
+of a mark, not a read of the table as well: at 1,000 events/s the relay costs a fraction of the producing transactions themselves, for a
 few ms of lag. The table stays the truth: passes over it publish whatever the hand-off
 did not (after a crash, a failed publish, or from another process)."""
 
@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,6 +125,8 @@ class OutboxRelay:
         # every worker publishes its own commits' hand-off.
         self.passes = True
         self.settle_seconds = settle_seconds
+        self._unmarked: list[str] = []  # published from the hand-off, rows not marked yet
+        self._unmarked_since = 0.0
         db.on_commit(self._hand_over)
         self._crash_before_publish = os.environ.get(FAULT_CRASH_BEFORE_PUBLISH) == "1"
 
@@ -167,7 +170,12 @@ class OutboxRelay:
         holds up the service's own writes."""
         batch = self.batch if batch is None else batch
         query = (
-            select(self.table.c.position, self.table.c.stream, self.table.c.body)
+            select(
+                self.table.c.position,
+                self.table.c.event_id,
+                self.table.c.stream,
+                self.table.c.body,
+            )
             .where(self.table.c.published_at.is_(None))
             .order_by(self.table.c.position)
             .limit(batch)
@@ -179,6 +187,8 @@ class OutboxRelay:
             cutoff = datetime.now(UTC) - timedelta(seconds=settled_for)
             async with self.db.read() as conn:
                 rows = (await conn.execute(query.where(self.table.c.created_at <= cutoff))).all()
+        unmarked = set(self._unmarked)
+        rows = [row for row in rows if row.event_id not in unmarked]
         if not rows:
             return 0
         events = [(row.stream, decode_event(row.body)) for row in rows]
@@ -194,18 +204,37 @@ class OutboxRelay:
         return len(rows)
 
     async def publish_handed(self) -> int:
-        """Publishes the events handed over since the last time, and marks their rows."""
+        """Publishes the events handed over since the last time; their rows are marked
+        together with the next ones (``mark_published``), not one transaction each."""
         events, self._handed = self._handed[: self.batch], self._handed[self.batch :]
         if not events:
             return 0
         await self._publish(events)
-        async with self.db.transaction() as tx:
-            await tx.conn.execute(
-                update(self.table)
-                .where(self.table.c.event_id.in_([event.id for _, event in events]))
-                .values(published_at=func.now())
-            )
+        if not self._unmarked:
+            self._unmarked_since = time.monotonic()
+        self._unmarked.extend(event.id for _, event in events)
+        if len(self._unmarked) >= self.batch:
+            await self.mark_published()
         return len(events)
+
+    async def mark_published(self) -> None:
+        """Marks the rows of the hand-off's published events, in one transaction. Done
+        at most ``poll_seconds`` after their publish, well inside ``settle_seconds``,
+        so a periodic pass never sees them unmarked; a crash before it republishes
+        them (at least once: consumers drop the copies)."""
+        ids, self._unmarked = self._unmarked, []
+        if not ids:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                await tx.conn.execute(
+                    update(self.table)
+                    .where(self.table.c.event_id.in_(ids))
+                    .values(published_at=func.now())
+                )
+        except BaseException:
+            self._unmarked = ids + self._unmarked  # the next round marks them
+            raise
 
     async def _publish(self, events: Sequence[tuple[str, Event]]) -> None:
         if self._crash_before_publish:  # test-only fault injection, see above
@@ -217,10 +246,19 @@ class OutboxRelay:
             await self.bus.publish(stream, batch)
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            with suppress(Exception):  # stopping: unmarked rows only go out again
+                await self.mark_published()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         next_pass = 0.0
         while not stop.is_set():
             try:
                 now = time.monotonic()
+                if self._unmarked and now - self._unmarked_since >= self.poll_seconds:
+                    await self.mark_published()
                 if self._handoff_dropped or (self.passes and now >= next_pass):
                     full, self._handoff_dropped = self._handoff_dropped, False
                     next_pass = now + self.poll_seconds
@@ -239,7 +277,10 @@ class OutboxRelay:
             if published >= self.batch or self._handoff_dropped:
                 continue  # a backlog: the next batch at once
             if not self._handed:
-                until_pass = next_pass - time.monotonic() if self.passes else self.poll_seconds
-                await sleep_or_wake(self._wake, max(0.0, until_pass))
+                now = time.monotonic()
+                until = next_pass - now if self.passes else self.poll_seconds
+                if self._unmarked:
+                    until = min(until, self._unmarked_since + self.poll_seconds - now)
+                await sleep_or_wake(self._wake, max(0.0, until))
             if self.coalesce_seconds > 0 and self._handed:
                 await asyncio.sleep(self.coalesce_seconds)  # the commits right behind it
