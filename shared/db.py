@@ -291,6 +291,8 @@ class Database:
                     conn.sync_connection.info.pop(READ_ONLY, None)  # type: ignore[union-attr]
 
     async def dispose(self) -> None:
+        if self._sqlite_turn is not None:
+            self._sqlite_turn.close()
         if self._writer_conn is not None:
             conn, self._writer_conn = self._writer_conn, None
             await _discard(conn)

@@ -168,7 +168,7 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
-            self.leadership.release()
+            self.leadership.close()
             forget_this_process()
             await self.http.aclose()
             if self.bus:
