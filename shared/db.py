@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import Connection, MetaData, event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -230,10 +230,16 @@ class Database:
         self._after_commit.append(callback)
 
     async def create_schema(self) -> None:
+        await self.upgrade_schema(self.metadata.create_all)
+
+    async def upgrade_schema(self, step: Callable[[Connection], object]) -> None:
+        """Runs ``step`` (synchronous, on a connection) in one transaction. Workers
+        starting together take turns: on SQLite through BEGIN IMMEDIATE, on PostgreSQL
+        through a transaction-scoped advisory lock."""
         async with self.engine.begin() as conn:
-            if not self.sqlite:  # workers starting together: one creates, the rest see it
+            if not self.sqlite:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7419)"))
-            await conn.run_sync(self.metadata.create_all)
+            await conn.run_sync(step)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

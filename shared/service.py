@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -188,6 +188,20 @@ class Runtime:
         if await lead(self.leadership, self._stop, self.settings.leader_retry_seconds):
             log.info("%s: this worker now leads", self.settings.service)
             self._lead()
+
+
+def at_startup(
+    step: Callable[[], Awaitable[object]],
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A Litestar lifespan that awaits ``step`` once the runtime has started (a schema
+    upgrade, say: after ``create_schema``)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await step()
+        yield
+
+    return lifespan
 
 
 def build_app(

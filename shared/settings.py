@@ -190,9 +190,7 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         bus_visibility_timeout=_number("TALLY_BUS_VISIBILITY_TIMEOUT", 30.0),
         events_max_len=_optional_count("TALLY_EVENTS_MAX_LEN"),
         outbox_coalesce_seconds=_number("TALLY_OUTBOX_COALESCE_SECONDS", 0.005),
-        workers=_optional_count(f"TALLY_{service.upper()}_WORKERS")
-        or _optional_count("TALLY_WORKERS")
-        or 1,
+        workers=_optional_count(f"TALLY_{service.upper()}_WORKERS") or 1,
         leader_retry_seconds=_number("TALLY_LEADER_RETRY_SECONDS", 1.0),
         **_gateway_policies(),  # type: ignore[arg-type]
     )

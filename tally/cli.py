@@ -70,6 +70,11 @@ def serve(
     if workers:
         os.environ[f"TALLY_{service.upper()}_WORKERS"] = str(workers)
     settings = load_settings(service)
+    if settings.workers > 1 and service == "gateway" and not settings.redis_url:
+        # Its rate-limit windows live in the process unless Redis holds them.
+        raise typer.BadParameter(
+            "the gateway runs several workers only with TALLY_REDIS_URL (shared rate limits)"
+        )
     if settings.workers > 1:
         # Each worker writes its metrics here; /metrics merges them (prometheus_client's
         # multiprocess mode). Emptied at start: the files of a previous run are stale.

@@ -9,7 +9,7 @@ from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.allocations.routes import AllocationController
 from process_apis.availability.consumers import erp as erp_feed
 from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
-from process_apis.availability.db import metadata, schema_upgrade
+from process_apis.availability.db import metadata, upgrade_schema
 from process_apis.availability.holds.routes import HoldController
 from process_apis.availability.holds.sweeper import HoldSweeper
 from process_apis.availability.positions.counts import CountController
@@ -24,7 +24,7 @@ from process_apis.availability.v2.deprecation import stamp_deprecation
 from process_apis.availability.v2.routes import ItemControllerV2
 from shared.auth.verifier import KeySource
 from shared.events.catalog import STREAM_ERP, STREAM_WMS
-from shared.service import Runtime, build_app
+from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 
 
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             "reconciler": reconciler,
             "allocation_batcher": AllocationBatcher(runtime.db, runtime.idempotency),
         },
-        extra_lifespans=[schema_upgrade(runtime.db)],
+        extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )
     app.before_send.append(stamp_deprecation)  # v1 answers point at v2
     return app

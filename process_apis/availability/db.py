@@ -22,10 +22,7 @@ The schema is created with ``metadata.create_all``, which adds missing tables on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -43,7 +40,6 @@ from sqlalchemy import (
     inspect,
     literal_column,
     select,
-    text,
     update,
 )
 
@@ -376,18 +372,5 @@ def _one_open_exception_per_item(conn: Connection) -> None:
 
 
 async def upgrade_schema(db: Database) -> None:
-    async with db.engine.begin() as conn:
-        if not db.sqlite:  # workers starting together upgrade one after the other
-            await conn.execute(text("SELECT pg_advisory_xact_lock(7419)"))
-        await conn.run_sync(_one_open_exception_per_item)
-
-
-def schema_upgrade(db: Database) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A Litestar lifespan that upgrades the schema once the runtime has created it."""
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        await upgrade_schema(db)
-        yield
-
-    return lifespan
+    """Brings a database created by an earlier version up to date (idempotent)."""
+    await db.upgrade_schema(_one_open_exception_per_item)

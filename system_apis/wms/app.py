@@ -6,11 +6,11 @@ from litestar import Litestar
 from litestar.openapi.spec import Tag
 
 from shared.auth.verifier import KeySource
-from shared.service import Runtime, build_app
+from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 from system_apis.wms.adapters.reference import ReferenceWms
 from system_apis.wms.adjustments.routes import AdjustmentController, CycleCountController
-from system_apis.wms.db import metadata, schema_upgrade
+from system_apis.wms.db import metadata, upgrade_schema
 from system_apis.wms.fulfillment.routes import FulfillmentController
 from system_apis.wms.receipts.routes import ReceiptController
 from system_apis.wms.returns.routes import ReturnController
@@ -46,5 +46,5 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             Tag(name="returns"),
         ],
         dependencies={"wms": wms, "idempotency": runtime.idempotency, "runtime": runtime},
-        extra_lifespans=[schema_upgrade(runtime.db)],
+        extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )

@@ -13,10 +13,6 @@ their ``sequence`` (subject ``warehouse:{id}``), so consumers apply them in stoc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -257,16 +253,5 @@ def _add_missing_columns(conn: Connection) -> None:
 
 
 async def upgrade_schema(db: Database) -> None:
-    async with db.engine.begin() as conn:
-        await conn.run_sync(_add_missing_columns)
-
-
-def schema_upgrade(db: Database) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A Litestar lifespan that upgrades the schema once the runtime has created it."""
-
-    @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        await upgrade_schema(db)
-        yield
-
-    return lifespan
+    """Brings a database created by an earlier version up to date (idempotent)."""
+    await db.upgrade_schema(_add_missing_columns)

@@ -15,8 +15,7 @@ from shared.versions import VERSIONS, deprecation_headers
 # Encoded once: the hook runs on every answer, on the hot allocation path too.
 DEPRECATED: dict[str, list[tuple[bytes, bytes]]] = {
     f"{v.base_path}/": [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in headers.items()
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
     ]
     for v in VERSIONS
     if v.api == "availability" and (headers := deprecation_headers(v))
