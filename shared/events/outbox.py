@@ -78,11 +78,14 @@ async def write_outbox(
     table = outbox_table(metadata)
     write = _INSERTS.get(table)
     if write is None:
-        write = _INSERTS[table] = BulkInsert(table, ["event_id", "stream", "body"])
+        write = _INSERTS[table] = BulkInsert(table, ["event_id", "stream", "body", "created_at"])
+    # The time of the row to the microsecond (SQLite's CURRENT_TIMESTAMP keeps whole
+    # seconds): the periodic pass tells a settled row from a fresh one by it.
+    now = datetime.now(UTC)
     await write(
         conn,
         [
-            {"event_id": event.id, "stream": stream, "body": encode_event(event)}
+            {"event_id": event.id, "stream": stream, "body": encode_event(event), "created_at": now}
             for stream, event in events
         ],
     )
@@ -110,7 +113,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         coalesce_seconds: float = 0.005,
         batch: int = 500,
-        settle_seconds: float = 1.0,
+        settle_seconds: float = 5.0,
     ) -> None:
         self.db = db
         self.bus = bus
