@@ -39,3 +39,13 @@ def test_compose_environment_is_what_the_settings_read(monkeypatch, tmp_path) ->
     created = (COMPOSE.parent / "docs/deploy/create-databases.sql").read_text()
     for spec in SERVICES:
         assert f"tally_{spec.name}" in created
+
+
+def test_the_availability_service_runs_a_worker_per_core(monkeypatch, tmp_path) -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    env = compose["services"]["availability"]["environment"]
+    for name, value in env.items():
+        if "${" not in str(value):
+            monkeypatch.setenv(name, str(value))
+    assert load_settings("availability").workers == 2
+    assert load_settings("availability").database_url.endswith("/tally_availability")
