@@ -4,8 +4,9 @@ letters and replay (the semantics of shared/events/bus.py, like the Redis engine
 
 All processes open the same file (WAL mode). Every write runs under SQLite's write lock
 (BEGIN IMMEDIATE), so two consumers of one group, in one process or in several, never
-take the same entry. An idle consumer only reads (no write lock): the head of the log
-and the earliest delivery time of its group's pending entries, every ``poll_interval``.
+take the same entry. An idle consumer only reads (no write lock): the head of its
+streams and the earliest delivery time of its group's pending entries, every
+``poll_interval``.
 
 Entry ids are the global autoincrement ids (as strings in the interface). An event may
 be stored twice (a relay retry, a replayed dead letter); consumers dedup by event id.
@@ -247,15 +248,21 @@ class SqliteEventLog:
 
     # -- consuming -------------------------------------------------------
     def _probe(self, group: str, streams: Sequence[str]) -> tuple[int, float | None]:
-        """Read-only: the log's head, and the earliest delivery time of the group's
-        pending entries (they are claimable from that time plus the timeout)."""
+        """Read-only: the head of the group's streams (their newest entry id), and the
+        earliest delivery time of the group's pending entries (they are claimable from
+        that time plus the timeout). The head is per stream, one index seek each: the
+        log's global head moves with every append to any stream, and would send a quiet
+        stream's consumer to claim (a write transaction) for nothing."""
+        heads = " UNION ALL ".join(
+            "SELECT MAX(id) AS id FROM entries WHERE stream = ?" for _ in streams
+        )
         marks = ", ".join("?" * len(streams))  # placeholders only
         query = (
-            "SELECT (SELECT COALESCE(MAX(id), 0) FROM entries),"  # noqa: S608
+            f"SELECT (SELECT COALESCE(MAX(id), 0) FROM ({heads})),"  # noqa: S608
             " (SELECT MIN(delivered_at) FROM pending"
             f"  WHERE grp = ? AND stream IN ({marks}))"
         )
-        head, earliest = self._conn.execute(query, (group, *streams)).fetchone()
+        head, earliest = self._conn.execute(query, (*streams, group, *streams)).fetchone()
         return int(head), (None if earliest is None else float(earliest))
 
     def _claim(
