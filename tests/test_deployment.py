@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from shared.settings import load_settings
@@ -23,12 +24,17 @@ def test_every_service_is_deployed_with_tally_serve() -> None:
         assert {"postgres", "redis"} <= set(services[spec.name]["depends_on"])
 
 
-def test_compose_environment_is_what_the_settings_read(monkeypatch, tmp_path) -> None:
+def use_compose_environment(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's environment from docker-compose.yml (its fixed values; the
+    ``${...}`` ones come from the operator)."""
     compose = yaml.safe_load(COMPOSE.read_text())
-    env = compose["services"]["order_to_ship"]["environment"]
-    for name, value in env.items():
+    for name, value in compose["services"][service]["environment"].items():
         if "${" not in str(value):
             monkeypatch.setenv(name, str(value))
+
+
+def test_compose_environment_is_what_the_settings_read(monkeypatch, tmp_path) -> None:
+    use_compose_environment("order_to_ship", monkeypatch)
     monkeypatch.setenv("TALLY_ORDER_TO_SHIP_CLIENT_ID", "cid")
     monkeypatch.setenv("TALLY_ORDER_TO_SHIP_CLIENT_SECRET", "secret")
     settings = load_settings("order_to_ship")
@@ -41,11 +47,7 @@ def test_compose_environment_is_what_the_settings_read(monkeypatch, tmp_path) ->
         assert f"tally_{spec.name}" in created
 
 
-def test_the_availability_service_runs_a_worker_per_core(monkeypatch, tmp_path) -> None:
-    compose = yaml.safe_load(COMPOSE.read_text())
-    env = compose["services"]["availability"]["environment"]
-    for name, value in env.items():
-        if "${" not in str(value):
-            monkeypatch.setenv(name, str(value))
+def test_the_availability_service_runs_a_worker_per_core(monkeypatch) -> None:
+    use_compose_environment("availability", monkeypatch)
     assert load_settings("availability").workers == 2
     assert load_settings("availability").database_url.endswith("/tally_availability")
