@@ -11,7 +11,8 @@ scalar defaults are SQLAlchemy's own; only the per-row bookkeeping is skipped.""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert
@@ -21,12 +22,63 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _MISSING = object()
 
 
-@dataclass(frozen=True, slots=True)
 class _Compiled:
-    sql: str
-    positional: bool
-    # (column name, bind processor or None, Python default or _MISSING), in bind order
-    columns: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]
+    """The SQL, and how a row's mapping becomes the driver's parameters."""
+
+    def __init__(
+        self,
+        sql: str,
+        positional: bool,
+        columns: Sequence[tuple[str, Callable[[Any], Any] | None, Any]],
+    ) -> None:
+        self.sql = sql
+        self.positional = positional
+        # (column name, bind processor or None, Python default or _MISSING), bind order
+        self.columns = tuple(columns)
+        names = [name for name, _, _ in self.columns]
+        self._take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        self._processed = [
+            (i, _remembering(process))
+            for i, (_, process, _) in enumerate(self.columns)
+            if process is not None
+        ]
+
+    def values(self, row: Mapping[str, Any], table: str) -> tuple[Any, ...]:
+        try:
+            values = self._take(row)
+        except KeyError:
+            values = self._with_defaults(row, table)
+        if not self._processed:
+            return tuple(values)
+        processed = list(values)
+        for i, process in self._processed:
+            processed[i] = process(processed[i])
+        return tuple(processed)
+
+    def _with_defaults(self, row: Mapping[str, Any], table: str) -> tuple[Any, ...]:
+        values = []
+        for name, _, default in self.columns:
+            value = row.get(name, default)
+            if value is _MISSING:
+                raise KeyError(f"{table}.{name} missing from a row")
+            values.append(value)
+        return tuple(values)
+
+
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process``, skipped when handed the object it was handed last: a batch's rows
+    share one timestamp, and SQLite's datetime processor formats it at every row."""
+    last: list[Any] = [_MISSING, None]
+
+    def remembered(value: Any) -> Any:
+        if value is last[0]:
+            return last[1]
+        result = process(value)
+        if value is None or isinstance(value, (str, int, float, datetime)):
+            last[0], last[1] = value, result  # immutable: the same object, the same text
+        return result
+
+    return remembered
 
 
 class BulkInsert:
@@ -46,19 +98,10 @@ class BulkInsert:
         if not rows:
             return
         compiled = self._compiled(conn.dialect)
-        params: list[Any] = []
-        for row in rows:
-            values = []
-            for name, process, default in compiled.columns:
-                value = row.get(name, default)
-                if value is _MISSING:
-                    raise KeyError(f"{self.table.name}.{name} missing from a row")
-                values.append(process(value) if process is not None else value)
-            params.append(
-                tuple(values)
-                if compiled.positional
-                else dict(zip((c[0] for c in compiled.columns), values, strict=True))
-            )
+        params: list[Any] = [compiled.values(row, self.table.name) for row in rows]
+        if not compiled.positional:
+            names = [c[0] for c in compiled.columns]
+            params = [dict(zip(names, values, strict=True)) for values in params]
         await conn.exec_driver_sql(compiled.sql, params)
 
     def _compiled(self, dialect: Dialect) -> _Compiled:

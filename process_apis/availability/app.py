@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.openapi.spec import Tag
 
 from process_apis.availability.allocations.batcher import AllocationBatcher
+from process_apis.availability.allocations.fast_path import AllocationFastPath
 from process_apis.availability.allocations.routes import AllocationController
 from process_apis.availability.consumers import erp as erp_feed
 from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
     reconciler = Reconciler(runtime.db, sources, load_reconcile_settings())
     runtime.singletons.append(reconciler.scheduled)
     runtime.singletons.append(HoldSweeper(runtime.db))
+    allocation_batcher = AllocationBatcher(runtime.db, runtime.idempotency)
     app = build_app(
         runtime,
         route_handlers=[
@@ -73,9 +75,12 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             "idempotency": runtime.idempotency,
             "runtime": runtime,
             "reconciler": reconciler,
-            "allocation_batcher": AllocationBatcher(runtime.db, runtime.idempotency),
+            "allocation_batcher": allocation_batcher,
         },
         extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )
     app.before_send.append(stamp_deprecation)  # v1 answers point at v2
+    app.asgi_handler = AllocationFastPath(
+        app.asgi_handler, runtime.verifier, allocation_batcher, settings.service
+    )
     return app
