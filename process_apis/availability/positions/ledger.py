@@ -221,6 +221,7 @@ async def change_many(
                 "reference": item.cause.reference,
                 "idempotency_key": item.cause.idempotency_key,
                 "created_at": now,
+                **_NO_DELTAS,
                 **{delta_column(b): d for b, d in item.deltas.items()},
             }
             for item in changes
@@ -229,6 +230,8 @@ async def change_many(
     return True
 
 
+# Every delta column in every row: a row missing one takes BulkInsert's slow path.
+_NO_DELTAS = {delta_column(b): 0 for b in BUCKETS}
 _LEDGER = BulkInsert(
     movements,
     [
