@@ -4,7 +4,6 @@ accept reaches the framework untouched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from process_apis.availability.allocations.fast_path import AllocationFastPath
-from process_apis.availability.app import create_app
 from shared.settings import load_settings
 from tests.availability.helpers import item, ledger_drift, stock
 from tests.support.tokens import TestIssuer
@@ -57,22 +55,9 @@ class _Bypass:
 
 
 @pytest.fixture
-def issuer() -> TestIssuer:
-    return TestIssuer()
-
-
-@pytest.fixture
 def settings(tmp_path: Path) -> Any:
+    """The embedded default only: the fast path is the same code on either database."""
     return load_settings("availability", data_dir=tmp_path)
-
-
-@pytest.fixture
-def client(settings: Any, issuer: TestIssuer) -> Iterator[TestClient[Any]]:
-    app = create_app(settings=settings, key_source=issuer.key_source())
-    with TestClient(app) as test_client:
-        token = issuer.token("inventory:read inventory:write", audience="availability")
-        test_client.headers["Authorization"] = f"Bearer {token}"
-        yield test_client
 
 
 @pytest.fixture
