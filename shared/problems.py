@@ -119,19 +119,21 @@ def problem_response(
     )
 
 
-def _handle_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
-    status = exc.status_code
-    slug = None
-    if exc.type_:
-        slug = exc.type_.removeprefix("/problems/")
+def body_of_problem(exc: ProblemDetailsException, instance: str) -> dict[str, Any]:
+    """The problem body of a raised problem, as every service answers it."""
+    slug = exc.type_.removeprefix("/problems/") if exc.type_ else None
     extra = dict(exc.extra) if isinstance(exc.extra, dict) else None
-    return problem_response(
-        status,
-        exc.detail or None,
-        slug=slug,
+    return problem_body(
+        exc.status_code, exc.detail or None, slug=slug, extra=extra, instance=instance
+    )
+
+
+def _handle_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+    return Response(
+        body_of_problem(exc, request.url.path),
+        status_code=exc.status_code,
+        media_type=PROBLEM_MEDIA_TYPE,
         headers=exc.headers,
-        extra=extra,
-        instance=request.url.path,
     )
 
 

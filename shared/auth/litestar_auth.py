@@ -63,14 +63,15 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise _unauthorized(str(exc)) from exc
         required = scope["route_handler"].opt.get(REQUIRED_SCOPE)
         if required is not None:
-            _authorize(principal, required)
+            authorize(principal, required)
         return AuthenticationResult(user=principal, auth=principal)
 
 
 def _authorization(raw_headers: Any) -> str | None:
     for name, value in raw_headers:
         if name == b"authorization":
-            return str(value.decode("latin-1"))
+            decoded: str = value.decode("latin-1")
+            return decoded
     return None
 
 
@@ -83,7 +84,8 @@ SYSTEM_API_SCOPE_PREFIXES = ("erp:", "wms:")
 REQUIRED_SCOPE = "required_scope"
 
 
-def _authorize(principal: Principal, scope: str) -> None:
+def authorize(principal: Principal, scope: str) -> None:
+    """Raises the 403 problem when ``principal`` may not use a route requiring ``scope``."""
     if not principal.has_scope(scope):
         raise ProblemError(
             403,

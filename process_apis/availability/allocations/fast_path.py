@@ -37,11 +37,12 @@ from litestar.types import (
 
 from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.schemas import AllocationIn
+from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
 from shared.auth.verifier import InvalidToken, TokenVerifier
 from shared.correlation import accept_correlation_id, correlation_id, traceparent
 from shared.observability import REQUEST_SECONDS
-from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
+from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, body_of_problem, problem_body
 
 log = logging.getLogger("tally.availability")
 
@@ -106,7 +107,7 @@ class AllocationFastPath:
                 principal.client_id, key.decode("ascii"), data
             )
         except ProblemError as exc:
-            answer = _problem(exc)
+            answer = _problem_response(body_of_problem(exc, PATH), exc.headers)
         except Exception as exc:  # what the service's exception handler does with it
             log.exception("unhandled error on POST %s", PATH, exc_info=exc)
             answer = _problem_response(
@@ -150,9 +151,10 @@ class AllocationFastPath:
             return None
         try:
             principal = await self.verifier.verify(token.decode("latin-1"))
-        except InvalidToken:
+            authorize(principal, SCOPE)
+        except (InvalidToken, ProblemError):
             return None
-        return principal if principal.has_scope(SCOPE) else None
+        return principal
 
 
 class _Disconnected(Exception):
@@ -189,14 +191,6 @@ def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _problem(exc: ProblemError) -> Response[Any]:
-    """As the service's handler of ``ProblemError`` writes it."""
-    slug = (exc.type_ or "").removeprefix("/problems/") or None
-    extra = dict(exc.extra) if isinstance(exc.extra, dict) else None
-    body = problem_body(exc.status_code, exc.detail or None, slug=slug, extra=extra, instance=PATH)
-    return _problem_response(body, exc.headers)
 
 
 def _problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
