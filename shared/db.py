@@ -125,14 +125,29 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """``inline``: statements inside a transaction run on the event loop's thread."""
+    """``inline``: statements inside a transaction run on the event loop's thread;
+    ``reading``: so do BEGIN, COMMIT and ROLLBACK of a read transaction (a deferred
+    BEGIN takes no lock, and ending a transaction that wrote nothing writes nothing)."""
 
-    __slots__ = ("inline",)
+    __slots__ = ("inline", "reading")
     _cursor_cls = _OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.inline = False
+        self.reading = False
+
+    def commit(self) -> None:
+        if not (self.inline and self.reading):
+            super().commit()
+        elif self._connection._connection:
+            self._connection._conn.commit()
+
+    def rollback(self) -> None:
+        if not (self.inline and self.reading):
+            super().rollback()
+        elif self._connection._connection:
+            self._connection._conn.rollback()
 
 
 class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
@@ -143,6 +158,16 @@ class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
 
 
 READ_ONLY = "tally_read_only"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _begin_waiting(conn: sqlite3.Connection, sql: str) -> None:
+    """BEGIN on a connection that never waits for a lock (the kept writer), waiting."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute(sql)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -176,7 +201,7 @@ def create_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -184,6 +209,18 @@ def create_engine(url: str) -> AsyncEngine:
     def _on_begin(conn: Any) -> None:
         driver = conn.connection.driver_connection  # the aiosqlite connection
         sql = "BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
+        if getattr(conn.connection.dbapi_connection, "inline", False):
+            # The kept writer, holding this host's writer turn: the lock is free unless
+            # a writer outside the turn holds it (a schema upgrade). Tried on the loop's
+            # thread without waiting; if taken, waited for on the driver's thread.
+            try:
+                driver._conn.execute(sql)
+                return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+            await_(driver._execute(_begin_waiting, driver._conn, sql))
+            return
         await_(driver._execute(driver._conn.execute, sql))
 
     @event.listens_for(engine.sync_engine, "reset")
@@ -267,22 +304,52 @@ class Database:
                 yield pooled
             return
         async with self._sqlite_writer:
-            kept = self._writer_conn
-            if kept is not None and not _clean(kept):
-                # A transaction a cancelled caller left open, or a broken connection.
-                self._writer_conn = None
-                await _discard(kept)
-            if self._writer_conn is None:
-                self._writer_conn = await self.engine.connect()
-                _run_inline(self._writer_conn)
+            conn = await self._kept_writer()
             if self._sqlite_turn is None:
-                yield self._writer_conn
+                yield conn
                 return
             await self._sqlite_turn.acquire()
             try:
-                yield self._writer_conn
+                yield conn
             finally:
                 self._sqlite_turn.release()
+
+    async def _kept_writer(self) -> AsyncConnection:
+        kept = self._writer_conn
+        if kept is not None and not _clean(kept):
+            # A transaction a cancelled caller left open, or a broken connection.
+            self._writer_conn = None
+            await _discard(kept)
+        if self._writer_conn is None:
+            self._writer_conn = await self.engine.connect()
+            _run_inline(self._writer_conn)
+        return self._writer_conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction to plan a write on, outside the writer's turn (the write
+        then re-checks what the plan relied on). On SQLite it runs on this process's
+        kept writer connection, on the loop's thread like the writer's statements: a
+        WAL reader waits for no writer."""
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as pooled, pooled.begin():
+                yield pooled
+            return
+        async with self._sqlite_writer:
+            conn = await self._kept_writer()
+            sync = conn.sync_connection
+            assert sync is not None
+            adapted = sync.connection.dbapi_connection
+            sync.info[READ_ONLY] = True
+            if isinstance(adapted, _OneTripConnection):
+                adapted.reading = True
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                sync.info.pop(READ_ONLY, None)
+                if isinstance(adapted, _OneTripConnection):
+                    adapted.reading = False
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -309,10 +376,13 @@ def _run_inline(conn: AsyncConnection) -> None:
     """The writer's statements, once its BEGIN IMMEDIATE holds the write lock, run on
     the event loop's thread: they wait for no lock (WAL readers never block a writer)
     and take microseconds, less than the hand-off to the driver's thread and back.
-    BEGIN (which may wait for another process), COMMIT and ROLLBACK keep the thread."""
+    So does BEGIN IMMEDIATE when the lock is free (the connection never waits on the
+    loop's thread: busy_timeout 0; ``_on_begin`` waits on the driver's thread instead).
+    COMMIT and ROLLBACK keep the driver's thread."""
     adapted = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
     if isinstance(adapted, _OneTripConnection):
         adapted.inline = True
+        adapted._connection._conn.execute("PRAGMA busy_timeout=0")
 
 
 def _clean(conn: AsyncConnection) -> bool:

@@ -44,6 +44,7 @@ from process_apis.availability.rules.allowance import (
     channel_view,
     eligible_available,
     load_terms,
+    rules_of,
 )
 from process_apis.availability.schemas import (
     Allocation,
@@ -104,14 +105,46 @@ class _Writes:
     emitted: list[tuple[Allocation, repo.Claims]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Planned:
+    """A batch planned on a book: its outcomes, the rows to write, and what the plan
+    assumed of the configuration (checked again before an optimistic write)."""
+
+    outcomes: list[Outcome]
+    writes: _Writes
+    now: datetime
+    skus: list[str]
+    strategies: dict[str, Strategy]
+    # Every order was allocated in full (or refused as a duplicate), no sku has channel
+    # rules and no strategy needed the map: a plan made on a snapshot is then safe to
+    # write later, the guarded UPDATE re-checking the stock (``write_planned``).
+    settled: bool
+
+
+class StaleStock(RuntimeError):
+    """A guarded UPDATE refused a planned allocation: the positions changed."""
+
+
 async def allocate_many(tx: Tx, requests: Sequence[tuple[AllocationIn, str]]) -> list[Outcome]:
     """Allocate each (order, idempotency key) of ``requests`` in the caller's transaction;
     one outcome per request, in order: the allocation, or the problem refusing it."""
-    conn = tx.conn
+    planned = await plan_many(tx.conn, requests, locked=True)
+    await write_planned(tx, planned)
+    return planned.outcomes
+
+
+async def plan_many(
+    conn: AsyncConnection, requests: Sequence[tuple[AllocationIn, str]], *, locked: bool
+) -> Planned:
+    """Plans the batch on the positions as read on ``conn``: locked (the write
+    transaction's own view, the plan is final) or not (a snapshot: see ``settled``)."""
     now = clock.now()
     taken = await _existing_orders(conn, [data.order_id for data, _ in requests])
     skus = sorted({line.sku for data, _ in requests for line in data.lines})
-    book = await PositionBook.lock(conn, skus, now=now)
+    if locked:
+        book = await PositionBook.lock(conn, skus, now=now)
+    else:
+        book = await PositionBook.read(conn, skus, now)
     channels = sorted({data.channel for data, _ in requests})
     strategies = await strategies_of(conn, channels)
     needs_map = any(
@@ -122,6 +155,7 @@ async def allocate_many(tx: Tx, requests: Sequence[tuple[AllocationIn, str]]) ->
 
     writes = _Writes()
     outcomes: list[Outcome] = []
+    settled = not terms and not needs_map
     for data, key in requests:
         if data.order_id in taken:
             outcomes.append(
@@ -133,13 +167,27 @@ async def allocate_many(tx: Tx, requests: Sequence[tuple[AllocationIn, str]]) ->
         outcome = _plan_one(book, terms, strategies[data.channel], places, data, key, now, writes)
         if isinstance(outcome, Allocation):
             taken.add(data.order_id)
+        settled = settled and isinstance(outcome, Allocation) and outcome.status == "allocated"
         outcomes.append(outcome)
+    return Planned(outcomes, writes, now, skus, strategies, settled)
 
+
+async def still_planned_alike(conn: AsyncConnection, planned: Planned) -> bool:
+    """Whether the configuration a snapshot plan assumed still holds: the channels'
+    strategies unchanged, and still no channel rule on the batch's skus."""
+    if await rules_of(conn, planned.skus):
+        return False
+    return await strategies_of(conn, sorted(planned.strategies)) == planned.strategies
+
+
+async def write_planned(tx: Tx, planned: Planned) -> None:
+    """Writes the plan's rows; ``StaleStock`` (nothing to keep: roll back) when a
+    position no longer covers what the plan takes from it."""
+    writes = planned.writes
     if writes.headers:
-        await _write(conn, writes, now)
+        await _write(tx.conn, writes, planned.now)
         for result, claims in writes.emitted:
             emit_allocated(tx, result, claims)
-    return outcomes
 
 
 async def _existing_orders(conn: AsyncConnection, order_ids: list[str]) -> set[str]:
@@ -275,4 +323,4 @@ async def _write(conn: AsyncConnection, writes: _Writes, now: datetime) -> None:
     if writes.changes and not await change_many(
         conn, writes.changes, now=now, require_atp="allocated"
     ):
-        raise RuntimeError("a locked position no longer covers its planned allocations")
+        raise StaleStock("a position no longer covers its planned allocations")

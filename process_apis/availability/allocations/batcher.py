@@ -35,7 +35,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations import service
-from process_apis.availability.allocations.batch import allocate_many
+from process_apis.availability.allocations.batch import (
+    StaleStock,
+    allocate_many,
+    plan_many,
+    still_planned_alike,
+    write_planned,
+)
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.bulk import BulkInsert
 from shared.db import Database, Tx
@@ -46,6 +52,9 @@ log = logging.getLogger("tally.availability")
 
 GROUP_COMMIT_ENV = "TALLY_ALLOCATION_GROUP_COMMIT"
 MAX_BATCH = 128
+# See ``_linger``: the wait, and the batch size after which a drain waits.
+LINGER_SECONDS = 0.001
+LINGER_AFTER = 8
 RECORD_COLUMNS = (
     "client_id",
     "key",
@@ -75,6 +84,13 @@ class _Request:
     answer: asyncio.Future[Response[Any]]
 
 
+@dataclass(slots=True)
+class _Decided:
+    outcomes: list[Outcome | None]  # answered from a key record (replay or refusal)
+    runnable: list[int]  # the requests to allocate
+    first_of: dict[tuple[str, str], int]  # the first request of each key
+
+
 @dataclass(frozen=True, slots=True)
 class _Stored:
     """An idempotency record as ``IdempotencyStore.check`` reads it."""
@@ -97,11 +113,14 @@ class AllocationBatcher:
         *,
         max_batch: int = MAX_BATCH,
         enabled: bool | None = None,
+        plan_ahead: bool = True,
     ) -> None:
         self.db = db
         self.store = store
         self.max_batch = max_batch
         self.enabled = group_commit_enabled() if enabled is None else enabled
+        self.plan_ahead = plan_ahead
+        self._last_size = 0
         self._queue: deque[_Request] = deque()
         self._worker: asyncio.Task[None] | None = None
         table = store.table
@@ -135,20 +154,10 @@ class AllocationBatcher:
         while self._queue:
             batch: list[_Request] = []
             try:
-                try:
-                    async with self.db.transaction() as tx:
-                        batch = self._take()
-                        BATCH_SIZE.observe(len(batch))
-                        outcomes = await self._apply(tx, batch)
-                except Exception:
-                    if len(batch) > 1:
-                        log.warning(
-                            "allocation batch of %d failed; replaying one by one",
-                            len(batch),
-                            exc_info=True,
-                        )
-                    batch = batch or self._take()
-                    outcomes = [await self._alone(request) for request in batch]
+                await self._linger()
+                batch = self._take()
+                self._last_size = len(batch)
+                outcomes = await self._outcomes(batch) if batch else []
             except BaseException as exc:  # cancelled at shutdown: nobody waits forever
                 for request in [*batch, *self._queue]:
                     _settle(request, exc)
@@ -156,6 +165,64 @@ class AllocationBatcher:
                 raise
             for request, outcome in zip(batch, outcomes, strict=True):
                 _settle(request, outcome)
+
+    async def _linger(self) -> None:
+        """After a large batch its callers' next requests arrive together, a few at a
+        time: a short wait lets them form one batch, instead of a batch of the first
+        few and the rest waiting behind it. After a small batch (an idle service)
+        nothing waits."""
+        if self._last_size >= LINGER_AFTER and len(self._queue) < self._last_size // 2:
+            await asyncio.sleep(LINGER_SECONDS)
+
+    async def _outcomes(self, batch: list[_Request]) -> list[Outcome]:
+        """Planned ahead when it may be (``_planned_ahead``), else on the locked
+        positions; if that fails as a whole, one request per transaction."""
+        if self.plan_ahead:
+            try:
+                answered = await self._planned_ahead(batch)
+            except Exception:
+                log.warning("planning an allocation batch ahead failed", exc_info=True)
+                answered = None
+            if answered is not None:
+                return answered
+        try:
+            async with self.db.transaction() as tx:
+                BATCH_SIZE.observe(len(batch))
+                return await self._apply(tx, batch)
+        except Exception:
+            if len(batch) > 1:
+                log.warning(
+                    "allocation batch of %d failed; replaying one by one",
+                    len(batch),
+                    exc_info=True,
+                )
+            return [await self._alone(request) for request in batch]
+
+    async def _planned_ahead(self, batch: list[_Request]) -> list[Outcome] | None:
+        """The batch planned on a snapshot, outside the writer's turn, then written in
+        it (decision 0020): the turn is held for the writes only. None when the plan
+        may not be written that way (a shortage, channel rules, an expired key record)
+        or the write found the stock or the configuration changed, or a key or order
+        taken meanwhile: the batch then takes the locked path, nothing written."""
+        async with self.db.snapshot() as conn:
+            known = await self._lookup(conn, batch, expire=False)
+            if known is None:
+                return None
+            decided = self._decide(batch, known)
+            planned = await plan_many(conn, self._runnable(batch, decided), locked=False)
+        if not planned.settled:
+            return None
+        answered, records = self._answer(batch, known, decided, planned.outcomes)
+        try:
+            async with self.db.transaction() as tx:
+                if not await still_planned_alike(tx.conn, planned):
+                    raise StaleStock("the channel configuration changed")
+                await write_planned(tx, planned)
+                await self._insert_records(tx.conn, records)
+        except (StaleStock, IntegrityError):
+            return None
+        BATCH_SIZE.observe(len(batch))
+        return answered
 
     def _take(self) -> list[_Request]:
         """Up to ``max_batch`` queued requests whose callers still wait."""
@@ -174,32 +241,53 @@ class AllocationBatcher:
             return exc
 
     async def _apply(self, tx: Tx, batch: list[_Request]) -> list[Outcome]:
-        """The batch in one pass (``batch.allocate_many``): replays and refused keys are
-        answered from the key records, the rest allocated together, their key records
-        written in one statement. A key seen twice in the batch replays the first."""
-        conn = tx.conn
-        known = await self._lookup(conn, batch)
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        runnable: list[int] = []
-        first_of: dict[tuple[str, str], int] = {}
+        """The batch in one pass (``batch.allocate_many``) on the locked positions:
+        replays and refused keys are answered from the key records, the rest allocated
+        together, their key records written in one statement."""
+        known = await self._lookup(tx.conn, batch)
+        assert known is not None
+        decided = self._decide(batch, known)
+        results = await allocate_many(tx, self._runnable(batch, decided))
+        answered, records = self._answer(batch, known, decided, results)
+        await self._insert_records(tx.conn, records)
+        return answered
+
+    def _decide(self, batch: list[_Request], known: dict[tuple[str, str], Any]) -> _Decided:
+        """What the key records answer; the requests left to allocate. A key seen twice
+        in the batch is answered from the first one's outcome (``_answer``)."""
+        decided = _Decided([None] * len(batch), [], {})
         for n, request in enumerate(batch):
             ident = (request.client_id, request.key)
-            if ident in first_of:
-                continue  # answered below, from the first one's outcome
-            first_of[ident] = n
+            if ident in decided.first_of:
+                continue
+            decided.first_of[ident] = n
             try:
                 replayed = self.store.check(known.get(ident), request.fingerprint)
             except ProblemError as exc:
-                outcomes[n] = exc
+                decided.outcomes[n] = exc
                 continue
             if replayed is not None:
-                outcomes[n] = replayed
+                decided.outcomes[n] = replayed
             else:
-                runnable.append(n)
-        results = await allocate_many(tx, [(batch[n].data, batch[n].key) for n in runnable])
+                decided.runnable.append(n)
+        return decided
+
+    @staticmethod
+    def _runnable(batch: list[_Request], decided: _Decided) -> list[tuple[AllocationIn, str]]:
+        return [(batch[n].data, batch[n].key) for n in decided.runnable]
+
+    def _answer(
+        self,
+        batch: list[_Request],
+        known: dict[tuple[str, str], Any],
+        decided: _Decided,
+        results: list[Allocation | ProblemError],
+    ) -> tuple[list[Outcome], list[dict[str, Any]]]:
+        """Every request's answer, and the key records of the allocations made."""
+        outcomes = list(decided.outcomes)
         records: list[dict[str, Any]] = []
         now = datetime.now(UTC)
-        for n, result in zip(runnable, results, strict=True):
+        for n, result in zip(decided.runnable, results, strict=True):
             if isinstance(result, ProblemError):
                 outcomes[n] = result
                 continue
@@ -210,11 +298,10 @@ class AllocationBatcher:
                 request.fingerprint, "completed", 201, body
             )
             outcomes[n] = Response(body, status_code=201, media_type="application/json")
-        await self._insert_records(conn, records)
         answered: list[Outcome] = []
         for n, request in enumerate(batch):
             ident = (request.client_id, request.key)
-            first = first_of[ident]
+            first = decided.first_of[ident]
             if n == first:
                 outcome = outcomes[n]
                 assert outcome is not None
@@ -223,7 +310,7 @@ class AllocationBatcher:
                 answered.append(
                     self._repeat(known.get(ident), request, batch[first], answered[first])
                 )
-        return answered
+        return answered, records
 
     def _repeat(
         self, stored: Any, request: _Request, first: _Request, first_outcome: Outcome
@@ -250,6 +337,7 @@ class AllocationBatcher:
         when a whole batch failed."""
         conn = tx.conn
         known = await self._lookup(conn, [request])
+        assert known is not None
         try:
             replayed = self.store.check(
                 known.get((request.client_id, request.key)), request.fingerprint
@@ -271,11 +359,12 @@ class AllocationBatcher:
         return Response(body, status_code=201, media_type="application/json")
 
     async def _lookup(
-        self, conn: AsyncConnection, batch: list[_Request]
-    ) -> dict[tuple[str, str], Any]:
+        self, conn: AsyncConnection, batch: list[_Request], *, expire: bool = True
+    ) -> dict[tuple[str, str], Any] | None:
         """The stored records of the batch's keys, one query per calling client (expired
-        ones dropped). ``client_id = ? AND key IN (...)`` walks the primary key; a
-        row-value IN over (client_id, key) pairs made SQLite scan the table."""
+        ones deleted; None instead when ``expire`` is off: a snapshot cannot delete).
+        ``client_id = ? AND key IN (...)`` walks the primary key; a row-value IN over
+        (client_id, key) pairs made SQLite scan the table."""
         keys_of: dict[str, set[str]] = {}
         for request in batch:
             keys_of.setdefault(request.client_id, set()).add(request.key)
@@ -290,6 +379,8 @@ class AllocationBatcher:
         found: dict[tuple[str, str], Any] = {}
         for row in rows:
             if row.created_at.replace(tzinfo=UTC) < horizon:
+                if not expire:
+                    return None
                 await self.store.lookup(conn, row.client_id, row.key)  # deletes it
                 continue
             found[(row.client_id, row.key)] = row

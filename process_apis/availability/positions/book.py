@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.availability.db import positions
 from process_apis.availability.positions.ledger import (
     Cause,
     PositionKey,
@@ -20,6 +18,7 @@ from process_apis.availability.positions.ledger import (
     change,
     lapsed_by_position,
     locked_rows,
+    rows_of,
 )
 
 
@@ -50,7 +49,7 @@ class PositionBook:
     @classmethod
     async def read(cls, conn: AsyncConnection, skus: list[str], now: datetime) -> PositionBook:
         """The same view without locks, for answers that guard no write."""
-        rows = await conn.execute(select(positions).where(positions.c.sku.in_(sorted(set(skus)))))
+        rows = await rows_of(conn, skus)
         values = {PositionKey(r.sku, r.location_id, r.lot): buckets_of(r) for r in rows}
         return cls(values, await lapsed_by_position(conn, skus, now))
 

@@ -277,10 +277,7 @@ def _guarded_update(shape: tuple[tuple[str, bool], ...], require_atp: str | None
     return stmt
 
 
-async def lapsed_by_position(
-    conn: AsyncConnection, skus: list[str], now: datetime, location_id: str | None = None
-) -> dict[PositionKey, int]:
-    """Reserved units of holds lapsed by ``now`` (not yet swept), per position."""
+def _lapsed_query(one_location: bool) -> Any:
     query = (
         select(
             hold_lines.c.sku,
@@ -289,16 +286,50 @@ async def lapsed_by_position(
             func.sum(hold_lines.c.quantity).label("lapsed"),
         )
         .where(
-            hold_lines.c.sku.in_(sorted(set(skus))),
+            hold_lines.c.sku.in_(bindparam("skus", expanding=True)),
             hold_lines.c.active == 1,
-            hold_lines.c.expires_at <= now,
+            hold_lines.c.expires_at <= bindparam("now", type_=hold_lines.c.expires_at.type),
         )
         .group_by(hold_lines.c.sku, hold_lines.c.location_id, hold_lines.c.lot)
     )
-    if location_id is not None:
-        query = query.where(hold_lines.c.location_id == location_id)
-    rows = await conn.execute(query)
+    if one_location:
+        query = query.where(hold_lines.c.location_id == bindparam("location_id"))
+    return query
+
+
+def _locked_query(one_location: bool) -> Any:
+    query = (
+        select(positions)
+        .where(positions.c.sku.in_(bindparam("skus", expanding=True)))
+        .order_by(positions.c.sku, positions.c.location_id, positions.c.lot)
+        .with_for_update()
+    )
+    if one_location:
+        query = query.where(positions.c.location_id == bindparam("location_id"))
+    return query
+
+
+# Built once, with bind parameters: a statement built per call costs SQLAlchemy more
+# than running it (its cache key is computed from the whole statement every time).
+_LAPSED = {False: _lapsed_query(False), True: _lapsed_query(True)}
+_LOCKED = {False: _locked_query(False), True: _locked_query(True)}
+
+
+async def lapsed_by_position(
+    conn: AsyncConnection, skus: list[str], now: datetime, location_id: str | None = None
+) -> dict[PositionKey, int]:
+    """Reserved units of holds lapsed by ``now`` (not yet swept), per position."""
+    params = {"skus": sorted(set(skus)), "now": now, "location_id": location_id}
+    rows = await conn.execute(_LAPSED[location_id is not None], params)
     return {PositionKey(r.sku, r.location_id, r.lot): int(r.lapsed) for r in rows}
+
+
+_ROWS_OF = select(positions).where(positions.c.sku.in_(bindparam("skus", expanding=True)))
+
+
+async def rows_of(conn: AsyncConnection, skus: list[str]) -> list[Any]:
+    """The positions of ``skus``, without locks."""
+    return list((await conn.execute(_ROWS_OF, {"skus": sorted(set(skus))})).all())
 
 
 async def locked_rows(
@@ -307,15 +338,8 @@ async def locked_rows(
     """The positions of ``skus``, row-locked in (sku, location_id, lot) order so two
     writers never wait on each other in opposite orders. On SQLite FOR UPDATE renders
     as nothing: the transaction already holds the database's write lock."""
-    query = (
-        select(positions)
-        .where(positions.c.sku.in_(sorted(set(skus))))
-        .order_by(positions.c.sku, positions.c.location_id, positions.c.lot)
-        .with_for_update()
-    )
-    if location_id is not None:
-        query = query.where(positions.c.location_id == location_id)
-    return list((await conn.execute(query)).all())
+    params = {"skus": sorted(set(skus)), "location_id": location_id}
+    return list((await conn.execute(_LOCKED[location_id is not None], params)).all())
 
 
 Buckets = dict[PositionKey, dict[str, int]]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import (
@@ -124,12 +124,15 @@ def as_rule(row: object) -> Rule:
     )
 
 
+_RULES_OF = (
+    select(channel_rules)
+    .where(channel_rules.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(channel_rules.c.rule_id)
+)
+
+
 async def rules_of(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, list[Rule]]:
-    rows = await conn.execute(
-        select(channel_rules)
-        .where(channel_rules.c.sku.in_(sorted(set(skus))))
-        .order_by(channel_rules.c.rule_id)
-    )
+    rows = await conn.execute(_RULES_OF, {"skus": sorted(set(skus))})
     found: dict[str, list[Rule]] = {}
     for row in rows:
         found.setdefault(row.sku, []).append(as_rule(row))

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations.planner import MOST_STOCK, Geography, Strategy
@@ -83,11 +83,14 @@ async def strategy_of(conn: AsyncConnection, channel: str) -> Strategy:
     return _planner_form(await read_strategy(conn, channel))
 
 
+_STRATEGIES_OF = select(channel_strategies).where(
+    channel_strategies.c.channel.in_(bindparam("channels", expanding=True))
+)
+
+
 async def strategies_of(conn: AsyncConnection, channels: list[str]) -> dict[str, Strategy]:
     """The planner strategy of each channel (most stock where none is configured)."""
-    rows = await conn.execute(
-        select(channel_strategies).where(channel_strategies.c.channel.in_(channels))
-    )
+    rows = await conn.execute(_STRATEGIES_OF, {"channels": channels})
     found = {row.channel: _planner_form(_out(row.channel, row)) for row in rows}
     return {channel: found.get(channel, MOST_STOCK) for channel in channels}
 
