@@ -121,6 +121,8 @@ class AllocationBatcher:
         self.enabled = group_commit_enabled() if enabled is None else enabled
         self.plan_ahead = plan_ahead
         self._last_size = 0
+        self._wanted = 0  # the queue length a lingering drain waits for
+        self._filled = asyncio.Event()
         self._queue: deque[_Request] = deque()
         self._worker: asyncio.Task[None] | None = None
         table = store.table
@@ -136,6 +138,8 @@ class AllocationBatcher:
             return await self._alone_in_run_once(client_id, key, data)
         answer: asyncio.Future[Response[Any]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(client_id, key, data, fingerprint(data), answer))
+        if self._wanted and len(self._queue) >= self._wanted:
+            self._filled.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="allocation-batcher")
         return await answer
@@ -168,11 +172,20 @@ class AllocationBatcher:
 
     async def _linger(self) -> None:
         """After a large batch its callers' next requests arrive together, a few at a
-        time: a short wait lets them form one batch, instead of a batch of the first
-        few and the rest waiting behind it. After a small batch (an idle service)
-        nothing waits."""
-        if self._last_size >= LINGER_AFTER and len(self._queue) < self._last_size // 2:
-            await asyncio.sleep(LINGER_SECONDS)
+        time: waiting (at most ``LINGER_SECONDS``) until as many are queued lets them
+        form one batch, instead of a batch of the first few with the rest waiting
+        behind it. After a small batch (an idle service) nothing waits."""
+        wanted = self._last_size
+        if wanted < LINGER_AFTER or len(self._queue) >= wanted:
+            return
+        self._wanted = wanted
+        self._filled.clear()
+        try:
+            await asyncio.wait_for(self._filled.wait(), LINGER_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            self._wanted = 0
 
     async def _outcomes(self, batch: list[_Request]) -> list[Outcome]:
         """Planned ahead when it may be (``_planned_ahead``), else on the locked
