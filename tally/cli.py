@@ -61,6 +61,7 @@ def serve(
     import uvicorn
 
     from shared.observability import MULTIPROC_ENV
+    from shared.service import SERVED_PROCESS_ENV
     from shared.settings import load_settings
 
     if service not in BY_NAME:
@@ -75,6 +76,7 @@ def serve(
         raise typer.BadParameter(
             "the gateway runs several workers only with TALLY_REDIS_URL (shared rate limits)"
         )
+    os.environ[SERVED_PROCESS_ENV] = "1"
     if settings.workers > 1:
         # Each worker writes its metrics here; /metrics merges them (prometheus_client's
         # multiprocess mode). Emptied at start: the files of a previous run are stale.
