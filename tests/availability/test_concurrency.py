@@ -70,12 +70,14 @@ def test_concurrent_partial_allocations_take_exactly_what_there_is(
 def test_a_failed_batch_is_replayed_one_request_at_a_time(
     client: TestClient[Any], settings: Settings, monkeypatch: Any
 ) -> None:
-    """When the batch pass fails as a whole (here: every batch of more than one), each
-    request is replayed in its own transaction: every caller still gets its own answer,
-    nothing is lost, doubled or oversold, and a replay of a key replays its answer."""
+    """When the batch pass fails as a whole (here: every batch of more than one, planned
+    ahead or on the locked positions), each request is replayed in its own transaction:
+    every caller still gets its own answer, nothing is lost, doubled or oversold, and a
+    replay of a key replays its answer."""
     from process_apis.availability.allocations import batcher
 
     real = batcher.allocate_many
+    real_write = batcher.write_planned
     failed: list[int] = []
 
     async def fail_when_grouped(tx: Any, requests: Any) -> Any:
@@ -84,7 +86,13 @@ def test_a_failed_batch_is_replayed_one_request_at_a_time(
             raise RuntimeError("the batch lost its connection")
         return await real(tx, requests)
 
+    async def fail_write_when_grouped(tx: Any, planned: Any) -> Any:
+        if len(planned.outcomes) > 1:
+            raise RuntimeError("the batch lost its connection")
+        return await real_write(tx, planned)
+
     monkeypatch.setattr(batcher, "allocate_many", fail_when_grouped)
+    monkeypatch.setattr(batcher, "write_planned", fail_write_when_grouped)
     stock(client, settings, "WH1", A=30)
     quantities = [2] * ORDERS  # 80 units asked for 30 there
 
