@@ -11,7 +11,13 @@ written, not re-read.
 An order's refusal (``reject`` short of stock, a duplicate order id) is decided in
 memory, before anything is written, and leaves the rest of the batch alone. Any
 database failure fails the whole batch; the batcher then replays its requests one per
-transaction (``service.allocate``), so a failure stays the failing request's own."""
+transaction (``service.allocate``), so a failure stays the failing request's own.
+
+``plan_many`` plans on the locked book (``allocate_many``) or, for a batch planned
+ahead of the writer's turn (decision 0020), on a snapshot: such a plan is written only
+when ``Planned.settled`` (every order allocated in full, no channel rule, no map) and
+``still_planned_alike`` hold, and its guarded UPDATEs then refuse it (``StaleStock``)
+if the stock it counted on is gone."""
 
 from __future__ import annotations
 

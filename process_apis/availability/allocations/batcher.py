@@ -7,8 +7,13 @@ and applied together in one database transaction, each in its own SAVEPOINT.
   inside the request's savepoint, so it commits if and only if the effect does; replays,
   422 on another payload and 409 while in progress keep ``IdempotencyStore`` semantics.
 - The next batch forms while the current one commits; an idle service takes a lone
-  request at once (no waiting window). The batch is taken after the write transaction
-  has begun, so requests that arrived while it waited for the database join it.
+  request at once (no waiting window). After a large batch, the drain waits up to a
+  millisecond for its callers' next requests (``_linger``), so they form one batch.
+- A batch is planned ahead, on a snapshot, outside the writer's turn; the turn is
+  held only to write it, after checking that the plan still holds (decision 0020).
+  When it does not (stock taken, a key or an order committed meanwhile, a channel
+  rule created, a shortage to decide), the batch is planned again on the locked
+  positions in the turn, as before.
 - Every caller is answered only after the commit. A batch that fails as a whole (a lost
   connection, a serialization failure) is replayed one request per transaction, so a
   failure stays the failing request's own.
