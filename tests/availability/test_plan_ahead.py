@@ -116,7 +116,7 @@ def test_a_key_completed_meanwhile_is_replayed_not_allocated_twice(
 
     async def same_request_elsewhere(_db: Database) -> None:
         other = batcher_of_other_worker[0]
-        await other._alone_in_run_once("test-client", "alloc-SO-1", order("SO-1", 4))
+        await other.submit("test-client", "alloc-SO-1", order("SO-1", 4))
 
     fast = client.app.asgi_handler
     assert isinstance(fast, AllocationFastPath)
