@@ -276,3 +276,13 @@ def order(
     return client.post(
         "/availability/v1/allocations", json=body, headers={"Idempotency-Key": f"alloc-{order_id}"}
     )
+
+
+def assert_never_oversold(client: TestClient[Any], settings: Settings) -> int:
+    """Sku A: no location allocates more than it holds, the ledger rebuilds the
+    positions; the units allocated in all."""
+    locations = by_location(client, "A")
+    for on_hand, allocated in locations.values():
+        assert 0 <= allocated <= on_hand
+    assert ledger_drift(settings) == {}
+    return sum(allocated for _, allocated in locations.values())

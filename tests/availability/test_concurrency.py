@@ -6,7 +6,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from shared.settings import Settings
-from tests.availability.helpers import allocate, by_location, item, ledger_drift, stock
+from tests.availability.helpers import allocate, assert_never_oversold, item, stock
 
 ORDERS = 40
 
@@ -20,14 +20,6 @@ def run_concurrently(
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         return list(pool.map(one, range(len(quantities))))
-
-
-def assert_never_oversold(client: TestClient[Any], settings: Settings) -> int:
-    locations = by_location(client, "A")
-    for on_hand, allocated in locations.values():
-        assert 0 <= allocated <= on_hand
-    assert ledger_drift(settings) == {}
-    return sum(allocated for _, allocated in locations.values())
 
 
 def test_concurrent_reject_allocations_never_oversell(

@@ -21,7 +21,7 @@ from process_apis.availability.rules.schemas import ChannelRuleIn
 from process_apis.availability.schemas import AllocationIn, AllocationLineIn
 from shared.db import Database, Tx
 from shared.settings import Settings
-from tests.availability.helpers import allocate, by_location, item, ledger_drift, stock
+from tests.availability.helpers import allocate, assert_never_oversold, item, stock
 
 Change = Callable[[Database], Awaitable[object]]
 
@@ -73,12 +73,26 @@ def order(order_id: str, quantity: int) -> AllocationIn:
     )
 
 
-def never_oversold(client: TestClient[Any], settings: Settings) -> int:
-    locations = by_location(client, "A")
-    for on_hand, allocated in locations.values():
-        assert 0 <= allocated <= on_hand
-    assert ledger_drift(settings) == {}
-    return sum(allocated for _, allocated in locations.values())
+def allocated_elsewhere(order_id: str, quantity: int, key: str) -> Change:
+    """An allocation another worker commits."""
+
+    async def change(db: Database) -> None:
+        async with db.transaction() as tx:
+            await service.allocate(tx, order(order_id, quantity), key)
+
+    return change
+
+
+def allocate_racing(
+    client: TestClient[Any], settings: Settings, change: Change, quantity: int
+) -> Any:
+    """10 units of A in stock; order SO-1 for ``quantity`` (partial), with ``change``
+    committed between its plan and its turn."""
+    stock(client, settings, "WH1", A=10)
+    racing = race(client, change)
+    response = allocate(client, "SO-1", [("A", quantity)], policy="partial")
+    assert racing.raced
+    return response
 
 
 def test_stock_taken_meanwhile_is_planned_again(
@@ -86,20 +100,12 @@ def test_stock_taken_meanwhile_is_planned_again(
 ) -> None:
     """The snapshot showed 10 units; another worker took 8 before the turn. The order
     (5, partial) gets the 2 left, not the 5 it was planned with."""
-    stock(client, settings, "WH1", A=10)
+    response = allocate_racing(client, settings, allocated_elsewhere("OTHER", 8, "k-8"), 5)
 
-    async def take_eight(db: Database) -> None:
-        async with db.transaction() as tx:
-            await service.allocate(tx, order("OTHER", 8), "key-other")
-
-    racing = race(client, take_eight)
-    response = allocate(client, "SO-1", [("A", 5)], policy="partial")
-
-    assert racing.raced
     assert response.status_code == 201
     line = response.json()["lines"][0]
     assert (line["allocated"], line["backordered"]) == (2, 3)
-    assert never_oversold(client, settings) == 10
+    assert assert_never_oversold(client, settings) == 10
     assert item(client, "A")["available_to_promise"] == 0
     again = allocate(client, "SO-1", [("A", 5)], policy="partial")
     assert again.headers.get("Idempotent-Replayed") == "true"
@@ -111,44 +117,29 @@ def test_a_key_completed_meanwhile_is_replayed_not_allocated_twice(
 ) -> None:
     """The same request reached another worker (a client's retry) and was committed
     there first: this one answers with that allocation, and the units go out once."""
-    stock(client, settings, "WH1", A=10)
-    batcher_of_other_worker: list[AllocationBatcher] = []
-
-    async def same_request_elsewhere(_db: Database) -> None:
-        other = batcher_of_other_worker[0]
-        await other.submit("test-client", "alloc-SO-1", order("SO-1", 4))
-
     fast = client.app.asgi_handler
     assert isinstance(fast, AllocationFastPath)
-    batcher_of_other_worker.append(
-        AllocationBatcher(fast.batcher.db, fast.batcher.store, enabled=False)
-    )
-    racing = race(client, same_request_elsewhere)
-    response = allocate(client, "SO-1", [("A", 4)], policy="partial")
+    other_worker = AllocationBatcher(fast.batcher.db, fast.batcher.store, enabled=False)
 
-    assert racing.raced
+    async def same_request_elsewhere(_db: Database) -> None:
+        await other_worker.submit("test-client", "alloc-SO-1", order("SO-1", 4))
+
+    response = allocate_racing(client, settings, same_request_elsewhere, 4)
+
     assert response.status_code == 201
     assert response.headers.get("Idempotent-Replayed") == "true"
     assert response.json()["lines"][0]["allocated"] == 4
-    assert never_oversold(client, settings) == 4
+    assert assert_never_oversold(client, settings) == 4
 
 
 def test_an_order_allocated_meanwhile_is_a_duplicate(
     client: TestClient[Any], settings: Settings
 ) -> None:
-    stock(client, settings, "WH1", A=10)
+    response = allocate_racing(client, settings, allocated_elsewhere("SO-1", 3, "k-3"), 5)
 
-    async def same_order_other_key(db: Database) -> None:
-        async with db.transaction() as tx:
-            await service.allocate(tx, order("SO-1", 3), "another-key")
-
-    racing = race(client, same_order_other_key)
-    response = allocate(client, "SO-1", [("A", 5)], policy="partial")
-
-    assert racing.raced
     assert response.status_code == 409
     assert response.json()["type"].endswith("duplicate-allocation")
-    assert never_oversold(client, settings) == 3
+    assert assert_never_oversold(client, settings) == 3
 
 
 def test_a_channel_rule_created_meanwhile_applies(
@@ -156,18 +147,15 @@ def test_a_channel_rule_created_meanwhile_applies(
 ) -> None:
     """A cap of 2 units for b2b arrives between the plan (no rules: 5 units) and the
     turn: the order is held to the cap."""
-    stock(client, settings, "WH1", A=10)
 
     async def cap_b2b(db: Database) -> None:
         cap = ChannelRuleIn(sku="A", kind="cap", channel="b2b", quantity=2)
         async with db.transaction() as tx:
             await rules.write(tx.conn, "cap-b2b-a", cap, clock.now())
 
-    racing = race(client, cap_b2b)
-    response = allocate(client, "SO-1", [("A", 5)], policy="partial")
+    response = allocate_racing(client, settings, cap_b2b, 5)
 
-    assert racing.raced
     assert response.status_code == 201
     line = response.json()["lines"][0]
     assert (line["allocated"], line["backordered"]) == (2, 3)
-    assert never_oversold(client, settings) == 2
+    assert assert_never_oversold(client, settings) == 2
