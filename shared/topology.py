@@ -57,6 +57,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "wms:write",
     "inventory:read",
     "inventory:write",
+    "inventory:admin",
     "orders:read",
     "orders:write",
     "billing:read",

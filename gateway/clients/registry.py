@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from gateway.clients.public_keys import parse_client_jwks
 from gateway.clients.tables import clients_table, create_engine, create_schema
 from gateway.oauth.token_store import revoke_client_tokens
-from shared.auth.litestar_auth import SYSTEM_API_SCOPE_PREFIXES
+from shared.auth.litestar_auth import SYSTEM_API_SCOPE_PREFIXES, is_admin_scope
 from shared.topology import ALL_AUDIENCES, ALL_SCOPES, RATE_TIERS
 
 # Secrets are 256 random bits, so the hash need not resist guessing; the parameters
@@ -52,6 +52,10 @@ SCOPE_APIS: dict[str, tuple[str, ...]] = {
     "admin": ALL_AUDIENCES,
 }
 
+
+# Scopes of the platform's staff beside the administration ones (``is_admin_scope``):
+# the portal's view of every customer (ADR 0021).
+STAFF_SCOPES: frozenset[str] = frozenset({"portal:staff"})
 
 SECRET_AUTH = "client_secret"  # noqa: S105 (a method name: client_secret_basic or _post)
 PRIVATE_KEY_JWT = "private_key_jwt"
@@ -259,6 +263,12 @@ def _validated(
         raise ValueError(f"unknown API(s): {', '.join(bad_apis)}")
     if not name.strip():
         raise ValueError("a client needs a name")
+    staff_only = [s for s in scope_list if s in STAFF_SCOPES or is_admin_scope(s)]
+    if customer_id and staff_only:
+        raise ValueError(
+            "a client bound to a customer may not hold administration or staff scopes "
+            f"({', '.join(staff_only)}): they reach configuration or every customer's business"
+        )
     if customer_id and (
         any(s.startswith(SYSTEM_API_SCOPE_PREFIXES) for s in scope_list)
         or {"erp", "wms"} & set(apis)

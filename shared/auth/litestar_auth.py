@@ -84,9 +84,17 @@ SYSTEM_API_SCOPE_PREFIXES = ("erp:", "wms:")
 REQUIRED_SCOPE = "required_scope"
 
 
+def is_admin_scope(scope: str) -> bool:
+    """The superscope and every API's administration scope (``inventory:admin``, ...):
+    configuration, never granted to a client bound to a customer (ADR 0021)."""
+    return scope == "admin" or scope.endswith(":admin")
+
+
 def authorize(principal: Principal, scope: str) -> None:
     """Raises the 403 problem when ``principal`` may not use a route requiring ``scope``."""
-    if not principal.has_scope(scope):
+    if not principal.has_scope(scope) or (
+        principal.customer_id is not None and is_admin_scope(scope)
+    ):
         raise ProblemError(
             403,
             "insufficient-scope",

@@ -35,7 +35,8 @@ def _token(data_dir: Path, gateway: str, client_id: str | None, secret: str | No
         client_id, secret = demo["client_id"], demo["client_secret"]
     response = httpx.post(
         f"{gateway}/oauth/token",
-        data={"grant_type": "client_credentials", "scope": "inventory:write inventory:read"},
+        # A demo client made before inventory:admin existed holds only the superscope.
+        data={"grant_type": "client_credentials", "scope": "inventory:admin admin"},
         auth=(client_id, secret),
         timeout=30,
     )

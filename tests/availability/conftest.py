@@ -40,6 +40,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 def client(settings: Settings, issuer: TestIssuer) -> Iterator[TestClient[Any]]:
     app = create_app(settings=settings, key_source=issuer.key_source())
     with TestClient(app) as test_client:
-        token = issuer.token("inventory:read inventory:write", audience="availability")
+        # Staff (unbound) with the administration scope: most tests configure stock.
+        token = issuer.token(
+            "inventory:read inventory:write inventory:admin", audience="availability"
+        )
         test_client.headers["Authorization"] = f"Bearer {token}"
         yield test_client

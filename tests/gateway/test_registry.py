@@ -84,6 +84,32 @@ def test_a_client_bound_to_a_customer_gets_no_system_api(
     assert registry.list() == []
 
 
+@pytest.mark.parametrize(
+    "scopes", ["inventory:read inventory:admin", "admin", "orders:read portal:staff"]
+)
+def test_a_client_bound_to_a_customer_gets_no_administration_or_staff_scope(
+    registry: ClientRegistry, scopes: str
+) -> None:
+    with pytest.raises(ValueError, match="administration or staff scopes"):
+        registry.create("acme", scopes, customer_id="CUST-A")
+    assert registry.list() == []
+    client_id, _ = registry.create("operator", scopes)  # staff (unbound) may hold them
+    record = registry.get(client_id)
+    assert record is not None
+    assert set(scopes.split()) <= set(record.scopes)
+
+
+def test_a_partner_client_bound_to_a_customer_keeps_its_transaction_scopes(
+    registry: ClientRegistry,
+) -> None:
+    partner = "orders:read orders:write inventory:read inventory:write billing:read portal"
+    client_id, _ = registry.create("acme", partner, customer_id="CUST-A")
+    record = registry.get(client_id)
+    assert record is not None
+    assert record.scopes == tuple(partner.split())
+    assert record.customer_id == "CUST-A"
+
+
 def test_disable_is_seen_by_another_registry_at_once(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     writer, reader = ClientRegistry(url), ClientRegistry(url)

@@ -32,7 +32,7 @@ def ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
 
 
 def run(stack: Stack, **body: int) -> dict[str, Any]:
-    with stack.client("availability", "inventory:write") as availability:
+    with stack.client("availability", "inventory:admin") as availability:
         return ok(availability.post("/availability/v1/reconciliation/runs", json=body), 200)
 
 
@@ -143,7 +143,7 @@ def test_pick_before_the_erp_posts_then_drift_after_the_window(stack: Stack) -> 
     (again,), _ = mine(run(stack, settlement_window_seconds=0), sku)
     assert again["exception_id"] == raised["exception_id"]
 
-    with stack.client("availability", "inventory:read inventory:write") as availability:
+    with stack.client("availability", "inventory:admin") as availability:
         listed = ok(
             availability.get(
                 "/availability/v1/reconciliation/exceptions", params={"sku": sku, "status": "open"}
@@ -176,13 +176,17 @@ def test_pick_before_the_erp_posts_then_drift_after_the_window(stack: Stack) -> 
 
 
 def test_reconciliation_scopes(stack: Stack) -> None:
-    with stack.client("availability", "inventory:read") as reader:
-        assert reader.post("/availability/v1/reconciliation/runs", json={}).status_code == 403
-        page = reader.get("/availability/v1/reconciliation/exceptions", params={"limit": 1})
+    # Reconciliation is administration (ADR 0021): the transaction scopes reach none of it.
+    with stack.client("availability", "inventory:read inventory:write") as partner:
+        assert partner.post("/availability/v1/reconciliation/runs", json={}).status_code == 403
+        listed = partner.get("/availability/v1/reconciliation/exceptions", params={"limit": 1})
+        assert listed.status_code == 403
+        assert listed.json()["type"] == "/problems/insufficient-scope"
+    with stack.client("availability", "inventory:admin") as writer:
+        page = writer.get("/availability/v1/reconciliation/exceptions", params={"limit": 1})
         assert page.status_code == 200
-        bad = reader.get("/availability/v1/reconciliation/exceptions", params={"status": "x"})
+        bad = writer.get("/availability/v1/reconciliation/exceptions", params={"status": "x"})
         assert bad.status_code == 400
-    with stack.client("availability", "inventory:write") as writer:
         refused = writer.post(
             "/availability/v1/reconciliation/runs", json={"settlement_window_seconds": -1}
         )

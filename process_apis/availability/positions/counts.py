@@ -122,7 +122,7 @@ class CountController(Controller):
         ),
         status_code=200,
         responses=problem_responses(409, 422),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def post_count(
         self,

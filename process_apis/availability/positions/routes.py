@@ -125,8 +125,12 @@ class ItemController(Controller):
         "/{sku:str}/movements",
         operation_id="listItemMovements",
         summary="The movement ledger of one item, oldest first",
+        description=(
+            "Administration only (`inventory:admin`): the ledger names every "
+            "customer's documents. A partner reads its own allocations and holds by id."
+        ),
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def list_movements(
         self, sku: SkuParam, db: Database, cursor: CursorParam = None, limit: LimitParam = 50

@@ -51,7 +51,7 @@ class ReconciliationController(Controller):
         operation_id="listReconciliationExceptions",
         summary="Reconciliation exceptions (differences between ERP, WMS and projection)",
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def list_exceptions(
         self,
@@ -71,7 +71,7 @@ class ReconciliationController(Controller):
         operation_id="getReconciliationException",
         summary="One reconciliation exception with its evidence",
         responses=problem_responses(404),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def get_exception(self, exception_id: IdParam, db: Database) -> ReconciliationException:
         found = await get_exception(db, exception_id)
@@ -85,7 +85,7 @@ class ReconciliationController(Controller):
         summary="Resolve a reconciliation exception with a reason",
         status_code=200,
         responses=problem_responses(404),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def resolve(
         self, exception_id: IdParam, data: ResolveIn, db: Database, principal: Principal
@@ -101,7 +101,7 @@ class ReconciliationController(Controller):
         summary="Reconcile ERP, WMS and the projection now",
         status_code=200,  # an action answering its report; running it twice is harmless
         responses=problem_responses(503),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def run(self, data: RunIn, reconciler: Reconciler) -> RunReport:
         """Compares every (sku, location) known to any of the three. The body may

@@ -37,7 +37,7 @@ class ChannelRuleController(Controller):
         operation_id="listChannelRules",
         summary="Ring-fences and caps, optionally of one sku",
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def list_rules(
         self,
@@ -57,7 +57,7 @@ class ChannelRuleController(Controller):
         operation_id="getChannelRule",
         summary="Read one channel rule",
         responses=problem_responses(404),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def get_rule(self, rule_id: IdParam, db: Database) -> ChannelRule:
         async with db.read() as conn:
@@ -76,7 +76,7 @@ class ChannelRuleController(Controller):
             "half-changed rule set."
         ),
         responses=problem_responses(409, 422),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def put_rule(self, rule_id: IdParam, data: ChannelRuleIn, db: Database) -> ChannelRule:
         repo.validate(data)
@@ -89,7 +89,7 @@ class ChannelRuleController(Controller):
         operation_id="deleteChannelRule",
         summary="Delete a channel rule",
         responses=problem_responses(404),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def delete_rule(self, rule_id: IdParam, db: Database) -> None:
         async with db.transaction() as tx:

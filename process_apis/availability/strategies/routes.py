@@ -46,7 +46,7 @@ class StrategyController(Controller):
         operation_id="getChannelStrategy",
         summary="How a channel's lines choose warehouses (most_stock when not configured)",
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def get_strategy(self, channel: IdParam, db: Database) -> ChannelStrategy:
         async with db.read() as conn:
@@ -57,7 +57,7 @@ class StrategyController(Controller):
         operation_id="putChannelStrategy",
         summary="Set a channel's warehouse strategy",
         responses=problem_responses(422),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def put_strategy(
         self, channel: IdParam, data: ChannelStrategyIn, db: Database
@@ -76,7 +76,7 @@ class StrategyController(Controller):
         operation_id="deleteChannelStrategy",
         summary="Return a channel to the default strategy (most stock, split)",
         responses=problem_responses(404),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def delete_strategy(self, channel: IdParam, db: Database) -> None:
         async with db.transaction() as tx:
@@ -88,7 +88,7 @@ class StrategyController(Controller):
         operation_id="putLocation",
         summary="Set the region of a location (used by the nearest strategy)",
         responses=problem_responses(),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def put_location(self, location_id: IdParam, data: LocationIn, db: Database) -> Location:
         async with db.transaction() as tx:
@@ -99,7 +99,7 @@ class StrategyController(Controller):
         operation_id="listLocations",
         summary="Locations with their regions",
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def list_locations(
         self, db: Database, cursor: CursorParam = None, limit: LimitParam = 50
@@ -115,7 +115,7 @@ class StrategyController(Controller):
         operation_id="putRegion",
         summary="Set the distances from a region to others",
         responses=problem_responses(422),
-        **requires("inventory:write"),
+        **requires("inventory:admin"),
     )
     async def put_region(self, region: IdParam, data: RegionIn, db: Database) -> RegionOut:
         _check_ids("distances", list(data.distances))
@@ -131,7 +131,7 @@ class StrategyController(Controller):
         operation_id="getRegion",
         summary="The distances from a region to others",
         responses=problem_responses(),
-        **requires("inventory:read"),
+        **requires("inventory:admin"),
     )
     async def get_region(self, region: IdParam, db: Database) -> RegionOut:
         async with db.read() as conn:
