@@ -5,7 +5,8 @@
 - ``movements``: the append-only ledger, one row per position change with one delta
   column per bucket, written in the same transaction as the change; summing it per
   key rebuilds ``positions``;
-- ``allocations``: one per order (allocation_id = order_id); ``allocation_demands``:
+- ``allocations``: one per order (allocation_id = order_id), with the customer it was
+  made for (a bound caller sees its own only, ADR 0021); ``allocation_demands``:
   the requested lines; ``allocation_lines``: the firm claims per line and location;
   ``allocation_groups``: the customer group an allocation was made for (if any);
 - ``holds`` and ``hold_lines``: temporary holds (the ``reserved`` bucket) per
@@ -40,6 +41,7 @@ from sqlalchemy import (
     inspect,
     literal_column,
     select,
+    text,
     update,
 )
 
@@ -116,6 +118,9 @@ allocations = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The customer it was made for (ADR 0021); null: made by staff for nobody in
+    # particular, or before allocations carried it.
+    Column("customer_id", String(64), nullable=True),
 )
 
 allocation_demands = Table(
@@ -371,6 +376,19 @@ def _one_open_exception_per_item(conn: Connection) -> None:
     ONE_OPEN_EXCEPTION.create(conn)
 
 
+def _allocation_customer(conn: Connection) -> None:
+    """A database created before allocations carried their customer gets the column;
+    the allocations already there keep none (only staff sees them)."""
+    if any(c["name"] == "customer_id" for c in inspect(conn).get_columns(allocations.name)):
+        return
+    conn.execute(text("ALTER TABLE allocations ADD COLUMN customer_id VARCHAR(64)"))
+
+
+def _upgrade(conn: Connection) -> None:
+    _one_open_exception_per_item(conn)
+    _allocation_customer(conn)
+
+
 async def upgrade_schema(db: Database) -> None:
     """Brings a database created by an earlier version up to date (idempotent)."""
-    await db.upgrade_schema(_one_open_exception_per_item)
+    await db.upgrade_schema(_upgrade)

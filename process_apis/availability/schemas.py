@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.idempotency import fingerprint
 from shared.models import Identifier, Quantity, Sku
 
 Channel = Annotated[
@@ -94,12 +95,44 @@ class AllocationLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class AllocationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``customer_id``: the customer the order is for. A client bound to a customer
+    allocates for that customer only (it may leave the field out; another customer is
+    403 ``/problems/customer-not-permitted``); the platform's services name it."""
+
     order_id: Identifier
     channel: Channel
     lines: Annotated[list[AllocationLineIn], msgspec.Meta(min_length=1, max_length=200)]
     policy: Policy = "reject"
     customer_group: CustomerGroup | None = None
     ship_to: Region | None = None
+    customer_id: Identifier | None = None
+
+
+class AllocationRequest(msgspec.Struct):
+    """``AllocationIn`` without the customer: what an Idempotency-Key's fingerprint
+    covers (``request_fingerprint``)."""
+
+    order_id: str
+    channel: str
+    lines: list[AllocationLineIn]
+    policy: str
+    customer_group: str | None
+    ship_to: str | None
+
+
+def without_customer(data: AllocationIn) -> AllocationRequest:
+    """What an allocation request's Idempotency-Key fingerprint covers: all but the
+    customer. A bound client's customer is fixed by the client the key belongs to, an
+    order has one customer, and keys stored before allocations carried a customer
+    (24 h) still replay, the order service's retries of ``alloc:{order_id}`` among
+    them."""
+    return AllocationRequest(
+        data.order_id, data.channel, data.lines, data.policy, data.customer_group, data.ship_to
+    )
+
+
+def request_fingerprint(data: AllocationIn) -> str:
+    return fingerprint(without_customer(data))
 
 
 class LocationClaim(msgspec.Struct):
@@ -130,3 +163,4 @@ class Allocation(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     customer_group: str | None = None
+    customer_id: str | None = None

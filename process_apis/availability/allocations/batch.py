@@ -77,6 +77,7 @@ _HEADERS = BulkInsert(
         "version",
         "created_at",
         "updated_at",
+        "customer_id",
     ],
 )
 _DEMANDS = BulkInsert(allocation_demands, ["allocation_id", "line_no", "sku", "quantity"])
@@ -258,6 +259,7 @@ def _plan_one(
             "version": 1,
             "created_at": now,
             "updated_at": now,
+            "customer_id": data.customer_id,
         }
     )
     writes.demands.extend(
@@ -318,6 +320,7 @@ def _result(data: AllocationIn, claims: repo.Claims, now: datetime) -> Allocatio
         created_at=now,
         updated_at=now,
         customer_group=data.customer_group,
+        customer_id=data.customer_id,
     )
 
 

@@ -47,10 +47,15 @@ from process_apis.availability.allocations.batch import (
     still_planned_alike,
     write_planned,
 )
-from process_apis.availability.schemas import Allocation, AllocationIn
+from process_apis.availability.schemas import (
+    Allocation,
+    AllocationIn,
+    request_fingerprint,
+    without_customer,
+)
 from shared.bulk import BulkInsert
 from shared.db import Database, Tx
-from shared.idempotency import RETENTION, IdempotencyStore, fingerprint
+from shared.idempotency import RETENTION, IdempotencyStore
 from shared.problems import ProblemError
 
 log = logging.getLogger("tally.availability")
@@ -142,7 +147,7 @@ class AllocationBatcher:
         if not self.enabled:
             return await self._alone_in_run_once(client_id, key, data)
         answer: asyncio.Future[Response[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(client_id, key, data, fingerprint(data), answer))
+        self._queue.append(_Request(client_id, key, data, request_fingerprint(data), answer))
         if self._wanted and len(self._queue) >= self._wanted:
             self._filled.set()
         if self._worker is None or self._worker.done():
@@ -155,7 +160,9 @@ class AllocationBatcher:
         async def effect(tx: Tx) -> tuple[int, Allocation]:
             return 201, await service.allocate(tx, data, key)
 
-        return await self.store.run_once(client_id=client_id, key=key, payload=data, effect=effect)
+        return await self.store.run_once(
+            client_id=client_id, key=key, payload=without_customer(data), effect=effect
+        )
 
     # -- the worker -------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from litestar.types import (
 )
 
 from process_apis.availability.allocations.batcher import AllocationBatcher
+from process_apis.availability.ownership import for_customer
 from process_apis.availability.schemas import AllocationIn
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
@@ -104,7 +105,7 @@ class AllocationFastPath:
         traceparent.set(raw_tp.decode("latin-1") if raw_tp else None)
         try:
             answer: Response[Any] = await self.batcher.submit(
-                principal.client_id, key.decode("ascii"), data
+                principal.client_id, key.decode("ascii"), for_customer(principal, data)
             )
         except ProblemError as exc:
             answer = _problem_response(body_of_problem(exc, PATH), exc.headers)

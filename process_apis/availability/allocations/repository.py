@@ -23,7 +23,12 @@ Claims = dict[tuple[int, str], tuple[str, int]]  # (line_no, location_id) -> (sk
 
 
 async def insert_header(
-    conn: AsyncConnection, allocation_id: str, channel: str, policy: str, now: datetime
+    conn: AsyncConnection,
+    allocation_id: str,
+    channel: str,
+    policy: str,
+    now: datetime,
+    customer_id: str | None,
 ) -> None:
     """The allocation's header (status allocated, version 1); 409 when the order has
     one already. In a savepoint so the caller's transaction survives the refusal."""
@@ -39,6 +44,7 @@ async def insert_header(
                     version=1,
                     created_at=now,
                     updated_at=now,
+                    customer_id=customer_id,
                 )
             )
     except IntegrityError as exc:
@@ -228,4 +234,5 @@ async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:
         lines=lines,
         created_at=utc(head.created_at),
         updated_at=utc(head.updated_at),
+        customer_id=head.customer_id,
     )

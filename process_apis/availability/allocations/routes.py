@@ -7,13 +7,14 @@ from litestar import Controller, Request, Response, get, post
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
 from process_apis.availability.allocations.batcher import AllocationBatcher
+from process_apis.availability.ownership import for_customer, visible_to
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Database
 from shared.idempotency import IdempotencyKey
 from shared.models import IdParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
 
 
 class AllocationController(Controller):
@@ -30,7 +31,7 @@ class AllocationController(Controller):
             "none (all backordered); `partial` allocates what there is and backorders "
             "the rest. Locations with the most available-to-promise are used first."
         ),
-        responses=problem_responses(409, 422),
+        responses=problem_responses(403, 409, 422),
         **requires("inventory:write"),
     )
     async def create_allocation(
@@ -42,7 +43,10 @@ class AllocationController(Controller):
     ) -> Response[Allocation]:
         # The principal from the request, not as a dependency: with one dependency
         # Litestar resolves it inline instead of in a task group (the hot path).
-        return await allocation_batcher.submit(request.user.client_id, idempotency_key, data)
+        principal = request.user
+        return await allocation_batcher.submit(
+            principal.client_id, idempotency_key, for_customer(principal, data)
+        )
 
     @get(
         "/{allocation_id:str}",
@@ -51,11 +55,13 @@ class AllocationController(Controller):
         responses=problem_responses(404),
         **requires("inventory:read"),
     )
-    async def get_allocation(self, allocation_id: IdParam, db: Database) -> Allocation:
+    async def get_allocation(
+        self, allocation_id: IdParam, db: Database, principal: Principal
+    ) -> Allocation:
         async with db.read() as conn:
             found = await repo.load(conn, allocation_id)
-        if found is None:
-            raise ProblemError(404, "allocation-not-found", f"No allocation {allocation_id}.")
+        if found is None or not visible_to(principal.customer_id, found.customer_id):
+            raise service.not_found(allocation_id)
         return found
 
     @post(
@@ -66,6 +72,8 @@ class AllocationController(Controller):
         responses=problem_responses(404),
         **requires("inventory:write"),
     )
-    async def release_allocation(self, allocation_id: IdParam, db: Database) -> Allocation:
+    async def release_allocation(
+        self, allocation_id: IdParam, db: Database, principal: Principal
+    ) -> Allocation:
         async with db.transaction() as tx:
-            return await service.release(tx, allocation_id)
+            return await service.release(tx, allocation_id, bound_to=principal.customer_id)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from process_apis.availability import clock
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations.planner import Line, Plan, plan_allocation, planned
+from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause
 from process_apis.availability.rules.allowance import (
@@ -36,6 +37,11 @@ from shared.problems import ProblemError
 log = logging.getLogger("tally.availability")
 
 
+def not_found(allocation_id: str) -> ProblemError:
+    """Also the answer for another customer's allocation (ADR 0014): the same body."""
+    return ProblemError(404, "allocation-not-found", f"No allocation {allocation_id}.")
+
+
 def _stock_changed() -> ProblemError:
     return ProblemError(
         409, "insufficient-stock", "Stock changed while allocating; nothing was allocated."
@@ -48,7 +54,7 @@ async def allocate(tx: Tx, data: AllocationIn, idempotency_key: str) -> Allocati
     conn = tx.conn
     now = clock.now()
     allocation_id = data.order_id
-    await repo.insert_header(conn, allocation_id, data.channel, data.policy, now)
+    await repo.insert_header(conn, allocation_id, data.channel, data.policy, now, data.customer_id)
 
     skus = [line.sku for line in data.lines]
     book = await PositionBook.lock(conn, skus, now=now)
@@ -140,12 +146,13 @@ def emit_allocated(tx: Tx, result: Allocation, claims: repo.Claims) -> None:
     )
 
 
-async def release(tx: Tx, allocation_id: str) -> Allocation:
-    """Give back what is allocated and not shipped. Releasing twice changes nothing."""
+async def release(tx: Tx, allocation_id: str, *, bound_to: str | None = None) -> Allocation:
+    """Give back what is allocated and not shipped. Releasing twice changes nothing.
+    A caller bound to a customer (``bound_to``) releases that customer's only."""
     conn = tx.conn
     head = await repo.locked_header(conn, "allocation_id", allocation_id)
-    if head is None:
-        raise ProblemError(404, "allocation-not-found", f"No allocation {allocation_id}.")
+    if head is None or not visible_to(bound_to, head.customer_id):
+        raise not_found(allocation_id)
     claims = await repo.open_claims(conn, allocation_id)
     if head.status == "released" or (head.status == "shipped" and not claims):
         result = await repo.load(conn, allocation_id)

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, Response, delete, get, post
 
 from process_apis.availability import clock
 from process_apis.availability.holds import repository as repo
 from process_apis.availability.holds import service
 from process_apis.availability.holds.schemas import Hold, HoldConvertIn, HoldIn
+from process_apis.availability.ownership import customer_for, visible_to
 from process_apis.availability.schemas import Allocation
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Database, Tx
 from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
 
 
 class HoldController(Controller):
@@ -28,7 +30,7 @@ class HoldController(Controller):
             "the channel's rules and warehouse strategy. The hold stops counting at "
             "`expires_at`, at once, whether or not anything writes its expiry."
         ),
-        responses=problem_responses(409, 422),
+        responses=problem_responses(403, 409, 422),
         **requires("inventory:write"),
     )
     async def create_hold(
@@ -38,9 +40,15 @@ class HoldController(Controller):
         principal: Principal,
         idempotency_key: IdempotencyKey,
     ) -> Response[Hold]:
-        async def effect(tx: Tx) -> tuple[int, Hold]:
-            return 201, await service.place(tx, data, idempotency_key)
+        owned = data
+        customer = customer_for(principal, data.customer_id)
+        if customer != data.customer_id:
+            owned = msgspec.structs.replace(data, customer_id=customer)
 
+        async def effect(tx: Tx) -> tuple[int, Hold]:
+            return 201, await service.place(tx, owned, idempotency_key)
+
+        # The key's fingerprint covers the body as sent (as before holds were owned).
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )
@@ -52,11 +60,11 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:read"),
     )
-    async def get_hold(self, hold_id: IdParam, db: Database) -> Hold:
+    async def get_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
         async with db.read() as conn:
             found = await repo.load(conn, hold_id, clock.now())
-        if found is None:
-            raise ProblemError(404, "hold-not-found", f"No hold {hold_id}.")
+        if found is None or not visible_to(principal.customer_id, found.customer_id):
+            raise service.not_found(hold_id)
         return found
 
     @post(
@@ -67,9 +75,9 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:write"),
     )
-    async def release_hold(self, hold_id: IdParam, db: Database) -> Hold:
+    async def release_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
         async with db.transaction() as tx:
-            return await service.release(tx, hold_id)
+            return await service.release(tx, hold_id, bound_to=principal.customer_id)
 
     @delete(
         "/{hold_id:str}",
@@ -79,9 +87,9 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:write"),
     )
-    async def delete_hold(self, hold_id: IdParam, db: Database) -> Hold:
+    async def delete_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
         async with db.transaction() as tx:
-            return await service.release(tx, hold_id)
+            return await service.release(tx, hold_id, bound_to=principal.customer_id)
 
     @post(
         "/{hold_id:str}/convert",
@@ -104,7 +112,9 @@ class HoldController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[Allocation]:
         async def effect(tx: Tx) -> tuple[int, Allocation]:
-            return 201, await service.convert(tx, hold_id, data, idempotency_key)
+            return 201, await service.convert(
+                tx, hold_id, data, idempotency_key, bound_to=principal.customer_id
+            )
 
         return await idempotency.run_once(
             client_id=principal.client_id,

@@ -16,6 +16,7 @@ from process_apis.availability.allocations.planner import planned
 from process_apis.availability.allocations.service import emit_allocated, plan_under_rules
 from process_apis.availability.holds import repository as repo
 from process_apis.availability.holds.schemas import MAX_TTL_SECONDS, Hold, HoldConvertIn, HoldIn
+from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause, PositionKey, change
 from process_apis.availability.positions.queries import utc
@@ -102,12 +103,18 @@ async def _give_back(tx: Tx, hold_id: str, reason: str, reference: str, now: dat
             raise RuntimeError(f"position {key} lost the reserved units of hold {hold_id}")
 
 
-async def release(tx: Tx, hold_id: str) -> Hold:
+def not_found(hold_id: str) -> ProblemError:
+    """Also the answer for another customer's hold (ADR 0014): the same body."""
+    return ProblemError(404, "hold-not-found", f"No hold {hold_id}.")
+
+
+async def release(tx: Tx, hold_id: str, *, bound_to: str | None = None) -> Hold:
     """Ends the hold: ``released`` before ``expires_at``, ``expired`` from then on.
-    Releasing an ended hold changes nothing."""
+    Releasing an ended hold changes nothing. A caller bound to a customer
+    (``bound_to``) releases that customer's only."""
     head = await repo.locked_header(tx.conn, hold_id)
-    if head is None:
-        raise ProblemError(404, "hold-not-found", f"No hold {hold_id}.")
+    if head is None or not visible_to(bound_to, head.customer_id):
+        raise not_found(hold_id)
     now = clock.now()
     if head.status == "active":
         lapsed = utc(head.expires_at) <= now
@@ -117,20 +124,31 @@ async def release(tx: Tx, hold_id: str) -> Hold:
     return await _loaded(tx, hold_id, now)
 
 
-async def convert(tx: Tx, hold_id: str, data: HoldConvertIn, idempotency_key: str) -> Allocation:
+async def convert(
+    tx: Tx,
+    hold_id: str,
+    data: HoldConvertIn,
+    idempotency_key: str,
+    *,
+    bound_to: str | None = None,
+) -> Allocation:
     """The held units become the order's allocation in one step per position
-    (reserved -q, allocated +q): ATP never moves, so nobody can take them between."""
+    (reserved -q, allocated +q): ATP never moves, so nobody can take them between.
+    The allocation is the hold's customer's; a caller bound to a customer
+    (``bound_to``) converts that customer's holds only."""
     conn = tx.conn
     head = await repo.locked_header(conn, hold_id)
-    if head is None:
-        raise ProblemError(404, "hold-not-found", f"No hold {hold_id}.")
+    if head is None or not visible_to(bound_to, head.customer_id):
+        raise not_found(hold_id)
     now = clock.now()
     if head.status != "active":
         raise ProblemError(409, "hold-not-active", f"Hold {hold_id} is {head.status}.")
     if utc(head.expires_at) <= now:
         raise ProblemError(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
     allocation_id = data.order_id
-    await allocation_repo.insert_header(conn, allocation_id, head.channel, "reject", now)
+    await allocation_repo.insert_header(
+        conn, allocation_id, head.channel, "reject", now, head.customer_id
+    )
     lines = await repo.active_lines(conn, hold_id)
     await PositionBook.lock(conn, [line.sku for line in lines])
     cause = Cause("hold_converted", SOURCE, allocation_id, idempotency_key)
