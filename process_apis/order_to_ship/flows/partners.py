@@ -70,7 +70,12 @@ class Partners:
 
     # -- availability --------------------------------------------------------
     async def allocate(
-        self, order_id: str, channel: str, policy: str, lines: list[tuple[str, int]]
+        self,
+        order_id: str,
+        channel: str,
+        policy: str,
+        lines: list[tuple[str, int]],
+        customer_id: str,
     ) -> dict[str, Any]:
         response = await self.availability.request(
             "POST",
@@ -80,6 +85,8 @@ class Partners:
                 "channel": channel,
                 "policy": policy,
                 "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
+                # The allocation is the order's customer's: bound clients see their own.
+                "customer_id": customer_id,
             },
             idempotency_key=f"alloc:{order_id}",
         )

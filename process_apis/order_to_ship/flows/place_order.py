@@ -112,7 +112,9 @@ class PlaceOrder:
             return await self._settled(order_id)
         lines = [(line.sku, line.quantity) for line in order.lines]
         try:
-            allocation = await self.partners.allocate(order_id, order.channel, order.policy, lines)
+            allocation = await self.partners.allocate(
+                order_id, order.channel, order.policy, lines, order.customer_id
+            )
         except Refused as exc:
             await self._abandon(order_id)
             if exc.status_code == 409 and exc.type == "/problems/insufficient-stock":
