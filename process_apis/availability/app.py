@@ -15,6 +15,7 @@ from process_apis.availability.holds.routes import HoldController
 from process_apis.availability.holds.sweeper import HoldSweeper
 from process_apis.availability.positions.counts import CountController
 from process_apis.availability.positions.routes import ItemController
+from process_apis.availability.positions.safety_stock import SafetyStockController
 from process_apis.availability.reconciliation.job import Reconciler
 from process_apis.availability.reconciliation.routes import ReconciliationController
 from process_apis.availability.reconciliation.settings import load_reconcile_settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, key_source: KeySource | None = 
             ItemController,
             ItemControllerV2,
             CountController,
+            SafetyStockController,
             AllocationController,
             HoldController,
             ChannelRuleController,

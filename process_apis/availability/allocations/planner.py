@@ -66,6 +66,26 @@ def _rank(
     return (first, -free_here, location_id)
 
 
+def free_by_position(book: PositionBook) -> dict[PositionKey, int]:
+    """What each position can give: its ATP, never below zero, less its share of what
+    the positions of its location lack. A location's ATP is the sum over its lots, so
+    one short position (safety stock kept on the lot-less position, decision 0024)
+    holds back the location's lotted stock too."""
+    free: dict[PositionKey, int] = {}
+    lacking: dict[tuple[str, str], int] = {}
+    for key in book.values:
+        atp = book.atp(key)
+        free[key] = max(0, atp)
+        if atp < 0:
+            lacking[(key.sku, key.location_id)] = lacking.get((key.sku, key.location_id), 0) - atp
+    for (sku, location_id), owed in sorted(lacking.items()):
+        for key in sorted(book.keys_at(sku, location_id), key=lambda k: (free[k], k.lot)):
+            held = min(free[key], owed)
+            free[key] -= held
+            owed -= held
+    return free
+
+
 def plan_allocation(
     book: PositionBook,
     lines: Sequence[Line],
@@ -79,7 +99,7 @@ def plan_allocation(
     lines of the same sku share what is left after the earlier ones, and what
     ``limits`` allows per sku (a channel's allowance)."""
     geography = geography or Geography()
-    free = {key: max(0, book.atp(key)) for key in book.values}
+    free = free_by_position(book)
     allowed = dict(limits or {})
     plan: Plan = []
     for line in lines:
