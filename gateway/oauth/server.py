@@ -29,13 +29,13 @@ from authlib.oauth2.rfc6749.errors import (
     OAuth2Error,
     UnsupportedTokenTypeError,
 )
-from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from litestar import Response
 from litestar.enums import MediaType
 
 from gateway.clients.registry import PRIVATE_KEY_JWT, ClientRecord, ClientRegistry, burn_verify
-from gateway.oauth.assertion import PrivateKeyJwtAuth
+from gateway.oauth.assertion import ClientAuthRefused, PrivateKeyJwtAuth
 from gateway.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from gateway.oauth.keys import ALGORITHM, KeyStore, token_lifetime_seconds
 from gateway.oauth.token_store import TokenStore
@@ -51,8 +51,16 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS = (*SECRET_METHODS, PRIVATE_KEY_JWT)
 ENDPOINTS = ("token", "introspection", "revocation")
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
-# One text for every failed client authentication: which check failed is logged only.
-INVALID_CLIENT_TEXT = "Client authentication failed."
+# A failed secret says the same for an unknown id, a wrong secret and a disabled client.
+WRONG_CREDENTIALS_TEXT = (
+    "Client authentication failed: the client id is unknown, the secret is wrong, or the "
+    "client does not authenticate with a secret."
+)
+NO_CREDENTIALS_TEXT = (
+    "No client authentication was sent: use HTTP Basic (client_secret_basic), client_id "
+    "and client_secret in the form (client_secret_post), or a signed client assertion "
+    "(private_key_jwt)."
+)
 
 
 class OAuthClient(ClientMixin):  # type: ignore[misc]
@@ -184,8 +192,9 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "(insecure_transport) unless AUTHLIB_INSECURE_TRANSPORT=1",
                 issuer,
             )
-        audiences = [self.token_uri, issuer, base]
-        self.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwtAuth(audiences, self.store))
+        self.register_client_auth_method(
+            PRIVATE_KEY_JWT, PrivateKeyJwtAuth(self.token_uri, issuer, self.store)
+        )
         self.register_grant(ClientCredentialsGrant)
         self.register_token_generator("default", AccessTokenGenerator(issuer, keys, self.lifetime))
         self.register_endpoint(IntrospectionEndpoint(self, list(AUTH_METHODS)))
@@ -206,7 +215,8 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if not self.store.record_issued(
             str(claims["jti"]), client.get_client_id(), int(claims["exp"])
         ):
-            raise InvalidClientError()
+            # the caller proved its credentials: it may learn the client was disabled
+            raise ClientAuthRefused("The client was disabled while the token was issued.")
         log.info("issued access token to %s (scope %r)", client.get_client_id(), token.get("scope"))
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -223,31 +233,36 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Response[Any]:
         if isinstance(error, InvalidClientError):
-            # one answer for every failed client authentication
-            log.info("client authentication failed: %s", error.description)
             error.status_code = 401
-            error.description = INVALID_CLIENT_TEXT
+            if not isinstance(error, ClientAuthRefused):
+                # Authlib's own texts may name the client: say what was sent instead
+                error.description = _credentials_refusal(request)
+            log.info("client authentication failed: %s", error.description)
         elif isinstance(error, UnsupportedTokenTypeError):
             error.status_code = 400  # RFC 7009 §2.2.1
+        if not error.description:
+            error.description = _DEFAULT_DESCRIPTIONS.get(error.error, error.error)
         return super().handle_error_response(request, error)  # type: ignore[no-any-return]
 
     # -- the entry points (sync: run them in a worker thread) -----------------------------
     def token_response(self, body: bytes, headers: Mapping[str, str]) -> Response[Any]:
+        request: FormRequest | None = None
         try:
             request = self._parse(body, headers, self.token_uri)
             return self.create_token_response(request)  # type: ignore[no-any-return]
         except OAuth2Error as error:
-            return self.handle_error_response(None, error)
+            return self.handle_error_response(request, error)
 
     def endpoint_response(
         self, name: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> Response[Any]:
         """``introspection`` or ``revocation``."""
+        request: FormRequest | None = None
         try:
             request = self._parse(body, headers, self.base_uri + path, needs_grant=False)
             return self.create_endpoint_response(name, request)  # type: ignore[no-any-return]
         except OAuth2Error as error:
-            return self.handle_error_response(None, error)
+            return self.handle_error_response(request, error)
 
     def _parse(
         self, body: bytes, headers: Mapping[str, str], uri: str, *, needs_grant: bool = True
@@ -266,6 +281,36 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if needs_grant and not payload.grant_type:
             raise InvalidRequestError("Missing 'grant_type' parameter.")
         return FormRequest(uri, headers, payload)
+
+
+_DEFAULT_DESCRIPTIONS = {
+    "unsupported_grant_type": "Only grant_type=client_credentials is supported.",
+    "invalid_scope": "None of the requested scopes is granted to this client.",
+    "invalid_grant": "The grant is not valid for this client.",
+    "unauthorized_client": "This client may not use this grant or endpoint.",
+    "invalid_request": "The request is malformed.",
+}
+
+
+def _credentials_refusal(request: FormRequest | None) -> str:
+    """Why a client authentication without an assertion failed, from what was sent
+    only: the same text whether or not the client id exists."""
+    if request is None:
+        return NO_CREDENTIALS_TEXT
+    authorization = request.headers.get("authorization") or request.headers.get("Authorization")
+    if authorization:
+        if authorization.split(" ", 1)[0].lower() != "basic":
+            return "The Authorization header of a client must be HTTP Basic (client_secret_basic)."
+        client_id, secret = extract_basic_authorization(request.headers)
+        if not client_id or not secret:
+            return "The HTTP Basic credentials are malformed (base64 of 'client_id:secret')."
+        return WRONG_CREDENTIALS_TEXT
+    form = request.form
+    if form.get("client_id") and form.get("client_secret"):
+        return WRONG_CREDENTIALS_TEXT
+    if form.get("client_id"):
+        return "client_secret is missing (or authenticate with a client assertion)."
+    return NO_CREDENTIALS_TEXT
 
 
 def decode_unverified(token: str) -> dict[str, Any]:

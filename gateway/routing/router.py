@@ -6,8 +6,9 @@ For every call, in order: header size (431), CORS preflight (204/403, answered h
 then by path:
 - ``/{api}/v{major}/...``: the major's status from ``versions.py`` (unknown 404,
   retired 410, deprecated adds Deprecation/Sunset/Link), token verified here
-  (audience = api; 401), rate limit of the client's tier (429), body size (413),
-  then forwarded unchanged with the route's timeout (504).
+  (401; 403 insufficient_scope for a good token whose audience lacks the api),
+  rate limit of the client's tier (429), body size (413), then forwarded unchanged
+  with the route's timeout (504).
 - ``/graphql``: forwarded for the portal to verify; a token that verifies here is
   rate limited like a REST call.
 - ``/{unknown}/v{n}/...``: 404; anything else: the Litestar app.
@@ -33,7 +34,7 @@ from gateway.routing.forwarder import Forwarder
 from gateway.routing.problems import send_problem
 from gateway.routing.versions import VersionRoute, version_routes
 from shared.auth.principal import Principal
-from shared.auth.verifier import InvalidToken, TokenVerifier
+from shared.auth.verifier import AudienceNotGranted, InvalidToken, TokenVerifier
 from shared.correlation import correlation_id
 
 GRAPHQL_API = "graphql"
@@ -298,6 +299,9 @@ class GatewayRouter:
             return detail, f'Bearer error="invalid_request", error_description="{detail}"'
         try:
             return await verifier.verify(token)
+        except AudienceNotGranted as exc:  # a good token without this API's grant: 403
+            detail = str(exc)
+            return detail, f'Bearer error="insufficient_scope", error_description="{detail}"'
         except InvalidToken as exc:
             detail = str(exc)
             return detail, f'Bearer error="invalid_token", error_description="{detail}"'
@@ -317,11 +321,12 @@ class GatewayRouter:
             scope.setdefault("state", {})["principal"] = result
             return result
         detail, challenge = result
+        lacks_grant = challenge.startswith('Bearer error="insufficient_scope"')
         await send_problem(
             send,
-            401,
+            403 if lacks_grant else 401,
             detail,
-            slug="unauthorized",
+            slug="insufficient-scope" if lacks_grant else "unauthorized",
             instance=scope["path"],
             headers={"WWW-Authenticate": challenge},
         )

@@ -14,7 +14,7 @@ from litestar.middleware import (
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from shared.auth.principal import Principal
-from shared.auth.verifier import InvalidToken, TokenVerifier
+from shared.auth.verifier import AudienceNotGranted, InvalidToken, TokenVerifier
 from shared.problems import ProblemError
 
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
@@ -27,6 +27,15 @@ def _unauthorized(detail: str, error: str = "invalid_token") -> ProblemError:
         detail,
         headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{detail}"'},
     )
+
+
+def _audience_not_granted(detail: str, required: str | None) -> ProblemError:
+    """A good token without this API in its audience: the grant is missing (403), as
+    for a missing scope, so a partner tells "wrong token" (401) from "no grant"."""
+    challenge = f'Bearer error="insufficient_scope", error_description="{detail}"'
+    if required is not None:
+        challenge += f', scope="{required}"'
+    return ProblemError(403, "insufficient-scope", detail, headers={"WWW-Authenticate": challenge})
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -57,11 +66,13 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise _unauthorized(
                 "The Authorization header must be 'Bearer <token>'.", "invalid_request"
             )
+        required = scope["route_handler"].opt.get(REQUIRED_SCOPE)
         try:
             principal = await self.verifier.verify(token.strip())
+        except AudienceNotGranted as exc:
+            raise _audience_not_granted(str(exc), required) from exc
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from exc
-        required = scope["route_handler"].opt.get(REQUIRED_SCOPE)
         if required is not None:
             authorize(principal, required)
         return AuthenticationResult(user=principal, auth=principal)

@@ -3,7 +3,11 @@ algorithm allowlist (ES256 only: never ``none``, never an HMAC keyed with a publ
 key), a ``kid`` the key set knows, ``typ: at+jwt``, issuer, audience, expiry, not-before
 and issued-at with a small leeway, and revocation. Verified tokens are cached until
 they expire, keeping signature checks off the hot path; the revocation check runs on
-every call, cached or not."""
+every call, cached or not.
+
+The audience is checked last: a token that passes every other check but was not
+issued for this API is a good token without the grant (:class:`AudienceNotGranted`,
+403 ``insufficient_scope``), not a bad token (401 ``invalid_token``), decision 0023."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -26,6 +31,21 @@ ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 
 class InvalidToken(Exception):
     """The token is not acceptable; the message is safe to show the caller."""
+
+
+class AudienceNotGranted(InvalidToken):
+    """The token is genuine, current and not revoked, but its audience does not name
+    this API: the client lacks the grant (403), its token is not at fault (401). A
+    subclass, so a caller that knows only InvalidToken still refuses the token."""
+
+    def __init__(self, api: str, audiences: tuple[str, ...]) -> None:
+        named = ", ".join(audiences) or "none"
+        super().__init__(
+            f"The access token was not issued for the {api} API (its audience: {named}): "
+            f"the client needs a scope of the {api} API."
+        )
+        self.api = api
+        self.audiences = audiences
 
 
 class KeySource(Protocol):
@@ -114,6 +134,21 @@ def decode_access_token(token: str, keys: KeySet, claims: jwt.JWTClaimsRegistry)
     return dict(decoded.claims)
 
 
+def token_audiences(claims: dict[str, Any]) -> tuple[str, ...]:
+    """The ``aud`` claim as a tuple (RFC 7519: one string or an array of strings)."""
+    audience = claims.get("aud")
+    if isinstance(audience, str) and audience:
+        return (audience,)
+    if isinstance(audience, list) and audience and all(isinstance(a, str) for a in audience):
+        return tuple(audience)
+    raise InvalidToken("The access token names no audience (aud).")
+
+
+class _Verified(msgspec.Struct, frozen=True):
+    principal: Principal
+    audiences: tuple[str, ...]
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -131,28 +166,33 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self.revocations = revocations if revocations is not None else RevocationList()
-        self._cache: OrderedDict[str, Principal] = OrderedDict()
-        self._claims = claims_registry(issuer, audience, leeway)
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        # every claim but the audience, which verify() checks last (see the module doc)
+        self._claims = claims_registry(issuer, None, leeway)
 
     async def verify(self, token: str) -> Principal:
-        principal = self._cache.get(token)
-        if principal is not None and principal.expires_at + self.leeway <= time.time():
+        """The caller; InvalidToken (401) for a bad token, AudienceNotGranted (403) for a
+        good one not issued for this API."""
+        verified = self._cache.get(token)
+        if verified is not None and verified.principal.expires_at + self.leeway <= time.time():
             self._cache.pop(token, None)
-            principal = None
-        if principal is None:
-            principal = await self._verify_uncached(token)
-            self._cache[token] = principal
+            verified = None
+        if verified is None:
+            verified = await self._verify_uncached(token)
+            self._cache[token] = verified
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        if self.revocations.is_revoked(principal.jti):
+        if self.revocations.is_revoked(verified.principal.jti):
             raise InvalidToken("The access token has been revoked.")
-        return principal
+        if self.audience not in verified.audiences:
+            raise AudienceNotGranted(self.audience, verified.audiences)
+        return verified.principal
 
     async def _decode(self, token: str, *, refresh: bool) -> dict[str, Any]:
         keys = await self.keys.key_set(refresh=refresh)
         return decode_access_token(token, keys, self._claims)
 
-    async def _verify_uncached(self, token: str) -> Principal:
+    async def _verify_uncached(self, token: str) -> _Verified:
         try:
             try:
                 claims = await self._decode(token, refresh=False)
@@ -166,8 +206,9 @@ class TokenVerifier:
             raise InvalidToken("The access token is malformed.") from exc
         except httpx.HTTPError as exc:
             raise InvalidToken("The signing keys could not be fetched.") from exc
+        audiences = token_audiences(claims)
         scope = claims.get("scope") or ""
-        return Principal(
+        principal = Principal(
             client_id=str(claims["client_id"]),
             scopes=frozenset(str(scope).split()),
             customer_id=claims.get("customer_id"),
@@ -176,3 +217,4 @@ class TokenVerifier:
             expires_at=int(claims["exp"]),
             tier=claims.get("tier"),
         )
+        return _Verified(principal, audiences)

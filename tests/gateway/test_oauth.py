@@ -21,7 +21,8 @@ from joserfc.jwk import ECKey
 from gateway.clients.registry import ClientRegistry
 from gateway.oauth.keys import KeyStore
 from gateway.oauth.server import TallyAuthorizationServer
-from shared.auth.verifier import InvalidToken, StaticKeys, TokenVerifier
+from shared.auth.revocation import RevocationList
+from shared.auth.verifier import AudienceNotGranted, InvalidToken, StaticKeys, TokenVerifier
 from shared.settings import Settings
 from tests.gateway.conftest import token_for
 
@@ -238,7 +239,7 @@ def test_plain_http_issuer_off_loopback_is_refused(tmp_path: Path) -> None:
     assert response.content["error"] == "insecure_transport"
 
 
-# -- refused tokens: each one a 401 problem+json at the gateway, nothing forwarded ----------
+# -- refused tokens: each one a 401 problem+json at the gateway, nothing forwarded ------
 
 
 def _b64(data: bytes) -> str:
@@ -300,7 +301,10 @@ def _bad_tokens(data_dir: Path, settings: Settings, good: str) -> dict[str, str]
         "not yet valid": _signed(data_dir, _claims(settings, nbf=now + 300)),
         "issued in the future": _signed(data_dir, _claims(settings, iat=now + 300)),
         "wrong issuer": _signed(data_dir, _claims(settings, iss="https://evil.example")),
-        "wrong audience": _signed(data_dir, _claims(settings, aud=["billing"])),
+        "no audience": _signed(data_dir, _claims(settings, aud=None)),
+        "expired, and for another API": _signed(
+            data_dir, _claims(settings, aud=["billing"], iat=now - 1000, exp=now - 300)
+        ),
         "no jti": _signed(data_dir, _claims(settings, jti=None)),
         "not an access token (typ JWT)": _signed(data_dir, good_claims, typ="JWT"),
         "tampered payload": f"{head}.{_b64(json.dumps(claims).encode())}.{signature}",
@@ -339,9 +343,47 @@ def test_refused_tokens_fail_every_verifier(
     verifier = TokenVerifier(StaticKeys(jwks), issuer=settings.issuer, audience="erp")
     assert asyncio.run(verifier.verify(good)).client_id == client_id
     for name, token in _bad_tokens(data_dir, settings, good).items():
-        with pytest.raises(InvalidToken):  # noqa: PT012 (name the case that passed)
+        with pytest.raises(InvalidToken) as refused:  # noqa: PT012 (name the case that passed)
             asyncio.run(verifier.verify(token))
             pytest.fail(f"{name} was accepted")
+        assert not isinstance(refused.value, AudienceNotGranted), name  # a bad token: 401
+
+
+# -- a good token for another API: 403 insufficient_scope, not 401 (decision 0023) --------
+
+
+def test_a_good_token_for_another_api_is_403_insufficient_scope_and_nothing_is_forwarded(
+    http: httpx.Client, data_dir: Path, settings: Settings, upstream: tuple[Any, str]
+) -> None:
+    service = upstream[0]
+    before = len(service.calls)
+    for_billing = _signed(data_dir, _claims(settings, aud=["billing"]))
+    response = http.get("/erp/v1/items/A", headers={"Authorization": f"Bearer {for_billing}"})
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/insufficient-scope"
+    assert "not issued for the erp API" in response.json()["detail"]
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
+    assert len(service.calls) == before
+
+
+def test_the_verifier_tells_a_missing_grant_from_a_bad_token(
+    http: httpx.Client, data_dir: Path, settings: Settings
+) -> None:
+    jwks = http.get("/.well-known/jwks.json").json()
+    revocations = RevocationList()
+    verifier = TokenVerifier(
+        StaticKeys(jwks), issuer=settings.issuer, audience="erp", revocations=revocations
+    )
+    for_billing = _claims(settings, aud="billing")  # one string is an audience too
+    with pytest.raises(AudienceNotGranted, match="its audience: billing"):
+        asyncio.run(verifier.verify(_signed(data_dir, for_billing)))
+    # revoked and for another API: the token is bad, whatever it was for
+    revoked = _claims(settings, aud=["billing"])
+    revocations.add(revoked["jti"], revoked["exp"])
+    with pytest.raises(InvalidToken, match="revoked") as refused:
+        asyncio.run(verifier.verify(_signed(data_dir, revoked)))
+    assert not isinstance(refused.value, AudienceNotGranted)
 
 
 def test_token_lifetime_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
