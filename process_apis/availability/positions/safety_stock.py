@@ -35,17 +35,31 @@ from shared.problems import ProblemError, problem_responses
 REASON = "safety_stock_set"
 
 SafetyQuantity = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
-Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Reference = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        description="The document or note behind the change (the ledger row's reference).",
+    ),
+]
+Source = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Expected = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        le=1_000_000_000,
+        description="If given, the stored value this write replaces (compare-and-set).",
+    ),
+]
 
 
 class SafetyStockIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location_id: Identifier
     safety_stock: SafetyQuantity
     reference: Reference
-    """The document or note behind the change (the ledger row's reference)."""
-    source: Reference = "external"
-    expected_safety_stock: SafetyQuantity | None = None
-    """If given, the value this write replaces (compare-and-set)."""
+    source: Source = "external"
+    expected_safety_stock: Expected | None = None
 
 
 class SafetyStock(msgspec.Struct, kw_only=True):
