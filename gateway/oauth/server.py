@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Error,
     UnsupportedTokenTypeError,
 )
@@ -104,6 +105,19 @@ class OAuthClient(ClientMixin):  # type: ignore[misc]
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def validate_requested_scope(self) -> None:
+        """Runs after client authentication: the reason may name the client's grants."""
+        requested = self.request.payload.scope
+        if not requested:
+            return
+        unknown = [name for name in scope_to_list(requested) if name not in ALL_SCOPES]
+        if unknown:
+            raise InvalidScopeError(description=f"Unknown scopes: {' '.join(unknown)[:200]}.")
+        if self.request.client.get_allowed_scope(requested) is None:
+            raise InvalidScopeError(
+                description=f"None of the requested scopes ({requested}) is granted to this client."
+            )
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -286,6 +300,7 @@ class TallyAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 _DEFAULT_DESCRIPTIONS = {
     "unsupported_grant_type": "Only grant_type=client_credentials is supported.",
     "invalid_scope": "None of the requested scopes is granted to this client.",
+    "unsupported_token_type": "Only access tokens are introspected or revoked here.",
     "invalid_grant": "The grant is not valid for this client.",
     "unauthorized_client": "This client may not use this grant or endpoint.",
     "invalid_request": "The request is malformed.",
