@@ -1,5 +1,6 @@
 """A token is good for the APIs named in its ``aud`` only: used against another API it
-is a 401 problem+json at the gateway and at the service itself, and writes nothing."""
+is a 403 ``insufficient_scope`` problem+json (a good token without the grant, decision
+0023) at the gateway and at the service itself, and writes nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.security.conftest import World, assert_problem, atp, bearer, register_client
 from tests.support.platform import PlatformClient
+
+INSUFFICIENT_SCOPE = "/problems/insufficient-scope"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +32,8 @@ def test_a_billing_token_is_refused_by_the_orders_api_and_writes_nothing(
     base = platform.gateway if via == "gateway" else platform.url("order_to_ship")
     before, stock = _orders_of(admin, world.a.customer_id), atp(admin, world.sku)
     with platform.client(billing_only, base=base) as api:
-        assert_problem(api.get("/orders/v1/orders"), 401, "/problems/unauthorized")
-        assert_problem(
-            api.get(f"/orders/v1/orders/{world.a.order_id}"), 401, "/problems/unauthorized"
-        )
+        assert_problem(api.get("/orders/v1/orders"), 403, INSUFFICIENT_SCOPE)
+        assert_problem(api.get(f"/orders/v1/orders/{world.a.order_id}"), 403, INSUFFICIENT_SCOPE)
         order = {
             "customer_id": world.a.customer_id,
             "channel": "edi",
@@ -41,11 +42,11 @@ def test_a_billing_token_is_refused_by_the_orders_api_and_writes_nothing(
         placed = api.post(
             "/orders/v1/orders", json=order, headers={"Idempotency-Key": uuid.uuid4().hex}
         )
-        assert_problem(placed, 401, "/problems/unauthorized")
-        assert placed.headers["www-authenticate"].startswith("Bearer")
+        assert_problem(placed, 403, INSUFFICIENT_SCOPE)
+        assert placed.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert _orders_of(admin, world.a.customer_id) == before
     assert atp(admin, world.sku) == stock
-    # The same token does what its audience allows: the 401 was the audience.
+    # The same token does what its audience allows: the 403 was the audience.
     with platform.client(billing_only) as api:
         assert api.get("/billing/v1/invoices").status_code == 200
 
@@ -57,7 +58,7 @@ def test_a_billing_token_cannot_query_the_portal(
     base = platform.gateway if via == "gateway" else platform.url("portal")
     with platform.client(billing_only, base=base) as api:
         response = api.post("/graphql", json={"query": "{ orders { nextCursor } }"})
-    assert_problem(response, 401, "/problems/unauthorized")
+    assert_problem(response, 403, INSUFFICIENT_SCOPE)
 
 
 @pytest.mark.parametrize(
@@ -72,4 +73,4 @@ def test_a_portal_token_never_reaches_the_system_apis(
     base = platform.gateway if via == "gateway" else platform.url(service)
     with platform.client(token, base=base) as api:
         response = api.get(path.format(customer=world.a.customer_id))
-    assert_problem(response, 401, "/problems/unauthorized")
+    assert_problem(response, 403, INSUFFICIENT_SCOPE)

@@ -1,6 +1,7 @@
 """Forged and broken tokens sent straight to each service's port, past the gateway:
 every service verifies the token itself (no service trusts the network), so each
-attack is a 401 problem+json there too, and a refused write writes nothing.
+attack is a 401 problem+json there too, and a refused write writes nothing. A token
+that is genuine but names other APIs only is a 403 insufficient_scope (decision 0023).
 
 Each forgery differs from a token the service accepts in one respect only; the
 accepted twin (`test_the_honest_twin_is_accepted`) proves the refusals are about
@@ -146,6 +147,11 @@ ATTACKS: dict[str, Callable[[Forger, str], str]] = {
 }
 
 
+# A genuine token for other APIs lacks a grant (403), it is not a bad token (401).
+REFUSALS: dict[str, tuple[int, str]] = {"wrong-audience": (403, "/problems/insufficient-scope")}
+BAD_TOKEN = (401, "/problems/unauthorized")
+
+
 @pytest.fixture(scope="module")
 def forger(platform: PlatformClient) -> Forger:
     return Forger(platform)
@@ -177,7 +183,7 @@ def test_a_forged_token_is_refused_by_the_service_itself(
 ) -> None:
     token = ATTACKS[attack](forger, READS[service][0])
     response = _call(platform, service, token)
-    assert_problem(response, 401, "/problems/unauthorized")
+    assert_problem(response, *REFUSALS.get(attack, BAD_TOKEN))
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -210,8 +216,8 @@ def test_a_forged_token_writes_nothing(
     placed = httpx.post(
         orders, json=order, headers=forged | {"Idempotency-Key": f"forged-{attack}"}, timeout=10
     )
-    assert_problem(placed, 401, "/problems/unauthorized")
+    assert_problem(placed, *REFUSALS.get(attack, BAD_TOKEN))
     cancelled = httpx.post(f"{orders}/{open_order}/cancel", headers=forged, timeout=10)
-    assert_problem(cancelled, 401, "/problems/unauthorized")
+    assert_problem(cancelled, *REFUSALS.get(attack, BAD_TOKEN))
     assert admin.get("/orders/v1/orders", params={"customer_id": customer}).json() == before
     assert atp(admin, world.sku) == stock
