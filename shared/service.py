@@ -41,6 +41,7 @@ from shared.observability import (
 )
 from shared.openapi import finalize_openapi
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
+from shared.request_body import StrictJsonRequest, check_json_body
 from shared.settings import Settings
 from shared.topology import ALL_SCOPES, BY_NAME
 
@@ -248,6 +249,8 @@ def build_app(
         ],
         plugins=[problem_details_plugin()],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=StrictJsonRequest,  # bodies decoded strictly (decision 0022)
+        before_request=check_json_body,
         dependencies=provided,
         lifespan=[runtime.lifespan, *extra_lifespans],
         openapi_config=OpenAPIConfig(

@@ -12,6 +12,9 @@
 - Bodies above 64 KiB are 413 problem+json before strawberry reads them.
 - Transport errors strawberry reports (bad JSON, no query, query over GET) are
   problem+json like every other error of the platform.
+- The POST body passes the kernel's strict JSON checks first (``JSON_BODY``,
+  decision 0022): 415 for another media type, 400 for invalid UTF-8, duplicate keys
+  or deep nesting.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from experience_apis.portal.context import portal_context
 from experience_apis.portal.schema import schema
 from shared.auth.litestar_auth import requires
 from shared.problems import problem_response, problem_responses
+from shared.request_body import JSON_BODY
 
 GRAPHQL_PATH = "/graphql"
 MAX_QUERY_BODY_BYTES = 64 * 1024  # a query bigger than this is an attack, not a portal (413)
@@ -46,6 +50,7 @@ _StrawberryController = make_graphql_controller(
 
 class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
     websocket_endpoint = None  # removes strawberry's WebSocket route (see above)
+    opt = {JSON_BODY: True}  # the POST body is JSON that strawberry reads itself
 
     @get(
         opt={"exclude_from_auth": True},

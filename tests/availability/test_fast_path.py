@@ -150,7 +150,12 @@ def test_replays_and_refusals_of_the_batch_are_the_frameworks_own(
         ("quantity 0", 400),
         ("unknown field", 400),
         ("not JSON", 400),
-        ("text/plain", 400),
+        ("text/plain", 415),
+        ("no content type", 415),
+        ("duplicate key", 400),
+        ("string quantity", 400),
+        ("invalid UTF-8", 400),
+        ("nested 3,000 deep", 400),
     ],
 )
 def test_what_the_fast_path_does_not_accept_reaches_the_framework(
@@ -182,6 +187,16 @@ def test_what_the_fast_path_does_not_accept_reaches_the_framework(
     elif case == "text/plain":
         headers["Content-Type"] = "text/plain"
         content = b"order SO-1"
+    elif case == "no content type":  # the kernel's strict decoding (decision 0022)
+        del headers["Content-Type"]
+    elif case == "duplicate key":
+        content = content.replace(b'"quantity": 1', b'"quantity": 1, "quantity": 3')
+    elif case == "string quantity":
+        content = content.replace(b'"quantity": 1', b'"quantity": "1"')
+    elif case == "invalid UTF-8":
+        content = content.replace(b'"SO-1"', b'"SO-\xff"')
+    elif case == "nested 3,000 deep":
+        content = content.replace(b'"b2b"', b"[" * 3000 + b"]" * 3000)
 
     fast = client.post(PATH, content=content, headers=headers)
     with framework.bypass():

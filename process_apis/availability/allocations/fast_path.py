@@ -38,19 +38,20 @@ from litestar.types import (
 from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.ownership import for_customer
 from process_apis.availability.schemas import AllocationIn
+from shared import strict_json
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
 from shared.auth.verifier import InvalidToken, TokenVerifier
 from shared.correlation import accept_correlation_id, correlation_id, traceparent
 from shared.observability import REQUEST_SECONDS
 from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, body_of_problem, problem_body
+from shared.request_body import is_json_media_type
 
 log = logging.getLogger("tally.availability")
 
 PATH = "/availability/v1/allocations"
 SCOPE = "inventory:write"
 _KEY = re.compile(rb"^[\x21-\x7e]{1,255}$")
-_DECODER = msgspec.json.Decoder(AllocationIn)
 _BODY_LIMIT = 1 << 20  # Litestar's default request_max_body_size: larger goes its way
 
 
@@ -94,9 +95,9 @@ class AllocationFastPath:
         if principal is None:
             await self.app(scope, _replaying(body, more, receive), send)
             return
-        try:
-            data = _DECODER.decode(body)
-        except msgspec.DecodeError:
+        try:  # the kernel's strict JSON first (decision 0022), then strict typing
+            data = msgspec.convert(strict_json.decode(body), AllocationIn)
+        except (strict_json.MalformedJson, msgspec.ValidationError):
             await self.app(scope, _replaying(body, False, receive), send)
             return
         assert key is not None  # _caller checked it
@@ -145,7 +146,7 @@ class AllocationFastPath:
         to Litestar."""
         if auth is None or key is None or not _KEY.match(key):
             return None
-        if content_type is None or not content_type.lower().startswith(b"application/json"):
+        if not is_json_media_type(content_type):
             return None
         token = auth[7:].strip()
         if auth[:7].lower() != b"bearer " or not token:
