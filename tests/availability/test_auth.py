@@ -22,7 +22,8 @@ def test_a_wms_token_is_not_an_availability_token(
         "/availability/v1/items/SKU-1", headers={"Authorization": f"Bearer {token}"}
     )
 
-    assert response.status_code == 401
+    assert response.status_code == 403  # a good token without the grant (decision 0023)
+    assert response.json()["type"] == "/problems/insufficient-scope"
 
 
 def test_reading_is_not_allocating(client: TestClient[Any], issuer: TestIssuer) -> None:

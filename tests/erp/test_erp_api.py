@@ -153,7 +153,7 @@ def test_a_client_bound_to_a_customer_never_reaches_the_system_api(
     ("token_args", "status"),
     [
         ({"scopes": "erp:read", "audience": "erp", "expires_in": -120}, 401),
-        ({"scopes": "erp:read", "audience": "wms"}, 401),
+        ({"scopes": "erp:read", "audience": "wms"}, 403),  # no grant for erp (decision 0023)
         ({"scopes": "erp:read", "audience": "erp", "iss": "https://evil.example"}, 401),
         ({"scopes": "wms:read", "audience": "erp"}, 403),
     ],

@@ -37,7 +37,9 @@ async def test_token_for_another_audience_is_refused(
 ) -> None:
     response = await graphql(portal, QUERY, token(audience=audience))
 
-    assert response.status_code == 401
+    assert response.status_code == 403  # a good token without the grant (decision 0023)
+    assert response.json()["type"] == "/problems/insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert upstreams.seen == []
 
 

@@ -14,11 +14,14 @@ def test_without_a_token_is_401(client: TestClient[Any]) -> None:
     assert response.json()["type"] == "/problems/unauthorized"
 
 
-def test_token_for_another_audience_is_401(client: TestClient[Any], issuer: TestIssuer) -> None:
+def test_token_for_another_audience_is_403_insufficient_scope(
+    client: TestClient[Any], issuer: TestIssuer
+) -> None:
     token = issuer.token("wms:read", audience="erp")
     response = client.get("/wms/v1/warehouses", headers={"Authorization": f"Bearer {token}"})
 
-    assert response.status_code == 401
+    assert response.status_code == 403  # a good token without the grant (decision 0023)
+    assert response.json()["type"] == "/problems/insufficient-scope"
 
 
 def test_read_scope_cannot_write(client: TestClient[Any], issuer: TestIssuer) -> None:
