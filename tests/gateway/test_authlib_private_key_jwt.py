@@ -24,7 +24,9 @@ from joserfc.jwk import ECKey, RSAKey
 
 from gateway.app import create_app
 from gateway.clients.registry import ClientRegistry
-from gateway.oauth.assertion import ASSERTION_TYPE
+from gateway.oauth.assertion import ASSERTION_TYPE, LEEWAY_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS
+from gateway.oauth.token_store import RETAIN_AFTER_EXP_SECONDS, TokenStore
+from shared.settings import Settings
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.upstream import Upstream
 from tests.support.servers import free_port
@@ -39,6 +41,7 @@ class PinnedGateway:
 
     url: str
     registry: ClientRegistry
+    settings: Settings
 
     def endpoint(self, name: str) -> str:
         return f"{self.url}/oauth/{name}"
@@ -54,7 +57,7 @@ def pinned(
     settings = msgspec.structs.replace(gateway_settings(data_dir, upstream[1]), issuer=issuer)
     registry = ClientRegistry(settings.database_url)
     with ThreadServer(create_app(settings), port):
-        yield PinnedGateway(issuer, registry)
+        yield PinnedGateway(issuer, registry, settings)
     registry.close()
 
 
@@ -256,3 +259,34 @@ async def test_authlib_reports_a_refusal_as_an_oauth_error(
             await oauth.fetch_token(pinned.endpoint("token"), grant_type="client_credentials")
     assert refused.value.error == "invalid_client"
     assert "signature does not verify" in str(refused.value.description)
+
+
+def test_a_replay_at_another_replica_is_refused(
+    pinned: PinnedGateway, rsa_client: KeyClient
+) -> None:
+    """Replicas share the gateway's database, and so the assertion ids already used."""
+    assertion = _signed(rsa_client, pinned.endpoint("token"), HOUR)
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    with ThreadServer(create_app(pinned.settings)) as replica, httpx.Client(timeout=20) as http:
+        assert http.post(pinned.endpoint("token"), data=form).status_code == 200
+        replay = http.post(f"{replica.url}/oauth/token", data=form)
+    assert replay.status_code == 401, replay.text
+    assert "jti was used before" in replay.json()["error_description"]
+
+
+def test_a_jti_is_remembered_while_its_assertion_could_still_be_accepted(
+    pinned: PinnedGateway,
+) -> None:
+    store = TokenStore(pinned.registry.engine)
+    now = int(time.time())
+    assert RETAIN_AFTER_EXP_SECONDS > LEEWAY_SECONDS  # pruned only once refused as expired
+    in_leeway, hour_long = now - LEEWAY_SECONDS + 5, now + MAX_ASSERTION_LIFETIME_SECONDS
+    assert store.use_assertion_jti("cli_prune", "in-leeway", in_leeway)
+    assert store.use_assertion_jti("cli_prune", "hour-long", hour_long)
+    store.prune()
+    assert not store.use_assertion_jti("cli_prune", "in-leeway", in_leeway)
+    assert not store.use_assertion_jti("cli_prune", "hour-long", hour_long)
