@@ -178,7 +178,8 @@ def test_token_for_another_api_is_refused(
     before = len(upstream_service.calls)
     assert http.get("/erp/v1/items").status_code == 200
     response = http.get("/orders/v1/orders")
-    assert response.status_code == 401
+    assert response.status_code == 403  # a good token without the grant (decision 0023)
+    assert response.json()["type"] == "/problems/insufficient-scope"
     assert len(upstream_service.calls) == before + 1
 
 
