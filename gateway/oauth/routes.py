@@ -28,7 +28,9 @@ AUTH_HELP = (
     "Authenticate with HTTP Basic (client_secret_basic), with client_id and "
     "client_secret in the form (client_secret_post), or with a signed client assertion "
     "(private_key_jwt, RFC 7523: client_assertion_type="
-    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=<JWT>)."
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=<JWT>; "
+    "exp at most one hour ahead, aud the token endpoint URL, the issuer or this "
+    "endpoint's URL, a jti used once). A refusal's error_description says why."
 )
 
 
