@@ -52,6 +52,13 @@ class ClientAuthRefused(InvalidClientError):  # type: ignore[misc]
         super().__init__(description=description, status_code=401)
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A caller's value quoted back in an error_description: RFC 6749 §5.2 allows
+    printable ASCII without '"' and '\\' only, and it is cut short."""
+    text = "".join(c for c in str(value) if " " <= c <= "~" and c not in '"\\')
+    return text[:limit]
+
+
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -98,7 +105,7 @@ class PrivateKeyJwtAuth:
             candidates = [key for key in keys.keys if key.kid == kid]
             if not candidates:
                 raise ClientAuthRefused(
-                    f"The assertion's key id (kid '{str(kid)[:80]}') is not registered for "
+                    f"The assertion's key id (kid '{shown(kid)}') is not registered for "
                     "this client."
                 )
         else:
@@ -110,7 +117,7 @@ class PrivateKeyJwtAuth:
                 continue
         if kid is not None:
             raise ClientAuthRefused(
-                f"The assertion's signature does not verify with the key '{str(kid)[:80]}'."
+                f"The assertion's signature does not verify with the key '{shown(kid)}'."
             )
         raise ClientAuthRefused(
             "The assertion's signature does not verify with any key registered for this "
@@ -181,7 +188,7 @@ def _extract(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     algorithm = header.get("alg")
     if algorithm not in ASSERTION_ALGORITHMS:
         raise ClientAuthRefused(
-            f"The assertion's algorithm {str(algorithm)[:20]!r} is not accepted; use one of "
+            f"The assertion's algorithm '{shown(algorithm, 20)}' is not accepted; use one of "
             f"{', '.join(ASSERTION_ALGORITHMS)}."
         )
     return header, claims

@@ -36,7 +36,7 @@ from litestar import Response
 from litestar.enums import MediaType
 
 from gateway.clients.registry import PRIVATE_KEY_JWT, ClientRecord, ClientRegistry, burn_verify
-from gateway.oauth.assertion import ClientAuthRefused, PrivateKeyJwtAuth
+from gateway.oauth.assertion import ClientAuthRefused, PrivateKeyJwtAuth, shown
 from gateway.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from gateway.oauth.keys import ALGORITHM, KeyStore, token_lifetime_seconds
 from gateway.oauth.token_store import TokenStore
@@ -113,10 +113,13 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
             return
         unknown = [name for name in scope_to_list(requested) if name not in ALL_SCOPES]
         if unknown:
-            raise InvalidScopeError(description=f"Unknown scopes: {' '.join(unknown)[:200]}.")
+            raise InvalidScopeError(description=f"Unknown scopes: {shown(' '.join(unknown), 200)}.")
         if self.request.client.get_allowed_scope(requested) is None:
             raise InvalidScopeError(
-                description=f"None of the requested scopes ({requested}) is granted to this client."
+                description=(
+                    f"None of the requested scopes ({shown(requested, 200)}) is granted to "
+                    "this client."
+                )
             )
 
 

@@ -36,6 +36,8 @@ def _refusal(response: httpx.Response, status: int = 401, error: str = "invalid_
     assert isinstance(description, str), body
     assert description, body
     assert description != error, body  # a reason, not the code again
+    # RFC 6749 §5.2: printable ASCII without '"' and '\\'
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description), description
     return description
 
 
@@ -178,6 +180,7 @@ def test_an_assertion_for_an_unknown_client_reads_like_one_with_a_foreign_key(
         ("expired", "The assertion expired at"),
         ("wrong audience", "audience (aud) must name this server"),
         ("unknown key id", "key id (kid 'k-9') is not registered"),
+        ("a kid with quotes and accents", "key id (kid 'k-xe') is not registered"),
         ("bad signature", "signature does not verify with the key 'k-1'"),
         ("issued in the future", "issued in the future"),
         ("not yet valid", "not valid before"),
@@ -206,6 +209,9 @@ def test_each_refused_assertion_says_why(
         ),
         "unknown key id": _with_assertion(
             "/oauth/token", _assertion(key_client, key, settings, header={"kid": "k-9"})
+        ),
+        "a kid with quotes and accents": _with_assertion(
+            "/oauth/token", _assertion(key_client, key, settings, header={"kid": 'k-"\\\xe9x\\e'})
         ),
         "bad signature": _with_assertion("/oauth/token", _assertion(key_client, other, settings)),
         "issued in the future": _with_assertion(
