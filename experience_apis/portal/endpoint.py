@@ -5,7 +5,8 @@
   ``opt={"exclude_from_auth": True}``, and queries over GET are disabled, so nothing
   runs unauthenticated.
 - POST carries every operation. The kernel's bearer middleware has verified the token
-  (401 problem+json otherwise) and the ``portal`` scope guard runs before GraphQL
+  (401 problem+json otherwise; 403 ``insufficient_scope`` for a good token not issued
+  for the portal, decision 0023) and the ``portal`` scope guard runs before GraphQL
   (403 problem+json otherwise).
 - No WebSocket endpoint: the schema has no subscriptions, and a socket would bypass
   the POST handler's scope guard.
