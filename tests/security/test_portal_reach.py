@@ -1,0 +1,187 @@
+"""The GraphQL portal cannot reach what the route table keeps from a bound client.
+
+A portal client bound to customer B asks every root field of the published schema
+(contracts/graphql/portal.graphql) with everything it can select, naming customer A's
+order, customer and sku: it gets what an unknown id gets (null, an empty page) and no
+identifier of A, while A's own client gets its data through the same query. The schema
+offers no mutation and nothing of availability's configuration, movements,
+allocations or holds."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import (
+    GraphQLField,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    build_schema,
+    get_named_type,
+)
+
+from experience_apis.portal.schema import sdl
+from tests.security.access_world import World, bound_token, build_world, http
+from tests.support.tokens import TestIssuer
+
+SDL_PATH = Path(__file__).resolve().parents[2] / "contracts" / "graphql" / "portal.graphql"
+# What a customer portal's client is granted (tests/security/conftest.py).
+PORTAL_SCOPES = "portal orders:read orders:write billing:read inventory:read"
+# Fields that would hand a portal caller availability's configuration or other
+# customers' stock documents: none may exist on any type of the schema.
+FORBIDDEN_FIELDS = re.compile(
+    r"movement|channelRule|rule|strategy|region|reconciliation|allocation$|allocations|"
+    r"hold|reference|count|ledger",
+    re.IGNORECASE,
+)
+MAX_SELECTION_DEPTH = 6
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from build_world(tmp_path_factory.mktemp("portal-reach"), TestIssuer())
+
+
+@pytest.fixture(scope="module")
+def published() -> GraphQLSchema:
+    return build_schema(SDL_PATH.read_text())
+
+
+def _arguments(world: World, unknown: bool) -> dict[str, Any]:
+    """Root-field arguments by name: A's objects, or ids that name nothing."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "id": f"ORD-UNKNOWN-{tag}" if unknown else world.a.shipped_order_id,
+        "customerId": f"CUST-UNKNOWN-{tag}" if unknown else world.a.customer_id,
+        "sku": world.sku,
+        "first": 100,
+    }
+
+
+# Arguments naming a customer's object: with A's value, B must get the unknown's answer.
+CUSTOMER_ARGUMENTS = {"id", "customerId"}
+
+
+def _selection(named: GraphQLNamedType, depth: int = 0) -> str:
+    """Every field of an object type, recursively (scalars as leaves)."""
+    if not isinstance(named, GraphQLObjectType):
+        return ""
+    assert depth < MAX_SELECTION_DEPTH, f"{named.name} nests deeper than the test walks"
+    parts = []
+    for name, field in named.fields.items():
+        required = [a for a, arg in field.args.items() if isinstance(arg.type, GraphQLNonNull)]
+        assert not required, f"{named.name}.{name} takes {required}: teach the test its values"
+        sub = _selection(get_named_type(field.type), depth + 1)
+        parts.append(f"{name} {sub}".strip())
+    return "{ " + " ".join(parts) + " }"
+
+
+def _query(name: str, field: GraphQLField, arguments: dict[str, Any]) -> str:
+    missing = [
+        a
+        for a, arg in field.args.items()
+        if a not in arguments and isinstance(arg.type, GraphQLNonNull)
+    ]
+    assert not missing, f"Query.{name} takes {missing}: add them to _arguments"
+    args = ", ".join(f"{a}: {json.dumps(arguments[a])}" for a in field.args if a in arguments)
+    call = f"{name}({args})" if args else name
+    return f"{{ {call} {_selection(get_named_type(field.type))} }}"
+
+
+def _ask(world: World, customer_id: str, query: str) -> dict[str, Any]:
+    token = bound_token(world.stack.issuer, customer_id, scopes=PORTAL_SCOPES)
+    with http(world.stack.urls["portal"], token) as portal:
+        answered = portal.post("/graphql", json={"query": query})
+    assert answered.status_code == 200, answered.text
+    body: dict[str, Any] = answered.json()
+    return body
+
+
+def _root_fields(schema: GraphQLSchema) -> list[Any]:
+    assert schema.query_type is not None
+    return [pytest.param(name, id=name) for name in schema.query_type.fields]
+
+
+def test_the_published_schema_is_the_one_served(published: GraphQLSchema) -> None:
+    """The walk below covers every root field the portal actually serves."""
+    served = build_schema(sdl())
+    assert served.query_type is not None and published.query_type is not None
+    assert set(served.query_type.fields) == set(published.query_type.fields)
+    assert served.mutation_type is None and published.mutation_type is None
+    assert served.subscription_type is None and published.subscription_type is None
+
+
+def test_no_type_of_the_schema_exposes_configuration_movements_or_allocations(
+    published: GraphQLSchema,
+) -> None:
+    exposed = [
+        f"{type_name}.{field}"
+        for type_name, named in published.type_map.items()
+        if isinstance(named, GraphQLObjectType) and not type_name.startswith("__")
+        for field in named.fields
+        if FORBIDDEN_FIELDS.search(field)
+    ]
+    assert not exposed, f"the portal exposes {exposed}: decide their rule in docs/access.md"
+    assert published.mutation_type is None, (
+        "the portal gained mutations: drive each with a client of another customer here"
+    )
+
+
+@pytest.mark.parametrize("root", _root_fields(build_schema(SDL_PATH.read_text())))
+def test_another_customers_client_gets_nothing_of_a_through_any_root_field(
+    world: World, published: GraphQLSchema, root: str
+) -> None:
+    assert published.query_type is not None
+    field = published.query_type.fields[root]
+    names_a_customer_object = bool(CUSTOMER_ARGUMENTS & set(field.args))
+    theirs = _ask(world, world.b_customer_id, _query(root, field, _arguments(world, False)))
+    assert "errors" not in theirs, theirs
+    leaked = [i for i in world.identifiers_of_a() if i in json.dumps(theirs)]
+    assert not leaked, f"Query.{root} gave customer B {leaked}: {theirs}"
+    optional = {
+        a
+        for a in CUSTOMER_ARGUMENTS & set(field.args)
+        if not isinstance(field.args[a].type, GraphQLNonNull)
+    }
+    if optional:  # naming no customer at all: B's own (none), never A's
+        unnamed = {k: v for k, v in _arguments(world, False).items() if k not in optional}
+        everything = _ask(world, world.b_customer_id, _query(root, field, unnamed))
+        assert "errors" not in everything, everything
+        leaked = [i for i in world.identifiers_of_a() if i in json.dumps(everything)]
+        assert not leaked, f"Query.{root} without a customer gave B {leaked}: {everything}"
+    if names_a_customer_object:
+        unknown = _ask(world, world.b_customer_id, _query(root, field, _arguments(world, True)))
+        assert theirs == unknown, f"Query.{root}: A's object must answer like an unknown one"
+        # A's own client reads it through the same query: the empty answer is the binding.
+        own = _ask(world, world.a.customer_id, _query(root, field, _arguments(world, False)))
+        assert "errors" not in own, own
+        assert world.a.shipped_order_id in json.dumps(own), own
+
+
+def test_a_portal_client_never_sees_another_customers_shipments_or_invoices(
+    world: World,
+) -> None:
+    """The named case of the issue: A's order with its shipments and invoices."""
+    query = """query($id: ID!, $customerId: String) {
+      order(id: $id) { id customerId shipments { shipmentId trackingNumber }
+                       invoices { id orderId total { amountMinor } } }
+      orders(customerId: $customerId, first: 100) { items { id invoices { id } } nextCursor }
+    }"""
+    variables = {"id": world.a.shipped_order_id, "customerId": world.a.customer_id}
+    token = bound_token(world.stack.issuer, world.b_customer_id, scopes=PORTAL_SCOPES)
+    with http(world.stack.urls["portal"], token) as portal:
+        answered = portal.post("/graphql", json={"query": query, "variables": variables})
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == {"data": {"order": None, "orders": {"items": [], "nextCursor": None}}}
+    a_token = bound_token(world.stack.issuer, world.a.customer_id, scopes=PORTAL_SCOPES)
+    with http(world.stack.urls["portal"], a_token) as owner:
+        own = owner.post("/graphql", json={"query": query, "variables": variables}).json()
+    assert own["data"]["order"]["shipments"], own
+    assert own["data"]["order"]["invoices"][0]["id"] == world.a.invoice_id, own
