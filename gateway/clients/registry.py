@@ -54,8 +54,9 @@ SCOPE_APIS: dict[str, tuple[str, ...]] = {
 
 
 # Scopes of the platform's staff beside the administration ones (``is_admin_scope``):
-# the portal's view of every customer (ADR 0021).
-STAFF_SCOPES: frozenset[str] = frozenset({"portal:staff"})
+# the portal's view of every customer (ADR 0021), and introspection, which answers any
+# token's client, customer and scopes (resource servers only).
+STAFF_SCOPES: frozenset[str] = frozenset({"portal:staff", "introspect"})
 
 SECRET_AUTH = "client_secret"  # noqa: S105 (a method name: client_secret_basic or _post)
 PRIVATE_KEY_JWT = "private_key_jwt"

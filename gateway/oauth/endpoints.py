@@ -56,7 +56,7 @@ class AccessToken:
 
 def may_introspect(client: OAuthClient) -> bool:
     record = client.record
-    if record is None:
+    if record is None or record.customer_id is not None:  # a partner is no resource server
         return False
     return record.tier == "internal" or bool({"admin", INTROSPECT_SCOPE} & set(record.scopes))
 

@@ -231,6 +231,7 @@ class GatewayClients:
     b: tuple[str, str]  # a client bound to B, every partner scope
     b_token: str
     resource_server: tuple[str, str]  # internal tier: may introspect
+    database_url: str  # the gateway's registry
 
 
 def _gateway_token(url: str, creds: tuple[str, str]) -> str:
@@ -254,7 +255,13 @@ def gateway(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         registry.close()
     with ThreadServer(create_gateway(settings)) as server:
         yield GatewayClients(
-            server.url, _gateway_token(server.url, a), a, b, _gateway_token(server.url, b), rs
+            server.url,
+            _gateway_token(server.url, a),
+            a,
+            b,
+            _gateway_token(server.url, b),
+            rs,
+            settings.database_url,
         )
 
 
@@ -607,6 +614,26 @@ def _revoke_probe(gw: GatewayClients) -> None:
     )
     assert refused.status_code in (400, 403), refused.text
     assert _introspect(gw.url, gw.resource_server, gw.a_token).json()["active"] is True
+
+
+def test_a_bound_client_can_never_introspect_other_clients_tokens(
+    world: World, gateway: GatewayClients
+) -> None:
+    """Introspection answers any token's customer, client and scopes: resource servers
+    only. The registry refuses the scope to a bound client, and a bound client of the
+    internal tier (no rate limit, an operator's choice) is still no resource server."""
+    registry = ClientRegistry(gateway.database_url)
+    try:
+        with pytest.raises(ValueError, match="introspect"):
+            registry.create("partner", "introspect orders:read", customer_id=world.b_customer_id)
+        internal_b = registry.create(
+            "partner-internal", PARTNER_SCOPES, customer_id=world.b_customer_id, tier="internal"
+        )
+    finally:
+        registry.close()
+    refused = _introspect(gateway.url, internal_b, gateway.a_token)
+    assert refused.status_code == 403, refused.text
+    assert world.a.customer_id not in refused.text
 
 
 CLIENT_PROBES: dict[str, Callable[[GatewayClients], None]] = {
