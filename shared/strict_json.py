@@ -24,7 +24,6 @@ _ENCODER = msgspec.json.Encoder()
 # A JSON string (unrolled: no backtracking) and, when it is an object's key, its colon.
 _STRING_OR_KEY = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_QUOTE_THEN_SPACE = re.compile(rb'"[ \t\r\n]')
 _OPENERS_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
@@ -48,12 +47,14 @@ def decode(body: bytes) -> Any:
     if not isinstance(value, dict | list):
         return value
     escaped = b"\\" in body
-    if escaped or _QUOTE_THEN_SPACE.search(body):
+    if escaped:
         duplicated = _key_count(body) != _key_count(_ENCODER.encode(value))
     else:
-        # No escapes: every quote delimits a string, so a key is exactly a quote followed
-        # by a colon (a string opening with a colon counts in both bodies alike).
-        duplicated = body.count(b'":') != _ENCODER.encode(value).count(b'":')
+        # No escapes: every quote delimits a string, so once the whitespace between
+        # tokens is gone a key is exactly a quote followed by a colon (a string opening
+        # with a colon counts in both bodies alike).
+        compact = msgspec.json.format(body, indent=-1)
+        duplicated = compact.count(b'":') != _ENCODER.encode(value).count(b'":')
     if duplicated:
         raise MalformedJson("A JSON object in the body names the same key more than once.")
     if escaped and b"\\u0000" in body and _holds_nul(value):
@@ -72,7 +73,10 @@ def _deeper_than(body: bytes, limit: int) -> bool:
     Counting the brackets first spares the common body the stripping."""
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    brackets = _STRING.sub(b"", body).translate(_OPENERS_AS_BRACKETS, _NOT_BRACKETS)
+    # Without escapes every quote delimits a string: strings are the odd pieces.
+    escaped = b"\\" in body
+    outside_strings = _STRING.sub(b"", body) if escaped else b"".join(body.split(b'"')[::2])
+    brackets = outside_strings.translate(_OPENERS_AS_BRACKETS, _NOT_BRACKETS)
     for _ in range(limit):
         if not brackets:
             return False
