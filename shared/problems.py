@@ -178,10 +178,15 @@ _RESPONSE_TEXT = {
     409: "Conflicts with the current state (or the same Idempotency-Key is still running).",
     410: "This API version is retired; use its successor.",
     413: "The request body is larger than this operation accepts.",
+    415: "The body is not 'application/json' (UTF-8).",
     422: "Well-formed but not acceptable (unknown reference, reused Idempotency-Key).",
     429: "Rate limit exceeded.",
     503: "A service this one depends on is unavailable; retry later.",
 }
+
+
+def problem_response_text(status: int) -> str:
+    return _RESPONSE_TEXT.get(status, "Problem")
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

@@ -30,7 +30,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.types import Empty
 
 from shared import strict_json
-from shared.problems import ProblemError
+from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response_text
 
 JSON_BODY = "json_body"  # route opt: the handler reads a JSON body itself
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -133,3 +133,23 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
     if handler.opt.get(JSON_BODY) and request.method in METHODS_WITH_BODY:
         await request.json()
+
+
+def document_json_bodies(document: dict[str, Any]) -> None:
+    """Every operation of the OpenAPI ``document`` that takes a JSON body documents the
+    415 answer (the 400 it shares with every other operation)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+                continue
+            operation.setdefault("responses", {}).setdefault(
+                "415",
+                {
+                    "description": problem_response_text(415),
+                    "content": {
+                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                },
+            )

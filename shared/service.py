@@ -39,9 +39,9 @@ from shared.observability import (
     forget_this_process,
     health_routes,
 )
-from shared.openapi import finalize_openapi
+from shared.openapi import finalize_openapi, openapi_document
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
-from shared.request_body import StrictJsonRequest, check_json_body
+from shared.request_body import StrictJsonRequest, check_json_body, document_json_bodies
 from shared.settings import Settings
 from shared.topology import ALL_SCOPES, BY_NAME
 
@@ -273,6 +273,7 @@ def build_app(
     )
     _fix_options_allow_headers(app)
     finalize_openapi(app)
+    document_json_bodies(openapi_document(app))
     return app
 
 

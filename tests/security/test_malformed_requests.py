@@ -50,6 +50,7 @@ _MARK = "\u2603mark\u2603"
 @dataclass(frozen=True)
 class JsonRoute:
     method: str
+    template: str  # the path as the contract spells it
     path: str  # with its parameters filled in
     example: Any
     typed: bool  # a ``data`` parameter of a declared type (not a body read by hand)
@@ -93,7 +94,7 @@ def json_routes(app: Litestar) -> list[JsonRoute]:
             else:
                 example = OWN_BODY_EXAMPLES[route.path]
             path = re.sub(r"\{(\w+)\}", lambda m: _path_value(m.group(1)), template)
-            found.append(JsonRoute(method, path, example, typed))
+            found.append(JsonRoute(method, template, path, example, typed))
     return found
 
 
@@ -290,6 +291,10 @@ def test_every_route_that_can_read_a_body_is_one_the_kernel_guards(served: Serve
                 assert accepts_json_body(handler), handler
             elif "request" in parameters:
                 assert JSON_BODY in handler.opt, f"{handler} reads the request: declare JSON_BODY"
+    paths = openapi_document(served.client.app)["paths"]
+    for route in served.routes:
+        if route.typed:  # the contract says what the kernel answers
+            assert "415" in paths[route.template][route.method.lower()]["responses"], route
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
@@ -347,6 +352,20 @@ def _send_examples(served: Served) -> None:
             assert problem["type"] not in (UNSUPPORTED, MALFORMED), (str(route), problem)
             body_errors = [e for e in problem.get("errors", []) if e.get("source") == "body"]
             assert not body_errors, (str(route), problem)
+
+
+def test_graphql_variables_are_typed_by_graphql_without_coercion(
+    tmp_path: Path, issuer: TestIssuer
+) -> None:
+    """The portal's body is transport (strict JSON, checked by the kernel); its values
+    are GraphQL's to type: "5" for an Int is refused and nothing runs."""
+    query = "query($n: Int!) { orders(first: $n) { nextCursor } }"
+    with serving("portal", tmp_path, issuer) as portal:
+        (route,) = portal.routes
+        answer = portal.send(route, Sent(_encoded({"query": query, "variables": {"n": "5"}})))
+    assert answer.status_code == 200  # GraphQL over HTTP, application/json
+    assert answer.json()["data"] is None
+    assert "Int cannot represent non-integer value" in answer.json()["errors"][0]["message"]
 
 
 # The issue's findings on the real platform, through the gateway and straight at the
