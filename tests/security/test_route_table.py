@@ -14,6 +14,7 @@ and it is complete and true:
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,13 +25,15 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from joserfc import jwt
 from litestar import Litestar
 
 from gateway.app import create_app as create_gateway
 from gateway.clients.registry import ClientRegistry
+from gateway.oauth.keys import KeyStore
 from shared.auth.litestar_auth import PUBLIC_PATHS, REQUIRED_SCOPE
 from shared.settings import Settings, load_settings
-from shared.topology import SERVICES
+from shared.topology import ALL_AUDIENCES, SERVICES
 from tests.security.access_world import (
     CHANNEL,
     PARTNER_SCOPES,
@@ -46,7 +49,7 @@ TABLE = Path(__file__).resolve().parents[2] / "contracts" / "access.toml"
 AUTH_KINDS = {"public", "bearer", "client"}
 OTHER_CUSTOMER_BY_BOUND = {
     "never": {"refused"},
-    "own": {"not_found", "not_permitted", "filtered"},
+    "own": {"not_found", "not_permitted", "filtered", "refused"},
     "any": {"allowed"},
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -232,6 +235,9 @@ class GatewayClients:
     b_token: str
     resource_server: tuple[str, str]  # internal tier: may introspect
     database_url: str  # the gateway's registry
+    b_customer_id: str
+    data_dir: Path  # the gateway's signing keys
+    issuer: str
 
 
 def _gateway_token(url: str, creds: tuple[str, str]) -> str:
@@ -262,6 +268,9 @@ def gateway(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             _gateway_token(server.url, b),
             rs,
             settings.database_url,
+            world.b_customer_id,
+            settings.data_dir,
+            settings.issuer,
         )
 
 
@@ -522,21 +531,51 @@ def test_the_owner_reads_what_another_customer_gets_404_for(
     assert own.status_code == 200, f"{entry}: the owner got {own.status_code} {own.text[:300]}"
 
 
-@pytest.mark.parametrize(
-    "entry",
-    entries(lambda e: e.auth == "bearer" and e.scopes[0].startswith(SYSTEM_SCOPE_PREFIXES)),
-)
-def test_system_apis_refuse_a_bound_token_that_claims_their_scope(
-    world: World, entry: Entry
+def _gateway_signed(gw: GatewayClients, customer_id: str, scopes: str) -> str:
+    """A token with the gateway's own signing key: what its registry would never issue."""
+    keys = KeyStore.in_data_dir(gw.data_dir)
+    keys.load()
+    now = int(time.time())
+    claims = {
+        "iss": gw.issuer,
+        "aud": list(ALL_AUDIENCES),
+        "sub": "forged",
+        "client_id": "forged",
+        "customer_id": customer_id,
+        "scope": scopes,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 600,
+    }
+    header = {"alg": "ES256", "kid": keys.active.kid, "typ": "at+jwt"}
+    return jwt.encode(header, claims, keys.active)
+
+
+@pytest.mark.parametrize("entry", entries(lambda e: e.auth == "bearer" and e.bound == "never"))
+def test_a_bound_token_claiming_the_routes_own_scope_is_still_refused(
+    world: World, gateway: GatewayClients, entry: Entry
 ) -> None:
-    """The registry never grants it; a token that claims it anyway is refused by the
-    service itself, for every id alike (ADR 0014)."""
+    """The registry never grants a bound client a system-API or administration scope;
+    a token that claims one anyway (a registry bug, a stolen key) is refused by the
+    route itself, for every id alike: internal-api on the system APIs (ADR 0014),
+    insufficient_scope for administration (ADR 0021)."""
     before = snapshot(world) if entry.method in WRITE_METHODS else None
-    token = bound_token(world.stack.issuer, world.b_customer_id, scopes=" ".join(entry.scopes))
-    with http(world.stack.urls[entry.service], token) as forged:
+    scopes = " ".join(entry.scopes)
+    token = (
+        _gateway_signed(gateway, world.b_customer_id, scopes)
+        if entry.service == "gateway"
+        else bound_token(world.stack.issuer, world.b_customer_id, scopes=scopes)
+    )
+    with http(base_url(world, gateway, entry), token) as forged:
         response = send(forged, entry.method, fill(entry.path, path_values(world)))
     assert response.status_code == 403, f"{entry}: {response.status_code} {response.text[:300]}"
-    assert _problem(response)["type"] == "/problems/internal-api", response.text
+    expected = (
+        "/problems/internal-api"
+        if entry.scopes[0].startswith(SYSTEM_SCOPE_PREFIXES)
+        else "/problems/insufficient-scope"
+    )
+    assert _problem(response)["type"] == expected, response.text
+    assert_no_data_of_a(world, response, entry)
     if before is not None:
         assert snapshot(world) == before, f"{entry}: a refused call changed something"
 
@@ -597,7 +636,7 @@ def _token_probe(gw: GatewayClients) -> None:
         assert asked.json()["error"] == "invalid_scope", asked.text
     claims = _introspect(gw.url, gw.resource_server, gw.b_token).json()
     assert claims["active"] is True
-    assert claims["customer_id"] != "" and claims["client_id"] == gw.b[0]
+    assert claims["customer_id"] == gw.b_customer_id and claims["client_id"] == gw.b[0]
     assert set(claims["scope"].split()) == set(PARTNER_SCOPES.split())
 
 
@@ -612,7 +651,8 @@ def _revoke_probe(gw: GatewayClients) -> None:
     refused = httpx.post(
         f"{gw.url}/oauth/revoke", data={"token": gw.a_token}, auth=gw.b, timeout=20
     )
-    assert refused.status_code in (400, 403), refused.text
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_grant", refused.text
     assert _introspect(gw.url, gw.resource_server, gw.a_token).json()["active"] is True
 
 
