@@ -2,7 +2,7 @@
 
 Both authenticate the caller like the token endpoint (secret or private_key_jwt).
 Introspection answers only resource servers: internal-tier clients, or clients with
-the ``admin`` or the ``introspect`` scope; any
+the ``admin`` or the ``introspect`` scope, never a client bound to a customer; any
 other client is 403 ``unauthorized_client`` before the token is looked at. A token
 that is expired, revoked, not ours, tampered or unknown is ``{"active": false}``.
 
