@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 
-from shared.topology import ALL_AUDIENCES
+from gateway.clients.registry import STAFF_SCOPES
+from shared.auth.litestar_auth import SYSTEM_API_SCOPE_PREFIXES, is_admin_scope
+from shared.topology import ALL_AUDIENCES, ALL_SCOPES
 from tests.orders.seed import (
     fulfillment_orders,
     new_customer,
@@ -27,8 +29,17 @@ from tests.support.tokens import TestIssuer
 
 SERVICES = ["erp", "wms", "availability", "order_to_ship", "billing", "portal"]
 CHANNEL = "b2b_portal"
-# Every scope the client registry grants a client bound to a customer (ADR 0014).
-PARTNER_SCOPES = "portal orders:read orders:write billing:read inventory:read inventory:write"
+# Every scope the client registry grants a client bound to a customer (ADR 0014, 0021):
+# all but the administration, staff and system-API ones. A new scope joins by itself.
+PARTNER_SCOPES = " ".join(
+    scope
+    for scope in ALL_SCOPES
+    if not (
+        is_admin_scope(scope)
+        or scope in STAFF_SCOPES
+        or scope.startswith(SYSTEM_API_SCOPE_PREFIXES)
+    )
+)
 
 
 @dataclass(frozen=True)
