@@ -16,6 +16,8 @@ that converts query strings. ``StrictJsonRequest.json()`` does the body's part f
 A handler that reads its JSON body itself (the portal's GraphQL) declares
 ``opt={JSON_BODY: True}`` on its route or controller; ``check_json_body`` (the apps'
 ``before_request``) applies the same media type and decoding checks before it runs.
+A handler that takes the raw request but reads no body says ``{JSON_BODY: False}``
+(tests/security/test_malformed_requests.py holds every route to one or the other).
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response_t
 
 JSON_BODY = "json_body"  # route opt: the handler reads a JSON body itself
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_PLAIN_JSON = frozenset({"application/json", b"application/json"})
 
 
 def is_json_media_type(content_type: str | bytes | None) -> bool:
     """``application/json``, with no charset or UTF-8 (RFC 8259 defines no other).
     Structured suffixes (``application/merge-patch+json``) name other semantics that
     Tally does not implement, so they are refused rather than read as plain JSON."""
+    if content_type in _PLAIN_JSON:  # what nearly every client sends: no parsing
+        return True
     if content_type is None:
         return False
     if isinstance(content_type, bytes):
