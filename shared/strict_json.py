@@ -97,3 +97,16 @@ def _holds_nul(value: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return False
+
+
+def integral_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that has no fractional part as an int. JSON has one
+    number type: ``4.0`` is the integer 4 (as JSON Schema's ``integer`` says), while
+    ``"4"`` stays a string. Floats are ints too for a float field (msgspec takes ints)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {key: integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(item) for item in value]
+    return value

@@ -195,6 +195,11 @@ def _huge_integer(route: JsonRoute) -> Sent | None:
     return None if at is None else Sent(_encoded(_replaced(route.example, at, 2**63)))
 
 
+def _fraction_for_integer(route: JsonRoute) -> Sent | None:
+    at = _first(route.example, _is_int)
+    return None if at is None else Sent(_encoded(_replaced(route.example, at, 4.5)))
+
+
 def _unknown_field(route: JsonRoute) -> Sent:
     return Sent(_encoded({**route.example, "unexpected_field": 1}))
 
@@ -224,6 +229,7 @@ CASES: dict[str, Case] = {
     "merge-patch+json": Case(_as("application/merge-patch+json"), 415, UNSUPPORTED),
     "string for integer": Case(_string_for_integer, 400, INVALID, typed_only=True),
     "2**63": Case(_huge_integer, 400, INVALID, typed_only=True),
+    "4.5 for integer": Case(_fraction_for_integer, 400, INVALID, typed_only=True),
     "unknown field": Case(_unknown_field, 400, INVALID, typed_only=True),
     "10 KB id": Case(_huge_id, 400, INVALID, typed_only=True),
 }
@@ -343,15 +349,28 @@ def test_the_unmutated_example_passes_the_body_checks(
 
 def _send_examples(served: Served) -> None:
     for route in served.routes:
-        sent = Sent(_encoded(route.example), "application/json; charset=UTF-8")
-        response = served.send(route, sent)
-        # 503: the in-process service has no neighbours to call once the body is good
-        assert response.status_code != 500, (str(route), response.text)
-        if response.status_code >= 400:
-            problem = response.json()
-            assert problem["type"] not in (UNSUPPORTED, MALFORMED), (str(route), problem)
-            body_errors = [e for e in problem.get("errors", []) if e.get("source") == "body"]
-            assert not body_errors, (str(route), problem)
+        for example in _spellings(route):
+            _assert_passes_the_body_checks(served, route, example)
+
+
+def _spellings(route: JsonRoute) -> list[Any]:
+    """The example, and with its first integer spelled 4.0: one JSON number (JSON
+    Schema's ``integer`` takes it too)."""
+    at = _first(route.example, _is_int)
+    if at is None:
+        return [route.example]
+    return [route.example, _replaced(route.example, at, float(_lookup(route.example, at)))]
+
+
+def _assert_passes_the_body_checks(served: Served, route: JsonRoute, example: Any) -> None:
+    response = served.send(route, Sent(_encoded(example), "application/json; charset=UTF-8"))
+    # 503: the in-process service has no neighbours to call once the body is good
+    assert response.status_code != 500, (str(route), response.text)
+    if response.status_code >= 400:
+        problem = response.json()
+        assert problem["type"] not in (UNSUPPORTED, MALFORMED), (str(route), problem)
+        body_errors = [e for e in problem.get("errors", []) if e.get("source") == "body"]
+        assert not body_errors, (str(route), example, problem)
 
 
 def test_graphql_variables_are_typed_by_graphql_without_coercion(

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.request_body import is_json_media_type
-from shared.strict_json import MAX_DEPTH, MalformedJson, decode
+from shared.strict_json import MAX_DEPTH, MalformedJson, decode, integral_floats_as_ints
 
 
 @pytest.mark.parametrize(
@@ -95,6 +95,13 @@ def test_strict_json_refuses(body: bytes, why: str) -> None:
 def test_only_application_json_in_utf_8_is_json(content_type: str | None, accepted: bool) -> None:
     assert is_json_media_type(content_type) is accepted
     assert is_json_media_type(content_type.encode() if content_type else None) is accepted
+
+
+def test_integral_floats_become_ints_and_nothing_else_changes() -> None:
+    value = decode(b'{"a": 4.0, "b": [1e3, 4.5, "4.0", true], "c": {"d": -0.0}}')
+    converted = integral_floats_as_ints(value)
+    assert converted == {"a": 4, "b": [1000, 4.5, "4.0", True], "c": {"d": 0}}
+    assert [type(x) for x in converted["b"]] == [int, float, str, bool]
 
 
 # Keys from a small alphabet so that objects often repeat one; escapes and whitespace
