@@ -52,6 +52,27 @@ def _measure(run: Callable[[], object]) -> float:
     return best / number * 1e6
 
 
+def _figures(body: bytes, typed: msgspec.json.Decoder[AllocationIn]) -> dict[str, float]:
+    def before() -> object:
+        return typed.decode(body)
+
+    def after() -> object:
+        return msgspec.convert(strict_json.decode(body), AllocationIn)
+
+    def check() -> object:
+        return strict_json.decode(body)
+
+    def pairs_hook() -> object:
+        return json.loads(body, object_pairs_hook=_pairs_hook)
+
+    return {
+        "before: typed decode": _measure(before),
+        "after: strict + convert": _measure(after),
+        "strict check alone": _measure(check),
+        "json.loads + pairs hook": _measure(pairs_hook),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", help="write the figures to this file")
@@ -59,16 +80,7 @@ def main() -> None:
     typed = msgspec.json.Decoder(AllocationIn)
     rows = []
     for name, body in BODIES.items():
-        figures = {
-            "before: typed decode": _measure(lambda b=body: typed.decode(b)),
-            "after: strict + convert": _measure(
-                lambda b=body: msgspec.convert(strict_json.decode(b), AllocationIn)
-            ),
-            "strict check alone": _measure(lambda b=body: strict_json.decode(b)),
-            "json.loads + pairs hook": _measure(
-                lambda b=body: json.loads(b, object_pairs_hook=_pairs_hook)
-            ),
-        }
+        figures = _figures(body, typed)
         rows.append({"body": name, "bytes": len(body), **figures})
     columns = list(rows[0])
     print(f"load average before: {os.getloadavg()[0]:.2f}")
