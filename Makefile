@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/tally contracts check
 	$(MAKE) spectral
 
@@ -42,4 +43,4 @@ spectral: node_modules/.package-lock.json
 	npx --no-install spectral lint "contracts/openapi/*/*.json" --ruleset .spectral.yaml --fail-severity error
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache node_modules
