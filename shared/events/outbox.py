@@ -37,9 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, sleep_or_wake
+from shared.db import Database, Emitted, write_events_with
 from shared.events.bus import EventBus
 from shared.events.envelope import Event, decode_event, encode_event
+from shared.waiting import sleep_or_wake
 
 log = logging.getLogger("tally.outbox")
 
@@ -55,8 +56,11 @@ FAULT_CRASH_BEFORE_PUBLISH = "TALLY_FAULT_CRASH_BEFORE_PUBLISH"
 
 
 def outbox_table(metadata: MetaData) -> Table:
+    """The schema's outbox table, declared on first call; the transactions of every
+    ``Database`` on ``metadata`` then store their emitted events in it."""
     if "outbox" in metadata.tables:
         return metadata.tables["outbox"]
+    write_events_with(metadata, write_outbox)
     return Table(
         "outbox",
         metadata,
@@ -72,9 +76,7 @@ def outbox_table(metadata: MetaData) -> Table:
 _INSERTS: dict[Table, BulkInsert] = {}
 
 
-async def write_outbox(
-    conn: AsyncConnection, metadata: MetaData, events: list[tuple[str, Any]]
-) -> None:
+async def write_outbox(conn: AsyncConnection, metadata: MetaData, events: Emitted) -> None:
     table = outbox_table(metadata)
     write = _INSERTS.get(table)
     if write is None:

@@ -1,0 +1,102 @@
+"""The service's async engine: PostgreSQL pooled; SQLite in WAL mode on the one-trip
+driver adapter, with its BEGIN, pragmas and pool reset tuned for the writer."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+from sqlalchemy.util import await_
+
+from shared.db.sqlite_driver import OneTripDbapi
+
+# Set in a connection's ``info`` while its transactions only read: on SQLite they
+# BEGIN deferred (no write lock).
+READ_ONLY = "tally_read_only"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _begin_waiting(conn: sqlite3.Connection, sql: str) -> None:
+    """BEGIN on a connection that never waits for a lock (the kept writer), waiting."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        conn.execute(sql)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """SQLite runs in WAL mode. Write transactions take the write lock at BEGIN
+    (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of failing a lock
+    upgrade mid-transaction; reads begin deferred and never wait for a writer.
+
+    aiosqlite runs every call on the connection's own thread, and each round trip
+    costs: statements take one trip each (``OneTripCursor``), BEGIN goes straight to
+    the driver, and a connection returned to the pool is rolled back only when a
+    transaction is still open (a committed one needs no rollback trip)."""
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "aiosqlite":
+        options["module"] = OneTripDbapi(aiosqlite, sqlite3)
+    engine = create_async_engine(
+        url,
+        # check_same_thread off: the writer's statements run on the loop's thread
+        # (shared/db/database.py, ``_run_inline``).
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_reset_on_return=None,
+        **options,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        driver = conn.connection.driver_connection  # the aiosqlite connection
+        sql = "BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
+        if getattr(conn.connection.dbapi_connection, "inline", False):
+            # The kept writer, holding this host's writer turn: the lock is free unless
+            # a writer outside the turn holds it (a schema upgrade). Tried on the loop's
+            # thread without waiting; if taken, waited for on the driver's thread.
+            try:
+                driver._conn.execute(sql)
+                return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+            await_(driver._execute(_begin_waiting, driver._conn, sql))
+            return
+        await_(driver._execute(driver._conn.execute, sql))
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(
+        dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
+    ) -> None:
+        if not state.asyncio_safe or state.terminate_only:
+            return  # what SQLAlchemy's own rollback-on-return would skip too
+        driver = record.driver_connection
+        if driver is not None and driver.in_transaction:
+            dbapi_connection.rollback()
+
+    return engine
