@@ -1,7 +1,10 @@
-"""RFC 9457 problem details for every service, built on Litestar's ProblemDetailsPlugin.
+"""RFC 9457 problem details for every service.
 
 A problem carries a stable relative ``type`` (``/problems/<slug>``) and the
 correlation id, so a partner can branch on the type and quote the id to support.
+Every ``shared.refusals.Refusal`` is answered by one handler (``EXCEPTION_HANDLERS``,
+which every service's app gets from ``shared.service.build_app``) through
+``body_of_problem``, the function the allocation fast path answers with too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from litestar.plugins.problem_details import (
 )
 
 from shared.correlation import correlation_id
+from shared.refusals import Refusal
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("tally.problems")
@@ -54,27 +58,9 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
 
 
-class ProblemError(ProblemDetailsException):
-    """Raise from any layer: ``raise ProblemError(409, "insufficient-stock", "...")``."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            detail=detail,
-            status_code=status,
-            type_=f"/problems/{slug}",
-            title=title or _DEFAULT_TYPES.get(status, (slug, slug))[1],
-            headers=headers,
-            extra=extra,
-        )
+# The name the kernel's HTTP layer (authentication, request bodies, downstream calls)
+# and older code raise: one type, one rendering.
+ProblemError = Refusal
 
 
 def problem_body(
@@ -119,8 +105,17 @@ def problem_response(
     )
 
 
-def body_of_problem(exc: ProblemDetailsException, instance: str) -> dict[str, Any]:
-    """The problem body of a raised problem, as every service answers it."""
+def body_of_problem(exc: Refusal | ProblemDetailsException, instance: str) -> dict[str, Any]:
+    """The problem body of a refusal, as every service (and the fast path) answers it."""
+    if isinstance(exc, Refusal):
+        return problem_body(
+            exc.status,
+            exc.detail or None,
+            slug=exc.slug,
+            title=exc.title,
+            extra=exc.extra,
+            instance=instance,
+        )
     slug = exc.type_.removeprefix("/problems/") if exc.type_ else None
     extra = dict(exc.extra) if isinstance(exc.extra, dict) else None
     return problem_body(
@@ -128,7 +123,10 @@ def body_of_problem(exc: ProblemDetailsException, instance: str) -> dict[str, An
     )
 
 
-def _handle_problem(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+def _handle_refusal(
+    request: Request[Any, Any, Any], exc: Refusal | ProblemDetailsException
+) -> Response[Any]:
+    """The one handler that answers a refusal, wherever it was raised."""
     return Response(
         body_of_problem(exc, request.url.path),
         status_code=exc.status_code,
@@ -161,10 +159,11 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:
-    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=_handle_problem))
+    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_handler=_handle_refusal))
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    Refusal: _handle_refusal,
     HTTPException: _handle_http,
     Exception: _handle_unexpected,
 }

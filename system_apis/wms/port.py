@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from shared.db import Tx
+from shared.refusals import CatalogRefusal
 from system_apis.wms.schemas import (
     Adjustment,
     AdjustmentIn,
@@ -28,48 +29,71 @@ from system_apis.wms.schemas import (
 )
 
 
-class WmsError(Exception):
-    """A refusal of the WMS; the message is safe to show the caller."""
+class WmsError(CatalogRefusal):
+    """A refusal of the WMS; the message is safe to show the caller. Each kind states
+    the answer the caller gets (``shared.refusals``)."""
 
 
 class DuplicateRecord(WmsError):
-    pass
+    status, slug = 409, "duplicate-record"
+
+
+class DuplicateWarehouse(DuplicateRecord):
+    slug = "duplicate-warehouse"
 
 
 class UnknownWarehouse(WmsError):
-    pass
+    status, slug = 422, "unknown-warehouse"
 
 
 class DuplicateLine(WmsError):
-    pass
+    status, slug = 422, "duplicate-line"
 
 
 class NotFound(WmsError):
-    pass
+    status, slug = 404, "not-found"
+
+
+class FulfillmentOrderNotFound(NotFound):
+    slug = "fulfillment-order-not-found"
+
+
+class ReturnNotFound(NotFound):
+    slug = "return-not-found"
+
+
+class ReceiptNotFound(NotFound):
+    slug = "receipt-not-found"
 
 
 class InvalidState(WmsError):
     """The fulfillment order's status does not allow the operation."""
 
+    status, slug = 409, "invalid-fulfillment-status"
+
 
 class OverShipment(WmsError):
-    pass
+    status, slug = 409, "over-shipment"
 
 
 class InsufficientStock(WmsError):
-    pass
+    status, slug = 409, "insufficient-stock"
 
 
 class StaleExpectation(WmsError):
     """A compare-and-set whose expected value is no longer the WMS's figure."""
 
+    status, slug = 409, "stale-count"
+
     def __init__(self, message: str, current: int) -> None:
-        super().__init__(message)
+        super().__init__(message, extra={"current_quantity": current})
         self.current = current
 
 
 class OverDisposition(WmsError):
     """More of a return line would be dispositioned than was received."""
+
+    status, slug = 409, "over-disposition"
 
 
 @runtime_checkable

@@ -17,13 +17,12 @@ from system_apis.wms.adapters.common import (
     bump_stock_version,
     lot_out,
     require_warehouse,
-    utc,
 )
 from system_apis.wms.port import (
     DuplicateLine,
+    FulfillmentOrderNotFound,
     InsufficientStock,
     InvalidState,
-    NotFound,
     OverShipment,
 )
 from system_apis.wms.schemas import (
@@ -58,8 +57,8 @@ async def load_orders(conn: AsyncConnection, query: Select[Any]) -> list[Fulfill
             warehouse_id=h.warehouse_id,
             status=h.status,
             lines=lines[h.fulfillment_order_id],
-            created_at=utc(h.created_at),
-            updated_at=utc(h.updated_at),
+            created_at=h.created_at,
+            updated_at=h.updated_at,
         )
         for h in heads
     ]
@@ -74,7 +73,7 @@ async def _locked_head(conn: AsyncConnection, fulfillment_order_id: str) -> Any:
     whose transaction already holds the write lock)."""
     head = (await conn.execute(_by_id(fulfillment_order_id).with_for_update())).first()
     if head is None:
-        raise NotFound(f"No fulfillment order {fulfillment_order_id}.")
+        raise FulfillmentOrderNotFound(f"No fulfillment order {fulfillment_order_id}.")
     return head
 
 
@@ -362,7 +361,7 @@ class ReferenceFulfillment:
                 carrier=h.carrier,
                 tracking_number=h.tracking_number,
                 lines=lines[h.shipment_id],
-                shipped_at=utc(h.shipped_at),
+                shipped_at=h.shipped_at,
             )
             for h in heads
         ]

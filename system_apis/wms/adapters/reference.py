@@ -20,13 +20,12 @@ from system_apis.wms.adapters.common import (
     bump_stock_version,
     lot_out,
     stock_version,
-    utc,
 )
 from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
 from system_apis.wms.adapters.picks import ReferencePicks
 from system_apis.wms.adapters.returns import ReferenceReturns
 from system_apis.wms.adapters.stock_changes import ReferenceStockChanges
-from system_apis.wms.port import DuplicateRecord
+from system_apis.wms.port import DuplicateWarehouse
 from system_apis.wms.schemas import (
     FulfillmentOrder,
     Receipt,
@@ -56,7 +55,7 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
                     )
                 )
         except IntegrityError as exc:
-            raise DuplicateRecord(f"Warehouse {warehouse.warehouse_id} already exists.") from exc
+            raise DuplicateWarehouse(f"Warehouse {warehouse.warehouse_id} already exists.") from exc
         return Warehouse(warehouse.warehouse_id, warehouse.name, warehouse.region, now)
 
     async def list_warehouses(self, after: str | None, limit: int) -> list[Warehouse]:
@@ -66,7 +65,7 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
             query = query.where(table.c.warehouse_id > after)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [Warehouse(r.warehouse_id, r.name, r.region, utc(r.created_at)) for r in rows]
+        return [Warehouse(r.warehouse_id, r.name, r.region, r.created_at) for r in rows]
 
     # -- receipts --------------------------------------------------------
     async def post_receipt(self, tx: Tx, receipt: ReceiptIn) -> Receipt:
@@ -117,7 +116,7 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
                 )
             ).all()
         lines = [StockLine(r.sku, r.quantity, lot_out(r.lot)) for r in rows]
-        return Receipt(head.receipt_id, head.warehouse_id, lines, utc(head.received_at))
+        return Receipt(head.receipt_id, head.warehouse_id, lines, head.received_at)
 
     # -- fulfillment orders (reads; writes are in ReferenceFulfillment) --
     async def get_fulfillment_order(self, fulfillment_order_id: str) -> FulfillmentOrder | None:
@@ -170,7 +169,7 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
                 sku=r.sku,
                 lot=lot_out(r.lot),
                 on_hand=r.on_hand,
-                updated_at=utc(r.updated_at),
+                updated_at=r.updated_at,
                 quality_control=r.quality_control,
                 damaged=r.damaged,
                 hold=r.hold,

@@ -13,8 +13,8 @@ from sqlalchemy import insert, select, update
 
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import bump_stock_version, change_stock, lot_out, utc
-from system_apis.wms.port import DuplicateLine, InsufficientStock, NotFound, OverDisposition
+from system_apis.wms.adapters.common import bump_stock_version, change_stock, lot_out
+from system_apis.wms.port import DuplicateLine, InsufficientStock, OverDisposition, ReturnNotFound
 from system_apis.wms.schemas import DispositionIn, ReturnIn, ReturnLine, ReturnReceipt
 
 RET = tables.returns
@@ -54,8 +54,8 @@ async def _load(conn: Any, return_id: str) -> ReturnReceipt | None:
         head.warehouse_id,
         head.status,
         lines,
-        utc(head.received_at),
-        utc(head.updated_at),
+        head.received_at,
+        head.updated_at,
     )
 
 
@@ -115,7 +115,7 @@ class ReferenceReturns:
             await conn.execute(select(RET).where(RET.c.return_id == return_id).with_for_update())
         ).first()
         if head is None:
-            raise NotFound(f"No return {return_id}.")
+            raise ReturnNotFound(f"No return {return_id}.")
         await bump_stock_version(conn, head.warehouse_id)
         now = datetime.now(UTC)
         for line in sorted(disposition.lines, key=lambda x: (x.sku, x.lot or "")):

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
 from shared.idempotency import IdempotencyKey, IdempotencyStore
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 from system_apis.wms.events import inventory_adjusted
-from system_apis.wms.port import InsufficientStock, StaleExpectation, UnknownWarehouse, WmsPort
+from system_apis.wms.port import WmsPort
 from system_apis.wms.schemas import Adjustment, AdjustmentIn, CycleCount, CycleCountIn
-
-
-def _refusal(exc: UnknownWarehouse | InsufficientStock) -> ProblemError:
-    if isinstance(exc, UnknownWarehouse):
-        return ProblemError(422, "unknown-warehouse", str(exc))
-    return ProblemError(409, "insufficient-stock", str(exc))
 
 
 class AdjustmentController(Controller):
@@ -34,10 +31,10 @@ class AdjustmentController(Controller):
     )
     async def post_adjustment(
         self,
-        data: AdjustmentIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[AdjustmentIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Adjustment]:
         """Each line changes the stock in one status (available, quality_control,
@@ -45,13 +42,10 @@ class AdjustmentController(Controller):
         old status, plus in the new one). Nothing may go below zero, and held stock may
         not exceed what is on hand: such an adjustment is refused whole (409)."""
         if any(line.quantity_delta == 0 for line in data.lines):
-            raise ProblemError(422, "zero-quantity", "Every line must change the quantity.")
+            raise Refusal(422, "zero-quantity", "Every line must change the quantity.")
 
         async def effect(tx: Tx) -> tuple[int, Adjustment]:
-            try:
-                adjustment = await wms.post_adjustment(tx, data)
-            except (UnknownWarehouse, InsufficientStock) as exc:
-                raise _refusal(exc) from exc
+            adjustment = await wms.post_adjustment(tx, data)
             version = await wms.stock_version(tx, adjustment.warehouse_id)
             tx.emit(STREAM_WMS, inventory_adjusted(adjustment, version))
             return 201, adjustment
@@ -74,10 +68,10 @@ class CycleCountController(Controller):
     )
     async def post_cycle_count(
         self,
-        data: CycleCountIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[CycleCountIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[CycleCount]:
         """The count replaces ``expected_quantity``: when the WMS's on-hand is no longer
@@ -86,14 +80,7 @@ class CycleCountController(Controller):
         ``cycle_count``) and emitted as ``inventory.adjusted``."""
 
         async def effect(tx: Tx) -> tuple[int, CycleCount]:
-            try:
-                count, adjustment = await wms.post_cycle_count(tx, data)
-            except StaleExpectation as exc:
-                raise ProblemError(
-                    409, "stale-count", str(exc), extra={"current_quantity": exc.current}
-                ) from exc
-            except (UnknownWarehouse, InsufficientStock) as exc:
-                raise _refusal(exc) from exc
+            count, adjustment = await wms.post_cycle_count(tx, data)
             if adjustment is not None:
                 version = await wms.stock_version(tx, adjustment.warehouse_id)
                 tx.emit(STREAM_WMS, inventory_adjusted(adjustment, version))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -13,21 +15,11 @@ from shared.models import (
     LimitParam,
     OrderIdListQuery,
     Page,
-    decode_cursor,
-    encode_cursor,
 )
-from shared.problems import ProblemError, problem_responses
+from shared.paging import decode_cursor, keyset_page
+from shared.problems import problem_responses
 from system_apis.wms.events import fulfillment_released, pick_confirmed, shipment_dispatched
-from system_apis.wms.port import (
-    DuplicateLine,
-    InsufficientStock,
-    InvalidState,
-    NotFound,
-    OverShipment,
-    UnknownWarehouse,
-    WmsError,
-    WmsPort,
-)
+from system_apis.wms.port import FulfillmentOrderNotFound, WmsPort
 from system_apis.wms.schemas import (
     FulfillmentOrder,
     FulfillmentOrderIn,
@@ -36,21 +28,6 @@ from system_apis.wms.schemas import (
     Shipment,
     ShipmentIn,
 )
-
-# How each refusal of the WMS reaches the caller: (status, problem slug).
-_PROBLEMS: dict[type[WmsError], tuple[int, str]] = {
-    NotFound: (404, "fulfillment-order-not-found"),
-    UnknownWarehouse: (422, "unknown-warehouse"),
-    DuplicateLine: (422, "duplicate-line"),
-    OverShipment: (409, "over-shipment"),
-    InsufficientStock: (409, "insufficient-stock"),
-    InvalidState: (409, "invalid-fulfillment-status"),
-}
-
-
-def _problem(exc: WmsError) -> ProblemError:
-    status, slug = _PROBLEMS[type(exc)]
-    return ProblemError(status, slug, str(exc))
 
 
 class FulfillmentController(Controller):
@@ -66,17 +43,14 @@ class FulfillmentController(Controller):
     )
     async def create_fulfillment_order(
         self,
-        data: FulfillmentOrderIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[FulfillmentOrderIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[FulfillmentOrder]:
         async def effect(tx: Tx) -> tuple[int, FulfillmentOrder]:
-            try:
-                order = await wms.create_fulfillment_order(tx, data)
-            except (UnknownWarehouse, DuplicateLine) as exc:
-                raise _problem(exc) from exc
+            order = await wms.create_fulfillment_order(tx, data)
             tx.emit(STREAM_WMS, fulfillment_released(order))
             return 201, order
 
@@ -93,15 +67,13 @@ class FulfillmentController(Controller):
     )
     async def list_fulfillment_orders(
         self,
-        wms: WmsPort,
+        wms: NamedDependency[WmsPort],
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[FulfillmentOrder]:
         found = await wms.list_fulfillment_orders(list(order_id), decode_cursor(cursor), limit + 1)
-        more = len(found) > limit
-        page = found[:limit]
-        return Page(page, encode_cursor(page[-1].fulfillment_order_id) if more else None)
+        return keyset_page(found, limit, key=lambda f: f.fulfillment_order_id)
 
     @get(
         "/{fulfillment_order_id:str}",
@@ -111,11 +83,11 @@ class FulfillmentController(Controller):
         **requires("wms:read"),
     )
     async def get_fulfillment_order(
-        self, fulfillment_order_id: IdParam, wms: WmsPort
+        self, fulfillment_order_id: IdParam, wms: NamedDependency[WmsPort]
     ) -> FulfillmentOrder:
         order = await wms.get_fulfillment_order(fulfillment_order_id)
         if order is None:
-            raise _problem(NotFound(f"No fulfillment order {fulfillment_order_id}."))
+            raise FulfillmentOrderNotFound(f"No fulfillment order {fulfillment_order_id}.")
         return order
 
     @post(
@@ -127,13 +99,13 @@ class FulfillmentController(Controller):
         **requires("wms:write"),
     )
     async def cancel_fulfillment_order(
-        self, fulfillment_order_id: IdParam, wms: WmsPort, idempotency: IdempotencyStore
+        self,
+        fulfillment_order_id: IdParam,
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
     ) -> FulfillmentOrder:
-        try:
-            async with idempotency.db.transaction() as tx:
-                return await wms.cancel_fulfillment_order(tx, fulfillment_order_id)
-        except (NotFound, InvalidState) as exc:
-            raise _problem(exc) from exc
+        async with idempotency.db.transaction() as tx:
+            return await wms.cancel_fulfillment_order(tx, fulfillment_order_id)
 
     @post(
         "/{fulfillment_order_id:str}/shipments",
@@ -145,17 +117,14 @@ class FulfillmentController(Controller):
     async def create_shipment(
         self,
         fulfillment_order_id: IdParam,
-        data: ShipmentIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[ShipmentIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Shipment]:
         async def effect(tx: Tx) -> tuple[int, Shipment]:
-            try:
-                shipment = await wms.create_shipment(tx, fulfillment_order_id, data)
-            except WmsError as exc:
-                raise _problem(exc) from exc
+            shipment = await wms.create_shipment(tx, fulfillment_order_id, data)
             version = await wms.stock_version(tx, shipment.warehouse_id)
             tx.emit(STREAM_WMS, shipment_dispatched(shipment, version))
             return 201, shipment
@@ -176,21 +145,19 @@ class FulfillmentController(Controller):
     async def list_shipments(
         self,
         fulfillment_order_id: IdParam,
-        wms: WmsPort,
+        wms: NamedDependency[WmsPort],
         cursor: CursorParam = None,
         limit: LimitParam = 100,
     ) -> Page[Shipment]:
         if await wms.get_fulfillment_order(fulfillment_order_id) is None:
-            raise _problem(NotFound(f"No fulfillment order {fulfillment_order_id}."))
+            raise FulfillmentOrderNotFound(f"No fulfillment order {fulfillment_order_id}.")
         # A fulfillment order has few shipments: page over them in shipment id order.
         after = decode_cursor(cursor)
         shipments = sorted(
             await wms.list_shipments(fulfillment_order_id), key=lambda s: s.shipment_id
         )
         remaining = [s for s in shipments if after is None or s.shipment_id > after]
-        page = remaining[:limit]
-        more = len(remaining) > limit
-        return Page(page, encode_cursor(page[-1].shipment_id) if more else None)
+        return keyset_page(remaining, limit, key=lambda s: s.shipment_id)
 
     @post(
         "/{fulfillment_order_id:str}/picks",
@@ -202,20 +169,17 @@ class FulfillmentController(Controller):
     async def confirm_pick(
         self,
         fulfillment_order_id: IdParam,
-        data: PickIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[PickIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Pick]:
         """Picked stock stays on hand but is held for the order until it ships; the
         shipment takes the picked lots first."""
 
         async def effect(tx: Tx) -> tuple[int, Pick]:
-            try:
-                pick = await wms.confirm_pick(tx, fulfillment_order_id, data)
-            except WmsError as exc:
-                raise _problem(exc) from exc
+            pick = await wms.confirm_pick(tx, fulfillment_order_id, data)
             version = await wms.stock_version(tx, pick.warehouse_id)
             tx.emit(STREAM_WMS, pick_confirmed(pick, version))
             return 201, pick

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -8,9 +10,9 @@ from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
 from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
 from system_apis.wms.events import receipt_posted
-from system_apis.wms.port import UnknownWarehouse, WmsPort
+from system_apis.wms.port import ReceiptNotFound, WmsPort
 from system_apis.wms.schemas import Receipt, ReceiptIn
 
 
@@ -27,17 +29,14 @@ class ReceiptController(Controller):
     )
     async def post_receipt(
         self,
-        data: ReceiptIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[ReceiptIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Receipt]:
         async def effect(tx: Tx) -> tuple[int, Receipt]:
-            try:
-                receipt = await wms.post_receipt(tx, data)
-            except UnknownWarehouse as exc:
-                raise ProblemError(422, "unknown-warehouse", str(exc)) from exc
+            receipt = await wms.post_receipt(tx, data)
             version = await wms.stock_version(tx, receipt.warehouse_id)
             tx.emit(STREAM_WMS, receipt_posted(receipt, version))
             return 201, receipt
@@ -53,8 +52,8 @@ class ReceiptController(Controller):
         responses=problem_responses(404),
         **requires("wms:read"),
     )
-    async def get_receipt(self, receipt_id: IdParam, wms: WmsPort) -> Receipt:
+    async def get_receipt(self, receipt_id: IdParam, wms: NamedDependency[WmsPort]) -> Receipt:
         receipt = await wms.get_receipt(receipt_id)
         if receipt is None:
-            raise ProblemError(404, "receipt-not-found", f"No receipt {receipt_id}.")
+            raise ReceiptNotFound(f"No receipt {receipt_id}.")
         return receipt

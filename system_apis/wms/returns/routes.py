@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -10,31 +12,10 @@ from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
 from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
 from system_apis.wms.events import return_dispositioned, return_received
-from system_apis.wms.port import (
-    DuplicateLine,
-    InsufficientStock,
-    NotFound,
-    OverDisposition,
-    UnknownWarehouse,
-    WmsError,
-    WmsPort,
-)
+from system_apis.wms.port import ReturnNotFound, WmsPort
 from system_apis.wms.schemas import DispositionIn, ReturnIn, ReturnReceipt
-
-_PROBLEMS: dict[type[WmsError], tuple[int, str]] = {
-    NotFound: (404, "return-not-found"),
-    UnknownWarehouse: (422, "unknown-warehouse"),
-    DuplicateLine: (422, "duplicate-line"),
-    OverDisposition: (409, "over-disposition"),
-    InsufficientStock: (409, "insufficient-stock"),
-}
-
-
-def _problem(exc: WmsError) -> ProblemError:
-    status, slug = _PROBLEMS[type(exc)]
-    return ProblemError(status, slug, str(exc))
 
 
 class ReturnController(Controller):
@@ -50,17 +31,14 @@ class ReturnController(Controller):
     )
     async def receive_return(
         self,
-        data: ReturnIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[ReturnIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[ReturnReceipt]:
         async def effect(tx: Tx) -> tuple[int, ReturnReceipt]:
-            try:
-                receipt = await wms.receive_return(tx, data)
-            except WmsError as exc:
-                raise _problem(exc) from exc
+            receipt = await wms.receive_return(tx, data)
             version = await wms.stock_version(tx, receipt.warehouse_id)
             tx.emit(STREAM_WMS, return_received(receipt, version))
             return 201, receipt
@@ -76,10 +54,10 @@ class ReturnController(Controller):
         responses=problem_responses(404),
         **requires("wms:read"),
     )
-    async def get_return(self, return_id: IdParam, wms: WmsPort) -> ReturnReceipt:
+    async def get_return(self, return_id: IdParam, wms: NamedDependency[WmsPort]) -> ReturnReceipt:
         found = await wms.get_return(return_id)
         if found is None:
-            raise _problem(NotFound(f"No return {return_id}."))
+            raise ReturnNotFound(f"No return {return_id}.")
         return found
 
     @post(
@@ -93,10 +71,10 @@ class ReturnController(Controller):
     async def disposition_return(
         self,
         return_id: IdParam,
-        data: DispositionIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[DispositionIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[ReturnReceipt]:
         """restock: back to available; damaged: to damaged stock; scrap and
@@ -104,10 +82,7 @@ class ReturnController(Controller):
         already dispositioned) is 409 and changes nothing."""
 
         async def effect(tx: Tx) -> tuple[int, ReturnReceipt]:
-            try:
-                receipt = await wms.disposition_return(tx, return_id, data)
-            except WmsError as exc:
-                raise _problem(exc) from exc
+            receipt = await wms.disposition_return(tx, return_id, data)
             version = await wms.stock_version(tx, receipt.warehouse_id)
             tx.emit(STREAM_WMS, return_dispositioned(receipt, data, version))
             return 200, receipt

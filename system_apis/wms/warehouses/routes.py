@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
-from shared.models import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
-from shared.problems import ProblemError, problem_responses
-from system_apis.wms.port import DuplicateRecord, WmsPort
+from shared.models import CursorParam, LimitParam, Page
+from shared.paging import decode_cursor, keyset_page
+from shared.problems import problem_responses
+from system_apis.wms.port import WmsPort
 from system_apis.wms.schemas import Warehouse, WarehouseIn
 
 
@@ -25,17 +28,14 @@ class WarehouseController(Controller):
     )
     async def create_warehouse(
         self,
-        data: WarehouseIn,
-        wms: WmsPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[WarehouseIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[Warehouse]:
         async def effect(tx: Tx) -> tuple[int, Warehouse]:
-            try:
-                return 201, await wms.create_warehouse(tx, data)
-            except DuplicateRecord as exc:
-                raise ProblemError(409, "duplicate-warehouse", str(exc)) from exc
+            return 201, await wms.create_warehouse(tx, data)
 
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
@@ -49,9 +49,7 @@ class WarehouseController(Controller):
         **requires("wms:read"),
     )
     async def list_warehouses(
-        self, wms: WmsPort, cursor: CursorParam = None, limit: LimitParam = 50
+        self, wms: NamedDependency[WmsPort], cursor: CursorParam = None, limit: LimitParam = 50
     ) -> Page[Warehouse]:
         found = await wms.list_warehouses(decode_cursor(cursor), limit + 1)
-        more = len(found) > limit
-        page = found[:limit]
-        return Page(page, encode_cursor(page[-1].warehouse_id) if more else None)
+        return keyset_page(found, limit, key=lambda w: w.warehouse_id)
