@@ -1,0 +1,212 @@
+"""The inbox's transactions. An event's effects commit with its inbox row and, for an
+ordered type, with its subject's new last applied sequence: it applies at most once,
+and an ordered one only next in sequence (``standing``, the one ordering check).
+
+An event whose handler prepares applies alone (``apply_one``: a read first, so a
+duplicate, stale or early event costs no prepare call); the others apply in runs,
+several per transaction (``apply_run``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select
+
+from shared.correlation import correlation_id
+from shared.db import Database
+from shared.events.bus import Delivery
+from shared.events.envelope import Event
+from shared.events.inbox.handlers import EventHandler, prepares
+from shared.events.inbox.outcomes import APPLIED, DUPLICATE, IGNORED, STALE
+from shared.events.inbox.tables import InboxTables, upsert_into
+
+NEXT = "next"  # an ordered event whose predecessor has applied: it applies now
+
+
+class Gap(Exception):
+    """An ordered event arrived before its predecessor (``expected``) applied."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+class Settled(Exception):
+    """Leaves the transaction (rolled back) with an outcome that has no effect."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class HandlerFailed(Exception):
+    """A handler raised inside a run: which event (its index), and the exception."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def subject_key(event: Event) -> str:
+    return f"{event.source}|{event.subject}"
+
+
+def standing(event: Event, last: int) -> str | Gap:
+    """Where an ordered event stands against its subject's last applied sequence:
+    NEXT (it applies), STALE (applied before: no effect), or a ``Gap`` before it."""
+    if event.sequence <= last:
+        return STALE
+    if event.sequence > last + 1:
+        return Gap(last + 1)
+    return NEXT
+
+
+def _require_next(event: Event, last: int) -> None:
+    found = standing(event, last)
+    if isinstance(found, Gap):
+        raise found
+    if found != NEXT:
+        raise Settled(found)
+
+
+class Applier:
+    """Applies events through the inbox of ``db``. ``may_have_parked`` tells whether a
+    delivery may have a park count to drop when it settles."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        tables: InboxTables,
+        handlers: Mapping[str, EventHandler],
+        ordered_types: Collection[str],
+        may_have_parked: Callable[[Delivery], bool],
+    ) -> None:
+        self.db = db
+        self.tables = tables
+        self.handlers = handlers
+        self.ordered_types = ordered_types
+        self.may_have_parked = may_have_parked
+
+    async def apply_one(self, delivery: Delivery, handler: EventHandler, ordered: bool) -> None:
+        """Applies the event in its own transaction. Raises ``Settled`` (DUPLICATE or
+        STALE, nothing written), ``Gap``, or the handler's exception."""
+        event = delivery.event
+        inbox, applied, attempts = self.tables
+        key = subject_key(event)
+        prepared: Any = None
+        if prepares(handler):
+            async with self.db.read() as conn:
+                if await conn.scalar(select(inbox.c.event_id).where(inbox.c.event_id == event.id)):
+                    raise Settled(DUPLICATE)
+                if ordered:
+                    last = await conn.scalar(
+                        select(applied.c.sequence).where(applied.c.subject_key == key)
+                    )
+                    _require_next(event, last or 0)
+            prepared = await handler.prepare(event)
+        async with self.db.transaction() as tx:  # a Settled or Gap rolls it back
+            inserted = await tx.conn.execute(
+                upsert_into(inbox, sqlite=self.db.sqlite)
+                .values(event_id=event.id, type=event.type)
+                .on_conflict_do_nothing()
+            )
+            if inserted.rowcount == 0:
+                raise Settled(DUPLICATE)
+            if ordered:
+                last = await tx.conn.scalar(
+                    select(applied.c.sequence).where(applied.c.subject_key == key).with_for_update()
+                )
+                _require_next(event, last or 0)
+            await handler.apply(tx, event, prepared)
+            if ordered:
+                upsert = upsert_into(applied, sqlite=self.db.sqlite).values(
+                    subject_key=key, sequence=event.sequence
+                )
+                await tx.conn.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["subject_key"], set_={"sequence": event.sequence}
+                    )
+                )
+            if self.may_have_parked(delivery):
+                await tx.conn.execute(delete(attempts).where(attempts.c.event_id == event.id))
+
+    async def apply_run(self, run: Sequence[tuple[int, Delivery]]) -> dict[int, str | Gap]:
+        """Applies the run's events in one transaction; returns each one's outcome (or
+        ``Gap``) by its index. A handler's exception rolls the whole run back and is
+        raised as ``HandlerFailed``."""
+        inbox, applied, attempts = self.tables
+        results: dict[int, str | Gap] = {}
+        handled = [(n, d) for n, d in run if d.event.type in self.handlers]
+        for n, delivery in run:
+            if delivery.event.type not in self.handlers:
+                results[n] = IGNORED
+        if not handled:
+            return results
+        async with self.db.transaction() as tx:
+            ids = list({d.event.id for _, d in handled})
+            seen = set(
+                await tx.conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))
+            )
+            keys = {subject_key(d.event) for _, d in handled if d.event.type in self.ordered_types}
+            lasts: dict[str, int] = {}
+            if keys:
+                rows = await tx.conn.execute(
+                    select(applied.c.subject_key, applied.c.sequence)
+                    .where(applied.c.subject_key.in_(keys))
+                    .with_for_update()
+                )
+                lasts = {row.subject_key: int(row.sequence) for row in rows}
+            fresh: list[dict[str, str]] = []
+            moved: set[str] = set()
+            for n, delivery in handled:
+                event = delivery.event
+                if event.id in seen:
+                    results[n] = DUPLICATE
+                    continue
+                ordered = event.type in self.ordered_types
+                key = subject_key(event)
+                if ordered:
+                    found = standing(event, lasts.get(key, 0))
+                    if found != NEXT:
+                        results[n] = found
+                        continue
+                token = correlation_id.set(event.correlationid)
+                try:
+                    await self.handlers[event.type].apply(tx, event, None)
+                except Exception as exc:
+                    raise HandlerFailed(n, exc) from exc
+                finally:
+                    correlation_id.reset(token)
+                seen.add(event.id)
+                fresh.append({"event_id": event.id, "type": event.type})
+                if ordered:
+                    lasts[key] = event.sequence
+                    moved.add(key)
+                results[n] = APPLIED
+            forget = [
+                delivery
+                for n, delivery in handled
+                if self.may_have_parked(delivery) and not isinstance(results[n], Gap)
+            ]
+            if fresh:
+                await tx.conn.execute(insert(inbox), fresh)
+            if moved:  # one statement for every subject the run moved
+                upsert = upsert_into(applied, sqlite=self.db.sqlite)
+                await tx.conn.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
+                    ),
+                    [{"subject_key": key, "sequence": lasts[key]} for key in sorted(moved)],
+                )
+            if forget:
+                await tx.conn.execute(
+                    delete(attempts).where(
+                        attempts.c.stream == bindparam("of_stream"),
+                        attempts.c.entry_id == bindparam("of_entry"),
+                    ),
+                    [{"of_stream": d.stream, "of_entry": d.entry_id} for d in forget],
+                )
+        return results

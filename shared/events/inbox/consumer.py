@@ -1,0 +1,356 @@
+"""The consumer loop: reads a group's deliveries from the bus, applies them through the
+inbox (alone or in runs), holds early ordered events in the waiting room, parks,
+retries or dead-letters the rest, acks, and keeps the group's lag gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Collection, Mapping, Sequence
+
+from shared.correlation import correlation_id
+from shared.db import Database
+from shared.events.bus import Delivery, EventBus, GroupLag
+from shared.events.envelope import Event
+from shared.events.inbox.apply import Applier, Gap, HandlerFailed, Settled, subject_key
+from shared.events.inbox.handlers import EventHandler, prepares
+from shared.events.inbox.outcomes import (
+    APPLIED,
+    EVENTS_HANDLED,
+    EVENTS_LAG,
+    EVENTS_OLDEST_PENDING,
+    EVENTS_PENDING,
+    HANDLER_SECONDS,
+    IGNORED,
+)
+from shared.events.inbox.parking import Parking
+from shared.events.inbox.policy import RetryPolicy
+from shared.events.inbox.tables import inbox_tables
+from shared.events.inbox.waiting_room import WaitingRoom
+
+log = logging.getLogger("tally.inbox")
+
+# Acks owed per stream, sent once at the end of a batch.
+Acks = dict[str, list[str]]
+
+
+class EventConsumer:
+    """Reads ``streams`` as one consumer of ``group`` and applies the events that have a
+    handler. ``ordered_types`` names the types whose subject must apply in sequence
+    order; every other handled type is unordered (inbox dedup only)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        group: str,
+        streams: Sequence[str],
+        handlers: Mapping[str, EventHandler],
+        ordered_types: Collection[str],
+        policy: RetryPolicy | None = None,
+        batch: int = 100,
+        run_size: int = 32,
+        block_ms: int = 200,
+        lag_interval: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        unknown = set(ordered_types) - set(handlers)
+        if unknown:
+            raise ValueError(f"ordered types without a handler: {sorted(unknown)}")
+        self.db = db
+        self.bus = bus
+        self.group = group
+        self.streams = list(streams)
+        self.handlers = dict(handlers)
+        self.ordered_types = frozenset(ordered_types)
+        self.policy = policy or RetryPolicy()
+        self.batch = batch
+        self.run_size = max(1, run_size)
+        self.block_ms = block_ms
+        self.lag_interval = lag_interval
+        self.rng = rng or random.Random()
+        self.consumer_name = f"{socket.gethostname()}-{os.getpid()}"
+        self.tables = inbox_tables(db.metadata)
+        self.waiting = WaitingRoom()
+        self.applier = Applier(
+            db=db,
+            tables=self.tables,
+            handlers=self.handlers,
+            ordered_types=self.ordered_types,
+            may_have_parked=self.waiting.may_have_parked,
+        )
+        self.parking = Parking(
+            db=db,
+            bus=bus,
+            group=group,
+            tables=self.tables,
+            policy=self.policy,
+            rng=self.rng,
+            waiting=self.waiting,
+        )
+
+    @staticmethod
+    def subject_key(event: Event) -> str:
+        return subject_key(event)
+
+    # -- one attempt ---------------------------------------------------------
+    async def handle(self, delivery: Delivery) -> str:
+        """One attempt at the delivery, in its own transaction: APPLIED, DUPLICATE,
+        STALE or IGNORED. Raises ``Gap`` when an ordered event has a gap before it, and
+        the handler's exception when it fails (nothing is written then)."""
+        event = delivery.event
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return IGNORED
+        try:
+            await self.applier.apply_one(delivery, handler, event.type in self.ordered_types)
+        except Settled as settled:
+            if self.waiting.may_have_parked(delivery):
+                await self.parking.forget(delivery)
+            return settled.outcome
+        return APPLIED
+
+    async def park_many(self, parking: Sequence[tuple[Delivery, str, bool]]) -> list[str]:
+        """See ``Parking.park_many``."""
+        return await self.parking.park_many(parking)
+
+    async def park(self, delivery: Delivery, why: str, *, waiting: bool = False) -> str:
+        return (await self.park_many([(delivery, why, waiting)]))[0]
+
+    async def failed(self, delivery: Delivery, exc: Exception) -> str:
+        """The handler raised: retry with backoff, or dead-letter after max_deliveries."""
+        return await self.parking.failed(delivery, exc)
+
+    def _learn(self, delivery: Delivery, result: str | Gap) -> None:
+        if delivery.event.type in self.ordered_types:
+            self.waiting.learn(delivery, result)
+
+    async def _attempt(self, delivery: Delivery, acks: Acks) -> str | Gap:
+        """One attempt and what follows from it; a ``Gap`` is left to the caller."""
+        event = delivery.event
+        token = correlation_id.set(event.correlationid)
+        started = time.perf_counter()
+        result: str | Gap
+        try:
+            try:
+                result = await self.handle(delivery)
+            except Gap as gap:
+                result = gap
+            except Exception as exc:
+                result = await self.failed(delivery, exc)
+            else:
+                acks.setdefault(delivery.stream, []).append(delivery.entry_id)
+        finally:
+            if event.type in self.handlers:
+                HANDLER_SECONDS.labels(self.group, event.type).observe(
+                    time.perf_counter() - started
+                )
+            correlation_id.reset(token)
+        self._learn(delivery, result)
+        if not isinstance(result, Gap):
+            EVENTS_HANDLED.labels(self.group, event.type, result).inc()
+        return result
+
+    async def _settle_failure(self, delivery: Delivery, error: Exception, started: float) -> str:
+        """A handler's exception raised inside a run: what ``_attempt`` does with it."""
+        event = delivery.event
+        token = correlation_id.set(event.correlationid)
+        try:
+            outcome = await self.failed(delivery, error)
+        finally:
+            correlation_id.reset(token)
+        HANDLER_SECONDS.labels(self.group, event.type).observe(time.perf_counter() - started)
+        self._learn(delivery, outcome)
+        EVENTS_HANDLED.labels(self.group, event.type, outcome).inc()
+        return outcome
+
+    # -- a batch -------------------------------------------------------------------
+    async def process(self, deliveries: Sequence[Delivery]) -> list[str]:
+        """Handles a batch; returns each delivery's outcome.
+
+        Consecutive events whose handlers have no prepare step are applied in runs of up
+        to ``run_size``, one transaction per run (the inbox rows and the applied
+        sequences with them); should anything in a run fail, the run is rolled back and
+        its events are handled one by one, so the failure is the failing event's alone.
+
+        An ordered event that arrives before its predecessor goes to the waiting room
+        (and is parked on the bus, which redelivers it after a delay should this
+        process stop): as soon as its predecessor applies here, in this batch or a
+        later one, it applies too. Acks go out once per stream at the end."""
+        acks: Acks = {}
+        outcomes: dict[int, str] = {}
+        early: dict[int, Gap] = {}
+
+        def note(n: int, result: str | Gap) -> None:
+            if isinstance(result, Gap):
+                early[n] = result
+            else:
+                outcomes[n] = result
+
+        run: list[int] = []
+
+        async def flush_run() -> None:
+            for m, result in (await self._attempt_run(deliveries, run, acks)).items():
+                note(m, result)
+            run.clear()
+
+        try:
+            for n, delivery in enumerate(deliveries):
+                handler = self.handlers.get(delivery.event.type)
+                if handler is not None and prepares(handler):
+                    await flush_run()
+                    note(n, await self._attempt(delivery, acks))
+                    continue
+                run.append(n)
+                if len(run) >= self.run_size:
+                    await flush_run()
+            await flush_run()
+            for n in early:
+                self.waiting.wait(deliveries[n])
+            settled = await self._release(acks)
+            for n in list(early):
+                delivery = deliveries[n]
+                outcome = settled.get((delivery.stream, delivery.entry_id))
+                if outcome is not None:
+                    outcomes[n] = outcome
+                    del early[n]
+            await self._park_early(deliveries, early, outcomes)
+        finally:
+            for stream, entry_ids in acks.items():
+                await self.bus.ack(self.group, stream, entry_ids)
+        return [outcomes[n] for n in range(len(deliveries))]
+
+    async def _park_early(
+        self, deliveries: Sequence[Delivery], early: Mapping[int, Gap], outcomes: dict[int, str]
+    ) -> None:
+        """Parks the early events the waiting room could not apply in this batch."""
+        parked = await self.park_many(
+            [
+                (
+                    deliveries[n],
+                    f"sequence gap never filled: {deliveries[n].event.source}"
+                    f" {deliveries[n].event.subject} is at {gap.expected - 1},"
+                    f" this event is {deliveries[n].event.sequence}",
+                    False,
+                )
+                for n, gap in early.items()
+            ]
+        )
+        for n, outcome in zip(early, parked, strict=True):
+            outcomes[n] = outcome
+            EVENTS_HANDLED.labels(self.group, deliveries[n].event.type, outcome).inc()
+
+    async def _release(self, acks: Acks) -> dict[tuple[str, str], str]:
+        """Applies waiting events whose predecessor has applied, in chains (a run per
+        subject). Returns the outcome per bus entry of those that settled."""
+        settled: dict[tuple[str, str], str] = {}
+        progress = True
+        while progress:
+            progress = False
+            for chain in self.waiting.chains(self.run_size):
+                with self.waiting.releasing(chain):
+                    results = await self._attempt_run(chain, range(len(chain)), acks)
+                for n, result in results.items():
+                    delivery = chain[n]
+                    if isinstance(result, Gap):
+                        self.waiting.wait(delivery)  # still pending on the bus, with its timer
+                        continue
+                    settled[(delivery.stream, delivery.entry_id)] = result
+                    progress = progress or result == APPLIED
+        return settled
+
+    async def _attempt_run(
+        self, deliveries: Sequence[Delivery], run: Sequence[int], acks: Acks
+    ) -> dict[int, str | Gap]:
+        """A run of events in one transaction; one by one when the run fails, has a
+        single event, or has an event whose handler has a prepare step."""
+        if len(run) <= 1 or any(
+            prepares(self.handlers[t])
+            for t in {deliveries[n].event.type for n in run}
+            if t in self.handlers
+        ):
+            return {n: await self._attempt(deliveries[n], acks) for n in run}
+        started = time.perf_counter()
+        try:
+            results = await self.applier.apply_run([(n, deliveries[n]) for n in run])
+        except HandlerFailed as failure:
+            # Rolled back. The events before the failing one applied: again, as a run;
+            # the failing one's exception is its delivery's failure (its handler is not
+            # called twice for one delivery); the events after it, as another run.
+            at = list(run).index(failure.index)
+            settled = dict(await self._attempt_run(deliveries, run[:at], acks))
+            settled[failure.index] = await self._settle_failure(
+                deliveries[failure.index], failure.error, started
+            )
+            settled.update(await self._attempt_run(deliveries, run[at + 1 :], acks))
+            return settled
+        except Exception:
+            log.info("a run of %d events failed; handling them one by one", len(run))
+            return {n: await self._attempt(deliveries[n], acks) for n in run}
+        share = (time.perf_counter() - started) / len(run)
+        for n, result in results.items():
+            delivery = deliveries[n]
+            event_type = delivery.event.type
+            if event_type in self.handlers:
+                HANDLER_SECONDS.labels(self.group, event_type).observe(share)
+            self._learn(delivery, result)
+            if not isinstance(result, Gap):
+                acks.setdefault(delivery.stream, []).append(delivery.entry_id)
+                EVENTS_HANDLED.labels(self.group, event_type, result).inc()
+        return results
+
+    # -- the loop ------------------------------------------------------------------
+    async def refresh_lag(self) -> list[GroupLag]:
+        """Sets the group's gauges from the bus; returns its rows."""
+        rows = [row for row in await self.bus.lag() if row.group == self.group]
+        for row in rows:
+            EVENTS_PENDING.labels(row.group, row.stream).set(row.pending)
+            EVENTS_LAG.labels(row.group, row.stream).set(row.lag)
+            EVENTS_OLDEST_PENDING.labels(row.group, row.stream).set(row.oldest_pending_seconds)
+        return rows
+
+    async def _watch_lag(self, stop: asyncio.Event) -> None:
+        # Soon after the start (the group exists once the loop has read), then every
+        # lag_interval.
+        interval = min(1.0, self.lag_interval)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                await self.refresh_lag()
+            except Exception:
+                log.warning("reading the bus's lag failed", exc_info=True)
+            interval = self.lag_interval
+
+    async def run(self, stop: asyncio.Event) -> None:
+        watcher = asyncio.create_task(self._watch_lag(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries = await self.bus.read_group(
+                        self.group, self.consumer_name, self.streams, self.batch, self.block_ms
+                    )
+                except Exception:
+                    log.exception("reading the bus failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                if not deliveries:
+                    continue
+                try:
+                    await self.process(deliveries)
+                except Exception:
+                    # A bus or database outage while settling: whatever was not acked
+                    # comes back after the visibility timeout.
+                    log.exception("settling a batch failed; its unacked entries come back")
+                    await asyncio.sleep(1.0)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)

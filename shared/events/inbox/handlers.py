@@ -1,0 +1,53 @@
+"""What a consumer calls for an event: the handler protocol, the adapter for a plain
+function, and the exception for an event that cannot apply yet."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from shared.db import Tx
+from shared.events.envelope import Event
+from shared.problems import ProblemError
+
+
+class NotYet(Exception):
+    """Raised by a handler when the event cannot apply *yet* (a dependency is behind or
+    unreachable): redelivered with backoff, dead-lettered only after ``max_parks``."""
+
+
+def is_not_yet(exc: BaseException) -> bool:
+    """NotYet, or a downstream service that is unreachable right now (503)."""
+    return isinstance(exc, NotYet) or (isinstance(exc, ProblemError) and exc.status_code == 503)
+
+
+class EventHandler(Protocol):
+    """A handler may set ``prepares = False`` when ``prepare`` does nothing (returns
+    None): its events are then applied in runs, several per transaction."""
+
+    async def prepare(self, event: Event) -> Any:
+        """Runs outside the transaction: idempotent calls to other services only."""
+
+    async def apply(self, tx: Tx, event: Event, prepared: Any) -> None:
+        """Runs inside the transaction that records the event in the inbox."""
+
+
+class ApplyOnly:
+    """Adapts a plain ``async def fn(tx, event)`` into an EventHandler."""
+
+    # No prepare step: the consumer may apply several of these events in one
+    # transaction (see EventConsumer.process).
+    prepares = False
+
+    def __init__(self, fn: Callable[[Tx, Event], Awaitable[None]]) -> None:
+        self.fn = fn
+
+    async def prepare(self, event: Event) -> None:
+        return None
+
+    async def apply(self, tx: Tx, event: Event, prepared: Any) -> None:
+        await self.fn(tx, event)
+
+
+def prepares(handler: EventHandler) -> bool:
+    return bool(getattr(handler, "prepares", True))

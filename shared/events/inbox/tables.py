@@ -1,0 +1,56 @@
+"""The consumer's tables: the inbox of applied event ids, the last applied sequence
+per ordered subject, and the park counts of bus entries."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+
+class InboxTables(NamedTuple):
+    inbox: Table
+    applied: Table
+    attempts: Table
+
+
+def inbox_tables(metadata: MetaData) -> InboxTables:
+    if "inbox" in metadata.tables:
+        return InboxTables(
+            metadata.tables["inbox"],
+            metadata.tables["applied_sequences"],
+            metadata.tables["event_attempts"],
+        )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(64), primary_key=True),
+        Column("type", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    applied = Table(
+        "applied_sequences",
+        metadata,
+        Column("subject_key", String(300), primary_key=True),
+        Column("sequence", Integer, nullable=False),
+    )
+    # Deliveries that were parked (a gap, or NotYet) per bus entry: the bus's delivery
+    # count includes them, and they must not count toward max_deliveries. Rows go when
+    # the event applies, settles without effect, or is dead-lettered.
+    attempts = Table(
+        "event_attempts",
+        metadata,
+        Column("stream", String(100), primary_key=True),
+        Column("entry_id", String(64), primary_key=True),
+        Column("event_id", String(64), nullable=False, index=True),
+        Column("parks", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    return InboxTables(inbox, applied, attempts)
+
+
+def upsert_into(table: Table, *, sqlite: bool) -> Any:
+    """An INSERT of the database's dialect, for its ``on_conflict_do_*`` clauses."""
+    return (sqlite_insert if sqlite else pg_insert)(table)
