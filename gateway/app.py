@@ -27,6 +27,8 @@ from gateway.policies.timeouts import UpstreamTimeouts
 from gateway.routing.forwarder import Forwarder
 from gateway.routing.router import EdgePolicies, GatewayRouter
 from gateway.routing.versions import version_routes
+from shared.auth.service_tokens import ServiceTokens
+from shared.auth.verifier import KeySource
 from shared.correlation import CorrelationMiddleware
 from shared.observability import MetricsMiddleware, configure_logging, health_routes
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
@@ -34,7 +36,16 @@ from shared.settings import Settings, load_settings
 from shared.topology import BY_API
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    key_source: KeySource | None = None,
+    service_tokens: ServiceTokens | None = None,
+) -> ASGIApp:
+    """The signature every service's factory shares. The gateway is the authority: it
+    verifies with the keys it holds and calls upstreams with the caller's token, so it
+    has no use for ``key_source`` or ``service_tokens`` and ignores them."""
+    del key_source, service_tokens
     settings = settings or load_settings("gateway")
     configure_logging(settings.service)
     authority = Authority(settings)  # clients, keys, token store, revocations

@@ -10,14 +10,22 @@ from litestar.openapi.spec import Tag
 from sqlalchemy import MetaData
 
 from experience_apis.portal.endpoint import PortalGraphQL
+from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    key_source: KeySource | None = None,
+    service_tokens: ServiceTokens | None = None,
+) -> Litestar:
     settings = settings or load_settings("portal")
     runtime = Runtime(settings, MetaData(), key_source=key_source, produces_events=False)
+    if service_tokens is not None:
+        runtime.tokens = service_tokens
     return build_app(
         runtime,
         route_handlers=[PortalGraphQL],

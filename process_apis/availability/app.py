@@ -24,17 +24,25 @@ from process_apis.availability.rules.routes import ChannelRuleController
 from process_apis.availability.strategies.routes import StrategyController
 from process_apis.availability.v2.deprecation import stamp_deprecation
 from process_apis.availability.v2.routes import ItemControllerV2
+from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
 from shared.events.catalog import STREAM_ERP, STREAM_WMS
 from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    key_source: KeySource | None = None,
+    service_tokens: ServiceTokens | None = None,
+) -> Litestar:
     settings = settings or load_settings("availability")
     runtime = Runtime(
         settings, metadata, key_source=key_source, produces_events=True, consumes_events=True
     )
+    if service_tokens is not None:
+        runtime.tokens = service_tokens
     runtime.consume("availability", [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
     runtime.consume(
         "availability-erp", [STREAM_ERP], erp_feed.HANDLERS, ordered_types=erp_feed.ORDERED_TYPES

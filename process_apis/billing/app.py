@@ -18,8 +18,8 @@ from shared.settings import Settings, load_settings
 
 def create_app(
     settings: Settings | None = None,
-    key_source: KeySource | None = None,
     *,
+    key_source: KeySource | None = None,
     service_tokens: ServiceTokens | None = None,
 ) -> Litestar:
     settings = settings or load_settings("billing")

@@ -22,8 +22,8 @@ from shared.settings import Settings, load_settings
 
 def create_app(
     settings: Settings | None = None,
-    key_source: KeySource | None = None,
     *,
+    key_source: KeySource | None = None,
     service_tokens: ServiceTokens | None = None,
     resume_after: float = 30.0,
     resume_every: float = 5.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi.spec import Tag
 
+from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
 from shared.service import Runtime, build_app
 from shared.settings import Settings, load_settings
@@ -17,9 +18,16 @@ from system_apis.erp.items.routes import ItemController
 from system_apis.erp.purchasing.routes import AsnController, PurchaseOrderController
 
 
-def create_app(settings: Settings | None = None, key_source: KeySource | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    key_source: KeySource | None = None,
+    service_tokens: ServiceTokens | None = None,
+) -> Litestar:
     settings = settings or load_settings("erp")
     runtime = Runtime(settings, metadata, key_source=key_source, produces_events=True)
+    if service_tokens is not None:
+        runtime.tokens = service_tokens
     erp = ReferenceErp(runtime.db)
     return build_app(
         runtime,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import socket
 import threading
 import time
@@ -153,31 +152,19 @@ def build_service_app(
     service: str,
     settings: Settings,
     issuer: TestIssuer,
-    **extra: Any,
+    **options: Any,
 ) -> Any:
-    """``create_app(settings, key_source)`` plus, where the factory takes it, a
-    ``service_tokens`` stand-in and any ``extra`` keyword it accepts."""
+    """``create_app`` with the test issuer's keys, a ``service_tokens`` stand-in and the
+    service's own ``options`` (keywords only that service's factory takes)."""
     factory = app_factory(service)
     if factory is None:
         raise LookupError(f"{service} has no create_app yet")
-    accepted = inspect.signature(factory).parameters
-    kwargs = {k: v for k, v in extra.items() if k in accepted}
-    tokens = service_tokens(issuer, service)
-    if "service_tokens" in accepted:
-        kwargs["service_tokens"] = tokens
-    app = factory(settings, key_source=issuer.key_source(), **kwargs)
-    if "service_tokens" not in accepted:
-        _patch_runtime_tokens(app, tokens)
-    return app
-
-
-def _patch_runtime_tokens(app: Any, tokens: StaticServiceTokens) -> None:
-    """For factories without ``service_tokens``: swap the bearer() of the runtime they
-    expose as the ``runtime`` dependency (if they do)."""
-    provider = getattr(app, "dependencies", {}).get("runtime")
-    runtime = provider.dependency() if provider is not None else None
-    if runtime is not None and hasattr(runtime, "tokens"):
-        runtime.tokens.bearer = tokens.bearer
+    return factory(
+        settings,
+        key_source=issuer.key_source(),
+        service_tokens=service_tokens(issuer, service),
+        **options,
+    )
 
 
 class Stack:
