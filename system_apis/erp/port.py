@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from shared.db import Tx
+from shared.refusals import Refusal
 from system_apis.erp.schemas import (
     Asn,
     AsnIn,
@@ -23,28 +24,30 @@ from system_apis.erp.schemas import (
 )
 
 
-class DuplicateRecord(Exception):
-    pass
+class ErpRefusal(Refusal):
+    """A refusal of the ERP: ``slug`` names the problem, the message is safe to show;
+    the kind states the status (``shared.refusals``)."""
 
-
-class ErpRefusal(Exception):
-    """A refusal of the ERP: ``slug`` names the problem, the message is safe to show."""
+    status = 422
 
     def __init__(self, slug: str, message: str) -> None:
-        super().__init__(message)
-        self.slug = slug
+        super().__init__(type(self).status, slug, message)
 
 
 class NotFound(ErpRefusal):
-    pass
+    status = 404
 
 
 class Conflict(ErpRefusal):
-    pass
+    status = 409
 
 
 class Invalid(ErpRefusal):
-    pass
+    status = 422
+
+
+class DuplicateRecord(Conflict):
+    """The record (item, customer, invoice of a shipment) exists already."""
 
 
 @runtime_checkable

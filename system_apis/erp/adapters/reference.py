@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, Tx
 from shared.models import Money
-from shared.problems import ProblemError
 from system_apis.erp import db as tables
 from system_apis.erp.adapters.purchasing import ReferencePurchasing
-from system_apis.erp.port import DuplicateRecord
+from system_apis.erp.port import DuplicateRecord, Invalid
 from system_apis.erp.schemas import (
     Customer,
     CustomerIn,
@@ -32,7 +31,7 @@ def _item(row: Any) -> Item:
         name=row.name,
         base_uom=row.base_uom,
         unit_price=Money(row.price_minor, row.currency),
-        created_at=row.created_at.replace(tzinfo=UTC),
+        created_at=row.created_at,
     )
 
 
@@ -41,7 +40,7 @@ def _customer(row: Any) -> Customer:
         customer_id=row.customer_id,
         name=row.name,
         credit_limit=Money(row.credit_limit_minor, row.currency),
-        created_at=row.created_at.replace(tzinfo=UTC),
+        created_at=row.created_at,
     )
 
 
@@ -64,7 +63,7 @@ class ReferenceErp(ReferencePurchasing):
                     )
                 )
         except IntegrityError as exc:
-            raise DuplicateRecord(item.sku) from exc
+            raise DuplicateRecord("duplicate-item", f"Item {item.sku} already exists.") from exc
         return Item(item.sku, item.name, item.base_uom, item.unit_price, now)
 
     async def get_item(self, sku: str) -> Item | None:
@@ -97,7 +96,9 @@ class ReferenceErp(ReferencePurchasing):
                     )
                 )
         except IntegrityError as exc:
-            raise DuplicateRecord(customer.customer_id) from exc
+            raise DuplicateRecord(
+                "duplicate-customer", f"Customer {customer.customer_id} already exists."
+            ) from exc
         return Customer(customer.customer_id, customer.name, customer.credit_limit, now)
 
     async def get_customer(self, customer_id: str) -> Customer | None:
@@ -112,9 +113,7 @@ class ReferenceErp(ReferencePurchasing):
     async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice:
         currencies = {line.unit_price.currency for line in invoice.lines}
         if len(currencies) != 1:
-            raise ProblemError(
-                422, "mixed-currencies", "All invoice lines must share one currency."
-            )
+            raise Invalid("mixed-currencies", "All invoice lines must share one currency.")
         currency = currencies.pop()
         invoice_id = f"INV-{uuid_utils.uuid7()}"
         now = datetime.now(UTC)
@@ -143,7 +142,9 @@ class ReferenceErp(ReferencePurchasing):
                     )
                 )
         except IntegrityError as exc:
-            raise DuplicateRecord(invoice.shipment_id) from exc
+            raise DuplicateRecord(
+                "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
+            ) from exc
         await tx.conn.execute(
             insert(tables.invoice_lines),
             [
@@ -210,7 +211,7 @@ class ReferenceErp(ReferencePurchasing):
                 status=h.status,
                 total=Money(h.total_minor, h.currency),
                 lines=by_invoice[h.invoice_id],
-                created_at=h.created_at.replace(tzinfo=UTC),
+                created_at=h.created_at,
             )
             for h in heads
         ]

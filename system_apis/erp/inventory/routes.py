@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -21,44 +21,25 @@ from shared.models import (
     Page,
     SkuListQuery,
     SkuParam,
-    decode_cursor,
-    encode_cursor,
+    query_filter,
 )
+from shared.paging import decode_key, keyset_page
 from shared.problems import problem_responses
 from system_apis.erp.adapters.purchasing import po_version
 from system_apis.erp.events import asn_received, purchase_order_changed
-from system_apis.erp.port import ErpPort, ErpRefusal
-from system_apis.erp.refusals import problem
+from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import FinancialStock, Posting, PostingIn
 
-WarehouseQuery = Annotated[
-    str | None,
-    QueryParameter(
-        name="warehouse_id", required=False, min_length=1, max_length=64, pattern=ID_PATTERN
-    ),
-]
+WarehouseQuery = Annotated[str | None, query_filter(ID_PATTERN, name="warehouse_id")]
 
 
 async def _stock_page(
     erp: ErpPort, skus: list[str], warehouse_id: str | None, cursor: str | None, limit: int
 ) -> Page[FinancialStock]:
-    found = await erp.list_financial_stock(skus, warehouse_id, _after(cursor), limit + 1)
-    page = found[:limit]
-    if len(found) <= limit:
-        return Page(page, None)
-    last = page[-1]
-    return Page(page, encode_cursor(msgspec.json.encode([last.sku, last.warehouse_id]).decode()))
-
-
-def _after(cursor: str | None) -> tuple[str, str] | None:
-    raw = decode_cursor(cursor)
-    if raw is None:
-        return None
-    try:
-        sku, warehouse_id = msgspec.json.decode(raw, type=tuple[str, str])
-    except msgspec.DecodeError:
-        return raw, ""
-    return sku, warehouse_id
+    # Ordered by (sku, warehouse); a cursor we did not issue is a position in it.
+    after = decode_key(cursor, 2)
+    found = await erp.list_financial_stock(skus, warehouse_id, after, limit + 1)
+    return keyset_page(found, limit, key=lambda s: (s.sku, s.warehouse_id))
 
 
 class InventoryController(Controller):
@@ -74,10 +55,10 @@ class InventoryController(Controller):
     )
     async def post_inventory(
         self,
-        data: PostingIn,
-        erp: ErpPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[PostingIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Posting]:
         """One posting per (kind, reference): a second is 409 ``duplicate-posting``. A
@@ -85,10 +66,7 @@ class InventoryController(Controller):
         naming ``purchase_order_id`` receives against the PO's open lines."""
 
         async def effect(tx: Tx) -> tuple[int, Posting]:
-            try:
-                posting, asn, order = await erp.post_inventory(tx, data)
-            except ErpRefusal as exc:
-                raise problem(exc) from exc
+            posting, asn, order = await erp.post_inventory(tx, data)
             if asn is not None:
                 tx.emit(STREAM_ERP, asn_received(asn))
             if order is not None:
@@ -109,7 +87,7 @@ class InventoryController(Controller):
     )
     async def list_financial_stock(
         self,
-        erp: ErpPort,
+        erp: NamedDependency[ErpPort],
         sku: SkuListQuery = (),  # type: ignore[assignment]
         warehouse_id: WarehouseQuery = None,
         cursor: CursorParam = None,
@@ -127,7 +105,7 @@ class InventoryController(Controller):
     async def get_financial_stock(
         self,
         sku: SkuParam,
-        erp: ErpPort,
+        erp: NamedDependency[ErpPort],
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[FinancialStock]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -11,11 +13,10 @@ from shared.models import (
     LimitParam,
     OrderIdListQuery,
     Page,
-    decode_cursor,
-    encode_cursor,
 )
-from shared.problems import ProblemError, problem_responses
-from system_apis.erp.port import DuplicateRecord, ErpPort
+from shared.paging import decode_cursor, keyset_page
+from shared.problems import problem_responses
+from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import Invoice, InvoiceIn
 
 
@@ -32,21 +33,14 @@ class InvoiceController(Controller):
     )
     async def create_invoice(
         self,
-        data: InvoiceIn,
-        erp: ErpPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[InvoiceIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Invoice]:
         async def effect(tx: Tx) -> tuple[int, Invoice]:
-            try:
-                return 201, await erp.create_invoice(tx, data)
-            except DuplicateRecord as exc:
-                raise ProblemError(
-                    409,
-                    "duplicate-invoice",
-                    f"Shipment {data.shipment_id} is already invoiced.",
-                ) from exc
+            return 201, await erp.create_invoice(tx, data)
 
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
@@ -61,14 +55,14 @@ class InvoiceController(Controller):
     )
     async def list_invoices(
         self,
-        erp: ErpPort,
-        principal: Principal,
+        erp: NamedDependency[ErpPort],
+        principal: NamedDependency[Principal],
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
         found = await erp.list_invoices(list(order_id), decode_cursor(cursor), limit + 1)
-        visible = [i for i in found if principal.may_see_customer(i.customer_id)]
-        more = len(found) > limit
-        page = visible[:limit]
-        return Page(page, encode_cursor(found[limit - 1].invoice_id) if more else None)
+        page = keyset_page(found, limit, key=lambda i: i.invoice_id)
+        # The cursor moves past the invoices of customers this client may not see.
+        visible = [i for i in page.items if principal.may_see_customer(i.customer_id)]
+        return Page(visible, page.next_cursor)

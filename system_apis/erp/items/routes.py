@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -12,11 +14,11 @@ from shared.models import (
     Page,
     SkuListQuery,
     SkuParam,
-    decode_cursor,
-    encode_cursor,
 )
-from shared.problems import ProblemError, problem_responses
-from system_apis.erp.port import DuplicateRecord, ErpPort
+from shared.paging import decode_cursor, keyset_page
+from shared.problems import problem_responses
+from shared.refusals import Refusal
+from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import Item, ItemIn
 
 
@@ -33,19 +35,14 @@ class ItemController(Controller):
     )
     async def create_item(
         self,
-        data: ItemIn,
-        erp: ErpPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[ItemIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[Item]:
         async def effect(tx: Tx) -> tuple[int, Item]:
-            try:
-                return 201, await erp.create_item(tx, data)
-            except DuplicateRecord as exc:
-                raise ProblemError(
-                    409, "duplicate-item", f"Item {data.sku} already exists."
-                ) from exc
+            return 201, await erp.create_item(tx, data)
 
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
@@ -60,15 +57,13 @@ class ItemController(Controller):
     )
     async def list_items(
         self,
-        erp: ErpPort,
+        erp: NamedDependency[ErpPort],
         sku: SkuListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Item]:
         found = await erp.list_items(list(sku), decode_cursor(cursor), limit + 1)
-        more = len(found) > limit
-        page = found[:limit]
-        return Page(page, encode_cursor(page[-1].sku) if more else None)
+        return keyset_page(found, limit, key=lambda i: i.sku)
 
     @get(
         "/{sku:str}",
@@ -77,8 +72,8 @@ class ItemController(Controller):
         responses=problem_responses(404),
         **requires("erp:read"),
     )
-    async def get_item(self, sku: SkuParam, erp: ErpPort) -> Item:
+    async def get_item(self, sku: SkuParam, erp: NamedDependency[ErpPort]) -> Item:
         item = await erp.get_item(sku)
         if item is None:
-            raise ProblemError(404, "item-not-found", f"No item {sku}.")
+            raise Refusal(404, "item-not-found", f"No item {sku}.")
         return item

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_ERP
 from shared.idempotency import IdempotencyKey, IdempotencyStore
-from shared.models import CursorParam, IdParam, LimitParam, Page, decode_cursor, encode_cursor
-from shared.problems import ProblemError, problem_responses
+from shared.models import CursorParam, IdParam, LimitParam, Page
+from shared.paging import decode_cursor, keyset_page
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 from system_apis.erp.adapters.purchasing import po_version
 from system_apis.erp.events import asn_shipped, purchase_order_changed
-from system_apis.erp.port import ErpPort, ErpRefusal
-from system_apis.erp.refusals import problem
+from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import Asn, AsnIn, PurchaseOrder, PurchaseOrderIn
 
 
@@ -31,17 +34,14 @@ class PurchaseOrderController(Controller):
     )
     async def create_purchase_order(
         self,
-        data: PurchaseOrderIn,
-        erp: ErpPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[PurchaseOrderIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[PurchaseOrder]:
         async def effect(tx: Tx) -> tuple[int, PurchaseOrder]:
-            try:
-                order = await erp.create_purchase_order(tx, data)
-            except ErpRefusal as exc:
-                raise problem(exc) from exc
+            order = await erp.create_purchase_order(tx, data)
             version = await po_version(tx.conn, order.purchase_order_id)
             tx.emit(STREAM_ERP, purchase_order_changed(order, version))
             return 201, order
@@ -58,12 +58,10 @@ class PurchaseOrderController(Controller):
         **requires("erp:read"),
     )
     async def list_purchase_orders(
-        self, erp: ErpPort, cursor: CursorParam = None, limit: LimitParam = 50
+        self, erp: NamedDependency[ErpPort], cursor: CursorParam = None, limit: LimitParam = 50
     ) -> Page[PurchaseOrder]:
         found = await erp.list_purchase_orders(decode_cursor(cursor), limit + 1)
-        page = found[:limit]
-        more = len(found) > limit
-        return Page(page, encode_cursor(page[-1].purchase_order_id) if more else None)
+        return keyset_page(found, limit, key=lambda o: o.purchase_order_id)
 
     @get(
         "/{purchase_order_id:str}",
@@ -72,10 +70,12 @@ class PurchaseOrderController(Controller):
         responses=problem_responses(404),
         **requires("erp:read"),
     )
-    async def get_purchase_order(self, purchase_order_id: IdParam, erp: ErpPort) -> PurchaseOrder:
+    async def get_purchase_order(
+        self, purchase_order_id: IdParam, erp: NamedDependency[ErpPort]
+    ) -> PurchaseOrder:
         order = await erp.get_purchase_order(purchase_order_id)
         if order is None:
-            raise ProblemError(
+            raise Refusal(
                 404, "purchase-order-not-found", f"No purchase order {purchase_order_id}."
             )
         return order
@@ -89,13 +89,13 @@ class PurchaseOrderController(Controller):
         **requires("erp:write"),
     )
     async def cancel_purchase_order(
-        self, purchase_order_id: IdParam, erp: ErpPort, idempotency: IdempotencyStore
+        self,
+        purchase_order_id: IdParam,
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
     ) -> PurchaseOrder:
         async with idempotency.db.transaction() as tx:
-            try:
-                order = await erp.cancel_purchase_order(tx, purchase_order_id)
-            except ErpRefusal as exc:
-                raise problem(exc) from exc
+            order = await erp.cancel_purchase_order(tx, purchase_order_id)
             version = await po_version(tx.conn, purchase_order_id)
             tx.emit(STREAM_ERP, purchase_order_changed(order, version))
         return order
@@ -114,20 +114,17 @@ class AsnController(Controller):
     )
     async def create_asn(
         self,
-        data: AsnIn,
-        erp: ErpPort,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[AsnIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Asn]:
         """Quantities move from the PO lines' open quantity to in transit; more than is
         open is 409 and changes nothing."""
 
         async def effect(tx: Tx) -> tuple[int, Asn]:
-            try:
-                asn, order = await erp.create_asn(tx, data)
-            except ErpRefusal as exc:
-                raise problem(exc) from exc
+            asn, order = await erp.create_asn(tx, data)
             tx.emit(STREAM_ERP, asn_shipped(asn))
             version = await po_version(tx.conn, order.purchase_order_id)
             tx.emit(STREAM_ERP, purchase_order_changed(order, version))
@@ -144,8 +141,8 @@ class AsnController(Controller):
         responses=problem_responses(404),
         **requires("erp:read"),
     )
-    async def get_asn(self, asn_id: IdParam, erp: ErpPort) -> Asn:
+    async def get_asn(self, asn_id: IdParam, erp: NamedDependency[ErpPort]) -> Asn:
         asn = await erp.get_asn(asn_id)
         if asn is None:
-            raise ProblemError(404, "asn-not-found", f"No ASN {asn_id}.")
+            raise Refusal(404, "asn-not-found", f"No ASN {asn_id}.")
         return asn
