@@ -1,20 +1,5 @@
-"""The embedded event log: an append-only SQLite table shared by every process on the
-machine, with consumer groups, acknowledgements, redelivery of unacked entries, dead
-letters and replay (the semantics of shared/events/bus.py, like the Redis engine).
-
-All processes open the same file (WAL mode). Every write runs under SQLite's write lock
-(BEGIN IMMEDIATE), so two consumers of one group, in one process or in several, never
-take the same entry. An idle consumer only reads (no write lock): the head of its
-streams and the earliest delivery time of its group's pending entries, every
-``poll_interval``.
-
-Entry ids are the global autoincrement ids (as strings in the interface). An event may
-be stored twice (a relay retry, a replayed dead letter); consumers dedup by event id.
-
-With ``max_len``, a publisher trims its stream every ``trim_every`` appends to the newest
-``max_len`` entries, but never past the first entry a group has pending or has not been
-delivered yet; each stream keeps at most ``max_len`` dead letters (the oldest go).
-"""
+"""``SqliteEventLog``: the event bus on the embedded SQLite log (see the package's
+docstring for how it keeps the bus's semantics)."""
 
 from __future__ import annotations
 
@@ -23,9 +8,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,84 +20,18 @@ from shared.events.bus import (
     trim_interval,
 )
 from shared.events.envelope import Event, decode_event, encode_event
+from shared.events.sqlite_log import dead_letters
+from shared.events.sqlite_log.storage import (
+    SCHEMA,
+    migrate_unique_event_id,
+    parse_entry_id,
+    retrying,
+    writing,
+)
 
 log = logging.getLogger("tally.bus")
 
 T = TypeVar("T")
-
-_ENTRIES = """
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    body BLOB NOT NULL,
-    appended_at REAL NOT NULL
-)"""
-
-_SCHEMA = f"""
-{_ENTRIES};
-CREATE INDEX IF NOT EXISTS entries_by_stream ON entries (stream, id);
-CREATE INDEX IF NOT EXISTS entries_by_event_id ON entries (event_id);
-CREATE TABLE IF NOT EXISTS consumer_groups (
-    grp TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    last_delivered_id INTEGER NOT NULL,
-    PRIMARY KEY (grp, stream)
-);
-CREATE TABLE IF NOT EXISTS pending (
-    grp TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    entry_id INTEGER NOT NULL,
-    consumer TEXT NOT NULL,
-    delivered_at REAL NOT NULL,
-    deliveries INTEGER NOT NULL,
-    PRIMARY KEY (grp, stream, entry_id)
-);
-CREATE INDEX IF NOT EXISTS pending_by_delivery ON pending (grp, stream, delivered_at);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    entry_id INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    deliveries INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    dead_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, id);
-"""
-
-
-_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-_BUSY_WAIT_SECONDS = 30.0
-
-
-def _retrying(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, again while another process holds the write lock: after 0.2 ms,
-    doubling to 5 ms, for up to 30 s. (SQLite's own busy handler sleeps 1, 2, 5, 10,
-    ... 100 ms between tries: behind another process's sub-millisecond transaction a
-    writer often slept tens of ms after the lock was free.) Every operation is one
-    transaction or none (a failed BEGIN IMMEDIATE), so running it again is safe."""
-    delay, deadline = 0.0002, time.monotonic() + _BUSY_WAIT_SECONDS
-    while True:
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            busy = code is not None and code & 0xFF in _BUSY
-            if not busy or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.005)
-
-
-def _entry_id(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"not an entry id of the embedded log: {value!r}") from None
 
 
 class SqliteEventLog:
@@ -134,14 +51,14 @@ class SqliteEventLog:
         self.max_len = max_len
         self.trim_every = trim_every or trim_interval(max_len)
         self._appended_since_trim: dict[str, int] = {}
-        # No SQLite busy handler (timeout=0): _retrying waits for other processes.
+        # No SQLite busy handler (timeout=0): ``retrying`` waits for other processes.
         self._conn = sqlite3.connect(
             self.path, timeout=0, isolation_level=None, check_same_thread=False
         )
-        _retrying(self._conn.execute, "PRAGMA journal_mode=WAL")
+        retrying(self._conn.execute, "PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        _retrying(self._migrate_unique_event_id)
-        _retrying(self._conn.executescript, _SCHEMA)
+        retrying(migrate_unique_event_id, self._conn)
+        retrying(self._conn.executescript, SCHEMA)
         # A threading lock, not an asyncio one: a cancelled caller stops awaiting, but
         # its worker thread keeps using the connection; close() must wait for it.
         self._lock = threading.Lock()
@@ -154,45 +71,16 @@ class SqliteEventLog:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the event log is closed")
-            return _retrying(fn, *args)
+            return retrying(fn, *args)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._locked, fn, *args)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-
-    def _migrate_unique_event_id(self) -> None:
-        """Logs written before replay existed had ``event_id UNIQUE``; rebuild the table
-        without it (ids and the autoincrement counter kept)."""
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'"
-            ).fetchone()
-            if row is None or "UNIQUE" not in str(row[0]).upper():
-                return
-            (seq,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'entries'"
-            ).fetchone()
-            conn.execute("ALTER TABLE entries RENAME TO entries_unique_event_id")
-            conn.execute(_ENTRIES)
-            conn.execute("INSERT INTO entries SELECT * FROM entries_unique_event_id")
-            conn.execute("DROP TABLE entries_unique_event_id")
-            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'entries'")
-            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?)", (seq,))
 
     # -- producing -------------------------------------------------------
     def _publish(self, stream: str, events: Sequence[Event]) -> None:
         now = time.time()
         rows = [(stream, e.id, e.type, e.subject, encode_event(e), now) for e in events]
-        with self._write() as conn:
+        with writing(self._conn) as conn:
             conn.executemany(
                 "INSERT INTO entries (stream, event_id, type, subject, body, appended_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -214,7 +102,7 @@ class SqliteEventLog:
             self._appended_since_trim[stream] = appended
 
     def _trim(self, stream: str, keep: int) -> int:
-        with self._write() as conn:
+        with writing(self._conn) as conn:
             (total,) = conn.execute(
                 "SELECT COUNT(*) FROM entries WHERE stream = ?", (stream,)
             ).fetchone()
@@ -274,7 +162,7 @@ class SqliteEventLog:
         expired_before = now - self.visibility_timeout
         out: list[Delivery] = []
         full = False
-        with self._write() as conn:
+        with writing(self._conn) as conn:
             for stream in streams:
                 conn.execute(
                     "INSERT OR IGNORE INTO consumer_groups (grp, stream, last_delivered_id)"
@@ -351,7 +239,7 @@ class SqliteEventLog:
             await asyncio.sleep(self.poll_interval)
 
     def _ack(self, group: str, stream: str, entry_ids: Sequence[int]) -> None:
-        with self._write() as conn:
+        with writing(self._conn) as conn:
             conn.executemany(
                 "DELETE FROM pending WHERE grp = ? AND stream = ? AND entry_id = ?",
                 [(group, stream, i) for i in entry_ids],
@@ -359,13 +247,13 @@ class SqliteEventLog:
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:
-            await self._run(self._ack, group, stream, [_entry_id(i) for i in entry_ids])
+            await self._run(self._ack, group, stream, [parse_entry_id(i) for i in entry_ids])
 
     def _retry_later(self, group: str, stream: str, entry_id: int, delay: float) -> None:
         # Claimable once ``delivered_at`` is older than the timeout: pretend it was
         # delivered ``timeout - delay`` ago.
         redeliver_from = time.time() - self.visibility_timeout + delay
-        with self._write() as conn:
+        with writing(self._conn) as conn:
             conn.execute(
                 "UPDATE pending SET delivered_at = ? WHERE grp = ? AND stream = ? AND entry_id = ?",
                 (redeliver_from, group, stream, entry_id),
@@ -374,92 +262,31 @@ class SqliteEventLog:
     async def retry_later(self, group: str, delivery: Delivery, delay_seconds: float) -> None:
         delay = min(max(delay_seconds, 0.0), self.visibility_timeout)
         await self._run(
-            self._retry_later, group, delivery.stream, _entry_id(delivery.entry_id), delay
+            self._retry_later, group, delivery.stream, parse_entry_id(delivery.entry_id), delay
         )
-
-    def _dead_letter(
-        self, group: str, stream: str, entry_id: int, body: bytes, deliveries: int, reason: str
-    ) -> None:
-        with self._write() as conn:
-            taken = conn.execute(
-                "DELETE FROM pending WHERE grp = ? AND stream = ? AND entry_id = ?",
-                (group, stream, entry_id),
-            ).rowcount
-            if taken:  # not already acked or dead-lettered by another consumer
-                conn.execute(
-                    "INSERT INTO dead_letters (stream, grp, entry_id, body, deliveries, reason,"
-                    " dead_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (stream, group, entry_id, body, deliveries, reason, time.time()),
-                )
-                if self.max_len is not None:  # bounded: the oldest dead letters go
-                    conn.execute(
-                        "DELETE FROM dead_letters WHERE stream = ? AND id <= ("
-                        " SELECT id FROM dead_letters WHERE stream = ?"
-                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (stream, stream, self.max_len),
-                    )
 
     async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None:
         await self._run(
-            self._dead_letter,
+            dead_letters.move,
+            self._conn,
             group,
             delivery.stream,
-            _entry_id(delivery.entry_id),
+            parse_entry_id(delivery.entry_id),
             encode_event(delivery.event),
             delivery.delivery_count,
             reason,
+            self.max_len,
         )
-
-    def _dead_letters(self, stream: str | None, limit: int) -> list[DeadLetter]:
-        query = (
-            "SELECT id, stream, grp, entry_id, body, deliveries, reason, dead_at FROM dead_letters"
-        )
-        if stream is None:
-            rows = self._conn.execute(f"{query} ORDER BY id LIMIT ?", (limit,)).fetchall()
-        else:
-            rows = self._conn.execute(
-                f"{query} WHERE stream = ? ORDER BY id LIMIT ?", (stream, limit)
-            ).fetchall()
-        return [
-            DeadLetter(
-                dead_letter_id=str(dead_id),
-                stream=s,
-                group=grp,
-                entry_id=str(entry_id),
-                event=decode_event(body),
-                deliveries=int(deliveries),
-                reason=reason,
-                dead_at=datetime.fromtimestamp(dead_at, UTC),
-            )
-            for dead_id, s, grp, entry_id, body, deliveries, reason, dead_at in rows
-        ]
 
     async def dead_letters(self, stream: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        return await self._run(self._dead_letters, stream, limit)
-
-    def _replay_dead_letter(self, dead_id: int) -> bool:
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT stream, body FROM dead_letters WHERE id = ?", (dead_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            stream, body = row
-            event = decode_event(body)
-            conn.execute(
-                "INSERT INTO entries (stream, event_id, type, subject, body, appended_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (stream, event.id, event.type, event.subject, body, time.time()),
-            )
-            conn.execute("DELETE FROM dead_letters WHERE id = ?", (dead_id,))
-        return True
+        return await self._run(dead_letters.listed, self._conn, stream, limit)
 
     async def replay_dead_letter(self, dead_letter_id: str) -> bool:
         try:
             dead_id = int(dead_letter_id)
         except ValueError:
             return False
-        return await self._run(self._replay_dead_letter, dead_id)
+        return await self._run(dead_letters.replay, self._conn, dead_id)
 
     # -- operating -------------------------------------------------------
     def _read_all(self, stream: str | None, after: int, limit: int) -> list[tuple[str, str, Event]]:
@@ -478,7 +305,7 @@ class SqliteEventLog:
     async def read_all(
         self, stream: str | None = None, after: str | None = None, limit: int = 100
     ) -> list[tuple[str, str, Event]]:
-        start = 0 if after is None else _entry_id(after)
+        start = 0 if after is None else parse_entry_id(after)
         return await self._run(self._read_all, stream, start, limit)
 
     def _lag(self) -> list[GroupLag]:

@@ -1,30 +1,5 @@
-"""The Redis Streams engine of the event bus (``redis://HOST:PORT/DB``), with the
-semantics of shared/events/bus.py, like the embedded log.
-
-- A stream per producing service; an entry carries the encoded envelope in ``event``
-  (plus ``type`` and ``subject`` for humans reading the stream).
-- Consumer groups are created on first read at id 0 (MKSTREAM), so a group that starts
-  late still sees the history that was kept.
-- A read first takes over entries idle longer than the visibility timeout (XAUTOCLAIM;
-  their delivery count is read back with XPENDING), then reads new ones (XREADGROUP
-  ``>``, blocking in short slices so entries that become reclaimable are not left
-  waiting behind a long block).
-- ``retry_later`` keeps the entry pending and sets its idle time so that it becomes
-  reclaimable after the delay (XCLAIM ... IDLE, delivery count unchanged).
-- Dead letters go to the stream ``<stream>:dead``; the move (XACK + XADD) is one atomic
-  script, and happens only while the entry is still pending (a consumer that lost the
-  entry to another one cannot dead-letter it twice).
-- Streams in use are recorded in the set ``tally:bus:streams`` (for ``read_all`` over
-  every stream, ``dead_letters`` and ``lag``).
-- With ``max_len``, streams are trimmed (``trim``, also every ``trim_every`` appends of
-  this publisher) to the newest ``max_len`` entries, but never past an entry that a group
-  has pending or has not been delivered yet; a dead-letter stream keeps its newest
-  ``max_len`` entries (``XADD MAXLEN`` in the move).
-- Consumer names are per process (host and pid), so every restart leaves a name behind
-  in the group: the same maintenance removes consumers idle for twice the visibility
-  timeout that have nothing pending (checked and removed in one script: a consumer that
-  took an entry in between keeps it).
-"""
+"""``RedisStreamsBus``: the event bus on Redis Streams (see the package's docstring
+for how it keeps the bus's semantics)."""
 
 from __future__ import annotations
 
@@ -47,6 +22,7 @@ from shared.events.bus import (
     trim_interval,
 )
 from shared.events.envelope import Event, decode_event, encode_event
+from shared.events.redis_streams import scripts
 
 log = logging.getLogger("tally.bus")
 
@@ -54,123 +30,6 @@ STREAMS_KEY = "tally:bus:streams"
 DEAD_SUFFIX = ":dead"
 
 _ID = re.compile(r"^\d+-\d+$")
-
-# Ack and move to the dead-letter stream, only while the entry is still pending; the
-# dead-letter stream keeps its newest ARGV[9] entries (0: all).
-_DEAD_LETTER = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  return false
-end
-local args = {'XADD', KEYS[2]}
-if tonumber(ARGV[9]) > 0 then
-  table.insert(args, 'MAXLEN')
-  table.insert(args, ARGV[9])
-end
-for _, value in ipairs({'*', 'event', ARGV[3], 'type', ARGV[4], 'subject', ARGV[5],
-    'stream', KEYS[1], 'group', ARGV[1], 'entry_id', ARGV[2], 'deliveries', ARGV[6],
-    'reason', ARGV[7], 'dead_at', ARGV[8]}) do
-  table.insert(args, value)
-end
-return redis.call(unpack(args))
-"""
-
-# Remove the consumers of every group of the stream that have nothing pending and have
-# been idle longer than ARGV[1] ms; returns how many went.
-_FORGET_IDLE_CONSUMERS = """
-local removed = 0
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local group = {}
-  for i = 1, #g, 2 do
-    group[g[i]] = g[i + 1]
-  end
-  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], group['name'])) do
-    local consumer = {}
-    for i = 1, #c, 2 do
-      consumer[c[i]] = c[i + 1]
-    end
-    if consumer['pending'] == 0 and consumer['idle'] > tonumber(ARGV[1]) then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group['name'], consumer['name'])
-      removed = removed + 1
-    end
-  end
-end
-return removed
-"""
-
-# Re-publish a dead letter to its stream and drop it, atomically.
-_REPLAY = """
-local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #found == 0 then
-  return false
-end
-local fields = found[1][2]
-local values = {}
-for i = 1, #fields, 2 do
-  values[fields[i]] = fields[i + 1]
-end
-local id = redis.call('XADD', KEYS[2], '*', 'event', values['event'],
-  'type', values['type'] or '', 'subject', values['subject'] or '')
-redis.call('XDEL', KEYS[1], ARGV[1])
-return id
-"""
-
-# Keep a pending entry with its owner and delivery count; make it reclaimable later.
-_RETRY_LATER = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 then
-  return 0
-end
-redis.call('XCLAIM', KEYS[1], ARGV[1], p[1][2], 0, ARGV[2], 'IDLE', ARGV[3],
-  'RETRYCOUNT', p[1][4], 'JUSTID')
-return 1
-"""
-
-# Trim to the newest ARGV[1] entries, but never past the first entry some group has
-# pending or not yet delivered (all in one script: no group can read in between).
-_TRIM = """
-local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
-if excess <= 0 then
-  return 0
-end
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return {tonumber(ms), tonumber(seq), ms}
-end
-local function less(a, b)
-  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
-end
-local function successor(id)
-  local p = parse(id)
-  return {p[1], p[2] + 1, p[3] .. '-' .. string.format('%.0f', p[2] + 1)}
-end
-local floor = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #g, 2 do
-    info[g[i]] = g[i + 1]
-  end
-  local first = successor(info['last-delivered-id'])
-  if info['pending'] > 0 then
-    local min = redis.call('XPENDING', KEYS[1], info['name'])[2]
-    local p = parse(min)
-    if less(p, first) then
-      first = {p[1], p[2], min}
-    end
-  end
-  if floor == nil or less(first, floor) then
-    floor = first
-  end
-end
-local bound = '+'
-if floor ~= nil then
-  bound = '(' .. floor[3]
-end
-local e = redis.call('XRANGE', KEYS[1], '-', bound, 'COUNT', excess)
-if #e == 0 then
-  return 0
-end
-return redis.call('XTRIM', KEYS[1], 'MINID', successor(e[#e][1])[3])
-"""
 
 
 def _text(value: bytes | str) -> str:
@@ -196,11 +55,11 @@ class RedisStreamsBus:
         self.max_len = max_len
         self.trim_every = trim_every or trim_interval(max_len)
         self._redis: Redis = Redis.from_url(url)
-        self._dead_letter_script = self._redis.register_script(_DEAD_LETTER)
-        self._replay_script = self._redis.register_script(_REPLAY)
-        self._retry_script = self._redis.register_script(_RETRY_LATER)
-        self._trim_script = self._redis.register_script(_TRIM)
-        self._forget_script = self._redis.register_script(_FORGET_IDLE_CONSUMERS)
+        self._dead_letter_script = self._redis.register_script(scripts.DEAD_LETTER)
+        self._replay_script = self._redis.register_script(scripts.REPLAY)
+        self._retry_script = self._redis.register_script(scripts.RETRY_LATER)
+        self._trim_script = self._redis.register_script(scripts.TRIM)
+        self._forget_script = self._redis.register_script(scripts.FORGET_IDLE_CONSUMERS)
         # A blocking read wakes up at least this often to take over expired entries.
         self._slice_ms = max(10, int(min(0.25, visibility_timeout / 4) * 1000))
         self._groups: set[tuple[str, str]] = set()
