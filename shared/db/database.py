@@ -90,19 +90,19 @@ class Database:
             tx = Tx(conn)
             yield tx
             if tx.events_written:
-                await self._write_events(conn, tx.events_written)
+                await self._event_writer()(conn, self.metadata, tx.events_written)
         if tx.events_written:
             for callback in self._after_commit:
                 callback(tx.events_written)
 
-    async def _write_events(self, conn: AsyncConnection, events: Emitted) -> None:
+    def _event_writer(self) -> EventWriter:
         writer: EventWriter | None = self.metadata.info.get(EVENT_WRITER)
         if writer is None:
             raise RuntimeError(
                 "a transaction emitted events on a schema without an outbox"
                 " (declare it: shared.events.outbox.outbox_table(metadata))"
             )
-        await writer(conn, self.metadata, events)
+        return writer
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
