@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from shared.settings import load_settings
-from system_apis.erp.app import create_app
 from tests.support.tokens import TestIssuer
 
 INVOICE = {
@@ -23,21 +18,6 @@ INVOICE = {
         {"sku": "SKU-2", "quantity": 1, "unit_price": {"amount_minor": 99, "currency": "USD"}},
     ],
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def client(
-    request: pytest.FixtureRequest, tmp_path: Path, issuer: TestIssuer
-) -> Iterator[TestClient]:
-    settings = load_settings("erp", data_dir=tmp_path)
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        settings = msgspec.structs.replace(settings, database_url=url)
-    app = create_app(settings=settings, key_source=issuer.key_source())
-    token = issuer.token("erp:read erp:write", audience="erp")
-    with TestClient(app) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {token}"
-        yield test_client
 
 
 def test_item_is_created_and_read_back(client: TestClient) -> None:

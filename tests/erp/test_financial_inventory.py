@@ -4,10 +4,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from shared.settings import Settings
-from tests.erp.purchasing_support import erp, post
-
-__all__ = ["erp"]
+from tests.support.service import post
 
 
 def posting(
@@ -27,8 +24,7 @@ def on_hand(client: TestClient[Any], sku: str) -> dict[str, int]:
     return {x["warehouse_id"]: x["on_hand"] for x in response.json()["items"]}
 
 
-def test_financial_on_hand_moves_only_by_postings(erp: tuple[TestClient[Any], Settings]) -> None:
-    client, _ = erp
+def test_financial_on_hand_moves_only_by_postings(client: TestClient[Any]) -> None:
     assert on_hand(client, "A") == {}
     assert (
         post(
@@ -102,10 +98,7 @@ def test_financial_on_hand_moves_only_by_postings(erp: tuple[TestClient[Any], Se
     assert [x["on_hand"] for x in only_wh2] == [5]
 
 
-def test_receipt_against_a_purchase_order_receives_its_open_lines(
-    erp: tuple[TestClient[Any], Settings],
-) -> None:
-    client, _ = erp
+def test_receipt_against_a_purchase_order_receives_its_open_lines(client: TestClient[Any]) -> None:
     po = post(
         client,
         "/erp/v1/purchase-orders",

@@ -6,10 +6,9 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import AsnReceived, AsnShipped, PurchaseOrderChanged
 from shared.settings import Settings
-from tests.erp.purchasing_support import erp, post
-from tests.wms.helpers import bus_events, wait_for
-
-__all__ = ["erp"]
+from tests.support.events import bus_events
+from tests.support.polling import eventually
+from tests.support.service import post
 
 
 def place_po(client: TestClient[Any], *, key: str = "po1") -> dict[str, Any]:
@@ -27,7 +26,7 @@ def place_po(client: TestClient[Any], *, key: str = "po1") -> dict[str, Any]:
 
 
 def events(settings: Settings, count: int) -> list[Any]:
-    found = wait_for(
+    found = eventually(
         lambda: len([e for e in bus_events(settings) if e.source == "tally.erp"]) >= count
     )
     assert found, f"{count} ERP events never reached the bus"
@@ -35,9 +34,8 @@ def events(settings: Settings, count: int) -> list[Any]:
 
 
 def test_po_asn_and_goods_receipt_move_open_in_transit_received(
-    erp: tuple[TestClient[Any], Settings],
+    client: TestClient[Any], settings: Settings
 ) -> None:
-    client, settings = erp
     po = place_po(client)
     po_id = po["purchase_order_id"]
     line_a = po["lines"][0]
@@ -100,8 +98,7 @@ def test_po_asn_and_goods_receipt_move_open_in_transit_received(
     assert published[3].payload(AsnReceived).receipt_id == "RCV-1"
 
 
-def test_asn_beyond_open_and_second_receipt_are_409(erp: tuple[TestClient[Any], Settings]) -> None:
-    client, _ = erp
+def test_asn_beyond_open_and_second_receipt_are_409(client: TestClient[Any]) -> None:
     po_id = place_po(client)["purchase_order_id"]
     body = {
         "purchase_order_id": po_id,

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 from litestar.testing import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.events.envelope import Event
-from shared.events.sqlite_log import SqliteEventLog
 from shared.settings import Settings
-
-
-def bus_events(settings: Settings) -> list[Event]:
-    async def read() -> list[Event]:
-        log = SqliteEventLog(settings.bus_url.removeprefix("sqlite:///"))
-        try:
-            return [event for _, _, event in await log.read_all(limit=1000)]
-        finally:
-            await log.close()
-
-    return asyncio.run(read())
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Polls until ``probe`` returns something truthy; returns the last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = probe()
-        if answer or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.02)
+from tests.support.events import bus_events
+from tests.support.polling import eventually
 
 
 def outbox_count(settings: Settings) -> int:
@@ -88,3 +65,27 @@ def release(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def stock_rows(client: TestClient[Any], sku: str) -> dict[tuple[str, str | None], dict[str, int]]:
+    """(warehouse, lot) -> the physical figures of that stock row."""
+    response = client.get("/wms/v1/stock", params={"sku": sku})
+    assert response.status_code == 200, response.text
+    fields = ("on_hand", "quality_control", "damaged", "hold", "picked", "available")
+    return {
+        (s["warehouse_id"], s["lot"]): {f: s[f] for f in fields} for s in response.json()["items"]
+    }
+
+
+def events_of(settings: Settings, type_: str, count: int) -> list[Any]:
+    """The bus's events of one type, once ``count`` of them have been relayed."""
+    found = eventually(
+        lambda: [e for e in bus_events(settings) if e.type == type_][count - 1 : count] and True
+    )
+    assert found, f"{count} {type_} events never reached the bus"
+    return [e for e in bus_events(settings) if e.type == type_]
+
+
+def stock_sequences(settings: Settings, warehouse_id: str = "WH1") -> list[int]:
+    subject = f"warehouse:{warehouse_id}"
+    return sorted(e.sequence for e in bus_events(settings) if e.subject == subject)

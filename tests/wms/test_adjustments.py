@@ -6,8 +6,15 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import InventoryAdjusted
 from shared.settings import Settings
-from tests.wms.helpers import add_warehouse, outbox_count, receive
-from tests.wms.stockops import events_of, post, stock_rows, stock_sequences
+from tests.support.service import post
+from tests.wms.helpers import (
+    add_warehouse,
+    events_of,
+    outbox_count,
+    receive,
+    stock_rows,
+    stock_sequences,
+)
 
 
 def adjust(client: TestClient[Any], reason: str, lines: list[dict[str, Any]], *, key: str) -> Any:

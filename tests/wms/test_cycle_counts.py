@@ -6,8 +6,16 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import InventoryAdjusted
 from shared.settings import Settings
-from tests.wms.helpers import add_warehouse, bus_events, outbox_count, receive
-from tests.wms.stockops import events_of, post, stock_rows, stock_sequences
+from tests.support.events import bus_events
+from tests.support.service import post
+from tests.wms.helpers import (
+    add_warehouse,
+    events_of,
+    outbox_count,
+    receive,
+    stock_rows,
+    stock_sequences,
+)
 
 
 def count(

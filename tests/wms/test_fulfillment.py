@@ -6,15 +6,9 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import FulfillmentReleased, ShipmentDispatched
 from shared.settings import Settings
-from tests.wms.helpers import (
-    add_warehouse,
-    bus_events,
-    outbox_count,
-    receive,
-    release,
-    stock_of,
-    wait_for,
-)
+from tests.support.events import bus_events
+from tests.support.polling import eventually
+from tests.wms.helpers import add_warehouse, outbox_count, receive, release, stock_of
 
 
 def ship(client: TestClient[Any], fo_id: str, lines: list[dict[str, Any]], *, key: str) -> Any:
@@ -62,7 +56,7 @@ def test_release_then_ship_in_two_parts(client: TestClient[Any], settings: Setti
     assert stock_of(client, "A") == {("WH1", None): 4}
     assert stock_of(client, "B") == {("WH1", None): 2}
 
-    events = wait_for(lambda: [e for e in bus_events(settings) if e.type != "receipt.posted"][2:])
+    events = eventually(lambda: [e for e in bus_events(settings) if e.type != "receipt.posted"][2:])
     assert events, "the relay did not publish"
     kinds = [e.type for e in bus_events(settings)]
     assert kinds == [
@@ -191,7 +185,7 @@ def test_lots_are_carried_and_drawn(client: TestClient[Any], settings: Settings)
     assert missing_lot.status_code == 409
     assert missing_lot.json()["type"] == "/problems/insufficient-stock"
 
-    wait_for(lambda: len(bus_events(settings)) == 4)
+    eventually(lambda: len(bus_events(settings)) == 4)
     dispatched = [e for e in bus_events(settings) if e.type == "shipment.dispatched"]
     # The refused shipment rolled back its version: no gap for the consumers to wait on.
     assert [e.sequence for e in dispatched] == [2, 3]

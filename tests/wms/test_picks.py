@@ -6,8 +6,16 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import PickConfirmed, ShipmentDispatched
 from shared.settings import Settings
-from tests.wms.helpers import add_warehouse, outbox_count, receive, release
-from tests.wms.stockops import events_of, post, stock_rows, stock_sequences
+from tests.support.service import post
+from tests.wms.helpers import (
+    add_warehouse,
+    events_of,
+    outbox_count,
+    receive,
+    release,
+    stock_rows,
+    stock_sequences,
+)
 
 
 def pick(client: TestClient[Any], fo_id: str, lines: list[dict[str, Any]], *, key: str) -> Any:

@@ -6,14 +6,9 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import ReceiptPosted
 from shared.settings import Settings
-from tests.wms.helpers import (
-    add_warehouse,
-    bus_events,
-    outbox_count,
-    receive,
-    stock_of,
-    wait_for,
-)
+from tests.support.events import bus_events
+from tests.support.polling import eventually
+from tests.wms.helpers import add_warehouse, outbox_count, receive, stock_of
 
 
 def test_receipt_raises_stock_and_publishes_one_event(
@@ -31,7 +26,7 @@ def test_receipt_raises_stock_and_publishes_one_event(
     assert stock_of(client, "SKU-1") == {("WH1", None): 7, ("WH1", "L1"): 3}
     assert outbox_count(settings) == 1
 
-    events = wait_for(lambda: bus_events(settings))
+    events = eventually(lambda: bus_events(settings))
     assert [e.type for e in events] == ["receipt.posted"]
     event = events[0]
     assert event.source == "tally.wms"
@@ -73,7 +68,7 @@ def test_each_warehouse_numbers_its_stock_changes(
     assert refused.status_code == 422
     receive(client, [{"sku": "SKU-1", "quantity": 1}], warehouse_id="WH2", key="e")
 
-    wait_for(lambda: len(bus_events(settings)) == 4)
+    eventually(lambda: len(bus_events(settings)) == 4)
     events = bus_events(settings)
     assert [(e.subject, e.sequence) for e in events] == [
         ("warehouse:WH1", 1),

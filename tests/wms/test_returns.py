@@ -6,8 +6,8 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import ReturnDispositioned, ReturnReceived
 from shared.settings import Settings
-from tests.wms.helpers import add_warehouse, outbox_count
-from tests.wms.stockops import events_of, post, stock_rows, stock_sequences
+from tests.support.service import post
+from tests.wms.helpers import add_warehouse, events_of, outbox_count, stock_rows, stock_sequences
 
 
 def receive_return(client: TestClient[Any], lines: list[dict[str, Any]], *, key: str) -> Any:

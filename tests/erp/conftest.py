@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from tests.support.service import service_fixtures
+
+_embedded_defaults, settings, client = service_fixtures("erp", "erp:read erp:write")

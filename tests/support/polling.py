@@ -1,0 +1,59 @@
+"""Waiting for something another thread, process or event loop does.
+
+- ``eventually`` polls until the check answers something truthy and returns the last
+  answer either way: the caller asserts on it (and can say what it saw).
+- ``wait_until`` is the same wait for set-up steps: it raises ``TimeoutError`` instead.
+- ``eventually_async`` is ``eventually`` inside an event loop; the check may be a
+  coroutine function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+TIMEOUT = 15.0
+INTERVAL = 0.02
+
+
+def eventually(
+    check: Callable[[], Any], *, timeout: float = TIMEOUT, interval: float = INTERVAL
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_until(
+    check: Callable[[], Any],
+    *,
+    timeout: float = TIMEOUT,
+    interval: float = INTERVAL,
+    what: str = "",
+) -> Any:
+    value = eventually(check, timeout=timeout, interval=interval)
+    if not value:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what or check}")
+    return value
+
+
+async def eventually_async(
+    check: Callable[[], Any | Awaitable[Any]],
+    *,
+    timeout: float = TIMEOUT,
+    interval: float = INTERVAL,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
