@@ -35,6 +35,45 @@ def _begin_waiting(conn: sqlite3.Connection, sql: str) -> None:
         conn.execute("PRAGMA busy_timeout=0")
 
 
+def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """A new SQLite connection: WAL, and no transaction begun by the driver."""
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _on_begin(conn: Any) -> None:
+    """BEGIN, straight to the driver: IMMEDIATE to write, deferred to read."""
+    driver = conn.connection.driver_connection  # the aiosqlite connection
+    sql = "BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
+    if getattr(conn.connection.dbapi_connection, "inline", False):
+        # The kept writer, holding this host's writer turn: the lock is free unless
+        # a writer outside the turn holds it (a schema upgrade). Tried on the loop's
+        # thread without waiting; if taken, waited for on the driver's thread.
+        try:
+            driver._conn.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        await_(driver._execute(_begin_waiting, driver._conn, sql))
+        return
+    await_(driver._execute(driver._conn.execute, sql))
+
+
+def _on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    """A connection back in the pool: rolled back only if a transaction is open."""
+    if not state.asyncio_safe or state.terminate_only:
+        return  # what SQLAlchemy's own rollback-on-return would skip too
+    driver = record.driver_connection
+    if driver is not None and driver.in_transaction:
+        dbapi_connection.rollback()
+
+
 def create_engine(url: str) -> AsyncEngine:
     """SQLite runs in WAL mode. Write transactions take the write lock at BEGIN
     (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of failing a lock
@@ -60,43 +99,7 @@ def create_engine(url: str) -> AsyncEngine:
         pool_reset_on_return=None,
         **options,
     )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        driver = conn.connection.driver_connection  # the aiosqlite connection
-        sql = "BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
-        if getattr(conn.connection.dbapi_connection, "inline", False):
-            # The kept writer, holding this host's writer turn: the lock is free unless
-            # a writer outside the turn holds it (a schema upgrade). Tried on the loop's
-            # thread without waiting; if taken, waited for on the driver's thread.
-            try:
-                driver._conn.execute(sql)
-                return
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-            await_(driver._execute(_begin_waiting, driver._conn, sql))
-            return
-        await_(driver._execute(driver._conn.execute, sql))
-
-    @event.listens_for(engine.sync_engine, "reset")
-    def _on_reset(
-        dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
-    ) -> None:
-        if not state.asyncio_safe or state.terminate_only:
-            return  # what SQLAlchemy's own rollback-on-return would skip too
-        driver = record.driver_connection
-        if driver is not None and driver.in_transaction:
-            dbapi_connection.rollback()
-
+    event.listen(engine.sync_engine, "connect", _on_connect)
+    event.listen(engine.sync_engine, "begin", _on_begin)
+    event.listen(engine.sync_engine, "reset", _on_reset)
     return engine

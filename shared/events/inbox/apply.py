@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select
 
 from shared.correlation import correlation_id
-from shared.db import Database
+from shared.db import Database, Tx
 from shared.events.bus import Delivery
 from shared.events.envelope import Event
 from shared.events.inbox.handlers import EventHandler, prepares
@@ -137,7 +137,6 @@ class Applier:
         """Applies the run's events in one transaction; returns each one's outcome (or
         ``Gap``) by its index. A handler's exception rolls the whole run back and is
         raised as ``HandlerFailed``."""
-        inbox, applied, attempts = self.tables
         results: dict[int, str | Gap] = {}
         handled = [(n, d) for n, d in run if d.event.type in self.handlers]
         for n, delivery in run:
@@ -146,67 +145,94 @@ class Applier:
         if not handled:
             return results
         async with self.db.transaction() as tx:
-            ids = list({d.event.id for _, d in handled})
-            seen = set(
-                await tx.conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))
-            )
-            keys = {subject_key(d.event) for _, d in handled if d.event.type in self.ordered_types}
-            lasts: dict[str, int] = {}
-            if keys:
-                rows = await tx.conn.execute(
-                    select(applied.c.subject_key, applied.c.sequence)
-                    .where(applied.c.subject_key.in_(keys))
-                    .with_for_update()
-                )
-                lasts = {row.subject_key: int(row.sequence) for row in rows}
-            fresh: list[dict[str, str]] = []
-            moved: set[str] = set()
+            seen, lasts = await self._applied_before(tx, [d.event for _, d in handled])
             for n, delivery in handled:
-                event = delivery.event
-                if event.id in seen:
-                    results[n] = DUPLICATE
-                    continue
-                ordered = event.type in self.ordered_types
-                key = subject_key(event)
-                if ordered:
-                    found = standing(event, lasts.get(key, 0))
-                    if found != NEXT:
-                        results[n] = found
-                        continue
-                token = correlation_id.set(event.correlationid)
-                try:
-                    await self.handlers[event.type].apply(tx, event, None)
-                except Exception as exc:
-                    raise HandlerFailed(n, exc) from exc
-                finally:
-                    correlation_id.reset(token)
-                seen.add(event.id)
-                fresh.append({"event_id": event.id, "type": event.type})
-                if ordered:
-                    lasts[key] = event.sequence
-                    moved.add(key)
-                results[n] = APPLIED
-            forget = [
-                delivery
-                for n, delivery in handled
-                if self.may_have_parked(delivery) and not isinstance(results[n], Gap)
-            ]
-            if fresh:
-                await tx.conn.execute(insert(inbox), fresh)
-            if moved:  # one statement for every subject the run moved
-                upsert = upsert_into(applied, sqlite=self.db.sqlite)
-                await tx.conn.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
-                    ),
-                    [{"subject_key": key, "sequence": lasts[key]} for key in sorted(moved)],
-                )
-            if forget:
-                await tx.conn.execute(
-                    delete(attempts).where(
-                        attempts.c.stream == bindparam("of_stream"),
-                        attempts.c.entry_id == bindparam("of_entry"),
-                    ),
-                    [{"of_stream": d.stream, "of_entry": d.entry_id} for d in forget],
-                )
+                results[n] = await self._apply_in_run(tx, n, delivery.event, seen, lasts)
+            applied = [d.event for n, d in handled if results[n] == APPLIED]
+            await self._record_run(
+                tx,
+                applied,
+                {subject_key(e) for e in applied if e.type in self.ordered_types},
+                lasts,
+                [
+                    delivery
+                    for n, delivery in handled
+                    if self.may_have_parked(delivery) and not isinstance(results[n], Gap)
+                ],
+            )
         return results
+
+    async def _applied_before(
+        self, tx: Tx, events: Sequence[Event]
+    ) -> tuple[set[str], dict[str, int]]:
+        """Which of the events' ids the inbox holds, and the last applied sequence of
+        their ordered subjects (locked for the transaction)."""
+        inbox, applied, _ = self.tables
+        ids = list({e.id for e in events})
+        seen = set(await tx.conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
+        keys = {subject_key(e) for e in events if e.type in self.ordered_types}
+        if not keys:
+            return seen, {}
+        rows = await tx.conn.execute(
+            select(applied.c.subject_key, applied.c.sequence)
+            .where(applied.c.subject_key.in_(keys))
+            .with_for_update()
+        )
+        return seen, {row.subject_key: int(row.sequence) for row in rows}
+
+    async def _apply_in_run(
+        self, tx: Tx, n: int, event: Event, seen: set[str], lasts: dict[str, int]
+    ) -> str | Gap:
+        """One event of a run: DUPLICATE, STALE, a ``Gap``, or APPLIED (then ``seen``
+        and ``lasts`` include it, for the run's later events)."""
+        if event.id in seen:
+            return DUPLICATE
+        ordered = event.type in self.ordered_types
+        key = subject_key(event)
+        if ordered:
+            found = standing(event, lasts.get(key, 0))
+            if found != NEXT:
+                return found
+        token = correlation_id.set(event.correlationid)
+        try:
+            await self.handlers[event.type].apply(tx, event, None)
+        except Exception as exc:
+            raise HandlerFailed(n, exc) from exc
+        finally:
+            correlation_id.reset(token)
+        seen.add(event.id)
+        if ordered:
+            lasts[key] = event.sequence
+        return APPLIED
+
+    async def _record_run(
+        self,
+        tx: Tx,
+        applied_events: Sequence[Event],
+        moved: set[str],
+        lasts: dict[str, int],
+        forget: Sequence[Delivery],
+    ) -> None:
+        """The run's inbox rows, its subjects' new last sequences and the park counts
+        it settled, one statement each."""
+        inbox, applied, attempts = self.tables
+        if applied_events:
+            await tx.conn.execute(
+                insert(inbox), [{"event_id": e.id, "type": e.type} for e in applied_events]
+            )
+        if moved:  # one statement for every subject the run moved
+            upsert = upsert_into(applied, sqlite=self.db.sqlite)
+            await tx.conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
+                ),
+                [{"subject_key": key, "sequence": lasts[key]} for key in sorted(moved)],
+            )
+        if forget:
+            await tx.conn.execute(
+                delete(attempts).where(
+                    attempts.c.stream == bindparam("of_stream"),
+                    attempts.c.entry_id == bindparam("of_entry"),
+                ),
+                [{"of_stream": d.stream, "of_entry": d.entry_id} for d in forget],
+            )

@@ -211,25 +211,29 @@ class EventConsumer:
                 if len(run) >= self.run_size:
                     await flush_run()
             await flush_run()
-            for n in early:
-                self.waiting.wait(deliveries[n])
-            settled = await self._release(acks)
-            for n in list(early):
-                delivery = deliveries[n]
-                outcome = settled.get((delivery.stream, delivery.entry_id))
-                if outcome is not None:
-                    outcomes[n] = outcome
-                    del early[n]
-            await self._park_early(deliveries, early, outcomes)
+            outcomes.update(await self._settle_early(deliveries, early, acks))
         finally:
             for stream, entry_ids in acks.items():
                 await self.bus.ack(self.group, stream, entry_ids)
         return [outcomes[n] for n in range(len(deliveries))]
 
-    async def _park_early(
-        self, deliveries: Sequence[Delivery], early: Mapping[int, Gap], outcomes: dict[int, str]
-    ) -> None:
-        """Parks the early events the waiting room could not apply in this batch."""
+    async def _settle_early(
+        self, deliveries: Sequence[Delivery], early: Mapping[int, Gap], acks: Acks
+    ) -> dict[int, str]:
+        """The batch's early events go to the waiting room, which then applies what it
+        can; those still early are parked. Returns their outcomes by index."""
+        for n in early:
+            self.waiting.wait(deliveries[n])
+        settled = await self._release(acks)
+        outcomes: dict[int, str] = {}
+        still_early: dict[int, Gap] = {}
+        for n, gap in early.items():
+            delivery = deliveries[n]
+            outcome = settled.get((delivery.stream, delivery.entry_id))
+            if outcome is not None:
+                outcomes[n] = outcome
+            else:
+                still_early[n] = gap
         parked = await self.park_many(
             [
                 (
@@ -239,12 +243,13 @@ class EventConsumer:
                     f" this event is {deliveries[n].event.sequence}",
                     False,
                 )
-                for n, gap in early.items()
+                for n, gap in still_early.items()
             ]
         )
-        for n, outcome in zip(early, parked, strict=True):
+        for n, outcome in zip(still_early, parked, strict=True):
             outcomes[n] = outcome
             EVENTS_HANDLED.labels(self.group, deliveries[n].event.type, outcome).inc()
+        return outcomes
 
     async def _release(self, acks: Acks) -> dict[tuple[str, str], str]:
         """Applies waiting events whose predecessor has applied, in chains (a run per
