@@ -9,6 +9,7 @@ several per transaction (``apply_run``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -71,24 +72,16 @@ def _require_next(event: Event, last: int) -> None:
         raise Settled(found)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Applier:
     """Applies events through the inbox of ``db``. ``may_have_parked`` tells whether a
     delivery may have a park count to drop when it settles."""
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        tables: InboxTables,
-        handlers: Mapping[str, EventHandler],
-        ordered_types: Collection[str],
-        may_have_parked: Callable[[Delivery], bool],
-    ) -> None:
-        self.db = db
-        self.tables = tables
-        self.handlers = handlers
-        self.ordered_types = ordered_types
-        self.may_have_parked = may_have_parked
+    db: Database
+    tables: InboxTables
+    handlers: Mapping[str, EventHandler]
+    ordered_types: Collection[str]
+    may_have_parked: Callable[[Delivery], bool]
 
     async def apply_one(self, delivery: Delivery, handler: EventHandler, ordered: bool) -> None:
         """Applies the event in its own transaction. Raises ``Settled`` (DUPLICATE or

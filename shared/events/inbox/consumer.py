@@ -22,11 +22,9 @@ from shared.events.inbox.handlers import EventHandler, prepares
 from shared.events.inbox.outcomes import (
     APPLIED,
     EVENTS_HANDLED,
-    EVENTS_LAG,
-    EVENTS_OLDEST_PENDING,
-    EVENTS_PENDING,
     HANDLER_SECONDS,
     IGNORED,
+    record_lag,
 )
 from shared.events.inbox.parking import Parking
 from shared.events.inbox.policy import RetryPolicy
@@ -314,10 +312,7 @@ class EventConsumer:
     async def refresh_lag(self) -> list[GroupLag]:
         """Sets the group's gauges from the bus; returns its rows."""
         rows = [row for row in await self.bus.lag() if row.group == self.group]
-        for row in rows:
-            EVENTS_PENDING.labels(row.group, row.stream).set(row.pending)
-            EVENTS_LAG.labels(row.group, row.stream).set(row.lag)
-            EVENTS_OLDEST_PENDING.labels(row.group, row.stream).set(row.oldest_pending_seconds)
+        record_lag(rows)
         return rows
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:

@@ -3,7 +3,11 @@ and the consumer's metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from shared.events.bus import GroupLag
 
 APPLIED = "applied"  # the effects committed with the inbox row
 DUPLICATE = "duplicate"  # the event id is in the inbox already: acked, no effect
@@ -42,3 +46,11 @@ EVENTS_OLDEST_PENDING = Gauge(
     ["group", "stream"],
     multiprocess_mode="livemostrecent",
 )
+
+
+def record_lag(rows: Iterable[GroupLag]) -> None:
+    """Sets the lag gauges from the bus's rows."""
+    for row in rows:
+        EVENTS_PENDING.labels(row.group, row.stream).set(row.pending)
+        EVENTS_LAG.labels(row.group, row.stream).set(row.lag)
+        EVENTS_OLDEST_PENDING.labels(row.group, row.stream).set(row.oldest_pending_seconds)

@@ -10,6 +10,7 @@ import logging
 import random
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 
@@ -36,27 +37,17 @@ def failure_reason(exc: BaseException, deliveries: int) -> str:
     return reason
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Parking:
     """Parks, retries and dead-letters the deliveries of ``group``."""
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        bus: EventBus,
-        group: str,
-        tables: InboxTables,
-        policy: RetryPolicy,
-        rng: random.Random,
-        waiting: WaitingRoom,
-    ) -> None:
-        self.db = db
-        self.bus = bus
-        self.group = group
-        self.tables = tables
-        self.policy = policy
-        self.rng = rng
-        self.waiting = waiting
+    db: Database
+    bus: EventBus
+    group: str
+    tables: InboxTables
+    policy: RetryPolicy
+    rng: random.Random
+    waiting: WaitingRoom
 
     async def parks_of(self, deliveries: Sequence[Delivery]) -> dict[tuple[str, str], int]:
         """How often each bus entry was parked before. A replayed dead letter is a new
