@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
@@ -11,13 +10,10 @@ T = TypeVar("T")
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-]*$"  # unpadded base64url (shared.paging)
 
-Sku = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-]
-Identifier = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SKU_PATTERN)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 AmountMinor = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
@@ -35,55 +31,57 @@ class Page(msgspec.Struct, Generic[T]):
     next_cursor: str | None = None
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """The key to continue after. A cursor we did not issue is not an error: it is
-    just a position in the key order, so paging can never fail on it."""
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        return cursor
-
-
 # Parameter flavours of the same rules (query and path parameters are validated and
 # documented from Litestar's Parameter, not from msgspec.Meta).
-from litestar.params import Parameter, QueryParameter  # noqa: E402
+from litestar.params import Parameter, ParameterKwarg, QueryParameter  # noqa: E402
 
-SkuParam = Annotated[
-    str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-]
-IdParam = Annotated[
-    str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+SkuParam = Annotated[str, Parameter(min_length=1, max_length=64, pattern=SKU_PATTERN)]
+IdParam = Annotated[str, Parameter(min_length=1, max_length=64, pattern=ID_PATTERN)]
 LimitParam = Annotated[int, Parameter(ge=1, le=500, description="Page size.")]
 CursorParam = Annotated[
     str | None,
     Parameter(
         required=False,
         max_length=200,
-        pattern=r"^[A-Za-z0-9_\-]*$",
+        pattern=CURSOR_PATTERN,
         description="Opaque cursor from next_cursor.",
     ),
 ]
 
-_ID_ITEMS = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
-_SKU_ITEMS = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN}
 
-# Repeatable query filters (``?sku=A&sku=B``). Declare them with a default of ``()``;
-# the item rules are spelled out for the OpenAPI document, Litestar enforces them.
-SkuListQuery = Annotated[
-    list[Sku],
-    QueryParameter(name="sku", required=False, max_items=100, schema_extra={"items": _SKU_ITEMS}),
-]
-OrderIdListQuery = Annotated[
-    list[Identifier],
-    QueryParameter(
-        name="order_id", required=False, max_items=100, schema_extra={"items": _ID_ITEMS}
-    ),
-]
+def query_filter(
+    pattern: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    many: bool = False,
+    required: bool = False,
+    min_items: int | None = None,
+) -> ParameterKwarg:
+    """A query filter on identifiers (``pattern`` is ``ID_PATTERN`` or ``SKU_PATTERN``):
+    one value (``?warehouse_id=W1``), or with ``many`` a repeatable one (``?sku=A&sku=B``,
+    at most 100) whose item rules are spelled out for the OpenAPI document (Litestar
+    enforces them from the item type). Declare an optional one with a default (``None``,
+    or ``()`` for ``many``)."""
+    if many:
+        items = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": pattern}
+        return QueryParameter(
+            name=name,
+            required=required,
+            description=description,
+            min_items=min_items,
+            max_items=100,
+            schema_extra={"items": items},
+        )
+    return QueryParameter(
+        name=name,
+        required=required,
+        description=description,
+        min_length=1,
+        max_length=64,
+        pattern=pattern,
+    )
+
+
+SkuListQuery = Annotated[list[Sku], query_filter(SKU_PATTERN, name="sku", many=True)]
+OrderIdListQuery = Annotated[list[Identifier], query_filter(ID_PATTERN, name="order_id", many=True)]

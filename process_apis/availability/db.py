@@ -30,7 +30,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Connection,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +45,7 @@ from sqlalchemy import (
 )
 
 from shared.db import Database
+from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
 
@@ -87,7 +87,7 @@ positions = Table(
     Column("lot", String(64), primary_key=True),
     *(Column(bucket, BigInteger, nullable=False, default=0) for bucket in BUCKETS),
     Column("version", Integer, nullable=False, default=0),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     *(CheckConstraint(f"{bucket} >= 0", name=f"{bucket}_not_negative") for bucket in BUCKETS),
 )
 
@@ -103,7 +103,7 @@ movements = Table(
     Column("source", String(100), nullable=False),
     Column("reference", String(100), nullable=False),
     Column("idempotency_key", String(255), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 Index("movements_by_item", movements.c.sku, movements.c.movement_id)
 
@@ -116,8 +116,8 @@ allocations = Table(
     Column("policy", String(16), nullable=False),
     Column("status", String(32), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     # The customer it was made for (ADR 0021); null: made by staff for nobody in
     # particular, or before allocations carried it.
     Column("customer_id", String(64), nullable=True),
@@ -165,11 +165,11 @@ holds = Table(
     Column("customer_group", String(64), nullable=True),
     # active | released | expired | converted ("active" past expires_at counts as expired)
     Column("status", String(16), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
     Column("order_id", String(64), nullable=True),
     Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 Index("holds_active_by_expiry", holds.c.status, holds.c.expires_at)
 
@@ -192,7 +192,7 @@ hold_lines = Table(
     Column("sku", String(64), nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("active", Integer, nullable=False),  # 1 while the hold is active
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("customer_group", String(64), nullable=True),
 )
@@ -214,7 +214,7 @@ channel_rules = Table(
     Column("customer_group", String(64), nullable=True),
     Column("quantity", BigInteger, nullable=True),
     Column("percent", Integer, nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 Index("channel_rules_by_sku", channel_rules.c.sku)
 
@@ -226,7 +226,7 @@ channel_strategies = Table(
     Column("split", Integer, nullable=False),
     Column("priority", Text, nullable=False),  # JSON list of location ids
     Column("eligible", Text, nullable=True),  # JSON list of location ids; null = all
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 locations = Table(
@@ -234,7 +234,7 @@ locations = Table(
     metadata,
     Column("location_id", String(64), primary_key=True),
     Column("region", String(64), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 region_distances = Table(
@@ -292,8 +292,8 @@ reconciliation_runs = Table(
     "reconciliation_runs",
     metadata,
     Column("run_id", String(64), primary_key=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=False),
     Column("settlement_window_seconds", Integer, nullable=False),
     Column("threshold", BigInteger, nullable=False),
     Column("checked", Integer, nullable=False),
@@ -314,9 +314,9 @@ reconciliation_exceptions = Table(
     Column("largest_difference", BigInteger, nullable=False),
     Column("evidence", Text, nullable=False),  # JSON: figures, in-flight events, movements
     Column("run_id", String(64), nullable=False),
-    Column("detected_at", DateTime(timezone=True), nullable=False),
-    Column("last_seen_at", DateTime(timezone=True), nullable=False),
-    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("detected_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),
     Column("resolution", String(500), nullable=True),
     Column("resolved_by", String(100), nullable=True),
 )

@@ -10,12 +10,8 @@ import msgspec
 from shared.idempotency import fingerprint
 from shared.models import Identifier, Quantity, Sku
 
-Channel = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
-Region = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Channel = Identifier
+Region = Identifier
 CustomerGroup = Channel
 Policy = Literal["reject", "ship_complete", "partial"]
 AllocationStatus = Literal[

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, MetaData, String, Table
+
+from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
 
@@ -16,7 +18,7 @@ invoices = Table(
     Column("status", String(16), nullable=False),
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
 )
 
 invoice_lines = Table(

@@ -7,7 +7,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
+
+from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
 
@@ -31,8 +32,8 @@ orders = Table(
     # Who placed it and with which Idempotency-Key: a resumed saga completes that record.
     Column("client_id", String(100), nullable=False),
     Column("idempotency_key", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 order_lines = Table(
@@ -67,5 +68,5 @@ order_shipments = Table(
     Column("carrier", String(100), nullable=False),
     Column("tracking_number", String(100), nullable=False),
     Column("lines", JSON, nullable=False),  # [{"sku": ..., "quantity": ...}]
-    Column("shipped_at", DateTime(timezone=True), nullable=False),
+    Column("shipped_at", UtcDateTime(), nullable=False),
 )

@@ -7,7 +7,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
+
+from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
 
@@ -26,7 +27,7 @@ items = Table(
     Column("base_uom", String(16), nullable=False),
     Column("price_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 customers = Table(
@@ -36,7 +37,7 @@ customers = Table(
     Column("name", String(200), nullable=False),
     Column("credit_limit_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 invoices = Table(
@@ -49,7 +50,7 @@ invoices = Table(
     Column("status", String(16), nullable=False),
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("shipment_id", name="one_invoice_per_shipment"),
 )
 
@@ -71,8 +72,8 @@ purchase_orders = Table(
     Column("supplier_id", String(64), nullable=False),
     Column("status", String(16), nullable=False),  # open, closed, cancelled
     Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 purchase_order_lines = Table(
@@ -107,8 +108,8 @@ asns = Table(
     Column("status", String(16), nullable=False),  # in_transit, received
     Column("expected_date", Date, nullable=False),
     Column("receipt_id", String(64), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 asn_lines = Table(
@@ -127,7 +128,7 @@ financial_stock = Table(
     Column("sku", String(64), primary_key=True),
     Column("warehouse_id", String(64), primary_key=True),
     Column("on_hand", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 inventory_postings = Table(
@@ -137,7 +138,7 @@ inventory_postings = Table(
     Column("kind", String(16), nullable=False),
     Column("reference", String(64), nullable=False),
     Column("warehouse_id", String(64), nullable=False),
-    Column("posted_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", UtcDateTime(), nullable=False),
     # One posting per warehouse document and kind: a second one is refused.
     UniqueConstraint("kind", "reference", name="one_posting_per_document"),
 )

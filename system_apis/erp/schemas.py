@@ -74,9 +74,7 @@ class Invoice(msgspec.Struct):
 PoStatus = Literal["open", "closed", "cancelled"]
 PostingKind = Literal["goods_receipt", "goods_issue", "adjustment"]
 QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
-Reference = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Reference = Identifier
 
 
 class PurchaseOrderLineIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -30,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from shared.db import Database
+from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
 
@@ -44,7 +44,7 @@ warehouses = Table(
     Column("warehouse_id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("region", String(64), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("stock_version", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
@@ -57,7 +57,7 @@ stock = Table(
     Column("on_hand", BigInteger, nullable=False),
     # Parts of on_hand that may not be picked or shipped (0002 + 0010).
     *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in HELD),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     CheckConstraint("on_hand >= 0", name="stock_on_hand_not_negative"),
     CheckConstraint(
         "quality_control >= 0 AND damaged >= 0 AND hold >= 0 AND picked >= 0",
@@ -70,7 +70,7 @@ receipts = Table(
     metadata,
     Column("receipt_id", String(64), primary_key=True),
     Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
 )
 
 receipt_lines = Table(
@@ -91,8 +91,8 @@ fulfillment_orders = Table(
     Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
     Column("status", String(32), nullable=False),
     Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 fulfillment_lines = Table(
@@ -128,7 +128,7 @@ shipments = Table(
     Column("warehouse_id", String(64), nullable=False),
     Column("carrier", String(64), nullable=False),
     Column("tracking_number", String(100), nullable=False),
-    Column("shipped_at", DateTime(timezone=True), nullable=False),
+    Column("shipped_at", UtcDateTime(), nullable=False),
 )
 
 shipment_lines = Table(
@@ -153,7 +153,7 @@ picks = Table(
         nullable=False,
         index=True,
     ),
-    Column("picked_at", DateTime(timezone=True), nullable=False),
+    Column("picked_at", UtcDateTime(), nullable=False),
 )
 
 pick_lines = Table(
@@ -177,7 +177,7 @@ adjustments = Table(
     Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
     Column("reason", String(32), nullable=False),
     Column("note", String(500), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 adjustment_lines = Table(
@@ -201,7 +201,7 @@ cycle_counts = Table(
     Column("expected_quantity", BigInteger, nullable=False),
     Column("counted_quantity", BigInteger, nullable=False),
     Column("adjustment_id", String(64), nullable=True),
-    Column("counted_at", DateTime(timezone=True), nullable=False),
+    Column("counted_at", UtcDateTime(), nullable=False),
 )
 
 returns = Table(
@@ -211,8 +211,8 @@ returns = Table(
     Column("order_id", String(64), nullable=False, index=True),
     Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
     Column("status", String(32), nullable=False),  # received, dispositioned
-    Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 return_lines = Table(

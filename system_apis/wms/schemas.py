@@ -7,16 +7,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import Identifier, Name, Quantity, Sku
+from shared.models import SKU_PATTERN, Identifier, Name, Quantity, Sku
 
-Lot = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Lot = Identifier
 Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Carrier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-TrackingNumber = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-]
+TrackingNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=SKU_PATTERN)]
 FulfillmentStatus = Literal["released", "partially_shipped", "shipped", "cancelled"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -107,10 +107,6 @@ def claim_rows(allocation_id: str, claims: Claims) -> list[dict[str, Any]]:
 
 def open_quantity() -> Any:
     return CLAIMS.c.quantity - CLAIMS.c.shipped - CLAIMS.c.released
-
-
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def locked_header(conn: AsyncConnection, column: str, value: str) -> Any:
@@ -232,7 +228,7 @@ async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:
         status=head.status,
         version=int(head.version),
         lines=lines,
-        created_at=utc(head.created_at),
-        updated_at=utc(head.updated_at),
+        created_at=head.created_at,
+        updated_at=head.updated_at,
         customer_id=head.customer_id,
     )

@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
@@ -36,8 +38,8 @@ class AllocationController(Controller):
     )
     async def create_allocation(
         self,
-        data: AllocationIn,
-        allocation_batcher: AllocationBatcher,
+        data: JSONBody[AllocationIn],
+        allocation_batcher: NamedDependency[AllocationBatcher],
         request: Request[Principal, Any, Any],
         idempotency_key: IdempotencyKey,
     ) -> Response[Allocation]:
@@ -56,7 +58,10 @@ class AllocationController(Controller):
         **requires("inventory:read"),
     )
     async def get_allocation(
-        self, allocation_id: IdParam, db: Database, principal: Principal
+        self,
+        allocation_id: IdParam,
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
     ) -> Allocation:
         async with db.read() as conn:
             found = await repo.load(conn, allocation_id)
@@ -73,7 +78,10 @@ class AllocationController(Controller):
         **requires("inventory:write"),
     )
     async def release_allocation(
-        self, allocation_id: IdParam, db: Database, principal: Principal
+        self,
+        allocation_id: IdParam,
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
     ) -> Allocation:
         async with db.transaction() as tx:
             return await service.release(tx, allocation_id, bound_to=principal.customer_id)

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import hold_lines, hold_requests, holds
 from process_apis.availability.holds.schemas import HeldPosition, Hold, HoldLine
-from process_apis.availability.positions.queries import utc
 from shared.problems import ProblemError
 
 Held = dict[tuple[int, str, str], tuple[str, int]]  # (line_no, location, lot) -> (sku, qty)
@@ -149,7 +148,7 @@ async def load(conn: AsyncConnection, hold_id: str, now: datetime) -> Hold | Non
         by_line.setdefault(row.line_no, []).append(
             HeldPosition(row.location_id, row.lot or None, int(row.quantity))
         )
-    expires_at = utc(head.expires_at)
+    expires_at = head.expires_at
     status = head.status
     if status == "active" and expires_at <= now:
         status = "expired"
@@ -166,6 +165,6 @@ async def load(conn: AsyncConnection, hold_id: str, now: datetime) -> Hold | Non
             HoldLine(sku, quantity, by_line.get(n, []))
             for n, (sku, quantity) in enumerate(await requested_lines(conn, hold_id), start=1)
         ],
-        created_at=utc(head.created_at),
-        updated_at=utc(head.updated_at),
+        created_at=head.created_at,
+        updated_at=head.updated_at,
     )

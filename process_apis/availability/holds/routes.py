@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from process_apis.availability import clock
 from process_apis.availability.holds import repository as repo
@@ -35,9 +37,9 @@ class HoldController(Controller):
     )
     async def create_hold(
         self,
-        data: HoldIn,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[HoldIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Hold]:
         owned = data
@@ -60,7 +62,9 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:read"),
     )
-    async def get_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
+    async def get_hold(
+        self, hold_id: IdParam, db: NamedDependency[Database], principal: NamedDependency[Principal]
+    ) -> Hold:
         async with db.read() as conn:
             found = await repo.load(conn, hold_id, clock.now())
         if found is None or not visible_to(principal.customer_id, found.customer_id):
@@ -75,7 +79,9 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:write"),
     )
-    async def release_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
+    async def release_hold(
+        self, hold_id: IdParam, db: NamedDependency[Database], principal: NamedDependency[Principal]
+    ) -> Hold:
         async with db.transaction() as tx:
             return await service.release(tx, hold_id, bound_to=principal.customer_id)
 
@@ -87,7 +93,9 @@ class HoldController(Controller):
         responses=problem_responses(404),
         **requires("inventory:write"),
     )
-    async def delete_hold(self, hold_id: IdParam, db: Database, principal: Principal) -> Hold:
+    async def delete_hold(
+        self, hold_id: IdParam, db: NamedDependency[Database], principal: NamedDependency[Principal]
+    ) -> Hold:
         async with db.transaction() as tx:
             return await service.release(tx, hold_id, bound_to=principal.customer_id)
 
@@ -106,9 +114,9 @@ class HoldController(Controller):
     async def convert_hold(
         self,
         hold_id: IdParam,
-        data: HoldConvertIn,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[HoldConvertIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Allocation]:
         async def effect(tx: Tx) -> tuple[int, Allocation]:

@@ -19,7 +19,6 @@ from process_apis.availability.holds.schemas import MAX_TTL_SECONDS, Hold, HoldC
 from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause, PositionKey, change
-from process_apis.availability.positions.queries import utc
 from process_apis.availability.rules.allowance import Buyer
 from process_apis.availability.schemas import Allocation
 from shared.db import Database, Tx
@@ -38,7 +37,7 @@ def expiry_of(data: HoldIn, now: datetime) -> datetime:
         raise ProblemError(422, "invalid-expiry", "expires_at is not in the future.")
     if data.expires_at > now + timedelta(seconds=MAX_TTL_SECONDS):
         raise ProblemError(422, "invalid-expiry", "expires_at is more than 30 days ahead.")
-    return utc(data.expires_at)
+    return data.expires_at
 
 
 async def place(tx: Tx, data: HoldIn, idempotency_key: str) -> Hold:
@@ -117,7 +116,7 @@ async def release(tx: Tx, hold_id: str, *, bound_to: str | None = None) -> Hold:
         raise not_found(hold_id)
     now = clock.now()
     if head.status == "active":
-        lapsed = utc(head.expires_at) <= now
+        lapsed = head.expires_at <= now
         reason, status = ("hold_expired", "expired") if lapsed else ("hold_released", "released")
         await _give_back(tx, hold_id, reason, hold_id, now)
         await repo.close(tx.conn, hold_id, status, now)
@@ -143,7 +142,7 @@ async def convert(
     now = clock.now()
     if head.status != "active":
         raise ProblemError(409, "hold-not-active", f"Hold {hold_id} is {head.status}.")
-    if utc(head.expires_at) <= now:
+    if head.expires_at <= now:
         raise ProblemError(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
     allocation_id = data.order_id
     await allocation_repo.insert_header(

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +23,7 @@ from process_apis.availability.positions.ledger import (
     ensure,
     lapsed_by_position,
 )
-from process_apis.availability.positions.queries import active_buckets, utc
+from process_apis.availability.positions.queries import active_buckets
 from process_apis.availability.schemas import LotPosition
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -66,7 +68,7 @@ async def _position(conn: AsyncConnection, key: PositionKey, now: datetime) -> L
     return LotPosition(
         lot=key.lot or None,
         available_to_promise=atp_of(values),
-        updated_at=utc(row.updated_at),
+        updated_at=row.updated_at,
         reserved_lapsed=gone,
         **values,
     )
@@ -127,9 +129,9 @@ class CountController(Controller):
     async def post_count(
         self,
         sku: SkuParam,
-        data: CountIn,
-        idempotency: IdempotencyStore,
-        principal: Principal,
+        data: JSONBody[CountIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
         idempotency_key: OptionalIdempotencyKey = None,
     ) -> Response[CountResult]:
         async def effect(tx: Tx) -> tuple[int, CountResult]:

@@ -24,10 +24,6 @@ from process_apis.availability.schemas import (
 )
 
 
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def active_buckets(row: Any, lapsed: dict[PositionKey, int]) -> tuple[dict[str, int], int]:
     """The row's buckets with ``reserved`` counting only active holds, and the lapsed."""
     values = buckets_of(row)
@@ -49,7 +45,7 @@ def _item(sku: str, rows: Sequence[Any], lapsed: dict[PositionKey, int]) -> Item
                 LotPosition(
                     lot=r.lot or None,
                     available_to_promise=atp_of(values),
-                    updated_at=utc(r.updated_at),
+                    updated_at=r.updated_at,
                     reserved_lapsed=gone,
                     **values,
                 )
@@ -60,7 +56,7 @@ def _item(sku: str, rows: Sequence[Any], lapsed: dict[PositionKey, int]) -> Item
                 location_id=location_id, available_to_promise=atp_of(sums), lots=lots, **sums
             )
         )
-    as_of = max((utc(r.updated_at) for r in rows), default=datetime.now(UTC))
+    as_of = max((r.updated_at for r in rows), default=datetime.now(UTC))
     return ItemAvailability(
         sku=sku,
         # A location short of stock (negative ATP) cannot lend to another one.
@@ -107,7 +103,7 @@ async def item_movements(conn: AsyncConnection, sku: str, after: int, limit: int
             reason=r.reason,
             source=r.source,
             reference=r.reference,
-            created_at=utc(r.created_at),
+            created_at=r.created_at,
         )
         for r in rows
     ]

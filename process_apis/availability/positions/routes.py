@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
 
 from process_apis.availability import clock
 from process_apis.availability.positions import queries
@@ -20,41 +20,27 @@ from shared.models import (
     Page,
     Sku,
     SkuParam,
-    decode_cursor,
-    encode_cursor,
+    query_filter,
 )
+from shared.paging import decode_cursor, encode_cursor, keyset_page
 from shared.problems import problem_responses
 
 SkusQuery = Annotated[
-    list[Sku],
-    QueryParameter(
-        name="sku",
-        min_items=1,
-        max_items=100,
-        schema_extra={
-            "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN}
-        },
-    ),
+    list[Sku], query_filter(SKU_PATTERN, name="sku", many=True, required=True, min_items=1)
 ]
 
 
 ChannelQuery = Annotated[
     str | None,
-    QueryParameter(
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
+    query_filter(
+        ID_PATTERN,
         description="Answer channel_available for this channel (its rules and locations).",
     ),
 ]
 GroupQuery = Annotated[
     str | None,
-    QueryParameter(
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
+    query_filter(
+        ID_PATTERN,
         description="The customer group the channel sells to (its ring-fences count as its own).",
     ),
 ]
@@ -80,7 +66,7 @@ class ItemController(Controller):
     )
     async def list_items(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         sku: SkusQuery,
         cursor: CursorParam = None,
         limit: LimitParam = 100,
@@ -110,7 +96,7 @@ class ItemController(Controller):
     async def get_item(
         self,
         sku: SkuParam,
-        db: Database,
+        db: NamedDependency[Database],
         channel: ChannelQuery = None,
         customer_group: GroupQuery = None,
     ) -> ItemAvailability:
@@ -133,10 +119,12 @@ class ItemController(Controller):
         **requires("inventory:admin"),
     )
     async def list_movements(
-        self, sku: SkuParam, db: Database, cursor: CursorParam = None, limit: LimitParam = 50
+        self,
+        sku: SkuParam,
+        db: NamedDependency[Database],
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
     ) -> Page[Movement]:
         async with db.read() as conn:
             found = await queries.item_movements(conn, sku, _after(cursor), limit + 1)
-        more = len(found) > limit
-        page = found[:limit]
-        return Page(page, encode_cursor(str(page[-1].movement_id)) if more else None)
+        return keyset_page(found, limit, key=lambda m: str(m.movement_id))

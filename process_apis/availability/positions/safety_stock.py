@@ -14,6 +14,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability import clock
@@ -137,7 +139,7 @@ class SafetyStockController(Controller):
         **requires("inventory:admin"),
     )
     async def put_safety_stock(
-        self, sku: SkuParam, data: SafetyStockIn, db: Database
+        self, sku: SkuParam, data: JSONBody[SafetyStockIn], db: NamedDependency[Database]
     ) -> SafetyStock:
         async with db.transaction() as tx:
             return await set_safety_stock(tx, sku, data)

@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
 
 from process_apis.availability.reconciliation.job import Reconciler
 from process_apis.availability.reconciliation.schemas import (
@@ -26,9 +27,8 @@ from shared.models import (
     LimitParam,
     Page,
     SkuListQuery,
-    decode_cursor,
-    encode_cursor,
 )
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import ProblemError, problem_responses
 
 StatusQuery = Annotated[
@@ -55,16 +55,14 @@ class ReconciliationController(Controller):
     )
     async def list_exceptions(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         status: StatusQuery = None,
         sku: SkuListQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[ReconciliationException]:
         found = await list_exceptions(db, status, list(sku), decode_cursor(cursor), limit + 1)
-        page = found[:limit]
-        more = len(found) > limit
-        return Page(page, encode_cursor(page[-1].exception_id) if more else None)
+        return keyset_page(found, limit, key=lambda e: e.exception_id)
 
     @get(
         "/exceptions/{exception_id:str}",
@@ -73,7 +71,9 @@ class ReconciliationController(Controller):
         responses=problem_responses(404),
         **requires("inventory:admin"),
     )
-    async def get_exception(self, exception_id: IdParam, db: Database) -> ReconciliationException:
+    async def get_exception(
+        self, exception_id: IdParam, db: NamedDependency[Database]
+    ) -> ReconciliationException:
         found = await get_exception(db, exception_id)
         if found is None:
             raise _not_found(exception_id)
@@ -88,7 +88,11 @@ class ReconciliationController(Controller):
         **requires("inventory:admin"),
     )
     async def resolve(
-        self, exception_id: IdParam, data: ResolveIn, db: Database, principal: Principal
+        self,
+        exception_id: IdParam,
+        data: JSONBody[ResolveIn],
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
     ) -> ReconciliationException:
         found = await resolve_exception(db, exception_id, data.reason, principal.client_id)
         if found is None:
@@ -103,7 +107,9 @@ class ReconciliationController(Controller):
         responses=problem_responses(503),
         **requires("inventory:admin"),
     )
-    async def run(self, data: RunIn, reconciler: Reconciler) -> RunReport:
+    async def run(
+        self, data: JSONBody[RunIn], reconciler: NamedDependency[Reconciler]
+    ) -> RunReport:
         """Compares every (sku, location) known to any of the three. The body may
         override the settlement window and threshold for this run (``{}`` keeps the
         service's settings)."""

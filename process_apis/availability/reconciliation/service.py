@@ -42,10 +42,6 @@ EXC = reconciliation_exceptions
 RECENT_MOVEMENTS = 10
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def exception_of(row: Any) -> ReconciliationException:
     return ReconciliationException(
         exception_id=row.exception_id,
@@ -58,9 +54,9 @@ def exception_of(row: Any) -> ReconciliationException:
         largest_difference=int(row.largest_difference),
         evidence=msgspec.json.decode(row.evidence, type=Evidence),
         run_id=row.run_id,
-        detected_at=_utc(row.detected_at),
-        last_seen_at=_utc(row.last_seen_at),
-        resolved_at=_utc(row.resolved_at) if row.resolved_at else None,
+        detected_at=row.detected_at,
+        last_seen_at=row.last_seen_at,
+        resolved_at=row.resolved_at,
         resolution=row.resolution,
         resolved_by=row.resolved_by,
     )
@@ -89,7 +85,7 @@ async def _movements(
     return [
         InFlight(
             system="projection",
-            at=_utc(r.created_at),
+            at=r.created_at,
             reason=r.reason,
             reference=r.reference,
             on_hand_delta=int(r.delta_on_hand),

@@ -9,7 +9,6 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import channel_rules
-from process_apis.availability.positions.queries import utc
 from process_apis.availability.rules.schemas import ChannelRule, ChannelRuleIn
 from shared.problems import ProblemError
 
@@ -23,7 +22,7 @@ def _out(row: Any) -> ChannelRule:
         customer_group=row.customer_group,
         quantity=None if row.quantity is None else int(row.quantity),
         percent=row.percent,
-        updated_at=utc(row.updated_at),
+        updated_at=row.updated_at,
     )
 
 

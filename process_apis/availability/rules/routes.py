@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, put
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from process_apis.availability import clock
 from process_apis.availability.positions.book import PositionBook
@@ -17,15 +18,12 @@ from shared.models import (
     IdParam,
     LimitParam,
     Page,
-    decode_cursor,
-    encode_cursor,
+    query_filter,
 )
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import ProblemError, problem_responses
 
-SkuFilter = Annotated[
-    str | None,
-    QueryParameter(name="sku", required=False, min_length=1, max_length=64, pattern=SKU_PATTERN),
-]
+SkuFilter = Annotated[str | None, query_filter(SKU_PATTERN, name="sku")]
 
 
 class ChannelRuleController(Controller):
@@ -41,16 +39,14 @@ class ChannelRuleController(Controller):
     )
     async def list_rules(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         sku: SkuFilter = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[ChannelRule]:
         async with db.read() as conn:
             found = await repo.listed(conn, sku, decode_cursor(cursor) or "", limit + 1)
-        page = found[:limit]
-        more = len(found) > limit
-        return Page(page, encode_cursor(page[-1].rule_id) if more else None)
+        return keyset_page(found, limit, key=lambda r: r.rule_id)
 
     @get(
         "/{rule_id:str}",
@@ -59,7 +55,7 @@ class ChannelRuleController(Controller):
         responses=problem_responses(404),
         **requires("inventory:admin"),
     )
-    async def get_rule(self, rule_id: IdParam, db: Database) -> ChannelRule:
+    async def get_rule(self, rule_id: IdParam, db: NamedDependency[Database]) -> ChannelRule:
         async with db.read() as conn:
             found = await repo.read(conn, rule_id)
         if found is None:
@@ -78,7 +74,9 @@ class ChannelRuleController(Controller):
         responses=problem_responses(409, 422),
         **requires("inventory:admin"),
     )
-    async def put_rule(self, rule_id: IdParam, data: ChannelRuleIn, db: Database) -> ChannelRule:
+    async def put_rule(
+        self, rule_id: IdParam, data: JSONBody[ChannelRuleIn], db: NamedDependency[Database]
+    ) -> ChannelRule:
         repo.validate(data)
         async with db.transaction() as tx:
             await PositionBook.lock(tx.conn, [data.sku])
@@ -91,7 +89,7 @@ class ChannelRuleController(Controller):
         responses=problem_responses(404),
         **requires("inventory:admin"),
     )
-    async def delete_rule(self, rule_id: IdParam, db: Database) -> None:
+    async def delete_rule(self, rule_id: IdParam, db: NamedDependency[Database]) -> None:
         async with db.transaction() as tx:
             found = await repo.read(tx.conn, rule_id)
             if found is None:

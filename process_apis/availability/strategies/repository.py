@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations.planner import MOST_STOCK, Geography, Strategy
 from process_apis.availability.db import channel_strategies, locations, region_distances
-from process_apis.availability.positions.queries import utc
 from process_apis.availability.strategies.schemas import (
     ChannelStrategy,
     ChannelStrategyIn,
@@ -38,7 +37,7 @@ def _out(channel: str, row: Any) -> ChannelStrategy:
         priority=json.loads(row.priority),
         eligible_locations=json.loads(row.eligible) if row.eligible is not None else None,
         configured=True,
-        updated_at=utc(row.updated_at),
+        updated_at=row.updated_at,
     )
 
 
@@ -134,7 +133,7 @@ async def list_locations(conn: AsyncConnection, after: str, limit: int) -> list[
         .order_by(locations.c.location_id)
         .limit(limit)
     )
-    return [Location(r.location_id, r.region, utc(r.updated_at)) for r in rows]
+    return [Location(r.location_id, r.region, r.updated_at) for r in rows]
 
 
 async def put_region(conn: AsyncConnection, region: str, distances: dict[str, int]) -> RegionOut:

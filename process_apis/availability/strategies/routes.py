@@ -3,6 +3,8 @@ from __future__ import annotations
 import re
 
 from litestar import Controller, delete, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from process_apis.availability import clock
 from process_apis.availability.strategies import repository as repo
@@ -23,9 +25,8 @@ from shared.models import (
     IdParam,
     LimitParam,
     Page,
-    decode_cursor,
-    encode_cursor,
 )
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import ProblemError, problem_responses
 
 
@@ -48,7 +49,9 @@ class StrategyController(Controller):
         responses=problem_responses(),
         **requires("inventory:admin"),
     )
-    async def get_strategy(self, channel: IdParam, db: Database) -> ChannelStrategy:
+    async def get_strategy(
+        self, channel: IdParam, db: NamedDependency[Database]
+    ) -> ChannelStrategy:
         async with db.read() as conn:
             return await repo.read_strategy(conn, channel)
 
@@ -60,7 +63,7 @@ class StrategyController(Controller):
         **requires("inventory:admin"),
     )
     async def put_strategy(
-        self, channel: IdParam, data: ChannelStrategyIn, db: Database
+        self, channel: IdParam, data: JSONBody[ChannelStrategyIn], db: NamedDependency[Database]
     ) -> ChannelStrategy:
         _check_ids("priority", data.priority)
         _check_ids("eligible_locations", data.eligible_locations or [])
@@ -78,7 +81,7 @@ class StrategyController(Controller):
         responses=problem_responses(404),
         **requires("inventory:admin"),
     )
-    async def delete_strategy(self, channel: IdParam, db: Database) -> None:
+    async def delete_strategy(self, channel: IdParam, db: NamedDependency[Database]) -> None:
         async with db.transaction() as tx:
             if not await repo.delete_strategy(tx.conn, channel):
                 raise ProblemError(404, "strategy-not-found", f"No strategy for {channel}.")
@@ -90,7 +93,9 @@ class StrategyController(Controller):
         responses=problem_responses(),
         **requires("inventory:admin"),
     )
-    async def put_location(self, location_id: IdParam, data: LocationIn, db: Database) -> Location:
+    async def put_location(
+        self, location_id: IdParam, data: JSONBody[LocationIn], db: NamedDependency[Database]
+    ) -> Location:
         async with db.transaction() as tx:
             return await repo.put_location(tx.conn, location_id, data.region, clock.now())
 
@@ -102,13 +107,11 @@ class StrategyController(Controller):
         **requires("inventory:admin"),
     )
     async def list_locations(
-        self, db: Database, cursor: CursorParam = None, limit: LimitParam = 50
+        self, db: NamedDependency[Database], cursor: CursorParam = None, limit: LimitParam = 50
     ) -> Page[Location]:
         async with db.read() as conn:
             found = await repo.list_locations(conn, decode_cursor(cursor) or "", limit + 1)
-        page = found[:limit]
-        more = len(found) > limit
-        return Page(page, encode_cursor(page[-1].location_id) if more else None)
+        return keyset_page(found, limit, key=lambda loc: loc.location_id)
 
     @put(
         "/regions/{region:str}",
@@ -117,7 +120,9 @@ class StrategyController(Controller):
         responses=problem_responses(422),
         **requires("inventory:admin"),
     )
-    async def put_region(self, region: IdParam, data: RegionIn, db: Database) -> RegionOut:
+    async def put_region(
+        self, region: IdParam, data: JSONBody[RegionIn], db: NamedDependency[Database]
+    ) -> RegionOut:
         _check_ids("distances", list(data.distances))
         if any(not 0 <= d <= MAX_DISTANCE for d in data.distances.values()):
             raise ProblemError(
@@ -133,6 +138,6 @@ class StrategyController(Controller):
         responses=problem_responses(),
         **requires("inventory:admin"),
     )
-    async def get_region(self, region: IdParam, db: Database) -> RegionOut:
+    async def get_region(self, region: IdParam, db: NamedDependency[Database]) -> RegionOut:
         async with db.read() as conn:
             return await repo.read_region(conn, region)

@@ -3,12 +3,11 @@ with every bucket at every level, and the per-lot positions as a paged list."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from litestar import Controller, get
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,31 +34,13 @@ from shared.models import (
     LimitParam,
     Page,
     SkuParam,
-    decode_cursor,
-    encode_cursor,
+    query_filter,
 )
+from shared.paging import decode_key, keyset_page
 from shared.problems import problem_responses
 
-SkuFilter = Annotated[
-    str | None,
-    QueryParameter(
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=SKU_PATTERN,
-        description="Only this sku.",
-    ),
-]
-LocationFilter = Annotated[
-    str | None,
-    QueryParameter(
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
-        description="Only this location.",
-    ),
-]
+SkuFilter = Annotated[str | None, query_filter(SKU_PATTERN, description="Only this sku.")]
+LocationFilter = Annotated[str | None, query_filter(ID_PATTERN, description="Only this location.")]
 Key = tuple[str, str, str]  # (sku, location_id, lot), lot '' for none
 
 
@@ -101,18 +82,6 @@ def _item(found: v1.ItemAvailability) -> ItemAvailabilityV2:
     )
 
 
-def _after(cursor: str | None) -> Key | None:
-    """The key to continue after; a cursor we did not issue starts at the top."""
-    raw = decode_cursor(cursor)
-    try:
-        key = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    if isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key):
-        return key[0], key[1], key[2]
-    return None
-
-
 async def _positions(
     conn: AsyncConnection, sku: str | None, location_id: str | None, after: Key | None, limit: int
 ) -> list[Position]:
@@ -143,7 +112,7 @@ async def _positions(
                 lot=row.lot or None,
                 available_to_promise=atp_of(values),
                 buckets=BucketsV2(reserved_lapsed=gone, **values),
-                updated_at=queries.utc(row.updated_at),
+                updated_at=row.updated_at,
             )
         )
     return found
@@ -161,7 +130,7 @@ class ItemControllerV2(Controller):
         responses=problem_responses(),
         **requires("inventory:read"),
     )
-    async def list_items(self, db: Database, sku: SkusQuery) -> ItemBatch:
+    async def list_items(self, db: NamedDependency[Database], sku: SkusQuery) -> ItemBatch:
         async with db.read() as conn:
             return ItemBatch([_item(i) for i in await queries.items(conn, sku, clock.now())])
 
@@ -176,7 +145,7 @@ class ItemControllerV2(Controller):
         responses=problem_responses(),
         **requires("inventory:read"),
     )
-    async def get_item(self, sku: SkuParam, db: Database) -> ItemAvailabilityV2:
+    async def get_item(self, sku: SkuParam, db: NamedDependency[Database]) -> ItemAvailabilityV2:
         async with db.read() as conn:
             return _item((await queries.items(conn, [sku], clock.now()))[0])
 
@@ -189,16 +158,14 @@ class ItemControllerV2(Controller):
     )
     async def list_positions(
         self,
-        db: Database,
+        db: NamedDependency[Database],
         sku: SkuFilter = None,
         location_id: LocationFilter = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Position]:
         async with db.read() as conn:
-            found = await _positions(conn, sku, location_id, _after(cursor), limit + 1)
-        page = found[:limit]
-        if len(found) <= limit:
-            return Page(page, None)
-        last = page[-1]
-        return Page(page, encode_cursor(json.dumps([last.sku, last.location_id, last.lot or ""])))
+            # A cursor we did not issue starts at the top.
+            after = decode_key(cursor, 3, foreign="top")
+            found = await _positions(conn, sku, location_id, after, limit + 1)
+        return keyset_page(found, limit, key=lambda p: (p.sku, p.location_id, p.lot or ""))

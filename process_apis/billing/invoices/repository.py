@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -112,9 +111,7 @@ async def _load(conn: AsyncConnection, query: Any) -> list[Invoice]:
             status=head.status,
             total=Money(head.total_minor, head.currency),
             lines=lines[head.invoice_id],
-            issued_at=head.issued_at.replace(tzinfo=UTC)
-            if head.issued_at.tzinfo is None
-            else head.issued_at,
+            issued_at=head.issued_at,
         )
         for head in heads
     ]

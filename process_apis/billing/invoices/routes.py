@@ -3,25 +3,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
 
 from process_apis.billing.invoices.schemas import Invoice
 from process_apis.billing.invoices.service import InvoiceService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
-from shared.models import CursorParam, IdParam, LimitParam, OrderIdListQuery, Page
+from shared.models import (
+    ID_PATTERN,
+    CursorParam,
+    IdParam,
+    LimitParam,
+    OrderIdListQuery,
+    Page,
+    query_filter,
+)
 from shared.problems import problem_responses
 
 CustomerFilter = Annotated[
     str | None,
-    QueryParameter(
-        name="customer_id",
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$",
-        description="Only this customer's invoices.",
-    ),
+    query_filter(ID_PATTERN, name="customer_id", description="Only this customer's invoices."),
 ]
 
 
@@ -38,8 +39,8 @@ class InvoiceController(Controller):
     )
     async def list_invoices(
         self,
-        invoices: InvoiceService,
-        principal: Principal,
+        invoices: NamedDependency[InvoiceService],
+        principal: NamedDependency[Principal],
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         customer_id: CustomerFilter = None,
         cursor: CursorParam = None,
@@ -57,6 +58,9 @@ class InvoiceController(Controller):
         **requires("billing:read"),
     )
     async def get_invoice(
-        self, invoice_id: IdParam, invoices: InvoiceService, principal: Principal
+        self,
+        invoice_id: IdParam,
+        invoices: NamedDependency[InvoiceService],
+        principal: NamedDependency[Principal],
     ) -> Invoice:
         return await invoices.get(principal, invoice_id)

@@ -7,7 +7,8 @@ from process_apis.billing.invoices import repository as repo
 from process_apis.billing.invoices.schemas import Invoice
 from shared.auth.principal import Principal
 from shared.db import Database
-from shared.models import Page, decode_cursor, encode_cursor
+from shared.models import Page
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import ProblemError
 
 
@@ -42,5 +43,4 @@ class InvoiceService:
                 after=decode_cursor(cursor),
                 limit=limit + 1,
             )
-        page = found[:limit]
-        return Page(page, encode_cursor(page[-1].invoice_id) if len(found) > limit else None)
+        return keyset_page(found, limit, key=lambda i: i.invoice_id)

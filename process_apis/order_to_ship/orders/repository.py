@@ -21,10 +21,6 @@ from process_apis.order_to_ship.orders.schemas import (
 from shared.models import Money
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def insert_pending(
     conn: AsyncConnection,
     *,
@@ -247,7 +243,7 @@ async def _load(conn: AsyncConnection, query: Any) -> list[Order]:
                 carrier=row.carrier,
                 tracking_number=row.tracking_number,
                 lines=[ShipmentLine(line["sku"], line["quantity"]) for line in row.lines],
-                shipped_at=_utc(row.shipped_at),
+                shipped_at=row.shipped_at,
             )
         )
     fulfillments: dict[str, list[FulfillmentRef]] = {i: [] for i in ids}
@@ -281,8 +277,8 @@ async def _load(conn: AsyncConnection, query: Any) -> list[Order]:
             shipments=shipments[head.order_id],
             fulfillment_orders=fulfillments[head.order_id],
             version=head.version,
-            created_at=_utc(head.created_at),
-            updated_at=_utc(head.updated_at),
+            created_at=head.created_at,
+            updated_at=head.updated_at,
         )
         for head in heads
     ]

@@ -3,28 +3,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from process_apis.order_to_ship.orders.schemas import Order, OrderIn
 from process_apis.order_to_ship.orders.service import OrderService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
-from shared.models import CursorParam, IdParam, LimitParam, Page
+from shared.models import ID_PATTERN, CursorParam, IdParam, LimitParam, Page, query_filter
 from shared.problems import problem_responses
 
 MAX_ORDER_BODY_BYTES = 64 * 1024
 
 CustomerFilter = Annotated[
     str | None,
-    QueryParameter(
-        name="customer_id",
-        required=False,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$",
-        description="Only this customer's orders.",
-    ),
+    query_filter(ID_PATTERN, name="customer_id", description="Only this customer's orders."),
 ]
 
 
@@ -43,9 +37,9 @@ class OrderController(Controller):
     )
     async def place_order(
         self,
-        data: OrderIn,
-        orders: OrderService,
-        principal: Principal,
+        data: JSONBody[OrderIn],
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Order]:
         """Unknown customer or sku, and an exceeded credit limit, answer 422; insufficient
@@ -64,8 +58,8 @@ class OrderController(Controller):
     )
     async def list_orders(
         self,
-        orders: OrderService,
-        principal: Principal,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
         customer_id: CustomerFilter = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
@@ -80,7 +74,10 @@ class OrderController(Controller):
         **requires("orders:read"),
     )
     async def get_order(
-        self, order_id: IdParam, orders: OrderService, principal: Principal
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
     ) -> Order:
         return await orders.get(principal, order_id)
 
@@ -93,7 +90,10 @@ class OrderController(Controller):
         **requires("orders:write"),
     )
     async def cancel_order(
-        self, order_id: IdParam, orders: OrderService, principal: Principal
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
     ) -> Order:
         """Cancelling a cancelled order answers it unchanged; 409 once anything shipped."""
         return await orders.cancel(principal, order_id)

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import Identifier, Money, Quantity, Sku
+from shared.models import SKU_PATTERN, Identifier, Money, Quantity, Sku
 
 Channel = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=32,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
+        pattern=SKU_PATTERN,
         examples=["b2b_portal"],
         description="The sales channel the order came through.",
     ),

@@ -13,7 +13,8 @@ from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.schemas import Order, OrderIn
 from shared.auth.principal import Principal
 from shared.db import Database
-from shared.models import Page, decode_cursor, encode_cursor
+from shared.models import Page
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import ProblemError
 
 
@@ -42,8 +43,7 @@ class OrderService:
             customer_id = principal.customer_id
         async with self.db.read() as conn:
             found = await repo.page(conn, customer_id, decode_cursor(cursor), limit + 1)
-        page = found[:limit]
-        return Page(page, encode_cursor(page[-1].order_id) if len(found) > limit else None)
+        return keyset_page(found, limit, key=lambda o: o.order_id)
 
     async def cancel(self, principal: Principal, order_id: str) -> Order:
         return await self.cancel_flow.run(await self.get(principal, order_id))

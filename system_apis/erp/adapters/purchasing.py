@@ -41,10 +41,6 @@ FIN = tables.financial_stock
 _SIGN = {"goods_receipt": 1, "goods_issue": -1}
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 async def load_purchase_orders(conn: AsyncConnection, query: Select[Any]) -> list[PurchaseOrder]:
     heads = (await conn.execute(query)).all()
     ids = [h.purchase_order_id for h in heads]
@@ -72,8 +68,8 @@ async def load_purchase_orders(conn: AsyncConnection, query: Select[Any]) -> lis
             h.supplier_id,
             h.status,
             lines[h.purchase_order_id],
-            _utc(h.created_at),
-            _utc(h.updated_at),
+            h.created_at,
+            h.updated_at,
         )
         for h in heads
     ]
@@ -92,8 +88,8 @@ async def _load_asn(conn: AsyncConnection, asn_id: str) -> Asn | None:
         expected_date=head.expected_date,
         lines=[AsnLine(r.sku, r.quantity) for r in rows],
         receipt_id=head.receipt_id,
-        created_at=_utc(head.created_at),
-        updated_at=_utc(head.updated_at),
+        created_at=head.created_at,
+        updated_at=head.updated_at,
     )
 
 
@@ -406,4 +402,4 @@ class ReferencePurchasing:
             query = query.where(tuple_(*key) > tuple_(*after))
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [FinancialStock(r.sku, r.warehouse_id, r.on_hand, _utc(r.updated_at)) for r in rows]
+        return [FinancialStock(r.sku, r.warehouse_id, r.on_hand, r.updated_at) for r in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -12,10 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from system_apis.wms import db as tables
 from system_apis.wms.port import UnknownWarehouse
-
-
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def lot_out(lot: str) -> str | None:
