@@ -155,7 +155,13 @@ def _print_urls(platform: object, clients: dict[str, dict[str, str]], seconds: f
     demo = clients["demo"]
     console.print(f"Demo client id:     [bold]{demo['client_id']}[/bold]")
     console.print(f"Demo client secret: [bold]{demo['client_secret']}[/bold]")
-    console.print(
-        f"Try: curl -s -u {demo['client_id']}:<secret> -d grant_type=client_credentials {gateway}/oauth/token"
-    )
+    # Commands to paste: printed whole, never wrapped at the terminal's width (a wrapped
+    # line pastes as two broken commands) and without markup or highlighting.
+    console.print("Try (the README's walk-through starts here):")
+    for command in (
+        f"export CLIENT_ID={demo['client_id']} CLIENT_SECRET={demo['client_secret']}",
+        f'curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials '
+        f"{gateway}/oauth/token",
+    ):
+        console.print(f"  {command}", soft_wrap=True, markup=False, highlight=False)
     console.print("Press Ctrl-C to stop.")

@@ -15,23 +15,35 @@ contracts_app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # CI logs: one change per line, unwrapped
 
+# Accepted like every command's. The contracts come from the code alone: the apps the
+# export builds get a throwaway folder inside this directory, removed afterwards.
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="TALLY_DATA_DIR",
+        help="Where the throwaway apps of the export keep their files while they are "
+        "built (default: a temporary folder). Nothing there is read.",
+    ),
+]
+
 
 @contracts_app.command("export")
-def contracts_export() -> None:
+def contracts_export(data_dir: DataDir = None) -> None:
     """Write every OpenAPI document, the portal SDL and the event catalog under contracts/."""
     from tally.contracts import export
 
-    for path in export():
+    for path in export(data_dir=data_dir):
         console.print(f"wrote {path}")
 
 
 @contracts_app.command("check")
-def contracts_check() -> None:
+def contracts_check(data_dir: DataDir = None) -> None:
     """Fail when the committed contracts differ from the code, or when a change breaks a
     released major (compared with contracts/baseline/)."""
     from tally.contracts import check, compare, exported
 
-    files = exported()
+    files = exported(data_dir)
     failed = False
     drift = check(files=files)
     for relative in drift:
@@ -77,11 +89,12 @@ def contracts_release(
             "contracts/baseline/ACCEPTED.md.",
         ),
     ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Freeze the current contracts as the released baseline of every major."""
     from tally.contracts import exported, release
 
-    released, refused = release(exported(), accept_breaking=accept_breaking)
+    released, refused = release(exported(data_dir), accept_breaking=accept_breaking)
     for report in released:
         note = " (breaking changes accepted)" if report.breaking else ""
         console.print(f"released {report.key}{note}")
@@ -99,8 +112,17 @@ def contracts_release(
 def contracts_diff(
     old: Annotated[Path, typer.Argument(help="The older OpenAPI document (JSON).")],
     new: Annotated[Path, typer.Argument(help="The newer OpenAPI document (JSON).")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="TALLY_DATA_DIR",
+            help="Accepted like every command's; diff reads only OLD and NEW.",
+        ),
+    ] = None,
 ) -> None:
     """List the changes from OLD to NEW that break a consumer of OLD."""
+    del data_dir
     from tally.contracts import breaking_changes
 
     changes = breaking_changes(json.loads(old.read_text()), json.loads(new.read_text()))

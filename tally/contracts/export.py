@@ -47,10 +47,16 @@ def _dump(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def exported() -> dict[str, str]:
-    """Relative path -> file content, for every contract the code defines."""
+def exported(data_dir: Path | None = None) -> dict[str, str]:
+    """Relative path -> file content, for every contract the code defines.
+
+    The apps are built over a throwaway data directory (inside ``data_dir`` when one is
+    given, else the system's temporary folder) and removed after, so the export reads
+    nothing of a running platform's data and leaves nothing behind."""
     files: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
         for spec in REST_SERVICES:
             app = _load(spec.app_factory)(settings=_default_settings(spec.name, Path(tmp)))
             document = openapi_document(app)
@@ -73,9 +79,9 @@ def exported() -> dict[str, str]:
     return files
 
 
-def export(target: Path = CONTRACTS_DIR) -> list[Path]:
+def export(target: Path = CONTRACTS_DIR, data_dir: Path | None = None) -> list[Path]:
     written = []
-    for relative, content in exported().items():
+    for relative, content in exported(data_dir).items():
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
