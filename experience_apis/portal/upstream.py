@@ -19,13 +19,13 @@ import msgspec
 from graphql import GraphQLError
 
 from shared.http import Downstream
-from shared.models import Identifier, Sku
+from shared.models import CURSOR_PATTERN, Identifier, Sku
 from shared.problems import ProblemError
 
 T = TypeVar("T")
 
 # What the process APIs accept as a cursor (shared.models.CursorParam).
-Cursor = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[A-Za-z0-9_\-]*$")]
+Cursor = Annotated[str, msgspec.Meta(max_length=200, pattern=CURSOR_PATTERN)]
 
 MAX_INVOICE_PAGES = 20
 INVOICE_PAGE_SIZE = 500
