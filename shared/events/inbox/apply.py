@@ -20,7 +20,7 @@ from shared.events.bus import Delivery
 from shared.events.envelope import Event
 from shared.events.inbox.handlers import EventHandler, prepares
 from shared.events.inbox.outcomes import APPLIED, DUPLICATE, IGNORED, STALE
-from shared.events.inbox.tables import InboxTables, upsert_into
+from shared.events.inbox.tables import InboxTables, dialect_insert
 
 NEXT = "next"  # an ordered event whose predecessor has applied: it applies now
 
@@ -102,7 +102,7 @@ class Applier:
             prepared = await handler.prepare(event)
         async with self.db.transaction() as tx:  # a Settled or Gap rolls it back
             inserted = await tx.conn.execute(
-                upsert_into(inbox, sqlite=self.db.sqlite)
+                dialect_insert(inbox, sqlite=self.db.sqlite)
                 .values(event_id=event.id, type=event.type)
                 .on_conflict_do_nothing()
             )
@@ -115,7 +115,7 @@ class Applier:
                 _require_next(event, last or 0)
             await handler.apply(tx, event, prepared)
             if ordered:
-                upsert = upsert_into(applied, sqlite=self.db.sqlite).values(
+                upsert = dialect_insert(applied, sqlite=self.db.sqlite).values(
                     subject_key=key, sequence=event.sequence
                 )
                 await tx.conn.execute(
@@ -214,7 +214,7 @@ class Applier:
                 insert(inbox), [{"event_id": e.id, "type": e.type} for e in applied_events]
             )
         if moved:  # one statement for every subject the run moved
-            upsert = upsert_into(applied, sqlite=self.db.sqlite)
+            upsert = dialect_insert(applied, sqlite=self.db.sqlite)
             await tx.conn.execute(
                 upsert.on_conflict_do_update(
                     index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}

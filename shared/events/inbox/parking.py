@@ -19,7 +19,7 @@ from shared.events.bus import Delivery, EventBus
 from shared.events.inbox.handlers import is_not_yet
 from shared.events.inbox.outcomes import DEAD_LETTERED, PARKED, RETRIED
 from shared.events.inbox.policy import RetryPolicy
-from shared.events.inbox.tables import InboxTables, upsert_into
+from shared.events.inbox.tables import InboxTables, dialect_insert
 from shared.events.inbox.waiting_room import WaitingRoom
 
 log = logging.getLogger("tally.inbox")
@@ -69,7 +69,7 @@ class Parking:
 
     async def _record_parks(self, parked: Sequence[tuple[Delivery, int]]) -> None:
         attempts = self.tables.attempts
-        upsert = upsert_into(attempts, sqlite=self.db.sqlite)
+        upsert = dialect_insert(attempts, sqlite=self.db.sqlite)
         upsert = upsert.on_conflict_do_update(
             index_elements=["stream", "entry_id"],
             set_={

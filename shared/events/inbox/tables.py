@@ -51,6 +51,6 @@ def inbox_tables(metadata: MetaData) -> InboxTables:
     return InboxTables(inbox, applied, attempts)
 
 
-def upsert_into(table: Table, *, sqlite: bool) -> Any:
+def dialect_insert(table: Table, *, sqlite: bool) -> Any:
     """An INSERT of the database's dialect, for its ``on_conflict_do_*`` clauses."""
     return (sqlite_insert if sqlite else pg_insert)(table)
