@@ -1,16 +1,41 @@
-"""Idempotency-Key handling (IETF draft semantics), keyed by (client, key) and written
-in the same transaction as the effect.
+"""Idempotency-Key: the rules (IETF draft "The Idempotency-Key HTTP Header Field"),
+stated once, and the store that keeps them. Every idempotent create goes through
+``IdempotencyStore``; no caller reads or writes ``idempotency_keys`` itself.
 
-- same key, same payload, completed: the stored response is replayed with
-  ``Idempotent-Replayed: true``;
-- same key, another payload: 422 ``/problems/idempotency-key-reused``;
-- same key while the first request still runs (a multi-step flow): 409.
+The rules:
+
+- A record is keyed by (client, key): two clients never share a key.
+- It is written in the same transaction as the effect (``run_once``; a multi-step
+  flow reserves the key with its first write), so it exists if and only if the
+  effect does. A refused request stores nothing: the key may be used again.
+- Same key, same payload, completed: the stored response is replayed, same status
+  and body, with ``Idempotent-Replayed: true``.
+- Same key, another payload (the fingerprint is the SHA-256 of the canonical JSON):
+  422 ``/problems/idempotency-key-reused``.
+- Same key while the first request still runs (a reserved, not yet completed record):
+  409 ``/problems/request-in-progress`` with ``Retry-After``.
+- A record is kept 24 hours (``RETENTION``); an older one is deleted when looked up,
+  and the key may then be used again.
+- Two requests with one key racing: the loser's insert of the key (or of the effect's
+  own unique row) conflicts; ``replay_committed`` then answers as the winner's record
+  says (replay, 422 or 409).
+
+The ways to use it:
+
+- ``run_once``: a single-transaction effect (look up, run, store the answer, commit).
+- ``reserve`` / ``complete`` / ``forget``: a multi-step flow (placing an order): the
+  key is reserved with the first write, completed with the last, forgotten when the
+  flow is compensated; ``stored_answer`` and ``replay_committed`` answer repeats.
+- ``lookup_many`` / ``completed_record`` / ``insert_completed``: a batch of effects in
+  one transaction (the allocation group commit): one lookup per client, the completed
+  records written in one statement.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -25,6 +50,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -33,10 +59,22 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 RETENTION = timedelta(hours=24)
+RECORD_COLUMNS = (
+    "client_id",
+    "key",
+    "fingerprint",
+    "state",
+    "status_code",
+    "body",
+    "resource_id",
+    "created_at",
+)
+Ident = tuple[str, str]  # (client, key)
 
 IdempotencyKey = Annotated[
     str,
@@ -93,10 +131,29 @@ def replay(status_code: int, body: bytes) -> Response[Any]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A key record as ``IdempotencyStore.check`` reads it, kept in memory (a batch's
+    own answers, before they are written)."""
+
+    fingerprint: str
+    state: str
+    status_code: int | None
+    body: bytes | None
+
+
 class IdempotencyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.table = idempotency_table(db.metadata)
+        table = self.table
+        # ``client_id = ? AND key IN (...)`` walks the primary key; a row-value IN over
+        # (client_id, key) pairs made SQLite scan the table.
+        self._records_of_client = select(table).where(
+            table.c.client_id == bindparam("client"),
+            table.c.key.in_(bindparam("keys", expanding=True)),
+        )
+        self._insert_records = BulkInsert(table, list(RECORD_COLUMNS))
 
     async def lookup(self, conn: AsyncConnection, client_id: str, key: str) -> Any:
         row = (
@@ -115,24 +172,97 @@ class IdempotencyStore:
             return None
         return row
 
+    async def lookup_many(
+        self, conn: AsyncConnection, idents: Iterable[Ident], *, expire: bool = True
+    ) -> dict[Ident, Any] | None:
+        """The stored records of many (client, key) pairs, one query per client; expired
+        ones deleted (None instead when ``expire`` is off: a snapshot cannot delete)."""
+        keys_of: dict[str, set[str]] = {}
+        for client_id, key in idents:
+            keys_of.setdefault(client_id, set()).add(key)
+        rows: list[Any] = []
+        for client_id, keys in sorted(keys_of.items()):
+            rows += (
+                await conn.execute(
+                    self._records_of_client, {"client": client_id, "keys": sorted(keys)}
+                )
+            ).all()
+        horizon = datetime.now(UTC) - RETENTION
+        found: dict[Ident, Any] = {}
+        for row in rows:
+            if row.created_at.replace(tzinfo=UTC) < horizon:
+                if not expire:
+                    return None
+                await self.lookup(conn, row.client_id, row.key)  # deletes it
+                continue
+            found[(row.client_id, row.key)] = row
+        return found
+
     def check(self, row: Any, fp: str) -> Response[Any] | None:
         """Replay, refuse, or None when the request should run."""
         if row is None:
             return None
         if row.fingerprint != fp:
-            raise ProblemError(
+            raise Refusal(
                 422,
                 "idempotency-key-reused",
                 "This Idempotency-Key was used with a different request payload.",
             )
         if row.state != "completed":
-            raise ProblemError(
+            raise Refusal(
                 409,
                 "request-in-progress",
                 "A request with this Idempotency-Key is still being processed; retry later.",
                 headers={"Retry-After": "1"},
             )
         return replay(row.status_code, row.body)
+
+    async def stored_answer(
+        self, conn: AsyncConnection, client_id: str, key: str, fp: str
+    ) -> Response[Any] | None:
+        """The stored answer replayed, a refusal (422, 409), or None: the request runs."""
+        return self.check(await self.lookup(conn, client_id, key), fp)
+
+    async def replay_committed(
+        self, client_id: str, key: str, fp: str, *, conn: AsyncConnection | None = None
+    ) -> Response[Any] | None:
+        """After a unique-key conflict: the answer of the request that committed the
+        same key first (replayed, or its refusal), or None when no record holds the key
+        (the conflict was another one). Read on ``conn``, else in a read of its own."""
+        if conn is not None:
+            return await self.stored_answer(conn, client_id, key, fp)
+        async with self.db.read() as own:
+            return await self.stored_answer(own, client_id, key, fp)
+
+    @staticmethod
+    def completed_record(
+        client_id: str,
+        key: str,
+        fp: str,
+        status_code: int,
+        body: bytes,
+        *,
+        resource_id: str,
+        now: datetime,
+    ) -> tuple[dict[str, Any], StoredRecord]:
+        """A completed key record: the row for ``insert_completed``, and the record as
+        ``check`` reads it (a repeat of the key before the row is written)."""
+        row = {
+            "client_id": client_id,
+            "key": key,
+            "fingerprint": fp,
+            "state": "completed",
+            "status_code": status_code,
+            "body": body,
+            "resource_id": resource_id,
+            "created_at": now,
+        }
+        return row, StoredRecord(fp, "completed", status_code, body)
+
+    async def insert_completed(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Completed records (``completed_record``) in one statement, in the caller's
+        transaction: they commit if and only if the effects do."""
+        await self._insert_records(conn, rows)
 
     async def reserve(
         self, conn: AsyncConnection, client_id: str, key: str, fp: str, resource_id: str
@@ -179,7 +309,7 @@ class IdempotencyStore:
         fp = fingerprint(payload)
         try:
             async with self.db.transaction() as tx:
-                found = self.check(await self.lookup(tx.conn, client_id, key), fp)
+                found = await self.stored_answer(tx.conn, client_id, key, fp)
                 if found is not None:
                     return found
                 # The key row goes in first: a concurrent request with the same key waits
@@ -190,8 +320,7 @@ class IdempotencyStore:
                 await self.complete(tx.conn, client_id, key, status_code, body)
         except IntegrityError:
             # A concurrent request with the same key committed first: replay its answer.
-            async with self.db.read() as conn:
-                found = self.check(await self.lookup(conn, client_id, key), fp)
+            found = await self.replay_committed(client_id, key, fp)
             if found is None:
                 raise
             return found

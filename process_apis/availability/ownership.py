@@ -12,7 +12,7 @@ import msgspec
 
 from process_apis.availability.schemas import AllocationIn
 from shared.auth.principal import Principal
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 
 def customer_for(principal: Principal, named: str | None) -> str | None:
@@ -23,7 +23,7 @@ def customer_for(principal: Principal, named: str | None) -> str | None:
     if bound is None:
         return named
     if named is not None and named != bound:
-        raise ProblemError(
+        raise Refusal(
             403,
             "customer-not-permitted",
             f"This client may allocate and hold stock for customer {bound} only.",

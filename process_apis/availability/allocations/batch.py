@@ -44,6 +44,7 @@ from process_apis.availability.db import (
 )
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause, Change, change_many
+from process_apis.availability.refusals import DuplicateAllocation
 from process_apis.availability.rules.allowance import (
     Buyer,
     Terms,
@@ -62,9 +63,9 @@ from process_apis.availability.schemas import (
 from process_apis.availability.strategies.repository import geography, strategies_of
 from shared.bulk import BulkInsert
 from shared.db import Tx
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
-Outcome = Allocation | ProblemError
+Outcome = Allocation | Refusal
 
 _HEADERS = BulkInsert(
     allocations,
@@ -165,11 +166,7 @@ async def plan_many(
     settled = not terms and not needs_map
     for data, key in requests:
         if data.order_id in taken:
-            outcomes.append(
-                ProblemError(
-                    409, "duplicate-allocation", f"Order {data.order_id} is already allocated."
-                )
-            )
+            outcomes.append(DuplicateAllocation(f"Order {data.order_id} is already allocated."))
             continue
         outcome = _plan_one(book, terms, strategies[data.channel], places, data, key, now, writes)
         if isinstance(outcome, Allocation):

@@ -35,7 +35,6 @@ from typing import Any
 import msgspec
 from litestar import Response
 from prometheus_client import Histogram
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,10 +52,9 @@ from process_apis.availability.schemas import (
     request_fingerprint,
     without_customer,
 )
-from shared.bulk import BulkInsert
 from shared.db import Database, Tx
-from shared.idempotency import RETENTION, IdempotencyStore
-from shared.problems import ProblemError
+from shared.idempotency import IdempotencyStore, Ident, StoredRecord
+from shared.refusals import Refusal
 
 log = logging.getLogger("tally.availability")
 
@@ -65,16 +63,6 @@ MAX_BATCH = 128
 # See ``_linger``: the wait, and the batch size after which a drain waits.
 LINGER_SECONDS = 0.001
 LINGER_AFTER = 8
-RECORD_COLUMNS = (
-    "client_id",
-    "key",
-    "fingerprint",
-    "state",
-    "status_code",
-    "body",
-    "resource_id",
-    "created_at",
-)
 
 Outcome = Response[Any] | BaseException
 
@@ -98,17 +86,7 @@ class _Request:
 class _Decided:
     outcomes: list[Outcome | None]  # answered from a key record (replay or refusal)
     runnable: list[int]  # the requests to allocate
-    first_of: dict[tuple[str, str], int]  # the first request of each key
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """An idempotency record as ``IdempotencyStore.check`` reads it."""
-
-    fingerprint: str
-    state: str
-    status_code: int | None
-    body: bytes | None
+    first_of: dict[Ident, int]  # the first request of each key
 
 
 def group_commit_enabled() -> bool:
@@ -135,12 +113,6 @@ class AllocationBatcher:
         self._filled = asyncio.Event()
         self._queue: deque[_Request] = deque()
         self._worker: asyncio.Task[None] | None = None
-        table = store.table
-        self._insert_records = BulkInsert(table, list(RECORD_COLUMNS))
-        self._records_of_client = select(table).where(
-            table.c.client_id == bindparam("client"),
-            table.c.key.in_(bindparam("keys", expanding=True)),
-        )
 
     async def submit(self, client_id: str, key: str, data: AllocationIn) -> Response[Any]:
         """Allocate ``data`` once per (client, key); answers after the commit."""
@@ -243,7 +215,7 @@ class AllocationBatcher:
                 if not await still_planned_alike(tx.conn, planned):
                     raise StaleStock("the channel configuration changed")
                 await write_planned(tx, planned)
-                await self._insert_records(tx.conn, records)
+                await self.store.insert_completed(tx.conn, records)
         except (StaleStock, IntegrityError):
             return None
         BATCH_SIZE.observe(len(batch))
@@ -274,10 +246,10 @@ class AllocationBatcher:
         decided = self._decide(batch, known)
         results = await allocate_many(tx, self._runnable(batch, decided))
         answered, records = self._answer(batch, known, decided, results)
-        await self._insert_records(tx.conn, records)
+        await self.store.insert_completed(tx.conn, records)
         return answered
 
-    def _decide(self, batch: list[_Request], known: dict[tuple[str, str], Any]) -> _Decided:
+    def _decide(self, batch: list[_Request], known: dict[Ident, Any]) -> _Decided:
         """What the key records answer; the requests left to allocate. A key seen twice
         in the batch is answered from the first one's outcome (``_answer``)."""
         decided = _Decided([None] * len(batch), [], {})
@@ -288,7 +260,7 @@ class AllocationBatcher:
             decided.first_of[ident] = n
             try:
                 replayed = self.store.check(known.get(ident), request.fingerprint)
-            except ProblemError as exc:
+            except Refusal as exc:
                 decided.outcomes[n] = exc
                 continue
             if replayed is not None:
@@ -304,24 +276,22 @@ class AllocationBatcher:
     def _answer(
         self,
         batch: list[_Request],
-        known: dict[tuple[str, str], Any],
+        known: dict[Ident, Any],
         decided: _Decided,
-        results: list[Allocation | ProblemError],
+        results: list[Allocation | Refusal],
     ) -> tuple[list[Outcome], list[dict[str, Any]]]:
         """Every request's answer, and the key records of the allocations made."""
         outcomes = list(decided.outcomes)
         records: list[dict[str, Any]] = []
         now = datetime.now(UTC)
         for n, result in zip(decided.runnable, results, strict=True):
-            if isinstance(result, ProblemError):
+            if isinstance(result, Refusal):
                 outcomes[n] = result
                 continue
             request = batch[n]
             body = msgspec.json.encode(result)
-            records.append(self._record(request, 201, body, now))
-            known[(request.client_id, request.key)] = _Stored(
-                request.fingerprint, "completed", 201, body
-            )
+            record, known[(request.client_id, request.key)] = self._completed(request, body, now)
+            records.append(record)
             outcomes[n] = Response(body, status_code=201, media_type="application/json")
         answered: list[Outcome] = []
         for n, request in enumerate(batch):
@@ -344,13 +314,13 @@ class AllocationBatcher:
         another payload; when the first was refused (nothing stored), the same refusal."""
         try:
             replayed = self.store.check(stored, request.fingerprint)
-        except ProblemError as exc:
+        except Refusal as exc:
             return exc
         if replayed is not None:
             return replayed
         if request.fingerprint == first.fingerprint:
             return first_outcome
-        return ProblemError(
+        return Refusal(
             409,
             "request-in-progress",
             "Another request with this Idempotency-Key was being processed; retry.",
@@ -361,13 +331,11 @@ class AllocationBatcher:
         """One request on the per-request path (``service.allocate``): the fallback
         when a whole batch failed."""
         conn = tx.conn
-        known = await self._lookup(conn, [request])
-        assert known is not None
         try:
-            replayed = self.store.check(
-                known.get((request.client_id, request.key)), request.fingerprint
+            replayed = await self.store.stored_answer(
+                conn, request.client_id, request.key, request.fingerprint
             )
-        except ProblemError as exc:
+        except Refusal as exc:
             return exc
         if replayed is not None:
             return replayed
@@ -375,9 +343,8 @@ class AllocationBatcher:
             async with conn.begin_nested():
                 result = await service.allocate(tx, request.data, request.key)
                 body = msgspec.json.encode(result)
-                await conn.execute(
-                    insert(self.store.table), [self._record(request, 201, body, datetime.now(UTC))]
-                )
+                record, _ = self._completed(request, body, datetime.now(UTC))
+                await self.store.insert_completed(conn, [record])
         except Exception as exc:
             tx.events_written.clear()
             return await self._after_failure(conn, request, exc)
@@ -385,46 +352,24 @@ class AllocationBatcher:
 
     async def _lookup(
         self, conn: AsyncConnection, batch: list[_Request], *, expire: bool = True
-    ) -> dict[tuple[str, str], Any] | None:
-        """The stored records of the batch's keys, one query per calling client (expired
-        ones deleted; None instead when ``expire`` is off: a snapshot cannot delete).
-        ``client_id = ? AND key IN (...)`` walks the primary key; a row-value IN over
-        (client_id, key) pairs made SQLite scan the table."""
-        keys_of: dict[str, set[str]] = {}
-        for request in batch:
-            keys_of.setdefault(request.client_id, set()).add(request.key)
-        rows: list[Any] = []
-        for client_id, keys in sorted(keys_of.items()):
-            rows += (
-                await conn.execute(
-                    self._records_of_client, {"client": client_id, "keys": sorted(keys)}
-                )
-            ).all()
-        horizon = datetime.now(UTC) - RETENTION
-        found: dict[tuple[str, str], Any] = {}
-        for row in rows:
-            if row.created_at.replace(tzinfo=UTC) < horizon:
-                if not expire:
-                    return None
-                await self.store.lookup(conn, row.client_id, row.key)  # deletes it
-                continue
-            found[(row.client_id, row.key)] = row
-        return found
+    ) -> dict[Ident, Any] | None:
+        """The stored records of the batch's keys (``IdempotencyStore.lookup_many``)."""
+        idents = [(request.client_id, request.key) for request in batch]
+        return await self.store.lookup_many(conn, idents, expire=expire)
 
-    def _record(
-        self, request: _Request, status_code: int, body: bytes, now: datetime
-    ) -> dict[str, Any]:
-        """The request's key record, completed with its answer."""
-        return {
-            "client_id": request.client_id,
-            "key": request.key,
-            "fingerprint": request.fingerprint,
-            "state": "completed",
-            "status_code": status_code,
-            "body": body,
-            "resource_id": request.data.order_id,
-            "created_at": now,
-        }
+    def _completed(
+        self, request: _Request, body: bytes, now: datetime
+    ) -> tuple[dict[str, Any], StoredRecord]:
+        """The request's key record, completed with its 201 answer."""
+        return self.store.completed_record(
+            request.client_id,
+            request.key,
+            request.fingerprint,
+            201,
+            body,
+            resource_id=request.data.order_id,
+            now=now,
+        )
 
     async def _after_failure(
         self, conn: AsyncConnection, request: _Request, exc: Exception
@@ -432,14 +377,13 @@ class AllocationBatcher:
         """On PostgreSQL another process may have committed the same key meanwhile (our
         order insert or key insert then fails): that request's answer is replayed. On
         SQLite nobody else writes during the transaction, so the failure is the answer."""
-        if self.db.sqlite or not isinstance(exc, ProblemError | IntegrityError):
-            return exc
-        row = await self.store.lookup(conn, request.client_id, request.key)
-        if row is None:
+        if self.db.sqlite or not isinstance(exc, Refusal | IntegrityError):
             return exc
         try:
-            replayed = self.store.check(row, request.fingerprint)
-        except ProblemError as refused:
+            replayed = await self.store.replay_committed(
+                request.client_id, request.key, request.fingerprint, conn=conn
+            )
+        except Refusal as refused:
             return refused
         return replayed if replayed is not None else exc
 

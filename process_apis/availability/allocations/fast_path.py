@@ -44,7 +44,8 @@ from shared.auth.principal import Principal
 from shared.auth.verifier import InvalidToken, TokenVerifier
 from shared.correlation import accept_correlation_id, correlation_id, traceparent
 from shared.observability import REQUEST_SECONDS
-from shared.problems import PROBLEM_MEDIA_TYPE, ProblemError, body_of_problem, problem_body
+from shared.problems import PROBLEM_MEDIA_TYPE, body_of_problem, problem_body
+from shared.refusals import Refusal
 from shared.request_body import is_json_media_type
 
 log = logging.getLogger("tally.availability")
@@ -108,7 +109,7 @@ class AllocationFastPath:
             answer: Response[Any] = await self.batcher.submit(
                 principal.client_id, key.decode("ascii"), for_customer(principal, data)
             )
-        except ProblemError as exc:
+        except Refusal as exc:
             answer = _problem_response(body_of_problem(exc, PATH), exc.headers)
         except Exception as exc:  # what the service's exception handler does with it
             log.exception("unhandled error on POST %s", PATH, exc_info=exc)
@@ -154,7 +155,7 @@ class AllocationFastPath:
         try:
             principal = await self.verifier.verify(token.decode("latin-1"))
             authorize(principal, SCOPE)
-        except (InvalidToken, ProblemError):
+        except (InvalidToken, Refusal):
             return None
         return principal
 

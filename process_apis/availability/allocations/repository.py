@@ -15,8 +15,8 @@ from process_apis.availability.db import (
     allocation_lines,
     allocations,
 )
+from process_apis.availability.refusals import DuplicateAllocation
 from process_apis.availability.schemas import Allocation, AllocationLine, LocationClaim
-from shared.problems import ProblemError
 
 CLAIMS = allocation_lines
 Claims = dict[tuple[int, str], tuple[str, int]]  # (line_no, location_id) -> (sku, quantity)
@@ -48,9 +48,7 @@ async def insert_header(
                 )
             )
     except IntegrityError as exc:
-        raise ProblemError(
-            409, "duplicate-allocation", f"Order {allocation_id} is already allocated."
-        ) from exc
+        raise DuplicateAllocation(f"Order {allocation_id} is already allocated.") from exc
 
 
 async def write_claims(

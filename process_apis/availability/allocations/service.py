@@ -32,18 +32,18 @@ from shared.events.catalog import (
     LocatedLine,
 )
 from shared.events.envelope import new_event
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 log = logging.getLogger("tally.availability")
 
 
-def not_found(allocation_id: str) -> ProblemError:
+def not_found(allocation_id: str) -> Refusal:
     """Also the answer for another customer's allocation (ADR 0014): the same body."""
-    return ProblemError(404, "allocation-not-found", f"No allocation {allocation_id}.")
+    return Refusal(404, "allocation-not-found", f"No allocation {allocation_id}.")
 
 
-def _stock_changed() -> ProblemError:
-    return ProblemError(
+def _stock_changed() -> Refusal:
+    return Refusal(
         409, "insufficient-stock", "Stock changed while allocating; nothing was allocated."
     )
 
@@ -95,8 +95,8 @@ def shortfalls(lines: Sequence[Line], plan: Plan) -> list[dict[str, object]]:
     ]
 
 
-def insufficient_stock(short: list[dict[str, object]]) -> ProblemError:
-    return ProblemError(
+def insufficient_stock(short: list[dict[str, object]]) -> Refusal:
+    return Refusal(
         409,
         "insufficient-stock",
         "Not enough stock to allocate every line; nothing was allocated.",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import hold_lines, hold_requests, holds
 from process_apis.availability.holds.schemas import HeldPosition, Hold, HoldLine
-from shared.problems import ProblemError
+from process_apis.availability.refusals import DuplicateHold
 
 Held = dict[tuple[int, str, str], tuple[str, int]]  # (line_no, location, lot) -> (sku, qty)
 
@@ -43,7 +43,7 @@ async def insert_header(
                 )
             )
     except IntegrityError as exc:
-        raise ProblemError(409, "duplicate-hold", f"Hold {hold_id} exists already.") from exc
+        raise DuplicateHold(f"Hold {hold_id} exists already.") from exc
 
 
 async def write_lines(

@@ -22,21 +22,21 @@ from process_apis.availability.positions.ledger import SOURCE, Cause, PositionKe
 from process_apis.availability.rules.allowance import Buyer
 from process_apis.availability.schemas import Allocation
 from shared.db import Database, Tx
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 log = logging.getLogger("tally.availability")
 
 
 def expiry_of(data: HoldIn, now: datetime) -> datetime:
     if (data.expires_at is None) == (data.ttl_seconds is None):
-        raise ProblemError(422, "invalid-expiry", "Give exactly one of expires_at and ttl_seconds.")
+        raise Refusal(422, "invalid-expiry", "Give exactly one of expires_at and ttl_seconds.")
     if data.ttl_seconds is not None:
         return now + timedelta(seconds=data.ttl_seconds)
     assert data.expires_at is not None
     if data.expires_at <= now:
-        raise ProblemError(422, "invalid-expiry", "expires_at is not in the future.")
+        raise Refusal(422, "invalid-expiry", "expires_at is not in the future.")
     if data.expires_at > now + timedelta(seconds=MAX_TTL_SECONDS):
-        raise ProblemError(422, "invalid-expiry", "expires_at is more than 30 days ahead.")
+        raise Refusal(422, "invalid-expiry", "expires_at is more than 30 days ahead.")
     return data.expires_at
 
 
@@ -62,7 +62,7 @@ async def place(tx: Tx, data: HoldIn, idempotency_key: str) -> Hold:
         if planned(takes) < line.quantity
     ]
     if short:
-        raise ProblemError(
+        raise Refusal(
             409,
             "insufficient-stock",
             "Not enough stock to hold every line; nothing was held.",
@@ -75,7 +75,7 @@ async def place(tx: Tx, data: HoldIn, idempotency_key: str) -> Hold:
             if not await book.apply(
                 conn, key, {"reserved": quantity}, cause, now=now, require_atp=quantity
             ):
-                raise ProblemError(
+                raise Refusal(
                     409, "insufficient-stock", "Stock changed while holding; nothing was held."
                 )
             ident = (line_no, key.location_id, key.lot)
@@ -102,9 +102,9 @@ async def _give_back(tx: Tx, hold_id: str, reason: str, reference: str, now: dat
             raise RuntimeError(f"position {key} lost the reserved units of hold {hold_id}")
 
 
-def not_found(hold_id: str) -> ProblemError:
+def not_found(hold_id: str) -> Refusal:
     """Also the answer for another customer's hold (ADR 0014): the same body."""
-    return ProblemError(404, "hold-not-found", f"No hold {hold_id}.")
+    return Refusal(404, "hold-not-found", f"No hold {hold_id}.")
 
 
 async def release(tx: Tx, hold_id: str, *, bound_to: str | None = None) -> Hold:
@@ -141,9 +141,9 @@ async def convert(
         raise not_found(hold_id)
     now = clock.now()
     if head.status != "active":
-        raise ProblemError(409, "hold-not-active", f"Hold {hold_id} is {head.status}.")
+        raise Refusal(409, "hold-not-active", f"Hold {hold_id} is {head.status}.")
     if head.expires_at <= now:
-        raise ProblemError(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
+        raise Refusal(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
     allocation_id = data.order_id
     await allocation_repo.insert_header(
         conn, allocation_id, head.channel, "reject", now, head.customer_id

@@ -30,7 +30,8 @@ from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
 from shared.models import Identifier, SkuParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 
 OnHand = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -74,8 +75,8 @@ async def _position(conn: AsyncConnection, key: PositionKey, now: datetime) -> L
     )
 
 
-def _stale(key: PositionKey, expected: int, current: int) -> ProblemError:
-    return ProblemError(
+def _stale(key: PositionKey, expected: int, current: int) -> Refusal:
+    return Refusal(
         409,
         "stale-count",
         f"on_hand of {key.sku} at {key.location_id} is {current}, not {expected}; "

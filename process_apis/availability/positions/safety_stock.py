@@ -32,7 +32,8 @@ from process_apis.availability.schemas import LocationAvailability
 from shared.auth.litestar_auth import requires
 from shared.db import Database, Tx
 from shared.models import Identifier, SkuParam
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 
 REASON = "safety_stock_set"
 
@@ -73,8 +74,8 @@ class SafetyStock(msgspec.Struct, kw_only=True):
     location: LocationAvailability
 
 
-def _stale(key: PositionKey, expected: int, current: int) -> ProblemError:
-    return ProblemError(
+def _stale(key: PositionKey, expected: int, current: int) -> Refusal:
+    return Refusal(
         409,
         "stale-safety-stock",
         f"safety_stock of {key.sku} at {key.location_id} is {current}, not {expected}; "

@@ -29,15 +29,16 @@ from shared.models import (
     SkuListQuery,
 )
 from shared.paging import decode_cursor, keyset_page
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 
 StatusQuery = Annotated[
     Literal["open", "resolved"] | None, QueryParameter(name="status", required=False)
 ]
 
 
-def _not_found(exception_id: str) -> ProblemError:
-    return ProblemError(
+def _not_found(exception_id: str) -> Refusal:
+    return Refusal(
         404, "reconciliation-exception-not-found", f"No reconciliation exception {exception_id}."
     )
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import msgspec
 
 from shared.http import Downstream
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 Figures = dict[tuple[str, str], tuple[int, datetime]]
 
@@ -41,7 +41,7 @@ async def _pages(downstream: Downstream, path: str) -> AsyncIterator[list[_Row]]
             params["cursor"] = cursor
         response = await downstream.request("GET", path, params=params)
         if response.status_code != 200:
-            raise ProblemError(
+            raise Refusal(
                 503,
                 "downstream-unavailable",
                 f"The {downstream.name} service answered {response.status_code} to {path}.",

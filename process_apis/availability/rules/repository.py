@@ -9,8 +9,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.db import channel_rules
+from process_apis.availability.refusals import DuplicateRule, InvalidRule
 from process_apis.availability.rules.schemas import ChannelRule, ChannelRuleIn
-from shared.problems import ProblemError
 
 
 def _out(row: Any) -> ChannelRule:
@@ -28,13 +28,11 @@ def _out(row: Any) -> ChannelRule:
 
 def validate(data: ChannelRuleIn) -> None:
     if (data.quantity is None) == (data.percent is None):
-        raise ProblemError(422, "invalid-rule", "Give exactly one of quantity and percent.")
+        raise InvalidRule("Give exactly one of quantity and percent.")
     if data.kind == "cap" and (data.channel is None or data.customer_group is not None):
-        raise ProblemError(422, "invalid-rule", "A cap names a channel (and no customer group).")
+        raise InvalidRule("A cap names a channel (and no customer group).")
     if data.kind == "fence" and (data.channel is None) == (data.customer_group is None):
-        raise ProblemError(
-            422, "invalid-rule", "A fence names exactly one of channel and customer_group."
-        )
+        raise InvalidRule("A fence names exactly one of channel and customer_group.")
 
 
 async def read(conn: AsyncConnection, rule_id: str) -> ChannelRule | None:
@@ -78,11 +76,7 @@ async def write(
         )
     ).first()
     if clash is not None:
-        raise ProblemError(
-            409,
-            "duplicate-rule",
-            f"Rule {clash.rule_id} already sets this {data.kind} for {data.sku}.",
-        )
+        raise DuplicateRule(f"Rule {clash.rule_id} already sets this {data.kind} for {data.sku}.")
     await conn.execute(delete(channel_rules).where(channel_rules.c.rule_id == rule_id))
     await conn.execute(
         insert(channel_rules).values(

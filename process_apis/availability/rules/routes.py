@@ -21,7 +21,8 @@ from shared.models import (
     query_filter,
 )
 from shared.paging import decode_cursor, keyset_page
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 
 SkuFilter = Annotated[str | None, query_filter(SKU_PATTERN, name="sku")]
 
@@ -59,7 +60,7 @@ class ChannelRuleController(Controller):
         async with db.read() as conn:
             found = await repo.read(conn, rule_id)
         if found is None:
-            raise ProblemError(404, "rule-not-found", f"No channel rule {rule_id}.")
+            raise Refusal(404, "rule-not-found", f"No channel rule {rule_id}.")
         return found
 
     @put(
@@ -93,6 +94,6 @@ class ChannelRuleController(Controller):
         async with db.transaction() as tx:
             found = await repo.read(tx.conn, rule_id)
             if found is None:
-                raise ProblemError(404, "rule-not-found", f"No channel rule {rule_id}.")
+                raise Refusal(404, "rule-not-found", f"No channel rule {rule_id}.")
             await PositionBook.lock(tx.conn, [found.sku])
             await repo.remove(tx.conn, rule_id)

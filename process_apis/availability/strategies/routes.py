@@ -27,15 +27,14 @@ from shared.models import (
     Page,
 )
 from shared.paging import decode_cursor, keyset_page
-from shared.problems import ProblemError, problem_responses
+from shared.problems import problem_responses
+from shared.refusals import Refusal
 
 
 def _check_ids(what: str, values: list[str]) -> None:
     bad = [v for v in values if not re.fullmatch(ID_PATTERN, v) or len(v) > 64]
     if bad:
-        raise ProblemError(
-            422, "invalid-identifier", f"{what}: not location or region ids: {bad[:5]}."
-        )
+        raise Refusal(422, "invalid-identifier", f"{what}: not location or region ids: {bad[:5]}.")
 
 
 class StrategyController(Controller):
@@ -68,9 +67,7 @@ class StrategyController(Controller):
         _check_ids("priority", data.priority)
         _check_ids("eligible_locations", data.eligible_locations or [])
         if data.ranking == "priority" and not data.priority:
-            raise ProblemError(
-                422, "invalid-strategy", "A priority strategy needs a priority list."
-            )
+            raise Refusal(422, "invalid-strategy", "A priority strategy needs a priority list.")
         async with db.transaction() as tx:
             return await repo.write_strategy(tx.conn, channel, data, clock.now())
 
@@ -84,7 +81,7 @@ class StrategyController(Controller):
     async def delete_strategy(self, channel: IdParam, db: NamedDependency[Database]) -> None:
         async with db.transaction() as tx:
             if not await repo.delete_strategy(tx.conn, channel):
-                raise ProblemError(404, "strategy-not-found", f"No strategy for {channel}.")
+                raise Refusal(404, "strategy-not-found", f"No strategy for {channel}.")
 
     @put(
         "/locations/{location_id:str}",
@@ -125,9 +122,7 @@ class StrategyController(Controller):
     ) -> RegionOut:
         _check_ids("distances", list(data.distances))
         if any(not 0 <= d <= MAX_DISTANCE for d in data.distances.values()):
-            raise ProblemError(
-                422, "invalid-distance", f"Distances are between 0 and {MAX_DISTANCE}."
-            )
+            raise Refusal(422, "invalid-distance", f"Distances are between 0 and {MAX_DISTANCE}.")
         async with db.transaction() as tx:
             return await repo.put_region(tx.conn, region, dict(data.distances))
 

@@ -9,7 +9,7 @@ from shared.auth.principal import Principal
 from shared.db import Database
 from shared.models import Page
 from shared.paging import decode_cursor, keyset_page
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 
 class InvoiceService:
@@ -20,7 +20,7 @@ class InvoiceService:
         async with self.db.read() as conn:
             invoice = await repo.get(conn, invoice_id)
         if invoice is None or not principal.may_see_customer(invoice.customer_id):
-            raise ProblemError(404, "invoice-not-found", f"No invoice {invoice_id}.")
+            raise Refusal(404, "invoice-not-found", f"No invoice {invoice_id}.")
         return invoice
 
     async def list(

@@ -14,19 +14,19 @@ from process_apis.order_to_ship.orders.schemas import Order
 from shared.db import Database
 from shared.events.catalog import STREAM_ORDERS, OrderCancelled
 from shared.events.envelope import new_event
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 
 def _refuse_if_not_cancellable(order: Order) -> None:
     if order.status == "pending":
-        raise ProblemError(
+        raise Refusal(
             409,
             "order-in-progress",
             f"Order {order.order_id} is still being placed; retry shortly.",
             headers={"Retry-After": "2"},
         )
     if order.shipments or any(line.shipped for line in order.lines):
-        raise ProblemError(
+        raise Refusal(
             409, "order-shipped", f"Order {order.order_id} has shipped and cannot be cancelled."
         )
 
@@ -45,18 +45,18 @@ class CancelOrder:
                 await self.partners.cancel_fulfillment(fo.fulfillment_order_id)
         except Refused as exc:
             if exc.status_code == 409:
-                raise ProblemError(
+                raise Refusal(
                     409,
                     "order-shipped",
                     f"A warehouse has already shipped order {order.order_id}: {exc.detail}",
                 ) from exc
-            raise ProblemError(
+            raise Refusal(
                 502, "fulfillment-refused", f"The WMS refused the cancel: {exc.detail}"
             ) from exc
         try:
             await self.partners.release(order.order_id)
         except Refused as exc:
-            raise ProblemError(
+            raise Refusal(
                 502, "release-refused", f"Availability refused the release: {exc.detail}"
             ) from exc
         return await self._mark_cancelled(order, reason)
@@ -84,6 +84,4 @@ class CancelOrder:
                     )
                     return done
                 current = await repo.get(tx.conn, current.order_id)
-        raise ProblemError(
-            409, "concurrent-update", f"Order {order.order_id} keeps changing; retry."
-        )
+        raise Refusal(409, "concurrent-update", f"Order {order.order_id} keeps changing; retry.")

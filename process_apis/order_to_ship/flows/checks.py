@@ -8,7 +8,7 @@ from collections import Counter
 
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.orders.schemas import OrderIn
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 
 async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[str, int]]:
@@ -16,18 +16,18 @@ async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[s
     skus = [line.sku for line in data.lines]
     duplicated = sorted(sku for sku, n in Counter(skus).items() if n > 1)
     if duplicated:
-        raise ProblemError(
+        raise Refusal(
             422,
             "duplicate-sku",
             f"Each sku may appear on one line only: {', '.join(duplicated)}.",
         )
     customer = await partners.customer(data.customer_id)
     if customer is None:
-        raise ProblemError(422, "unknown-customer", f"No customer {data.customer_id}.")
+        raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
     items = await partners.items(skus)
     missing = [sku for sku in skus if sku not in items]
     if missing:
-        raise ProblemError(
+        raise Refusal(
             422,
             "unknown-sku",
             f"Unknown sku: {', '.join(missing)}.",
@@ -37,7 +37,7 @@ async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[s
     currency = str(limit["currency"])
     foreign = [sku for sku in skus if items[sku]["unit_price"]["currency"] != currency]
     if foreign:
-        raise ProblemError(
+        raise Refusal(
             422,
             "currency-mismatch",
             f"Items priced in another currency than the customer's {currency}: "
@@ -46,7 +46,7 @@ async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[s
     prices = {sku: int(items[sku]["unit_price"]["amount_minor"]) for sku in skus}
     value = sum(line.quantity * prices[line.sku] for line in data.lines)
     if value > int(limit["amount_minor"]):
-        raise ProblemError(
+        raise Refusal(
             422,
             "credit-limit-exceeded",
             f"The order value {value} {currency} exceeds the credit limit "

@@ -1,6 +1,6 @@
 """The calls this service makes to the ERP, availability and the WMS (contract 0002),
 mapped onto three outcomes: an answer, a refusal the saga compensates, or a
-``ProblemError(503)`` from ``Downstream`` when the partner is unreachable (transient:
+``Refusal(503)`` from ``Downstream`` when the partner is unreachable (transient:
 the order stays ``pending`` and the resumer retries)."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from shared.db import Database
 from shared.events.catalog import STREAM_ORDERS, Line, OrderAccepted
 from shared.events.envelope import new_event
 from shared.idempotency import IdempotencyStore, fingerprint
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 log = logging.getLogger("tally.orders.place")
 
@@ -53,30 +53,24 @@ class PlaceOrder:
         if not principal.may_see_customer(data.customer_id):
             # Decided from the token alone, before any lookup: the same answer whether
             # the other customer exists or not (ADR 0014).
-            raise ProblemError(
+            raise Refusal(
                 403,
                 "customer-not-permitted",
                 f"This client may place orders for customer {principal.customer_id} only.",
             )
         fp = fingerprint(data)
         async with self.db.read() as conn:
-            found = self.idempotency.check(
-                await self.idempotency.lookup(conn, principal.client_id, key), fp
-            )
+            found = await self.idempotency.stored_answer(conn, principal.client_id, key, fp)
         if found is not None:
             return found
         try:
             currency, prices = await check_with_erp(self.partners, data)
         except Refused as exc:
-            raise ProblemError(
-                502, "erp-refused", f"The ERP refused a check: {exc.detail}"
-            ) from exc
+            raise Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}") from exc
         order_id = new_order_id()
         try:
             async with self.db.transaction() as tx:
-                found = self.idempotency.check(
-                    await self.idempotency.lookup(tx.conn, principal.client_id, key), fp
-                )
+                found = await self.idempotency.stored_answer(tx.conn, principal.client_id, key, fp)
                 if found is not None:
                     return found
                 await repo.insert_pending(
@@ -93,10 +87,7 @@ class PlaceOrder:
                 await self.idempotency.reserve(tx.conn, principal.client_id, key, fp, order_id)
         except IntegrityError:
             # The same key committed concurrently: answer as that request would be answered.
-            async with self.db.read() as conn:
-                found = self.idempotency.check(
-                    await self.idempotency.lookup(conn, principal.client_id, key), fp
-                )
+            found = await self.idempotency.replay_committed(principal.client_id, key, fp)
             if found is None:
                 raise
             return found
@@ -118,8 +109,8 @@ class PlaceOrder:
         except Refused as exc:
             await self._abandon(order_id)
             if exc.status_code == 409 and exc.type == "/problems/insufficient-stock":
-                raise ProblemError(409, "insufficient-stock", exc.detail, extra=exc.extra) from exc
-            raise ProblemError(
+                raise Refusal(409, "insufficient-stock", exc.detail, extra=exc.extra) from exc
+            raise Refusal(
                 502, "allocation-refused", f"Availability refused the allocation: {exc.detail}"
             ) from exc
         fulfillments: list[FulfillmentRef] = []
@@ -131,7 +122,7 @@ class PlaceOrder:
                 )
         except Refused as exc:
             await self._undo_release(order_id, fulfillments)
-            raise ProblemError(
+            raise Refusal(
                 502, "fulfillment-refused", f"The WMS refused a fulfillment order: {exc.detail}"
             ) from exc
         return await self._complete(order, allocation, fulfillments)
@@ -184,7 +175,7 @@ class PlaceOrder:
         async with self.db.read() as conn:
             order = await repo.get(conn, order_id)
         if order is None:
-            raise ProblemError(409, "order-abandoned", f"Order {order_id} could not be placed.")
+            raise Refusal(409, "order-abandoned", f"Order {order_id} could not be placed.")
         return msgspec.json.encode(order)
 
     async def _undo_release(self, order_id: str, fulfillments: list[FulfillmentRef]) -> None:

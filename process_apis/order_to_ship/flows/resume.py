@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.orders import repository as repo
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 log = logging.getLogger("tally.orders.resume")
 
@@ -29,7 +29,7 @@ class ResumeStalled:
             try:
                 await self.place.advance(order_id)
                 log.info("resumed order %s", order_id)
-            except ProblemError as exc:
+            except Refusal as exc:
                 log.warning("resuming order %s: %s %s", order_id, exc.status_code, exc.detail)
             except Exception:
                 log.exception("resuming order %s failed", order_id)

@@ -15,7 +15,7 @@ from shared.auth.principal import Principal
 from shared.db import Database
 from shared.models import Page
 from shared.paging import decode_cursor, keyset_page
-from shared.problems import ProblemError
+from shared.refusals import Refusal
 
 
 class OrderService:
@@ -31,7 +31,7 @@ class OrderService:
         async with self.db.read() as conn:
             order = await repo.get(conn, order_id)
         if order is None or not principal.may_see_customer(order.customer_id):
-            raise ProblemError(404, "order-not-found", f"No order {order_id}.")
+            raise Refusal(404, "order-not-found", f"No order {order_id}.")
         return order
 
     async def list(
