@@ -188,6 +188,37 @@ async def last_entries(
         after = page[-1][0]
 
 
+def _print_followed(entry: tuple[str, str, Event], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_entry_json(*entry)))
+        return
+    entry_id, entry_stream, event = entry
+    console.print(
+        f"{entry_id:>8}  {entry_stream}  [bold]{event.type}[/bold]  "
+        f"{event.subject}  #{event.sequence}  {_when(event.time)}  "
+        f"{event.correlationid or '-'}",
+        highlight=False,
+    )
+
+
+async def _follow(
+    opened: EventBus, stream: str | None, after: str | None, seconds: float | None, as_json: bool
+) -> None:
+    """Print entries as they are appended after ``after``, until ``seconds`` have passed."""
+    if after is None:  # an empty window (--limit 0): start from the head
+        head = await last_entries(opened, stream, 1)
+        after = head[-1][0] if head else None
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while deadline is None or time.monotonic() < deadline:
+        page = await opened.read_all(stream, after=after, limit=_PAGE)
+        for entry in page:
+            _print_followed(entry, as_json)
+        if page:
+            after = page[-1][0]
+        if len(page) < _PAGE:
+            await asyncio.sleep(0.25)
+
+
 @events_app.command("tail")
 def tail(
     stream: StreamOption = None,
@@ -219,30 +250,9 @@ def tail(
         else:
             where = stream or "every stream"
             console.print(_entries_table(entries, f"Last {len(entries)} entries of {where}"))
-        if not follow:
-            return
-        after = entries[-1][0] if entries else None
-        if after is None:  # an empty window (--limit 0): start from the head
-            head = await last_entries(opened, stream, 1)
-            after = head[-1][0] if head else None
-        deadline = None if seconds is None else time.monotonic() + seconds
-        while deadline is None or time.monotonic() < deadline:
-            page = await opened.read_all(stream, after=after, limit=_PAGE)
-            for entry in page:
-                if as_json:
-                    typer.echo(json.dumps(_entry_json(*entry)))
-                else:
-                    entry_id, entry_stream, event = entry
-                    console.print(
-                        f"{entry_id:>8}  {entry_stream}  [bold]{event.type}[/bold]  "
-                        f"{event.subject}  #{event.sequence}  {_when(event.time)}  "
-                        f"{event.correlationid or '-'}",
-                        highlight=False,
-                    )
-            if page:
-                after = page[-1][0]
-            if len(page) < _PAGE:
-                await asyncio.sleep(0.25)
+        if follow:
+            after = entries[-1][0] if entries else None
+            await _follow(opened, stream, after, seconds, as_json)
 
     try:
         _run(data_dir, bus, work)
@@ -318,6 +328,46 @@ def dlq_show(
     typer.echo(json.dumps(body, indent=2))
 
 
+async def _replay(
+    opened: EventBus, dlq: str | None, stream: str | None
+) -> tuple[list[DeadLetter], list[str]]:
+    """Re-publish one dead letter (``dlq``) or every one (of ``stream``); the replayed
+    letters and the ids that were not found."""
+    letters = await opened.dead_letters(stream if dlq is None else None, _EVERYTHING)
+    if dlq is not None:
+        letters = [x for x in letters if x.dead_letter_id == dlq]
+        if not letters:
+            return [], [dlq]
+    # In the order the entries were first appended: an ordered subject's events
+    # come back in their order.
+    letters.sort(key=lambda x: (x.stream, _entry_order(x.entry_id), x.dead_letter_id))
+    replayed: list[DeadLetter] = []
+    missing: list[str] = []
+    for letter in letters:
+        if await opened.replay_dead_letter(letter.dead_letter_id):
+            replayed.append(letter)
+        else:  # replayed by someone else meanwhile
+            missing.append(letter.dead_letter_id)
+    return replayed, missing
+
+
+def _replayed_table(replayed: list[DeadLetter]) -> Table:
+    table = Table(title=f"Replayed {len(replayed)} dead letter(s)")
+    for column in ("id", "stream", "group", "type", "subject"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("event id", overflow="fold")
+    for letter in replayed:
+        table.add_row(
+            letter.dead_letter_id,
+            letter.stream,
+            letter.group,
+            letter.event.type,
+            letter.event.subject,
+            letter.event.id,
+        )
+    return table
+
+
 @events_app.command("replay")
 def replay(
     dlq: Annotated[str | None, typer.Option("--dlq", help="Re-publish this dead letter.")] = None,
@@ -338,25 +388,7 @@ def replay(
         errors.print("[red]error:[/red] --stream goes with --all")
         raise typer.Exit(2)
 
-    async def work(opened: EventBus) -> tuple[list[DeadLetter], list[str]]:
-        letters = await opened.dead_letters(stream if replay_all else None, _EVERYTHING)
-        if dlq is not None:
-            letters = [x for x in letters if x.dead_letter_id == dlq]
-            if not letters:
-                return [], [dlq]
-        # In the order the entries were first appended: an ordered subject's events
-        # come back in their order.
-        letters.sort(key=lambda x: (x.stream, _entry_order(x.entry_id), x.dead_letter_id))
-        replayed: list[DeadLetter] = []
-        missing: list[str] = []
-        for letter in letters:
-            if await opened.replay_dead_letter(letter.dead_letter_id):
-                replayed.append(letter)
-            else:  # replayed by someone else meanwhile
-                missing.append(letter.dead_letter_id)
-        return replayed, missing
-
-    replayed, missing = _run(data_dir, bus, work)
+    replayed, missing = _run(data_dir, bus, lambda opened: _replay(opened, dlq, stream))
     if as_json:
         typer.echo(
             json.dumps(
@@ -368,20 +400,7 @@ def replay(
         )
     else:
         if replayed:
-            table = Table(title=f"Replayed {len(replayed)} dead letter(s)")
-            for column in ("id", "stream", "group", "type", "subject"):
-                table.add_column(column, no_wrap=True)
-            table.add_column("event id", overflow="fold")
-            for letter in replayed:
-                table.add_row(
-                    letter.dead_letter_id,
-                    letter.stream,
-                    letter.group,
-                    letter.event.type,
-                    letter.event.subject,
-                    letter.event.id,
-                )
-            console.print(table)
+            console.print(_replayed_table(replayed))
         elif replay_all:
             console.print("No dead letters to replay.")
         for dead_letter_id in missing:
