@@ -6,11 +6,35 @@ from collections.abc import Iterator
 import pytest
 
 from tally.launcher import launch
-from tests.support.platform import PlatformClient, free_ports
+from tests.support.platform import PlatformClient
+from tests.support.ports import free_ports
 from tests.support.servers import create_database, postgres_server, redis_server
 from tests.support.tokens import TestIssuer
 
 _db_names = itertools.count(1)
+
+# Fixtures that start services on real ports: the whole platform as processes (e2e), or a
+# stack of services in threads (slow). Tests that start processes themselves carry the
+# ``slow`` mark in their module.
+_E2E_FIXTURES = {"platform"}
+_SLOW_FIXTURES = {"stack", "full_stack"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: starts services as processes or a stack of services on real ports "
+        "(left out of `make test-fast`)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & _E2E_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+        elif used & _SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,8 @@
-"""Helpers of the availability tests: WMS facts on the bus, polling, ledger checks."""
+"""Helpers of the availability tests: WMS facts on the bus, ledger checks."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -14,10 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from process_apis.availability.positions import ledger
-from shared.events.catalog import Line, ReceiptPosted, ShipmentDispatched
-from shared.events.envelope import Event, new_event
+from shared.events.catalog import ReceiptPosted, ShipmentDispatched
+from shared.events.envelope import Event
 from shared.events.sqlite_log import SqliteEventLog
 from shared.settings import Settings
+from tests.support.events import receipt_posted
+from tests.support.polling import eventually
 
 
 def _log_path(settings: Settings) -> str:
@@ -64,65 +64,6 @@ def publish(settings: Settings, *events: Event, stream: str = "tally.wms") -> No
     asyncio.run(run())
 
 
-def bus_events(settings: Settings, stream: str) -> list[Event]:
-    async def run() -> list[Event]:
-        log = SqliteEventLog(_log_path(settings))
-        try:
-            return [e for _, _, e in await log.read_all(stream=stream, limit=1000)]
-        finally:
-            await log.close()
-
-    return asyncio.run(run())
-
-
-def receipt_event(
-    warehouse_id: str, lines: list[tuple[str, int, str | None]], receipt_id: str | None = None
-) -> Event:
-    receipt_id = receipt_id or f"RCV-{uuid_utils.uuid7()}"
-    return new_event(
-        source="tally.wms",
-        type_="receipt.posted",
-        subject=f"warehouse:{warehouse_id}",
-        sequence=0,  # numbered when published
-        payload=ReceiptPosted(
-            receipt_id=receipt_id,
-            warehouse_id=warehouse_id,
-            lines=[Line(sku=sku, quantity=q, lot=lot) for sku, q, lot in lines],
-        ),
-    )
-
-
-def shipment_event(
-    order_id: str, warehouse_id: str, lines: list[tuple[str, int, str | None]]
-) -> Event:
-    shipment_id = f"SHP-{uuid_utils.uuid7()}"
-    return new_event(
-        source="tally.wms",
-        type_="shipment.dispatched",
-        subject=f"warehouse:{warehouse_id}",
-        sequence=0,  # numbered when published
-        payload=ShipmentDispatched(
-            shipment_id=shipment_id,
-            fulfillment_order_id=f"FO-{order_id}",
-            order_id=order_id,
-            warehouse_id=warehouse_id,
-            carrier="UPS",
-            tracking_number="1Z1",
-            lines=[Line(sku=sku, quantity=q, lot=lot) for sku, q, lot in lines],
-        ),
-    )
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Polls until ``probe`` returns something truthy; returns the last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = probe()
-        if answer or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.02)
-
-
 def item(client: TestClient[Any], sku: str) -> dict[str, Any]:
     response = client.get(f"/availability/v1/items/{sku}")
     assert response.status_code == 200, response.text
@@ -148,16 +89,16 @@ def movements(client: TestClient[Any], sku: str) -> list[dict[str, Any]]:
 def apply_and_wait(client: TestClient[Any], settings: Settings, *events: Event) -> None:
     """Publishes the events, then a marker receipt, and waits for the marker: the
     consumer reads the stream in order, so everything before it has been handled."""
-    marker = receipt_event("MARKER", [("MARKER", 1, None)])
+    marker = receipt_posted("MARKER", [("MARKER", 1, None)])
     before = item(client, "MARKER")["available_to_promise"]
     publish(settings, *events, marker)
-    applied = wait_for(lambda: item(client, "MARKER")["available_to_promise"] > before)
+    applied = eventually(lambda: item(client, "MARKER")["available_to_promise"] > before)
     assert applied, "the consumer did not apply the events"
 
 
 def stock(client: TestClient[Any], settings: Settings, warehouse_id: str, **skus: int) -> None:
     apply_and_wait(
-        client, settings, receipt_event(warehouse_id, [(s, q, None) for s, q in skus.items()])
+        client, settings, receipt_posted(warehouse_id, [(s, q, None) for s, q in skus.items()])
     )
 
 

@@ -8,15 +8,15 @@ from shared.events.catalog import InventoryAllocated, InventoryReleased
 from shared.settings import Settings
 from tests.availability.helpers import (
     allocate,
-    bus_events,
     by_location,
     item,
     ledger_drift,
     movements,
     outbox_count,
     stock,
-    wait_for,
 )
+from tests.support.events import bus_events
+from tests.support.polling import eventually
 
 
 def test_allocation_takes_the_location_with_most_atp_first_and_splits(
@@ -52,7 +52,7 @@ def test_allocation_takes_the_location_with_most_atp_first_and_splits(
     assert client.get("/availability/v1/allocations/SO-1").json() == body
     assert ledger_drift(settings) == {}
 
-    published = wait_for(lambda: bus_events(settings, "tally.availability"))
+    published = eventually(lambda: bus_events(settings, "tally.availability"))
     assert [e.type for e in published] == ["inventory.allocated"]
     assert published[0].subject == "SO-1"
     assert published[0].sequence == 1
@@ -183,7 +183,7 @@ def test_release_gives_back_what_is_not_shipped(
     assert twice.json() == body
     assert client.post("/availability/v1/allocations/NOPE/release").status_code == 404
 
-    published = wait_for(lambda: len(bus_events(settings, "tally.availability")) == 2)
+    published = eventually(lambda: len(bus_events(settings, "tally.availability")) == 2)
     assert published
     event = bus_events(settings, "tally.availability")[1]
     assert (event.type, event.subject, event.sequence) == ("inventory.released", "SO-1", 2)

@@ -18,6 +18,8 @@ from tests.availability.helpers import ledger_drift
 from tests.support.availability import AvailabilityProcess
 from tests.support.tokens import TestIssuer
 
+pytestmark = pytest.mark.slow  # starts services as processes or a stack on real ports
+
 CLIENTS = 200
 CHANNELS = ("b2b", "ecommerce", "marketplace", "edi")
 POLICIES = ("reject", "ship_complete", "partial")

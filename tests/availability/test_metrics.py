@@ -7,7 +7,8 @@ from typing import Any
 from litestar.testing import TestClient
 
 from shared.settings import Settings
-from tests.availability.helpers import stock, wait_for
+from tests.availability.helpers import stock
+from tests.support.polling import eventually
 
 
 def test_metrics_show_the_consumer_outcomes_latency_and_lag(
@@ -24,7 +25,7 @@ def test_metrics_show_the_consumer_outcomes_latency_and_lag(
         )
         return text if all(line in text for line in wanted) else None
 
-    text = wait_for(caught_up, timeout=10)
+    text = eventually(caught_up, timeout=10)
     assert text, "the lag gauges never showed the caught-up group"
     outcome = (
         'tally_events_handled_total{group="availability",outcome="applied",type="receipt.posted"}'

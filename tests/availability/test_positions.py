@@ -6,24 +6,18 @@ from typing import Any
 from litestar.testing import TestClient
 
 from shared.settings import Settings
-from tests.availability.helpers import (
-    apply_and_wait,
-    item,
-    ledger_drift,
-    movements,
-    publish,
-    receipt_event,
-    wait_for,
-)
+from tests.availability.helpers import apply_and_wait, item, ledger_drift, movements, publish
+from tests.support.events import receipt_posted
+from tests.support.polling import eventually
 
 
 def test_receipt_on_the_bus_shows_up_in_availability(
     client: TestClient[Any], settings: Settings
 ) -> None:
     started = datetime.now(UTC)
-    publish(settings, receipt_event("WH1", [("SKU-1", 10, None), ("SKU-1", 5, "L1")]))
+    publish(settings, receipt_posted("WH1", [("SKU-1", 10, None), ("SKU-1", 5, "L1")]))
 
-    answer = wait_for(lambda: item(client, "SKU-1")["available_to_promise"] == 15)
+    answer = eventually(lambda: item(client, "SKU-1")["available_to_promise"] == 15)
     assert answer, item(client, "SKU-1")
 
     body = item(client, "SKU-1")
@@ -64,10 +58,10 @@ def test_a_sku_never_seen_answers_zeros(client: TestClient[Any]) -> None:
 
 
 def test_the_same_receipt_applies_once(client: TestClient[Any], settings: Settings) -> None:
-    event = receipt_event("WH1", [("SKU-1", 10, None)], receipt_id="RCV-1")
+    event = receipt_posted("WH1", [("SKU-1", 10, None)], receipt_id="RCV-1")
     # The same event twice, and the same receipt again under a new event id
     # (a producer that re-emitted it): the receipt still counts once.
-    again = receipt_event("WH1", [("SKU-1", 10, None)], receipt_id="RCV-1")
+    again = receipt_posted("WH1", [("SKU-1", 10, None)], receipt_id="RCV-1")
     publish(settings, event)
     apply_and_wait(client, settings, event, again)
 
@@ -79,9 +73,9 @@ def test_receipts_add_up_across_locations(client: TestClient[Any], settings: Set
     apply_and_wait(
         client,
         settings,
-        receipt_event("WH1", [("SKU-1", 4, None)]),
-        receipt_event("WH2", [("SKU-1", 6, None), ("SKU-2", 1, None)]),
-        receipt_event("WH1", [("SKU-1", 1, None)]),
+        receipt_posted("WH1", [("SKU-1", 4, None)]),
+        receipt_posted("WH2", [("SKU-1", 6, None), ("SKU-2", 1, None)]),
+        receipt_posted("WH1", [("SKU-1", 1, None)]),
     )
 
     body = item(client, "SKU-1")
@@ -101,7 +95,7 @@ def test_receipts_add_up_across_locations(client: TestClient[Any], settings: Set
 
 def test_movements_page_with_a_cursor(client: TestClient[Any], settings: Settings) -> None:
     apply_and_wait(
-        client, settings, *(receipt_event("WH1", [("SKU-1", n, None)]) for n in range(1, 6))
+        client, settings, *(receipt_posted("WH1", [("SKU-1", n, None)]) for n in range(1, 6))
     )
 
     seen: list[int] = []

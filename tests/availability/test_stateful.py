@@ -64,9 +64,9 @@ from shared.events.catalog import (
     ReturnDispositioned,
     ReturnReceived,
 )
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.settings import load_settings
-from tests.availability.helpers import receipt_event, shipment_event
+from tests.support.events import receipt_posted, shipment_dispatched, wms_event
 from tests.support.tokens import TestIssuer
 
 SKUS = ("A", "B")
@@ -188,7 +188,7 @@ class Inventory(RuleBasedStateMachine):
         sku=st.sampled_from(SKUS), location=st.sampled_from(LOCATIONS), quantity=st.integers(1, 30)
     )
     def receive(self, sku: str, location: str, quantity: int) -> None:
-        self.handle(on_receipt, receipt_event(location, [(sku, quantity, None)]))
+        self.handle(on_receipt, receipt_posted(location, [(sku, quantity, None)]))
         self.on_hand[(sku, location)] = self.on_hand.get((sku, location), 0) + quantity
 
     @rule(
@@ -262,7 +262,7 @@ class Inventory(RuleBasedStateMachine):
         claims = self.claims[order_id]
         sku, location = data.draw(st.sampled_from(sorted(k for k, q in claims.items() if q)))
         quantity = data.draw(st.integers(1, claims[(sku, location)]))
-        self.handle(on_shipment, shipment_event(order_id, location, [(sku, quantity, None)]))
+        self.handle(on_shipment, shipment_dispatched(order_id, location, [(sku, quantity, None)]))
         claims[(sku, location)] -= quantity
         self.on_hand[(sku, location)] -= quantity
         picked = (order_id, sku, location)
@@ -295,7 +295,7 @@ class Inventory(RuleBasedStateMachine):
             warehouse_id=location,
             lines=[Line(sku=sku, quantity=quantity)],
         )
-        self.handle(on_pick, _wms_event("pick.confirmed", location, picked))
+        self.handle(on_pick, wms_event("pick.confirmed", location, picked))
         self.picked[(order_id, sku, location)] = (
             self.picked.get((order_id, sku, location), 0) + quantity
         )
@@ -337,7 +337,7 @@ class Inventory(RuleBasedStateMachine):
             reason="quality_status" if to_quality else "correction",
             lines=lines,
         )
-        self.handle(on_adjusted, _wms_event("inventory.adjusted", location, adjusted))
+        self.handle(on_adjusted, wms_event("inventory.adjusted", location, adjusted))
         if to_quality:
             self.quality[ident] = self.quality.get(ident, 0) + change
         else:
@@ -365,7 +365,7 @@ class Inventory(RuleBasedStateMachine):
             warehouse_id=location,
             lines=[Line(sku=sku, quantity=quantity) for sku, quantity in lines],
         )
-        self.handle(on_return_received, _wms_event("return.received", location, received))
+        self.handle(on_return_received, wms_event("return.received", location, received))
         event("return of a shipped order" if order_id != "SO-OUTSIDE" else "return from outside")
         for sku, quantity in lines:
             ident = (sku, location)
@@ -413,7 +413,7 @@ class Inventory(RuleBasedStateMachine):
             ],
         )
         self.handle(
-            on_return_dispositioned, _wms_event("return.dispositioned", returned.location, done)
+            on_return_dispositioned, wms_event("return.dispositioned", returned.location, done)
         )
         for sku, quantity, disposition in lines:
             event(f"return {disposition}")
@@ -554,16 +554,6 @@ class Inventory(RuleBasedStateMachine):
                 assert {loc for (s, loc), n in model.items() if s == sku and n} <= shown
             total = sum(max(0, loc["available_to_promise"]) for loc in item["locations"])
             assert item["available_to_promise"] == total == self.free(sku)
-
-
-def _wms_event(type_: str, warehouse_id: str, payload: Any) -> Event:
-    return new_event(
-        source="tally.wms",
-        type_=type_,
-        subject=f"warehouse:{warehouse_id}",
-        sequence=0,  # handlers are called directly: no ordering by the inbox here
-        payload=payload,
-    )
 
 
 def _summed(parts: Any) -> Claims:

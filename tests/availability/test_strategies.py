@@ -5,11 +5,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from process_apis.availability.allocations.planner import (
-    Geography,
-    Strategy,
-    plan_allocation,
-)
+from process_apis.availability.allocations.planner import Geography, Strategy, plan_allocation
 from process_apis.availability.db import BUCKETS
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import PositionKey

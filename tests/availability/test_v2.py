@@ -15,7 +15,8 @@ from process_apis.availability.clock import CLOCK, Clock
 from process_apis.availability.db import BUCKETS
 from shared.settings import Settings
 from shared.versions import find
-from tests.availability.helpers import apply_and_wait, hold, receipt_event
+from tests.availability.helpers import apply_and_wait, hold
+from tests.support.events import receipt_posted
 
 ALL_BUCKETS = {*BUCKETS, "reserved_lapsed"}
 
@@ -30,8 +31,8 @@ def _received(client: TestClient[Any], settings: Settings) -> None:
     apply_and_wait(
         client,
         settings,
-        receipt_event("WH1", [("SKU-1", 10, None), ("SKU-1", 5, "L1")]),
-        receipt_event("WH2", [("SKU-1", 7, "L2"), ("SKU-2", 3, "L9")]),
+        receipt_posted("WH1", [("SKU-1", 10, None), ("SKU-1", 5, "L1")]),
+        receipt_posted("WH2", [("SKU-1", 7, "L2"), ("SKU-2", 3, "L9")]),
     )
 
 

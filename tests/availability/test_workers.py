@@ -11,12 +11,11 @@ import asyncio
 import os
 import signal
 import sqlite3
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.availability.test_contention import (
     SKU,
@@ -25,7 +24,10 @@ from tests.availability.test_contention import (
     stampede,
 )
 from tests.support.availability import AvailabilityProcess
+from tests.support.polling import wait_until
 from tests.support.tokens import TestIssuer
+
+pytestmark = pytest.mark.slow  # starts services as processes or a stack on real ports
 
 
 def workers_of(service: AvailabilityProcess) -> set[int]:
@@ -59,19 +61,16 @@ def published(service: AvailabilityProcess, event_type: str) -> Counter[str]:
         return Counter(subject for (subject,) in rows)
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_two_workers_allocate_exactly_the_stock_and_publish_each_event_once(
     tmp_path: Path, issuer: TestIssuer
 ) -> None:
     env = {"TALLY_AVAILABILITY_WORKERS": "2"}
     with AvailabilityProcess(tmp_path, issuer, env=env) as service:
-        wait_until(lambda: len(workers_of(service)) == 2 and leader_of(service) is not None)
+        wait_until(
+            lambda: len(workers_of(service)) == 2 and leader_of(service) is not None,
+            timeout=20.0,
+            interval=0.1,
+        )
         for warehouse, quantity in STOCK.items():
             service.receive(warehouse, SKU, quantity)
         service.wait_for_atp(SKU, sum(STOCK.values()))
@@ -80,7 +79,11 @@ def test_two_workers_allocate_exactly_the_stock_and_publish_each_event_once(
         check_exactly_the_stock_allocated(service, placed)
 
         granted = {p.order_id for p in placed if p.status_code == 201}
-        wait_until(lambda: set(published(service, "inventory.allocated")) == granted)
+        wait_until(
+            lambda: set(published(service, "inventory.allocated")) == granted,
+            timeout=20.0,
+            interval=0.1,
+        )
         assert set(published(service, "inventory.allocated").values()) == {1}
 
         # Both workers answered, and /metrics (from either) counts every answer.
@@ -99,14 +102,18 @@ def test_two_workers_allocate_exactly_the_stock_and_publish_each_event_once(
 def test_when_the_leader_dies_another_worker_consumes(tmp_path: Path, issuer: TestIssuer) -> None:
     env = {"TALLY_AVAILABILITY_WORKERS": "2", "TALLY_LEADER_RETRY_SECONDS": "0.2"}
     with AvailabilityProcess(tmp_path, issuer, env=env) as service:
-        wait_until(lambda: len(workers_of(service)) == 2 and leader_of(service) is not None)
+        wait_until(
+            lambda: len(workers_of(service)) == 2 and leader_of(service) is not None,
+            timeout=20.0,
+            interval=0.1,
+        )
         service.receive("WH-EAST", SKU, 10)
         service.wait_for_atp(SKU, 10)
 
         first = leader_of(service)
         assert first is not None and first in workers_of(service)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: leader_of(service) not in (None, first))
+        wait_until(lambda: leader_of(service) not in (None, first), timeout=20.0, interval=0.1)
 
         service.receive("WH-WEST", SKU, 5)  # consumed by the new leader
         service.wait_for_atp(SKU, 15)

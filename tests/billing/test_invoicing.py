@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.events.catalog import STREAM_BILLING, STREAM_WMS, ShipmentDispatched
 from shared.events.sqlite_log import SqliteEventLog
-from tests.orders.seed import (
+from tests.orders.helpers import (
     body,
     dispatch,
     fulfillment_orders,
@@ -21,7 +21,8 @@ from tests.orders.seed import (
     stocked_item,
     uid,
 )
-from tests.support.stack import Stack, wait_for
+from tests.support.polling import wait_until
+from tests.support.stack import Stack
 
 
 def billing_invoices(stack: Stack, order_id: str, **client: Any) -> list[dict[str, Any]]:
@@ -91,7 +92,7 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     customer_id = new_customer(stack)
     order_id = seed_released_order(stack, customer_id, [("SKU-A", 5, 1250), ("SKU-B", 2, 300)])
     event = dispatch(stack, order_id, [("SKU-A", 3), ("SKU-B", 2)])
-    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     shipment_id = event.payload(ShipmentDispatched).shipment_id
     assert invoice["shipment_id"] == shipment_id
     assert invoice["customer_id"] == customer_id
@@ -124,7 +125,7 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     replay_group(stack, "billing")
     stack.publish(STREAM_WMS, [redelivered(event)])
     head = stream_head(stack)
-    wait_for(lambda: group_caught_up(stack, "billing", head), what="billing to replay")
+    wait_until(lambda: group_caught_up(stack, "billing", head), what="billing to replay")
     assert [i["invoice_id"] for i in billing_invoices(stack, order_id)] == [invoice["invoice_id"]]
     assert len(erp_invoices(stack, order_id)) == 1
     assert len(issued_events(stack, shipment_id)) == 1
@@ -153,7 +154,7 @@ def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
         )
     assert created.status_code == 201, created.text
     stack.publish(STREAM_WMS, [shipment_event(order_id, [("SKU-A", 1)], shipment_id=shipment_id)])
-    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     assert invoice["invoice_id"] == created.json()["invoice_id"]
     assert len(erp_invoices(stack, order_id)) == 1
 
@@ -162,7 +163,7 @@ def test_bound_client_sees_only_its_customers_invoices(stack: Stack) -> None:
     customer_id = new_customer(stack)
     order_id = seed_released_order(stack, customer_id, [("SKU-A", 1, 100)])
     dispatch(stack, order_id, [("SKU-A", 1)])
-    (invoice,) = wait_for(lambda: billing_invoices(stack, order_id), what="the invoice")
+    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     assert billing_invoices(stack, order_id, customer_id=customer_id) == [invoice]
     assert billing_invoices(stack, order_id, customer_id="SOMEONE-ELSE") == []
     with stack.client("billing", "billing:read", customer_id="SOMEONE-ELSE") as other:
@@ -202,7 +203,7 @@ def test_a_wms_shipment_of_a_placed_order_is_invoiced(full_stack: Stack, warehou
     order_id = placed.json()["order_id"]
     (fo,) = fulfillment_orders(full_stack, order_id)
     shipment = ship(full_stack, fo, [(sku, 3)])
-    (invoice,) = wait_for(lambda: billing_invoices(full_stack, order_id), what="the invoice")
+    (invoice,) = wait_until(lambda: billing_invoices(full_stack, order_id), what="the invoice")
     assert invoice["shipment_id"] == shipment["shipment_id"]
     assert invoice["total"] == {"amount_minor": 2100, "currency": "USD"}
     assert len(erp_invoices(full_stack, order_id)) == 1

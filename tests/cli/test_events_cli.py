@@ -9,28 +9,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.events.sqlite_log import SqliteEventLog
 from tally import cli
 from tally.commands import events as events_cli
 from tally.commands.events import events_app
+from tests.support.events import thing_event
 
 runner = CliRunner()
-
-
-class Payload(msgspec.Struct, frozen=True):
-    n: int
-
-
-def _event(type_: str, subject: str, sequence: int) -> Event:
-    return new_event(
-        source="tally.test", type_=type_, subject=subject, sequence=sequence, payload=Payload(1)
-    )
 
 
 @dataclass
@@ -67,8 +57,8 @@ def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
 def log(tmp_path: Path) -> Log:
     """Five WMS entries and two orders entries; group ``availability`` took all of
     tally.wms, acked four and dead-lettered the first; ``billing`` took two, acked none."""
-    wms = [_event("receipt.posted", "warehouse:WH-1", n) for n in range(1, 6)]
-    orders = [_event("order.accepted", f"SO-{n}", 1) for n in range(1, 3)]
+    wms = [thing_event("warehouse:WH-1", n, 1, type_="receipt.posted") for n in range(1, 6)]
+    orders = [thing_event(f"SO-{n}", 1, 1, type_="order.accepted") for n in range(1, 3)]
     setup = Log(tmp_path, wms, orders, wms[0])
 
     async def fill(bus: SqliteEventLog) -> None:
@@ -120,7 +110,7 @@ def test_tail_shows_the_last_entries_with_their_envelope(log: Log) -> None:
 
 
 def test_tail_follow_prints_what_arrives(log: Log) -> None:
-    late = _event("shipment.dispatched", "warehouse:WH-1", 6)
+    late = thing_event("warehouse:WH-1", 6, 1, type_="shipment.dispatched")
 
     def publish_later() -> None:
         time.sleep(0.5)

@@ -7,7 +7,8 @@ import uuid
 
 import httpx
 
-from tests.support.platform import PlatformClient, eventually
+from tests.support.platform import PlatformClient
+from tests.support.polling import eventually
 
 PRICE = 1999
 

@@ -18,7 +18,9 @@ import pytest
 import redis
 
 from tally.launcher import launch
-from tests.support.platform import PlatformClient, eventually, free_ports
+from tests.support.platform import PlatformClient
+from tests.support.polling import eventually
+from tests.support.ports import free_ports
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
 

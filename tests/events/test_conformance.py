@@ -13,32 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from redis.asyncio import Redis
 
 from shared.events.bus import Delivery, EventBus, GroupLag, open_bus
-from shared.events.envelope import Event, encode_event, new_event
+from shared.events.envelope import Event, encode_event
 from shared.events.redis_streams import RedisStreamsBus
 from shared.events.sqlite_log import SqliteEventLog
+from tests.support.events import thing_event
 
 VT = 0.3  # the visibility timeout of most tests, seconds
 
 
-class Payload(msgspec.Struct, frozen=True):
-    n: int
-
-
 def _events(count: int, subject: str = "s") -> list[Event]:
     return [
-        new_event(
-            source="test",
-            type_="test.happened",
-            subject=subject,
-            sequence=i + 1,
-            payload=Payload(i),
-        )
-        for i in range(count)
+        thing_event(subject, i + 1, i, type_="test.happened", source="test") for i in range(count)
     ]
 
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.db import Database, Tx
 from shared.events.bus import Delivery, EventBus
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.events.inbox import (
     ApplyOnly,
     EventConsumer,
@@ -35,23 +34,11 @@ from shared.events.inbox import (
 from shared.events.sqlite_log import SqliteEventLog
 from shared.problems import ProblemError
 from shared.settings import load_settings
+from tests.support.events import thing_event
+from tests.support.polling import eventually_async
 
 STREAM = "tally.test"
 _groups = itertools.count(1)
-
-
-class Payload(msgspec.Struct, frozen=True):
-    n: int
-
-
-def event(subject: str, sequence: int, n: int | None = None, type_: str = "thing.done") -> Event:
-    return new_event(
-        source="tally.test",
-        type_=type_,
-        subject=subject,
-        sequence=sequence,
-        payload=Payload(sequence if n is None else n),
-    )
 
 
 class RecordingBus:
@@ -173,22 +160,6 @@ async def running(consumer: EventConsumer) -> AsyncIterator[None]:
         await asyncio.wait_for(task, timeout=10)
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await probe()
-        if answer or time.monotonic() > deadline:
-            return answer
-        await asyncio.sleep(0.01)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    async def probe() -> bool:
-        return condition()
-
-    return bool(await eventually(probe, timeout))
-
-
 def handled(consumer: EventConsumer, outcome: str, type_: str = "thing.done") -> float:
     value = REGISTRY.get_sample_value(
         "tally_events_handled_total",
@@ -209,14 +180,14 @@ async def test_a_failing_handler_backs_off_then_dead_letters_with_the_reason(
     service: Service,
 ) -> None:
     flaky = Flaky(service.effects)
-    poison = event("s-1", 1)
+    poison = thing_event("s-1", 1)
     flaky.poison.add(poison.id)
     policy = RetryPolicy(max_deliveries=4, base_seconds=0.05, cap_seconds=1.0)
     consumer = consumer_for(service, flaky, ordered=False, policy=policy)
 
     await service.log.publish(STREAM, [poison])
     async with running(consumer):
-        dead = await eventually(lambda: service.log.dead_letters(STREAM))
+        dead = await eventually_async(lambda: service.log.dead_letters(STREAM))
 
     assert len(dead) == 1
     letter = dead[0]
@@ -253,7 +224,7 @@ async def test_later_events_are_processed_while_one_is_failing_and_replay_applie
     service: Service,
 ) -> None:
     flaky = Flaky(service.effects)
-    events = [event(f"s-{n}", 1) for n in range(5)]
+    events = [thing_event(f"s-{n}", 1) for n in range(5)]
     poison = events[1]
     flaky.poison.add(poison.id)
     policy = RetryPolicy(max_deliveries=3, base_seconds=0.3, cap_seconds=1.0)
@@ -265,7 +236,7 @@ async def test_later_events_are_processed_while_one_is_failing_and_replay_applie
         async def others_applied() -> bool:
             return len(await service.applied()) == 4
 
-        assert await eventually(others_applied, timeout=5)
+        assert await eventually_async(others_applied, timeout=5)
         # The poison event is still being retried (not dead yet) while the rest applied.
         assert await service.log.dead_letters(STREAM) == []
         assert {subject for subject, _ in await service.applied()} == {
@@ -274,7 +245,7 @@ async def test_later_events_are_processed_while_one_is_failing_and_replay_applie
             "s-3",
             "s-4",
         }
-        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        (letter,) = await eventually_async(lambda: service.log.dead_letters(STREAM))
         # Its handler ran once per delivery, though it shared a run with the others.
         assert [event_id for event_id, _ in flaky.calls].count(poison.id) == 3
 
@@ -285,11 +256,11 @@ async def test_later_events_are_processed_while_one_is_failing_and_replay_applie
         async def all_applied() -> bool:
             return len(await service.applied()) == 5
 
-        assert await eventually(all_applied)
+        assert await eventually_async(all_applied)
         # A second replay of the same event (re-published by hand) is a duplicate.
         await service.log.publish(STREAM, [poison])
-        await eventually(lambda: group_settled(service.log, consumer.group))
-        assert await until(lambda: handled(consumer, "duplicate") >= 1)
+        await eventually_async(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: handled(consumer, "duplicate") >= 1)
 
     applied = await service.applied()
     assert sorted(applied) == [(f"s-{n}", 1) for n in range(5)]
@@ -299,13 +270,13 @@ async def test_later_events_are_processed_while_one_is_failing_and_replay_applie
 
 async def test_a_failure_rolls_back_the_effects_written_before_it(service: Service) -> None:
     flaky = Flaky(service.effects)
-    poison = event("s-1", 1)
+    poison = thing_event("s-1", 1)
     flaky.poison.add(poison.id)
     consumer = consumer_for(service, flaky, ordered=True)
 
     await service.log.publish(STREAM, [poison])
     async with running(consumer):
-        await until(lambda: len(flaky.calls) >= 2)
+        await eventually_async(lambda: len(flaky.calls) >= 2)
         assert await service.applied() == []
         assert await service.count("inbox") == 0
         assert await service.count("applied_sequences") == 0
@@ -313,7 +284,7 @@ async def test_a_failure_rolls_back_the_effects_written_before_it(service: Servi
 
 async def test_not_yet_waits_without_counting_toward_the_dead_letters(service: Service) -> None:
     flaky = Flaky(service.effects)
-    waiting = event("s-1", 1)
+    waiting = thing_event("s-1", 1)
     flaky.not_yet[waiting.id] = 4
     policy = RetryPolicy(max_deliveries=2, base_seconds=0.01, cap_seconds=0.05)
     consumer = consumer_for(service, flaky, ordered=False, policy=policy)
@@ -324,7 +295,7 @@ async def test_not_yet_waits_without_counting_toward_the_dead_letters(service: S
         async def applied() -> bool:
             return len(await service.applied()) == 1
 
-        assert await eventually(applied)
+        assert await eventually_async(applied)
     assert await service.log.dead_letters(STREAM) == []
     assert handled(consumer, "parked") == 4
     assert handled(consumer, "applied") == 1
@@ -333,7 +304,7 @@ async def test_not_yet_waits_without_counting_toward_the_dead_letters(service: S
 async def test_a_failure_after_parks_counts_only_the_failures(service: Service) -> None:
     """The bus counts every delivery; the consumer subtracts the parked ones."""
     flaky = Flaky(service.effects)
-    waiting = event("s-1", 1)
+    waiting = thing_event("s-1", 1)
     flaky.not_yet[waiting.id] = 3
     flaky.poison.add(waiting.id)
     policy = RetryPolicy(max_deliveries=3, base_seconds=0.01, cap_seconds=0.05)
@@ -341,7 +312,7 @@ async def test_a_failure_after_parks_counts_only_the_failures(service: Service) 
 
     await service.log.publish(STREAM, [waiting])
     async with running(consumer):
-        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        (letter,) = await eventually_async(lambda: service.log.dead_letters(STREAM))
     assert letter.deliveries == 6  # 3 parks, then 3 failures
     assert letter.reason.startswith("RuntimeError: boom on 1 (after 3 deliveries)")
     assert handled(consumer, "parked") == 3
@@ -362,13 +333,13 @@ async def test_an_unreachable_downstream_is_a_wait_not_a_failure(service: Servic
 
     policy = RetryPolicy(max_deliveries=1, base_seconds=0.01, cap_seconds=0.05)
     consumer = consumer_for(service, downstream_down_twice, ordered=False, policy=policy)
-    await service.log.publish(STREAM, [event("s-1", 1)])
+    await service.log.publish(STREAM, [thing_event("s-1", 1)])
     async with running(consumer):
 
         async def applied() -> bool:
             return len(await service.applied()) == 1
 
-        assert await eventually(applied)
+        assert await eventually_async(applied)
     assert handled(consumer, "parked") == 2
 
 
@@ -380,8 +351,8 @@ async def test_an_ordered_subject_delivered_backwards_and_twice_applies_in_order
     service: Service, batch: int
 ) -> None:
     flaky = Flaky(service.effects)
-    one, two, three = (event("warehouse:WH-1", n) for n in (1, 2, 3))
-    other = event("warehouse:WH-2", 1)
+    one, two, three = (thing_event("warehouse:WH-1", n) for n in (1, 2, 3))
+    other = thing_event("warehouse:WH-2", 1)
     consumer = consumer_for(service, flaky, ordered=True, batch=batch)
 
     # 3, 2, 1, then 3, 2, 1 again (the same events: a re-publishing relay), and one of
@@ -393,8 +364,8 @@ async def test_an_ordered_subject_delivered_backwards_and_twice_applies_in_order
         async def done() -> bool:
             return len(await service.applied()) == 4
 
-        assert await eventually(done)
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(done)
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
 
     applied = await service.applied()
     assert [a for a in applied if a[0] == "warehouse:WH-1"] == [
@@ -422,19 +393,19 @@ async def test_the_waiting_room_applies_an_early_event_once_its_predecessor_appl
     flaky = Flaky(service.effects)
     policy = RetryPolicy(park_base_seconds=5.0, park_cap_seconds=5.0)
     consumer = consumer_for(service, flaky, ordered=True, policy=policy, batch=1)
-    four, three, two, one = (event("warehouse:WH-1", n) for n in (4, 3, 2, 1))
+    four, three, two, one = (thing_event("warehouse:WH-1", n) for n in (4, 3, 2, 1))
     await service.log.publish(STREAM, [four, three, two])
     async with running(consumer):
-        assert await until(lambda: handled(consumer, "parked") == 3)
+        assert await eventually_async(lambda: handled(consumer, "parked") == 3)
         started = time.monotonic()
         await service.log.publish(STREAM, [one])
 
         async def all_applied() -> bool:
             return len(await service.applied()) == 4
 
-        assert await eventually(all_applied, timeout=2.0)
+        assert await eventually_async(all_applied, timeout=2.0)
         assert time.monotonic() - started < 2.0
-        assert await eventually(lambda: group_settled(service.log, consumer.group), timeout=2)
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group), timeout=2)
     assert [seq for _, seq in await service.applied()] == [1, 2, 3, 4]
     assert handled(consumer, "applied") == 4
     # Released from the waiting room on their first delivery: their park counts go too.
@@ -444,12 +415,12 @@ async def test_the_waiting_room_applies_an_early_event_once_its_predecessor_appl
 async def test_an_older_sequence_under_another_id_is_stale(service: Service) -> None:
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=True)
-    await service.log.publish(STREAM, [event("s", 1), event("s", 2)])
+    await service.log.publish(STREAM, [thing_event("s", 1), thing_event("s", 2)])
     # Another event id with an applied sequence (e.g. the producer rebuilt its event).
-    await service.log.publish(STREAM, [event("s", 2, n=99)])
+    await service.log.publish(STREAM, [thing_event("s", 2, n=99)])
     async with running(consumer):
-        assert await until(lambda: handled(consumer, "stale") == 1)
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: handled(consumer, "stale") == 1)
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
     assert await service.applied() == [("s", 1), ("s", 2)]
 
 
@@ -457,10 +428,10 @@ async def test_a_gap_never_filled_is_dead_lettered_after_max_parks(service: Serv
     flaky = Flaky(service.effects)
     policy = RetryPolicy(max_deliveries=2, max_parks=6, park_base_seconds=0.005)
     consumer = consumer_for(service, flaky, ordered=True, policy=policy)
-    lonely = event("warehouse:WH-9", 2)  # 1 never comes
-    await service.log.publish(STREAM, [event("warehouse:WH-1", 1), lonely])
+    lonely = thing_event("warehouse:WH-9", 2)  # 1 never comes
+    await service.log.publish(STREAM, [thing_event("warehouse:WH-1", 1), lonely])
     async with running(consumer):
-        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        (letter,) = await eventually_async(lambda: service.log.dead_letters(STREAM))
     assert letter.event.id == lonely.id
     assert letter.reason.startswith("sequence gap never filled")
     assert "warehouse:WH-9 is at 0, this event is 2 (after 6 deliveries)" in letter.reason
@@ -475,7 +446,7 @@ async def test_each_entry_of_an_early_event_counts_its_own_parks(service: Servic
     flaky = Flaky(service.effects)
     policy = RetryPolicy(max_parks=5, park_base_seconds=0.005, park_cap_seconds=0.02)
     consumer = consumer_for(service, flaky, ordered=True, policy=policy, batch=1)
-    lonely = event("warehouse:WH-9", 3)
+    lonely = thing_event("warehouse:WH-9", 3)
     await service.log.publish(STREAM, [lonely])
     await service.log.publish(STREAM, [lonely])
 
@@ -483,7 +454,7 @@ async def test_each_entry_of_an_early_event_counts_its_own_parks(service: Servic
         return len(await service.log.dead_letters(STREAM)) == 2
 
     async with running(consumer):
-        assert await eventually(both_dead)
+        assert await eventually_async(both_dead)
     letters = await service.log.dead_letters(STREAM)
     assert {x.entry_id for x in letters} == {"1", "2"}
     assert all(x.deliveries == 5 for x in letters)
@@ -496,13 +467,13 @@ async def test_a_waiting_subject_applies_once_its_predecessor_is_replayed(
     """A poison event in an ordered subject holds the events behind it (never applied
     out of order); once fixed and replayed, the whole subject applies in order."""
     flaky = Flaky(service.effects)
-    events = [event("warehouse:WH-1", n) for n in (1, 2, 3)]
+    events = [thing_event("warehouse:WH-1", n) for n in (1, 2, 3)]
     flaky.poison.add(events[0].id)
     policy = RetryPolicy(max_deliveries=2, base_seconds=0.01, max_parks=1000)
     consumer = consumer_for(service, flaky, ordered=True, policy=policy)
     await service.log.publish(STREAM, events)
     async with running(consumer):
-        (letter,) = await eventually(lambda: service.log.dead_letters(STREAM))
+        (letter,) = await eventually_async(lambda: service.log.dead_letters(STREAM))
         assert await service.applied() == []  # 2 and 3 wait, parked
         flaky.poison.clear()
         assert await service.log.replay_dead_letter(letter.dead_letter_id)
@@ -510,7 +481,7 @@ async def test_a_waiting_subject_applies_once_its_predecessor_is_replayed(
         async def done() -> bool:
             return len(await service.applied()) == 3
 
-        assert await eventually(done)
+        assert await eventually_async(done)
     assert [seq for _, seq in await service.applied()] == [1, 2, 3]
 
 
@@ -519,11 +490,11 @@ async def test_an_unordered_handler_applies_each_event_once_in_any_order(
 ) -> None:
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=False)
-    events = [event("shipments", n) for n in (3, 2, 1)]
+    events = [thing_event("shipments", n) for n in (3, 2, 1)]
     await service.log.publish(STREAM, events)
     await service.log.publish(STREAM, list(reversed(events)))
     async with running(consumer):
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
 
     # As delivered, no waiting, each once; no sequence recorded for unordered types.
     assert await service.applied() == [("shipments", 3), ("shipments", 2), ("shipments", 1)]
@@ -535,9 +506,9 @@ async def test_an_unordered_handler_applies_each_event_once_in_any_order(
 async def test_types_without_a_handler_are_acked_and_ignored(service: Service) -> None:
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=True)
-    await service.log.publish(STREAM, [event("s", 5, type_="other.thing")])
+    await service.log.publish(STREAM, [thing_event("s", 5, type_="other.thing")])
     async with running(consumer):
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
     assert handled(consumer, "ignored", type_="other.thing") == 1
     assert await service.applied() == []
 
@@ -569,13 +540,13 @@ async def test_handlers_with_a_prepare_step_run_alone_between_runs(service: Serv
         run_size=3,
         block_ms=50,
     )
-    things = [event("s", n) for n in range(1, 8)]
-    shipments = [event(f"SHP-{n}", 1, type_="shipment.dispatched") for n in range(2)]
+    things = [thing_event("s", n) for n in range(1, 8)]
+    shipments = [thing_event(f"SHP-{n}", 1, type_="shipment.dispatched") for n in range(2)]
     mixed = [*things[:3], shipments[0], *things[3:], shipments[1]]
     await service.log.publish(STREAM, mixed)
     await service.log.publish(STREAM, mixed)  # all of it again
     async with running(consumer):
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
 
     applied = await service.applied()
     assert [a for a in applied if a[0] == "s"] == [("s", n) for n in range(1, 8)]
@@ -652,18 +623,18 @@ async def test_lag_gauges_follow_the_bus(service: Service) -> None:
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=False)
     labels = {"group": consumer.group, "stream": STREAM}
-    await service.log.publish(STREAM, [event(f"s-{n}", 1) for n in range(3)])
+    await service.log.publish(STREAM, [thing_event(f"s-{n}", 1) for n in range(3)])
     # Known to the bus, nothing delivered yet: lag 3.
     await service.log.read_group(consumer.group, "peek", [STREAM], count=0, block_ms=0)
     async with running(consumer):
-        assert await eventually(lambda: group_settled(service.log, consumer.group))
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
 
         async def gauges_caught_up() -> bool:
             return REGISTRY.get_sample_value("tally_events_lag", labels) == 0.0 and (
                 REGISTRY.get_sample_value("tally_events_pending", labels) == 0.0
             )
 
-        assert await eventually(gauges_caught_up)
+        assert await eventually_async(gauges_caught_up)
     assert REGISTRY.get_sample_value("tally_events_oldest_pending_seconds", labels) == 0.0
     assert (
         REGISTRY.get_sample_value(

@@ -7,20 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from shared.events.envelope import new_event
 from shared.events.sqlite_log import SqliteEventLog
-
-
-class Payload(msgspec.Struct, frozen=True):
-    n: int
-
-
-def event(n: int) -> Any:
-    return new_event(
-        source="tally.test", type_="thing.done", subject=f"s{n}", sequence=1, payload=Payload(n)
-    )
+from tests.support.events import Thing, thing_event
 
 
 async def test_a_quiet_streams_consumer_claims_only_when_its_stream_grows(
@@ -40,13 +28,13 @@ async def test_a_quiet_streams_consumer_claims_only_when_its_stream_grows(
         assert len(claims) == 1  # the first look claims (and creates the group)
 
         for n in range(5):
-            await log.publish("busy", [event(n)])
+            await log.publish("busy", [thing_event(f"s{n}", 1, n)])
         assert await log.read_group("g", "c1", ["quiet"], 10, block_ms=50) == []
         assert len(claims) == 1  # the busy stream moved; the quiet one did not
 
-        await log.publish("quiet", [event(99)])
+        await log.publish("quiet", [thing_event("s99", 1, 99)])
         got = await log.read_group("g", "c1", ["quiet"], 10, block_ms=1000)
-        assert [d.event.payload(Payload).n for d in got] == [99]
+        assert [d.event.payload(Thing).n for d in got] == [99]
         assert len(claims) == 2
     finally:
         await log.close()

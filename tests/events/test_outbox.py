@@ -5,30 +5,21 @@ embedded log."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from shared.db import Database
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.events.sqlite_log import SqliteEventLog
+from tests.support.events import thing_event
+from tests.support.polling import eventually_async
 
 STREAM = "tally.test"
-
-
-class Payload(msgspec.Struct, frozen=True):
-    n: int
-
-
-def event(n: int) -> Event:
-    return new_event(
-        source="tally.test", type_="thing.done", subject="s", sequence=n, payload=Payload(n)
-    )
 
 
 class CountingLog(SqliteEventLog):
@@ -52,7 +43,7 @@ class Producer:
     async def change(self, n: int, *, fail: bool = False) -> None:
         async with self.db.transaction() as tx:
             await tx.conn.execute(insert(self.things).values(n=n))
-            tx.emit(STREAM, event(n))
+            tx.emit(STREAM, thing_event("s", n))
             if fail:
                 raise RuntimeError("the state change fails after its emit")
 
@@ -80,15 +71,6 @@ async def producer(tmp_path: Path) -> AsyncIterator[Producer]:
     finally:
         await log.close()
         await db.dispose()
-
-
-async def until(probe: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await probe():
-            return True
-        await asyncio.sleep(0.01)
-    return False
 
 
 async def test_the_event_row_commits_and_rolls_back_with_the_state_change(
@@ -119,7 +101,7 @@ async def test_events_committed_before_a_crash_are_published_by_the_next_relay(
         async def all_published() -> bool:
             return await producer.stored() == [1, 2, 3, 4, 5]
 
-        assert await until(all_published)
+        assert await eventually_async(all_published)
         assert await producer.unpublished() == 0
     finally:
         stop.set()
@@ -154,14 +136,14 @@ async def test_the_relay_coalesces_a_burst_of_commits_into_one_batch(
         async def idle() -> bool:  # its first pass found nothing: it waits for a commit
             return passes >= 1
 
-        assert await until(idle)
+        assert await eventually_async(idle)
         for n in range(1, 11):
             await producer.change(n)
 
         async def all_published() -> bool:
             return await producer.stored() == list(range(1, 11))
 
-        assert await until(all_published)
+        assert await eventually_async(all_published)
     finally:
         stop.set()
         await task
@@ -190,7 +172,7 @@ async def test_left_over_rows_and_handed_over_events_go_out_once_in_order(
         async def all_published() -> bool:
             return await producer.unpublished() == 0 and len(await producer.stored()) >= 60
 
-        assert await until(all_published)
+        assert await eventually_async(all_published)
     finally:
         stop.set()
         await task
@@ -265,7 +247,7 @@ async def test_a_follower_publishes_its_own_commits_and_the_leader_what_was_left
         async def own_published() -> bool:
             return await producer.stored() == [4, 5]
 
-        assert await until(own_published)
+        assert await eventually_async(own_published)
         await asyncio.sleep(0.3)
         assert await producer.stored() == [4, 5]
         assert await producer.unpublished() == 3
@@ -276,7 +258,7 @@ async def test_a_follower_publishes_its_own_commits_and_the_leader_what_was_left
         async def all_published() -> bool:
             return await producer.unpublished() == 0
 
-        assert await until(all_published)
+        assert await eventually_async(all_published)
     finally:
         stop.set()
         await task

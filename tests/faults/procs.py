@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.servers import free_port
+from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
 FAULT_VISIBILITY_TIMEOUT = 5.0

@@ -15,17 +15,11 @@ import pytest
 
 from shared.events.catalog import STREAM_WMS
 from shared.events.envelope import Event
-from tests.faults.harness import (
-    bus_at,
-    count,
-    eventually,
-    group_settled,
-    on_hand,
-    receipt_event,
-)
+from tests.faults.helpers import bus_at, count, group_settled, on_hand, receipt_event
 from tests.faults.procs import ServiceProcess
+from tests.support.polling import eventually_async
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 EVENTS = 1_200
 KILL_AFTER = 250  # applied events seen before the SIGKILL
@@ -65,7 +59,7 @@ async def test_a_consumer_killed_mid_burst_applies_every_event_exactly_once(
             for start in range(0, EVENTS, 250):
                 await bus.publish(STREAM_WMS, events[start : start + 250])
 
-            applied = await eventually(lambda: count(db, "inbox") >= KILL_AFTER, timeout=60)
+            applied = await eventually_async(lambda: count(db, "inbox") >= KILL_AFTER, timeout=60)
             assert applied, f"availability applied nothing:\n{availability.log_tail()}"
             availability.kill()
             at_kill = count(db, "inbox")
@@ -81,14 +75,14 @@ async def test_a_consumer_killed_mid_burst_applies_every_event_exactly_once(
 
             # The dead consumer's claimed, unacked entries come back after the bus's
             # visibility timeout (FAULT_VISIBILITY_TIMEOUT here, 30 s by default).
-            finished = await eventually(done, timeout=60, interval=0.2)
+            finished = await eventually_async(done, timeout=60, interval=0.2)
             assert finished, (
                 f"after restart: {count(db, 'inbox')} of {EVENTS} events in the inbox,"
                 f" on_hand {sum(on_hand(db).values())} of {sum(expected.values())},"
                 f" {count(db, 'movements')} of {lines_total} movements\n"
                 f"{availability.log_tail()}"
             )
-            settled = await eventually(lambda: group_settled(bus, "availability"), timeout=30)
+            settled = await eventually_async(lambda: group_settled(bus, "availability"), timeout=30)
             assert settled, await bus.lag()
 
         # Exactly once: no effect twice, none missing.

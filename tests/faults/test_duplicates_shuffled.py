@@ -33,19 +33,12 @@ from shared.db import Database
 from shared.events.catalog import STREAM_WMS
 from shared.events.envelope import Event
 from shared.topology import SERVICES
-from tests.faults.harness import (
-    bus_at,
-    count,
-    eventually,
-    group_settled,
-    positions,
-    query,
-    stream_events,
-)
+from tests.faults.helpers import bus_at, count, group_settled, positions, query, stream_events
+from tests.support.polling import eventually_async
 from tests.support.stack import build_service_app, stack_settings
 from tests.support.tokens import TestIssuer
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 SEED = 20_240_611
 WAREHOUSES = ("WH-A", "WH-B")
@@ -148,7 +141,7 @@ async def produce_clean_history(
                 for sku, quantity in part:
                     stock[(warehouse, sku)] -= quantity
         wms_db = data_dir / "wms.db"
-        relayed = await eventually(
+        relayed = await eventually_async(
             lambda: count(wms_db, "outbox", "published_at IS NULL") == 0, timeout=20
         )
         assert relayed, "the WMS outbox relay did not publish everything"
@@ -238,7 +231,7 @@ async def consume(
                 and await group_settled(bus, ORDERS_GROUP)
             )
 
-        return bool(await eventually(settled, timeout=45, interval=0.1))
+        return bool(await eventually_async(settled, timeout=45, interval=0.1))
 
 
 def stock_events(events: list[Event]) -> list[Event]:

@@ -21,9 +21,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from shared.db import Database, Tx
 from shared.events.envelope import Event, new_event
 from shared.events.inbox import ApplyOnly, EventConsumer, RetryPolicy
-from tests.faults.harness import bus_at, count, eventually, group_settled, query
+from tests.faults.helpers import bus_at, count, group_settled, query
+from tests.support.polling import eventually_async
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 STREAM = "tally.test"
 GROUP = "poison-test"
@@ -111,9 +112,9 @@ async def test_d_poison_event_is_dead_lettered_and_replays_once_after_the_fix(
                 async def poisoned() -> bool:
                     return len(await bus.dead_letters(STREAM)) == 1
 
-                assert await eventually(poisoned, timeout=20), handler.calls
+                assert await eventually_async(poisoned, timeout=20), handler.calls
                 everything_else = set(range(EVENTS)) - {POISON}
-                done = await eventually(lambda: set(applied()) == everything_else, timeout=20)
+                done = await eventually_async(lambda: set(applied()) == everything_else, timeout=20)
                 assert done, (
                     f"later events not processed: {sorted(everything_else - set(applied()))}"
                 )
@@ -124,19 +125,19 @@ async def test_d_poison_event_is_dead_lettered_and_replays_once_after_the_fix(
                 assert dead.deliveries == MAX_DELIVERIES
                 assert "ValueError" in dead.reason and "cannot digest event 7" in dead.reason
                 assert handler.calls[POISON] == MAX_DELIVERIES
-                assert await eventually(lambda: group_settled(bus, GROUP), timeout=10)
+                assert await eventually_async(lambda: group_settled(bus, GROUP), timeout=10)
                 assert POISON not in applied()
 
                 # The fix, then the replay: applied once.
                 handler.broken = False
                 assert await bus.replay_dead_letter(dead.dead_letter_id)
-                assert await eventually(lambda: POISON in applied(), timeout=20)
-                assert await eventually(lambda: group_settled(bus, GROUP), timeout=10)
+                assert await eventually_async(lambda: POISON in applied(), timeout=20)
+                assert await eventually_async(lambda: group_settled(bus, GROUP), timeout=10)
                 assert not await bus.replay_dead_letter(dead.dead_letter_id)
                 assert await bus.dead_letters(STREAM) == []
                 # A second copy of it (a replay run twice, say) has no effect.
                 await bus.publish(STREAM, [poison])
-                assert await eventually(lambda: group_settled(bus, GROUP), timeout=10)
+                assert await eventually_async(lambda: group_settled(bus, GROUP), timeout=10)
         finally:
             await db.dispose()
 

@@ -19,12 +19,13 @@ import pytest
 from shared.events.catalog import ReceiptPosted
 from shared.events.envelope import Event
 from shared.events.outbox import FAULT_CRASH_BEFORE_PUBLISH
-from tests.faults.harness import bus_at, count, eventually, group_settled, on_hand, query
-from tests.faults.harness import stream_events as wms_events
+from tests.faults.helpers import bus_at, count, group_settled, on_hand, query
+from tests.faults.helpers import stream_events as wms_events
 from tests.faults.procs import JwksServer, ServiceProcess
+from tests.support.polling import eventually_async
 from tests.support.tokens import TestIssuer
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 def receipts_on_bus(events: list[Event], receipt_id: str) -> int:
@@ -74,12 +75,12 @@ async def test_b_producer_killed_between_commit_and_publish_loses_nothing(
             async def published() -> bool:
                 return receipts_on_bus(await wms_events(bus), receipt_id) >= 1
 
-            assert await eventually(published, timeout=20), wms.log_tail()
-            arrived = await eventually(
+            assert await eventually_async(published, timeout=20), wms.log_tail()
+            arrived = await eventually_async(
                 lambda: on_hand(availability_db) == {("SKU-CRASH", "WH-X"): 7}, timeout=20
             )
             assert arrived, availability.log_tail()
-            assert await eventually(lambda: group_settled(bus, "availability"), timeout=20)
+            assert await eventually_async(lambda: group_settled(bus, "availability"), timeout=20)
 
             assert receipts_on_bus(await wms_events(bus), receipt_id) == 1
         assert count(wms_db, "outbox", "published_at IS NULL") == 0

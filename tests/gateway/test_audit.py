@@ -5,7 +5,6 @@ hot path, a clean stop flushes the rest, and it reads back through `tally audit`
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from typer.testing import CliRunner
 
 from gateway.audit.store import AuditStore
 from tally.cli import app as cli
-from tests.gateway.conftest import Gateway, assert_problem, gateway_with
-from tests.gateway.upstream import Upstream
+from tests.gateway.helpers import Gateway, gateway_with
+from tests.gateway.upstreams import Upstream
+from tests.support.polling import eventually
+from tests.support.problems import assert_problem
 
 
 def _rows(gateway: Gateway, **filters: Any) -> list[dict[str, Any]]:
@@ -28,13 +29,10 @@ def _rows(gateway: Gateway, **filters: Any) -> list[dict[str, Any]]:
 
 
 def _wait_for(gateway: Gateway, count: int, **filters: Any) -> list[dict[str, Any]]:
-    """The rows once ``count`` are there (the writer flushes every 0.2 s)."""
-    deadline = time.monotonic() + 15
-    while True:
-        rows = _rows(gateway, **filters)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+    """The rows once ``count`` are there (the writer flushes every 0.2 s), or the rows
+    there are when the wait gives up (the caller asserts)."""
+    eventually(lambda: len(_rows(gateway, **filters)) >= count)
+    return _rows(gateway, **filters)
 
 
 @pytest.fixture(scope="module")

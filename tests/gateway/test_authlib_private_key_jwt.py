@@ -27,9 +27,9 @@ from gateway.clients.registry import ClientRegistry
 from gateway.oauth.assertion import ASSERTION_TYPE, LEEWAY_SECONDS, MAX_ASSERTION_LIFETIME_SECONDS
 from gateway.oauth.token_store import RETAIN_AFTER_EXP_SECONDS, TokenStore
 from shared.settings import Settings
-from tests.gateway.conftest import gateway_settings
-from tests.gateway.upstream import Upstream
-from tests.support.servers import free_port
+from tests.gateway.helpers import gateway_settings
+from tests.gateway.upstreams import Upstream
+from tests.support.ports import free_port
 from tests.support.stack import ThreadServer
 
 HOUR = 3600

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import Gateway, assert_problem, gateway_with
-from tests.gateway.upstream import Upstream
+from tests.gateway.helpers import Gateway, gateway_with
+from tests.gateway.upstreams import Upstream
+from tests.support.problems import assert_problem
 
 LIMIT = 1000
 

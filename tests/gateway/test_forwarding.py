@@ -15,8 +15,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.clients.registry import ClientRegistry
-from tests.gateway.conftest import gateway_settings, serve, token_for
-from tests.gateway.upstream import Upstream
+from tests.gateway.helpers import gateway_settings, serve, token_for
+from tests.gateway.upstreams import Upstream
 
 PROBLEM = "application/problem+json"
 

@@ -8,7 +8,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from shared.auth.revocation import RevocationList, RevocationPage, RevocationPol
 from shared.auth.verifier import InvalidToken, StaticKeys, TokenVerifier
 from shared.settings import Settings, load_settings
 from system_apis.erp.app import create_app as create_erp
-from tests.gateway.conftest import serve, token_for
+from tests.gateway.helpers import serve, token_for
+from tests.support.polling import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +58,6 @@ def _revoke(http: httpx.Client, auth: tuple[str, str], token: str, **extra: str)
 def _claims(token: str) -> dict[str, Any]:
     part = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
-
-
-def _eventually(check: Callable[[], bool], what: str) -> None:
-    """Waits (up to 15 s) for a condition reached by polling; no timing is asserted."""
-    deadline = time.monotonic() + 15
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 def _assert_unauthorized(response: httpx.Response, detail: str) -> None:
@@ -178,9 +170,9 @@ def test_a_revoked_token_is_refused_by_the_gateway_and_by_a_service(
 
         _assert_unauthorized(http.get("/erp/v1/items/A", headers=_bearer(token)), "revoked")
         assert len(upstream[0].calls) == calls  # refused at the door
-        _eventually(
+        wait_until(
             lambda: erp.get("/erp/v1/items/NOPE", headers=_bearer(token)).status_code == 401,
-            "the service refuses the revoked token",
+            what="the service refuses the revoked token",
         )
         _assert_unauthorized(erp.get("/erp/v1/items/NOPE", headers=_bearer(token)), "revoked")
     assert _introspect(http, resource_server, token).json() == {"active": False}
@@ -229,13 +221,13 @@ def test_a_disabled_clients_tokens_are_refused_everywhere(
     with httpx.Client(base_url=erp_url, timeout=20) as erp:
         assert erp.get("/erp/v1/items/NOPE", headers=_bearer(token)).status_code == 404
         assert registry.disable(client[0]) is True  # as `tally clients disable` does
-        _eventually(
+        wait_until(
             lambda: http.get("/erp/v1/items/A", headers=_bearer(token)).status_code == 401,
-            "the gateway refuses a disabled client's token",
+            what="the gateway refuses a disabled client's token",
         )
-        _eventually(
+        wait_until(
             lambda: erp.get("/erp/v1/items/NOPE", headers=_bearer(token)).status_code == 401,
-            "the service refuses a disabled client's token",
+            what="the service refuses a disabled client's token",
         )
         _assert_unauthorized(erp.get("/erp/v1/items/NOPE", headers=_bearer(token)), "revoked")
     assert _introspect(http, resource_server, token).json() == {"active": False}

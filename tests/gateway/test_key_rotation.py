@@ -20,7 +20,7 @@ from gateway.oauth.keys import RETIRE_MARGIN_SECONDS, KeyStore
 from shared.auth.verifier import RemoteJwks, TokenVerifier
 from shared.settings import Settings
 from tally.commands.keys import keys_app
-from tests.gateway.conftest import token_for
+from tests.gateway.helpers import token_for
 
 runner = CliRunner()
 

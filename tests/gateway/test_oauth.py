@@ -24,7 +24,7 @@ from gateway.oauth.server import TallyAuthorizationServer
 from shared.auth.revocation import RevocationList
 from shared.auth.verifier import AudienceNotGranted, InvalidToken, StaticKeys, TokenVerifier
 from shared.settings import Settings
-from tests.gateway.conftest import token_for
+from tests.gateway.helpers import token_for
 
 
 def _segment(token: str, index: int) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import httpx
 import pytest
 import redis
 
-from tests.gateway.conftest import Gateway, assert_problem, gateway_with
-from tests.gateway.upstream import Upstream
+from tests.gateway.helpers import Gateway, gateway_with
+from tests.gateway.upstreams import Upstream
+from tests.support.problems import assert_problem
 from tests.support.servers import redis_server
 
 PER_MINUTE = 5

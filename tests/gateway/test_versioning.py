@@ -12,8 +12,9 @@ import pytest
 
 from gateway.contracts import versions
 from gateway.contracts.versions import ApiVersion
-from tests.gateway.conftest import Gateway, assert_problem, gateway_with
-from tests.gateway.upstream import Upstream
+from tests.gateway.helpers import Gateway, gateway_with
+from tests.gateway.upstreams import Upstream
+from tests.support.problems import assert_problem
 
 TABLE = (
     ApiVersion(

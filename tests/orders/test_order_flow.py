@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.orders.seed import (
+from tests.orders.helpers import (
     allocated,
     body,
     fulfillment_orders,

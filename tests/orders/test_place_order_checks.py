@@ -3,7 +3,7 @@ contract, scopes, customer binding). These need only the ERP and the orders API.
 
 from __future__ import annotations
 
-from tests.orders.seed import (
+from tests.orders.helpers import (
     body,
     new_customer,
     new_item,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.events.catalog import STREAM_ORDERS, STREAM_WMS, OrderStatusChanged
-from tests.orders.seed import (
+from tests.orders.helpers import (
     allocated,
     body,
     dispatch,
@@ -19,7 +19,9 @@ from tests.orders.seed import (
     ship,
     stocked_item,
 )
-from tests.support.stack import Stack, ThreadServer, free_port, wait_for
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+from tests.support.stack import Stack, ThreadServer
 
 
 def read(stack: Stack, order_id: str) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def read(stack: Stack, order_id: str) -> dict[str, Any]:
 
 
 def wait_status(stack: Stack, order_id: str, status: str) -> dict[str, Any]:
-    found: dict[str, Any] = wait_for(
+    found: dict[str, Any] = wait_until(
         lambda: (order := read(stack, order_id))["status"] == status and order,
         what=f"{order_id} {status}",
     )
@@ -43,7 +45,7 @@ def order_events(stack: Stack, order_id: str, count: int) -> list[Any]:
         found = events_of(stack, STREAM_ORDERS, order_id)
         return found if len(found) >= count else None
 
-    published: list[Any] = wait_for(probe, what=f"{count} events of {order_id}")
+    published: list[Any] = wait_until(probe, what=f"{count} events of {order_id}")
     return published
 
 

@@ -194,11 +194,6 @@ ITEMS = {
 
 
 @pytest.fixture(scope="session")
-def issuer() -> TestIssuer:
-    return TestIssuer()
-
-
-@pytest.fixture(scope="session")
 def upstream_state() -> UpstreamState:
     return UpstreamState(orders=ORDERS, invoices=INVOICES, items=ITEMS)
 

@@ -12,7 +12,8 @@ from litestar.testing import AsyncTestClient
 
 from experience_apis.portal.app import create_app
 from tests.portal.helpers import graphql
-from tests.portal.upstreams import UpstreamState, closed_port_url
+from tests.portal.upstreams import UpstreamState
+from tests.support.ports import closed_port_url
 from tests.support.tokens import TestIssuer
 
 

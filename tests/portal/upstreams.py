@@ -214,11 +214,3 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self._socket.close()
-
-
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

@@ -1,3 +1,5 @@
-from tests.availability.conftest import _embedded_defaults, client, issuer, settings
+from __future__ import annotations
 
-__all__ = ["_embedded_defaults", "client", "issuer", "settings"]
+from tests.availability.conftest import _embedded_defaults, client, settings
+
+__all__ = ["_embedded_defaults", "client", "settings"]

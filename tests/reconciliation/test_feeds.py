@@ -14,10 +14,10 @@ from tests.availability.helpers import (
     ledger_drift,
     movements,
     publish,
-    wait_for,
 )
-from tests.reconciliation import facts
-from tests.reconciliation.facts import buckets
+from tests.reconciliation import helpers as facts
+from tests.reconciliation.helpers import buckets
+from tests.support.polling import eventually
 
 
 def test_picked_stock_never_shows_as_available(client: TestClient[Any], settings: Settings) -> None:
@@ -123,7 +123,7 @@ def test_purchase_orders_and_asns_feed_on_order_and_incoming(
     client: TestClient[Any], settings: Settings
 ) -> None:
     publish(settings, facts.po_changed("PO-1", 1, [("A", "WH1", 10)]), stream="tally.erp")
-    assert wait_for(lambda: buckets(item(client, "A"), "WH1", "on_order") == (10,))
+    assert eventually(lambda: buckets(item(client, "A"), "WH1", "on_order") == (10,))
     # The ASN ships 6: open goes 10 -> 4 (a new PO version), incoming +6. Delivered
     # out of order: the PO's version 2 waits for nothing, the ASN's receipt for its ship.
     publish(
@@ -133,7 +133,7 @@ def test_purchase_orders_and_asns_feed_on_order_and_incoming(
         facts.asn_shipped("ASN-1", "PO-1", "WH1", [("A", 6)]),
         stream="tally.erp",
     )
-    assert wait_for(
+    assert eventually(
         lambda: (
             buckets(item(client, "A"), "WH1", "on_order", "incoming") == (4, 0)
             and len([m for m in movements(client, "A") if m["reason"] == "asn_received"]) == 1
@@ -144,7 +144,7 @@ def test_purchase_orders_and_asns_feed_on_order_and_incoming(
         facts.po_changed("PO-1", 3, [("A", "WH1", 4)], status="cancelled"),
         stream="tally.erp",
     )
-    assert wait_for(lambda: buckets(item(client, "A"), "WH1", "on_order") == (0,))
+    assert eventually(lambda: buckets(item(client, "A"), "WH1", "on_order") == (0,))
     assert item(client, "A")["available_to_promise"] == 0
     reasons = [m["reason"] for m in movements(client, "A")]
     assert reasons.count("purchase_order") == 3 and reasons.count("asn_shipped") == 1

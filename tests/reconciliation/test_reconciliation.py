@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.stack import Stack, wait_for
+from tests.support.polling import wait_until
+from tests.support.stack import Stack
 from tests.support.tokens import TestIssuer
 
 SERVICES = ["erp", "wms", "availability"]
@@ -77,7 +78,7 @@ def test_pick_before_the_erp_posts_then_drift_after_the_window(stack: Stack) -> 
             )
         )
         post_to_erp(stack, "goods_receipt", receipt["receipt_id"], wh, sku, 10)
-        wait_for(lambda: position(stack, sku)["available_to_promise"] == 10, what="receipt")
+        wait_until(lambda: position(stack, sku)["available_to_promise"] == 10, what="receipt")
         fo = ok(
             wms.post(
                 "/wms/v1/fulfillment-orders",
@@ -98,7 +99,7 @@ def test_pick_before_the_erp_posts_then_drift_after_the_window(stack: Stack) -> 
             )
         )
         # The WMS knows the pick; the ERP has posted nothing: picked units are not sellable.
-        wait_for(lambda: position(stack, sku)["available_to_promise"] == 6, what="pick")
+        wait_until(lambda: position(stack, sku)["available_to_promise"] == 6, what="pick")
         exceptions, settling = mine(run(stack, settlement_window_seconds=0), sku)
         assert (exceptions, settling) == ([], []), "a pick moves no stock out of the building"
 
@@ -114,7 +115,9 @@ def test_pick_before_the_erp_posts_then_drift_after_the_window(stack: Stack) -> 
             )
         )
         assert shipment["lines"] == [{"sku": sku, "quantity": 4, "lot": "L1"}]
-    wait_for(lambda: position(stack, sku)["locations"][0]["on_hand"] == 6, what="shipment applied")
+    wait_until(
+        lambda: position(stack, sku)["locations"][0]["on_hand"] == 6, what="shipment applied"
+    )
 
     # Inside the settlement window the ERP's missing goods issue is in flight, not drift.
     exceptions, settling = mine(run(stack, settlement_window_seconds=3600), sku)

@@ -16,7 +16,7 @@ import httpx
 from gateway.clients.registry import STAFF_SCOPES
 from shared.auth.litestar_auth import SYSTEM_API_SCOPE_PREFIXES, is_admin_scope
 from shared.topology import ALL_AUDIENCES, ALL_SCOPES
-from tests.orders.seed import (
+from tests.orders.helpers import (
     fulfillment_orders,
     new_customer,
     new_item,
@@ -24,7 +24,8 @@ from tests.orders.seed import (
     receive,
     uid,
 )
-from tests.support.stack import Stack, wait_for
+from tests.support.polling import wait_until
+from tests.support.stack import Stack
 from tests.support.tokens import TestIssuer
 
 SERVICES = ["erp", "wms", "availability", "order_to_ship", "billing", "portal"]
@@ -114,7 +115,7 @@ def _place(stack: Stack, customer_id: str, sku: str, quantity: int) -> str:
 
 
 def _ship(stack: Stack, order_id: str, sku: str, quantity: int) -> str:
-    (fo,) = wait_for(lambda: fulfillment_orders(stack, order_id), what="the fulfillment order")
+    (fo,) = wait_until(lambda: fulfillment_orders(stack, order_id), what="the fulfillment order")
     fo_id = str(fo["fulfillment_order_id"])
     with stack.client("wms", "admin") as wms:
         shipped = wms.post(
@@ -137,7 +138,7 @@ def _invoice_of(stack: Stack, order_id: str) -> str:
         items: list[dict[str, Any]] = listed.json()["items"] if listed.status_code == 200 else []
         return items
 
-    (invoice,) = wait_for(invoices, timeout=30, what=f"the invoice of {order_id}")
+    (invoice,) = wait_until(invoices, timeout=30, what=f"the invoice of {order_id}")
     return str(invoice["invoice_id"])
 
 

@@ -9,8 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from tests.security.conftest import World, assert_problem, atp, bearer, register_client
+from tests.security.helpers import World, atp, bearer, register_client
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 
 INSUFFICIENT_SCOPE = "/problems/insufficient-scope"
 
@@ -32,8 +33,13 @@ def test_a_billing_token_is_refused_by_the_orders_api_and_writes_nothing(
     base = platform.gateway if via == "gateway" else platform.url("order_to_ship")
     before, stock = _orders_of(admin, world.a.customer_id), atp(admin, world.sku)
     with platform.client(billing_only, base=base) as api:
-        assert_problem(api.get("/orders/v1/orders"), 403, INSUFFICIENT_SCOPE)
-        assert_problem(api.get(f"/orders/v1/orders/{world.a.order_id}"), 403, INSUFFICIENT_SCOPE)
+        assert_problem(api.get("/orders/v1/orders"), 403, INSUFFICIENT_SCOPE, correlated=False)
+        assert_problem(
+            api.get(f"/orders/v1/orders/{world.a.order_id}"),
+            403,
+            INSUFFICIENT_SCOPE,
+            correlated=False,
+        )
         order = {
             "customer_id": world.a.customer_id,
             "channel": "edi",
@@ -42,7 +48,7 @@ def test_a_billing_token_is_refused_by_the_orders_api_and_writes_nothing(
         placed = api.post(
             "/orders/v1/orders", json=order, headers={"Idempotency-Key": uuid.uuid4().hex}
         )
-        assert_problem(placed, 403, INSUFFICIENT_SCOPE)
+        assert_problem(placed, 403, INSUFFICIENT_SCOPE, correlated=False)
         assert placed.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert _orders_of(admin, world.a.customer_id) == before
     assert atp(admin, world.sku) == stock
@@ -58,7 +64,7 @@ def test_a_billing_token_cannot_query_the_portal(
     base = platform.gateway if via == "gateway" else platform.url("portal")
     with platform.client(billing_only, base=base) as api:
         response = api.post("/graphql", json={"query": "{ orders { nextCursor } }"})
-    assert_problem(response, 403, INSUFFICIENT_SCOPE)
+    assert_problem(response, 403, INSUFFICIENT_SCOPE, correlated=False)
 
 
 @pytest.mark.parametrize(
@@ -73,4 +79,4 @@ def test_a_portal_token_never_reaches_the_system_apis(
     base = platform.gateway if via == "gateway" else platform.url(service)
     with platform.client(token, base=base) as api:
         response = api.get(path.format(customer=world.a.customer_id))
-    assert_problem(response, 403, INSUFFICIENT_SCOPE)
+    assert_problem(response, 403, INSUFFICIENT_SCOPE, correlated=False)

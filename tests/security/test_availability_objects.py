@@ -15,16 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.security.conftest import (
-    Creds,
-    World,
-    assert_problem,
-    atp,
-    bearer,
-    place,
-    register_client,
-)
+from tests.security.helpers import Creds, World, atp, bearer, place, register_client
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 
 PARTNER_SCOPES = "orders:read orders:write inventory:read inventory:write"
 
@@ -63,7 +56,7 @@ def _without_volatile(problem: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insufficient_scope(response: httpx.Response) -> None:
-    assert_problem(response, 403, "/problems/insufficient-scope")
+    assert_problem(response, 403, "/problems/insufficient-scope", correlated=False)
     assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
 
 
@@ -75,8 +68,8 @@ def test_b_cannot_read_as_allocation_nor_list_the_ledger_that_names_it(
     with platform.client(bearer(platform, partners.b), base=_base(platform, via)) as b:
         theirs = b.get(f"/availability/v1/allocations/{theirs_id}")
         unknown = b.get(f"/availability/v1/allocations/ORD-{uuid.uuid4().hex}")
-        assert_problem(theirs, 404, "/problems/allocation-not-found")
-        assert_problem(unknown, 404, "/problems/allocation-not-found")
+        assert_problem(theirs, 404, "/problems/allocation-not-found", correlated=False)
+        assert_problem(unknown, 404, "/problems/allocation-not-found", correlated=False)
         assert _without_volatile(theirs.json()) == _without_volatile(unknown.json())
         assert world.a.customer_id not in theirs.text
         _insufficient_scope(b.get(f"/availability/v1/items/{world.sku}/movements"))
@@ -97,7 +90,7 @@ def test_b_releasing_as_allocation_is_404_and_changes_nothing(
                 f"/availability/v1/allocations/{partners.a_order}/release",
                 headers={"Idempotency-Key": f"steal-{attempt}-{uuid.uuid4().hex}"},
             )
-            assert_problem(released, 404, "/problems/allocation-not-found")
+            assert_problem(released, 404, "/problems/allocation-not-found", correlated=False)
     assert atp(admin, world.sku) == available
     assert _books(admin, world.sku) == before
     allocation = admin.get(f"/availability/v1/allocations/{partners.a_order}").json()
@@ -114,7 +107,7 @@ def test_b_cannot_fence_stock_with_a_channel_rule(
     with platform.client(bearer(platform, partners.b)) as b:
         _insufficient_scope(b.put(f"/availability/v1/channel-rules/{rule_id}", json=rule))
         _insufficient_scope(b.get("/availability/v1/channel-rules", params={"sku": world.sku}))
-    assert_problem(admin.get(f"/availability/v1/channel-rules/{rule_id}"), 404)
+    assert_problem(admin.get(f"/availability/v1/channel-rules/{rule_id}"), 404, correlated=False)
     assert (
         admin.get("/availability/v1/channel-rules", params={"sku": world.sku}).json()["items"] == []
     )

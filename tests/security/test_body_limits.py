@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.security.conftest import World, assert_problem, atp, bearer
+from tests.security.helpers import World, atp, bearer
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 
 ONE_MIB = 1024 * 1024
 
@@ -39,7 +40,7 @@ def test_an_oversized_order_is_413_and_writes_nothing(
             json=_oversized_order(world, ONE_MIB),
             headers={"Idempotency-Key": uuid.uuid4().hex},
         )
-    assert_problem(response, 413)
+    assert_problem(response, 413, correlated=False)
     after = admin.get("/orders/v1/orders", params={"customer_id": world.a.customer_id}).json()
     assert after == before
     assert atp(admin, world.sku) == stock
@@ -65,7 +66,7 @@ def test_an_oversized_chunked_order_is_413_at_the_service(
             content=chunks(),
             headers={"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"},
         )
-    assert_problem(response, 413)
+    assert_problem(response, 413, correlated=False)
     after = admin.get("/orders/v1/orders", params={"customer_id": world.a.customer_id}).json()
     assert after == before
 
@@ -78,4 +79,4 @@ def test_an_oversized_graphql_query_is_413(
     query = "{ orders { nextCursor } }" + " " * ONE_MIB
     with platform.client(bearer(platform, world.a.client), base=base) as api:
         response = api.post("/graphql", json={"query": query})
-    assert_problem(response, 413)
+    assert_problem(response, 413, correlated=False)

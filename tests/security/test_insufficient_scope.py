@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.security.conftest import World, assert_problem, bearer, register_client
+from tests.security.helpers import World, bearer, register_client
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 from tests.support.tokens import TestIssuer
 
 
@@ -83,7 +84,7 @@ def test_a_good_token_for_another_api_is_403_insufficient_scope(
     path = probe.path.format(sku=world.sku)
     with platform.client(_not_for(probe.api, tokens), base=_base(platform, probe, via)) as api:
         response = probe.call(api, path)
-    assert_problem(response, 403, "/problems/insufficient-scope")
+    assert_problem(response, 403, "/problems/insufficient-scope", correlated=False)
     assert f"not issued for the {probe.api} API" in response.json()["detail"]
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="insufficient_scope"'), challenge
@@ -109,7 +110,7 @@ def test_a_tampered_or_forged_token_stays_401_invalid_token(
     for name, token in bad.items():
         with platform.client(token, base=_base(platform, probe, via)) as api:
             response = probe.call(api, path)
-        assert_problem(response, 401, "/problems/unauthorized")
+        assert_problem(response, 401, "/problems/unauthorized", correlated=False)
         challenge = response.headers["www-authenticate"]
         assert challenge.startswith('Bearer error="invalid_token"'), (name, challenge)
 
@@ -123,5 +124,5 @@ def test_a_token_without_the_portal_scope_gets_403_from_graphql(
     base = platform.gateway if via == "gateway" else platform.url("portal")
     with platform.client(token, base=base) as api:
         response = api.post("/graphql", json={"query": "{ orders { nextCursor } }"})
-    assert_problem(response, 403, "/problems/insufficient-scope")
+    assert_problem(response, 403, "/problems/insufficient-scope", correlated=False)
     assert "Invalid claim" not in response.text

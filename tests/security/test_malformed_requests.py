@@ -32,8 +32,9 @@ from litestar.testing import TestClient
 from shared.openapi import openapi_document
 from shared.request_body import JSON_BODY, accepts_json_body
 from shared.topology import ALL_SCOPES, BY_NAME, SERVICES
-from tests.security.conftest import World, assert_problem, bearer
+from tests.security.helpers import World, bearer
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 from tests.support.tokens import TestIssuer
 
@@ -478,7 +479,7 @@ def test_the_issues_findings_on_the_platform(
             headers["Content-Type"] = content_type
         with httpx.Client(base_url=base, timeout=30) as api:
             response = api.post(path, content=content, headers=headers)
-        assert_problem(response, status, problem)
+        assert_problem(response, status, problem, correlated=False)
     assert _stock(admin, world.sku) == stock
     assert _orders(admin, world.a.customer_id) == orders
     assert admin.get(f"/erp/v1/items/{new_sku}").status_code == 404

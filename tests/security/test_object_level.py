@@ -12,16 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.security.conftest import (
-    World,
-    assert_problem,
-    atp,
-    bearer,
-    place,
-    register_client,
-)
+from tests.security.helpers import World, atp, bearer, place, register_client
 from tests.security.test_direct_service_tokens import Forger
 from tests.support.platform import PlatformClient
+from tests.support.problems import assert_problem
 
 ROUTES = {"orders": "order_to_ship", "billing": "billing", "graphql": "portal"}
 
@@ -51,7 +45,7 @@ def test_another_customers_order_is_404_and_lists_hold_only_ones_own(
     a, b = world.a, world.b
     with _client(platform, bearer(platform, a.client), via, "orders") as orders:
         theirs = orders.get(f"/orders/v1/orders/{b.order_id}")
-        assert_problem(theirs, 404, "/problems/order-not-found")
+        assert_problem(theirs, 404, "/problems/order-not-found", correlated=False)
         assert b.customer_id not in theirs.text
         _same_answer(theirs, orders.get("/orders/v1/orders/ORD-does-not-exist"))
         assert orders.get(f"/orders/v1/orders/{a.order_id}").status_code == 200
@@ -72,7 +66,7 @@ def test_another_customers_invoice_is_404_and_lists_hold_only_ones_own(
     a, b = world.a, world.b
     with _client(platform, bearer(platform, a.client), via, "billing") as billing:
         theirs = billing.get(f"/billing/v1/invoices/{b.invoice_id}")
-        assert_problem(theirs, 404, "/problems/invoice-not-found")
+        assert_problem(theirs, 404, "/problems/invoice-not-found", correlated=False)
         _same_answer(theirs, billing.get("/billing/v1/invoices/INV-does-not-exist"))
         assert billing.get(f"/billing/v1/invoices/{a.invoice_id}").status_code == 200
 
@@ -140,7 +134,7 @@ def test_cancelling_another_customers_order_is_404_and_changes_nothing(
 
     with _client(platform, bearer(platform, a.client), via, "orders") as orders:
         refused = orders.post(f"/orders/v1/orders/{order_id}/cancel")
-        assert_problem(refused, 404, "/problems/order-not-found")
+        assert_problem(refused, 404, "/problems/order-not-found", correlated=False)
         _same_answer(refused, orders.post("/orders/v1/orders/ORD-does-not-exist/cancel"))
 
     assert admin.get(f"/orders/v1/orders/{order_id}").json() == before
@@ -170,7 +164,7 @@ def test_placing_an_order_for_another_customer_is_403_and_changes_nothing(
             refused = orders.post(
                 "/orders/v1/orders", json=body, headers={"Idempotency-Key": f"x-{target}-{via}"}
             )
-            assert_problem(refused, 403, "/problems/customer-not-permitted")
+            assert_problem(refused, 403, "/problems/customer-not-permitted", correlated=False)
             answers.append(refused.json()["detail"])
         assert answers[0] == answers[1]  # whether the other customer exists stays unknown
 
@@ -208,6 +202,8 @@ def test_system_apis_refuse_a_bound_client_whatever_its_scopes(
             ("/wms/v1/fulfillment-orders/FO-does-not-exist", {}),
             (f"/wms/v1/fulfillment-orders/{b.fulfillment_order_id}/shipments", {}),
         ):
-            assert_problem(wms.get(path, params=params), 403, "/problems/internal-api")
+            assert_problem(
+                wms.get(path, params=params), 403, "/problems/internal-api", correlated=False
+            )
         refused = wms.post(f"/wms/v1/fulfillment-orders/{b.fulfillment_order_id}/cancel")
-        assert_problem(refused, 403, "/problems/internal-api")
+        assert_problem(refused, 403, "/problems/internal-api", correlated=False)

@@ -31,8 +31,10 @@ from experience_apis.portal.schema import sdl
 from tests.security.access_world import World, bound_token, build_world, http
 from tests.support.tokens import TestIssuer
 
+pytestmark = pytest.mark.slow  # starts services as processes or a stack on real ports
+
 SDL_PATH = Path(__file__).resolve().parents[2] / "contracts" / "graphql" / "portal.graphql"
-# What a customer portal's client is granted (tests/security/conftest.py).
+# What a customer portal's client is granted (tests/security/helpers.py).
 PORTAL_SCOPES = "portal orders:read orders:write billing:read inventory:read"
 # Fields that would hand a portal caller availability's configuration or other
 # customers' stock documents: none may exist on any type of the schema.

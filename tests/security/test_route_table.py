@@ -45,6 +45,8 @@ from tests.security.access_world import (
 from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
 
+pytestmark = pytest.mark.slow  # starts services as processes or a stack on real ports
+
 TABLE = Path(__file__).resolve().parents[2] / "contracts" / "access.toml"
 AUTH_KINDS = {"public", "bearer", "client"}
 OTHER_CUSTOMER_BY_BOUND = {

@@ -20,8 +20,11 @@ import httpx
 import msgspec
 
 from shared.settings import Settings, load_settings
-from tests.availability.helpers import publish, receipt_event
-from tests.support.stack import ThreadServer, free_port
+from tests.availability.helpers import publish
+from tests.support.events import receipt_posted
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+from tests.support.stack import ThreadServer
 from tests.support.tokens import TestIssuer
 
 
@@ -142,15 +145,17 @@ class AvailabilityProcess:
 
     def receive(self, warehouse_id: str, sku: str, quantity: int) -> None:
         """A WMS receipt of ``quantity`` of ``sku`` at ``warehouse_id`` (on the bus)."""
-        publish(self.settings, receipt_event(warehouse_id, [(sku, quantity, None)]))
+        publish(self.settings, receipt_posted(warehouse_id, [(sku, quantity, None)]))
 
     def wait_for_atp(self, sku: str, atp: int, timeout: float = 20.0) -> None:
+        seen: list[int] = []
+
+        def reached() -> bool:
+            seen.append(http.get(f"/availability/v1/items/{sku}").json()["available_to_promise"])
+            return seen[-1] == atp
+
         with self.client() as http:
-            deadline = time.monotonic() + timeout
-            while True:
-                seen = http.get(f"/availability/v1/items/{sku}").json()["available_to_promise"]
-                if seen == atp:
-                    return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"ATP of {sku} is {seen}, not {atp}")
-                time.sleep(0.05)
+            try:
+                wait_until(reached, timeout=timeout)
+            except TimeoutError:
+                raise TimeoutError(f"ATP of {sku} is {seen[-1]}, not {atp}") from None

@@ -3,19 +3,9 @@ end-to-end and contract suites."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 
-from shared.topology import SERVICES
 from tally.launcher import Launched
-from tests.support.servers import free_port
-
-
-def free_ports() -> dict[str, int]:
-    return {spec.name: free_port() for spec in SERVICES}
 
 
 class PlatformClient:
@@ -44,13 +34,3 @@ class PlatformClient:
     def client(self, bearer: str | None = None, base: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {bearer or self.token()}"}
         return httpx.Client(base_url=base or self.gateway, headers=headers, timeout=30)
-
-
-def eventually(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Polls until ``check`` returns a truthy value; the last value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 TIMEOUT = 15.0
-INTERVAL = 0.02
+INTERVAL = 0.05
 
 
 def eventually(

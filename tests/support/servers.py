@@ -10,20 +10,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+
 REQUIRE_SERVERS = os.environ.get("TALLY_REQUIRE_SERVERS") == "1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _missing(what: str) -> None:
@@ -41,14 +37,13 @@ def _pg_binary(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+    wait_until(lambda: _listening(port), timeout=timeout, what=f"a listener on port {port}")
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ import uvicorn
 from shared.auth.service_tokens import ServiceTokens
 from shared.settings import Settings, load_settings
 from shared.topology import ALL_AUDIENCES, BY_NAME, SERVICES
+from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
 # What each calling service's internal client may do (ADR 0002, "Service clients").
@@ -42,13 +42,6 @@ SERVICE_GRANTS: dict[str, tuple[str, list[str]]] = {
     "billing": ("orders:read erp:read erp:write", ["orders", "erp"]),
 }
 DEFAULT_GRANT = ("admin", list(ALL_AUDIENCES))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ThreadServer:
@@ -257,17 +250,3 @@ class Stack:
                 await log.close()
 
         asyncio.run(run())
-
-
-def wait_for(
-    probe: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Polls ``probe`` until it returns something truthy; that value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out waiting for {what or probe}")
-        time.sleep(interval)

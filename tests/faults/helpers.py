@@ -3,10 +3,8 @@ SQLite database directly (counting effects), and polling with a deadline."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,19 +100,6 @@ def positions(db_path: Path) -> list[tuple[Any, ...]]:
 
 
 # -- waiting -------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Any], *, timeout: float, interval: float = 0.05) -> Any:
-    """Polls until ``check`` returns something truthy; returns the last value either way
-    (the caller asserts on it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(interval)
 
 
 async def group_settled(bus: EventBus, group: str) -> bool:

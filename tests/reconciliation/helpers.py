@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import uuid_utils
 
 from shared.events.catalog import (
@@ -20,26 +19,16 @@ from shared.events.catalog import (
     ReturnDispositioned,
     ReturnReceived,
 )
-from shared.events.envelope import Event, new_event
-from tests.availability.helpers import receipt_event, shipment_event
-
-
-def _wms(type_: str, warehouse: str, sequence: int, payload: msgspec.Struct) -> Event:
-    return new_event(
-        source="tally.wms",
-        type_=type_,
-        subject=f"warehouse:{warehouse}",
-        sequence=sequence,
-        payload=payload,
-    )
+from shared.events.envelope import Event
+from tests.support.events import erp_event, receipt_posted, shipment_dispatched, wms_event
 
 
 def receipt(seq: int, wh: str, lines: list[tuple[str, int, str | None]]) -> Event:
-    return msgspec.structs.replace(receipt_event(wh, lines), sequence=seq)
+    return receipt_posted(wh, lines, sequence=seq)
 
 
 def shipment(seq: int, order_id: str, wh: str, lines: list[tuple[str, int, str | None]]) -> Event:
-    return msgspec.structs.replace(shipment_event(order_id, wh, lines), sequence=seq)
+    return shipment_dispatched(order_id, wh, lines, sequence=seq)
 
 
 def pick(seq: int, order_id: str, wh: str, lines: list[tuple[str, int, str | None]]) -> Event:
@@ -50,7 +39,7 @@ def pick(seq: int, order_id: str, wh: str, lines: list[tuple[str, int, str | Non
         warehouse_id=wh,
         lines=[Line(sku=s, quantity=q, lot=lot) for s, q, lot in lines],
     )
-    return _wms("pick.confirmed", wh, seq, payload)
+    return wms_event("pick.confirmed", wh, payload, sequence=seq)
 
 
 def adjusted(
@@ -65,7 +54,7 @@ def adjusted(
             for s, d, st, lot in lines
         ],
     )
-    return _wms("inventory.adjusted", wh, seq, payload)
+    return wms_event("inventory.adjusted", wh, payload, sequence=seq)
 
 
 def return_received(seq: int, wh: str, return_id: str, lines: list[tuple[str, int]]) -> Event:
@@ -75,7 +64,7 @@ def return_received(seq: int, wh: str, return_id: str, lines: list[tuple[str, in
         warehouse_id=wh,
         lines=[Line(sku=s, quantity=q) for s, q in lines],
     )
-    return _wms("return.received", wh, seq, payload)
+    return wms_event("return.received", wh, payload, sequence=seq)
 
 
 def return_dispositioned(
@@ -90,13 +79,7 @@ def return_dispositioned(
             for s, q, d in lines
         ],
     )
-    return _wms("return.dispositioned", wh, seq, payload)
-
-
-def _erp(type_: str, subject: str, sequence: int, payload: msgspec.Struct) -> Event:
-    return new_event(
-        source="tally.erp", type_=type_, subject=subject, sequence=sequence, payload=payload
-    )
+    return wms_event("return.dispositioned", wh, payload, sequence=seq)
 
 
 def po_changed(
@@ -113,7 +96,7 @@ def po_changed(
             for s, wh, q in lines
         ],
     )
-    return _erp("purchase_order.changed", f"purchase_order:{po_id}", version, payload)
+    return erp_event("purchase_order.changed", f"purchase_order:{po_id}", payload, sequence=version)
 
 
 def asn_shipped(asn_id: str, po_id: str, wh: str, lines: list[tuple[str, int]]) -> Event:
@@ -124,7 +107,7 @@ def asn_shipped(asn_id: str, po_id: str, wh: str, lines: list[tuple[str, int]]) 
         expected_date="2030-01-10",
         lines=[Line(sku=s, quantity=q) for s, q in lines],
     )
-    return _erp("asn.shipped", f"asn:{asn_id}", 1, payload)
+    return erp_event("asn.shipped", f"asn:{asn_id}", payload, sequence=1)
 
 
 def asn_received(asn_id: str, po_id: str, wh: str, lines: list[tuple[str, int]]) -> Event:
@@ -135,7 +118,7 @@ def asn_received(asn_id: str, po_id: str, wh: str, lines: list[tuple[str, int]])
         receipt_id="RCV-1",
         lines=[Line(sku=s, quantity=q) for s, q in lines],
     )
-    return _erp("asn.received", f"asn:{asn_id}", 2, payload)
+    return erp_event("asn.received", f"asn:{asn_id}", payload, sequence=2)
 
 
 def buckets(item: dict[str, Any], location: str, *names: str) -> tuple[int, ...]:

@@ -11,9 +11,11 @@ from typing import Any
 
 import msgspec
 
-from shared.events.catalog import STREAM_WMS, Line, ShipmentDispatched
-from shared.events.envelope import Event, new_event
-from tests.support.stack import Stack, wait_for
+from shared.events.catalog import STREAM_WMS
+from shared.events.envelope import Event
+from tests.support.events import shipment_dispatched
+from tests.support.polling import wait_until
+from tests.support.stack import Stack
 
 
 def uid(prefix: str) -> str:
@@ -89,7 +91,7 @@ def receive(stack: Stack, warehouse_id: str, sku: str, quantity: int) -> None:
             headers={"Idempotency-Key": uid("rcpt")},
         )
     assert response.status_code == 201, response.text
-    wait_for(lambda: atp(stack, sku) >= before + quantity, what=f"ATP of {sku}")
+    wait_until(lambda: atp(stack, sku) >= before + quantity, what=f"ATP of {sku}")
 
 
 def fulfillment_orders(stack: Stack, order_id: str) -> list[dict[str, object]]:
@@ -108,23 +110,16 @@ def shipment_event(
     warehouse_id: str = "WH-test",
     shipment_id: str | None = None,
 ) -> Event:
-    shipment_id = shipment_id or uid("SHP")
-    return new_event(
-        source="tally.wms",
-        type_="shipment.dispatched",
-        # As the WMS numbers it: an event of the warehouse's stock. order_to_ship and
-        # billing consume it unordered, so its sequence is not checked here.
-        subject=f"warehouse:{warehouse_id}",
+    # As the WMS numbers it: an event of the warehouse's stock. order_to_ship and
+    # billing consume it unordered, so its sequence is not checked here.
+    return shipment_dispatched(
+        order_id,
+        warehouse_id,
+        lines,
+        fulfillment_order_id=fulfillment_order_id,
+        shipment_id=shipment_id or uid("SHP"),
+        tracking_number=uid("1Z"),
         sequence=1,
-        payload=ShipmentDispatched(
-            shipment_id=shipment_id,
-            fulfillment_order_id=fulfillment_order_id,
-            order_id=order_id,
-            warehouse_id=warehouse_id,
-            carrier="UPS",
-            tracking_number=uid("1Z"),
-            lines=[Line(sku, quantity) for sku, quantity in lines],
-        ),
     )
 
 
