@@ -11,9 +11,9 @@ to a refusal does not depend on where it was raised (decision 0001, amended).
 
 Two ways to state one::
 
-    raise Refusal(409, "duplicate-rule", f"Rule {rule_id} already sets this cap.")
+    raise Refusal(409, "order-shipped", f"Order {order_id} has shipped and cannot be cancelled.")
 
-    class OverShipment(WmsRefusal):  # a port's catalogue: the class fixes the answer
+    class OverShipment(WmsError):  # a CatalogRefusal: the class fixes the answer
         status, slug = 409, "over-shipment"
 
     raise OverShipment(f"More {sku} than remains open.")
