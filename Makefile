@@ -22,6 +22,13 @@ up: install
 test: install
 	$(BIN)/pytest
 
+# The quick loop, a few minutes: leaves out the whole platform as processes (e2e), tests
+# that start services as processes or a stack of them (slow; both marked in
+# tests/conftest.py) and those needing PostgreSQL or Redis. `make test` runs everything.
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/pytest -m "not e2e and not slow and not postgres and not redis"
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
