@@ -3,8 +3,6 @@ settings around a fake upstream, and tokens from its token endpoint."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,32 +11,22 @@ from typing import Any
 
 import httpx
 import msgspec
-import uvicorn
 
 from gateway.app import create_app
 from gateway.clients.registry import ClientRegistry
 from shared.settings import Settings, load_settings
 from tests.support.ports import free_port
+from tests.support.stack import ThreadServer
 
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Runs an ASGI app with uvicorn on a free loopback port in a thread."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+    server = ThreadServer(app, health_path=None)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.start(timeout=15)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop(timeout=10)
 
 
 def gateway_settings(data_dir: Path, upstream_url: str) -> Settings:

@@ -11,12 +11,12 @@ from litestar.testing import AsyncTestClient
 from experience_apis.portal.app import create_app
 from shared.settings import load_settings
 from tests.portal.upstreams import (
-    ServerThread,
     UpstreamState,
     availability_app,
     billing_app,
     orders_app,
 )
+from tests.support.stack import ThreadServer
 from tests.support.tokens import TestIssuer
 
 # A portal caller's token names every API it reaches: the portal and, because the portal
@@ -201,11 +201,13 @@ def upstream_state() -> UpstreamState:
 @pytest.fixture(scope="session")
 def upstream_urls(issuer: TestIssuer, upstream_state: UpstreamState) -> Iterator[dict[str, str]]:
     servers = {
-        "order_to_ship": ServerThread(orders_app(issuer, upstream_state)).start(),
-        "billing": ServerThread(billing_app(issuer, upstream_state)).start(),
-        "availability": ServerThread(availability_app(issuer, upstream_state)).start(),
+        "order_to_ship": ThreadServer(orders_app(issuer, upstream_state), health_path=None),
+        "billing": ThreadServer(billing_app(issuer, upstream_state), health_path=None),
+        "availability": ThreadServer(availability_app(issuer, upstream_state), health_path=None),
     }
     try:
+        for server in servers.values():
+            server.start(timeout=10)
         yield {name: server.url for name, server in servers.items()}
     finally:
         for server in servers.values():

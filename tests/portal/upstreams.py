@@ -9,14 +9,11 @@ request it receives, so tests can see exactly what the portal forwarded."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from litestar import Litestar, Request, get
 from litestar.enums import ScopeType
 from litestar.params import FromPath, QueryParameter
@@ -181,36 +178,3 @@ def availability_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
         }
 
     return _service("availability", [get_item], issuer, state)
-
-
-class ServerThread:
-    """A real uvicorn server on a free loopback port, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"upstream on port {self.port} did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self._socket.close()

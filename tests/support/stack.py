@@ -1,7 +1,7 @@
 """Real services on loopback ports for integration tests.
 
 - ``ThreadServer`` serves one ASGI app with uvicorn in a background thread (its own
-  event loop, lifespan on) and waits until ``/healthz`` answers.
+  event loop, lifespan on) and waits until ``/healthz`` answers (or uvicorn has started).
 - ``StaticServiceTokens`` stands in for a service's OAuth client: ``bearer()`` returns a
   ``TestIssuer`` token with the scopes and audiences the service's client gets from
   ``tally up`` (``SERVICE_GRANTS``, per ADR 0002).
@@ -30,6 +30,7 @@ import uvicorn
 from shared.auth.service_tokens import ServiceTokens
 from shared.settings import Settings, load_settings
 from shared.topology import ALL_AUDIENCES, BY_NAME, SERVICES
+from tests.support.polling import wait_until
 from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
@@ -45,11 +46,16 @@ DEFAULT_GRANT = ("admin", list(ALL_AUDIENCES))
 
 
 class ThreadServer:
-    """One app under uvicorn in a daemon thread."""
+    """One app under uvicorn in a daemon thread. Started once ``health_path`` answers 200
+    (a service's ``/healthz``), or, with ``health_path=None`` (a fake without one), once
+    uvicorn has run the app's start-up and listens."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, *, health_path: str | None = "/healthz"
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.health_path = health_path
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
         )
@@ -59,18 +65,22 @@ class ThreadServer:
 
     def start(self, timeout: float = 20.0) -> str:
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.thread.is_alive():
-                raise RuntimeError(f"server on {self.url} exited during start-up")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return self.url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"server on {self.url} did not answer /healthz in {timeout} s")
+        try:
+            wait_until(self._ready, timeout=timeout, what=f"the server on {self.url}")
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _ready(self) -> bool:
+        if not self.thread.is_alive():
+            raise RuntimeError(f"server on {self.url} exited during start-up")
+        if self.health_path is None:
+            return bool(self.server.started)
+        try:
+            return httpx.get(f"{self.url}{self.health_path}", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self, timeout: float = 15.0) -> None:
         self.server.should_exit = True
