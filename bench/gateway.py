@@ -90,7 +90,7 @@ def _process(args: list[str], env: dict[str, str] | None = None) -> Iterator[int
             process.wait()
 
 
-def _uvicorn(app: str, port: int, env: dict[str, str] | None = None) -> list[str]:
+def _uvicorn(app: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools",

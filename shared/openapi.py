@@ -38,7 +38,7 @@ def _component_key(cls: type) -> list[str]:
     return [cls.__name__, f"{cls.__module__}.{cls.__qualname__}".replace(".", "_")]
 
 
-def forbid_unknown_fields_in_schema(app: Litestar) -> None:
+def _request_body_structs(app: Litestar) -> set[type]:
     bodies: set[type] = set()
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
@@ -47,8 +47,12 @@ def forbid_unknown_fields_in_schema(app: Litestar) -> None:
             data = handler.parsed_fn_signature.parameters.get("data")
             if data is not None:
                 _structs_in(data.annotation, bodies)
+    return bodies
+
+
+def forbid_unknown_fields_in_schema(app: Litestar) -> None:
     components = app.openapi_schema.components.schemas or {}
-    for cls in bodies:
+    for cls in _request_body_structs(app):
         for key in _component_key(cls):
             if key in components:
                 optional_bounds(cls, components[key])

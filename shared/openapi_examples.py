@@ -77,6 +77,12 @@ def _example(schema: Any, components: dict[str, Any], name: str, depth: int) -> 
         if key in schema:
             branches = [b for b in schema[key] if b.get("type") != "null"]
             return _example(branches[0], components, name, depth + 1) if branches else None
+    return _example_of_type(schema, components, name, depth)
+
+
+def _example_of_type(
+    schema: dict[str, Any], components: dict[str, Any], name: str, depth: int
+) -> Any:
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")

@@ -17,18 +17,7 @@ PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 def parse_client_jwks(text: str) -> dict[str, Any]:
     """A JWKS (``{"keys": [...]}``), a single JWK, or a PEM public key -> a JWKS dict.
     Raises ValueError with a message fit for the operator."""
-    stripped = text.strip()
-    if stripped.startswith("-----BEGIN"):
-        if "PRIVATE KEY" in stripped:
-            raise ValueError("that is a private key: register the public key only")
-        document: Any = {"keys": [_import_pem(stripped.encode())]}
-    else:
-        try:
-            document = json.loads(stripped)
-        except ValueError as exc:
-            raise ValueError("the keys must be a JWKS, a JWK (JSON) or a PEM public key") from exc
-        if isinstance(document, dict) and "kty" in document:
-            document = {"keys": [document]}
+    document = _as_jwks(text.strip())
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError('a JWKS is {"keys": [...]}')
     keys = document["keys"]
@@ -44,6 +33,21 @@ def parse_client_jwks(text: str) -> dict[str, Any]:
     except (JoseError, ValueError, TypeError) as exc:
         raise ValueError(f"the JWKS is not valid: {exc}") from exc
     return {"keys": [key.as_dict(private=False) for key in key_set.keys]}
+
+
+def _as_jwks(stripped: str) -> Any:
+    """The text read as a JWKS: a PEM key or a single JWK wrapped in one, else the JSON."""
+    if stripped.startswith("-----BEGIN"):
+        if "PRIVATE KEY" in stripped:
+            raise ValueError("that is a private key: register the public key only")
+        return {"keys": [_import_pem(stripped.encode())]}
+    try:
+        document = json.loads(stripped)
+    except ValueError as exc:
+        raise ValueError("the keys must be a JWKS, a JWK (JSON) or a PEM public key") from exc
+    if isinstance(document, dict) and "kty" in document:
+        return {"keys": [document]}
+    return document
 
 
 def _import_pem(pem: bytes) -> dict[str, Any]:

@@ -97,41 +97,46 @@ class _ScalarFrom(ScalarRenderPlugin):
         super().__init__()
         self.document_url = document_url
 
-    def get_openapi_json_route(self, request: Request[Any, Any, Any]) -> str:  # type: ignore[override]
+    # Litestar calls it with the request; the URL does not depend on it.
+    def get_openapi_json_route(self, request: Request[Any, Any, Any]) -> str:  # type: ignore[override]  # noqa: ARG002
         return self.document_url
 
 
+def resolve(api: str, version_segment: str) -> ApiVersion:
+    """The served version ``version_segment`` (``v1``) of ``api``, else the problem."""
+    if api not in BY_API or api == GRAPHQL:
+        raise ProblemError(404, "unknown-api", f"No API named '{api}'; see /contracts.")
+    major = parse_major(version_segment)
+    version = next((v for v in versions_of(api) if v.major == major), None)
+    if version is None:
+        raise ProblemError(
+            404, "unknown-api-version", f"The {api} API has no version '{version_segment}'."
+        )
+    if not version.served:
+        raise ProblemError(
+            410, "api-version-retired", f"{api} {version.name} is retired; see /contracts."
+        )
+    return version
+
+
+async def fetch(forwarder: Forwarder, settings: Settings, version: ApiVersion) -> dict[str, Any]:
+    """The running service's OpenAPI document, cut to the version's major."""
+    spec = BY_API[version.api]
+    url = settings.url_of(spec.name).rstrip("/") + "/schema/openapi.json"
+    try:
+        status, body = await forwarder.get(url, version.api)
+    except UpstreamError as exc:
+        slug = "bad-gateway" if exc.status == 502 else "gateway-timeout"
+        raise ProblemError(exc.status, slug, exc.detail) from exc
+    if status != 200:
+        raise ProblemError(
+            502, "bad-gateway", f"The {version.api} service answered {status} for its contract."
+        )
+    document: dict[str, Any] = for_major(json.loads(body), version.major)
+    return document
+
+
 def contract_routes(forwarder: Forwarder, settings: Settings) -> list[Any]:
-    def resolve(api: str, version_segment: str) -> ApiVersion:
-        if api not in BY_API or api == GRAPHQL:
-            raise ProblemError(404, "unknown-api", f"No API named '{api}'; see /contracts.")
-        major = parse_major(version_segment)
-        version = next((v for v in versions_of(api) if v.major == major), None)
-        if version is None:
-            raise ProblemError(
-                404, "unknown-api-version", f"The {api} API has no version '{version_segment}'."
-            )
-        if not version.served:
-            raise ProblemError(
-                410, "api-version-retired", f"{api} {version.name} is retired; see /contracts."
-            )
-        return version
-
-    async def fetch(version: ApiVersion) -> dict[str, Any]:
-        spec = BY_API[version.api]
-        url = settings.url_of(spec.name).rstrip("/") + "/schema/openapi.json"
-        try:
-            status, body = await forwarder.get(url, version.api)
-        except UpstreamError as exc:
-            slug = "bad-gateway" if exc.status == 502 else "gateway-timeout"
-            raise ProblemError(exc.status, slug, exc.detail) from exc
-        if status != 200:
-            raise ProblemError(
-                502, "bad-gateway", f"The {version.api} service answered {status} for its contract."
-            )
-        document: dict[str, Any] = for_major(json.loads(body), version.major)
-        return document
-
     @get("/contracts", tags=["contracts"], sync_to_thread=False)
     def catalog() -> dict[str, Any]:
         """Every API with its versions, their status and links to documents and docs."""
@@ -145,7 +150,7 @@ def contract_routes(forwarder: Forwarder, settings: Settings) -> list[Any]:
     async def openapi(api: FromPath[str], version: FromPath[str]) -> Response[bytes]:
         """The OpenAPI 3.1 document of one API version, as the running service serves it."""
         found = resolve(api, version)
-        document = await fetch(found)
+        document = await fetch(forwarder, settings, found)
         return Response(
             json.dumps(document).encode(),
             media_type="application/json",
@@ -179,7 +184,7 @@ def contract_routes(forwarder: Forwarder, settings: Settings) -> list[Any]:
             raise ProblemError(
                 404, "unknown-renderer", f"No renderer '{renderer}' (known: swagger, redoc)."
             )
-        document = await fetch(resolve(api, version))
+        document = await fetch(forwarder, settings, resolve(api, version))
         return Response(plugin.render(request, document), media_type=HTML)
 
     return [catalog, openapi, scalar, rendered]

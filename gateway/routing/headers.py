@@ -51,6 +51,15 @@ _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 _REPLACED_ON_REQUEST_BYTES = frozenset(name.encode() for name in REPLACED_ON_REQUEST)
 
 
+def _listed_in_connection(raw: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The header names the Connection fields list: hop-by-hop for this request."""
+    listed: set[bytes] = set()
+    for name, value in raw:
+        if name == b"connection":
+            listed.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    return listed
+
+
 def request_head(
     method: str,
     target: bytes,
@@ -65,10 +74,7 @@ def request_head(
 ) -> bytes:
     """The request line and header block for the service, joined once, without decoding
     (ASGI names are lowercase already). Same rules as ``request_headers``."""
-    listed: set[bytes] = set()
-    for name, value in raw:
-        if name == b"connection":
-            listed.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    listed = _listed_in_connection(raw)
     parts = [method.encode("latin-1"), b" ", target, b" HTTP/1.1\r\nhost: ", upstream_host, b"\r\n"]
     host = None
     forwarded_for = None

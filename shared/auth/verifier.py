@@ -56,7 +56,8 @@ class StaticKeys:
     def __init__(self, jwks: dict[str, Any]) -> None:
         self._keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
 
-    async def key_set(self, *, refresh: bool = False) -> KeySet:
+    # KeySource's signature: fixed keys have nothing to refresh.
+    async def key_set(self, *, refresh: bool = False) -> KeySet:  # noqa: ARG002
         return self._keys
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.positions.book import PositionBook
@@ -48,18 +51,7 @@ async def apply_shipment(tx: Tx, event: Event) -> None:
                 warehouse,
                 on_hand,
             )
-        # The order's open claims on this sku at this warehouse become shipped.
-        claimed = 0
-        for claim in claims:
-            ident = (claim.line_no, claim.location_id)
-            if claim.sku != line.sku or not open_left[ident]:
-                continue
-            take = min(open_left[ident], line.quantity - claimed)
-            open_left[ident] -= take
-            shipped[ident] = shipped.get(ident, 0) + take
-            claimed += take
-            if claimed == line.quantity:
-                break
+        claimed = _take_open_claims(claims, open_left, shipped, line.sku, line.quantity)
         draws, missing = book.allocated_draws(line.sku, warehouse, claimed, prefer=key)
         if missing:
             log.warning(
@@ -74,14 +66,57 @@ async def apply_shipment(tx: Tx, event: Event) -> None:
         }
         for draw_key, quantity in draws:
             changes.setdefault(draw_key, {})["allocated"] = -quantity
-        for change_key, deltas in sorted(changes.items()):
-            if change_key not in book.values:
-                continue  # never received here: nothing to lower
-            if not await book.apply(conn, change_key, deltas, cause, now=now):
-                raise RuntimeError(f"position {change_key} changed under its lock")
+        await _lower(conn, book, changes, cause, now)
 
-    if head is None or not shipped:
-        return
+    if head is not None and shipped:
+        await _mark_shipped(conn, head, claims, shipped, now)
+
+
+async def _lower(
+    conn: AsyncConnection,
+    book: PositionBook,
+    changes: dict[PositionKey, dict[str, int]],
+    cause: Cause,
+    now: datetime,
+) -> None:
+    for change_key, deltas in sorted(changes.items()):
+        if change_key not in book.values:
+            continue  # never received here: nothing to lower
+        if not await book.apply(conn, change_key, deltas, cause, now=now):
+            raise RuntimeError(f"position {change_key} changed under its lock")
+
+
+def _take_open_claims(
+    claims: list[Any],
+    open_left: dict[tuple[int, str], int],
+    shipped: dict[tuple[int, str], int],
+    sku: str,
+    quantity: int,
+) -> int:
+    """The order's open claims on this sku at this warehouse become shipped, first
+    claims first, up to ``quantity``; how much of it they covered."""
+    claimed = 0
+    for claim in claims:
+        ident = (claim.line_no, claim.location_id)
+        if claim.sku != sku or not open_left[ident]:
+            continue
+        take = min(open_left[ident], quantity - claimed)
+        open_left[ident] -= take
+        shipped[ident] = shipped.get(ident, 0) + take
+        claimed += take
+        if claimed == quantity:
+            break
+    return claimed
+
+
+async def _mark_shipped(
+    conn: AsyncConnection,
+    head: Any,
+    claims: list[Any],
+    shipped: dict[tuple[int, str], int],
+    now: datetime,
+) -> None:
+    """Record what shipped on each claim and move the allocation's status with it."""
     for claim in claims:
         quantity = shipped.get((claim.line_no, claim.location_id), 0)
         if quantity and not await repo.mark_claim(conn, claim, shipped=quantity):
