@@ -16,13 +16,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from tests.support.polling import Exited, wait_until_answers
 from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
@@ -124,19 +122,14 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                if not self.alive():
-                    raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
-                try:
-                    if client.get(f"{self.url}/readyz").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name} not ready in {timeout} s:\n{self.log_tail()}")
-                time.sleep(0.05)
+        try:
+            wait_until_answers(f"{self.url}/readyz", alive=self.alive, timeout=timeout)
+        except Exited:
+            raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}") from None
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.name} not ready in {timeout} s:\n{self.log_tail()}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up."""

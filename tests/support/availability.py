@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import msgspec
 from shared.settings import Settings, load_settings
 from tests.availability.helpers import publish
 from tests.support.events import receipt_posted
-from tests.support.polling import wait_until
+from tests.support.polling import Exited, wait_until, wait_until_answers
 from tests.support.ports import free_port
 from tests.support.stack import ThreadServer
 from tests.support.tokens import TestIssuer
@@ -97,19 +96,21 @@ class AvailabilityProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"availability exited at start:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"availability did not get ready:\n{self.log_tail()}")
+        process = self.process
+        try:
+            wait_until_answers(
+                f"{self.url}/readyz",
+                alive=lambda: process.poll() is None,
+                timeout=timeout,
+                interval=0.1,
+            )
+        except Exited:
+            self.stop()
+            raise RuntimeError(f"availability exited at start:\n{self.log_tail()}") from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError(f"availability did not get ready:\n{self.log_tail()}") from None
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

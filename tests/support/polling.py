@@ -5,6 +5,8 @@
 - ``wait_until`` is the same wait for set-up steps: it raises ``TimeoutError`` instead.
 - ``eventually_async`` is ``eventually`` inside an event loop; the check may be a
   coroutine function.
+- ``wait_until_answers`` waits for a server that starts (a thread or a process) to
+  answer 200 on a URL, and gives up at once if it exits (``Exited``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 TIMEOUT = 15.0
 INTERVAL = 0.05
@@ -60,3 +64,25 @@ async def eventually_async(
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(interval)
+
+
+class Exited(RuntimeError):
+    """The server exited while the test waited for it to answer."""
+
+
+def wait_until_answers(
+    url: str,
+    *,
+    alive: Callable[[], bool],
+    timeout: float = TIMEOUT,
+    interval: float = INTERVAL,
+) -> None:
+    def answers() -> bool:
+        if not alive():
+            raise Exited(f"the server of {url} exited while starting")
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(answers, timeout=timeout, interval=interval, what=f"{url} to answer 200")

@@ -30,7 +30,7 @@ import uvicorn
 from shared.auth.service_tokens import ServiceTokens
 from shared.settings import Settings, load_settings
 from shared.topology import ALL_AUDIENCES, BY_NAME, SERVICES
-from tests.support.polling import wait_until
+from tests.support.polling import Exited, wait_until, wait_until_answers
 from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
@@ -66,21 +66,20 @@ class ThreadServer:
     def start(self, timeout: float = 20.0) -> str:
         self.thread.start()
         try:
-            wait_until(self._ready, timeout=timeout, what=f"the server on {self.url}")
+            if self.health_path is None:
+                wait_until(self._started, timeout=timeout, what=f"the server on {self.url}")
+            else:
+                url = f"{self.url}{self.health_path}"
+                wait_until_answers(url, alive=self.thread.is_alive, timeout=timeout)
         except BaseException:
             self.stop()
             raise
         return self.url
 
-    def _ready(self) -> bool:
+    def _started(self) -> bool:
         if not self.thread.is_alive():
-            raise RuntimeError(f"server on {self.url} exited during start-up")
-        if self.health_path is None:
-            return bool(self.server.started)
-        try:
-            return httpx.get(f"{self.url}{self.health_path}", timeout=1.0).status_code == 200
-        except httpx.TransportError:
-            return False
+            raise Exited(f"server on {self.url} exited during start-up")
+        return bool(self.server.started)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.server.should_exit = True
