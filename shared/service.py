@@ -130,7 +130,7 @@ class Runtime:
     ) -> None:
         """Consume ``streams`` as ``group``. ``ordered_types`` (required, may be empty)
         names the handled types that apply strictly in sequence order per subject; the
-        others are deduplicated by event id only (see shared/events/inbox.py)."""
+        others are deduplicated by event id only (see shared/events/inbox/apply.py)."""
         assert self.bus is not None, "consumers need a bus"
         settings = self.settings
         self.consumers.append(

@@ -1,4 +1,4 @@
-"""The consumer loop (shared/events/inbox.py) on the real embedded log and a real
+"""The consumer loop (shared/events/inbox/consumer.py) on the real embedded log and a real
 service database: retries with backoff, dead letters, replay, ordered and unordered
 handlers, the inbox, and the metrics."""
 

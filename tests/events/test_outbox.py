@@ -1,5 +1,5 @@
 """The transactional outbox and its relay (shared/events/outbox.py), and the SQLite
-transaction plumbing under them (shared/db.py), on a real database file and the real
+transaction plumbing under them (shared/db/), on a real database file and the real
 embedded log."""
 
 from __future__ import annotations
