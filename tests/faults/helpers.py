@@ -103,11 +103,14 @@ def positions(db_path: Path) -> list[tuple[Any, ...]]:
 
 
 async def group_settled(bus: EventBus, group: str) -> bool:
-    """True once the group has nothing pending and nothing left to read. Engines without
-    ``lag()`` yet answer True (the caller's effect counts are then the only check)."""
+    """True once the group has read its streams and has nothing pending and nothing left
+    to read. A group the engine does not list yet has read nothing, so it is not settled
+    (an empty list once let a run end before a slow consumer had started). Engines
+    without ``lag()`` yet answer True (the caller's effect counts are then the only
+    check)."""
     try:
         lags = await bus.lag()
     except (AttributeError, NotImplementedError):
         return True
     mine = [lag for lag in lags if lag.group == group]
-    return all(lag.pending == 0 and lag.lag == 0 for lag in mine)
+    return bool(mine) and all(lag.pending == 0 and lag.lag == 0 for lag in mine)
