@@ -3,6 +3,8 @@ settings around a fake upstream, and tokens from its token endpoint."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from joserfc import jwt
 
 from gateway.app import create_app
 from gateway.clients.registry import ClientRegistry
@@ -72,3 +75,33 @@ def gateway_with(data_dir: Path, upstream_url: str, **overrides: Any) -> Iterato
     settings = msgspec.structs.replace(gateway_settings(data_dir, upstream_url), **overrides)
     with serve(create_app(settings)) as url:
         yield Gateway(url, settings)
+
+
+def client_assertion(
+    client_id: str,
+    key: Any,
+    settings: Settings,
+    *,
+    kid: str,
+    lifetime: int,
+    **changes: Any,
+) -> str:
+    """An RFC 7523 client assertion for the token endpoint, signed with ``key``. A
+    ``header=`` dict or a claim given as ``None`` removes that member, so a test can send
+    what a broken client would."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"{settings.issuer}/oauth/token",
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    header = {"alg": "ES256", "kid": kid} | changes.pop("header", {})
+    claims |= changes
+    return jwt.encode(
+        {k: v for k, v in header.items() if v is not None},
+        {k: v for k, v in claims.items() if v is not None},
+        key,
+    )

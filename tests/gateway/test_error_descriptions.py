@@ -7,17 +7,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from gateway.clients.registry import ClientRegistry
 from gateway.oauth.assertion import ASSERTION_TYPE
 from shared.settings import Settings
+from tests.gateway.helpers import client_assertion
 
 ENDPOINTS = ["/oauth/token", "/oauth/introspect", "/oauth/revoke"]
 WRONG_SECRET = "the client id is unknown, the secret is wrong"
@@ -121,23 +120,8 @@ def test_missing_or_malformed_credentials_say_what_is_wrong(
 # -- assertions ------------------------------------------------------------------------------
 
 
-def _assertion(client_id: str, key: ECKey, settings: Settings, **changes: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{settings.issuer}/oauth/token",
-        "iat": now,
-        "exp": now + 300,
-        "jti": uuid.uuid4().hex,
-    }
-    header = {"alg": "ES256", "kid": "k-1"} | changes.pop("header", {})
-    claims |= changes
-    return jwt.encode(
-        {k: v for k, v in header.items() if v is not None},
-        {k: v for k, v in claims.items() if v is not None},
-        key,
-    )
+def _assertion(client_id: str, key: Any, settings: Settings, **changes: Any) -> str:
+    return client_assertion(client_id, key, settings, kid="k-1", lifetime=300, **changes)
 
 
 def _with_assertion(endpoint: str, assertion: str, **fields: str) -> dict[str, str]:

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from typer.testing import CliRunner
 
 from gateway.clients.registry import ClientRegistry
 from shared.settings import Settings
 from tally.commands.clients import clients_app
+from tests.gateway.helpers import client_assertion
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 runner = CliRunner()
@@ -38,20 +38,7 @@ def key_client(registry: ClientRegistry, client_key: ECKey) -> str:
 
 
 def _assertion(client_id: str, key: Any, settings: Settings, **changes: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{settings.issuer}/oauth/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-    }
-    header = {"alg": "ES256", "kid": "partner-1"} | changes.pop("header", {})
-    header = {name: value for name, value in header.items() if value is not None}
-    claims.update(changes)
-    claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(header, claims, key)
+    return client_assertion(client_id, key, settings, kid="partner-1", lifetime=60, **changes)
 
 
 def _token_request(http: httpx.Client, assertion: str, **extra: str) -> httpx.Response:
