@@ -24,6 +24,7 @@ from process_apis.availability.positions.ledger import (
     lapsed_by_position,
 )
 from process_apis.availability.positions.queries import active_buckets
+from process_apis.availability.refusals import stale_bucket
 from process_apis.availability.schemas import LotPosition
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -76,13 +77,7 @@ async def _position(conn: AsyncConnection, key: PositionKey, now: datetime) -> L
 
 
 def _stale(key: PositionKey, expected: int, current: int) -> Refusal:
-    return Refusal(
-        409,
-        "stale-count",
-        f"on_hand of {key.sku} at {key.location_id} is {current}, not {expected}; "
-        "nothing was changed.",
-        extra={"current_on_hand": current, "expected_on_hand": expected},
-    )
+    return stale_bucket("stale-count", "on_hand", key.sku, key.location_id, expected, current)
 
 
 async def set_count(tx: Tx, sku: str, data: CountIn, idempotency_key: str | None) -> CountResult:

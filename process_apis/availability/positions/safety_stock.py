@@ -28,6 +28,7 @@ from process_apis.availability.positions.ledger import (
     ensure,
     locked_rows,
 )
+from process_apis.availability.refusals import stale_bucket
 from process_apis.availability.schemas import LocationAvailability
 from shared.auth.litestar_auth import requires
 from shared.db import Database, Tx
@@ -75,12 +76,8 @@ class SafetyStock(msgspec.Struct, kw_only=True):
 
 
 def _stale(key: PositionKey, expected: int, current: int) -> Refusal:
-    return Refusal(
-        409,
-        "stale-safety-stock",
-        f"safety_stock of {key.sku} at {key.location_id} is {current}, not {expected}; "
-        "nothing was changed.",
-        extra={"current_safety_stock": current, "expected_safety_stock": expected},
+    return stale_bucket(
+        "stale-safety-stock", "safety_stock", key.sku, key.location_id, expected, current
     )
 
 
