@@ -35,6 +35,10 @@ class ReceiptPosted(CatalogEvent, frozen=True, tag="receipt.posted"):
     receipt_id: str
     warehouse_id: str
     lines: list[Line]
+    # The inbound documents the receipt fulfils, when the warehouse knows them: the
+    # ERP posting of the goods receipt closes their lines.
+    asn_id: str | None = None
+    purchase_order_id: str | None = None
 
 
 class FulfillmentReleased(CatalogEvent, frozen=True, tag="fulfillment.released"):
@@ -54,6 +58,52 @@ class ShipmentDispatched(CatalogEvent, frozen=True, tag="shipment.dispatched"):
     lines: list[Line]
 
 
+class ShipmentDelivered(CatalogEvent, frozen=True, tag="shipment.delivered"):
+    """The carrier delivered the shipment (subject ``shipment:{id}``, sequence 2)."""
+
+    shipment_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    delivered_at: str  # RFC 3339
+
+
+class ShipmentDelayed(CatalogEvent, frozen=True, tag="shipment.delayed"):
+    """A carrier exception: the shipment will arrive late, by ``promised_date``
+    (subject ``shipment:{id}``; unordered: the latest promise is the one with the
+    latest ``reported_at``)."""
+
+    shipment_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    reason: str
+    promised_date: str  # ISO date
+    reported_at: str  # RFC 3339
+
+
+class PickPutAway(CatalogEvent, frozen=True, tag="pick.put_away"):
+    """Picked units of a fulfillment order went back to free stock (an un-pick)."""
+
+    put_away_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[Line]
+
+
+class PickShorted(CatalogEvent, frozen=True, tag="pick.shorted"):
+    """The warehouse could not find units of a fulfillment order: its lines shrink by
+    ``lines`` (the order decides to backorder or cancel them); the missing stock is
+    moved to ``hold`` by an ``inventory.adjusted`` of the same transaction."""
+
+    shortage_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[Line]
+
+
 class InventoryAllocated(CatalogEvent, frozen=True, tag="inventory.allocated"):
     allocation_id: str
     order_id: str
@@ -66,6 +116,14 @@ class InventoryReleased(CatalogEvent, frozen=True, tag="inventory.released"):
     order_id: str
     reason: str
     lines: list[LocatedLine]
+
+
+class InventoryReplenished(CatalogEvent, frozen=True, tag="inventory.replenished"):
+    """Available-to-promise of these skus rose (a receipt, a restock, a positive
+    adjustment, a released allocation or hold, ...): backorders may fill now."""
+
+    skus: list[str]
+    reason: str
 
 
 class OrderAccepted(CatalogEvent, frozen=True, tag="order.accepted"):
@@ -81,6 +139,7 @@ class OrderStatusChanged(CatalogEvent, frozen=True, tag="order.status_changed"):
     customer_id: str
     status: str
     previous_status: str
+    cause: str = ""  # why it moved (``stock_received``, ``credit_hold``, ``cancelled``, ...)
 
 
 class OrderCancelled(CatalogEvent, frozen=True, tag="order.cancelled"):
@@ -222,6 +281,11 @@ Payload = (
     | FulfillmentReleased
     | PickConfirmed
     | ShipmentDispatched
+    | ShipmentDelivered
+    | ShipmentDelayed
+    | PickPutAway
+    | PickShorted
+    | InventoryReplenished
     | InvoiceIssued
     | ReturnReceived
     | ReturnDispositioned
