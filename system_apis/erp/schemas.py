@@ -72,7 +72,7 @@ class Invoice(msgspec.Struct):
 
 
 PoStatus = Literal["open", "closed", "cancelled"]
-PostingKind = Literal["goods_receipt", "goods_issue", "adjustment"]
+PostingKind = Literal["goods_receipt", "goods_issue", "adjustment", "return_receipt", "scrap"]
 QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
 Reference = Identifier
 
@@ -145,9 +145,10 @@ class PostingLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class PostingIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A warehouse fact booked in the ERP's financial inventory. goods_receipt lines
-    are positive, goods_issue lines negative, adjustment lines either (never zero).
-    ``reference`` names the warehouse document (receipt, shipment, adjustment id);
+    """A warehouse fact booked in the ERP's financial inventory. goods_receipt and
+    return_receipt lines are positive, goods_issue and scrap lines negative, adjustment
+    lines either (never zero). ``reference`` names the warehouse document (receipt,
+    shipment, return, scrap or adjustment id);
     a goods receipt may close an ASN (``asn_id``) or receive against a purchase order."""
 
     kind: PostingKind

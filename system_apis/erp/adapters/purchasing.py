@@ -38,7 +38,7 @@ ASN = tables.asns
 ASNL = tables.asn_lines
 FIN = tables.financial_stock
 
-_SIGN = {"goods_receipt": 1, "goods_issue": -1}
+_SIGN = {"goods_receipt": 1, "return_receipt": 1, "goods_issue": -1, "scrap": -1}
 
 
 async def load_purchase_orders(conn: AsyncConnection, query: Select[Any]) -> list[PurchaseOrder]:

@@ -49,7 +49,7 @@ class InventoryController(Controller):
     @post(
         "/postings",
         operation_id="postInventory",
-        summary="Post a goods receipt, goods issue or adjustment to the financial inventory",
+        summary="Post a warehouse fact (receipt, issue, return, scrap, adjustment) to the ERP",
         responses=problem_responses(409, 422),
         **requires("erp:write"),
     )
