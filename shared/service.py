@@ -25,6 +25,7 @@ from shared.auth.principal import Principal
 from shared.auth.revocation import REVOCATIONS_PATH, RevocationList, RevocationPoller, http_fetch
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource, RemoteJwks, TokenVerifier
+from shared.breaker import Breakers
 from shared.correlation import CorrelationMiddleware
 from shared.db import Database
 from shared.events.bus import EventBus, open_bus
@@ -104,6 +105,9 @@ class Runtime:
             audience=self.api,
             revocations=self.revocations,
         )
+        self.breakers = Breakers(
+            failures=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
+        )
         self.consumers: list[EventConsumer] = []
         # Jobs of every worker process (each keeps its own state current), and jobs that
         # run once per service, in the worker that leads (shared/leader.py).
@@ -118,7 +122,13 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
 
     def downstream(self, service: str) -> Downstream:
-        return Downstream(service, self.settings.url_of(service), self.http, self.tokens)
+        return Downstream(
+            service,
+            self.settings.url_of(service),
+            self.http,
+            self.tokens,
+            breaker=self.breakers.get(service),
+        )
 
     def consume(
         self,

@@ -64,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     upstream_timeouts: dict[str, float] = msgspec.field(default_factory=dict)
     cors_origins: tuple[str, ...] = ()
     audit_flush_seconds: float = 0.2
+    # Circuit breaker per downstream (decision 0025): consecutive failures that open
+    # it, and how long it stays open before one probe may pass.
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 5.0
 
     def url_of(self, service: str) -> str:
         return self.service_urls[service]
@@ -192,5 +196,7 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         outbox_coalesce_seconds=_number("TALLY_OUTBOX_COALESCE_SECONDS", 0.005),
         workers=_optional_count(f"TALLY_{service.upper()}_WORKERS") or 1,
         leader_retry_seconds=_number("TALLY_LEADER_RETRY_SECONDS", 1.0),
+        breaker_failures=int(_number("TALLY_BREAKER_FAILURES", 5)),
+        breaker_cooldown_seconds=_number("TALLY_BREAKER_COOLDOWN_SECONDS", 5.0),
         **_gateway_policies(),  # type: ignore[arg-type]
     )
