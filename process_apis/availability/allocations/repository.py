@@ -145,17 +145,76 @@ async def mark_claim(
     return result.rowcount == 1
 
 
-async def totals(conn: AsyncConnection, allocation_id: str) -> tuple[int, int]:
-    """(claimed, shipped) over all claims of the allocation."""
-    claimed, shipped = (
+def status_of(requested: int, claimed: int, shipped: int, released: int) -> str:
+    """The status an allocation's quantities add up to. ``shipped`` once all that is
+    claimed and not released has shipped (a backorder may remain: a fill reopens it);
+    ``released`` when nothing is open, backordered or shipped (every line given back)."""
+    open_ = claimed - shipped - released
+    if shipped:
+        return "partially_shipped" if open_ else "shipped"
+    if not open_:
+        return "backordered" if requested > claimed else "released"
+    return "partially_allocated" if requested > claimed else "allocated"
+
+
+async def settled_status(conn: AsyncConnection, allocation_id: str) -> str:
+    """``status_of`` the allocation as its demands and claims stand now."""
+    requested = await conn.scalar(
+        select(func.coalesce(func.sum(allocation_demands.c.quantity), 0)).where(
+            allocation_demands.c.allocation_id == allocation_id
+        )
+    )
+    claimed, shipped, released = (
         await conn.execute(
             select(
                 func.coalesce(func.sum(CLAIMS.c.quantity), 0),
                 func.coalesce(func.sum(CLAIMS.c.shipped), 0),
+                func.coalesce(func.sum(CLAIMS.c.released), 0),
             ).where(CLAIMS.c.allocation_id == allocation_id)
         )
     ).one()
-    return int(claimed), int(shipped)
+    return status_of(int(requested or 0), int(claimed), int(shipped), int(released))
+
+
+async def add_claims(conn: AsyncConnection, allocation_id: str, claims: Claims) -> None:
+    """More claimed on a line at a location (a fill): added to the claim there, or a
+    new claim."""
+    existing = {
+        (int(row.line_no), row.location_id)
+        for row in await conn.execute(
+            select(CLAIMS.c.line_no, CLAIMS.c.location_id).where(
+                CLAIMS.c.allocation_id == allocation_id
+            )
+        )
+    }
+    fresh: Claims = {}
+    for (line_no, location_id), (sku, quantity) in sorted(claims.items()):
+        if (line_no, location_id) not in existing:
+            fresh[(line_no, location_id)] = (sku, quantity)
+            continue
+        await conn.execute(
+            update(CLAIMS)
+            .where(
+                CLAIMS.c.allocation_id == allocation_id,
+                CLAIMS.c.line_no == line_no,
+                CLAIMS.c.location_id == location_id,
+            )
+            .values(quantity=CLAIMS.c.quantity + quantity)
+        )
+    if fresh:
+        await conn.execute(insert(allocation_lines), claim_rows(allocation_id, fresh))
+
+
+async def lower_demand(conn: AsyncConnection, allocation_id: str, line_no: int, by: int) -> None:
+    """A line's backordered units no longer wanted: its requested quantity goes down."""
+    await conn.execute(
+        update(allocation_demands)
+        .where(
+            allocation_demands.c.allocation_id == allocation_id,
+            allocation_demands.c.line_no == line_no,
+        )
+        .values(quantity=allocation_demands.c.quantity - by)
+    )
 
 
 async def set_status(conn: AsyncConnection, allocation_id: str, status: str, now: datetime) -> int:

@@ -9,12 +9,15 @@ from litestar.params import JSONBody
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
 from process_apis.availability.allocations.batcher import AllocationBatcher
+from process_apis.availability.allocations.fills import fill
+from process_apis.availability.allocations.line_releases import release_lines
+from process_apis.availability.allocations.schemas import Fill, FillIn, LineReleasesIn
 from process_apis.availability.ownership import for_customer, visible_to
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
-from shared.db import Database
-from shared.idempotency import IdempotencyKey
+from shared.db import Database, Tx
+from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
 from shared.problems import problem_responses
 
@@ -85,3 +88,75 @@ class AllocationController(Controller):
     ) -> Allocation:
         async with db.transaction() as tx:
             return await service.release(tx, allocation_id, bound_to=principal.customer_id)
+
+    @post(
+        "/{allocation_id:str}/fill",
+        operation_id="fillAllocation",
+        summary="Allocate more to the allocation's backordered lines",
+        description=(
+            "Without `lines`, every line's whole backorder. Under the allocation's "
+            "policy, channel and customer group, with the warehouse strategy and "
+            "ring-fences of a new allocation: `ship_complete` fills every requested unit "
+            "or none, `partial` and `reject` fill what there is. `filled` is what this "
+            "call allocated per location (empty when nothing could be). 422 "
+            "`/problems/fill-exceeds-backorder` when a line asks more than it has "
+            "backordered, 409 `/problems/allocation-released` once released."
+        ),
+        status_code=200,
+        responses=problem_responses(404, 409, 422),
+        **requires("inventory:write"),
+    )
+    async def fill_allocation(
+        self,
+        allocation_id: IdParam,
+        data: JSONBody[FillIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Fill]:
+        async def effect(tx: Tx) -> tuple[int, Fill]:
+            bound = principal.customer_id
+            return 200, await fill(tx, allocation_id, data, idempotency_key, bound_to=bound)
+
+        return await idempotency.run_once(
+            client_id=principal.client_id,
+            key=idempotency_key,
+            payload={"allocation_id": allocation_id, "fill": data},
+            effect=effect,
+        )
+
+    @post(
+        "/{allocation_id:str}/line-releases",
+        operation_id="releaseAllocationLines",
+        summary="Give back part of the lines: allocated units, backordered units",
+        description=(
+            "Per sku: `release` allocated, unshipped units (from `location_id` first) "
+            "back to available-to-promise, `cancel_backordered` backordered units no "
+            "longer wanted. Every line as asked or nothing: 409 "
+            "`/problems/release-exceeds-line` names the lines asking more than is open "
+            "or backordered. The whole-allocation release stays `POST .../release`."
+        ),
+        status_code=200,
+        responses=problem_responses(404, 409, 422),
+        **requires("inventory:write"),
+    )
+    async def release_allocation_lines(
+        self,
+        allocation_id: IdParam,
+        data: JSONBody[LineReleasesIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Allocation]:
+        async def effect(tx: Tx) -> tuple[int, Allocation]:
+            bound = principal.customer_id
+            return 200, await release_lines(
+                tx, allocation_id, data, idempotency_key, bound_to=bound
+            )
+
+        return await idempotency.run_once(
+            client_id=principal.client_id,
+            key=idempotency_key,
+            payload={"allocation_id": allocation_id, "release": data},
+            effect=effect,
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,7 +16,12 @@ from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations.planner import Line, Plan, plan_allocation, planned
 from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
-from process_apis.availability.positions.ledger import SOURCE, Cause
+from process_apis.availability.positions.ledger import (
+    SOURCE,
+    Cause,
+    PositionKey,
+    emit_replenished,
+)
 from process_apis.availability.rules.allowance import (
     Buyer,
     channel_view,
@@ -162,41 +168,63 @@ async def release(tx: Tx, allocation_id: str, *, bound_to: str | None = None) ->
     now = clock.now()
     cause = Cause("release", SOURCE, allocation_id)
     book = await PositionBook.lock(conn, [c.sku for c in claims])
-    released: list[LocatedLine] = []
+    given: Given = []
     for claim in claims:
-        if not await repo.mark_claim(conn, claim, released=claim.open):
-            raise RuntimeError(f"claim of {allocation_id} changed under its lock")
-        draws, missing = book.allocated_draws(claim.sku, claim.location_id, claim.open)
-        if missing:
-            log.warning(
-                "release of %s: %d %s at %s not found in allocated; positions have drifted",
-                allocation_id,
-                missing,
-                claim.sku,
-                claim.location_id,
-            )
-        for key, quantity in draws:
-            if not await book.apply(conn, key, {"allocated": -quantity}, cause, now=now):
-                raise RuntimeError(f"position {key} changed under its lock")
-        released.append(
-            LocatedLine(sku=claim.sku, location_id=claim.location_id, quantity=claim.open)
-        )
+        given += await give_back(conn, book, claim, int(claim.open), cause, now)
     version = await repo.set_status(conn, allocation_id, "released", now)
+    lines = [LocatedLine(sku=c.sku, location_id=c.location_id, quantity=c.open) for c in claims]
+    emit_released(tx, head, version, "released", lines)
+    emit_replenished(tx, given, "allocation_released")
+    result = await repo.load(conn, allocation_id)
+    assert result is not None
+    return result
+
+
+Given = list[tuple[PositionKey, dict[str, int]]]
+
+
+async def give_back(
+    conn: AsyncConnection,
+    book: PositionBook,
+    claim: Any,
+    quantity: int,
+    cause: Cause,
+    now: datetime,
+) -> Given:
+    """``quantity`` of an open claim becomes released and leaves ``allocated`` at its
+    location (the positions holding the most first): the position changes made."""
+    if not await repo.mark_claim(conn, claim, released=quantity):
+        raise RuntimeError(f"claim of {claim.allocation_id} changed under its lock")
+    draws, missing = book.allocated_draws(claim.sku, claim.location_id, quantity)
+    if missing:
+        log.warning(
+            "release of %s: %d %s at %s not found in allocated; positions have drifted",
+            claim.allocation_id,
+            missing,
+            claim.sku,
+            claim.location_id,
+        )
+    given: Given = []
+    for key, drawn in draws:
+        if not await book.apply(conn, key, {"allocated": -drawn}, cause, now=now):
+            raise RuntimeError(f"position {key} changed under its lock")
+        given.append((key, {"allocated": -drawn}))
+    return given
+
+
+def emit_released(tx: Tx, head: Any, version: int, reason: str, lines: list[LocatedLine]) -> None:
     tx.emit(
         STREAM_AVAILABILITY,
         new_event(
             source=SOURCE,
             type_="inventory.released",
-            subject=allocation_id,
+            subject=head.allocation_id,
             sequence=version,
             payload=InventoryReleased(
-                allocation_id=allocation_id,
+                allocation_id=head.allocation_id,
                 order_id=head.order_id,
-                reason="released",
-                lines=released,
+                reason=reason,
+                lines=lines,
             ),
         ),
     )
-    result = await repo.load(conn, allocation_id)
-    assert result is not None
-    return result

@@ -121,8 +121,7 @@ async def _mark_shipped(
         quantity = shipped.get((claim.line_no, claim.location_id), 0)
         if quantity and not await repo.mark_claim(conn, claim, shipped=quantity):
             raise RuntimeError(f"claim of {head.allocation_id} changed under its lock")
-    claimed_total, shipped_total = await repo.totals(conn, head.allocation_id)
     status = head.status
     if status != "released":
-        status = "shipped" if shipped_total >= claimed_total else "partially_shipped"
+        status = await repo.settled_status(conn, head.allocation_id)
     await repo.set_status(conn, head.allocation_id, status, now)
