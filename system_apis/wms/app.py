@@ -12,9 +12,11 @@ from shared.settings import Settings, load_settings
 from system_apis.wms.adapters.reference import ReferenceWms
 from system_apis.wms.adjustments.routes import AdjustmentController, CycleCountController
 from system_apis.wms.db import metadata, upgrade_schema
+from system_apis.wms.fulfillment.changes import FulfillmentChangeController
 from system_apis.wms.fulfillment.routes import FulfillmentController
 from system_apis.wms.receipts.routes import ReceiptController
 from system_apis.wms.returns.routes import ReturnController
+from system_apis.wms.shipments.routes import ShipmentController
 from system_apis.wms.stock.routes import StockController
 from system_apis.wms.warehouses.routes import WarehouseController
 
@@ -36,6 +38,8 @@ def create_app(
             WarehouseController,
             ReceiptController,
             FulfillmentController,
+            FulfillmentChangeController,
+            ShipmentController,
             StockController,
             AdjustmentController,
             CycleCountController,
@@ -43,13 +47,14 @@ def create_app(
         ],
         title="Tally WMS system API",
         description=(
-            "Warehouses, inbound receipts, fulfillment orders, picks, shipments, adjustments, "
-            "cycle counts, returns and physical stock of the WMS behind a canonical contract."
+            "Warehouses, inbound receipts, fulfillment orders, picks, put-aways, shortages, "
+            "shipments and their delivery, adjustments, cycle counts, returns and physical stock of the WMS behind a canonical contract."
         ),
         tags=[
             Tag(name="warehouses"),
             Tag(name="receipts"),
             Tag(name="fulfillment"),
+            Tag(name="shipments"),
             Tag(name="stock"),
             Tag(name="returns"),
         ],

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Integer,
     MetaData,
@@ -71,6 +72,9 @@ receipts = Table(
     Column("receipt_id", String(64), primary_key=True),
     Column("warehouse_id", String(64), ForeignKey("warehouses.warehouse_id"), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
+    # The ERP's inbound documents the receipt fulfils (ids only: the WMS knows no ERP).
+    Column("asn_id", String(64), nullable=True),
+    Column("purchase_order_id", String(64), nullable=True),
 )
 
 receipt_lines = Table(
@@ -167,7 +171,80 @@ pick_lines = Table(
     Column("quantity", BigInteger, nullable=False),
     # How much of this pick line has shipped (a shipment takes picked lots first).
     Column("shipped", BigInteger, nullable=False, default=0),
+    # How much of it went back to free stock (a put-away takes the newest picks first).
+    Column("put_away", BigInteger, nullable=False, default=0, server_default="0"),
     CheckConstraint("shipped >= 0 AND shipped <= quantity", name="pick_shipped_within_picked"),
+    CheckConstraint(
+        "put_away >= 0 AND shipped + put_away <= quantity", name="pick_put_away_within_picked"
+    ),
+)
+
+put_aways = Table(
+    "put_aways",
+    metadata,
+    Column("put_away_id", String(64), primary_key=True),
+    Column(
+        "fulfillment_order_id",
+        String(64),
+        ForeignKey("fulfillment_orders.fulfillment_order_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("put_away_at", UtcDateTime(), nullable=False),
+)
+
+put_away_lines = Table(
+    "put_away_lines",
+    metadata,
+    Column("put_away_id", String(64), ForeignKey("put_aways.put_away_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+)
+
+shortages = Table(
+    "shortages",
+    metadata,
+    Column("shortage_id", String(64), primary_key=True),
+    Column(
+        "fulfillment_order_id",
+        String(64),
+        ForeignKey("fulfillment_orders.fulfillment_order_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("adjustment_id", String(64), nullable=True),
+    Column("reported_at", UtcDateTime(), nullable=False),
+)
+
+shortage_lines = Table(
+    "shortage_lines",
+    metadata,
+    Column("shortage_id", String(64), ForeignKey("shortages.shortage_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+)
+
+# A shipment is delivered once: the primary key refuses a second delivery.
+shipment_deliveries = Table(
+    "shipment_deliveries",
+    metadata,
+    Column("shipment_id", String(64), ForeignKey("shipments.shipment_id"), primary_key=True),
+    Column("delivered_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# Carrier exceptions, numbered per shipment; the latest is the promise that holds.
+shipment_delays = Table(
+    "shipment_delays",
+    metadata,
+    Column("shipment_id", String(64), ForeignKey("shipments.shipment_id"), primary_key=True),
+    Column("delay_no", Integer, primary_key=True),
+    Column("reason", String(200), nullable=False),
+    Column("promised_date", Date, nullable=False),
+    Column("reported_at", UtcDateTime(), nullable=False),
 )
 
 adjustments = Table(
@@ -235,21 +312,25 @@ return_lines = Table(
 )
 
 
+# Columns added after their table existed, with the DDL type an old database gets.
+_COUNTER = "BIGINT NOT NULL DEFAULT 0"
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "warehouses": {"stock_version": _COUNTER},
+    "stock": dict.fromkeys(HELD, _COUNTER),
+    "fulfillment_lines": {"picked": _COUNTER},
+    "pick_lines": {"put_away": _COUNTER},
+    "receipts": {"asn_id": "VARCHAR(64)", "purchase_order_id": "VARCHAR(64)"},
+}
+
+
 def _add_missing_columns(conn: Connection) -> None:
     """Databases created before a column existed get it (``create_all`` only adds
-    tables): ``warehouses.stock_version``, the stock statuses and ``picked`` start at 0."""
-    wanted = {
-        "warehouses": ["stock_version"],
-        "stock": list(HELD),
-        "fulfillment_lines": ["picked"],
-    }
-    for table, names in wanted.items():
+    tables): counters start at 0, references at NULL."""
+    for table, wanted in _ADDED_COLUMNS.items():
         columns = {column["name"] for column in inspect(conn).get_columns(table)}
-        for name in names:
+        for name, ddl in wanted.items():
             if name not in columns:
-                conn.execute(
-                    text(f"ALTER TABLE {table} ADD COLUMN {name} BIGINT NOT NULL DEFAULT 0")
-                )
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
 
 async def upgrade_schema(db: Database) -> None:

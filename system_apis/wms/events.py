@@ -5,7 +5,11 @@ Stock-affecting facts (``receipt.posted``, ``pick.confirmed``, ``shipment.dispat
 warehouse's stock: subject ``warehouse:{warehouse_id}``, sequence = the warehouse's
 stock version after the change (raised by one per change, in the same transaction), so
 a consumer of positions applies them in the order the stock changed, parks a gap and
-drops a replay. ``fulfillment.released`` is its fulfillment order's own fact.
+drops a replay. ``pick.put_away`` and ``pick.shorted`` are stock facts too (a
+shortage raises the version twice: its ``inventory.adjusted`` moving stock to hold,
+then the ``pick.shorted``). ``fulfillment.released`` is its fulfillment order's own
+fact; ``shipment.delivered`` (sequence 2) and ``shipment.delayed`` (2 + its number)
+are facts of the shipment (subject ``shipment:{id}``), which consumers take unordered.
 """
 
 from __future__ import annotations
@@ -19,20 +23,27 @@ from shared.events.catalog import (
     InventoryAdjusted,
     Line,
     PickConfirmed,
+    PickPutAway,
+    PickShorted,
     ReceiptPosted,
     ReturnDispositioned,
     ReturnReceived,
+    ShipmentDelayed,
+    ShipmentDelivered,
     ShipmentDispatched,
 )
 from shared.events.envelope import Event, new_event
 from system_apis.wms.schemas import (
     Adjustment,
+    Delay,
     DispositionIn,
     FulfillmentOrder,
     Pick,
+    PutAway,
     Receipt,
     ReturnReceipt,
     Shipment,
+    Shortage,
     StockLine,
 )
 
@@ -57,6 +68,8 @@ def receipt_posted(receipt: Receipt, stock_version: int) -> Event:
             receipt_id=receipt.receipt_id,
             warehouse_id=receipt.warehouse_id,
             lines=_lines(receipt.lines),
+            asn_id=receipt.asn_id,
+            purchase_order_id=receipt.purchase_order_id,
         ),
     )
 
@@ -157,3 +170,65 @@ def return_dispositioned(
         ],
     )
     return _stock_event("return.dispositioned", receipt.warehouse_id, stock_version, payload)
+
+
+def pick_put_away(put_away: PutAway, stock_version: int) -> Event:
+    payload = PickPutAway(
+        put_away_id=put_away.put_away_id,
+        fulfillment_order_id=put_away.fulfillment_order_id,
+        order_id=put_away.order_id,
+        warehouse_id=put_away.warehouse_id,
+        lines=_lines(put_away.lines),
+    )
+    return _stock_event("pick.put_away", put_away.warehouse_id, stock_version, payload)
+
+
+def pick_shorted(shortage: Shortage, stock_version: int) -> Event:
+    payload = PickShorted(
+        shortage_id=shortage.shortage_id,
+        fulfillment_order_id=shortage.fulfillment_order_id,
+        order_id=shortage.order_id,
+        warehouse_id=shortage.warehouse_id,
+        lines=[Line(sku=line.sku, quantity=line.quantity) for line in shortage.lines],
+    )
+    return _stock_event("pick.shorted", shortage.warehouse_id, stock_version, payload)
+
+
+def shipment_subject(shipment_id: str) -> str:
+    return f"shipment:{shipment_id}"
+
+
+def shipment_delivered(shipment: Shipment) -> Event:
+    if shipment.delivered_at is None:
+        raise ValueError(f"shipment {shipment.shipment_id} is not delivered")
+    return new_event(
+        source=SOURCE,
+        type_="shipment.delivered",
+        subject=shipment_subject(shipment.shipment_id),
+        sequence=2,  # after shipment.dispatched, the shipment's first fact
+        payload=ShipmentDelivered(
+            shipment_id=shipment.shipment_id,
+            fulfillment_order_id=shipment.fulfillment_order_id,
+            order_id=shipment.order_id,
+            warehouse_id=shipment.warehouse_id,
+            delivered_at=shipment.delivered_at.isoformat(),
+        ),
+    )
+
+
+def shipment_delayed(shipment: Shipment, delay: Delay) -> Event:
+    return new_event(
+        source=SOURCE,
+        type_="shipment.delayed",
+        subject=shipment_subject(shipment.shipment_id),
+        sequence=2 + delay.number,
+        payload=ShipmentDelayed(
+            shipment_id=shipment.shipment_id,
+            fulfillment_order_id=shipment.fulfillment_order_id,
+            order_id=shipment.order_id,
+            warehouse_id=shipment.warehouse_id,
+            reason=delay.reason,
+            promised_date=delay.promised_date.isoformat(),
+            reported_at=delay.reported_at.isoformat(),
+        ),
+    )

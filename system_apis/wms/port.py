@@ -12,17 +12,25 @@ from system_apis.wms.schemas import (
     AdjustmentIn,
     CycleCount,
     CycleCountIn,
+    Delay,
+    DelayIn,
+    DeliveryIn,
     DispositionIn,
     FulfillmentOrder,
     FulfillmentOrderIn,
+    LineCancellationIn,
     Pick,
     PickIn,
+    PutAway,
+    PutAwayIn,
     Receipt,
     ReceiptIn,
     ReturnIn,
     ReturnReceipt,
     Shipment,
     ShipmentIn,
+    Shortage,
+    ShortageIn,
     StockPosition,
     Warehouse,
     WarehouseIn,
@@ -90,6 +98,40 @@ class StaleExpectation(WmsError):
         self.current = current
 
 
+class ShipmentNotFound(NotFound):
+    slug = "shipment-not-found"
+
+
+class UnknownLine(WmsError):
+    """A sku the fulfillment order has no line for."""
+
+    status, slug = 422, "unknown-line"
+
+
+class OverPutAway(WmsError):
+    """More would be put away than the order has picked and not shipped."""
+
+    status, slug = 409, "over-put-away"
+
+
+class NotOpen(WmsError):
+    """More of a line would be cancelled or shorted than is open and unpicked: picked
+    units are put away first, shipped ones never come back."""
+
+    status, slug = 409, "quantity-not-open"
+
+    def __init__(self, message: str, sku: str, open_quantity: int) -> None:
+        super().__init__(message, extra={"sku": sku, "open_quantity": open_quantity})
+
+
+class AlreadyDelivered(WmsError):
+    status, slug = 409, "shipment-delivered"
+
+
+class DeliveryBeforeShipment(WmsError):
+    status, slug = 422, "delivered-before-shipped"
+
+
 class OverDisposition(WmsError):
     """More of a return line would be dispositioned than was received."""
 
@@ -146,3 +188,40 @@ class WmsPort(Protocol):
     async def disposition_return(
         self, tx: Tx, return_id: str, disposition: DispositionIn
     ) -> ReturnReceipt: ...
+
+    # -- corrections of a fulfillment order --------------------------------
+    async def put_away(self, tx: Tx, fulfillment_order_id: str, put_away: PutAwayIn) -> PutAway:
+        """Picked, unshipped units back to free stock, newest picks first (raises the
+        stock version). OverPutAway, changing nothing, for more than that."""
+        ...
+
+    async def cancel_lines(
+        self, tx: Tx, fulfillment_order_id: str, cancellation: LineCancellationIn
+    ) -> FulfillmentOrder:
+        """Lines shrink by what is open and unpicked (NotOpen otherwise); the order is
+        ``cancelled`` when nothing is left and nothing shipped, ``shipped`` when all that
+        is left has shipped. Stock is untouched: no stock version."""
+        ...
+
+    async def report_shortage(
+        self, tx: Tx, fulfillment_order_id: str, shortage: ShortageIn
+    ) -> tuple[Shortage, Adjustment | None]:
+        """Lines shrink as in ``cancel_lines``, and up to the shorted quantity of free
+        stock moves to ``hold`` by the adjustment returned (stock version raised for it),
+        then the stock version is raised once more for the shortage itself."""
+        ...
+
+    # -- shipments after dispatch ------------------------------------------
+    async def get_shipment(self, shipment_id: str) -> Shipment | None: ...
+    async def record_delivery(
+        self, tx: Tx, shipment_id: str, delivery: DeliveryIn
+    ) -> tuple[Shipment, bool]:
+        """The shipment, delivered; True when this call delivered it (once only)."""
+        ...
+
+    async def record_delay(
+        self, tx: Tx, shipment_id: str, delay: DelayIn
+    ) -> tuple[Shipment, Delay]:
+        """The shipment with its new promise, and the delay as recorded (numbered 1, 2,
+        ...). AlreadyDelivered once the shipment is delivered."""
+        ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -38,6 +38,9 @@ class ReceiptLineIn(msgspec.Struct, forbid_unknown_fields=True):
 class ReceiptIn(msgspec.Struct, forbid_unknown_fields=True):
     warehouse_id: Identifier
     lines: Annotated[list[ReceiptLineIn], msgspec.Meta(min_length=1, max_length=500)]
+    # The inbound documents (ERP ids) the receipt fulfils, when the dock knows them.
+    asn_id: Identifier | None = None
+    purchase_order_id: Identifier | None = None
 
 
 class StockLine(msgspec.Struct):
@@ -53,6 +56,8 @@ class Receipt(msgspec.Struct):
     warehouse_id: str
     lines: list[StockLine]
     received_at: datetime
+    asn_id: str | None = None
+    purchase_order_id: str | None = None
 
 
 class FulfillmentLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,9 +72,13 @@ class FulfillmentOrderIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FulfillmentLine(msgspec.Struct):
+    """``quantity`` is what the order still asks for (cancelled and shorted units
+    leave it); ``picked`` counts units picked and not put away, shipped ones included."""
+
     sku: str
     quantity: int
     shipped: int
+    picked: int = 0
 
 
 class FulfillmentOrder(msgspec.Struct):
@@ -103,6 +112,10 @@ class Shipment(msgspec.Struct):
     tracking_number: str
     lines: list[StockLine]
     shipped_at: datetime
+    delivered_at: datetime | None = None
+    # The carrier's latest promise after an exception, and why (None until delayed).
+    promised_date: date | None = None
+    delay_reason: str | None = None
 
 
 class StockPosition(msgspec.Struct):
@@ -246,3 +259,79 @@ class DispositionLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class DispositionIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[DispositionLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class PutAwayLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+    lot: Lot | None = None
+
+
+class PutAwayIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[PutAwayLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class PutAway(msgspec.Struct):
+    """Picked units of a fulfillment order returned to free stock (an un-pick)."""
+
+    put_away_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[StockLine]
+    put_away_at: datetime
+
+
+class LineQuantityIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+
+
+class LineCancellationIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[LineQuantityIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class ShortageIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[LineQuantityIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class LineQuantity(msgspec.Struct):
+    sku: str
+    quantity: int
+
+
+class Shortage(msgspec.Struct):
+    """Units of a fulfillment order the warehouse could not find: its lines shrank by
+    ``lines``. ``held`` is the free stock moved to ``hold`` until counted (by the
+    adjustment ``adjustment_id``; none when there was no free stock left)."""
+
+    shortage_id: str
+    fulfillment_order_id: str
+    order_id: str
+    warehouse_id: str
+    lines: list[LineQuantity]
+    reported_at: datetime
+    held: list[StockLine] = msgspec.field(default_factory=list)
+    adjustment_id: str | None = None
+
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+DelayReason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class DeliveryIn(msgspec.Struct, forbid_unknown_fields=True):
+    delivered_at: AwareDatetime | None = None
+
+
+class DelayIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: DelayReason
+    promised_date: date
+
+
+class Delay(msgspec.Struct):
+    """One carrier exception of a shipment, numbered from 1 (what shipment.delayed says)."""
+
+    number: int
+    reason: str
+    promised_date: date
+    reported_at: datetime

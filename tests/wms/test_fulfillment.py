@@ -31,8 +31,8 @@ def test_release_then_ship_in_two_parts(client: TestClient[Any], settings: Setti
     assert fo_id.startswith("FO-")
     assert fo["status"] == "released"
     assert fo["lines"] == [
-        {"sku": "A", "quantity": 6, "shipped": 0},
-        {"sku": "B", "quantity": 2, "shipped": 0},
+        {"sku": "A", "quantity": 6, "shipped": 0, "picked": 0},
+        {"sku": "B", "quantity": 2, "shipped": 0, "picked": 0},
     ]
 
     first = ship(client, fo_id, [{"sku": "A", "quantity": 4}], key="s1")

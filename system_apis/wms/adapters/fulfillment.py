@@ -18,6 +18,7 @@ from system_apis.wms.adapters.common import (
     lot_out,
     require_warehouse,
 )
+from system_apis.wms.adapters.deliveries import load_shipments
 from system_apis.wms.port import (
     DuplicateLine,
     FulfillmentOrderNotFound,
@@ -49,7 +50,9 @@ async def load_orders(conn: AsyncConnection, query: Select[Any]) -> list[Fulfill
         select(FL).where(FL.c.fulfillment_order_id.in_(ids)).order_by(FL.c.line_no)
     )
     for row in rows:
-        lines[row.fulfillment_order_id].append(FulfillmentLine(row.sku, row.quantity, row.shipped))
+        lines[row.fulfillment_order_id].append(
+            FulfillmentLine(row.sku, row.quantity, row.shipped, row.picked)
+        )
     return [
         FulfillmentOrder(
             fulfillment_order_id=h.fulfillment_order_id,
@@ -77,14 +80,21 @@ async def _locked_head(conn: AsyncConnection, fulfillment_order_id: str) -> Any:
     return head
 
 
+def pick_open(pick: Any) -> int:
+    """What of a pick line is still picked: neither shipped nor put away."""
+    return int(pick.quantity - pick.shipped - pick.put_away)
+
+
 async def _open_picks(conn: AsyncConnection, fulfillment_order_id: str) -> list[Any]:
-    """The order's pick lines not yet shipped, locked, in (sku, lot, pick) order."""
+    """The order's pick lines neither shipped nor put away, locked, in (sku, lot, pick)
+    order."""
     return list(
         (
             await conn.execute(
                 select(PL)
                 .where(
-                    PL.c.fulfillment_order_id == fulfillment_order_id, PL.c.shipped < PL.c.quantity
+                    PL.c.fulfillment_order_id == fulfillment_order_id,
+                    PL.c.shipped + PL.c.put_away < PL.c.quantity,
                 )
                 .order_by(PL.c.sku, PL.c.lot, PL.c.pick_id, PL.c.line_no)
                 .with_for_update()
@@ -107,7 +117,7 @@ async def _draw_stock(
     picked_left: dict[tuple[str, str], int] = {}
     for pick in picks:
         key = (pick.sku, pick.lot)
-        picked_left[key] = picked_left.get(key, 0) + int(pick.quantity - pick.shipped)
+        picked_left[key] = picked_left.get(key, 0) + pick_open(pick)
     skus = sorted({line.sku for line in lines})
     rows = (
         await conn.execute(
@@ -173,7 +183,7 @@ async def _ship_picks(
     left = dict(from_picks)
     for pick in picks:
         key = (pick.sku, pick.lot)
-        take = min(left.get(key, 0), int(pick.quantity - pick.shipped))
+        take = min(left.get(key, 0), pick_open(pick))
         if take <= 0:
             continue
         left[key] -= take
@@ -334,34 +344,7 @@ class ReferenceFulfillment:
         )
 
     async def list_shipments(self, fulfillment_order_id: str) -> list[Shipment]:
-        table = tables.shipments
         async with self.db.read() as conn:
-            heads = (
-                await conn.execute(
-                    select(table)
-                    .where(table.c.fulfillment_order_id == fulfillment_order_id)
-                    .order_by(table.c.shipment_id)
-                )
-            ).all()
-            ids = [h.shipment_id for h in heads]
-            lines: dict[str, list[StockLine]] = {i: [] for i in ids}
-            rows = await conn.execute(
-                select(tables.shipment_lines)
-                .where(tables.shipment_lines.c.shipment_id.in_(ids))
-                .order_by(tables.shipment_lines.c.line_no)
+            return await load_shipments(
+                conn, tables.shipments.c.fulfillment_order_id == fulfillment_order_id
             )
-            for r in rows:
-                lines[r.shipment_id].append(StockLine(r.sku, r.quantity, lot_out(r.lot)))
-        return [
-            Shipment(
-                shipment_id=h.shipment_id,
-                fulfillment_order_id=h.fulfillment_order_id,
-                order_id=h.order_id,
-                warehouse_id=h.warehouse_id,
-                carrier=h.carrier,
-                tracking_number=h.tracking_number,
-                lines=lines[h.shipment_id],
-                shipped_at=h.shipped_at,
-            )
-            for h in heads
-        ]

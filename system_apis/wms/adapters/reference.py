@@ -21,9 +21,12 @@ from system_apis.wms.adapters.common import (
     lot_out,
     stock_version,
 )
+from system_apis.wms.adapters.deliveries import ReferenceDeliveries
 from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
 from system_apis.wms.adapters.picks import ReferencePicks
+from system_apis.wms.adapters.putaways import ReferencePutAways
 from system_apis.wms.adapters.returns import ReferenceReturns
+from system_apis.wms.adapters.shortages import ReferenceShortages
 from system_apis.wms.adapters.stock_changes import ReferenceStockChanges
 from system_apis.wms.port import DuplicateWarehouse
 from system_apis.wms.schemas import (
@@ -37,7 +40,15 @@ from system_apis.wms.schemas import (
 )
 
 
-class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, ReferenceReturns):
+class ReferenceWms(
+    ReferenceFulfillment,
+    ReferencePicks,
+    ReferencePutAways,
+    ReferenceShortages,
+    ReferenceDeliveries,
+    ReferenceStockChanges,
+    ReferenceReturns,
+):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -75,7 +86,11 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
         now = datetime.now(UTC)
         await tx.conn.execute(
             insert(tables.receipts).values(
-                receipt_id=receipt_id, warehouse_id=receipt.warehouse_id, received_at=now
+                receipt_id=receipt_id,
+                warehouse_id=receipt.warehouse_id,
+                received_at=now,
+                asn_id=receipt.asn_id,
+                purchase_order_id=receipt.purchase_order_id,
             )
         )
         await tx.conn.execute(
@@ -97,7 +112,9 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
                 tx.conn, receipt.warehouse_id, line.sku, line.lot or "", line.quantity, now
             )
         lines = [StockLine(line.sku, line.quantity, line.lot) for line in receipt.lines]
-        return Receipt(receipt_id, receipt.warehouse_id, lines, now)
+        return Receipt(
+            receipt_id, receipt.warehouse_id, lines, now, receipt.asn_id, receipt.purchase_order_id
+        )
 
     async def get_receipt(self, receipt_id: str) -> Receipt | None:
         async with self.db.read() as conn:
@@ -116,7 +133,14 @@ class ReferenceWms(ReferenceFulfillment, ReferencePicks, ReferenceStockChanges, 
                 )
             ).all()
         lines = [StockLine(r.sku, r.quantity, lot_out(r.lot)) for r in rows]
-        return Receipt(head.receipt_id, head.warehouse_id, lines, head.received_at)
+        return Receipt(
+            head.receipt_id,
+            head.warehouse_id,
+            lines,
+            head.received_at,
+            head.asn_id,
+            head.purchase_order_id,
+        )
 
     # -- fulfillment orders (reads; writes are in ReferenceFulfillment) --
     async def get_fulfillment_order(self, fulfillment_order_id: str) -> FulfillmentOrder | None:
