@@ -7,15 +7,17 @@ from litestar.openapi.spec import Tag
 
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
-from shared.service import Runtime, build_app
+from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 from system_apis.erp.adapters.reference import ReferenceErp
+from system_apis.erp.customers.prices import CustomerPriceController
 from system_apis.erp.customers.routes import CustomerController
-from system_apis.erp.db import metadata
+from system_apis.erp.db import metadata, upgrade_schema
 from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
 from system_apis.erp.items.routes import ItemController
 from system_apis.erp.purchasing.routes import AsnController, PurchaseOrderController
+from system_apis.erp.sales_orders.routes import SalesOrderController
 
 
 def create_app(
@@ -34,6 +36,8 @@ def create_app(
         route_handlers=[
             ItemController,
             CustomerController,
+            CustomerPriceController,
+            SalesOrderController,
             InvoiceController,
             PurchaseOrderController,
             AsnController,
@@ -41,15 +45,18 @@ def create_app(
         ],
         title="Tally ERP system API",
         description=(
-            "Items, customers, prices, invoices, purchase orders, ASNs and the financial "
-            "inventory of the ERP behind a canonical contract."
+            "Items, customers (status, group, terms, ship-tos, own prices), sales orders and "
+            "credit exposure, invoices, purchase orders, ASNs and the financial inventory of "
+            "the ERP behind a canonical contract."
         ),
         tags=[
             Tag(name="items"),
             Tag(name="customers"),
+            Tag(name="sales-orders"),
             Tag(name="invoices"),
             Tag(name="purchasing"),
             Tag(name="inventory"),
         ],
         dependencies={"erp": erp, "idempotency": runtime.idempotency, "runtime": runtime},
+        extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )

@@ -1,4 +1,7 @@
-"""Tables of the reference ERP (the built-in adapter's system of record)."""
+"""Tables of the reference ERP (the built-in adapter's system of record).
+
+``create_all`` adds the tables a database lacks; ``upgrade_schema`` (at start-up, after
+it) adds the columns and indexes that tables created by an earlier version lack."""
 
 from __future__ import annotations
 
@@ -6,15 +9,21 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Connection,
     Date,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     UniqueConstraint,
+    inspect,
+    text,
 )
+from sqlalchemy.schema import CreateColumn
 
+from shared.db import Database
 from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
@@ -38,6 +47,65 @@ customers = Table(
     Column("credit_limit_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Added by issue 16 (upgrade_schema adds them to older databases); a customer
+    # written before has no updated_at until it changes (its created_at stands in).
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("customer_group", String(64), nullable=True),
+    Column("payment_terms", String(16), nullable=False, server_default="net30"),
+    Column("updated_at", UtcDateTime(), nullable=True),
+)
+
+# A customer's ship-to addresses, replaced as a whole list (``position`` keeps its order).
+customer_ship_tos = Table(
+    "customer_ship_tos",
+    metadata,
+    Column("customer_id", String(64), ForeignKey("customers.customer_id"), primary_key=True),
+    Column("ship_to_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("line1", String(200), nullable=False),
+    Column("line2", String(200), nullable=True),
+    Column("city", String(200), nullable=False),
+    Column("postal_code", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", String(64), nullable=False),
+)
+
+# Customer-specific prices over the items' list prices.
+customer_prices = Table(
+    "customer_prices",
+    metadata,
+    Column("customer_id", String(64), ForeignKey("customers.customer_id"), primary_key=True),
+    Column("sku", String(64), ForeignKey("items.sku"), primary_key=True),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Sales orders as the ERP books them (the caller sends whole versions): ``value_minor``
+# is sum((quantity - cancelled) * unit price), kept so credit exposure is one query.
+sales_orders = Table(
+    "sales_orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # open, closed, cancelled
+    Column("value_minor", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+sales_order_lines = Table(
+    "sales_order_lines",
+    metadata,
+    Column("order_id", String(64), ForeignKey("sales_orders.order_id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("cancelled", BigInteger, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
 )
 
 invoices = Table(
@@ -151,3 +219,36 @@ inventory_posting_lines = Table(
     Column("sku", String(64), nullable=False),
     Column("quantity_delta", BigInteger, nullable=False),
 )
+
+# A customer's invoices are summed for its credit exposure on every order.
+INVOICES_BY_CUSTOMER = Index("invoices_by_customer", invoices.c.customer_id)
+
+
+# -- schema upgrades -------------------------------------------------------------------
+
+
+def _customer_master_columns(conn: Connection) -> None:
+    """A database created before the customer master had status, group, terms and
+    updated_at gets the columns (with their defaults: active, net30)."""
+    present = {c["name"] for c in inspect(conn).get_columns(customers.name)}
+    for column in customers.columns:
+        if column.name not in present:
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {customers.name} ADD COLUMN {ddl}"))
+
+
+def _invoices_by_customer(conn: Connection) -> None:
+    if not any(
+        i["name"] == INVOICES_BY_CUSTOMER.name for i in inspect(conn).get_indexes("invoices")
+    ):
+        INVOICES_BY_CUSTOMER.create(conn)
+
+
+def _upgrade(conn: Connection) -> None:
+    _customer_master_columns(conn)
+    _invoices_by_customer(conn)
+
+
+async def upgrade_schema(db: Database) -> None:
+    """Brings a database created by an earlier version up to date (idempotent)."""
+    await db.upgrade_schema(_upgrade)

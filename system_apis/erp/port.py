@@ -6,12 +6,16 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from shared.db import Tx
+from shared.models import Money
 from shared.refusals import Refusal
 from system_apis.erp.schemas import (
     Asn,
     AsnIn,
+    CreditExposure,
     Customer,
     CustomerIn,
+    CustomerPatch,
+    CustomerPrice,
     FinancialStock,
     Invoice,
     InvoiceIn,
@@ -19,8 +23,11 @@ from system_apis.erp.schemas import (
     ItemIn,
     Posting,
     PostingIn,
+    PriceForCustomer,
     PurchaseOrder,
     PurchaseOrderIn,
+    SalesOrder,
+    SalesOrderIn,
 )
 
 
@@ -59,6 +66,29 @@ class ErpPort(Protocol):
     ) -> list[Item]: ...
     async def create_customer(self, tx: Tx, customer: CustomerIn) -> Customer: ...
     async def get_customer(self, customer_id: str) -> Customer | None: ...
+    async def update_customer(self, tx: Tx, customer_id: str, patch: CustomerPatch) -> Customer:
+        """NotFound for an unknown customer; Invalid ``currency-change`` when the credit
+        limit names another currency."""
+        ...
+
+    # -- customer prices over list prices --------------------------------------
+    async def set_customer_price(
+        self, tx: Tx, customer_id: str, sku: str, unit_price: Money
+    ) -> CustomerPrice: ...
+    async def delete_customer_price(self, tx: Tx, customer_id: str, sku: str) -> None: ...
+    async def prices_for_customer(
+        self, customer_id: str, skus: list[str]
+    ) -> list[PriceForCustomer] | None: ...
+
+    # -- sales orders and credit (the ERP is the book of record) ---------------
+    async def put_sales_order(self, tx: Tx, order_id: str, order: SalesOrderIn) -> SalesOrder:
+        """Stores ``order`` if its version is newer than the stored one; answers the
+        stored order either way."""
+        ...
+
+    async def get_sales_order(self, order_id: str) -> SalesOrder | None: ...
+    async def credit_exposure(self, customer_id: str) -> CreditExposure | None: ...
+
     async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice: ...
     async def list_invoices(
         self, order_ids: list[str], after: str | None, limit: int

@@ -6,8 +6,10 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-from shared.models import Identifier, Money, Name, Quantity, Sku
+from shared.models import AmountMinor, Currency, Identifier, Money, Name, Quantity, Sku
+from system_apis.erp.countries import COUNTRIES
 
 Uom = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,8}$", examples=["EA"])]
 
@@ -27,10 +29,73 @@ class Item(msgspec.Struct):
     created_at: datetime
 
 
+CustomerStatus = Literal["active", "blocked"]
+PaymentTerms = Literal["prepaid", "net15", "net30", "net60"]
+CustomerGroup = Identifier
+Region = Identifier
+Country = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
+]
+AddressLine = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+PostalCode = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+
+
+class Address(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    line1: AddressLine
+    city: AddressLine
+    postal_code: PostalCode
+    country: Country
+    line2: AddressLine | None = None
+
+    def __post_init__(self) -> None:
+        if self.country not in COUNTRIES:
+            raise ValueError(f"{self.country} is not an ISO 3166-1 alpha-2 country code")
+
+
+class ShipTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ship_to_id: Identifier
+    name: Name
+    address: Address
+    region: Region
+
+
+ShipTos = Annotated[list[ShipTo], msgspec.Meta(max_length=50)]
+
+
+def _distinct_ship_tos(ship_tos: list[ShipTo]) -> None:
+    ids = [s.ship_to_id for s in ship_tos]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each ship_to_id may appear once")
+
+
 class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
     customer_id: Identifier
     name: Name
     credit_limit: Money
+    status: CustomerStatus = "active"
+    customer_group: CustomerGroup | None = None
+    payment_terms: PaymentTerms = "net30"
+    ship_tos: ShipTos = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _distinct_ship_tos(self.ship_tos)
+
+
+class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """The fields to change; an absent one keeps its value, ``customer_group: null``
+    clears the group, ``ship_tos`` replaces the whole list. The credit limit's currency
+    cannot change."""
+
+    name: Name | UnsetType = UNSET
+    credit_limit: Money | UnsetType = UNSET
+    status: CustomerStatus | UnsetType = UNSET
+    customer_group: CustomerGroup | UnsetType | None = UNSET
+    payment_terms: PaymentTerms | UnsetType = UNSET
+    ship_tos: ShipTos | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ship_tos, UnsetType):
+            _distinct_ship_tos(self.ship_tos)
 
 
 class Customer(msgspec.Struct):
@@ -38,6 +103,99 @@ class Customer(msgspec.Struct):
     name: str
     credit_limit: Money
     created_at: datetime
+    status: CustomerStatus
+    customer_group: str | None
+    payment_terms: PaymentTerms
+    ship_tos: list[ShipTo]
+    updated_at: datetime
+
+
+class CustomerPriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    unit_price: Money
+
+
+class CustomerPrice(msgspec.Struct):
+    customer_id: str
+    sku: str
+    unit_price: Money
+
+
+class PriceForCustomer(msgspec.Struct):
+    """The price a customer pays for a sku: its own (``customer``) or the list price."""
+
+    sku: str
+    unit_price: Money
+    source: Literal["customer", "list"]
+
+
+class SignedMoney(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Money's shape for an amount that may be negative (credit still available)."""
+
+    amount_minor: Annotated[int, msgspec.Meta(ge=-(10**18), le=10**18)]
+    currency: Currency
+
+
+class CreditExposure(msgspec.Struct):
+    """``exposure`` = ``open_orders`` (open sales orders not yet invoiced) +
+    ``unpaid_invoices``; ``available`` = ``credit_limit`` - ``exposure`` (may be
+    negative). All in the credit limit's currency."""
+
+    customer_id: str
+    credit_limit: Money
+    open_orders: Money
+    unpaid_invoices: Money
+    exposure: Money
+    available: SignedMoney
+
+
+SalesOrderStatus = Literal["open", "closed", "cancelled"]
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+Version = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+class SalesOrderLineIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Count
+    unit_price_minor: AmountMinor
+    cancelled: Count = 0
+
+    def __post_init__(self) -> None:
+        if self.cancelled > self.quantity:
+            raise ValueError("cancelled may not exceed quantity")
+
+
+class SalesOrderIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The whole state of a sales order at ``version``: a version the ERP holds already
+    (or an older one) changes nothing."""
+
+    customer_id: Identifier
+    currency: Currency
+    version: Version
+    status: SalesOrderStatus
+    lines: Annotated[list[SalesOrderLineIn], msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SalesOrderLine(msgspec.Struct):
+    sku: str
+    quantity: int
+    cancelled: int
+    unit_price_minor: int
+
+
+class SalesOrder(msgspec.Struct):
+    """``value`` = sum((quantity - cancelled) * unit price); ``invoiced`` = the ERP's
+    invoices of the order; ``open_value`` = max(0, value - invoiced) while open, else 0."""
+
+    order_id: str
+    customer_id: str
+    currency: str
+    version: int
+    status: SalesOrderStatus
+    lines: list[SalesOrderLine]
+    value: Money
+    invoiced: Money
+    open_value: Money
+    updated_at: datetime
 
 
 class InvoiceLineIn(msgspec.Struct, forbid_unknown_fields=True):

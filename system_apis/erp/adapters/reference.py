@@ -12,11 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from shared.db import Database, Tx
 from shared.models import Money
 from system_apis.erp import db as tables
+from system_apis.erp.adapters.customers import ReferenceCustomers
 from system_apis.erp.adapters.purchasing import ReferencePurchasing
+from system_apis.erp.adapters.sales import ReferenceSales
 from system_apis.erp.port import DuplicateRecord, Invalid
 from system_apis.erp.schemas import (
-    Customer,
-    CustomerIn,
     Invoice,
     InvoiceIn,
     InvoiceLine,
@@ -35,16 +35,7 @@ def _item(row: Any) -> Item:
     )
 
 
-def _customer(row: Any) -> Customer:
-    return Customer(
-        customer_id=row.customer_id,
-        name=row.name,
-        credit_limit=Money(row.credit_limit_minor, row.currency),
-        created_at=row.created_at,
-    )
-
-
-class ReferenceErp(ReferencePurchasing):
+class ReferenceErp(ReferenceCustomers, ReferenceSales, ReferencePurchasing):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -81,34 +72,6 @@ class ReferenceErp(ReferencePurchasing):
             query = query.where(tables.items.c.sku > after)
         async with self.db.read() as conn:
             return [_item(row) for row in await conn.execute(query)]
-
-    async def create_customer(self, tx: Tx, customer: CustomerIn) -> Customer:
-        now = datetime.now(UTC)
-        try:
-            async with tx.conn.begin_nested():
-                await tx.conn.execute(
-                    insert(tables.customers).values(
-                        customer_id=customer.customer_id,
-                        name=customer.name,
-                        credit_limit_minor=customer.credit_limit.amount_minor,
-                        currency=customer.credit_limit.currency,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError as exc:
-            raise DuplicateRecord(
-                "duplicate-customer", f"Customer {customer.customer_id} already exists."
-            ) from exc
-        return Customer(customer.customer_id, customer.name, customer.credit_limit, now)
-
-    async def get_customer(self, customer_id: str) -> Customer | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(tables.customers).where(tables.customers.c.customer_id == customer_id)
-                )
-            ).first()
-        return _customer(row) if row else None
 
     async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice:
         currencies = {line.unit_price.currency for line in invoice.lines}

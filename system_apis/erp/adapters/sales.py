@@ -1,0 +1,204 @@
+"""Sales orders as the reference ERP books them, and customers' credit exposure.
+
+The order service sends each sales order whole, with a version: a newer version
+replaces the stored one, an older or equal one changes nothing, so the ERP's copy does
+not depend on the order in which updates arrive or on how often they are retried.
+
+Exposure = open orders not yet invoiced + unpaid invoices, in one query (the order
+service asks on every order)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ScalarSelect, case, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database, Tx
+from shared.models import Money
+from system_apis.erp import db as tables
+from system_apis.erp.port import Invalid
+from system_apis.erp.schemas import (
+    CreditExposure,
+    SalesOrder,
+    SalesOrderIn,
+    SalesOrderLine,
+    SignedMoney,
+)
+
+CUST = tables.customers
+SO = tables.sales_orders
+SOL = tables.sales_order_lines
+INV = tables.invoices
+
+MAX_VALUE = 10**15  # Money's bound
+
+
+def _invoiced() -> ScalarSelect[Any]:
+    """What the ERP has invoiced of the enclosing query's sales order."""
+    return (
+        select(func.coalesce(func.sum(INV.c.total_minor), 0))
+        .where(INV.c.order_id == SO.c.order_id, INV.c.currency == SO.c.currency)
+        .scalar_subquery()
+    )
+
+
+def _open_orders() -> ScalarSelect[Any]:
+    """The enclosing query's customer's open sales orders, less what is invoiced."""
+    uninvoiced = case((SO.c.value_minor > _invoiced(), SO.c.value_minor - _invoiced()), else_=0)
+    return (
+        select(func.coalesce(func.sum(uninvoiced), 0))
+        .where(
+            SO.c.customer_id == CUST.c.customer_id,
+            SO.c.currency == CUST.c.currency,
+            SO.c.status == "open",
+        )
+        .scalar_subquery()
+    )
+
+
+def _unpaid_invoices() -> ScalarSelect[Any]:
+    """The enclosing query's customer's invoices in its currency. There are no payments
+    or credit notes yet: issue 17 subtracts them here."""
+    return (
+        select(func.coalesce(func.sum(INV.c.total_minor), 0))
+        .where(INV.c.customer_id == CUST.c.customer_id, INV.c.currency == CUST.c.currency)
+        .scalar_subquery()
+    )
+
+
+async def load_sales_order(conn: AsyncConnection, order_id: str) -> SalesOrder | None:
+    head = (
+        await conn.execute(
+            select(SO, _invoiced().label("invoiced")).where(SO.c.order_id == order_id)
+        )
+    ).first()
+    if head is None:
+        return None
+    rows = await conn.execute(select(SOL).where(SOL.c.order_id == order_id).order_by(SOL.c.line_no))
+    invoiced = int(head.invoiced)
+    open_value = max(0, head.value_minor - invoiced) if head.status == "open" else 0
+    return SalesOrder(
+        order_id=head.order_id,
+        customer_id=head.customer_id,
+        currency=head.currency,
+        version=head.version,
+        status=head.status,
+        lines=[SalesOrderLine(r.sku, r.quantity, r.cancelled, r.unit_price_minor) for r in rows],
+        value=Money(head.value_minor, head.currency),
+        invoiced=Money(invoiced, head.currency),
+        open_value=Money(open_value, head.currency),
+        updated_at=head.updated_at,
+    )
+
+
+async def _check_customer(conn: AsyncConnection, order: SalesOrderIn) -> None:
+    currency = await conn.scalar(
+        select(CUST.c.currency).where(CUST.c.customer_id == order.customer_id)
+    )
+    if currency is None:
+        raise Invalid("unknown-customer", f"No customer {order.customer_id}.")
+    if order.currency != currency:
+        raise Invalid(
+            "currency-mismatch",
+            f"{order.customer_id}'s credit is kept in {currency}, not {order.currency}.",
+        )
+
+
+async def _stored(conn: AsyncConnection, order_id: str) -> Any:
+    """The stored version's head, locked until the transaction ends (or None)."""
+    query = select(SO.c.customer_id, SO.c.version).where(SO.c.order_id == order_id)
+    return (await conn.execute(query.with_for_update())).first()
+
+
+async def _created(conn: AsyncConnection, order_id: str, head: dict[str, Any]) -> bool:
+    """Whether the order was new and is now stored (False: a concurrent PUT stored it)."""
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(SO).values(order_id=order_id, created_at=head["updated_at"], **head)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+class ReferenceSales:
+    db: Database
+
+    async def put_sales_order(self, tx: Tx, order_id: str, order: SalesOrderIn) -> SalesOrder:
+        conn = tx.conn
+        await _check_customer(conn, order)
+        value = sum((x.quantity - x.cancelled) * x.unit_price_minor for x in order.lines)
+        if value > MAX_VALUE:
+            raise Invalid("value-too-large", f"Sales order {order_id} is worth more than 10^15.")
+        now = datetime.now(UTC)
+        head = {
+            "customer_id": order.customer_id,
+            "currency": order.currency,
+            "version": order.version,
+            "status": order.status,
+            "value_minor": value,
+            "updated_at": now,
+        }
+        stored = await _stored(conn, order_id)
+        if stored is None and not await _created(conn, order_id, head):
+            stored = await _stored(conn, order_id)
+        if stored is not None:
+            if stored.version >= order.version:
+                found = await load_sales_order(conn, order_id)
+                assert found is not None
+                return found
+            if stored.customer_id != order.customer_id:
+                raise Invalid(
+                    "sales-order-customer-changed",
+                    f"Sales order {order_id} is {stored.customer_id}'s; a version cannot move it.",
+                )
+            await conn.execute(update(SO).where(SO.c.order_id == order_id).values(**head))
+            await conn.execute(delete(SOL).where(SOL.c.order_id == order_id))
+        await conn.execute(
+            insert(SOL),
+            [
+                {
+                    "order_id": order_id,
+                    "line_no": n,
+                    "sku": x.sku,
+                    "quantity": x.quantity,
+                    "cancelled": x.cancelled,
+                    "unit_price_minor": x.unit_price_minor,
+                }
+                for n, x in enumerate(order.lines, start=1)
+            ],
+        )
+        found = await load_sales_order(conn, order_id)
+        assert found is not None
+        return found
+
+    async def get_sales_order(self, order_id: str) -> SalesOrder | None:
+        async with self.db.read() as conn:
+            return await load_sales_order(conn, order_id)
+
+    async def credit_exposure(self, customer_id: str) -> CreditExposure | None:
+        query = select(
+            CUST.c.credit_limit_minor,
+            CUST.c.currency,
+            _open_orders().label("open_orders"),
+            _unpaid_invoices().label("unpaid_invoices"),
+        ).where(CUST.c.customer_id == customer_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        currency = row.currency
+        open_orders, unpaid = int(row.open_orders), int(row.unpaid_invoices)
+        exposure = open_orders + unpaid
+        return CreditExposure(
+            customer_id=customer_id,
+            credit_limit=Money(row.credit_limit_minor, currency),
+            open_orders=Money(open_orders, currency),
+            unpaid_invoices=Money(unpaid, currency),
+            exposure=Money(exposure, currency),
+            available=SignedMoney(row.credit_limit_minor - exposure, currency),
+        )
