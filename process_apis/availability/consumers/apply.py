@@ -32,8 +32,10 @@ def add(changes: Changes, key: PositionKey, **deltas: int) -> None:
 
 async def apply_changes(
     conn: AsyncConnection, changes: Changes, cause: Cause, now: datetime
-) -> None:
-    """Every position's deltas in (sku, location, lot) order, each one ledger row."""
+) -> list[tuple[PositionKey, dict[str, int]]]:
+    """Every position's deltas in (sku, location, lot) order, each one ledger row;
+    returns the deltas as applied (``emit_replenished`` takes them)."""
+    applied: list[tuple[PositionKey, dict[str, int]]] = []
     for key, deltas in sorted(changes.items()):
         deltas = {bucket: d for bucket, d in deltas.items() if d}
         if not deltas:
@@ -57,3 +59,5 @@ async def apply_changes(
             )
         if not await change(conn, key, clamped, cause, now=now):
             raise RuntimeError(f"position {key} changed under its lock")
+        applied.append((key, clamped))
+    return applied

@@ -19,7 +19,13 @@ from process_apis.availability.consumers.wms_stock import (
     on_return_received,
     release_external_picks,
 )
-from process_apis.availability.positions.ledger import Cause, PositionKey, change, ensure
+from process_apis.availability.positions.ledger import (
+    Cause,
+    PositionKey,
+    change,
+    emit_replenished,
+    ensure,
+)
 from shared.db import Tx
 from shared.events.catalog import ReceiptPosted
 from shared.events.envelope import Event
@@ -44,6 +50,8 @@ async def on_receipt(tx: Tx, event: Event) -> None:
         await ensure(tx.conn, key, now)
         if not await change(tx.conn, key, {"on_hand": quantity}, cause, now=now):
             raise RuntimeError(f"position {key} vanished while receiving")
+    changes = [(key, {"on_hand": quantity}) for key, quantity in received.items()]
+    emit_replenished(tx, changes, "receipt", causation=event)
 
 
 async def on_shipment(tx: Tx, event: Event) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.consumers.apply import Changes, add, apply_changes
 from process_apis.availability.db import allocation_lines, picks_seen
-from process_apis.availability.positions.ledger import Cause, PositionKey
+from process_apis.availability.positions.ledger import Cause, PositionKey, emit_replenished
 from shared.db import Tx
 from shared.events.catalog import (
     InventoryAdjusted,
@@ -151,7 +151,8 @@ async def on_adjusted(tx: Tx, event: Event) -> None:
             add(changes, key, **{line.status: line.quantity_delta})
     reason = adjusted.reason[:32] or "adjustment"
     cause = Cause(reason, event.source, adjusted.adjustment_id, event.id)
-    await apply_changes(tx.conn, changes, cause, datetime.now(UTC))
+    applied = await apply_changes(tx.conn, changes, cause, datetime.now(UTC))
+    emit_replenished(tx, applied, reason, causation=event)
 
 
 async def on_return_received(tx: Tx, event: Event) -> None:
@@ -170,6 +171,7 @@ async def on_return_dispositioned(tx: Tx, event: Event) -> None:
     done = event.payload(ReturnDispositioned)
     now = datetime.now(UTC)
     by_reason: dict[str, Changes] = {}
+    applied: list[tuple[PositionKey, dict[str, int]]] = []
     for line in done.lines:
         if line.quantity <= 0:
             continue
@@ -179,4 +181,5 @@ async def on_return_dispositioned(tx: Tx, event: Event) -> None:
         add(changes, key, **{b: d * line.quantity for b, d in per_unit.items()})
     for reason, changes in sorted(by_reason.items()):
         cause = Cause(reason, event.source, done.return_id, event.id)
-        await apply_changes(tx.conn, changes, cause, now)
+        applied += await apply_changes(tx.conn, changes, cause, now)
+    emit_replenished(tx, applied, "return_restock", causation=event)

@@ -18,7 +18,13 @@ from process_apis.availability.holds import repository as repo
 from process_apis.availability.holds.schemas import MAX_TTL_SECONDS, Hold, HoldConvertIn, HoldIn
 from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
-from process_apis.availability.positions.ledger import SOURCE, Cause, PositionKey, change
+from process_apis.availability.positions.ledger import (
+    SOURCE,
+    Cause,
+    PositionKey,
+    change,
+    emit_replenished,
+)
 from process_apis.availability.rules.allowance import Buyer
 from process_apis.availability.schemas import Allocation
 from shared.db import Database, Tx
@@ -96,10 +102,13 @@ async def _give_back(tx: Tx, hold_id: str, reason: str, reference: str, now: dat
     lines = await repo.active_lines(tx.conn, hold_id)
     await PositionBook.lock(tx.conn, [line.sku for line in lines])
     cause = Cause(reason, SOURCE, reference)
+    given: list[tuple[PositionKey, dict[str, int]]] = []
     for line in lines:
         key = PositionKey(line.sku, line.location_id, line.lot)
         if not await change(tx.conn, key, {"reserved": -int(line.quantity)}, cause, now=now):
             raise RuntimeError(f"position {key} lost the reserved units of hold {hold_id}")
+        given.append((key, {"reserved": -int(line.quantity)}))
+    emit_replenished(tx, given, reason)
 
 
 def not_found(hold_id: str) -> Refusal:

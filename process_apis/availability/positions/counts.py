@@ -20,6 +20,7 @@ from process_apis.availability.positions.ledger import (
     PositionKey,
     atp_of,
     change,
+    emit_replenished,
     ensure,
     lapsed_by_position,
 )
@@ -95,6 +96,7 @@ async def set_count(tx: Tx, sku: str, data: CountIn, idempotency_key: str | None
     current = found.on_hand if found else 0
     if not ok or (delta == 0 and current != data.expected_on_hand):
         raise _stale(key, data.expected_on_hand, current)
+    emit_replenished(tx, [(key, {"on_hand": delta})], "cycle_count")
     assert found is not None
     return CountResult(
         sku=sku,

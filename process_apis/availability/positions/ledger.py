@@ -9,7 +9,7 @@ adds back the lapsed holds of the position, evaluated in SQL against ``now``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -29,6 +29,9 @@ from process_apis.availability.db import (
     positions,
 )
 from shared.bulk import BulkInsert
+from shared.db import Tx
+from shared.events.catalog import STREAM_AVAILABILITY, InventoryReplenished
+from shared.events.envelope import Event, new_event
 
 SOURCE = "tally.availability"
 
@@ -81,6 +84,37 @@ def active_atp_expression(now: datetime | ColumnElement[Any]) -> ColumnElement[A
 
 def atp_of(values: Mapping[str, int]) -> int:
     return values["on_hand"] - sum(values[bucket] for bucket in ATP_DEDUCTIONS)
+
+
+def emit_replenished(
+    tx: Tx,
+    changes: Iterable[tuple[PositionKey, Mapping[str, int]]],
+    reason: str,
+    *,
+    causation: Event | None = None,
+) -> None:
+    """One ``inventory.replenished`` for the skus whose ATP the transaction's
+    ``changes`` raised at some location, if any (decision 0030). Netted per sku and
+    location, so a change that lowers on_hand with what it held (a shipment, a scrap)
+    or moves units between deductions (a hold converted) raises nothing. Never on the
+    allocation paths: an allocation only lowers ATP."""
+    net: dict[tuple[str, str], int] = {}
+    for key, deltas in changes:
+        at = (key.sku, key.location_id)
+        net[at] = net.get(at, 0) + deltas.get("on_hand", 0)
+        net[at] -= sum(deltas.get(bucket, 0) for bucket in ATP_DEDUCTIONS)
+    skus = sorted({sku for (sku, _), rise in net.items() if rise > 0})
+    if not skus:
+        return
+    event = new_event(
+        source=SOURCE,
+        type_="inventory.replenished",
+        subject=f"replenished:{skus[0]}",
+        sequence=1,  # consumers take it unordered: a hint to look again, not a state
+        payload=InventoryReplenished(skus=skus, reason=reason),
+        causation=causation,
+    )
+    tx.emit(STREAM_AVAILABILITY, event)
 
 
 def buckets_of(row: Any) -> dict[str, int]:

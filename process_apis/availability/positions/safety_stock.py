@@ -25,6 +25,7 @@ from process_apis.availability.positions.ledger import (
     Cause,
     PositionKey,
     change,
+    emit_replenished,
     ensure,
     locked_rows,
 )
@@ -112,6 +113,7 @@ async def set_safety_stock(tx: Tx, sku: str, data: SafetyStockIn) -> SafetyStock
         delta = {"safety_stock": data.safety_stock - current}
         if not await change(conn, key, delta, cause, now=now, expect={"safety_stock": current}):
             raise RuntimeError(f"position {key} changed under its lock")
+        emit_replenished(tx, [(key, delta)], REASON)
     return await _answer(conn, key, now)
 
 
