@@ -1,0 +1,206 @@
+"""Sales orders as the ERP books them (whole versions, order-insensitive, idempotent) and
+credit exposure = open orders not yet invoiced + unpaid invoices."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.erp.test_customer_master import customer, usd
+from tests.support.problems import assert_problem
+from tests.support.service import post
+
+
+def order(
+    version: int,
+    lines: list[tuple[str, int, int, int]],
+    *,
+    status: str = "open",
+    customer_id: str = "CUST-A",
+    currency: str = "USD",
+) -> dict[str, Any]:
+    """``lines``: (sku, quantity, cancelled, unit price)."""
+    return {
+        "customer_id": customer_id,
+        "currency": currency,
+        "version": version,
+        "status": status,
+        "lines": [
+            {"sku": sku, "quantity": q, "cancelled": c, "unit_price_minor": p}
+            for sku, q, c, p in lines
+        ],
+    }
+
+
+def put(client: TestClient[Any], order_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.put(f"/erp/v1/sales-orders/{order_id}", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def credit(client: TestClient[Any], customer_id: str = "CUST-A") -> dict[str, int]:
+    response = client.get(f"/erp/v1/customers/{customer_id}/credit")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["customer_id"] == customer_id
+    assert {m["currency"] for k, m in body.items() if k != "customer_id"} == {"USD"}
+    return {k: m["amount_minor"] for k, m in body.items() if k != "customer_id"}
+
+
+def invoice(
+    client: TestClient[Any], order_id: str, shipment_id: str, lines: list[tuple[str, int, int]]
+) -> dict[str, Any]:
+    body = {
+        "order_id": order_id,
+        "shipment_id": shipment_id,
+        "customer_id": "CUST-A",
+        "lines": [{"sku": s, "quantity": q, "unit_price": usd(p)} for s, q, p in lines],
+    }
+    created = post(client, "/erp/v1/invoices", body, key=shipment_id)
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def test_a_sales_order_is_booked_with_its_value(client: TestClient[Any]) -> None:
+    customer(client)
+    booked = put(client, "SO-1", order(1, [("A", 3, 1, 1000), ("B", 2, 0, 250)]))
+    assert booked["order_id"] == "SO-1" and booked["version"] == 1
+    assert booked["value"] == usd(2 * 1000 + 2 * 250)
+    assert booked["invoiced"] == usd(0)
+    assert booked["open_value"] == usd(2500)
+    assert booked["lines"][0] == {
+        "sku": "A",
+        "quantity": 3,
+        "cancelled": 1,
+        "unit_price_minor": 1000,
+    }
+    assert client.get("/erp/v1/sales-orders/SO-1").json() == booked
+
+
+def test_versions_make_puts_idempotent_and_order_insensitive(client: TestClient[Any]) -> None:
+    customer(client)
+    v1 = order(1, [("A", 5, 0, 100)])
+    v2 = order(2, [("A", 5, 2, 100)])
+    first = put(client, "SO-1", v1)
+    assert put(client, "SO-1", v1) == first  # a retry changes nothing
+    second = put(client, "SO-1", v2)
+    assert second["value"] == usd(300)
+    # An older version arriving late, or another body at a stored version, changes nothing.
+    assert put(client, "SO-1", v1) == second
+    assert put(client, "SO-1", order(2, [("A", 9, 0, 100)], status="cancelled")) == second
+    assert client.get("/erp/v1/sales-orders/SO-1").json() == second
+
+
+def test_concurrent_versions_in_any_order_leave_the_newest(client: TestClient[Any]) -> None:
+    customer(client)
+    versions = list(range(1, 21))
+    random.Random(16).shuffle(versions)
+
+    def send(version: int) -> int:
+        body = order(version, [("A", version, 0, 10)])
+        return client.put("/erp/v1/sales-orders/SO-1", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(send, versions)) == {200}
+    stored = client.get("/erp/v1/sales-orders/SO-1").json()
+    assert (stored["version"], stored["value"]) == (20, usd(200))
+    assert [x["quantity"] for x in stored["lines"]] == [20]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "slug"),
+    [
+        (order(1, [("A", 1, 0, 1)], customer_id="NOBODY"), 422, "unknown-customer"),
+        (order(1, [("A", 1, 0, 1)], currency="EUR"), 422, "currency-mismatch"),
+        (order(1, [("A", 1, 2, 1)]), 400, "invalid-request"),  # cancelled > quantity
+        (order(0, [("A", 1, 0, 1)]), 400, "invalid-request"),
+        (order(1, []), 400, "invalid-request"),
+        (order(1, [("A", 1, 0, 1)], status="shipped"), 400, "invalid-request"),
+        (order(1, [("A", 1, 0, -1)]), 400, "invalid-request"),
+        (order(1, [("A", 1_000_000_000, 0, 10**15)]), 422, "value-too-large"),
+    ],
+)
+def test_a_refused_sales_order_books_nothing(
+    client: TestClient[Any], body: dict[str, Any], status: int, slug: str
+) -> None:
+    customer(client)
+    assert_problem(client.put("/erp/v1/sales-orders/SO-1", json=body), status, slug)
+    assert_problem(client.get("/erp/v1/sales-orders/SO-1"), 404, "sales-order-not-found")
+    assert credit(client)["open_orders"] == 0
+
+
+def test_a_new_version_cannot_move_the_order_to_another_customer(client: TestClient[Any]) -> None:
+    customer(client)
+    customer(client, "CUST-B")
+    booked = put(client, "SO-1", order(1, [("A", 1, 0, 100)]))
+    moved = client.put(
+        "/erp/v1/sales-orders/SO-1", json=order(2, [("A", 1, 0, 100)], customer_id="CUST-B")
+    )
+    assert_problem(moved, 422, "sales-order-customer-changed")
+    assert client.get("/erp/v1/sales-orders/SO-1").json() == booked
+
+
+def test_exposure_is_open_orders_not_invoiced_plus_unpaid_invoices(
+    client: TestClient[Any],
+) -> None:
+    customer(client)  # credit limit 100,000
+    customer(client, "CUST-B")
+    assert credit(client) == {
+        "credit_limit": 100_000,
+        "open_orders": 0,
+        "unpaid_invoices": 0,
+        "exposure": 0,
+        "available": 100_000,
+    }
+    put(client, "SO-1", order(1, [("A", 10, 0, 1000), ("B", 4, 0, 500)]))  # 12,000
+    put(client, "SO-2", order(1, [("A", 1, 0, 3000)]))  # 3,000
+    put(client, "SO-B", order(1, [("A", 1, 0, 7)], customer_id="CUST-B"))  # another's
+    assert credit(client)["open_orders"] == 15_000
+
+    # Shipping and invoicing part of SO-1 moves that part from open orders to invoices.
+    issued = invoice(client, "SO-1", "SHP-1", [("A", 6, 1000)])
+    assert issued["total"] == usd(6000)
+    after = credit(client)
+    assert (after["open_orders"], after["unpaid_invoices"]) == (9_000, 6_000)
+    assert (after["exposure"], after["available"]) == (15_000, 85_000)
+    so1 = client.get("/erp/v1/sales-orders/SO-1").json()
+    assert (so1["invoiced"], so1["open_value"]) == (usd(6000), usd(6000))
+
+    # Closed and cancelled orders are not open; an invoice stays unpaid (no payments yet).
+    put(client, "SO-1", order(2, [("A", 10, 0, 1000), ("B", 4, 0, 500)], status="closed"))
+    put(client, "SO-2", order(2, [("A", 1, 1, 3000)], status="cancelled"))
+    assert credit(client) == {
+        "credit_limit": 100_000,
+        "open_orders": 0,
+        "unpaid_invoices": 6_000,
+        "exposure": 6_000,
+        "available": 94_000,
+    }
+    assert credit(client, "CUST-B")["exposure"] == 7
+
+
+def test_invoicing_more_than_the_order_leaves_no_negative_open_value(
+    client: TestClient[Any],
+) -> None:
+    customer(client, credit_limit=usd(1000))
+    put(client, "SO-1", order(1, [("A", 1, 0, 800)]))
+    invoice(client, "SO-1", "SHP-1", [("A", 1, 800), ("FREIGHT", 1, 700)])
+    so1 = client.get("/erp/v1/sales-orders/SO-1").json()
+    assert (so1["value"], so1["invoiced"], so1["open_value"]) == (usd(800), usd(1500), usd(0))
+    # Over the limit: available goes negative (Money's shape, a signed amount).
+    assert credit(client) == {
+        "credit_limit": 1000,
+        "open_orders": 0,
+        "unpaid_invoices": 1500,
+        "exposure": 1500,
+        "available": -500,
+    }
+
+
+def test_unknown_customer_and_order_are_404(client: TestClient[Any]) -> None:
+    assert_problem(client.get("/erp/v1/customers/NOBODY/credit"), 404, "customer-not-found")
+    assert_problem(client.get("/erp/v1/sales-orders/NOPE"), 404, "sales-order-not-found")
