@@ -16,6 +16,7 @@ from system_apis.erp.db import metadata, upgrade_schema
 from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
 from system_apis.erp.items.routes import ItemController
+from system_apis.erp.port import ErpPort
 from system_apis.erp.purchasing.routes import AsnController, PurchaseOrderController
 from system_apis.erp.sales_orders.routes import SalesOrderController
 
@@ -30,7 +31,7 @@ def create_app(
     runtime = Runtime(settings, metadata, key_source=key_source, produces_events=True)
     if service_tokens is not None:
         runtime.tokens = service_tokens
-    erp = ReferenceErp(runtime.db)
+    erp: ErpPort = ReferenceErp(runtime.db)  # mypy holds the adapter to the port
     return build_app(
         runtime,
         route_handlers=[
