@@ -27,3 +27,30 @@ async def test_an_old_warehouses_table_gets_its_stock_version(tmp_path: Path) ->
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT warehouse_id, stock_version FROM warehouses").fetchall()
     assert rows == [("WH1", 0)]
+
+
+async def test_old_receipts_and_pick_lines_get_their_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "wms.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE receipts (receipt_id VARCHAR(64) PRIMARY KEY, warehouse_id"
+            " VARCHAR(64) NOT NULL, received_at DATETIME NOT NULL)"
+        )
+        conn.execute("INSERT INTO receipts VALUES ('RCV-1', 'WH1', '2026-01-01')")
+        conn.execute(
+            "CREATE TABLE pick_lines (pick_id VARCHAR(64), line_no INTEGER, fulfillment_order_id"
+            " VARCHAR(64) NOT NULL, sku VARCHAR(64) NOT NULL, lot VARCHAR(64) NOT NULL, quantity"
+            " BIGINT NOT NULL, shipped BIGINT NOT NULL, PRIMARY KEY (pick_id, line_no))"
+        )
+        conn.execute("INSERT INTO pick_lines VALUES ('PCK-1', 1, 'FO-1', 'A', '', 3, 1)")
+    db = Database(f"sqlite+aiosqlite:///{path}", metadata)
+    try:
+        await db.create_schema()
+        await upgrade_schema(db)
+        await upgrade_schema(db)  # idempotent
+    finally:
+        await db.dispose()
+    with sqlite3.connect(path) as conn:
+        receipts = conn.execute("SELECT asn_id, purchase_order_id FROM receipts").fetchall()
+        picks = conn.execute("SELECT shipped, put_away FROM pick_lines").fetchall()
+    assert (receipts, picks) == ([(None, None)], [(1, 0)])
