@@ -60,6 +60,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "inventory:admin",
     "orders:read",
     "orders:write",
+    "orders:admin",
     "billing:read",
     "billing:write",
     "portal",

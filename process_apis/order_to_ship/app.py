@@ -5,18 +5,23 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi.spec import Tag
 
-from process_apis.order_to_ship.db import metadata
+from process_apis.order_to_ship.db import metadata, upgrade_schema
+from process_apis.order_to_ship.flows.backorders import BackorderFiller
 from process_apis.order_to_ship.flows.cancel_order import CancelOrder
+from process_apis.order_to_ship.flows.erp_sync import ErpSync
+from process_apis.order_to_ship.flows.holds import HoldDecisions
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
+from process_apis.order_to_ship.flows.releases import Releaser
 from process_apis.order_to_ship.flows.resume import ResumeStalled
-from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, HANDLERS, ORDERED_TYPES
+from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, STOCK_CONSUMER_GROUP
 from process_apis.order_to_ship.orders.routes import OrderController
 from process_apis.order_to_ship.orders.service import OrderService
+from process_apis.order_to_ship.warehouse.events import handlers as warehouse_handlers
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
-from shared.events.catalog import STREAM_WMS
-from shared.service import Runtime, build_app
+from shared.events.catalog import STREAM_AVAILABILITY, STREAM_BILLING, STREAM_WMS
+from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 
 
@@ -33,10 +38,30 @@ def create_app(
     if service_tokens is not None:
         runtime.tokens = service_tokens
     partners = Partners(runtime)
-    place = PlaceOrder(runtime.db, runtime.idempotency, partners)
-    orders = OrderService(runtime.db, place, CancelOrder(runtime.db, partners))
-    runtime.consume(CONSUMER_GROUP, [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
-    runtime.singletons.append(ResumeStalled(place, after=resume_after, every=resume_every))
+    releaser = Releaser(runtime.db, partners)
+    filler = BackorderFiller(runtime.db, partners, releaser)
+    place = PlaceOrder(runtime.db, runtime.idempotency, partners, releaser)
+    orders = OrderService(
+        runtime.db,
+        place,
+        CancelOrder(runtime.db, partners),
+        HoldDecisions(runtime.db, partners, releaser),
+    )
+    # Warehouse and billing facts move orders; all unordered (see warehouse/events.py).
+    runtime.consume(
+        CONSUMER_GROUP, [STREAM_WMS, STREAM_BILLING], warehouse_handlers(partners), ordered_types=()
+    )
+    # Availability's stream is busy with allocations: its own group, so skipping them
+    # never delays a shipment.
+    runtime.consume(
+        STOCK_CONSUMER_GROUP, [STREAM_AVAILABILITY], filler.handlers(), ordered_types=()
+    )
+    runtime.singletons += [
+        ResumeStalled(place, after=resume_after, every=resume_every),
+        releaser,
+        filler,
+        ErpSync(runtime.db, partners),
+    ]
     return build_app(
         runtime,
         route_handlers=[OrderController],
@@ -47,4 +72,5 @@ def create_app(
         ),
         tags=[Tag(name="orders", description="Orders from acceptance to shipment")],
         dependencies={"orders": orders, "runtime": runtime},
+        extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )

@@ -1,5 +1,7 @@
-"""Tables of the order-to-ship service: orders, their lines (with the unit price
-agreed at acceptance), the fulfillment orders they were released to, and shipments."""
+"""Tables of the order-to-ship service: orders and their lines (every quantity of the
+line model, decision 0026), the status history, the release queue (what goes to the
+warehouses, and the fulfillment orders it became), shipments, and the skus whose
+backorders may fill."""
 
 from __future__ import annotations
 
@@ -7,14 +9,19 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     UniqueConstraint,
+    inspect,
+    text,
 )
 
+from shared.db import Database
 from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
@@ -34,6 +41,30 @@ orders = Table(
     Column("idempotency_key", String(255), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Where it goes ({"ship_to_id"?, "name"?, "address"?, "region"}) and who buys: passed
+    # to availability so strategies and ring-fences apply.
+    Column("ship_to", JSON, nullable=True),
+    Column("customer_group", String(64), nullable=True),
+    Column("hold_id", String(64), nullable=True),  # the cart hold it converted
+    # Why it is on hold and the credit figures the decision was made on.
+    Column("hold_reason", String(32), nullable=True),
+    Column("credit", JSON, nullable=True),
+    Column("erp_synced_version", Integer, nullable=False, server_default="0"),
+    # How many backorder fills it had: the next fill's Idempotency-Key, so a fill that
+    # crashed before it was recorded here replays instead of allocating twice.
+    Column("fill_count", Integer, nullable=False, server_default="0"),
+)
+
+LINE_QUANTITIES = (
+    "allocated",
+    "backordered",
+    "released",
+    "picked",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "invoiced",
+    "returned",
 )
 
 order_lines = Table(
@@ -44,18 +75,40 @@ order_lines = Table(
     Column("sku", String(64), nullable=False),
     Column("quantity", BigInteger, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
-    Column("allocated", BigInteger, nullable=False, default=0),
-    Column("backordered", BigInteger, nullable=False, default=0),
-    Column("shipped", BigInteger, nullable=False, default=0),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in LINE_QUANTITIES),
     UniqueConstraint("order_id", "sku", name="one_line_per_sku"),
 )
+# The backorder filler's question: which lines of a sku wait, oldest first.
+Index("order_lines_waiting", order_lines.c.sku, order_lines.c.backordered)
 
-order_fulfillments = Table(
-    "order_fulfillments",
+order_status_history = Table(
+    "order_status_history",
     metadata,
     Column("order_id", String(64), ForeignKey("orders.order_id"), primary_key=True),
-    Column("warehouse_id", String(64), primary_key=True),
-    Column("fulfillment_order_id", String(64), nullable=False),
+    Column("seq", Integer, primary_key=True),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("cause", String(64), nullable=False),
+    Column("correlation_id", String(100), nullable=True),
+)
+
+# The durable release queue: one row per (order, warehouse, release) decided in the
+# order's transaction, sent to the WMS by the releaser with Idempotency-Key
+# ``fo:{release_id}``, so a row goes out exactly once however often it is retried.
+order_releases = Table(
+    "order_releases",
+    metadata,
+    Column("release_id", String(160), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("warehouse_id", String(64), nullable=False),
+    Column("lines", JSON, nullable=False),  # [{"sku": ..., "quantity": ...}]
+    Column("status", String(16), nullable=False, index=True),  # queued, sent, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", String(500), nullable=True),
+    Column("fulfillment_order_id", String(64), nullable=True, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
 )
 
 order_shipments = Table(
@@ -69,4 +122,67 @@ order_shipments = Table(
     Column("tracking_number", String(100), nullable=False),
     Column("lines", JSON, nullable=False),  # [{"sku": ..., "quantity": ...}]
     Column("shipped_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("promised_date", String(10), nullable=True),
+    Column("delay_reason", String(200), nullable=True),
+    Column("delay_reported_at", UtcDateTime(), nullable=True),
+    Column("invoiced", Integer, nullable=False, server_default="0"),
 )
+
+# Skus whose available-to-promise rose since the filler last looked (coalesced).
+backorder_triggers = Table(
+    "backorder_triggers",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("raised_at", UtcDateTime(), nullable=False),
+)
+
+
+# Warehouse documents (put-aways, shortages) already applied to the lines: a fact the
+# cancel flow applied from the WMS's answer is not applied again from its event.
+applied_documents = Table(
+    "applied_documents",
+    metadata,
+    Column("document_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=False),
+)
+
+# A cancellation's plan, written before its first downstream call: repeating the
+# cancellation (same key) follows the same plan, whatever the warehouse did meanwhile.
+order_cancellations = Table(
+    "order_cancellations",
+    metadata,
+    Column("cancellation_id", String(200), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("plan", JSON, nullable=False),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Orders whose state the ERP has not heard of yet (the sales-order sync's queue).
+erp_sync_wanted = Table(
+    "erp_sync_wanted",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("since", UtcDateTime(), nullable=False),
+)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """A database created before a column existed gets it (``create_all`` only adds
+    tables); the new quantities start at 0, the new references empty."""
+    for table in (orders, order_lines, order_shipments):
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            fallback = getattr(column.server_default, "arg", None)
+            default = f" NOT NULL DEFAULT {fallback}" if fallback is not None else ""
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"))
+
+
+async def upgrade_schema(db: Database) -> None:
+    """Brings a database created by an earlier version up to date (idempotent)."""
+    await db.upgrade_schema(_add_missing_columns)

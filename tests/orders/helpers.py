@@ -154,9 +154,12 @@ def seed_released_order(
     fulfillment_order_id: str = "FO-test",
 ) -> str:
     """Writes a ``released`` order directly into the orders database (test back door)."""
-    from process_apis.order_to_ship.db import metadata
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from process_apis.order_to_ship.db import metadata, order_releases
     from process_apis.order_to_ship.orders import repository as repo
-    from process_apis.order_to_ship.orders.schemas import FulfillmentRef
     from shared.db import Database
 
     order_id = uid("ORD")
@@ -167,21 +170,35 @@ def seed_released_order(
             async with db.transaction() as tx:
                 await repo.insert_pending(
                     tx.conn,
-                    order_id=order_id,
-                    customer_id=customer_id,
-                    channel="b2b_portal",
-                    policy="reject",
-                    currency=currency,
-                    lines=list(lines),
-                    client_id="seed",
-                    idempotency_key=order_id,
+                    repo.NewOrder(
+                        order_id=order_id,
+                        customer_id=customer_id,
+                        channel="b2b_portal",
+                        policy="reject",
+                        currency=currency,
+                        lines=list(lines),
+                        client_id="seed",
+                        idempotency_key=order_id,
+                    ),
                 )
-                await repo.release(
-                    tx.conn,
-                    order_id,
-                    status="released",
-                    quantities={sku: (quantity, 0) for sku, quantity, _ in lines},
-                    fulfillments=[FulfillmentRef(fulfillment_order_id, warehouse_id)],
+                working = await repo.lock(tx.conn, order_id)
+                assert working is not None
+                for sku, quantity, _ in lines:
+                    working.line(sku).plan(quantity, 0)
+                    working.line(sku).release(quantity)
+                await repo.save(tx.conn, working, "released", "seeded")
+                await tx.conn.execute(
+                    insert(order_releases).values(
+                        release_id=f"{order_id}:1",
+                        order_id=order_id,
+                        warehouse_id=warehouse_id,
+                        lines=[{"sku": sku, "quantity": q} for sku, q, _ in lines],
+                        status="sent",
+                        attempts=1,
+                        fulfillment_order_id=fulfillment_order_id,
+                        created_at=datetime.now(UTC),
+                        sent_at=datetime.now(UTC),
+                    )
                 )
         finally:
             await db.dispose()
@@ -253,3 +270,31 @@ def events_of(stack: Stack, stream: str, subject: str) -> list[Event]:
         return [event for _, _, event in entries if event.subject == subject]
 
     return asyncio.run(read())
+
+
+def order_of(stack: Stack, order_id: str) -> dict[str, Any]:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.get(f"/orders/v1/orders/{order_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def settled(stack: Stack, order_id: str, *, status: str | None = None) -> dict[str, Any]:
+    """The order once the releaser sent what was queued (and, given, in ``status``)."""
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.update(order_of(stack, order_id))
+        return seen["releases_pending"] == 0 and status in (None, seen["status"])
+
+    wait_until(done, what=f"order {order_id} settled ({status or 'released'}): {seen}")
+    return seen
+
+
+def history_of(stack: Stack, order_id: str) -> list[dict[str, Any]]:
+    with stack.client("order_to_ship", "orders:read") as orders:
+        response = orders.get(f"/orders/v1/orders/{order_id}/history")
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

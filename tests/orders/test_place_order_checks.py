@@ -36,12 +36,15 @@ def test_unknown_sku_is_422_and_writes_nothing(stack: Stack) -> None:
     assert orders_of(stack, customer_id) == []
 
 
-def test_credit_limit_is_checked_against_the_order_value(stack: Stack) -> None:
-    customer_id = new_customer(stack, credit=10_000)
-    sku = new_item(stack, price=2_500)
-    response = place(stack, body(customer_id, (sku, 5)))  # 12 500 > 10 000
+def test_a_blocked_customer_is_422_and_writes_nothing(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    sku = new_item(stack)
+    with stack.client("erp", "erp:write") as erp:
+        blocked = erp.patch(f"/erp/v1/customers/{customer_id}", json={"status": "blocked"})
+    assert blocked.status_code == 200, blocked.text
+    response = place(stack, body(customer_id, (sku, 1)))
     assert response.status_code == 422, response.text
-    assert response.json()["type"] == "/problems/credit-limit-exceeded"
+    assert response.json()["type"] == "/problems/customer-blocked"
     assert orders_of(stack, customer_id) == []
 
 

@@ -37,7 +37,7 @@ from tests.support.tokens import TestIssuer
 # What each calling service's internal client may do (ADR 0002, "Service clients").
 SERVICE_GRANTS: dict[str, tuple[str, list[str]]] = {
     "order_to_ship": (
-        "erp:read inventory:read inventory:write wms:read wms:write",
+        "erp:read erp:write inventory:read inventory:write wms:read wms:write",
         ["erp", "availability", "wms"],
     ),
     "billing": ("orders:read erp:read erp:write", ["orders", "erp"]),

@@ -1,34 +1,62 @@
-"""Cancellation with compensation: cancel every fulfillment order in the WMS first (the
-WMS refuses once a warehouse has shipped, which stops the cancel), then release the
-allocation, then mark the order ``cancelled`` and emit ``order.cancelled``.
+"""Cancellation with compensation, of a whole order or of some of its units
+(decision 0026). Units are taken back cheapest first:
 
-Every step is idempotent, so a cancel interrupted half-way is finished by calling it
-again; cancelling a cancelled order answers it unchanged."""
+1. backordered units: availability forgets them;
+2. allocated units not released yet: their queued releases shrink (in the order's
+   own transaction, before anything else, so the releaser cannot send them);
+3. units at a warehouse and not picked: the WMS cancels them on the fulfillment order;
+4. picked units: the WMS puts them back to stock (``pick.put_away``), then cancels them;
+
+then availability releases what was allocated, and one transaction writes the lines
+and the status. Units that shipped are refused (409 ``/problems/units-shipped``; a
+whole cancel once anything shipped is 409 ``/problems/order-shipped``). Every
+downstream call carries a key derived from the cancellation's own, so a cancellation
+interrupted half-way is finished by repeating it."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select, update
+
+from process_apis.order_to_ship.db import order_cancellations, order_releases
+from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.lifecycle.states import IllegalTransition
+from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.events import EVENT_SOURCE
 from process_apis.order_to_ship.orders.schemas import Order
-from shared.db import Database
+from shared.db import Database, Tx
 from shared.events.catalog import STREAM_ORDERS, OrderCancelled
 from shared.events.envelope import new_event
 from shared.refusals import Refusal
 
 
-def _refuse_if_not_cancellable(order: Order) -> None:
-    if order.status == "pending":
-        raise Refusal(
-            409,
-            "order-in-progress",
-            f"Order {order.order_id} is still being placed; retry shortly.",
-            headers={"Retry-After": "2"},
-        )
-    if order.shipments or any(line.shipped for line in order.lines):
-        raise Refusal(
-            409, "order-shipped", f"Order {order.order_id} has shipped and cannot be cancelled."
-        )
+class Plan(msgspec.Struct):
+    """Where each sku's cancelled units come from."""
+
+    backordered: dict[str, int] = msgspec.field(default_factory=dict)
+    unreleased: dict[str, int] = msgspec.field(default_factory=dict)
+    at_warehouse: dict[str, int] = msgspec.field(default_factory=dict)  # unpicked + put back
+    # fulfillment order -> sku -> (unpicked to cancel, picked to put back first)
+    per_fulfillment: dict[str, dict[str, tuple[int, int]]] = msgspec.field(default_factory=dict)
+
+
+def in_progress(order_id: str) -> Refusal:
+    return Refusal(
+        409,
+        "order-in-progress",
+        f"Order {order_id} is being placed or released right now; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def request_key(client_id: str, key: str) -> str:
+    return hashlib.sha256(f"{client_id}\0{key}".encode()).hexdigest()[:24]
 
 
 class CancelOrder:
@@ -36,52 +64,280 @@ class CancelOrder:
         self.db = db
         self.partners = partners
 
-    async def run(self, order: Order, reason: str = "requested") -> Order:
+    # -- the commands ------------------------------------------------------------------
+    async def whole(self, order: Order, reason: str = "requested") -> Order:
         if order.status == "cancelled":
             return order
-        _refuse_if_not_cancellable(order)
+        if order.status == "pending":
+            raise in_progress(order.order_id)
+        shipped = sum(line.shipped for line in order.lines)
+        if shipped:
+            raise Refusal(
+                409,
+                "order-shipped",
+                f"{shipped} units of order {order.order_id} have shipped; cancel the "
+                "units still open instead (POST .../line-cancellations).",
+            )
+        self._refuse_state(order, "cancelled")
+        wanted = {line.sku: line.quantity - line.cancelled for line in order.lines}
+        return await self._cancel(order, wanted, reason, f"cancel:{order.order_id}", whole=True)
+
+    async def units(self, order: Order, wanted: dict[str, int], reason: str, key: str) -> Order:
+        self._refuse_state(order, "cancelled")
+        by_sku = {line.sku: line for line in order.lines}
+        unknown = sorted(set(wanted) - set(by_sku))
+        if unknown:
+            raise Refusal(
+                422, "unknown-line", f"Order {order.order_id} has no line for {', '.join(unknown)}."
+            )
+        over = {
+            sku: q
+            for sku, q in wanted.items()
+            if q > by_sku[sku].quantity - by_sku[sku].cancelled - by_sku[sku].shipped
+        }
+        if over:
+            raise Refusal(
+                409,
+                "units-shipped",
+                f"More units than remain open on order {order.order_id}: "
+                + ", ".join(f"{sku} {q}" for sku, q in sorted(over.items()))
+                + " (shipped units cannot be cancelled).",
+            )
+        return await self._cancel(
+            order, wanted, reason, f"units:{order.order_id}:{key}", whole=False
+        )
+
+    async def backorders(self, order: Order, skus: list[str] | None = None) -> Order:
+        """Short-closes lines: their backordered units are cancelled, the rest stands."""
+        self._refuse_state(order, "cancelled")
+        wanted = {
+            line.sku: line.backordered
+            for line in order.lines
+            if line.backordered and (skus is None or line.sku in skus)
+        }
+        if not wanted:
+            return order
+        key = f"backorders:{order.order_id}:{order.version}"
+        return await self._cancel(order, wanted, "short_closed", key, whole=False)
+
+    @staticmethod
+    def _refuse_state(order: Order, target: str) -> None:
+        if order.status == "pending":
+            raise in_progress(order.order_id)
+        if order.status in ("completed", "rejected", "cancelled", "shipped", "delivered"):
+            raise IllegalTransition(order.order_id, order.status, target)
+
+    # -- the steps -----------------------------------------------------------------------
+    async def _cancel(
+        self, order: Order, wanted: dict[str, int], reason: str, key: str, *, whole: bool
+    ) -> Order:
+        plan = await self._planned(order, wanted, key)
+        if plan is None:  # this cancellation completed before: the order as it is now
+            async with self.db.read() as conn:
+                done = await reads.get(conn, order.order_id)
+            assert done is not None
+            return done
+        put_aways = await self._warehouse(plan, key)
+        release = {
+            sku: plan.unreleased.get(sku, 0) + plan.at_warehouse.get(sku, 0) for sku in wanted
+        }
+        lines = [
+            {
+                "sku": sku,
+                "release": release[sku],
+                "cancel_backordered": plan.backordered.get(sku, 0),
+            }
+            for sku in sorted(wanted)
+            if release[sku] or plan.backordered.get(sku, 0)
+        ]
+        if lines:
+            try:
+                await self.partners.release_lines(
+                    order.order_id, f"{key}:av", {"reason": "line_cancelled", "lines": lines}
+                )
+            except Refused as exc:
+                raise Refusal(
+                    502, "release-refused", f"Availability refused: {exc.detail}"
+                ) from exc
+        return await self._record(order.order_id, key, plan, put_aways, reason, whole=whole)
+
+    async def _planned(self, order: Order, wanted: dict[str, int], key: str) -> Plan | None:
+        """The cancellation's plan: stored by its first run (None once it completed),
+        else computed, stored and the queued releases shrunk, in one transaction."""
+        async with self.db.read() as conn:
+            stored = await _stored_plan(conn, key)
+        if stored is not None:
+            return None if stored.done else msgspec.convert(stored.plan, Plan)
+        plan = await self._plan(order, wanted)
+        async with self.db.transaction() as tx:
+            stored = await _stored_plan(tx.conn, key)
+            if stored is not None:
+                return None if stored.done else msgspec.convert(stored.plan, Plan)
+            await tx.conn.execute(
+                insert(order_cancellations).values(
+                    cancellation_id=key,
+                    order_id=order.order_id,
+                    plan=msgspec.to_builtins(plan),
+                    done=0,
+                    created_at=datetime.now(UTC),
+                )
+            )
+            await _hold_back_queued(tx, order.order_id, plan.unreleased)
+        return plan
+
+    async def _plan(self, order: Order, wanted: dict[str, int]) -> Plan:
+        plan = Plan()
+        fulfillments: list[dict[str, Any]] = []
+        for ref in order.fulfillment_orders:
+            found = await self.partners.fulfillment(ref.fulfillment_order_id)
+            if found is not None and found.get("status") != "cancelled":
+                fulfillments.append(found)
+        by_sku = {line.sku: line for line in order.lines}
+        for sku, quantity in wanted.items():
+            line = by_sku[sku]
+            rest = quantity
+            take = min(rest, line.backordered)
+            plan.backordered[sku], rest = take, rest - take
+            take = min(rest, line.allocated - line.released)
+            plan.unreleased[sku], rest = take, rest - take
+            for fo in fulfillments:
+                rest = _take_at(plan, fo, sku, rest)
+            if rest:
+                raise in_progress(order.order_id)  # the warehouse moved meanwhile
+        return plan
+
+    async def _warehouse(self, plan: Plan, key: str) -> list[dict[str, Any]]:
+        put_aways: list[dict[str, Any]] = []
         try:
-            for fo in order.fulfillment_orders:
-                await self.partners.cancel_fulfillment(fo.fulfillment_order_id)
+            for fo_id, per_sku in sorted(plan.per_fulfillment.items()):
+                picked = [{"sku": s, "quantity": p} for s, (_, p) in sorted(per_sku.items()) if p]
+                if picked:
+                    put_aways.append(
+                        await self.partners.put_away(fo_id, f"{key}:pa:{fo_id}", picked)
+                    )
+                cancel = [{"sku": s, "quantity": u + p} for s, (u, p) in sorted(per_sku.items())]
+                await self.partners.cancel_fulfillment_lines(fo_id, f"{key}:lc:{fo_id}", cancel)
         except Refused as exc:
             if exc.status_code == 409:
                 raise Refusal(
-                    409,
-                    "order-shipped",
-                    f"A warehouse has already shipped order {order.order_id}: {exc.detail}",
+                    409, "units-shipped", f"The warehouse has shipped them meanwhile: {exc.detail}"
                 ) from exc
-            raise Refusal(
-                502, "fulfillment-refused", f"The WMS refused the cancel: {exc.detail}"
-            ) from exc
-        try:
-            await self.partners.release(order.order_id)
-        except Refused as exc:
-            raise Refusal(
-                502, "release-refused", f"Availability refused the release: {exc.detail}"
-            ) from exc
-        return await self._mark_cancelled(order, reason)
+            raise Refusal(502, "fulfillment-refused", f"The WMS refused: {exc.detail}") from exc
+        return put_aways
 
-    async def _mark_cancelled(self, order: Order, reason: str) -> Order:
-        current: Order | None = order
-        for _ in range(5):
-            assert current is not None
-            if current.status == "cancelled":
-                return current
-            _refuse_if_not_cancellable(current)
-            async with self.db.transaction() as tx:
-                if await repo.cancel(tx.conn, current.order_id, current.version):
-                    done = await repo.get(tx.conn, current.order_id)
-                    assert done is not None
-                    tx.emit(
-                        STREAM_ORDERS,
-                        new_event(
-                            source=EVENT_SOURCE,
-                            type_="order.cancelled",
-                            subject=done.order_id,
-                            sequence=done.version,
-                            payload=OrderCancelled(done.order_id, done.customer_id, reason),
-                        ),
-                    )
-                    return done
-                current = await repo.get(tx.conn, current.order_id)
-        raise Refusal(409, "concurrent-update", f"Order {order.order_id} keeps changing; retry.")
+    async def _record(
+        self,
+        order_id: str,
+        key: str,
+        plan: Plan,
+        put_aways: list[dict[str, Any]],
+        reason: str,
+        *,
+        whole: bool,
+    ) -> Order:
+        async with self.db.transaction() as tx:
+            working = await repo.lock(tx.conn, order_id)
+            assert working is not None
+            finished = await tx.conn.execute(
+                update(order_cancellations)
+                .where(
+                    order_cancellations.c.cancellation_id == key, order_cancellations.c.done == 0
+                )
+                .values(done=1)
+            )
+            if finished.rowcount == 1:
+                await self._apply(tx, working, plan, put_aways)
+                status = "cancelled" if whole else None
+                # A whole cancel announces itself as order.cancelled (its own event).
+                await changes.commit(tx, working, reason[:64], status=status, announce=not whole)
+                if whole:
+                    tx.emit(STREAM_ORDERS, _cancelled_event(working, reason))
+            done = await reads.get(tx.conn, order_id)
+        assert done is not None
+        return done
+
+    @staticmethod
+    async def _apply(
+        tx: Tx, working: repo.Working, plan: Plan, put_aways: list[dict[str, Any]]
+    ) -> None:
+        for put_away in put_aways:
+            if await changes.document_applied(tx, str(put_away["put_away_id"]), working.order_id):
+                continue
+            for line in put_away.get("lines", []):
+                line_quantities = working.line(str(line["sku"]))
+                line_quantities.put_away(min(int(line["quantity"]), line_quantities.picked))
+        for sku, quantity in plan.backordered.items():
+            if quantity:
+                working.line(sku).cancel_backordered(quantity)
+        for sku, quantity in plan.unreleased.items():
+            if quantity:
+                working.line(sku).cancel_unreleased(quantity)
+        for sku, quantity in plan.at_warehouse.items():
+            if quantity:
+                working.line(sku).withdraw(quantity, backorder=False)
+
+
+def _take_at(plan: Plan, fo: dict[str, Any], sku: str, rest: int) -> int:
+    for line in fo.get("lines", []):
+        if line["sku"] != sku or rest <= 0:
+            continue
+        picked, shipped = int(line.get("picked", 0)), int(line.get("shipped", 0))
+        unpicked = max(0, int(line["quantity"]) - max(picked, shipped))
+        dock = max(0, picked - shipped)
+        take_unpicked = min(rest, unpicked)
+        take_dock = min(rest - take_unpicked, dock)
+        if take_unpicked or take_dock:
+            plan.per_fulfillment.setdefault(str(fo["fulfillment_order_id"]), {})[sku] = (
+                take_unpicked,
+                take_dock,
+            )
+            plan.at_warehouse[sku] = plan.at_warehouse.get(sku, 0) + take_unpicked + take_dock
+        rest -= take_unpicked + take_dock
+    return rest
+
+
+async def _stored_plan(conn: Any, key: str) -> Any:
+    return (
+        await conn.execute(
+            select(order_cancellations).where(order_cancellations.c.cancellation_id == key)
+        )
+    ).first()
+
+
+async def _hold_back_queued(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:
+    """Queued releases shrink by the cancelled units, before anything is sent."""
+    if not any(unreleased.values()):
+        return
+    rows = await repo.releases_of(tx.conn, order_id)
+    if any(row.status == "sending" for row in rows):
+        raise in_progress(order_id)
+    left = dict(unreleased)
+    for row in rows:
+        if row.status == "queued":
+            await _shrink(tx, row, left)
+
+
+async def _shrink(tx: Tx, row: Any, left: dict[str, int]) -> None:
+    lines = []
+    for line in row.lines:
+        take = min(left.get(line["sku"], 0), int(line["quantity"]))
+        left[line["sku"]] = left.get(line["sku"], 0) - take
+        if int(line["quantity"]) - take > 0:
+            lines.append({"sku": line["sku"], "quantity": int(line["quantity"]) - take})
+    if lines == list(row.lines):
+        return
+    await tx.conn.execute(
+        update(order_releases)
+        .where(order_releases.c.release_id == row.release_id, order_releases.c.status == "queued")
+        .values(lines=lines, status="queued" if lines else "cancelled")
+    )
+
+
+def _cancelled_event(working: repo.Working, reason: str) -> Any:
+    return new_event(
+        source=EVENT_SOURCE,
+        type_="order.cancelled",
+        subject=working.order_id,
+        sequence=int(working.head.version) + 1,
+        payload=OrderCancelled(working.order_id, str(working.head.customer_id), reason),
+    )

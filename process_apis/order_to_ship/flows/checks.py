@@ -1,18 +1,38 @@
-"""The read-only checks before an order is written: one line per sku, the customer
-and every sku known to the ERP, prices in the customer's currency, and the order value
-(sum of quantity x unit price) within the customer's credit limit."""
+"""Acceptance: the read-only checks before an order is written (decision 0026).
+
+From the ERP, in parallel: the customer (known, ``active``, its group and ship-tos),
+the customer's price per sku (customer-specific over the list price) and its credit
+exposure (open orders not invoiced + unpaid invoices). Refusals are 422 and write
+nothing; an ERP that cannot answer is the 503 of ``Downstream`` (nothing written,
+retry with the same key). Over the credit limit is not a refusal: the order is placed
+``on_hold`` for an operator."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.flows.partners import Partners
-from process_apis.order_to_ship.orders.schemas import OrderIn
+from process_apis.order_to_ship.orders import repository as repo
+from process_apis.order_to_ship.orders.schemas import OrderIn, ShipToIn
 from shared.refusals import Refusal
 
 
-async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[str, int]]:
-    """The order's currency and the unit price per sku, or a 422 problem."""
+@dataclass
+class Terms:
+    currency: str
+    prices: dict[str, int]
+    ship_to: dict[str, Any] | None
+    customer_group: str | None
+    credit: dict[str, Any]
+    over_limit: bool
+
+
+def _refuse_duplicates(data: OrderIn) -> None:
     skus = [line.sku for line in data.lines]
     duplicated = sorted(sku for sku, n in Counter(skus).items() if n > 1)
     if duplicated:
@@ -21,21 +41,54 @@ async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[s
             "duplicate-sku",
             f"Each sku may appear on one line only: {', '.join(duplicated)}.",
         )
-    customer = await partners.customer(data.customer_id)
-    if customer is None:
-        raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
-    items = await partners.items(skus)
-    missing = [sku for sku in skus if sku not in items]
+
+
+def resolve_ship_to(customer: dict[str, Any], wanted: ShipToIn | None) -> dict[str, Any] | None:
+    """The order's destination: one of the customer's ship-tos (by id; the first one
+    when the order names none), or an address with its region."""
+    known = {str(s["ship_to_id"]): s for s in customer.get("ship_tos") or []}
+    if wanted is not None and wanted.ship_to_id is None and wanted.address is None:
+        if wanted.region is not None:
+            return {"name": wanted.name, "region": wanted.region}
+        wanted = None
+    if wanted is None:
+        first = next(iter(known.values()), None)
+        return _from_master(first) if first else None
+    if wanted.ship_to_id is not None:
+        if wanted.ship_to_id not in known:
+            raise Refusal(
+                422,
+                "unknown-ship-to",
+                f"Customer {customer['customer_id']} has no ship-to {wanted.ship_to_id}.",
+            )
+        return _from_master(known[wanted.ship_to_id])
+    if wanted.region is None or wanted.address is None:
+        raise Refusal(422, "ship-to-region-required", "A ship-to address needs its region.")
+    address = {k: v for k, v in _fields(wanted.address).items() if v is not None}
+    return {"name": wanted.name, "address": address, "region": wanted.region}
+
+
+def _fields(struct: Any) -> dict[str, Any]:
+    return {name: getattr(struct, name) for name in struct.__struct_fields__}
+
+
+def _from_master(ship_to: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ship_to_id": ship_to["ship_to_id"],
+        "name": ship_to.get("name"),
+        "address": ship_to.get("address"),
+        "region": ship_to.get("region"),
+    }
+
+
+def _priced(data: OrderIn, prices: dict[str, dict[str, Any]], currency: str) -> dict[str, int]:
+    skus = [line.sku for line in data.lines]
+    missing = [sku for sku in skus if sku not in prices]
     if missing:
         raise Refusal(
-            422,
-            "unknown-sku",
-            f"Unknown sku: {', '.join(missing)}.",
-            extra={"skus": missing},
+            422, "unknown-sku", f"Unknown sku: {', '.join(missing)}.", extra={"skus": missing}
         )
-    limit = customer["credit_limit"]
-    currency = str(limit["currency"])
-    foreign = [sku for sku in skus if items[sku]["unit_price"]["currency"] != currency]
+    foreign = [sku for sku in skus if prices[sku]["currency"] != currency]
     if foreign:
         raise Refusal(
             422,
@@ -43,13 +96,48 @@ async def check_with_erp(partners: Partners, data: OrderIn) -> tuple[str, dict[s
             f"Items priced in another currency than the customer's {currency}: "
             f"{', '.join(foreign)}.",
         )
-    prices = {sku: int(items[sku]["unit_price"]["amount_minor"]) for sku in skus}
-    value = sum(line.quantity * prices[line.sku] for line in data.lines)
-    if value > int(limit["amount_minor"]):
+    return {sku: int(prices[sku]["amount_minor"]) for sku in skus}
+
+
+async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
+    """The order's terms, or a 422 problem (nothing written)."""
+    _refuse_duplicates(data)
+    skus = [line.sku for line in data.lines]
+    customer, prices, credit = await asyncio.gather(
+        partners.customer(data.customer_id),
+        partners.prices(data.customer_id, skus),
+        partners.credit(data.customer_id),
+    )
+    if customer is None or credit is None:
+        raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
+    if customer.get("status", "active") != "active":
         raise Refusal(
             422,
-            "credit-limit-exceeded",
-            f"The order value {value} {currency} exceeds the credit limit "
-            f"{limit['amount_minor']} {currency} of customer {data.customer_id}.",
+            "customer-blocked",
+            f"Customer {data.customer_id} is {customer['status']}; no orders are accepted.",
         )
-    return currency, prices
+    currency = str(customer["credit_limit"]["currency"])
+    unit_prices = _priced(data, prices, currency)
+    ship_to = resolve_ship_to(customer, data.ship_to)
+    value = sum(line.quantity * unit_prices[line.sku] for line in data.lines)
+    async with conn_reader() as conn:
+        unsynced = await _unsynced(conn, data.customer_id)
+    exposure = int(credit["exposure"]["amount_minor"]) + unsynced
+    limit = int(customer["credit_limit"]["amount_minor"])
+    figures = {
+        "credit_limit": {"amount_minor": limit, "currency": currency},
+        "exposure": {"amount_minor": exposure, "currency": currency},
+        "order_value": {"amount_minor": value, "currency": currency},
+    }
+    return Terms(
+        currency=currency,
+        prices=unit_prices,
+        ship_to=ship_to,
+        customer_group=customer.get("customer_group"),
+        credit=figures,
+        over_limit=exposure + value > limit,
+    )
+
+
+async def _unsynced(conn: AsyncConnection, customer_id: str) -> int:
+    return await repo.unsynced_open_value(conn, customer_id)

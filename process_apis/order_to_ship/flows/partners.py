@@ -55,7 +55,7 @@ class Partners:
         self.availability: Downstream = runtime.downstream("availability")
         self.wms: Downstream = runtime.downstream("wms")
 
-    # -- ERP: read-only checks ---------------------------------------------
+    # -- ERP: the customer master, prices and credit ------------------------------------
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         response = await self.erp.request("GET", f"/erp/v1/customers/{customer_id}")
         if response.status_code == 404:
@@ -63,35 +63,79 @@ class Partners:
         result: dict[str, Any] = _ok("erp", response)
         return result
 
-    async def items(self, skus: list[str]) -> dict[str, dict[str, Any]]:
-        params = [("sku", sku) for sku in skus] + [("limit", str(len(skus)))]
-        body = _ok("erp", await self.erp.request("GET", "/erp/v1/items", params=params))
-        return {item["sku"]: item for item in body["items"]}
+    async def prices(self, customer_id: str, skus: list[str]) -> dict[str, dict[str, Any]]:
+        """The customer's price per known sku (customer-specific over the list price)."""
+        params = [("sku", sku) for sku in skus]
+        response = await self.erp.request(
+            "GET", f"/erp/v1/customers/{customer_id}/prices", params=params
+        )
+        if response.status_code == 404:
+            return {}
+        body = _ok("erp", response)
+        return {item["sku"]: item["unit_price"] for item in body["items"]}
+
+    async def credit(self, customer_id: str) -> dict[str, Any] | None:
+        response = await self.erp.request("GET", f"/erp/v1/customers/{customer_id}/credit")
+        if response.status_code == 404:
+            return None
+        result: dict[str, Any] = _ok("erp", response)
+        return result
+
+    async def put_sales_order(self, order_id: str, body: dict[str, Any]) -> None:
+        _ok("erp", await self.erp.request("PUT", f"/erp/v1/sales-orders/{order_id}", json=body))
 
     # -- availability --------------------------------------------------------
-    async def allocate(
-        self,
-        order_id: str,
-        channel: str,
-        policy: str,
-        lines: list[tuple[str, int]],
-        customer_id: str,
-    ) -> dict[str, Any]:
+    async def allocate(self, order_id: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.availability.request(
             "POST",
             "/availability/v1/allocations",
-            json={
-                "order_id": order_id,
-                "channel": channel,
-                "policy": policy,
-                "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
-                # The allocation is the order's customer's: bound clients see their own.
-                "customer_id": customer_id,
-            },
+            json={"order_id": order_id, **body},
             idempotency_key=f"alloc:{order_id}",
         )
         result: dict[str, Any] = _ok("availability", response)
         return result
+
+    async def hold(self, hold_id: str) -> dict[str, Any] | None:
+        response = await self.availability.request("GET", f"/availability/v1/holds/{hold_id}")
+        if response.status_code == 404:
+            return None
+        result: dict[str, Any] = _ok("availability", response)
+        return result
+
+    async def convert_hold(self, hold_id: str, order_id: str) -> dict[str, Any]:
+        response = await self.availability.request(
+            "POST",
+            f"/availability/v1/holds/{hold_id}/convert",
+            json={"order_id": order_id},
+            idempotency_key=f"convert:{order_id}",
+        )
+        result: dict[str, Any] = _ok("availability", response)
+        return result
+
+    async def allocation(self, order_id: str) -> dict[str, Any] | None:
+        response = await self.availability.request(
+            "GET", f"/availability/v1/allocations/{order_id}"
+        )
+        if response.status_code == 404:
+            return None
+        result: dict[str, Any] = _ok("availability", response)
+        return result
+
+    async def fill(self, order_id: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.availability.request(
+            "POST", f"/availability/v1/allocations/{order_id}/fill", json=body, idempotency_key=key
+        )
+        result: dict[str, Any] = _ok("availability", response)
+        return result
+
+    async def release_lines(self, order_id: str, key: str, body: dict[str, Any]) -> None:
+        response = await self.availability.request(
+            "POST",
+            f"/availability/v1/allocations/{order_id}/line-releases",
+            json=body,
+            idempotency_key=key,
+        )
+        _ok("availability", response)
 
     async def release(self, order_id: str) -> None:
         response = await self.availability.request(
@@ -105,28 +149,45 @@ class Partners:
 
     # -- WMS -------------------------------------------------------------------
     async def create_fulfillment(
-        self, order_id: str, warehouse_id: str, lines: list[tuple[str, int]]
+        self, release_id: str, order_id: str, warehouse_id: str, lines: list[dict[str, Any]]
     ) -> dict[str, Any]:
         response = await self.wms.request(
             "POST",
             "/wms/v1/fulfillment-orders",
-            json={
-                "order_id": order_id,
-                "warehouse_id": warehouse_id,
-                "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
-            },
-            idempotency_key=f"fo:{order_id}:{warehouse_id}",
+            json={"order_id": order_id, "warehouse_id": warehouse_id, "lines": lines},
+            idempotency_key=f"fo:{release_id}",
         )
         result: dict[str, Any] = _ok("wms", response)
         return result
 
-    async def cancel_fulfillment(self, fulfillment_order_id: str) -> None:
+    async def fulfillment(self, fulfillment_order_id: str) -> dict[str, Any] | None:
         response = await self.wms.request(
-            "POST",
-            f"/wms/v1/fulfillment-orders/{fulfillment_order_id}/cancel",
-            idempotency_key=f"cancel:{fulfillment_order_id}",
+            "GET", f"/wms/v1/fulfillment-orders/{fulfillment_order_id}"
         )
         if response.status_code == 404:
-            log.warning("fulfillment order %s is unknown to the WMS", fulfillment_order_id)
-            return
+            return None
+        result: dict[str, Any] = _ok("wms", response)
+        return result
+
+    async def put_away(
+        self, fulfillment_order_id: str, key: str, lines: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        response = await self.wms.request(
+            "POST",
+            f"/wms/v1/fulfillment-orders/{fulfillment_order_id}/put-aways",
+            json={"lines": lines},
+            idempotency_key=key,
+        )
+        result: dict[str, Any] = _ok("wms", response)
+        return result
+
+    async def cancel_fulfillment_lines(
+        self, fulfillment_order_id: str, key: str, lines: list[dict[str, Any]]
+    ) -> None:
+        response = await self.wms.request(
+            "POST",
+            f"/wms/v1/fulfillment-orders/{fulfillment_order_id}/line-cancellations",
+            json={"lines": lines},
+            idempotency_key=key,
+        )
         _ok("wms", response)

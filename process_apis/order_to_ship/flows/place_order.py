@@ -1,38 +1,42 @@
-"""The place-order saga.
+"""The place-order saga (decision 0026). Order intake never waits on the WMS.
 
-1. read-only checks with the ERP (customer, items and prices, credit limit);
-2. one transaction: the order in ``pending`` plus the Idempotency-Key reservation;
-3. allocate with availability (Idempotency-Key ``alloc:{order_id}``); a refusal
-   (insufficient stock) deletes the order and forgets the key in one transaction;
-4. one fulfillment order per warehouse of the allocation (``fo:{order_id}:{warehouse}``);
-5. one transaction: lines allocated/backordered, status ``released`` or ``backordered``,
-   ``order.accepted`` in the outbox, the Idempotency-Key completed with the 201 body.
-
-Steps 3 to 5 are idempotent, so an order left ``pending`` by a crash or an unreachable
-partner is finished by re-running them (``flows/resume.py``).
+1. acceptance checks with the ERP (``flows/checks.py``): a refusal is 422, an ERP that
+   cannot answer 503; nothing is written either way;
+2. one transaction: the order ``pending`` and its Idempotency-Key completed with a 202
+   that names it, so from here on a retry with the key gets this order at once;
+3. allocate with availability (``alloc:{order_id}``), or convert the customer's cart
+   hold (``convert:{order_id}``); a definite refusal (insufficient stock under
+   ``reject``, a hold that lapsed) deletes the order and forgets the key in one
+   transaction; availability unreachable leaves it ``pending`` and answers the 202
+   (the resumer finishes it);
+4. one transaction: lines allocated/backordered, the warehouse releases queued (the
+   releaser sends them), the status (``on_hold`` over the credit limit), the stored
+   answer replaced by the 201, ``order.accepted`` in the outbox.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import uuid_utils
 from litestar import Response
 from sqlalchemy.exc import IntegrityError
 
-from process_apis.order_to_ship.flows.checks import check_with_erp
+from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.checks import Terms, accept
 from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.events import EVENT_SOURCE
-from process_apis.order_to_ship.orders.schemas import FulfillmentRef, Order, OrderIn
+from process_apis.order_to_ship.orders.schemas import Order, OrderIn
 from shared.auth.principal import Principal
 from shared.db import Database
 from shared.events.catalog import STREAM_ORDERS, Line, OrderAccepted
 from shared.events.envelope import new_event
 from shared.idempotency import IdempotencyStore, fingerprint
+from shared.problems import ProblemError
 from shared.refusals import Refusal
 
 log = logging.getLogger("tally.orders.place")
@@ -42,11 +46,29 @@ def new_order_id() -> str:
     return f"ORD-{uuid_utils.uuid7()}"
 
 
+class Wakeable(Protocol):
+    """Something a committed change may wake (the releaser)."""
+
+    def wake(self) -> None: ...
+
+
+class _Nobody:
+    def wake(self) -> None:
+        return None
+
+
 class PlaceOrder:
-    def __init__(self, db: Database, idempotency: IdempotencyStore, partners: Partners) -> None:
+    def __init__(
+        self,
+        db: Database,
+        idempotency: IdempotencyStore,
+        partners: Partners,
+        releaser: Wakeable | None = None,
+    ) -> None:
         self.db = db
         self.idempotency = idempotency
         self.partners = partners
+        self.releaser: Wakeable = releaser or _Nobody()
 
     # -- the request ---------------------------------------------------------------
     async def run(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
@@ -64,146 +86,208 @@ class PlaceOrder:
         if found is not None:
             return found
         try:
-            currency, prices = await check_with_erp(self.partners, data)
+            terms = await accept(self.partners, self.db.read, data)
         except Refused as exc:
             raise Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}") from exc
         order_id = new_order_id()
         try:
-            async with self.db.transaction() as tx:
-                found = await self.idempotency.stored_answer(tx.conn, principal.client_id, key, fp)
-                if found is not None:
-                    return found
-                await repo.insert_pending(
-                    tx.conn,
-                    order_id=order_id,
-                    customer_id=data.customer_id,
-                    channel=data.channel,
-                    policy=data.policy,
-                    currency=currency,
-                    lines=[(line.sku, line.quantity, prices[line.sku]) for line in data.lines],
-                    client_id=principal.client_id,
-                    idempotency_key=key,
-                )
-                await self.idempotency.reserve(tx.conn, principal.client_id, key, fp, order_id)
+            pending = await self._write_pending(principal, key, fp, order_id, data, terms)
         except IntegrityError:
-            # The same key committed concurrently: answer as that request would be answered.
+            # The same key committed concurrently: answer as that request is answered.
             found = await self.idempotency.replay_committed(principal.client_id, key, fp)
             if found is None:
                 raise
             return found
-        body = await self.advance(order_id)
+        if isinstance(pending, Response):
+            return pending
+        try:
+            body = await self.advance(order_id)
+        except ProblemError as exc:
+            if exc.status_code != 503:
+                raise
+            # Availability cannot answer now: the order is kept and named; the resumer
+            # allocates it, and the same key answers it meanwhile.
+            return Response(pending, status_code=202, media_type="application/json")
         return Response(body, status_code=201, media_type="application/json")
+
+    async def _write_pending(
+        self,
+        principal: Principal,
+        key: str,
+        fp: str,
+        order_id: str,
+        data: OrderIn,
+        terms: Terms,
+    ) -> bytes | Response[Any]:
+        async with self.db.transaction() as tx:
+            found = await self.idempotency.stored_answer(tx.conn, principal.client_id, key, fp)
+            if found is not None:
+                return found
+            await repo.insert_pending(
+                tx.conn,
+                repo.NewOrder(
+                    order_id=order_id,
+                    customer_id=data.customer_id,
+                    channel=data.channel,
+                    policy=data.policy,
+                    currency=terms.currency,
+                    lines=[
+                        (line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines
+                    ],
+                    client_id=principal.client_id,
+                    idempotency_key=key,
+                    ship_to=terms.ship_to,
+                    customer_group=terms.customer_group,
+                    hold_id=data.hold_id,
+                    credit=terms.credit,
+                    on_hold=terms.over_limit,
+                ),
+            )
+            order = await reads.get(tx.conn, order_id)
+            assert order is not None
+            body = msgspec.json.encode(order)
+            row, _ = self.idempotency.completed_record(
+                principal.client_id, key, fp, 202, body, resource_id=order_id, now=order.created_at
+            )
+            await self.idempotency.insert_completed(tx.conn, [row])
+        return body
 
     # -- the idempotent steps (request and resumer) ---------------------------------
     async def advance(self, order_id: str) -> bytes:
-        """Allocate, release to the warehouses and complete a ``pending`` order."""
+        """Allocate and settle a ``pending`` order; the settled order's body."""
         async with self.db.read() as conn:
-            order = await repo.get(conn, order_id)
+            order = await reads.get(conn, order_id)
         if order is None or order.status != "pending":
             return await self._settled(order_id)
-        lines = [(line.sku, line.quantity) for line in order.lines]
         try:
-            allocation = await self.partners.allocate(
-                order_id, order.channel, order.policy, lines, order.customer_id
-            )
+            allocation = await self._allocate(order)
         except Refused as exc:
             await self._abandon(order_id)
-            if exc.status_code == 409 and exc.type == "/problems/insufficient-stock":
-                raise Refusal(409, "insufficient-stock", exc.detail, extra=exc.extra) from exc
-            raise Refusal(
-                502, "allocation-refused", f"Availability refused the allocation: {exc.detail}"
-            ) from exc
-        fulfillments: list[FulfillmentRef] = []
-        try:
-            for warehouse_id, picks in _by_warehouse(allocation).items():
-                created = await self.partners.create_fulfillment(order_id, warehouse_id, picks)
-                fulfillments.append(
-                    FulfillmentRef(str(created["fulfillment_order_id"]), warehouse_id)
-                )
-        except Refused as exc:
-            await self._undo_release(order_id, fulfillments)
-            raise Refusal(
-                502, "fulfillment-refused", f"The WMS refused a fulfillment order: {exc.detail}"
-            ) from exc
-        return await self._complete(order, allocation, fulfillments)
+            raise _refusal(exc) from exc
+        return await self._settle(order, allocation)
 
-    async def _complete(
-        self, order: Order, allocation: dict[str, Any], fulfillments: list[FulfillmentRef]
-    ) -> bytes:
-        quantities = {
+    async def _allocate(self, order: Order) -> dict[str, Any]:
+        if order.hold_id is not None:
+            await self._check_hold(order)
+            return await self.partners.convert_hold(order.hold_id, order.order_id)
+        body: dict[str, Any] = {
+            "channel": order.channel,
+            "policy": order.policy,
+            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+            # The allocation is the order's customer's: bound clients see their own.
+            "customer_id": order.customer_id,
+        }
+        if order.customer_group:
+            body["customer_group"] = order.customer_group
+        if order.ship_to and order.ship_to.region:
+            body["ship_to"] = order.ship_to.region
+        return await self.partners.allocate(order.order_id, body)
+
+    async def _check_hold(self, order: Order) -> None:
+        assert order.hold_id is not None
+        hold = await self.partners.hold(order.hold_id)
+        if hold is None or hold.get("customer_id") != order.customer_id:
+            await self._abandon(order.order_id)
+            raise Refusal(
+                422, "unknown-hold", f"Customer {order.customer_id} has no hold {order.hold_id}."
+            )
+        held: dict[str, int] = {}
+        for line in hold.get("lines", []):
+            held[str(line["sku"])] = held.get(str(line["sku"]), 0) + int(line["quantity"])
+        wanted = {line.sku: line.quantity for line in order.lines}
+        if held != wanted:
+            await self._abandon(order.order_id)
+            raise Refusal(
+                422,
+                "hold-mismatch",
+                f"Hold {order.hold_id} holds {held}; the order asks for {wanted}. "
+                "An order converts a hold as it is.",
+            )
+
+    async def _settle(self, order: Order, allocation: dict[str, Any]) -> bytes:
+        planned = {
             str(line["sku"]): (int(line.get("allocated", 0)), int(line.get("backordered", 0)))
             for line in allocation.get("lines", [])
         }
-        status = "released" if any(a for a, _ in quantities.values()) else "backordered"
+        located = [
+            {"sku": line["sku"], **claim}
+            for line in allocation.get("lines", [])
+            for claim in line.get("locations") or []
+        ]
         async with self.db.transaction() as tx:
-            moved = await repo.release(
-                tx.conn,
-                order.order_id,
-                status=status,
-                quantities=quantities,
-                fulfillments=fulfillments,
-            )
-            if moved:
-                done = await repo.get(tx.conn, order.order_id)
+            working = await repo.lock(tx.conn, order.order_id)
+            if working is None or working.status != "pending":
+                moved = None
+            else:
+                moved = await self._plan(tx, working, planned, located)
+            if moved is not None:
+                done = await reads.get(tx.conn, order.order_id)
                 assert done is not None
                 body = msgspec.json.encode(done)
                 origin = await repo.origin(tx.conn, order.order_id)
                 assert origin is not None
                 await self.idempotency.complete(tx.conn, *origin, 201, body)
-                tx.emit(
-                    STREAM_ORDERS,
-                    new_event(
-                        source=EVENT_SOURCE,
-                        type_="order.accepted",
-                        subject=done.order_id,
-                        sequence=done.version,
-                        payload=OrderAccepted(
-                            order_id=done.order_id,
-                            customer_id=done.customer_id,
-                            channel=done.channel,
-                            status=done.status,
-                            lines=[Line(line.sku, line.quantity) for line in done.lines],
-                        ),
-                    ),
-                )
-        if not moved:
+                tx.emit(STREAM_ORDERS, _accepted_event(done))
+        if moved is None:
             return await self._settled(order.order_id)
+        self.releaser.wake()
         return body
+
+    async def _plan(
+        self,
+        tx: Any,
+        working: repo.Working,
+        planned: dict[str, tuple[int, int]],
+        located: list[dict[str, Any]],
+    ) -> str:
+        for sku, line in working.lines.items():
+            allocated, backordered = planned.get(sku, (0, line.unplanned))
+            working.line(sku).plan(allocated, backordered)
+        if working.head.hold_reason == "credit":
+            return await changes.commit(
+                tx, working, "credit_hold", status="on_hold", announce=False
+            )
+        await changes.queue_releases(tx, working.order_id, located)
+        working.status = "accepted"  # no longer pending: the lines decide from here
+        return await changes.commit(
+            tx, working, "accepted", status=changes.next_status(working), announce=False
+        )
 
     async def _settled(self, order_id: str) -> bytes:
         """Another run (request or resumer) finished or abandoned this order first."""
         async with self.db.read() as conn:
-            order = await repo.get(conn, order_id)
+            order = await reads.get(conn, order_id)
         if order is None:
             raise Refusal(409, "order-abandoned", f"Order {order_id} could not be placed.")
         return msgspec.json.encode(order)
 
-    async def _undo_release(self, order_id: str, fulfillments: list[FulfillmentRef]) -> None:
-        """Compensation after the WMS refused: cancel what was released, free the stock,
-        forget the order. A step that fails leaves the order ``pending`` for the resumer,
-        which runs the saga (and so this compensation) again."""
-        try:
-            for fo in fulfillments:
-                await self.partners.cancel_fulfillment(fo.fulfillment_order_id)
-            await self.partners.release(order_id)
-        except Refused:
-            log.exception("compensating order %s failed; the resumer will retry", order_id)
-            return
-        await self._abandon(order_id)
-
     async def _abandon(self, order_id: str) -> None:
-        """Compensation: nothing of the order stays written, and the key may be reused."""
+        """A definite refusal: nothing of the order stays written, the key may be reused."""
         async with self.db.transaction() as tx:
             origin = await repo.origin(tx.conn, order_id)
             if await repo.delete_pending(tx.conn, order_id) and origin is not None:
                 await self.idempotency.forget(tx.conn, *origin)
 
 
-def _by_warehouse(allocation: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
-    picks: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for line in allocation.get("lines", []):
-        for location in line.get("locations") or []:
-            quantity = int(location.get("quantity", 0))
-            if quantity > 0:
-                picks[str(location["location_id"])][str(line["sku"])] += quantity
-    return {warehouse: sorted(by_sku.items()) for warehouse, by_sku in sorted(picks.items())}
+def _refusal(exc: Refused) -> Refusal:
+    if exc.status_code == 409 and exc.type == "/problems/insufficient-stock":
+        return Refusal(409, "insufficient-stock", exc.detail, extra=exc.extra)
+    if exc.status_code in (404, 409) and "hold" in exc.type:
+        return Refusal(409, "hold-not-active", f"The cart hold cannot be converted: {exc.detail}")
+    return Refusal(502, "allocation-refused", f"Availability refused the allocation: {exc.detail}")
+
+
+def _accepted_event(order: Order) -> Any:
+    return new_event(
+        source=EVENT_SOURCE,
+        type_="order.accepted",
+        subject=order.order_id,
+        sequence=order.version,
+        payload=OrderAccepted(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            channel=order.channel,
+            status=order.status,
+            lines=[Line(line.sku, line.quantity) for line in order.lines],
+        ),
+    )

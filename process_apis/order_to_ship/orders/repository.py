@@ -1,182 +1,208 @@
-"""SQL for orders (SQLAlchemy Core). Every write is conditional on the state it expects,
-so a resumed saga, a cancel and a shipment event never overwrite each other."""
+"""SQL for orders (SQLAlchemy Core).
+
+Every change of a placed order goes through :class:`Working`: the order's row locked
+(``FOR UPDATE``; SQLite's writer already serialises), its lines as
+:class:`LineQuantities`, changed in Python under their invariants, then written back
+with the status move checked against the transition table and recorded in the
+history, all in the caller's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.order_to_ship.db import order_fulfillments, order_lines, order_shipments, orders
-from process_apis.order_to_ship.orders.schemas import (
-    FulfillmentRef,
-    Order,
-    OrderLine,
-    OrderShipment,
-    ShipmentLine,
+from process_apis.order_to_ship.db import (
+    LINE_QUANTITIES,
+    order_lines,
+    order_releases,
+    order_shipments,
+    order_status_history,
+    orders,
 )
-from shared.models import Money
+from process_apis.order_to_ship.lifecycle.lines import LineQuantities
+from process_apis.order_to_ship.lifecycle.states import check_transition
+from shared.correlation import correlation_id
 
 
-async def insert_pending(
-    conn: AsyncConnection,
-    *,
-    order_id: str,
-    customer_id: str,
-    channel: str,
-    policy: str,
-    currency: str,
-    lines: Sequence[tuple[str, int, int]],  # (sku, quantity, unit_price_minor)
-    client_id: str,
-    idempotency_key: str,
+@dataclass
+class NewOrder:
+    order_id: str
+    customer_id: str
+    channel: str
+    policy: str
+    currency: str
+    lines: Sequence[tuple[str, int, int]]  # (sku, quantity, unit_price_minor)
+    client_id: str
+    idempotency_key: str
+    ship_to: dict[str, Any] | None = None
+    customer_group: str | None = None
+    hold_id: str | None = None
+    credit: dict[str, Any] | None = None
+    on_hold: bool = False
+
+
+@dataclass
+class Working:
+    """A placed order loaded for change, its row locked for the transaction."""
+
+    head: Any
+    lines: dict[str, LineQuantities]
+    prices: dict[str, int]
+    status: str
+    touched: set[str] = field(default_factory=set)
+
+    @property
+    def order_id(self) -> str:
+        return str(self.head.order_id)
+
+    def line(self, sku: str) -> LineQuantities:
+        self.touched.add(sku)
+        return self.lines[sku]
+
+
+async def history_row(
+    conn: AsyncConnection, order_id: str, before: str | None, after: str, cause: str, at: datetime
 ) -> None:
+    seq = await conn.scalar(
+        select(func.coalesce(func.max(order_status_history.c.seq), 0)).where(
+            order_status_history.c.order_id == order_id
+        )
+    )
+    await conn.execute(
+        insert(order_status_history).values(
+            order_id=order_id,
+            seq=int(seq or 0) + 1,
+            from_status=before,
+            to_status=after,
+            at=at,
+            cause=cause,
+            correlation_id=correlation_id.get(),
+        )
+    )
+
+
+async def insert_pending(conn: AsyncConnection, new: NewOrder) -> None:
     now = datetime.now(UTC)
     await conn.execute(
         insert(orders).values(
-            order_id=order_id,
-            customer_id=customer_id,
-            channel=channel,
-            policy=policy,
-            currency=currency,
+            order_id=new.order_id,
+            customer_id=new.customer_id,
+            channel=new.channel,
+            policy=new.policy,
+            currency=new.currency,
             status="pending",
             version=0,
-            client_id=client_id,
-            idempotency_key=idempotency_key,
+            client_id=new.client_id,
+            idempotency_key=new.idempotency_key,
             created_at=now,
             updated_at=now,
+            ship_to=new.ship_to,
+            customer_group=new.customer_group,
+            hold_id=new.hold_id,
+            hold_reason="credit" if new.on_hold else None,
+            credit=new.credit,
+            erp_synced_version=0,
         )
     )
+    zero = dict.fromkeys(LINE_QUANTITIES, 0)
     await conn.execute(
         insert(order_lines),
         [
             {
-                "order_id": order_id,
+                "order_id": new.order_id,
                 "line_no": n,
                 "sku": sku,
                 "quantity": quantity,
                 "unit_price_minor": price,
-                "allocated": 0,
-                "backordered": 0,
-                "shipped": 0,
+                **zero,
             }
-            for n, (sku, quantity, price) in enumerate(lines, start=1)
+            for n, (sku, quantity, price) in enumerate(new.lines, start=1)
         ],
     )
+    await history_row(conn, new.order_id, None, "pending", "placed", now)
 
 
 async def delete_pending(conn: AsyncConnection, order_id: str) -> bool:
-    """Removes an order that never got past ``pending`` (a compensated saga)."""
+    """Removes an order that never got past ``pending`` (a refused placement)."""
     head = await conn.execute(
         select(orders.c.order_id).where(orders.c.order_id == order_id, orders.c.status == "pending")
     )
     if head.first() is None:
         return False
-    await conn.execute(delete(order_lines).where(order_lines.c.order_id == order_id))
+    for table in (order_status_history, order_lines):
+        await conn.execute(delete(table).where(table.c.order_id == order_id))
     await conn.execute(delete(orders).where(orders.c.order_id == order_id))
     return True
 
 
-async def release(
-    conn: AsyncConnection,
-    order_id: str,
-    *,
-    status: str,
-    quantities: Mapping[str, tuple[int, int]],  # sku -> (allocated, backordered)
-    fulfillments: Sequence[FulfillmentRef],
-) -> bool:
-    """``pending`` -> ``released``/``backordered``; False if someone else got there first."""
-    moved = await conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id, orders.c.status == "pending")
-        .values(status=status, version=orders.c.version + 1, updated_at=datetime.now(UTC))
-    )
-    if moved.rowcount != 1:
-        return False
-    for sku, (allocated, backordered) in quantities.items():
-        await conn.execute(
-            update(order_lines)
-            .where(order_lines.c.order_id == order_id, order_lines.c.sku == sku)
-            .values(allocated=allocated, backordered=backordered)
-        )
-    if fulfillments:
-        await conn.execute(
-            insert(order_fulfillments),
-            [
-                {
-                    "order_id": order_id,
-                    "warehouse_id": fo.warehouse_id,
-                    "fulfillment_order_id": fo.fulfillment_order_id,
-                }
-                for fo in fulfillments
-            ],
-        )
-    return True
-
-
-async def cancel(conn: AsyncConnection, order_id: str, expected_version: int) -> bool:
-    moved = await conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id, orders.c.version == expected_version)
-        .values(status="cancelled", version=orders.c.version + 1, updated_at=datetime.now(UTC))
-    )
-    if moved.rowcount != 1:
-        return False
-    await conn.execute(
-        update(order_lines)
+async def lock(conn: AsyncConnection, order_id: str) -> Working | None:
+    head = (
+        await conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update())
+    ).first()
+    if head is None:
+        return None
+    rows = await conn.execute(
+        select(order_lines)
         .where(order_lines.c.order_id == order_id)
-        .values(allocated=0, backordered=0)
+        .order_by(order_lines.c.line_no)
     )
-    return True
-
-
-async def add_shipment(
-    conn: AsyncConnection,
-    *,
-    order_id: str,
-    shipment_id: str,
-    fulfillment_order_id: str,
-    warehouse_id: str,
-    carrier: str,
-    tracking_number: str,
-    lines: Sequence[tuple[str, int]],
-    shipped_at: datetime,
-) -> bool:
-    """Records a shipment and raises ``shipped`` per line; False if already recorded."""
-    known = await conn.scalar(
-        select(order_shipments.c.shipment_id).where(order_shipments.c.shipment_id == shipment_id)
-    )
-    if known is not None:
-        return False
-    await conn.execute(
-        insert(order_shipments).values(
-            shipment_id=shipment_id,
-            order_id=order_id,
-            fulfillment_order_id=fulfillment_order_id,
-            warehouse_id=warehouse_id,
-            carrier=carrier,
-            tracking_number=tracking_number,
-            lines=[{"sku": sku, "quantity": quantity} for sku, quantity in lines],
-            shipped_at=shipped_at,
+    lines: dict[str, LineQuantities] = {}
+    prices: dict[str, int] = {}
+    for row in rows:
+        lines[row.sku] = LineQuantities(
+            row.sku,
+            int(row.quantity),
+            **{name: int(getattr(row, name)) for name in LINE_QUANTITIES},
         )
-    )
-    for sku, quantity in lines:
+        prices[row.sku] = int(row.unit_price_minor)
+    return Working(head, lines, prices, str(head.status))
+
+
+async def save(
+    conn: AsyncConnection,
+    working: Working,
+    status: str,
+    cause: str,
+    **head_values: Any,
+) -> tuple[str, int]:
+    """Writes the touched lines and the order's new status (checked against the
+    transition table, recorded in the history); returns (previous status, new version)."""
+    before = str(working.head.status)
+    check_transition(working.order_id, before, status)
+    now = datetime.now(UTC)
+    for sku in sorted(working.touched):
+        line = working.lines[sku]
         await conn.execute(
             update(order_lines)
-            .where(order_lines.c.order_id == order_id, order_lines.c.sku == sku)
-            .values(shipped=order_lines.c.shipped + quantity)
+            .where(order_lines.c.order_id == working.order_id, order_lines.c.sku == sku)
+            .values(**{name: getattr(line, name) for name in LINE_QUANTITIES})
         )
-    return True
-
-
-async def set_status(conn: AsyncConnection, order_id: str, status: str) -> None:
+    version = int(working.head.version) + 1
     await conn.execute(
         update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(status=status, version=orders.c.version + 1, updated_at=datetime.now(UTC))
+        .where(orders.c.order_id == working.order_id)
+        .values(status=status, version=version, updated_at=now, **head_values)
     )
+    if status != before:
+        await history_row(conn, working.order_id, before, status, cause, now)
+    working.status = status
+    return before, version
+
+
+async def history(conn: AsyncConnection, order_id: str, after: int, limit: int) -> list[Any]:
+    h = order_status_history.c
+    rows = await conn.execute(
+        select(order_status_history)
+        .where(h.order_id == order_id, h.seq > after)
+        .order_by(h.seq)
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def origin(conn: AsyncConnection, order_id: str) -> tuple[str, str] | None:
@@ -201,84 +227,50 @@ async def stalled(conn: AsyncConnection, before: datetime, limit: int = 50) -> l
     return [row.order_id for row in rows]
 
 
-async def get(conn: AsyncConnection, order_id: str) -> Order | None:
-    found = await _load(conn, select(orders).where(orders.c.order_id == order_id))
-    return found[0] if found else None
-
-
-async def page(
-    conn: AsyncConnection, customer_id: str | None, after: str | None, limit: int
-) -> list[Order]:
-    query = select(orders).order_by(orders.c.order_id).limit(limit)
-    if customer_id is not None:
-        query = query.where(orders.c.customer_id == customer_id)
-    if after:
-        query = query.where(orders.c.order_id > after)
-    return await _load(conn, query)
-
-
-async def _load(conn: AsyncConnection, query: Any) -> list[Order]:
-    heads = (await conn.execute(query)).all()
-    ids = [head.order_id for head in heads]
-    if not ids:
-        return []
-    lines: dict[str, list[Any]] = {i: [] for i in ids}
-    for row in await conn.execute(
-        select(order_lines)
-        .where(order_lines.c.order_id.in_(ids))
-        .order_by(order_lines.c.order_id, order_lines.c.line_no)
-    ):
-        lines[row.order_id].append(row)
-    shipments: dict[str, list[OrderShipment]] = {i: [] for i in ids}
-    for row in await conn.execute(
-        select(order_shipments)
-        .where(order_shipments.c.order_id.in_(ids))
-        .order_by(order_shipments.c.shipped_at, order_shipments.c.shipment_id)
-    ):
-        shipments[row.order_id].append(
-            OrderShipment(
-                shipment_id=row.shipment_id,
-                fulfillment_order_id=row.fulfillment_order_id,
-                warehouse_id=row.warehouse_id,
-                carrier=row.carrier,
-                tracking_number=row.tracking_number,
-                lines=[ShipmentLine(line["sku"], line["quantity"]) for line in row.lines],
-                shipped_at=row.shipped_at,
+async def unsynced_open_value(conn: AsyncConnection, customer_id: str) -> int:
+    """Value of the customer's live orders the ERP has not heard of yet (the credit
+    check adds it to the ERP's exposure, so a burst of orders cannot slip past)."""
+    live = orders.c.status.notin_(("cancelled", "rejected", "completed"))
+    value = await conn.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    (order_lines.c.quantity - order_lines.c.cancelled - order_lines.c.invoiced)
+                    * order_lines.c.unit_price_minor
+                ),
+                0,
             )
         )
-    fulfillments: dict[str, list[FulfillmentRef]] = {i: [] for i in ids}
-    for row in await conn.execute(
-        select(order_fulfillments)
-        .where(order_fulfillments.c.order_id.in_(ids))
-        .order_by(order_fulfillments.c.order_id, order_fulfillments.c.warehouse_id)
-    ):
-        fulfillments[row.order_id].append(
-            FulfillmentRef(row.fulfillment_order_id, row.warehouse_id)
+        .select_from(orders.join(order_lines, orders.c.order_id == order_lines.c.order_id))
+        .where(orders.c.customer_id == customer_id, live, orders.c.erp_synced_version == 0)
+    )
+    return int(value or 0)
+
+
+# -- shipments ---------------------------------------------------------------------
+async def shipment(conn: AsyncConnection, shipment_id: str) -> Any:
+    return (
+        await conn.execute(
+            select(order_shipments).where(order_shipments.c.shipment_id == shipment_id)
         )
-    return [
-        Order(
-            order_id=head.order_id,
-            status=head.status,
-            customer_id=head.customer_id,
-            channel=head.channel,
-            policy=head.policy,
-            currency=head.currency,
-            lines=[
-                OrderLine(
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    allocated=line.allocated,
-                    backordered=line.backordered,
-                    shipped=line.shipped,
-                    unit_price=Money(line.unit_price_minor, head.currency),
-                )
-                for line in lines[head.order_id]
-            ],
-            shipments=shipments[head.order_id],
-            fulfillment_orders=fulfillments[head.order_id],
-            version=head.version,
-            created_at=head.created_at,
-            updated_at=head.updated_at,
+    ).first()
+
+
+async def add_shipment(conn: AsyncConnection, **values: Any) -> None:
+    await conn.execute(insert(order_shipments).values(**values))
+
+
+async def update_shipment(conn: AsyncConnection, shipment_id: str, **values: Any) -> None:
+    await conn.execute(
+        update(order_shipments).where(order_shipments.c.shipment_id == shipment_id).values(**values)
+    )
+
+
+async def releases_of(conn: AsyncConnection, order_id: str) -> list[Any]:
+    return list(
+        await conn.execute(
+            select(order_releases)
+            .where(order_releases.c.order_id == order_id)
+            .order_by(order_releases.c.created_at, order_releases.c.release_id)
         )
-        for head in heads
-    ]
+    )

@@ -6,12 +6,26 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from process_apis.order_to_ship.orders.schemas import Order, OrderIn
+from process_apis.order_to_ship.orders.schemas import (
+    DecisionIn,
+    LineCancellationIn,
+    Order,
+    OrderIn,
+    StatusChange,
+)
 from process_apis.order_to_ship.orders.service import OrderService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
-from shared.models import ID_PATTERN, CursorParam, IdParam, LimitParam, Page, query_filter
+from shared.models import (
+    ID_PATTERN,
+    CursorParam,
+    IdParam,
+    LimitParam,
+    Page,
+    SkuParam,
+    query_filter,
+)
 from shared.problems import problem_responses
 
 MAX_ORDER_BODY_BYTES = 64 * 1024
@@ -31,8 +45,13 @@ class OrderController(Controller):
     @post(
         "/",
         operation_id="placeOrder",
-        summary="Place an order: credit and price checks, allocation, release to warehouses",
+        summary="Place an order: credit and price checks, allocation, queued for the warehouses",
         responses=problem_responses(409, 413, 422, 502, 503),
+        response_description=(
+            "201: placed and allocated (status accepted, released, partially_allocated, "
+            "backordered or on_hold). 202: placed and named, allocation pending "
+            "(availability could not answer); the same key answers it."
+        ),
         **requires("orders:write"),
     )
     async def place_order(
@@ -42,10 +61,11 @@ class OrderController(Controller):
         principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[Order]:
-        """Unknown customer or sku, and an exceeded credit limit, answer 422; insufficient
+        """Unknown or blocked customer, unknown sku or ship-to answer 422; insufficient
         stock (policy ``reject``) answers 409; a client bound to one customer placing for
-        another answers 403 ``/problems/customer-not-permitted``. None of them leaves
-        anything written."""
+        another answers 403 ``/problems/customer-not-permitted``; the ERP unreachable
+        answers 503 with Retry-After. None of them leaves anything written. Over the
+        credit limit the order is placed ``on_hold`` (allocated, not released)."""
         result: Response[Any] = await orders.place(principal, idempotency_key, data)
         return result
 
@@ -95,5 +115,114 @@ class OrderController(Controller):
         orders: NamedDependency[OrderService],
         principal: NamedDependency[Principal],
     ) -> Order:
-        """Cancelling a cancelled order answers it unchanged; 409 once anything shipped."""
+        """Cancelling a cancelled order answers it unchanged; 409 ``order-shipped`` once
+        anything shipped (cancel the open units instead). Picked units are put back to
+        stock in the warehouse."""
         return await orders.cancel(principal, order_id)
+
+    @post(
+        "/{order_id:str}/line-cancellations",
+        operation_id="cancelOrderLines",
+        summary="Cancel some units of some lines: backordered, allocated, or at the warehouse",
+        status_code=200,
+        responses=problem_responses(404, 409, 422, 502, 503),
+        **requires("orders:write"),
+    )
+    async def cancel_lines(
+        self,
+        order_id: IdParam,
+        data: JSONBody[LineCancellationIn],
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey,
+    ) -> Order:
+        """Backordered units go first, then allocated ones not yet at a warehouse, then
+        unpicked and picked ones (put back). Units that shipped: 409 ``units-shipped``.
+        The same key repeats the same cancellation (and finishes an interrupted one)."""
+        return await orders.cancel_lines(principal, order_id, data, idempotency_key)
+
+    @post(
+        "/{order_id:str}/lines/{sku:str}/short-close",
+        operation_id="shortCloseLine",
+        summary="Short-close a line: its backordered units are cancelled, the rest stands",
+        status_code=200,
+        responses=problem_responses(404, 409, 502, 503),
+        **requires("orders:write"),
+    )
+    async def short_close(
+        self,
+        order_id: IdParam,
+        sku: SkuParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+    ) -> Order:
+        return await orders.short_close(principal, order_id, sku)
+
+    @post(
+        "/{order_id:str}/backorders/cancel",
+        operation_id="cancelBackorders",
+        summary="Cancel the whole backorder: every line's backordered units",
+        status_code=200,
+        responses=problem_responses(404, 409, 502, 503),
+        **requires("orders:write"),
+    )
+    async def cancel_backorders(
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+    ) -> Order:
+        return await orders.short_close(principal, order_id, None)
+
+    @post(
+        "/{order_id:str}/release-hold",
+        operation_id="releaseOrderHold",
+        summary="Release an order held for credit: its allocated units go to the warehouses",
+        status_code=200,
+        responses=problem_responses(404, 409, 502, 503),
+        **requires("orders:admin"),
+    )
+    async def release_hold(
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+        data: JSONBody[DecisionIn | None] = None,
+    ) -> Order:
+        """Only an order ``on_hold``: any other state is 409 ``illegal-transition``."""
+        return await orders.release_hold(principal, order_id, (data or DecisionIn()).reason)
+
+    @post(
+        "/{order_id:str}/reject",
+        operation_id="rejectOrder",
+        summary="Reject an order held for credit: its stock is given back",
+        status_code=200,
+        responses=problem_responses(404, 409, 502, 503),
+        **requires("orders:admin"),
+    )
+    async def reject(
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+        data: JSONBody[DecisionIn | None] = None,
+    ) -> Order:
+        """Only an order ``on_hold``: any other state is 409 ``illegal-transition``."""
+        return await orders.reject(principal, order_id, (data or DecisionIn()).reason)
+
+    @get(
+        "/{order_id:str}/history",
+        operation_id="getOrderHistory",
+        summary="The order's status history: from, to, at, cause, correlation id",
+        responses=problem_responses(404),
+        **requires("orders:read"),
+    )
+    async def history(
+        self,
+        order_id: IdParam,
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+        cursor: CursorParam = None,
+        limit: LimitParam = 100,
+    ) -> Page[StatusChange]:
+        return await orders.history(principal, order_id, cursor, limit)

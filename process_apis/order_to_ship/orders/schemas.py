@@ -1,4 +1,5 @@
-"""Order-to-ship contract (v1): the shapes of docs/decisions/0002."""
+"""Order-to-ship contract (v1): the shapes of docs/decisions/0002, grown by the order
+lifecycle of decision 0026 (additive: every earlier field keeps its name and type)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import SKU_PATTERN, Identifier, Money, Quantity, Sku
+from process_apis.order_to_ship.lifecycle.states import OrderStatus
+from shared.models import SKU_PATTERN, Identifier, Money, Name, Quantity, Sku
 
 Channel = Annotated[
     str,
@@ -20,9 +22,9 @@ Channel = Annotated[
     ),
 ]
 Policy = Literal["reject", "ship_complete", "partial"]
-OrderStatus = Literal[
-    "pending", "released", "backordered", "partially_shipped", "shipped", "cancelled"
-]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", examples=["US"])]
+AddressText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -30,11 +32,44 @@ class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
+class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
+    line1: AddressText
+    city: AddressText
+    postal_code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    country: Country
+    line2: AddressText | None = None
+
+
+class ShipToIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One of the customer's ship-tos (``ship_to_id``), or an address with its region."""
+
+    ship_to_id: Identifier | None = None
+    name: Name | None = None
+    address: AddressIn | None = None
+    region: Identifier | None = None
+
+
 class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     customer_id: Identifier
     channel: Channel
     lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=100)]
     policy: Policy = "reject"
+    ship_to: ShipToIn | None = None
+    hold_id: Identifier | None = None  # the customer's cart hold to convert, keeping its units
+
+
+class LineChangeIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+
+
+class LineCancellationIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[LineChangeIn], msgspec.Meta(min_length=1, max_length=100)]
+    reason: Reason = "requested"
+
+
+class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason = "operator decision"
 
 
 class OrderLine(msgspec.Struct):
@@ -44,6 +79,12 @@ class OrderLine(msgspec.Struct):
     backordered: int
     shipped: int
     unit_price: Money
+    released: int = 0
+    picked: int = 0
+    delivered: int = 0
+    cancelled: int = 0
+    invoiced: int = 0
+    returned: int = 0
 
 
 class ShipmentLine(msgspec.Struct):
@@ -59,11 +100,30 @@ class OrderShipment(msgspec.Struct):
     tracking_number: str
     lines: list[ShipmentLine]
     shipped_at: datetime
+    delivered_at: datetime | None = None
+    promised_date: str | None = None
+    delay_reason: str | None = None
 
 
 class FulfillmentRef(msgspec.Struct):
     fulfillment_order_id: str
     warehouse_id: str
+
+
+class ShipTo(msgspec.Struct):
+    region: str | None = None
+    ship_to_id: str | None = None
+    name: str | None = None
+    address: dict[str, str] | None = None
+
+
+class CreditCheck(msgspec.Struct):
+    """The figures acceptance decided on: the ERP's exposure plus orders it has not
+    heard of yet, and this order's value, against the limit."""
+
+    credit_limit: Money
+    exposure: Money
+    order_value: Money
 
 
 class Order(msgspec.Struct):
@@ -79,3 +139,17 @@ class Order(msgspec.Struct):
     version: int
     created_at: datetime
     updated_at: datetime
+    ship_to: ShipTo | None = None
+    customer_group: str | None = None
+    hold_id: str | None = None
+    hold_reason: str | None = None
+    credit: CreditCheck | None = None
+    releases_pending: int = 0  # releases decided and not yet at the WMS (it may be down)
+
+
+class StatusChange(msgspec.Struct):
+    from_status: str | None = msgspec.field(name="from")
+    to_status: str = msgspec.field(name="to")
+    at: datetime
+    cause: str
+    correlation_id: str | None

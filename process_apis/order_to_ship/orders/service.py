@@ -1,5 +1,5 @@
-"""What the routes call: placing, reading, listing and cancelling orders, with the
-object-level rule that a client bound to a customer sees that customer's orders only."""
+"""What the routes call, with the object-level rule that a client bound to a customer
+sees and changes that customer's orders only (another's: the 404 of an unknown id)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ from typing import Any
 
 from litestar import Response
 
-from process_apis.order_to_ship.flows.cancel_order import CancelOrder
+from process_apis.order_to_ship.flows.cancel_order import CancelOrder, request_key
+from process_apis.order_to_ship.flows.holds import HoldDecisions
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
+from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
-from process_apis.order_to_ship.orders.schemas import Order, OrderIn
+from process_apis.order_to_ship.orders.schemas import (
+    LineCancellationIn,
+    Order,
+    OrderIn,
+    StatusChange,
+)
 from shared.auth.principal import Principal
 from shared.db import Database
 from shared.models import Page
@@ -19,17 +26,20 @@ from shared.refusals import Refusal
 
 
 class OrderService:
-    def __init__(self, db: Database, place: PlaceOrder, cancel: CancelOrder) -> None:
+    def __init__(
+        self, db: Database, place: PlaceOrder, cancel: CancelOrder, holds: HoldDecisions
+    ) -> None:
         self.db = db
         self.place_flow = place
         self.cancel_flow = cancel
+        self.holds = holds
 
     async def place(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
         return await self.place_flow.run(principal, key, data)
 
     async def get(self, principal: Principal, order_id: str) -> Order:
         async with self.db.read() as conn:
-            order = await repo.get(conn, order_id)
+            order = await reads.get(conn, order_id)
         if order is None or not principal.may_see_customer(order.customer_id):
             raise Refusal(404, "order-not-found", f"No order {order_id}.")
         return order
@@ -42,8 +52,49 @@ class OrderService:
                 return Page([], None)
             customer_id = principal.customer_id
         async with self.db.read() as conn:
-            found = await repo.page(conn, customer_id, decode_cursor(cursor), limit + 1)
+            found = await reads.page(conn, customer_id, decode_cursor(cursor), limit + 1)
         return keyset_page(found, limit, key=lambda o: o.order_id)
 
+    async def history(
+        self, principal: Principal, order_id: str, cursor: str | None, limit: int
+    ) -> Page[StatusChange]:
+        await self.get(principal, order_id)
+        raw = decode_cursor(cursor) or ""
+        after = int(raw) if raw.isdigit() else 0  # a position in the history's sequence
+        async with self.db.read() as conn:
+            rows = await repo.history(conn, order_id, after, limit + 1)
+        changes = [
+            (
+                row.seq,
+                StatusChange(row.from_status, row.to_status, row.at, row.cause, row.correlation_id),
+            )
+            for row in rows
+        ]
+        page = keyset_page(changes, limit, key=lambda c: str(c[0]))
+        return Page([change for _, change in page.items], page.next_cursor)
+
     async def cancel(self, principal: Principal, order_id: str) -> Order:
-        return await self.cancel_flow.run(await self.get(principal, order_id))
+        return await self.cancel_flow.whole(await self.get(principal, order_id))
+
+    async def cancel_lines(
+        self, principal: Principal, order_id: str, data: LineCancellationIn, key: str
+    ) -> Order:
+        order = await self.get(principal, order_id)
+        wanted: dict[str, int] = {}
+        for line in data.lines:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        return await self.cancel_flow.units(
+            order, wanted, data.reason, request_key(principal.client_id, key)
+        )
+
+    async def short_close(self, principal: Principal, order_id: str, sku: str | None) -> Order:
+        order = await self.get(principal, order_id)
+        if sku is not None and sku not in {line.sku for line in order.lines}:
+            raise Refusal(404, "line-not-found", f"Order {order_id} has no line for {sku}.")
+        return await self.cancel_flow.backorders(order, None if sku is None else [sku])
+
+    async def release_hold(self, principal: Principal, order_id: str, note: str) -> Order:
+        return await self.holds.release(await self.get(principal, order_id), note)
+
+    async def reject(self, principal: Principal, order_id: str, reason: str) -> Order:
+        return await self.holds.reject(await self.get(principal, order_id), reason)

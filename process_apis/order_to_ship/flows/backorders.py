@@ -1,0 +1,174 @@
+"""Backorders that fill by themselves (decision 0026).
+
+Availability says when available-to-promise of skus rose (``inventory.replenished``:
+a receipt, a restock, a positive adjustment, another order's cancellation); the
+consumer records those skus (``backorder_triggers``, coalesced) and wakes the filler.
+The filler takes the waiting lines of each sku oldest order first and asks
+availability to fill each order's backorders under the order's policy, with
+Idempotency-Key ``fill:{order_id}:{fill_count}`` (a fill that crashed before it was
+recorded here replays instead of allocating twice). What was filled is queued for the
+warehouses like any release, and the order moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
+from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
+from process_apis.order_to_ship.orders import repository as repo
+from shared.db import Database, Tx
+from shared.events.catalog import InventoryReplenished
+from shared.events.envelope import Event
+from shared.events.inbox import ApplyOnly, EventHandler
+from shared.problems import ProblemError
+from shared.waiting import sleep_or_wake
+
+log = logging.getLogger("tally.orders.backorders")
+# Orders whose backorders may fill: placed, not held by credit, not ended.
+FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
+
+
+async def trigger(tx: Tx, skus: list[str]) -> None:
+    now = datetime.now(UTC)
+    dialect_insert = sqlite_insert if tx.conn.dialect.name == "sqlite" else pg_insert
+    for sku in sorted(set(skus)):
+        await tx.conn.execute(
+            dialect_insert(backorder_triggers)
+            .values(sku=sku, raised_at=now)
+            .on_conflict_do_update(index_elements=["sku"], set_={"raised_at": now})
+        )
+
+
+class BackorderFiller:
+    def __init__(
+        self, db: Database, partners: Partners, releaser: Any, *, every: float = 10.0
+    ) -> None:
+        self.db = db
+        self.partners = partners
+        self.releaser = releaser
+        self.every = every
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def handlers(self) -> dict[str, EventHandler]:
+        async def on_replenished(tx: Tx, event: Event) -> None:
+            replenished = event.payload(InventoryReplenished)
+            await trigger(tx, replenished.skus)
+            self.wake()  # the filler pauses a moment before it reads: this commits first
+
+        return {"inventory.replenished": ApplyOnly(on_replenished)}
+
+    async def _triggered(self) -> list[Any]:
+        async with self.db.read() as conn:
+            return list(
+                await conn.execute(
+                    select(backorder_triggers).order_by(backorder_triggers.c.raised_at)
+                )
+            )
+
+    async def _waiting(self, sku: str, limit: int = 200) -> list[str]:
+        """Orders with backordered units of ``sku``, oldest first."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(orders.c.order_id)
+                .join(order_lines, order_lines.c.order_id == orders.c.order_id)
+                .where(
+                    order_lines.c.sku == sku,
+                    order_lines.c.backordered > 0,
+                    orders.c.status.in_(FILLABLE),
+                )
+                .order_by(orders.c.created_at, orders.c.order_id)
+                .limit(limit)
+            )
+            return [row.order_id for row in rows]
+
+    async def fill_order(self, order_id: str) -> bool:
+        """Asks availability to fill the order's backorders; True when some filled."""
+        async with self.db.read() as conn:
+            head = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        if head is None or head.status not in FILLABLE:
+            return False
+        body: dict[str, Any] = {}
+        if head.ship_to and head.ship_to.get("region"):
+            body["ship_to"] = head.ship_to["region"]
+        fill = await self.partners.fill(order_id, f"fill:{order_id}:{head.fill_count}", body)
+        filled = [claim for claim in fill.get("filled", []) if int(claim.get("quantity", 0)) > 0]
+        async with self.db.transaction() as tx:
+            working = await repo.lock(tx.conn, order_id)
+            assert working is not None
+            if int(working.head.fill_count) != int(head.fill_count):
+                return False  # recorded by another run
+            per_sku: dict[str, int] = {}
+            for claim in filled:
+                per_sku[str(claim["sku"])] = per_sku.get(str(claim["sku"]), 0) + int(
+                    claim["quantity"]
+                )
+            try:
+                for sku, quantity in sorted(per_sku.items()):
+                    working.line(sku).fill(quantity)
+            except QuantityRefused:
+                log.exception("fill of order %s does not fit its lines; not recorded", order_id)
+                return False
+            await changes.queue_releases(tx, order_id, filled)
+            await changes.commit(
+                tx, working, "backorder_filled", fill_count=int(head.fill_count) + 1
+            )
+        if filled:
+            self.releaser.wake()
+        return bool(filled)
+
+    async def once(self) -> int:
+        """Works through the triggered skus; returns how many orders filled."""
+        filled = 0
+        for row in await self._triggered():
+            for order_id in await self._waiting(row.sku):
+                try:
+                    filled += await self.fill_order(order_id)
+                except (ProblemError, Refused) as exc:
+                    log.warning("filling order %s: %s", order_id, exc)
+                    return filled  # try again on the next turn, trigger kept
+            async with self.db.transaction() as tx:
+                await tx.conn.execute(
+                    delete(backorder_triggers).where(
+                        backorder_triggers.c.sku == row.sku,
+                        backorder_triggers.c.raised_at == row.raised_at,
+                    )
+                )
+        return filled
+
+    async def sweep(self) -> None:
+        """The safety net: every sku that has backorders is triggered again."""
+        async with self.db.read() as conn:
+            skus = [
+                row.sku
+                for row in await conn.execute(
+                    select(order_lines.c.sku).where(order_lines.c.backordered > 0).distinct()
+                )
+            ]
+        if skus:
+            async with self.db.transaction() as tx:
+                await trigger(tx, skus)
+
+    async def __call__(self, stop: asyncio.Event) -> None:
+        turns = 0
+        while not stop.is_set():
+            try:
+                await self.once()
+                turns += 1
+                if turns % 6 == 0:
+                    await self.sweep()
+            except Exception:
+                log.exception("filling backorders failed")
+            await sleep_or_wake(self._wake, self.every)
+            await asyncio.sleep(0.05)  # let the waking transaction commit, and a burst gather

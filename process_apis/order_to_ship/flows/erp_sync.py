@@ -1,0 +1,114 @@
+"""The ERP hears of every order (decision 0026): the sales-order sync.
+
+Each committed change marks the order (``erp_sync_wanted``); this job sends the
+order's whole state to ``PUT /erp/v1/sales-orders/{order_id}`` with its version (the
+ERP ignores a version it has seen, so resending is harmless and order does not
+matter), then records the synced version. The ERP's credit exposure counts open
+orders from these; until an order is synced, acceptance adds it itself
+(``repository.unsynced_open_value``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from process_apis.order_to_ship.db import erp_sync_wanted, order_lines, orders
+from process_apis.order_to_ship.flows.partners import Partners, Refused
+from shared.db import Database
+from shared.problems import ProblemError
+from shared.waiting import sleep_or_wake
+
+log = logging.getLogger("tally.orders.erp_sync")
+ERP_STATUS = {"cancelled": "cancelled", "rejected": "cancelled", "completed": "closed"}
+
+
+class ErpSync:
+    def __init__(
+        self, db: Database, partners: Partners, *, batch: int = 50, every: float = 1.0
+    ) -> None:
+        self.db = db
+        self.partners = partners
+        self.batch = batch
+        self.every = every
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _due(self) -> list[tuple[Any, list[Any]]]:
+        async with self.db.read() as conn:
+            heads = list(
+                await conn.execute(
+                    select(orders)
+                    .join(erp_sync_wanted, erp_sync_wanted.c.order_id == orders.c.order_id)
+                    .where(orders.c.status != "pending")
+                    .order_by(erp_sync_wanted.c.since)
+                    .limit(self.batch)
+                )
+            )
+            ids = [head.order_id for head in heads]
+            lines: dict[str, list[Any]] = {i: [] for i in ids}
+            for row in await conn.execute(
+                select(order_lines)
+                .where(order_lines.c.order_id.in_(ids))
+                .order_by(order_lines.c.line_no)
+            ):
+                lines[row.order_id].append(row)
+        return [(head, lines[head.order_id]) for head in heads]
+
+    async def send(self, head: Any, lines: list[Any]) -> None:
+        await self.partners.put_sales_order(
+            head.order_id,
+            {
+                "customer_id": head.customer_id,
+                "currency": head.currency,
+                "version": int(head.version),
+                "status": ERP_STATUS.get(head.status, "open"),
+                "lines": [
+                    {
+                        "sku": line.sku,
+                        "quantity": int(line.quantity),
+                        "cancelled": int(line.cancelled),
+                        "unit_price_minor": int(line.unit_price_minor),
+                    }
+                    for line in lines
+                ],
+            },
+        )
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                update(orders)
+                .where(orders.c.order_id == head.order_id)
+                .values(erp_synced_version=int(head.version))
+            )
+            still = await tx.conn.scalar(
+                select(orders.c.version).where(orders.c.order_id == head.order_id)
+            )
+            if still == head.version:
+                await tx.conn.execute(
+                    delete(erp_sync_wanted).where(erp_sync_wanted.c.order_id == head.order_id)
+                )
+
+    async def once(self) -> int:
+        due = await self._due()
+        for head, lines in due:
+            await self.send(head, lines)
+        return len(due)
+
+    async def __call__(self, stop: asyncio.Event) -> None:
+        backoff = 0.0
+        while not stop.is_set():
+            try:
+                if await self.once() == self.batch:
+                    continue
+                backoff = 0.0
+            except (ProblemError, Refused) as exc:
+                log.warning("syncing sales orders to the ERP: %s", exc)
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+            except Exception:
+                log.exception("syncing sales orders to the ERP failed")
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+            await sleep_or_wake(self._wake, backoff or self.every)

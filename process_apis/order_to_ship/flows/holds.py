@@ -1,0 +1,90 @@
+"""An operator's decision on an order held for credit (decision 0026): release it
+(its allocated units are queued for the warehouses, the lines decide its state from
+then on) or reject it (the allocation is given back, every unit cancelled). Both are
+for staff only (``orders:admin``, which a client bound to a customer never holds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.lifecycle.states import IllegalTransition
+from process_apis.order_to_ship.orders import reads
+from process_apis.order_to_ship.orders import repository as repo
+from process_apis.order_to_ship.orders.schemas import Order
+from shared.db import Database
+from shared.refusals import Refusal
+
+
+def _open_claims(allocation: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """What the allocation holds at each location and has not released or shipped."""
+    claims = []
+    for line in (allocation or {}).get("lines", []):
+        for claim in line.get("locations") or []:
+            open_units = (
+                int(claim["quantity"])
+                - int(claim.get("shipped", 0))
+                - int(claim.get("released", 0))
+            )
+            if open_units > 0:
+                claims.append(
+                    {
+                        "sku": line["sku"],
+                        "location_id": claim["location_id"],
+                        "quantity": open_units,
+                    }
+                )
+    return claims
+
+
+class HoldDecisions:
+    def __init__(self, db: Database, partners: Partners, releaser: Any) -> None:
+        self.db = db
+        self.partners = partners
+        self.releaser = releaser
+
+    async def release(self, order: Order, note: str) -> Order:
+        if order.status != "on_hold":
+            raise IllegalTransition(order.order_id, order.status, "accepted")
+        claims = _open_claims(await self.partners.allocation(order.order_id))
+        async with self.db.transaction() as tx:
+            working = await repo.lock(tx.conn, order.order_id)
+            assert working is not None
+            if working.status != "on_hold":
+                raise IllegalTransition(order.order_id, working.status, "accepted")
+            await changes.queue_releases(tx, order.order_id, claims)
+            working.status = "accepted"  # released from the hold: the lines decide
+            await changes.commit(
+                tx,
+                working,
+                f"hold_released: {note}"[:64],
+                status=changes.next_status(working),
+                hold_reason=None,
+            )
+            done = await reads.get(tx.conn, order.order_id)
+        self.releaser.wake()
+        assert done is not None
+        return done
+
+    async def reject(self, order: Order, reason: str) -> Order:
+        if order.status != "on_hold":
+            raise IllegalTransition(order.order_id, order.status, "rejected")
+        try:
+            await self.partners.release(order.order_id)
+        except Refused as exc:
+            raise Refusal(502, "release-refused", f"Availability refused: {exc.detail}") from exc
+        async with self.db.transaction() as tx:
+            working = await repo.lock(tx.conn, order.order_id)
+            assert working is not None
+            if working.status != "on_hold":
+                raise IllegalTransition(order.order_id, working.status, "rejected")
+            for sku, line in working.lines.items():
+                if line.backordered:
+                    working.line(sku).cancel_backordered(line.backordered)
+                if line.unreleased:
+                    working.line(sku).cancel_unreleased(line.unreleased)
+            await changes.commit(tx, working, f"rejected: {reason}"[:64], status="rejected")
+            done = await reads.get(tx.conn, order.order_id)
+        assert done is not None
+        return done

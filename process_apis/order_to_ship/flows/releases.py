@@ -1,0 +1,143 @@
+"""The releaser: sends the queued warehouse releases to the WMS (decision 0026).
+
+A release is queued in the order's own transaction (``order_releases``), so it
+survives a crash and a WMS outage; the releaser claims it (``sending``), creates the
+fulfillment order with Idempotency-Key ``fo:{release_id}`` and records it with the
+lines' ``released`` in one transaction. A claim a crash left behind is retried after
+``stale_after`` seconds: the key makes the WMS answer the first fulfillment order
+again, so each release goes out exactly once. With the WMS unreachable (or its
+circuit open) the releaser waits and retries; orders keep being accepted meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from process_apis.order_to_ship.db import order_releases, orders
+from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.orders import repository as repo
+from shared.db import Database
+from shared.problems import ProblemError
+from shared.waiting import sleep_or_wake
+
+log = logging.getLogger("tally.orders.releases")
+R = order_releases.c
+
+
+class Releaser:
+    def __init__(
+        self,
+        db: Database,
+        partners: Partners,
+        *,
+        batch: int = 32,
+        every: float = 1.0,
+        stale_after: float = 15.0,
+    ) -> None:
+        self.db = db
+        self.partners = partners
+        self.batch = batch
+        self.every = every
+        self.stale_after = stale_after
+        self._wake = asyncio.Event()
+        self.backoff = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _due(self) -> list[Any]:
+        stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(order_releases)
+                .join(orders, orders.c.order_id == R.order_id)
+                .where(
+                    or_(R.status == "queued", and_(R.status == "sending", R.sent_at < stale)),
+                    orders.c.status.notin_(("on_hold", "cancelled", "rejected")),
+                )
+                .order_by(R.created_at, R.release_id)
+                .limit(self.batch)
+            )
+            return list(rows)
+
+    async def _claim(self, row: Any) -> bool:
+        async with self.db.transaction() as tx:
+            claimed = await tx.conn.execute(
+                update(order_releases)
+                .where(R.release_id == row.release_id, R.status == row.status)
+                .values(status="sending", attempts=R.attempts + 1, sent_at=datetime.now(UTC))
+            )
+        return bool(claimed.rowcount == 1)
+
+    async def _unclaim(self, release_id: str, status: str, error: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                update(order_releases)
+                .where(R.release_id == release_id, R.status == "sending")
+                .values(status=status, last_error=error[:500])
+            )
+
+    async def send(self, row: Any) -> bool:
+        """One release to the WMS; False when the WMS cannot take it now."""
+        if not await self._claim(row):
+            return True
+        try:
+            created = await self.partners.create_fulfillment(
+                row.release_id, row.order_id, row.warehouse_id, list(row.lines)
+            )
+        except ProblemError as exc:
+            await self._unclaim(row.release_id, "queued", exc.detail)
+            return False
+        except Refused as exc:
+            log.error("the WMS refused release %s: %s", row.release_id, exc)
+            await self._unclaim(row.release_id, "failed", str(exc))
+            return True
+        await self._record(row, str(created["fulfillment_order_id"]))
+        return True
+
+    async def _record(self, row: Any, fulfillment_order_id: str) -> None:
+        async with self.db.transaction() as tx:
+            sent = await tx.conn.execute(
+                update(order_releases)
+                .where(R.release_id == row.release_id, R.status == "sending")
+                .values(
+                    status="sent",
+                    fulfillment_order_id=fulfillment_order_id,
+                    sent_at=datetime.now(UTC),
+                )
+            )
+            if sent.rowcount != 1:
+                return
+            working = await repo.lock(tx.conn, row.order_id)
+            assert working is not None
+            for line in row.lines:
+                working.line(str(line["sku"])).release(int(line["quantity"]))
+            await changes.commit(tx, working, "released")
+
+    async def once(self) -> int:
+        """Sends what is due; returns how many releases went out (or were settled)."""
+        rows = await self._due()
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self.send(row) for row in rows))
+        if not all(results):
+            self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
+        else:
+            self.backoff = 0.0
+        return sum(results)
+
+    async def __call__(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sent = await self.once()
+            except Exception:
+                log.exception("releasing to the warehouses failed")
+                sent, self.backoff = 0, min(max(self.backoff * 2, 0.5), 10.0)
+            if sent and not self.backoff:
+                continue  # more may be due
+            await sleep_or_wake(self._wake, self.backoff or self.every)
