@@ -415,6 +415,8 @@ def create_body(entry: Entry, world: World, target: str) -> dict[str, Any]:
 def change_body(entry: Entry) -> Any:
     if entry.path.endswith("/convert"):
         return {"order_id": f"ORD-PROBE-{uuid.uuid4().hex[:8]}"}
+    if entry.path.endswith("/line-releases"):
+        return {"reason": "probe", "lines": [{"sku": "PROBE", "cancel_backordered": 1}]}
     return None
 
 
