@@ -7,7 +7,8 @@ lot, so the key stays a plain primary key on every database.
 (``quality_control``, ``damaged``, ``hold``, ``picked``; ADR 0010).
 
 ``warehouses.stock_version`` counts the warehouse's stock changes: every receipt, pick,
-shipment, adjustment and return raises it by one in its own transaction, and the events they emit carry it as
+put-away, shipment, adjustment and return raises it by one in its own transaction (a
+shortage twice: its hold adjustment, then itself), and the events they emit carry it as
 their ``sequence`` (subject ``warehouse:{id}``), so consumers apply them in stock order.
 """
 
