@@ -9,7 +9,6 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from shared.models import AmountMinor, Currency, Identifier, Money, Name, Quantity, Sku
-from system_apis.erp.countries import COUNTRIES
 
 Uom = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,8}$", examples=["EA"])]
 
@@ -34,7 +33,12 @@ PaymentTerms = Literal["prepaid", "net15", "net30", "net60"]
 CustomerGroup = Identifier
 Region = Identifier
 Country = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2, an assigned code (another is 422 unknown-country)",
+        examples=["DE"],
+    ),
 ]
 AddressLine = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 PostalCode = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
@@ -47,10 +51,6 @@ class Address(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     country: Country
     line2: AddressLine | None = None
 
-    def __post_init__(self) -> None:
-        if self.country not in COUNTRIES:
-            raise ValueError(f"{self.country} is not an ISO 3166-1 alpha-2 country code")
-
 
 class ShipTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ship_to_id: Identifier
@@ -59,13 +59,10 @@ class ShipTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     region: Region
 
 
-ShipTos = Annotated[list[ShipTo], msgspec.Meta(max_length=50)]
-
-
-def _distinct_ship_tos(ship_tos: list[ShipTo]) -> None:
-    ids = [s.ship_to_id for s in ship_tos]
-    if len(set(ids)) != len(ids):
-        raise ValueError("each ship_to_id may appear once")
+ShipTos = Annotated[
+    list[ShipTo],
+    msgspec.Meta(max_length=50, description="Distinct ship_to_ids (422 duplicate-ship-to)"),
+]
 
 
 class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,9 +73,6 @@ class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
     customer_group: CustomerGroup | None = None
     payment_terms: PaymentTerms = "net30"
     ship_tos: ShipTos = msgspec.field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        _distinct_ship_tos(self.ship_tos)
 
 
 class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,10 +86,6 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     customer_group: CustomerGroup | UnsetType | None = UNSET
     payment_terms: PaymentTerms | UnsetType = UNSET
     ship_tos: ShipTos | UnsetType = UNSET
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.ship_tos, UnsetType):
-            _distinct_ship_tos(self.ship_tos)
 
 
 class Customer(msgspec.Struct):
@@ -154,14 +144,12 @@ Version = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 
 
 class SalesOrderLineIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``cancelled`` <= ``quantity`` (422 ``invalid-line`` otherwise)."""
+
     sku: Sku
     quantity: Count
     unit_price_minor: AmountMinor
     cancelled: Count = 0
-
-    def __post_init__(self) -> None:
-        if self.cancelled > self.quantity:
-            raise ValueError("cancelled may not exceed quantity")
 
 
 class SalesOrderIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -105,25 +105,28 @@ def test_a_blocked_customer_reads_blocked_and_can_be_unblocked(client: TestClien
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "status", "slug"),
     [
-        {"ship_tos": [ship_to("HH", country="XX")]},  # not an ISO 3166-1 code
-        {"ship_tos": [ship_to("HH", country="de")]},
-        {"ship_tos": [ship_to("HH", region="")]},
-        {"ship_tos": [ship_to("HH", region="EU WEST")]},
-        {"ship_tos": [ship_to("HH"), ship_to("HH")]},  # one id twice
-        {"ship_tos": [ship_to(f"S{n}") for n in range(51)]},
-        {"customer_group": "not a group"},
-        {"payment_terms": "net90"},
-        {"credit_limit": usd(-1)},
-        {"email": "a@example.com"},  # unknown field
+        # Schema-valid, refused by the ERP's rules:
+        ({"ship_tos": [ship_to("HH", country="XX")]}, 422, "unknown-country"),
+        ({"ship_tos": [ship_to("HH"), ship_to("HH")]}, 422, "duplicate-ship-to"),
+        # Outside the schema:
+        ({"ship_tos": [ship_to("HH", country="de")]}, 400, "invalid-request"),
+        ({"ship_tos": [ship_to("HH", region="")]}, 400, "invalid-request"),
+        ({"ship_tos": [ship_to("HH", region="EU WEST")]}, 400, "invalid-request"),
+        ({"ship_tos": [ship_to(f"S{n}") for n in range(51)]}, 400, "invalid-request"),
+        ({"customer_group": "not a group"}, 400, "invalid-request"),
+        ({"payment_terms": "net90"}, 400, "invalid-request"),
+        ({"credit_limit": usd(-1)}, 400, "invalid-request"),
+        ({"email": "a@example.com"}, 400, "invalid-request"),  # unknown field
     ],
 )
 def test_a_bad_patch_is_refused_and_changes_nothing(
-    client: TestClient[Any], bad: dict[str, Any]
+    client: TestClient[Any], bad: dict[str, Any], status: int, slug: str
 ) -> None:
     before = customer(client, ship_tos=[ship_to("HH")], customer_group="STRATEGIC")
-    assert_problem(client.patch("/erp/v1/customers/CUST-A", json=bad), 400, "invalid-request")
+    patch = {"name": "Changed", "status": "blocked"} | bad
+    assert_problem(client.patch("/erp/v1/customers/CUST-A", json=patch), status, slug)
     assert client.get("/erp/v1/customers/CUST-A").json() == before
 
 
@@ -134,7 +137,10 @@ def test_a_bad_ship_to_on_create_writes_no_customer(client: TestClient[Any]) -> 
         "credit_limit": usd(1),
         "ship_tos": [ship_to("HH", country="ZZ")],
     }
-    assert_problem(client.post("/erp/v1/customers", json=body), 400, "invalid-request")
+    assert_problem(client.post("/erp/v1/customers", json=body), 422, "unknown-country")
+    assert_problem(client.get("/erp/v1/customers/CUST-A"), 404, "customer-not-found")
+    body["ship_tos"] = [ship_to("HH"), ship_to("HH")]
+    assert_problem(client.post("/erp/v1/customers", json=body), 422, "duplicate-ship-to")
     assert_problem(client.get("/erp/v1/customers/CUST-A"), 404, "customer-not-found")
 
 

@@ -116,7 +116,7 @@ def test_concurrent_versions_in_any_order_leave_the_newest(client: TestClient[An
     [
         (order(1, [("A", 1, 0, 1)], customer_id="NOBODY"), 422, "unknown-customer"),
         (order(1, [("A", 1, 0, 1)], currency="EUR"), 422, "currency-mismatch"),
-        (order(1, [("A", 1, 2, 1)]), 400, "invalid-request"),  # cancelled > quantity
+        (order(1, [("A", 1, 2, 1)]), 422, "invalid-line"),  # cancelled > quantity
         (order(0, [("A", 1, 0, 1)]), 400, "invalid-request"),
         (order(1, []), 400, "invalid-request"),
         (order(1, [("A", 1, 0, 1)], status="shipped"), 400, "invalid-request"),

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.db import Database, Tx
 from shared.models import Money
 from system_apis.erp import db as tables
+from system_apis.erp.countries import COUNTRIES
 from system_apis.erp.port import DuplicateRecord, Invalid, NotFound
 from system_apis.erp.schemas import (
     Address,
@@ -83,6 +84,16 @@ async def _replace_ship_tos(
         )
 
 
+def check_ship_tos(ship_tos: list[ShipTo]) -> None:
+    """What the schema cannot say: assigned country codes, distinct ids."""
+    ids = [s.ship_to_id for s in ship_tos]
+    if len(set(ids)) != len(ids):
+        raise Invalid("duplicate-ship-to", "Each ship_to_id may appear once.")
+    unknown = sorted({s.address.country for s in ship_tos} - COUNTRIES)
+    if unknown:
+        raise Invalid("unknown-country", f"Not ISO 3166-1 alpha-2 country codes: {unknown}.")
+
+
 def _changes(patch: CustomerPatch) -> dict[str, Any]:
     """The customer columns ``patch`` sets (ship-tos are rows of their own)."""
     values: dict[str, Any] = {
@@ -99,6 +110,7 @@ class ReferenceCustomers:
     db: Database
 
     async def create_customer(self, tx: Tx, customer: CustomerIn) -> Customer:
+        check_ship_tos(customer.ship_tos)
         now = datetime.now(UTC)
         try:
             async with tx.conn.begin_nested():
@@ -137,6 +149,8 @@ class ReferenceCustomers:
             return await load_customer(conn, customer_id)
 
     async def update_customer(self, tx: Tx, customer_id: str, patch: CustomerPatch) -> Customer:
+        if not isinstance(patch.ship_tos, UnsetType):
+            check_ship_tos(patch.ship_tos)
         conn = tx.conn
         where = [CUST.c.customer_id == customer_id]
         if not isinstance(patch.credit_limit, UnsetType):

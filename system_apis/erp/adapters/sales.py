@@ -130,6 +130,8 @@ class ReferenceSales:
 
     async def put_sales_order(self, tx: Tx, order_id: str, order: SalesOrderIn) -> SalesOrder:
         conn = tx.conn
+        if any(x.cancelled > x.quantity for x in order.lines):
+            raise Invalid("invalid-line", "A line cannot cancel more than its quantity.")
         await _check_customer(conn, order)
         value = sum((x.quantity - x.cancelled) * x.unit_price_minor for x in order.lines)
         if value > MAX_VALUE:
