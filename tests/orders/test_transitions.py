@@ -47,6 +47,14 @@ def test_an_illegal_move_is_a_409(current: str, target: str) -> None:
     assert refused.value.type == "/problems/illegal-transition"
 
 
+async def move(db: Database, target: str) -> None:
+    async with db.transaction() as tx:
+        working = await repo.lock(tx.conn, "ORD-1")
+        assert working is not None
+        working.line("A").plan(2, 0)
+        await repo.save(tx.conn, working, target, "test")
+
+
 def test_an_illegal_move_writes_nothing(tmp_path: Path) -> None:
     async def run() -> None:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}", metadata)
@@ -59,11 +67,7 @@ def test_an_illegal_move_writes_nothing(tmp_path: Path) -> None:
                 )
             for current, target in [(c, t) for c, t in ILLEGAL if c == "pending"]:
                 with pytest.raises(IllegalTransition):
-                    async with db.transaction() as tx:
-                        working = await repo.lock(tx.conn, "ORD-1")
-                        assert working is not None
-                        working.line("A").plan(2, 0)
-                        await repo.save(tx.conn, working, target, "test")
+                    await move(db, target)
                 async with db.read() as conn:
                     head = (await conn.execute(select(orders))).one()
                     history = await conn.scalar(
