@@ -40,8 +40,13 @@ Country = Annotated[
         examples=["DE"],
     ),
 ]
-AddressLine = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-PostalCode = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+# Printed on labels and carrier documents: no control characters.
+AddressLine = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\u0000-\u001f\u007f]+$")
+]
+PostalCode = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]*$")
+]
 
 
 class Address(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,7 +59,7 @@ class Address(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class ShipTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ship_to_id: Identifier
-    name: Name
+    name: AddressLine
     address: Address
     region: Region
 
