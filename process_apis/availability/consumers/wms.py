@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 from process_apis.availability.allocations.shipments import apply_shipment
+from process_apis.availability.consumers.wms_picks import on_put_away, on_shortage
 from process_apis.availability.consumers.wms_stock import (
     on_adjusted,
     on_pick,
@@ -66,5 +67,7 @@ HANDLERS: dict[str, EventHandler] = {
     "inventory.adjusted": ApplyOnly(on_adjusted),
     "return.received": ApplyOnly(on_return_received),
     "return.dispositioned": ApplyOnly(on_return_dispositioned),
+    "pick.put_away": ApplyOnly(on_put_away),
+    "pick.shorted": ApplyOnly(on_shortage),
 }
 ORDERED_TYPES = frozenset(HANDLERS)  # stock changes apply in the warehouse's order
