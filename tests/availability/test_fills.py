@@ -3,6 +3,7 @@ service over HTTP on SQLite and PostgreSQL, with the WMS's facts on the event lo
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from litestar.testing import TestClient
@@ -384,4 +385,41 @@ def test_lines_released_whole_then_shipped_settle_the_status(
     order(client, "SO-2", [("B", 1)], policy="partial")
     gone = release_lines(client, "SO-2", [{"sku": "B", "cancel_backordered": 1}], key="g")
     assert gone.json()["status"] == "released"
+    assert ledger_drift(settings) == {}
+
+
+def test_a_fill_without_a_body_fills_every_backorder(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    order(client, "SO-1", [("A", 2)], policy="partial")
+    count(client, "A", "WH1", 2)
+
+    response = client.post(f"{ALLOCATIONS}/SO-1/fill", headers={"Idempotency-Key": "bare"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["filled"] == [{"sku": "A", "location_id": "WH1", "quantity": 2}]
+
+
+def test_concurrent_fills_and_allocations_never_promise_more_than_arrived(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    orders = [f"SO-{n}" for n in range(6)]
+    for order_id in orders:
+        assert order(client, order_id, [("A", 2)], policy="partial").status_code == 201
+    count(client, "A", "WH1", 7)
+
+    def fill_or_allocate(n: int) -> int:
+        if n % 4 == 3:  # a new order competes for the same units
+            placed = order(client, f"NEW-{n}", [("A", 1)], policy="partial").json()
+            return int(placed["lines"][0]["allocated"])
+        body = fill(client, orders[n % len(orders)], key=f"fill-{n}").json()
+        return sum(int(x["quantity"]) for x in body["filled"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        taken = sum(pool.map(fill_or_allocate, range(12)))
+
+    assert taken == 7
+    assert by_location(client, "A") == {"WH1": (7, 7)}
+    allocated = [client.get(f"{ALLOCATIONS}/{o}").json()["lines"][0] for o in orders]
+    assert all(x["allocated"] + x["backordered"] == 2 for x in allocated)
     assert ledger_drift(settings) == {}

@@ -9,7 +9,16 @@ from typing import Any
 
 from litestar.testing import TestClient
 
-from shared.events.catalog import AdjustedLine, InventoryAdjusted, InventoryReplenished
+from shared.events.catalog import (
+    AdjustedLine,
+    DispositionedLine,
+    InventoryAdjusted,
+    InventoryReplenished,
+    Line,
+    ReturnDispositioned,
+    ReturnReceived,
+    StockStatus,
+)
 from shared.events.envelope import Event
 from shared.settings import Settings
 from tests.availability.helpers import apply_and_wait, hold, order, stock
@@ -41,7 +50,7 @@ def settled(settings: Settings, type_: str, count: int) -> list[tuple[list[str],
     return replenished(settings)
 
 
-def adjusted(sequence: int, reason: str, *lines: tuple[str, int, str]) -> Event:
+def adjusted(sequence: int, reason: str, *lines: tuple[str, int, StockStatus]) -> Event:
     """An adjustment at WH1, numbered as the WMS numbers WH1's stock changes."""
     return wms_event(
         "inventory.adjusted",
@@ -51,7 +60,7 @@ def adjusted(sequence: int, reason: str, *lines: tuple[str, int, str]) -> Event:
             warehouse_id="WH1",
             reason=reason,
             lines=[
-                AdjustedLine(sku=sku, quantity_delta=delta, status=status)  # type: ignore[arg-type]
+                AdjustedLine(sku=sku, quantity_delta=delta, status=status)
                 for sku, delta, status in lines
             ],
         ),
@@ -143,3 +152,30 @@ def test_adjustments_restocks_and_safety_stock_replenish_only_when_atp_rises(
     assert lowered.status_code == 200, lowered.text
     assert eventually(lambda: len(replenished(settings)) >= 5)
     assert replenished(settings)[4:] == [(["A"], "safety_stock_set")]
+
+
+def test_a_return_replenishes_once_restocked_not_when_received_or_scrapped(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    received = ReturnReceived(
+        return_id="RMA-1", order_id="SO-1", warehouse_id="WH1", lines=[Line("A", 3), Line("B", 1)]
+    )
+    done = ReturnDispositioned(
+        return_id="RMA-1",
+        order_id="SO-1",
+        warehouse_id="WH1",
+        lines=[
+            DispositionedLine("A", 2, "restock"),
+            DispositionedLine("A", 1, "scrap"),
+            DispositionedLine("B", 1, "damaged"),
+        ],
+    )
+    apply_and_wait(
+        client,
+        settings,
+        wms_event("return.received", "WH1", received, sequence=1),
+        wms_event("return.dispositioned", "WH1", done, sequence=2),
+    )
+
+    assert eventually(lambda: replenished(settings))
+    assert replenished(settings) == [(["A"], "return_restock")]

@@ -94,7 +94,7 @@ class AllocationController(Controller):
         operation_id="fillAllocation",
         summary="Allocate more to the allocation's backordered lines",
         description=(
-            "Without `lines`, every line's whole backorder. Under the allocation's "
+            "Without `lines` (or without a body), every line's whole backorder. Under the allocation's "
             "policy, channel and customer group, with the warehouse strategy and "
             "ring-fences of a new allocation: `ship_complete` fills every requested unit "
             "or none, `partial` and `reject` fill what there is. `filled` is what this "
@@ -109,19 +109,21 @@ class AllocationController(Controller):
     async def fill_allocation(
         self,
         allocation_id: IdParam,
-        data: JSONBody[FillIn],
         idempotency: NamedDependency[IdempotencyStore],
         principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
+        data: JSONBody[FillIn | None] = None,
     ) -> Response[Fill]:
+        asked = data or FillIn()  # no body: every backorder, like {}
+
         async def effect(tx: Tx) -> tuple[int, Fill]:
             bound = principal.customer_id
-            return 200, await fill(tx, allocation_id, data, idempotency_key, bound_to=bound)
+            return 200, await fill(tx, allocation_id, asked, idempotency_key, bound_to=bound)
 
         return await idempotency.run_once(
             client_id=principal.client_id,
             key=idempotency_key,
-            payload={"allocation_id": allocation_id, "fill": data},
+            payload={"allocation_id": allocation_id, "fill": asked},
             effect=effect,
         )
 
