@@ -298,3 +298,96 @@ def history_of(stack: Stack, order_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+# -- the order's commands, the warehouse's facts, and what to read back ------------------
+
+
+def command(
+    stack: Stack,
+    order_id: str,
+    action: str,
+    *,
+    scopes: str = "orders:write orders:read",
+    json: Any = None,
+    key: str | None = None,
+    customer_id: str | None = None,
+) -> Any:
+    """POST /orders/v1/orders/{order_id}/{action} (cancel, release-hold, reject, ...)."""
+    headers = {"Idempotency-Key": key} if key else {}
+    with stack.client("order_to_ship", scopes, customer_id=customer_id) as orders:
+        return orders.post(f"/orders/v1/orders/{order_id}/{action}", json=json, headers=headers)
+
+
+def wms_post(stack: Stack, path: str, payload: dict[str, Any], *, status: int = 201) -> Any:
+    """A write of the warehouse (its own Idempotency-Key); asserts the answer's status."""
+    with stack.client("wms", "wms:write") as wms:
+        response = wms.post(path, json=payload, headers={"Idempotency-Key": uid("wms")})
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def pick(stack: Stack, fo: dict[str, Any], lines: list[tuple[str, int]]) -> Any:
+    return wms_post(
+        stack,
+        f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/picks",
+        {"lines": [{"sku": sku, "quantity": q} for sku, q in lines]},
+    )
+
+
+def wms_stock(stack: Stack, warehouse_id: str, sku: str) -> dict[str, int]:
+    """The WMS's physical stock of ``sku`` at the warehouse, summed over lots."""
+    with stack.client("wms", "wms:read") as wms:
+        response = wms.get("/wms/v1/stock", params={"sku": sku, "warehouse_id": warehouse_id})
+    assert response.status_code == 200, response.text
+    totals: dict[str, int] = {}
+    for row in response.json()["items"]:
+        for name in ("on_hand", "available", "picked", "hold"):
+            totals[name] = totals.get(name, 0) + int(row[name])
+    return totals
+
+
+def allocation_of(stack: Stack, order_id: str) -> dict[str, Any]:
+    with stack.client("availability", "inventory:read") as availability:
+        response = availability.get(f"/availability/v1/allocations/{order_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def wait_order(stack: Stack, order_id: str, check: Any, what: str = "") -> dict[str, Any]:
+    """The order once ``check(order)`` holds (and no release is still queued)."""
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.clear()
+        seen.update(order_of(stack, order_id))
+        return seen["releases_pending"] == 0 and bool(check(seen))
+
+    wait_until(done, what=f"order {order_id} {what}: {seen}")
+    return seen
+
+
+def line_of(order: dict[str, Any], sku: str) -> dict[str, Any]:
+    (line,) = [line for line in order["lines"] if line["sku"] == sku]
+    found: dict[str, Any] = line
+    return found
+
+
+def path_of(stack: Stack, order_id: str) -> list[str]:
+    """The statuses the order went through, from its history."""
+    return [change["to"] for change in history_of(stack, order_id)]
+
+
+def receipt(stack: Stack, warehouse_id: str, sku: str, quantity: int) -> None:
+    """Physical stock in the WMS, without waiting on ATP (a backorder may take it first)."""
+    wms_post(
+        stack,
+        "/wms/v1/receipts",
+        {"warehouse_id": warehouse_id, "lines": [{"sku": sku, "quantity": quantity}]},
+    )
+
+
+def fulfillments(stack: Stack, order_id: str) -> list[dict[str, Any]]:
+    """The WMS's fulfillment orders of the order (typed for reading their lines)."""
+    return [dict(fo) for fo in fulfillment_orders(stack, order_id)]

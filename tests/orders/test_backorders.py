@@ -1,0 +1,204 @@
+"""Backorders that fill by themselves, through the real ERP, WMS, availability and
+orders services: a receipt in the WMS is all it takes (no call to the orders API)."""
+
+from __future__ import annotations
+
+from tests.orders.helpers import (
+    allocated,
+    allocation_of,
+    atp,
+    body,
+    command,
+    fulfillments,
+    line_of,
+    new_customer,
+    new_item,
+    path_of,
+    place,
+    receipt,
+    receive,
+    settled,
+    ship,
+    stocked_item,
+    wait_order,
+)
+from tests.support.stack import Stack
+
+
+def test_partial_shipment_then_a_receipt_fills_the_backorder_and_it_ships(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 5)
+    placed = place(full_stack, body(customer_id, (sku, 8), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "partially_allocated"
+    order_id = placed.json()["order_id"]
+    order = settled(full_stack, order_id, status="partially_allocated")
+    line = line_of(order, sku)
+    assert (line["allocated"], line["released"], line["backordered"]) == (5, 5, 3)
+    assert allocated(full_stack, sku) == 5 and atp(full_stack, sku) == 0
+    (first,) = fulfillments(full_stack, order_id)
+    assert first["lines"][0]["quantity"] == 5
+
+    ship(full_stack, first, [(sku, 5)])
+    order = wait_order(full_stack, order_id, lambda o: o["status"] == "partially_shipped")
+    assert line_of(order, sku)["shipped"] == 5
+    assert line_of(order, sku)["backordered"] == 3
+
+    # Stock arrives at the dock: nothing is asked of the orders API.
+    receipt(full_stack, warehouse, sku, 3)
+    order = wait_order(
+        full_stack,
+        order_id,
+        lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
+        "backorder filled and released",
+    )
+    line = line_of(order, sku)
+    assert (line["allocated"], line["released"], line["shipped"]) == (8, 8, 5)
+    assert order["status"] == "partially_shipped"  # 3 still to ship
+    fos = fulfillments(full_stack, order_id)
+    assert len(fos) == 2
+    second = next(fo for fo in fos if fo["fulfillment_order_id"] != first["fulfillment_order_id"])
+    assert second["lines"][0]["quantity"] == 3
+    assert second["status"] == "released"
+    assert allocated(full_stack, sku) == 3  # 5 shipped, 3 claimed for the new FO
+    assert atp(full_stack, sku) == 0
+
+    ship(full_stack, second, [(sku, 3)])
+    order = wait_order(full_stack, order_id, lambda o: o["status"] == "shipped")
+    assert line_of(order, sku)["shipped"] == 8
+    assert len(order["shipments"]) == 2
+    assert path_of(full_stack, order_id) == [
+        "pending",
+        "partially_allocated",
+        "partially_shipped",
+        "shipped",
+    ]
+
+
+def test_the_oldest_backorder_fills_first(full_stack: Stack, warehouse: str) -> None:
+    sku = new_item(full_stack)
+    older_customer, newer_customer = new_customer(full_stack), new_customer(full_stack)
+    older = place(full_stack, body(older_customer, (sku, 4), policy="partial"))
+    newer = place(full_stack, body(newer_customer, (sku, 4), policy="partial"))
+    assert older.status_code == newer.status_code == 201, (older.text, newer.text)
+    assert older.json()["status"] == newer.json()["status"] == "backordered"
+    older_id, newer_id = older.json()["order_id"], newer.json()["order_id"]
+
+    receipt(full_stack, warehouse, sku, 4)
+    order = wait_order(full_stack, older_id, lambda o: o["status"] == "released", "filled")
+    assert line_of(order, sku)["released"] == 4
+    assert len(fulfillments(full_stack, older_id)) == 1
+    newer_order = settled(full_stack, newer_id)
+    assert newer_order["status"] == "backordered"
+    assert line_of(newer_order, sku)["backordered"] == 4
+    assert fulfillments(full_stack, newer_id) == []
+    assert allocated(full_stack, sku) == 4
+
+    receipt(full_stack, warehouse, sku, 4)
+    wait_order(full_stack, newer_id, lambda o: o["status"] == "released", "filled")
+    assert path_of(full_stack, older_id) == ["pending", "backordered", "accepted", "released"]
+
+
+def test_a_ship_complete_order_fills_all_or_nothing(full_stack: Stack, warehouse: str) -> None:
+    a, b = new_item(full_stack), stocked_item(full_stack, warehouse, 1)
+    placed = place(
+        full_stack, body(new_customer(full_stack), (a, 3), (b, 2), policy="ship_complete")
+    )
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    order = settled(full_stack, order_id)
+    # Ship-complete: nothing is claimed while a line is short (b's one unit stays free).
+    assert order["status"] == "backordered"
+    assert [(x["allocated"], x["backordered"]) for x in order["lines"]] == [(0, 3), (0, 2)]
+    assert allocated(full_stack, b) == 0 and atp(full_stack, b) == 1
+    newer = place(full_stack, body(new_customer(full_stack), (b, 2), policy="partial"))
+    assert newer.status_code == 201, newer.text
+    newer_id = newer.json()["order_id"]
+    assert line_of(settled(full_stack, newer_id), b)["backordered"] == 1
+
+    # Enough of a, one more of b: the older order is tried first and cannot fill whole,
+    # so it takes nothing; the newer partial order takes the unit of b.
+    receipt(full_stack, warehouse, a, 3)
+    receipt(full_stack, warehouse, b, 1)
+    wait_order(full_stack, newer_id, lambda o: o["status"] == "released", "filled")
+    order = settled(full_stack, order_id)
+    assert order["status"] == "backordered"
+    assert [(x["allocated"], x["backordered"]) for x in order["lines"]] == [(0, 3), (0, 2)]
+    assert fulfillments(full_stack, order_id) == []
+    assert allocated(full_stack, a) == 0 and atp(full_stack, a) == 3
+
+    receipt(full_stack, warehouse, b, 2)
+    order = wait_order(full_stack, order_id, lambda o: o["status"] == "released", "filled")
+    assert [(x["allocated"], x["released"], x["backordered"]) for x in order["lines"]] == [
+        (3, 3, 0),
+        (2, 2, 0),
+    ]
+    (fo,) = fulfillments(full_stack, order_id)
+    assert sorted((x["sku"], x["quantity"]) for x in fo["lines"]) == sorted([(a, 3), (b, 2)])
+    assert allocated(full_stack, a) == 3 and allocated(full_stack, b) == 4
+
+
+def test_short_closing_a_line_cancels_its_backordered_units(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack)
+    a = stocked_item(full_stack, warehouse, 2)
+    b = stocked_item(full_stack, warehouse, 1)
+    placed = place(full_stack, body(customer_id, (a, 5), (b, 4), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")
+
+    response = command(full_stack, order_id, f"lines/{a}/short-close")
+    assert response.status_code == 200, response.text
+    closed = line_of(response.json(), a)
+    assert (closed["allocated"], closed["backordered"], closed["cancelled"]) == (2, 0, 3)
+    assert line_of(response.json(), b)["backordered"] == 3  # the other line stands
+    assert response.json()["status"] == "partially_allocated"
+    alloc_lines = {x["sku"]: x for x in allocation_of(full_stack, order_id)["lines"]}
+    assert alloc_lines[a]["backordered"] == 0 and alloc_lines[a]["allocated"] == 2
+    assert alloc_lines[b]["backordered"] == 3
+
+    # Availability forgot them: a receipt of a fills nothing on this order.
+    receive(full_stack, warehouse, a, 3)
+    receipt(full_stack, warehouse, b, 3)
+    order = wait_order(full_stack, order_id, lambda o: line_of(o, b)["backordered"] == 0)
+    assert order["status"] == "released"
+    assert line_of(order, a)["allocated"] == 2
+    assert allocated(full_stack, a) == 2
+    assert atp(full_stack, a) == 3
+
+    unknown = command(full_stack, order_id, "lines/SKU-nope/short-close")
+    assert unknown.status_code == 404, unknown.text
+
+
+def test_cancelling_the_whole_backorder(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    a = stocked_item(full_stack, warehouse, 3)
+    b = new_item(full_stack)
+    placed = place(full_stack, body(customer_id, (a, 5), (b, 2), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")
+
+    response = command(full_stack, order_id, "backorders/cancel")
+    assert response.status_code == 200, response.text
+    order = response.json()
+    assert [(x["allocated"], x["backordered"], x["cancelled"]) for x in order["lines"]] == [
+        (3, 0, 2),
+        (0, 0, 2),
+    ]
+    # What is left is allocated and at the warehouse.
+    assert order["status"] == "released"
+    assert [x["backordered"] for x in allocation_of(full_stack, order_id)["lines"]] == [0, 0]
+    again = command(full_stack, order_id, "backorders/cancel")
+    assert again.status_code == 200, again.text
+    assert again.json()["lines"] == order["lines"]
+
+    receive(full_stack, warehouse, b, 2)
+    assert atp(full_stack, b) == 2
+    assert settled(full_stack, order_id)["lines"] == order["lines"]
+    assert allocated(full_stack, b) == 0
+    assert path_of(full_stack, order_id)[-1] == "released"
