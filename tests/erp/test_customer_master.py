@@ -4,6 +4,7 @@ by PATCH; and customer-specific prices over the list price."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -92,6 +93,20 @@ def test_the_master_fields_are_created_patched_and_read_back(client: TestClient[
     # null clears the group; an empty patch changes nothing but the time.
     cleared = client.patch("/erp/v1/customers/CUST-A", json={"customer_group": None}).json()
     assert cleared["customer_group"] is None and cleared["name"] == "Acme GmbH"
+
+
+def test_concurrent_patches_leave_one_whole_ship_to_list(client: TestClient[Any]) -> None:
+    customer(client, ship_tos=[ship_to("OLD")])
+    lists = [[ship_to(f"P{n}-A"), ship_to(f"P{n}-B")] for n in range(12)]
+
+    def send(ship_tos: list[dict[str, Any]]) -> int:
+        body = {"ship_tos": ship_tos}
+        return client.patch("/erp/v1/customers/CUST-A", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert set(pool.map(send, lists)) == {200}
+    ids = [s["ship_to_id"] for s in client.get("/erp/v1/customers/CUST-A").json()["ship_tos"]]
+    assert ids in [[s["ship_to_id"] for s in one] for one in lists]
 
 
 def test_a_blocked_customer_reads_blocked_and_can_be_unblocked(client: TestClient[Any]) -> None:
