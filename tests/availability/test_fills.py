@@ -423,3 +423,31 @@ def test_concurrent_fills_and_allocations_never_promise_more_than_arrived(
     allocated = [client.get(f"{ALLOCATIONS}/{o}").json()["lines"][0] for o in orders]
     assert all(x["allocated"] + x["backordered"] == 2 for x in allocated)
     assert ledger_drift(settings) == {}
+
+
+def test_a_short_pick_backorders_its_units_again_and_a_fill_takes_them_later(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    stock(client, settings, "WH1", A=5)
+    order(client, "SO-1", [("A", 5)], policy="partial")
+    short = [{"sku": "A", "release": 2, "backorder": 2}]
+    too_much = [{"sku": "A", "release": 1, "backorder": 2}]
+    assert_problem(
+        release_lines(client, "SO-1", too_much, key="bad"), 422, "backorder-exceeds-release"
+    )
+
+    response = client.post(
+        f"{ALLOCATIONS}/SO-1/line-releases",
+        json={"reason": "short_pick", "lines": short},
+        headers={"Idempotency-Key": "short-1"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert lines_of(response.json()) == [("A", 5, 3, 2, 0, 0)]
+    assert response.json()["status"] == "partially_allocated"
+    assert by_location(client, "A") == {"WH1": (5, 3)}
+    stock(client, settings, "WH2", A=2)
+    body = fill(client, "SO-1", key="refill").json()
+    assert body["filled"] == [{"sku": "A", "location_id": "WH1", "quantity": 2}]
+    assert lines_of(body["allocation"]) == [("A", 5, 5, 0, 0, 0)]
+    assert ledger_drift(settings) == {}

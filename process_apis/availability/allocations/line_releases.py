@@ -1,7 +1,8 @@
 """Releasing part of an allocation's lines (decision 0030): allocated, unshipped units
-given back to available-to-promise (a cancelled line, a short close, a short pick)
-and backordered units no longer wanted. All asked or nothing: over a line's open
-claims or over its backorder is a 409 that changes nothing."""
+given back to available-to-promise (a cancelled line, a short close, a short pick),
+released or backordered again, and backordered units no longer wanted. All asked or
+nothing: over a line's open claims or over its backorder is a 409 that changes
+nothing."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ from shared.refusals import Refusal
 
 def _excess(asked: list[LineReleaseIn], claims: list[Any], current: Allocation) -> None:
     """409 naming every line that asks more than it has open or backordered."""
+    unsound = sorted(ask.sku for ask in asked if ask.backorder > ask.release)
+    if unsound:
+        raise Refusal(
+            422,
+            "backorder-exceeds-release",
+            f"backorder is a part of release; more is asked for {', '.join(unsound)}.",
+        )
     errors: list[dict[str, object]] = []
     for ask in asked:
         open_ = sum(int(c.open) for c in claims if c.sku == ask.sku)
@@ -108,8 +116,11 @@ async def release_lines(
     given: Given = []
     released: list[LocatedLine] = []
     for ask in sorted(data.lines, key=lambda x: x.sku):
+        still_wanted = ask.backorder
         for claim, quantity in _takes(claims, ask):
-            given += await give_back(conn, book, claim, quantity, cause, now)
+            again = min(quantity, still_wanted)
+            still_wanted -= again
+            given += await give_back(conn, book, claim, quantity, cause, now, backorder=again)
             released.append(
                 LocatedLine(sku=ask.sku, location_id=claim.location_id, quantity=quantity)
             )

@@ -145,6 +145,22 @@ async def mark_claim(
     return result.rowcount == 1
 
 
+async def unclaim(conn: AsyncConnection, claim: Any, quantity: int) -> bool:
+    """Part of a claim's open quantity is no longer claimed: its line is backordered by
+    as much again (guarded in SQL)."""
+    result = await conn.execute(
+        update(CLAIMS)
+        .where(
+            CLAIMS.c.allocation_id == claim.allocation_id,
+            CLAIMS.c.line_no == claim.line_no,
+            CLAIMS.c.location_id == claim.location_id,
+            open_quantity() >= quantity,
+        )
+        .values(quantity=CLAIMS.c.quantity - quantity)
+    )
+    return result.rowcount == 1
+
+
 def status_of(requested: int, claimed: int, shipped: int, released: int) -> str:
     """The status an allocation's quantities add up to. ``shipped`` once all that is
     claimed and not released has shipped (a backorder may remain: a fill reopens it);

@@ -133,7 +133,8 @@ class AllocationController(Controller):
         summary="Give back part of the lines: allocated units, backordered units",
         description=(
             "Per sku: `release` allocated, unshipped units (from `location_id` first) "
-            "back to available-to-promise, `cancel_backordered` backordered units no "
+            "back to available-to-promise, `backorder` of them backordered again for a "
+            "later fill (a short pick), `cancel_backordered` backordered units no "
             "longer wanted. Every line as asked or nothing: 409 "
             "`/problems/release-exceeds-line` names the lines asking more than is open "
             "or backordered. The whole-allocation release stays `POST .../release`."

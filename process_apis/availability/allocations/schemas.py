@@ -44,12 +44,15 @@ class Fill(msgspec.Struct):
 
 class LineReleaseIn(msgspec.Struct, forbid_unknown_fields=True):
     """``release``: allocated, unshipped units to give back (from ``location_id``
-    first, if named); ``cancel_backordered``: backordered units no longer wanted."""
+    first, if named); ``backorder``: how many of those are still wanted, backordered
+    again for a later fill (a short pick under a backordering policy);
+    ``cancel_backordered``: backordered units no longer wanted."""
 
     sku: Sku
     release: Units = 0
     cancel_backordered: Units = 0
     location_id: Identifier | None = None
+    backorder: Units = 0
 
 
 class LineReleasesIn(msgspec.Struct, forbid_unknown_fields=True):

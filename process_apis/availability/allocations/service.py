@@ -190,10 +190,14 @@ async def give_back(
     quantity: int,
     cause: Cause,
     now: datetime,
+    *,
+    backorder: int = 0,
 ) -> Given:
-    """``quantity`` of an open claim becomes released and leaves ``allocated`` at its
-    location (the positions holding the most first): the position changes made."""
-    if not await repo.mark_claim(conn, claim, released=quantity):
+    """``quantity`` of an open claim leaves ``allocated`` at its location (the
+    positions holding the most first): released, but for ``backorder`` of it, which
+    is unclaimed and backordered again. Returns the position changes made."""
+    marked = await repo.mark_claim(conn, claim, released=quantity - backorder)
+    if not marked or (backorder and not await repo.unclaim(conn, claim, backorder)):
         raise RuntimeError(f"claim of {claim.allocation_id} changed under its lock")
     draws, missing = book.allocated_draws(claim.sku, claim.location_id, quantity)
     if missing:
