@@ -125,10 +125,12 @@ class Releaser:
         if not rows:
             return 0
         results = await asyncio.gather(*(self.send(row) for row in rows))
-        if not all(results):
-            self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
-        else:
+        # One release through means the WMS is back (the half-open circuit's probe
+        # refuses the others of the batch): no back-off then, the rest go at once.
+        if any(results):
             self.backoff = 0.0
+        else:
+            self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
         return sum(results)
 
     async def __call__(self, stop: asyncio.Event) -> None:
