@@ -137,10 +137,13 @@ class Runtime:
         handlers: Mapping[str, EventHandler],
         *,
         ordered_types: Collection[str],
+        inbox: str = "",
     ) -> None:
         """Consume ``streams`` as ``group``. ``ordered_types`` (required, may be empty)
         names the handled types that apply strictly in sequence order per subject; the
-        others are deduplicated by event id only (see shared/events/inbox/apply.py)."""
+        others are deduplicated by event id only (see shared/events/inbox/apply.py).
+        A group reading a stream that another group of this service reads too needs
+        its own ``inbox`` (a table name prefix): both see the same event ids."""
         assert self.bus is not None, "consumers need a bus"
         settings = self.settings
         self.consumers.append(
@@ -153,6 +156,7 @@ class Runtime:
                 ordered_types=ordered_types,
                 policy=retry_policy(settings),
                 block_ms=settings.consumer_block_ms,
+                inbox=inbox,
             )
         )
 

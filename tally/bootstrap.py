@@ -17,7 +17,8 @@ from shared.topology import ALL_SCOPES
 SERVICE_CLIENT_SCOPES: dict[str, str] = {
     "order_to_ship": "erp:read inventory:read inventory:write wms:read wms:write",
     "billing": "orders:read erp:read erp:write",
-    "availability": "erp:read wms:read",  # reconciliation reads both books
+    # Reconciliation reads both books; the warehouse's movements are posted to the ERP.
+    "availability": "erp:read erp:write wms:read",
 }
 SERVICE_CLIENT_APIS: dict[str, str] = {
     "order_to_ship": "erp availability wms",

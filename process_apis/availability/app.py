@@ -16,6 +16,7 @@ from process_apis.availability.holds.sweeper import HoldSweeper
 from process_apis.availability.positions.counts import CountController
 from process_apis.availability.positions.routes import ItemController
 from process_apis.availability.positions.safety_stock import SafetyStockController
+from process_apis.availability.postings import consumer as erp_postings
 from process_apis.availability.reconciliation.job import Reconciler
 from process_apis.availability.reconciliation.routes import ReconciliationController
 from process_apis.availability.reconciliation.settings import load_reconcile_settings
@@ -47,6 +48,14 @@ def create_app(
     runtime.consume(
         "availability-erp", [STREAM_ERP], erp_feed.HANDLERS, ordered_types=erp_feed.ORDERED_TYPES
     )
+    if erp_postings.enabled():  # the warehouse's movements posted to the ERP (0028)
+        runtime.consume(
+            erp_postings.CONSUMER_GROUP,
+            [STREAM_WMS],
+            erp_postings.handlers(runtime.db, runtime.downstream("erp")),
+            ordered_types=(),
+            inbox="erp_postings_",  # the "availability" group reads the same events
+        )
     sources = HttpSources(runtime.downstream("erp"), runtime.downstream("wms"))
     reconciler = Reconciler(runtime.db, sources, load_reconcile_settings())
     runtime.singletons.append(reconciler.scheduled)

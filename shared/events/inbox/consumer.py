@@ -40,7 +40,8 @@ Acks = dict[str, list[str]]
 class EventConsumer:
     """Reads ``streams`` as one consumer of ``group`` and applies the events that have a
     handler. ``ordered_types`` names the types whose subject must apply in sequence
-    order; every other handled type is unordered (inbox dedup only)."""
+    order; every other handled type is unordered (inbox dedup only). ``inbox`` prefixes
+    the names of its inbox tables (see ``inbox_tables``)."""
 
     def __init__(
         self,
@@ -57,6 +58,7 @@ class EventConsumer:
         block_ms: int = 200,
         lag_interval: float = 5.0,
         rng: random.Random | None = None,
+        inbox: str = "",
     ) -> None:
         unknown = set(ordered_types) - set(handlers)
         if unknown:
@@ -74,7 +76,7 @@ class EventConsumer:
         self.lag_interval = lag_interval
         self.rng = rng or random.Random()
         self.consumer_name = f"{socket.gethostname()}-{os.getpid()}"
-        self.tables = inbox_tables(db.metadata)
+        self.tables = inbox_tables(db.metadata, inbox)
         self.waiting = WaitingRoom()
         self.applier = Applier(
             db=db,

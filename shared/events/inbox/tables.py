@@ -16,22 +16,22 @@ class InboxTables(NamedTuple):
     attempts: Table
 
 
-def inbox_tables(metadata: MetaData) -> InboxTables:
-    if "inbox" in metadata.tables:
-        return InboxTables(
-            metadata.tables["inbox"],
-            metadata.tables["applied_sequences"],
-            metadata.tables["event_attempts"],
-        )
+def inbox_tables(metadata: MetaData, prefix: str = "") -> InboxTables:
+    """The inbox tables, named with ``prefix``: a second consumer group of one service
+    that reads a stream another of its groups reads too keeps its own (event ids and
+    bus entries are the same for both groups)."""
+    names = (f"{prefix}inbox", f"{prefix}applied_sequences", f"{prefix}event_attempts")
+    if names[0] in metadata.tables:
+        return InboxTables(*(metadata.tables[name] for name in names))
     inbox = Table(
-        "inbox",
+        names[0],
         metadata,
         Column("event_id", String(64), primary_key=True),
         Column("type", String(100), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     applied = Table(
-        "applied_sequences",
+        names[1],
         metadata,
         Column("subject_key", String(300), primary_key=True),
         Column("sequence", Integer, nullable=False),
@@ -40,7 +40,7 @@ def inbox_tables(metadata: MetaData) -> InboxTables:
     # count includes them, and they must not count toward max_deliveries. Rows go when
     # the event applies, settles without effect, or is dead-lettered.
     attempts = Table(
-        "event_attempts",
+        names[2],
         metadata,
         Column("stream", String(100), primary_key=True),
         Column("entry_id", String(64), primary_key=True),
