@@ -15,6 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from process_apis.availability.postings import plans
+from shared.events.catalog import STREAM_WMS
+from tests.reconciliation.helpers import adjusted, return_dispositioned
+from tests.support.events import receipt_posted
 from tests.support.polling import eventually, wait_until
 from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
@@ -28,6 +32,7 @@ def stack(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     # or the breaker's cool-down (5 s) in a test.
     monkeypatch.setenv("TALLY_EVENTS_RETRY_CAP_SECONDS", "0.5")
     monkeypatch.setenv("TALLY_BREAKER_COOLDOWN_SECONDS", "0.5")
+    monkeypatch.setenv("TALLY_EVENTS_RETRY_BASE_SECONDS", "0.05")
     with Stack(tmp_path, TestIssuer(), SERVICES) as running:
         yield running
 
@@ -352,3 +357,82 @@ def test_postings_wait_for_the_erp_and_land_once_each(stack: Stack) -> None:
     )
     assert erp_on_hand(stack, wh) == {sku: 7}
     assert reconcile(stack)["exceptions"] == []
+
+
+def dead_letters(stack: Stack, group: str) -> list[tuple[str, int]]:
+    """(reason, deliveries) of ``group``'s dead letters on the WMS stream."""
+    with closing(sqlite3.connect(stack.bus_path())) as db:
+        return db.execute(
+            "SELECT reason, deliveries FROM dead_letters WHERE stream = ? AND grp = ?",
+            (STREAM_WMS, group),
+        ).fetchall()
+
+
+def test_a_refusal_is_dead_lettered_and_a_duplicate_is_done(stack: Stack) -> None:
+    wh = warehouse(stack)
+    sku = uid("SKU")
+    # The ERP knows no such ASN: 422, retried, then dead-lettered (replayable once the
+    # ASN exists); the facts behind it are posted all the same.
+    refused = receive(stack, wh, [(sku, 3)], asn_id="ASN-unknown")
+    later = receive(stack, wh, [(sku, 2)])
+    ((reason, deliveries),) = wait_until(
+        lambda: dead_letters(stack, "erp_postings"), timeout=30, what="the dead letter"
+    )
+    assert "unknown-asn" in reason and refused in reason and deliveries == 5
+    assert erp_postings(stack, wh) == [("goods_receipt", later, [(sku, 2)])]
+    assert erp_on_hand(stack, wh) == {sku: 2}
+
+    # Booked in the ERP by hand first (another key): the consumer's 409 means done.
+    by_hand = uid("RCV")
+    with stack.client("erp", "erp:write") as erp:
+        create(
+            erp,
+            "/erp/v1/inventory/postings",
+            {
+                "kind": "goods_receipt",
+                "reference": by_hand,
+                "warehouse_id": wh,
+                "lines": [{"sku": sku, "quantity_delta": 4}],
+            },
+        )
+    stack.publish(STREAM_WMS, [receipt_posted(wh, [(sku, 4)], receipt_id=by_hand, sequence=99)])
+    wait_until(
+        lambda: ("goods_receipt", by_hand) in availability_postings(stack),
+        what="the duplicate recorded as posted",
+    )
+    assert erp_on_hand(stack, wh) == {sku: 6}
+    assert dead_letters(stack, "erp_postings") == [(reason, deliveries)]
+
+
+def test_what_each_fact_posts() -> None:
+    wh = "WH-1"
+    move = adjusted(1, wh, "quality_status", [("A", -2, "available", "L1"), ("A", 2, "hold", None)])
+    assert plans.adjustment(move) is None, "a status move is no financial movement"
+    mixed = adjusted(
+        2,
+        wh,
+        "correction",
+        [
+            ("A", -1, "available", None),
+            ("A", 1, "quality_control", None),
+            ("B", 3, "damaged", None),
+        ],
+    )
+    plan = plans.adjustment(mixed)
+    assert plan is not None and (plan.kind, plan.lines) == ("adjustment", [("B", 3)])
+    out = return_dispositioned(
+        3,
+        wh,
+        "RET-1",
+        [("A", 2, "restock"), ("A", 1, "damaged"), ("B", 1, "scrap"), ("A", 4, "return_to_vendor")],
+    )
+    scrap = plans.scrap(out)
+    assert scrap is not None
+    assert (scrap.kind, scrap.reference, scrap.lines) == (
+        "scrap",
+        "RET-1-scrap",
+        [("A", -4), ("B", -1)],
+    )
+    assert scrap.idempotency_key == "posting:scrap:RET-1-scrap"
+    kept = return_dispositioned(4, wh, "RET-2", [("A", 2, "restock"), ("A", 1, "damaged")])
+    assert plans.scrap(kept) is None
