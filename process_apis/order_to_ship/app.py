@@ -49,7 +49,10 @@ def create_app(
     )
     # Warehouse and billing facts move orders; all unordered (see warehouse/events.py).
     runtime.consume(
-        CONSUMER_GROUP, [STREAM_WMS, STREAM_BILLING], warehouse_handlers(partners), ordered_types=()
+        CONSUMER_GROUP,
+        [STREAM_WMS, STREAM_BILLING],
+        warehouse_handlers(runtime.db, partners),
+        ordered_types=(),
     )
     # Availability's stream is busy with allocations: its own group, so skipping them
     # never delays a shipment.

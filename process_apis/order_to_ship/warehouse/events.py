@@ -14,11 +14,14 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from process_apis.order_to_ship.db import orders
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
-from shared.db import Tx
+from shared.db import Database, Tx
 from shared.events.catalog import (
     InvoiceIssued,
     PickConfirmed,
@@ -121,15 +124,28 @@ async def on_pick_put_away(tx: Tx, event: Event) -> None:
 class ShortPick:
     """A short pick: the missing units leave the order's allocation at that warehouse
     (``prepare``: availability's line release, keyed by the shortage) and are
-    backordered again, or cancelled for an order whose policy is ``reject``."""
+    backordered again (availability keeps them wanted, so a later fill finds them), or
+    cancelled for an order whose policy is ``reject``."""
 
-    def __init__(self, partners: Partners) -> None:
+    def __init__(self, db: Database, partners: Partners) -> None:
+        self.db = db
         self.partners = partners
 
     async def prepare(self, event: Event) -> None:
         shortage = event.payload(PickShorted)
+        async with self.db.read() as conn:
+            policy = await conn.scalar(
+                select(orders.c.policy).where(orders.c.order_id == shortage.order_id)
+            )
+        if policy is None:
+            return  # not an order of this platform: apply ignores it too
         lines = [
-            {"sku": line.sku, "release": line.quantity, "location_id": shortage.warehouse_id}
+            {
+                "sku": line.sku,
+                "release": line.quantity,
+                "backorder": line.quantity if policy != "reject" else 0,
+                "location_id": shortage.warehouse_id,
+            }
             for line in shortage.lines
             if line.quantity > 0
         ]
@@ -209,12 +225,12 @@ async def on_invoice_issued(tx: Tx, event: Event) -> None:
     await changes.commit(tx, working, "invoiced", causation=event)
 
 
-def handlers(partners: Partners) -> dict[str, EventHandler]:
+def handlers(db: Database, partners: Partners) -> dict[str, EventHandler]:
     return {
         "shipment.dispatched": ApplyOnly(on_shipment_dispatched),
         "pick.confirmed": ApplyOnly(on_pick_confirmed),
         "pick.put_away": ApplyOnly(on_pick_put_away),
-        "pick.shorted": ShortPick(partners),
+        "pick.shorted": ShortPick(db, partners),
         "shipment.delivered": ApplyOnly(on_shipment_delivered),
         "shipment.delayed": ApplyOnly(on_shipment_delayed),
         "invoice.issued": ApplyOnly(on_invoice_issued),
