@@ -7,7 +7,8 @@
   ``tally up`` (``SERVICE_GRANTS``, per ADR 0002).
 - ``Stack`` builds every importable service from its ``create_app`` (import strings in
   ``shared.topology``) on free ports, all sharing one data directory and the embedded
-  event log, wired to each other through ``settings.service_urls``.
+  event log, wired to each other through ``settings.service_urls``. ``stack.down(name)``
+  stops one service for an outage and starts it again afterwards (its port, its data).
 
     with Stack(tmp_path, issuer, ["erp", "wms", "availability", "order_to_ship"]) as stack:
         orders = stack.client("order_to_ship", "orders:write orders:read")
@@ -19,7 +20,8 @@ import asyncio
 import importlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -215,6 +217,27 @@ class Stack:
         for server in reversed(list(self.servers.values())):
             server.stop()
         self.servers.clear()
+
+    def stop_service(self, name: str) -> None:
+        """Stops one service (an outage); its port and data stay for ``start_service``."""
+        self.servers.pop(name).stop()
+
+    def start_service(self, name: str) -> None:
+        """Starts a stopped service again, on its port, with its data."""
+        assert name not in self.servers, f"{name} is running"
+        server = ThreadServer(self.app(name), self.ports[name])
+        server.start()
+        self.servers[name] = server
+
+    @contextmanager
+    def down(self, name: str) -> Iterator[None]:
+        """``name`` stopped inside the block, started again after it (even on failure)."""
+        self.stop_service(name)
+        try:
+            yield
+        finally:
+            if name not in self.servers:
+                self.start_service(name)
 
     def __enter__(self) -> Stack:
         return self.start()
