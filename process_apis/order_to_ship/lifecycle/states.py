@@ -59,7 +59,8 @@ class IllegalTransition(Refusal):
             409,
             "illegal-transition",
             f"Order {order_id} is {current}; it cannot become {target}.",
-            extra={"status": current, "requested_status": target},
+            # Not "status": that member of a problem is its HTTP status (RFC 9457).
+            extra={"order_status": current, "requested_status": target},
         )
 
 
