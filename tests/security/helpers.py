@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.support.platform import PlatformClient
-from tests.support.polling import eventually
+from tests.support.polling import eventually, wait_until
 
 PRICE = 1250
 # What a customer portal's client gets: the portal and the process APIs it forwards to.
@@ -85,7 +85,14 @@ def place(api: httpx.Client, customer_id: str, sku: str, quantity: int = 2) -> s
     }
     placed = api.post("/orders/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
     assert placed.status_code == 201, placed.text
-    return str(placed.json()["order_id"])
+    order_id = str(placed.json()["order_id"])
+    # Accepted at once, released to the warehouse by the queue: wait for the release so
+    # that the world a test compares before and after stands still.
+    wait_until(
+        lambda: api.get(f"/orders/v1/orders/{order_id}").json()["releases_pending"] == 0,
+        what=f"order {order_id} released",
+    )
+    return order_id
 
 
 def shipped_and_invoiced(api: httpx.Client, customer_id: str, sku: str) -> tuple[str, str, str]:
