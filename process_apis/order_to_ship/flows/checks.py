@@ -76,7 +76,8 @@ def _from_master(ship_to: dict[str, Any]) -> dict[str, Any]:
     return {
         "ship_to_id": ship_to["ship_to_id"],
         "name": ship_to.get("name"),
-        "address": ship_to.get("address"),
+        # The ERP answers an absent line2 as null; the order's address holds strings only.
+        "address": {k: v for k, v in (ship_to.get("address") or {}).items() if v is not None},
         "region": ship_to.get("region"),
     }
 
