@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -391,3 +392,22 @@ def receipt(stack: Stack, warehouse_id: str, sku: str, quantity: int) -> None:
 def fulfillments(stack: Stack, order_id: str) -> list[dict[str, Any]]:
     """The WMS's fulfillment orders of the order (typed for reading their lines)."""
     return [dict(fo) for fo in fulfillment_orders(stack, order_id)]
+
+
+@contextmanager
+def stopped(stack: Stack, name: str) -> Iterator[None]:
+    """The service ``name`` stopped inside the block, started again after it (its
+    consumers resume from their group's position)."""
+    from tests.support.stack import ThreadServer
+
+    stack.servers.pop(name).stop()
+    try:
+        yield
+    finally:
+        server = ThreadServer(stack.app(name), stack.ports[name])
+        server.start()
+        stack.servers[name] = server
+
+
+def deliver(stack: Stack, shipment_id: str) -> Any:
+    return wms_post(stack, f"/wms/v1/shipments/{shipment_id}/delivery", {}, status=200)

@@ -1,0 +1,156 @@
+"""Cancellation with compensation through the real services: picked units are put back
+to stock in the WMS, the fulfillment order is cancelled, the allocation released;
+shipped units are refused with a clear problem and nothing changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.events.catalog import STREAM_WMS, PickPutAway
+from system_apis.wms.events import warehouse_subject
+from tests.orders.helpers import (
+    allocated,
+    atp,
+    body,
+    command,
+    events_of,
+    fulfillments,
+    history_of,
+    line_of,
+    new_customer,
+    path_of,
+    pick,
+    place,
+    settled,
+    ship,
+    stocked_item,
+    uid,
+    wait_order,
+    wms_stock,
+)
+from tests.support.polling import wait_until
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
+
+
+def released(stack: Stack, customer_id: str, *lines: tuple[str, int]) -> dict[str, Any]:
+    placed = place(stack, body(customer_id, *lines))
+    assert placed.status_code == 201, placed.text
+    return settled(stack, placed.json()["order_id"], status="released")
+
+
+def cancel_units(stack: Stack, order_id: str, key: str, *lines: tuple[str, int]) -> Any:
+    return command(
+        stack,
+        order_id,
+        "line-cancellations",
+        json={"lines": [{"sku": sku, "quantity": q} for sku, q in lines]},
+        key=key,
+    )
+
+
+def put_aways_of(stack: Stack, warehouse: str, order_id: str) -> list[PickPutAway]:
+    found = [
+        event.payload(PickPutAway)
+        for event in events_of(stack, STREAM_WMS, warehouse_subject(warehouse))
+        if event.type == "pick.put_away"
+    ]
+    return [put_away for put_away in found if put_away.order_id == order_id]
+
+
+def test_cancel_after_a_partial_pick_puts_the_picked_units_back(
+    full_stack: Stack, warehouse: str
+) -> None:
+    sku = stocked_item(full_stack, warehouse, 10)
+    order = released(full_stack, new_customer(full_stack), (sku, 6))
+    order_id = order["order_id"]
+    (fo,) = fulfillments(full_stack, order_id)
+    pick(full_stack, fo, [(sku, 4)])
+    wait_order(full_stack, order_id, lambda o: line_of(o, sku)["picked"] == 4, "picked")
+    assert wms_stock(full_stack, warehouse, sku)["picked"] == 4
+    assert allocated(full_stack, sku) == 6
+
+    response = command(full_stack, order_id, "cancel")
+    assert response.status_code == 200, response.text
+    cancelled = response.json()
+    assert cancelled["status"] == "cancelled"
+    line = line_of(cancelled, sku)
+    assert (line["cancelled"], line["allocated"], line["released"], line["picked"]) == (6, 0, 0, 0)
+    # The 4 picked are back on the shelf, free to pick; the WMS said so on the bus.
+    stock = wms_stock(full_stack, warehouse, sku)
+    assert (stock["on_hand"], stock["picked"], stock["available"]) == (10, 0, 10)
+    put_aways = wait_until(lambda: put_aways_of(full_stack, warehouse, order_id), what="put-away")
+    assert [(x.sku, x.quantity) for put_away in put_aways for x in put_away.lines] == [(sku, 4)]
+    (fo,) = fulfillments(full_stack, order_id)
+    assert fo["status"] == "cancelled"
+    assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 10
+    assert path_of(full_stack, order_id) == ["pending", "accepted", "released", "cancelled"]
+    # The put-away event arriving after the cancel changes nothing (applied once).
+    assert settled(full_stack, order_id)["lines"] == cancelled["lines"]
+
+
+def test_cancelling_units_once_per_key_picked_ones_last(full_stack: Stack, warehouse: str) -> None:
+    a = stocked_item(full_stack, warehouse, 10)
+    b = stocked_item(full_stack, warehouse, 10)
+    order = released(full_stack, new_customer(full_stack), (a, 4), (b, 2))
+    order_id = order["order_id"]
+    (fo,) = fulfillments(full_stack, order_id)
+    pick(full_stack, fo, [(a, 1)])
+    wait_order(full_stack, order_id, lambda o: line_of(o, a)["picked"] == 1, "picked")
+
+    key = uid("cancel")
+    first = cancel_units(full_stack, order_id, key, (a, 2))
+    assert first.status_code == 200, first.text
+    again = cancel_units(full_stack, order_id, key, (a, 2))
+    assert again.status_code == 200, again.text
+    for answer in (first.json(), again.json()):
+        line = line_of(answer, a)
+        # Unpicked units go first: the picked one stays on the dock.
+        assert (line["cancelled"], line["allocated"], line["picked"]) == (2, 2, 1)
+    assert line_of(settled(full_stack, order_id), a)["cancelled"] == 2
+    assert allocated(full_stack, a) == 2
+    (fo,) = fulfillments(full_stack, order_id)
+    assert {x["sku"]: x["quantity"] for x in fo["lines"]} == {a: 2, b: 2}
+    assert wms_stock(full_stack, warehouse, a)["picked"] == 1
+
+    # Two more: the last unpicked unit and the picked one, put back first.
+    rest = cancel_units(full_stack, order_id, uid("cancel"), (a, 2))
+    assert rest.status_code == 200, rest.text
+    line = line_of(rest.json(), a)
+    assert (line["cancelled"], line["allocated"], line["released"], line["picked"]) == (4, 0, 0, 0)
+    assert rest.json()["status"] == "released"  # line b stands
+    stock = wms_stock(full_stack, warehouse, a)
+    assert (stock["picked"], stock["available"]) == (0, 10)
+    assert allocated(full_stack, a) == 0 and allocated(full_stack, b) == 2
+    assert [h["to"] for h in history_of(full_stack, order_id)][-1] == "released"
+
+
+def test_shipped_units_cannot_be_cancelled(full_stack: Stack, warehouse: str) -> None:
+    sku = stocked_item(full_stack, warehouse, 10)
+    order = released(full_stack, new_customer(full_stack), (sku, 4))
+    order_id = order["order_id"]
+    (fo,) = fulfillments(full_stack, order_id)
+    ship(full_stack, fo, [(sku, 3)])
+    before = wait_order(
+        full_stack,
+        order_id,
+        lambda o: o["status"] == "partially_shipped" and line_of(o, sku)["invoiced"] == 3,
+    )
+
+    too_many = cancel_units(full_stack, order_id, uid("cancel"), (sku, 2))
+    problem = assert_problem(too_many, 409, "units-shipped")
+    assert sku in problem["detail"]
+    whole = command(full_stack, order_id, "cancel")
+    assert_problem(whole, 409, "order-shipped")
+    assert settled(full_stack, order_id) == before
+    assert allocated(full_stack, sku) == 1
+
+    # The one unit still open may go: nothing is left to ship.
+    last = cancel_units(full_stack, order_id, uid("cancel"), (sku, 1))
+    assert last.status_code == 200, last.text
+    line = line_of(last.json(), sku)
+    assert (line["shipped"], line["cancelled"], line["allocated"]) == (3, 1, 3)
+    assert last.json()["status"] == "shipped"
+    assert allocated(full_stack, sku) == 0
+    assert_problem(command(full_stack, order_id, "cancel"), 409, "order-shipped")
+    assert path_of(full_stack, order_id)[-2:] == ["partially_shipped", "shipped"]

@@ -1,0 +1,270 @@
+"""Credit holds, an operator's release or rejection, and every illegal move refused,
+through the real ERP, WMS, availability, orders and billing services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.orders.helpers import (
+    allocated,
+    atp,
+    body,
+    command,
+    deliver,
+    fulfillments,
+    history_of,
+    line_of,
+    new_customer,
+    new_item,
+    path_of,
+    place,
+    settled,
+    ship,
+    stocked_item,
+    stopped,
+    wait_order,
+)
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack
+
+ADMIN = "orders:admin orders:read"
+LIMIT = 10_000  # minor units; an item costs 1250
+
+
+def usd(amount: int) -> dict[str, Any]:
+    return {"amount_minor": amount, "currency": "USD"}
+
+
+def held_order(stack: Stack, warehouse: str, quantity: int = 10) -> tuple[str, str, str]:
+    """(customer, sku, order) of an order over the customer's credit limit."""
+    customer_id = new_customer(stack, credit=LIMIT)
+    sku = stocked_item(stack, warehouse, 20)
+    placed = place(stack, body(customer_id, (sku, quantity)))
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "on_hold", placed.text
+    return customer_id, sku, placed.json()["order_id"]
+
+
+def test_an_order_over_the_limit_is_held_allocated_and_not_released(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack, credit=LIMIT)
+    sku = stocked_item(full_stack, warehouse, 20)
+    placed = place(full_stack, body(customer_id, (sku, 10)))
+    assert placed.status_code == 201, placed.text
+    answer = placed.json()
+    assert (answer["status"], answer["hold_reason"]) == ("on_hold", "credit")
+    assert answer["credit"] == {
+        "credit_limit": usd(LIMIT),
+        "exposure": usd(0),
+        "order_value": usd(12_500),
+    }
+    order = settled(full_stack, answer["order_id"], status="on_hold")
+    assert (line_of(order, sku)["allocated"], line_of(order, sku)["released"]) == (10, 0)
+    # The stock is the order's, but no warehouse works on it.
+    assert allocated(full_stack, sku) == 10 and atp(full_stack, sku) == 10
+    assert fulfillments(full_stack, answer["order_id"]) == []
+    assert order["fulfillment_orders"] == []
+    assert path_of(full_stack, answer["order_id"]) == ["pending", "on_hold"]
+
+
+def test_exposure_counts_the_open_orders(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack, credit=LIMIT)
+    sku = stocked_item(full_stack, warehouse, 20)
+    first = place(full_stack, body(customer_id, (sku, 6)))  # 7,500 within 10,000
+    assert first.status_code == 201, first.text
+    assert first.json()["status"] != "on_hold"
+    assert first.json()["hold_reason"] is None
+    second = place(full_stack, body(customer_id, (sku, 3)))  # 3,750 more: 11,250
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "on_hold"
+    assert second.json()["credit"] == {
+        "credit_limit": usd(LIMIT),
+        "exposure": usd(7_500),
+        "order_value": usd(3_750),
+    }
+    settled(full_stack, first.json()["order_id"], status="released")
+    assert fulfillments(full_stack, second.json()["order_id"]) == []
+    assert allocated(full_stack, sku) == 9
+
+
+def test_release_hold_sends_the_order_to_the_warehouse(full_stack: Stack, warehouse: str) -> None:
+    _, sku, order_id = held_order(full_stack, warehouse)
+    response = command(
+        full_stack, order_id, "release-hold", scopes=ADMIN, json={"reason": "paid upfront"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] in ("accepted", "released")
+    assert response.json()["hold_reason"] is None
+    order = settled(full_stack, order_id, status="released")
+    assert line_of(order, sku)["released"] == 10
+    (fo,) = fulfillments(full_stack, order_id)
+    assert (fo["warehouse_id"], fo["lines"][0]["quantity"]) == (warehouse, 10)
+    assert allocated(full_stack, sku) == 10
+    history = history_of(full_stack, order_id)
+    assert [h["to"] for h in history] == ["pending", "on_hold", "accepted", "released"]
+    assert history[2]["cause"].startswith("hold_released")
+
+
+def test_hold_then_reject_gives_the_stock_back(full_stack: Stack, warehouse: str) -> None:
+    _, sku, order_id = held_order(full_stack, warehouse)
+    assert atp(full_stack, sku) == 10
+    response = command(full_stack, order_id, "reject", scopes=ADMIN, json={"reason": "no pay"})
+    assert response.status_code == 200, response.text
+    rejected = response.json()
+    assert rejected["status"] == "rejected"
+    line = line_of(rejected, sku)
+    assert (line["allocated"], line["released"], line["cancelled"]) == (0, 0, 10)
+    assert atp(full_stack, sku) == 20 and allocated(full_stack, sku) == 0
+    assert fulfillments(full_stack, order_id) == []
+    assert settled(full_stack, order_id)["status"] == "rejected"
+    assert path_of(full_stack, order_id) == ["pending", "on_hold", "rejected"]
+    assert history_of(full_stack, order_id)[-1]["cause"] == "rejected: no pay"
+
+
+@pytest.mark.parametrize("action", ["release-hold", "reject"])
+def test_a_partner_cannot_decide_on_a_hold(full_stack: Stack, warehouse: str, action: str) -> None:
+    customer_id, sku, order_id = held_order(full_stack, warehouse)
+    before = settled(full_stack, order_id)
+    for bound_to in (customer_id, None):
+        response = command(
+            full_stack, order_id, action, scopes="orders:write orders:read", customer_id=bound_to
+        )
+        assert_problem(response, 403, "insufficient-scope", correlated=False)
+    assert settled(full_stack, order_id) == before
+    assert fulfillments(full_stack, order_id) == []
+    assert allocated(full_stack, sku) == 10
+
+
+def test_release_hold_of_an_order_not_on_hold_is_refused(full_stack: Stack, warehouse: str) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 5)
+    placed = place(full_stack, body(customer_id, (sku, 2)))
+    order_id = placed.json()["order_id"]
+    before = settled(full_stack, order_id, status="released")
+    response = command(full_stack, order_id, "release-hold", scopes=ADMIN)
+    problem = assert_problem(response, 409, "illegal-transition")
+    assert problem["detail"] == f"Order {order_id} is released; it cannot become accepted."
+    assert (problem["order_status"], problem["requested_status"]) == ("released", "accepted")
+    assert settled(full_stack, order_id) == before
+    assert len(fulfillments(full_stack, order_id)) == 1
+
+
+# -- every illegal transition ------------------------------------------------------------
+
+
+def _placed(stack: Stack, warehouse: str, stock: int, quantity: int, policy: str) -> str:
+    sku = stocked_item(stack, warehouse, stock) if stock else new_item(stack)
+    placed = place(stack, body(new_customer(stack), (sku, quantity), policy=policy))
+    assert placed.status_code == 201, placed.text
+    order_id: str = placed.json()["order_id"]
+    return order_id
+
+
+def _shipped(stack: Stack, warehouse: str, of: int) -> tuple[str, dict[str, Any]]:
+    order_id = _placed(stack, warehouse, 4, 4, "reject")
+    order = settled(stack, order_id, status="released")
+    (fo,) = fulfillments(stack, order_id)
+    shipment = ship(stack, fo, [(order["lines"][0]["sku"], of)])
+    return order_id, shipment
+
+
+def _in_state(stack: Stack, warehouse: str, status: str) -> str:
+    """An order brought to ``status`` through the APIs."""
+    if status == "on_hold":
+        return held_order(stack, warehouse)[2]
+    if status == "released":
+        return _placed(stack, warehouse, 4, 2, "reject")
+    if status == "backordered":
+        return _placed(stack, warehouse, 0, 2, "partial")
+    if status == "partially_allocated":
+        return _placed(stack, warehouse, 1, 2, "partial")
+    if status == "partially_shipped":
+        return _shipped(stack, warehouse, 1)[0]
+    if status == "rejected":
+        order_id = held_order(stack, warehouse)[2]
+        assert command(stack, order_id, "reject", scopes=ADMIN).status_code == 200
+        return order_id
+    if status == "cancelled":
+        order_id = _placed(stack, warehouse, 4, 2, "reject")
+        settled(stack, order_id)
+        assert command(stack, order_id, "cancel").status_code == 200
+        return order_id
+    order_id, shipment = _shipped(stack, warehouse, 4)
+    if status in ("delivered", "completed"):
+        wait_order(stack, order_id, lambda o: o["lines"][0]["shipped"] == 4)
+        deliver(stack, shipment["shipment_id"])
+    return order_id
+
+
+HOLD_ONLY = {"release-hold": "illegal-transition", "reject": "illegal-transition"}
+SHIPPED = {**HOLD_ONLY, "cancel": "order-shipped"}
+# What each state refuses (on_hold refuses none of the three: release-hold, reject and
+# cancel are all its moves, tested above and in test_cancellation.py).
+REFUSED: dict[str, dict[str, str]] = {
+    "released": HOLD_ONLY,
+    "backordered": HOLD_ONLY,
+    "partially_allocated": HOLD_ONLY,
+    "partially_shipped": SHIPPED,
+    "shipped": SHIPPED,
+    "delivered": SHIPPED,
+    "completed": SHIPPED,
+    "cancelled": HOLD_ONLY,
+    "rejected": {**HOLD_ONLY, "cancel": "illegal-transition"},
+}
+
+
+def _unchanged(stack: Stack, order_id: str) -> Callable[[], None]:
+    before = settled(stack, order_id)
+    history = history_of(stack, order_id)
+
+    def check() -> None:
+        after = settled(stack, order_id)
+        assert (after["status"], after["version"], after["lines"]) == (
+            before["status"],
+            before["version"],
+            before["lines"],
+        )
+        assert history_of(stack, order_id) == history
+
+    return check
+
+
+@pytest.mark.parametrize("status", sorted(REFUSED))
+def test_every_illegal_transition_is_refused_and_changes_nothing(
+    full_stack: Stack, warehouse: str, status: str
+) -> None:
+    def refuse_all(order_id: str) -> None:
+        unchanged = _unchanged(full_stack, order_id)
+        for action, slug in REFUSED[status].items():
+            response = command(full_stack, order_id, action, scopes=f"{ADMIN} orders:write")
+            problem = assert_problem(response, 409, slug)
+            if slug == "illegal-transition":
+                assert problem["order_status"] == status, problem
+            unchanged()
+        if status == "cancelled":  # cancelling it again answers it as it is
+            again = command(full_stack, order_id, "cancel")
+            assert again.status_code == 200, again.text
+            assert again.json()["status"] == "cancelled"
+            unchanged()
+
+    if status == "delivered":
+        # Billing invoices each shipment, and an invoiced delivered order is completed:
+        # with billing stopped the order stays delivered.
+        with stopped(full_stack, "billing"):
+            order_id = _in_state(full_stack, warehouse, status)
+            wait_order(full_stack, order_id, lambda o: o["status"] == status)
+            refuse_all(order_id)
+        wait_order(full_stack, order_id, lambda o: o["status"] == "completed")
+        return
+    order_id = _in_state(full_stack, warehouse, status)
+    # Settled: billing's invoice of what shipped has come back too (it moves the version).
+    wait_order(
+        full_stack,
+        order_id,
+        lambda o: o["status"] == status and all(x["invoiced"] == x["shipped"] for x in o["lines"]),
+    )
+    refuse_all(order_id)
