@@ -7,8 +7,9 @@
 3. allocate with availability (``alloc:{order_id}``), or convert the customer's cart
    hold (``convert:{order_id}``); a definite refusal (insufficient stock under
    ``reject``, a hold that lapsed) deletes the order and forgets the key in one
-   transaction; availability unreachable leaves it ``pending`` and answers the 202
-   (the resumer finishes it);
+   transaction; availability unreachable, or still silent after ``answer_within``
+   seconds, leaves it ``pending`` and answers the 202 (the step goes on in the
+   background; the resumer finishes what it could not);
 4. one transaction: lines allocated/backordered, the warehouse releases queued (the
    releaser sends them), the status (``on_hold`` over the credit limit), the stored
    answer replaced by the 201, ``order.accepted`` in the outbox.
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -64,11 +66,15 @@ class PlaceOrder:
         idempotency: IdempotencyStore,
         partners: Partners,
         releaser: Wakeable | None = None,
+        *,
+        answer_within: float = 5.0,
     ) -> None:
         self.db = db
         self.idempotency = idempotency
         self.partners = partners
         self.releaser: Wakeable = releaser or _Nobody()
+        self.answer_within = answer_within
+        self._running: set[asyncio.Task[bytes]] = set()
 
     # -- the request ---------------------------------------------------------------
     async def run(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
@@ -101,14 +107,29 @@ class PlaceOrder:
         if isinstance(pending, Response):
             return pending
         try:
-            body = await self.advance(order_id)
+            body = await self._advance_within(order_id)
         except ProblemError as exc:
             if exc.status_code != 503:
                 raise
+            body = None
+        if body is None:
             # Availability cannot answer now: the order is kept and named; the resumer
             # allocates it, and the same key answers it meanwhile.
             return Response(pending, status_code=202, media_type="application/json")
         return Response(body, status_code=201, media_type="application/json")
+
+    async def _advance_within(self, order_id: str) -> bytes | None:
+        """``advance``, or None when it has not finished within ``answer_within`` (a
+        frozen availability: its calls time out after 10 s, four times): it goes on in
+        the background, so the caller gets its 202 before a gateway's 504."""
+        task = asyncio.ensure_future(self.advance(order_id))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.answer_within)
+        if task in done:
+            return task.result()
+        task.add_done_callback(_log_failure)
+        return None
 
     async def _write_pending(
         self,
@@ -267,6 +288,11 @@ class PlaceOrder:
             origin = await repo.origin(tx.conn, order_id)
             if await repo.delete_pending(tx.conn, order_id) and origin is not None:
                 await self.idempotency.forget(tx.conn, *origin)
+
+
+def _log_failure(task: asyncio.Task[bytes]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("placing an order in the background: %r", exc)
 
 
 def _refusal(exc: Refused) -> Refusal:
