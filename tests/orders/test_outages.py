@@ -125,6 +125,19 @@ def wait_synced(stack: Stack, order_id: str) -> dict[str, Any]:
     return found
 
 
+def answered_201(stack: Stack, order: dict[str, Any], key: str, order_id: str) -> Any:
+    """Retries with the key until the 201: each answer names the same order meanwhile."""
+
+    def final() -> Any:
+        retry = place(stack, order, key)
+        assert retry.status_code in (201, 202), retry.text
+        assert retry.json()["order_id"] == order_id
+        return retry if retry.status_code == 201 else None
+
+    done = wait_until(final, timeout=RECOVERY, interval=0.5, what=f"{order_id} allocated")
+    return done.json()
+
+
 class TcpFake:
     """A listener on ``port`` whose accepted connections ``handle`` serves on their own
     threads; on exit every connection is closed (the caller sees the peer go away)."""
@@ -351,20 +364,43 @@ def test_availability_down_answers_202_naming_the_order_and_finishes_it_once(
         assert seconds < QUICK, seconds
         assert [o["order_id"] for o in orders_of(full_stack, customer_id)] == [order_id]
 
-    def final() -> Any:
-        retry = place(full_stack, order, key)
-        assert retry.status_code in (201, 202), retry.text
-        assert retry.json()["order_id"] == order_id
-        return retry if retry.status_code == 201 else None
-
     # Availability is back: the resumer allocates the order; the key answers the 201.
-    done = wait_until(final, timeout=RECOVERY, interval=0.5, what=f"{order_id} allocated")
-    accepted = done.json()
+    accepted = answered_201(full_stack, order, key, order_id)
     assert accepted["status"] == "accepted"
     assert accepted["lines"][0]["allocated"] == 3
     assert allocated(full_stack, sku) == 3
     released_once(full_stack, wait_released(full_stack, order_id), warehouse)
     assert [o["order_id"] for o in orders_of(full_stack, customer_id)] == [order_id]
+
+
+def test_a_frozen_availability_answers_202_before_a_gateway_gives_up(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """Availability accepts connections and never answers: the order is answered 202
+    (named, pending) in a few seconds, not after the allocation's timeouts and retries
+    (4 x 10 s), which a gateway would have turned into a 504 with the order left behind."""
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    order, key = body(customer_id, (sku, 2)), uid("frozen")
+    with (
+        full_stack.down("availability"),
+        FrozenServer(full_stack.ports["availability"]) as frozen,
+    ):
+        response, seconds = timed_place(full_stack, order, key)
+        assert response.status_code == 202, response.text
+        assert seconds < 15, seconds  # the gateway's upstream timeout is 30 s
+        pending = response.json()
+        assert pending["status"] == "pending"
+        assert b"POST /availability/v1/allocations" in frozen.received()
+        again, seconds = timed_place(full_stack, order, key)
+        assert again.status_code == 202, again.text
+        assert again.json()["order_id"] == pending["order_id"]
+        assert seconds < QUICK, seconds
+    accepted = answered_201(full_stack, order, key, pending["order_id"])
+    assert accepted["lines"][0]["allocated"] == 2
+    assert allocated(full_stack, sku) == 2
+    released_once(full_stack, wait_released(full_stack, pending["order_id"]), warehouse)
+    assert [o["order_id"] for o in orders_of(full_stack, customer_id)] == [pending["order_id"]]
 
 
 # -- the ERP -------------------------------------------------------------------
