@@ -15,6 +15,10 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_\-]*$"  # unpadded base64url (shared.paging)
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SKU_PATTERN)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Free text a person reads (reasons, notes, address lines): no control characters, so
+# every schema-valid value is one the strict decoder takes (it refuses U+0000).
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]+$"
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=PRINTABLE_PATTERN)]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 AmountMinor = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", examples=["USD"])]

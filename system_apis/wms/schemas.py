@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import SKU_PATTERN, Identifier, Name, Quantity, Sku
+from shared.models import SKU_PATTERN, Identifier, Name, Quantity, Sku, Text
 
 Lot = Identifier
 Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -316,7 +316,7 @@ class Shortage(msgspec.Struct):
 
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-DelayReason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+DelayReason = Text
 
 
 class DeliveryIn(msgspec.Struct, forbid_unknown_fields=True):

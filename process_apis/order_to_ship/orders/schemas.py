@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from process_apis.order_to_ship.lifecycle.states import OrderStatus
-from shared.models import SKU_PATTERN, Identifier, Money, Name, Quantity, Sku
+from shared.models import SKU_PATTERN, Identifier, Money, Quantity, Sku, Text
 
 Channel = Annotated[
     str,
@@ -22,9 +22,9 @@ Channel = Annotated[
     ),
 ]
 Policy = Literal["reject", "ship_complete", "partial"]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Reason = Text
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", examples=["US"])]
-AddressText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+AddressText = Text
 
 
 class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,7 +35,9 @@ class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
 class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
     line1: AddressText
     city: AddressText
-    postal_code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    postal_code: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 \-]*$")
+    ]
     country: Country
     line2: AddressText | None = None
 
@@ -44,7 +46,7 @@ class ShipToIn(msgspec.Struct, forbid_unknown_fields=True):
     """One of the customer's ship-tos (``ship_to_id``), or an address with its region."""
 
     ship_to_id: Identifier | None = None
-    name: Name | None = None
+    name: Text | None = None
     address: AddressIn | None = None
     region: Identifier | None = None
 
