@@ -183,6 +183,7 @@ async def seed_orders(data_dir: Path, orders: list[Order], issuer: TestIssuer) -
                             "unit_price_minor": 100,
                             "allocated": quantity,
                             "backordered": 0,
+                            "released": quantity,
                             "shipped": 0,
                         }
                         for n, (sku, quantity) in enumerate(lines, start=1)
