@@ -15,7 +15,7 @@ from shared.settings import database_url_for
 from shared.topology import ALL_SCOPES
 
 SERVICE_CLIENT_SCOPES: dict[str, str] = {
-    "order_to_ship": "erp:read inventory:read inventory:write wms:read wms:write",
+    "order_to_ship": "erp:read erp:write inventory:read inventory:write wms:read wms:write",
     "billing": "orders:read erp:read erp:write",
     # Reconciliation reads both books; the warehouse's movements are posted to the ERP.
     "availability": "erp:read erp:write wms:read",
