@@ -47,6 +47,9 @@ def ensure_clients(data_dir: Path) -> dict[str, Any]:
     registry = None
     for service, scopes in SERVICE_CLIENT_SCOPES.items():
         if service in known["services"]:
+            # A release that gives a service more to do grants its client more.
+            registry = registry or _registry(data_dir)
+            _keep_granted(registry, known["services"][service]["client_id"], service)
             continue
         registry = registry or _registry(data_dir)
         client_id, secret = registry.create(
@@ -68,6 +71,16 @@ def ensure_clients(data_dir: Path) -> dict[str, Any]:
         os.chmod(path, 0o600)
         path.write_text(json.dumps(known, indent=2))
     return known
+
+
+def _keep_granted(registry: Any, client_id: str, service: str) -> None:
+    record = registry.get(client_id)
+    wanted = sorted(SERVICE_CLIENT_SCOPES[service].split())
+    apis = sorted(SERVICE_CLIENT_APIS[service].split())
+    if record is not None and (
+        sorted(record.scopes) != wanted or sorted(record.allowed_apis) != apis
+    ):
+        registry.regrant(client_id, wanted, apis)
 
 
 def service_credentials_env(clients: dict[str, Any]) -> dict[str, str]:

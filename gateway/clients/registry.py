@@ -235,6 +235,25 @@ class ClientRegistry:
                 revoke_client_tokens(conn, client_id, "secret_rotated", int(time.time()))
         return secret
 
+    def regrant(
+        self, client_id: str, scopes: str | Iterable[str], allowed_apis: str | Iterable[str]
+    ) -> bool:
+        """Sets an existing client's scopes and APIs, under the same rules as a new
+        client's (the platform's own service clients, when a release needs more of
+        them); False for an unknown client. Tokens already issued keep their scopes
+        until they expire."""
+        record = self.get(client_id)
+        if record is None:
+            return False
+        values = _validated(record.name, scopes, record.customer_id, record.tier, allowed_apis)
+        with self.engine.begin() as conn:
+            conn.execute(
+                clients_table.update()
+                .where(clients_table.c.client_id == client_id)
+                .values(scopes=values["scopes"], allowed_apis=values["allowed_apis"])
+            )
+        return True
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
