@@ -45,7 +45,7 @@ def create_app(
         runtime.db,
         place,
         CancelOrder(runtime.db, partners),
-        HoldDecisions(runtime.db, partners, releaser),
+        HoldDecisions(runtime.db, partners, releaser, filler),
     )
     # Warehouse and billing facts move orders; all unordered (see warehouse/events.py).
     runtime.consume(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.backorders import trigger
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.lifecycle.states import IllegalTransition
 from process_apis.order_to_ship.orders import reads
@@ -39,10 +40,11 @@ def _open_claims(allocation: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 class HoldDecisions:
-    def __init__(self, db: Database, partners: Partners, releaser: Any) -> None:
+    def __init__(self, db: Database, partners: Partners, releaser: Any, filler: Any = None) -> None:
         self.db = db
         self.partners = partners
         self.releaser = releaser
+        self.filler = filler
 
     async def release(self, order: Order, note: str) -> Order:
         if order.status != "on_hold":
@@ -54,6 +56,9 @@ class HoldDecisions:
             if working.status != "on_hold":
                 raise IllegalTransition(order.order_id, working.status, "accepted")
             await changes.queue_releases(tx, order.order_id, claims)
+            # Stock that arrived while it was held did not fill it: its backorders may
+            # fill now, not at the filler's next sweep.
+            await trigger(tx, [sku for sku, line in working.lines.items() if line.backordered])
             working.status = "accepted"  # released from the hold: the lines decide
             await changes.commit(
                 tx,
@@ -64,6 +69,8 @@ class HoldDecisions:
             )
             done = await reads.get(tx.conn, order.order_id)
         self.releaser.wake()
+        if self.filler is not None:
+            self.filler.wake()
         assert done is not None
         return done
 
