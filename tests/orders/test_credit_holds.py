@@ -21,6 +21,7 @@ from tests.orders.helpers import (
     new_item,
     path_of,
     place,
+    receive,
     settled,
     ship,
     stocked_item,
@@ -268,3 +269,46 @@ def test_every_illegal_transition_is_refused_and_changes_nothing(
         lambda o: o["status"] == status and all(x["invoiced"] == x["shipped"] for x in o["lines"]),
     )
     refuse_all(order_id)
+
+
+def test_a_held_order_may_be_cancelled_and_gives_its_stock_back(
+    full_stack: Stack, warehouse: str
+) -> None:
+    _, sku, order_id = held_order(full_stack, warehouse)
+    response = command(full_stack, order_id, "cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert line_of(response.json(), sku)["cancelled"] == 10
+    assert atp(full_stack, sku) == 20 and allocated(full_stack, sku) == 0
+    assert fulfillments(full_stack, order_id) == []
+    assert_problem(command(full_stack, order_id, "release-hold", scopes=ADMIN), 409)
+    assert path_of(full_stack, order_id) == ["pending", "on_hold", "cancelled"]
+
+
+def test_a_held_backorder_fills_once_the_hold_is_released(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack, credit=LIMIT)
+    sku = stocked_item(full_stack, warehouse, 6)
+    placed = place(full_stack, body(customer_id, (sku, 10), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "on_hold"
+    order_id = placed.json()["order_id"]
+    line = line_of(settled(full_stack, order_id), sku)
+    assert (line["allocated"], line["backordered"]) == (6, 4)
+
+    # Stock arrives while the order is held: its backorder does not take it.
+    receive(full_stack, warehouse, sku, 4)
+    held = settled(full_stack, order_id)
+    assert held["status"] == "on_hold" and line_of(held, sku)["backordered"] == 4
+    assert atp(full_stack, sku) == 4
+
+    response = command(full_stack, order_id, "release-hold", scopes=ADMIN)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "partially_allocated"
+    order = wait_order(
+        full_stack, order_id, lambda o: o["status"] == "released", "backorder filled"
+    )
+    line = line_of(order, sku)
+    assert (line["allocated"], line["released"], line["backordered"]) == (10, 10, 0)
+    assert allocated(full_stack, sku) == 10 and atp(full_stack, sku) == 0

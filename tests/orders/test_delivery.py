@@ -148,3 +148,27 @@ def test_a_carrier_delay_shows_its_new_promise_on_the_order(
     order = wait_order(full_stack, order_id, lambda o: o["shipments"][0]["delivered_at"])
     assert order["shipments"][0]["promised_date"] == "2027-01-08"
     assert order["status"] in ("delivered", "completed")
+
+
+def test_a_short_picked_backorder_fills_from_free_stock_at_once(
+    full_stack: Stack, warehouse: str
+) -> None:
+    sku, order_id, fo = released(full_stack, warehouse, 10, 5, "partial")
+    short(full_stack, fo, sku, 2)
+    # The 2 missing units leave the allocation and are backordered; the warehouse holds
+    # 2 of its free units until counted, and 3 more are free: the backorder fills there
+    # and goes out on a new fulfillment order.
+    order = wait_order(
+        full_stack,
+        order_id,
+        lambda o: len(o["fulfillment_orders"]) == 2 and o["status"] == "released",
+        "refilled",
+    )
+    line = line_of(order, sku)
+    assert (line["allocated"], line["released"], line["backordered"]) == (5, 5, 0)
+    quantities = sorted(fo["lines"][0]["quantity"] for fo in fulfillments(full_stack, order_id))
+    assert quantities == [2, 3]
+    assert allocated(full_stack, sku) == 5
+    assert wms_stock(full_stack, warehouse, sku)["hold"] == 2
+    assert atp(full_stack, sku) == 10 - 5 - 2
+    assert path_of(full_stack, order_id)[-3:] == ["partially_allocated", "accepted", "released"]
