@@ -85,6 +85,9 @@ function init(args)
   sent, created, accepted, s202, s429, other = 0, 0, 0, 0, 0, 0
   samples = io.open(out_dir .. "/sample-" .. id, "w")
   samples:setvbuf("line")
+  timeline = io.open(out_dir .. "/timeline-" .. id, "w")
+  timeline:setvbuf("line")
+  second, in_second = os.time(), 0
   failures = io.open(out_dir .. "/failed-" .. id, "w")
   failures:setvbuf("line")
   math.randomseed(id * 7919 + os.time())
@@ -109,10 +112,16 @@ function request()
   }, body)
 end
 function response(status, headers, body)
+  local now = os.time()
+  if now ~= second then
+    timeline:write(second, " ", in_second, "\n")
+    second, in_second = now, 0
+  end
   if status == 201 then
+    in_second = in_second + 1
     created = created + 1
     local state = string.match(body, '"status":"([%w_]+)"')
-    if state == "accepted" then accepted = accepted + 1 end
+    if state == "accepted" or state == "released" then accepted = accepted + 1 end
     if created % sample_every == 0 then
       samples:write(string.match(body, '"order_id":"([^"]+)"'), "\n")
     end
@@ -152,7 +161,7 @@ def _bench_count_transactions(folder):
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    counts = {"begin": 0, "commit": 0, "rollback": 0}
+    counts = {"begin": 0, "commit": 0, "rollback": 0, "before_cursor_execute": 0}
 
     def counter(name):
         def bump(*_args, **_kwargs):
@@ -195,6 +204,21 @@ def _cpu_seconds(pid: int) -> float:
     return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
+def _cpus(pids: dict[str, int]) -> dict[str, float]:
+    cpus = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    cpus[f"{PROFILED} loop thread"] = _thread_cpu_seconds(pids[PROFILED])
+    return cpus
+
+
+def _thread_cpu_seconds(pid: int) -> float:
+    """The main thread's CPU (the event loop's; the driver threads are the others)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -206,8 +230,10 @@ def _machine_busy() -> tuple[float, float]:
 
 
 @contextmanager
-def platform(database: str, pg_cluster: str | None, tx_dir: Path, n: int) -> Iterator[Any]:
-    from tally.launcher import launch
+def platform(
+    database: str, pg_cluster: str | None, tx_dir: Path, n: int, source: Path | None = None
+) -> Iterator[Any]:
+    """The platform of this tree, or (``source``) of another tree, in a child process."""
     from tests.support.ports import free_ports
 
     env = {
@@ -223,11 +249,88 @@ def platform(database: str, pg_cluster: str | None, tx_dir: Path, n: int) -> Ite
             url = create_database(pg_cluster, f"bench_orders_{n}_{service}_{os.getpid()}")
             env[f"TALLY_{service.upper()}_DATABASE_URL"] = url
     with tempfile.TemporaryDirectory(prefix="bench-orders-") as tmp:
-        launched = launch(Path(tmp), ports=free_ports(), extra_env=env, seed_demo=False)
-        try:
+        if source is None:
+            from tally.launcher import launch
+
+            launched = launch(Path(tmp), ports=free_ports(), extra_env=env, seed_demo=False)
+            try:
+                yield launched
+            finally:
+                launched.platform.stop()
+            return
+        with _launched_elsewhere(source, Path(tmp), free_ports(), env) as launched:
             yield launched
-        finally:
-            launched.platform.stop()
+
+
+# Run by the interpreter of this venv in another tree (cwd): that tree's `tally up` code.
+CHILD_LAUNCH = """
+import json, sys
+from pathlib import Path
+from tally.launcher import launch
+args = json.loads(sys.argv[1])
+launched = launch(Path(args["data_dir"]), ports=args["ports"], extra_env=args["env"],
+                  seed_demo=False)
+pids = {n: p.process.pid for n, p in launched.platform.processes.items() if p.process}
+print(json.dumps({"clients": launched.clients, "pids": pids}), flush=True)
+try:
+    sys.stdin.read()
+finally:
+    launched.platform.stop()
+"""
+
+
+class _Elsewhere:
+    """Quacks like ``Launched`` for what the bench reads of it."""
+
+    def __init__(self, root: Path, data_dir: Path, ports: dict[str, int], seen: Any) -> None:
+        from types import SimpleNamespace
+
+        self.root = root
+        self.clients = seen["clients"]
+        processes = {
+            name: SimpleNamespace(process=SimpleNamespace(pid=pid))
+            for name, pid in seen["pids"].items()
+        }
+        self.platform = SimpleNamespace(
+            data_dir=data_dir,
+            processes=processes,
+            url=lambda name: f"http://127.0.0.1:{ports[name]}",
+        )
+
+
+@contextmanager
+def _launched_elsewhere(
+    root: Path, data_dir: Path, ports: dict[str, int], env: dict[str, str]
+) -> Iterator[Any]:
+    args = json.dumps({"data_dir": str(data_dir), "ports": ports, "env": env})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_LAUNCH, args],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the platform of {root} did not start")
+        yield _Elsewhere(root, data_dir, ports, json.loads(line))
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=60)
+
+
+@contextmanager
+def source_tree(revision: str) -> Iterator[Path]:
+    """The files of ``revision`` (``git archive``; the work tree is not touched)."""
+    with tempfile.TemporaryDirectory(prefix="bench-orders-tree-") as tmp:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        yield Path(tmp)
 
 
 def _pids(launched: Any) -> dict[str, int]:
@@ -238,13 +341,15 @@ def _pids(launched: Any) -> dict[str, int]:
     }
 
 
-def _create_client(data_dir: Path, name: str, scopes: str, tier: str, customer: str | None) -> Any:
+def _create_client(
+    root: Path, data_dir: Path, name: str, scopes: str, tier: str, customer: str | None
+) -> Any:
     """``tally clients create --json``: {client_id, client_secret}."""
     command = [sys.executable, "-m", "tally", "clients", "create", "--name", name]
     command += ["--scopes", scopes, "--tier", tier, "--json", "--data-dir", str(data_dir)]
     if customer:
         command += ["--customer", customer]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
@@ -269,6 +374,7 @@ def setup(launched: Any, stock_per_sku: int) -> dict[str, Any]:
     """Items, stock, customers and the channels' clients; returns what the load needs."""
     gateway = launched.platform.url("gateway")
     data_dir = launched.platform.data_dir
+    root = getattr(launched, "root", ROOT)
     run = os.urandom(3).hex().upper()
     sku_prefix = f"B{run}-"
     skus = [f"{sku_prefix}{i:03d}" for i in range(ITEMS)]
@@ -300,10 +406,17 @@ def setup(launched: Any, stock_per_sku: int) -> dict[str, Any]:
         _wait_stock(api, skus, stock_per_sku)
     channel_tokens = []
     for channel, customer in zip(CHANNELS, customers, strict=True):
-        client = _create_client(data_dir, channel, "orders:write orders:read", "gold", customer)
+        client = _create_client(
+            root, data_dir, channel, "orders:write orders:read", "gold", customer
+        )
         channel_tokens.append(_token(gateway, client))
     staff = _create_client(
-        data_dir, "bench-staff", "orders:read wms:read wms:write billing:read", "internal", None
+        root,
+        data_dir,
+        "bench-staff",
+        "orders:read wms:read wms:write billing:read",
+        "internal",
+        None,
     )
     return {
         "gateway": gateway,
@@ -312,6 +425,7 @@ def setup(launched: Any, stock_per_sku: int) -> dict[str, Any]:
         "customers": customers,
         "tokens": channel_tokens,
         "staff": _token(gateway, staff),
+        "demo": demo,
         "run": run,
     }
 
@@ -371,6 +485,17 @@ def _children_cpu() -> float:
     return spent
 
 
+def timeline(marks: Path) -> list[int]:
+    """Orders answered 201 per wall-clock second of the run, all threads (the first and
+    the last second are partial)."""
+    per_second: Counter[int] = Counter()
+    for path in marks.glob("timeline-*"):
+        for line in path.read_text().splitlines():
+            second, count = line.split()
+            per_second[int(second)] += int(count)
+    return [per_second[s] for s in sorted(per_second)]
+
+
 def sampled_orders(marks: Path) -> list[str]:
     ids: list[str] = []
     for path in sorted(marks.glob("sample-*")):
@@ -416,7 +541,7 @@ def tx_counts(tx_dir: Path, pids: dict[str, int]) -> dict[str, Counter[str]]:
         if name is None:
             continue
         counter = by_service.setdefault(name, Counter())
-        for key in ("begin", "commit", "rollback"):
+        for key in ("begin", "commit", "rollback", "before_cursor_execute"):
             counter[key] += int(data[key])
     return by_service
 
@@ -493,6 +618,7 @@ def per_unit(
             "transactions": round(net["begin"], 2),
             "commits": round(net["commit"], 2),
             "rollbacks": round(net["rollback"], 2),
+            "statements": round(net["before_cursor_execute"], 1),
         }
     return {
         "http_by_service": {s: round(c / units, 2) for s, c in sorted(by_service.items())},
@@ -500,8 +626,63 @@ def per_unit(
         "http_by_route": by_route,
         "transactions_by_service": tx,
         "transactions_total": round(sum(t["transactions"] for t in tx.values()), 2),
+        "statements_total": round(sum(t["statements"] for t in tx.values()), 1),
         "window_s": round(seconds, 1),
     }
+
+
+# -- probes: do the order's reads grow with the orders placed? -------------------------------
+
+
+def probe(ctx: dict[str, Any], data_dir: Path, flow: str) -> dict[str, float]:
+    """Median ms of the ERP reads of one acceptance check (through the gateway, one at a
+    time) and of order_to_ship's own query of the customer's orders not yet synced to
+    the ERP (on the SQLite file), on the idle platform."""
+    customer = ctx["customers"][0]
+    skus = "&".join(f"sku={sku}" for sku in ctx["skus"][:LINES])
+    paths = {
+        "erp_customer_ms": f"/erp/v1/customers/{customer}",
+        "erp_prices_ms": f"/erp/v1/customers/{customer}/prices?{skus}",
+        "erp_credit_ms": f"/erp/v1/customers/{customer}/credit",
+    }
+    found: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {ctx['demo']}"}
+    with httpx.Client(base_url=ctx["gateway"], headers=headers, timeout=30) as api:
+        for name, path in paths.items():
+            if api.get(path).status_code == 404:  # a tree without the route
+                continue
+            found[name] = _median_ms(lambda p=path: _ok(api.get(p)))
+    database = data_dir / "order_to_ship.db"
+    if flow == "issue 16" and database.exists():
+        found["orders_unsynced_value_ms"] = asyncio.run(_probe_unsynced(database, customer))
+    return found
+
+
+def _median_ms(call: Any, times: int = 20) -> float:
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        call()
+        spent.append(time.perf_counter() - started)
+    return round(statistics.median(spent) * 1000, 2)
+
+
+async def _probe_unsynced(database: Path, customer: str) -> float:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from process_apis.order_to_ship.orders.repository import unsynced_open_value
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    spent = []
+    try:
+        async with engine.connect() as conn:
+            for _ in range(20):
+                started = time.perf_counter()
+                await unsynced_open_value(conn, customer)
+                spent.append(time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+    return round(statistics.median(spent) * 1000, 2)
 
 
 # -- latencies after the load --------------------------------------------------------------
@@ -518,7 +699,10 @@ def release_latencies(ctx: dict[str, Any], order_ids: list[str]) -> dict[str, An
     headers = {"Authorization": f"Bearer {ctx['staff']}"}
     with httpx.Client(base_url=ctx["gateway"], headers=headers, timeout=30) as api:
         for order_id in order_ids:
-            items = _ok(api.get(f"/orders/v1/orders/{order_id}/history"))["items"]
+            response = api.get(f"/orders/v1/orders/{order_id}/history")
+            if response.status_code == 404 and not waits:  # a flow without history
+                return {"order_to_released": "released before the 201 (no history route)"}
+            items = _ok(response)["items"]
             at = {item["to"]: _at(item["at"]) for item in items}
             if "released" in at and "accepted" in at:
                 waits.append(at["released"] - at["accepted"])
@@ -605,10 +789,24 @@ def _frame(text: str) -> str:
     return f"{match['function']} ({path})"
 
 
+def _activity(frames: list[str]) -> str:
+    """What a sample was doing: the root coroutine or callback of the event loop's
+    turn (the frame under ``Runner.run``: uvloop's own frames are C), or the thread's
+    target."""
+    for i, frame in enumerate(frames[:-1]):
+        if frame.startswith("Thread.run "):
+            return "thread " + frames[i + 1]
+        if frame.startswith("Runner.run "):
+            return frames[i + 1]
+    return frames[-1]
+
+
 def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    """Self and inclusive shares per function from py-spy's collapsed stacks."""
+    """Self and inclusive shares per function from py-spy's collapsed stacks, and the
+    share of each activity (a task's root coroutine, a loop callback, a thread)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    activities: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -618,12 +816,14 @@ def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
         total += samples
         frames = [_frame(f) for f in stack.split(";")]
         own[frames[-1]] += samples
+        activities[_activity(frames)] += samples
         for frame in set(frames):
             inclusive[frame] += samples
     share = lambda n: round(100 * n / total, 1) if total else 0.0  # noqa: E731
     ours = ("process_apis/", "shared/", "system_apis/")
     return {
         "samples": total,
+        "activities": [(f, share(n)) for f, n in activities.most_common(top)],
         "self_top": [(f, share(n)) for f, n in own.most_common(top)],
         "inclusive_ours": [
             (f, share(n)) for f, n in inclusive.most_common() if any(o in f for o in ours)
@@ -638,36 +838,57 @@ def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
 
 
 def run_one(
-    database: str, pg_cluster: str | None, args: argparse.Namespace, n: int, work: Path
+    database: str,
+    pg_cluster: str | None,
+    args: argparse.Namespace,
+    n: int,
+    flow: tuple[str, Path | None],
 ) -> dict[str, Any]:
-    tx_dir = work / f"tx-{database}"
+    name, source = flow
+    work = args.work / f"{n}-{database}"
+    tx_dir = work / "tx"
     tx_dir.mkdir(parents=True)
     stock = 250 * (args.duration + 5)
-    with platform(database, pg_cluster, tx_dir, n) as launched:
+    with platform(database, pg_cluster, tx_dir, n, source) as launched:
         ctx = setup(launched, stock)
         pids = _pids(launched)
-        wrk(ctx, args.connections, 3, f"WARM{ctx['run']}", work / f"warm-{database}")
+        wrk(ctx, args.connections, 3, f"WARM{ctx['run']}", work / "warm")
         wait_quiet(launched, seconds=1.0)
-        idle_start = snapshot(launched, tx_dir)
+        data_dir = launched.platform.data_dir
+        probe_before = probe(ctx, data_dir, name)
+        idle_start, cpu_idle = snapshot(launched, tx_dir), _cpus(pids)
         time.sleep(args.idle)
         before = snapshot(launched, tx_dir)
+        cpu_before = _cpus(pids)
         idle = _rate((idle_start, before))
-        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        idle["cpu"] = {
+            k: (v - cpu_idle[k]) / (before["at"] - idle_start["at"]) for k, v in cpu_before.items()
+        }
         machine_before = _machine_busy()
-        profiler, profile_out = None, work / f"profile-{database}.txt"
+        profiler, profile_out = None, work / "profile.txt"
         if args.profile:
             profiler = _profile_during(args, pids[PROFILED], profile_out)
-        marks = work / f"load-{database}"
+        marks = work / "load"
         load, wrk_cpu = wrk(ctx, args.connections, args.duration, f"SO{ctx['run']}", marks)
         machine_after = _machine_busy()
-        cpu = {name: round(_cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
-        cpu["wrk"] = round(wrk_cpu, 2)
+        cpu_load = _cpus(pids)
         drained = wait_quiet(launched)
         after = snapshot(launched, tx_dir)
+        cpu_after = _cpus(pids)
         orders = int(load["created"])
         # Requests still in flight when wrk stopped are placed but not in its count.
         placed = (after["http"] - before["http"])[(PROFILED, "POST", "/orders/v1/orders")]
         per_order = per_unit(before, after, max(1, placed), idle)
+        per_order["cpu_ms_net_of_idle"] = {
+            k: round(
+                (cpu_after[k] - cpu_before[k] - idle["cpu"][k] * per_order["window_s"])
+                / max(1, placed)
+                * 1000,
+                2,
+            )
+            for k in cpu_after
+        }
+        probe_after = probe(ctx, data_dir, name)
         sample = sampled_orders(marks)
         released = release_latencies(ctx, sample[:: max(1, len(sample) // 400)])
         wait_quiet(launched, seconds=1.0)
@@ -683,8 +904,11 @@ def run_one(
         )
         profile = _profile_result(profiler, profile_out)
     busy = (machine_after[0] - machine_before[0]) / max(1.0, machine_after[1] - machine_before[1])
+    cpu = {k: round(v - cpu_before[k], 2) for k, v in cpu_load.items()}
+    cpu["wrk"] = round(wrk_cpu, 2)
     seconds = float(load["seconds"])
     return {
+        "flow": name,
         "database": database,
         "connections": args.connections,
         "duration_s": round(seconds, 2),
@@ -704,6 +928,9 @@ def run_one(
         "accepted_share": round(load["accepted"] / max(1, orders), 3),
         "failures": load["failures"],
         "drain_after_load_s": drained,
+        "orders_per_second_timeline": timeline(marks),
+        "probe_before_load": probe_before,
+        "probe_after_load": probe_after,
         **released,
         **shipping,
         "cpu_s_over_load": cpu,
@@ -752,7 +979,10 @@ def _profile_result(profiler: Any, out: Path) -> dict[str, Any] | None:
 
 
 def report(row: dict[str, Any]) -> None:
-    print(f"\n== {row['database']}: {row['connections']} connections, {row['duration_s']} s ==")
+    print(
+        f"\n== {row['flow']}, {row['database']}: {row['connections']} connections, "
+        f"{row['duration_s']} s =="
+    )
     print(
         f"orders placed/s {row['orders_per_s']}  lines/s {row['lines_per_s']}  "
         f"p50 {row['p50_ms']} ms  p90 {row['p90_ms']} ms  p99 {row['p99_ms']} ms  "
@@ -761,7 +991,7 @@ def report(row: dict[str, Any]) -> None:
     print(
         f"orders {row['orders']}  non-201 {row['non_201']} (202 {row['answers_202']}, "
         f"429 {row['answers_429']}, other {row['answers_other']})  socket errors "
-        f"{row['socket_errors']}  accepted {row['accepted_share']:.1%}"
+        f"{row['socket_errors']}  accepted/released at the 201 {row['accepted_share']:.1%}"
     )
     if row["failures"]:
         print("first failures:\n" + row["failures"])
@@ -772,6 +1002,9 @@ def report(row: dict[str, Any]) -> None:
                 f"max {row[f'{name}_max_ms']} ms  ({row[f'{name}_samples']} samples)"
             )
     print(f"drain after the load (releases, ERP syncs): {row['drain_after_load_s']} s")
+    print(f"201s per second over the run: {row['orders_per_second_timeline']}")
+    print(f"probe before the load: {row['probe_before_load']}")
+    print(f"probe after the load:  {row['probe_after_load']}")
     print(f"machine busy over the load: {row['machine_busy_share']:.0%} of 2 cores")
     print("CPU s over the load / ms per order:")
     for name, spent in sorted(row["cpu_s_over_load"].items(), key=lambda kv: -kv[1]):
@@ -780,8 +1013,11 @@ def report(row: dict[str, Any]) -> None:
         costs = row[unit]
         print(
             f"{unit}: HTTP requests {costs['http_total']} {costs['http_by_service']}; "
-            f"DB transactions {costs['transactions_total']}"
+            f"DB transactions {costs['transactions_total']}, statements "
+            f"{costs['statements_total']}"
         )
+        if "cpu_ms_net_of_idle" in costs:
+            print(f"    CPU ms net of idle, load + drain: {costs['cpu_ms_net_of_idle']}")
         for route, count in costs["http_by_route"].items():
             print(f"    {count:>7}  {route}")
         for service, tx in costs["transactions_by_service"].items():
@@ -795,7 +1031,7 @@ def _report_profile(profile: dict[str, Any] | None) -> None:
             print(f"py-spy failed: {profile}")
         return
     print(f"py-spy --gil on {PROFILED}: {profile['samples']} samples in {profile['seconds']} s")
-    for title in ("self_top", "inclusive_ours", "inclusive_libraries"):
+    for title in ("activities", "self_top", "inclusive_ours", "inclusive_libraries"):
         print(f"  {title}:")
         for frame, share in profile[title][:15]:
             print(f"    {share:>5}%  {frame}")
@@ -811,6 +1047,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a 5 s smoke run, 20 shipments")
     parser.add_argument("--profile", action="store_true", help="py-spy on order_to_ship")
     parser.add_argument("--py-spy", dest="py_spy", help="path of the py-spy binary")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run today's flow: the platform of an earlier commit (e.g. 400e33b, the "
+        "tree before issue 16), from `git archive` in a temporary folder",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
@@ -820,14 +1062,20 @@ def main() -> None:
     started = datetime.now().astimezone()
     rows = []
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orders-")))
+        args.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orders-")))
+        flows: list[tuple[str, Path | None]] = [("issue 16", None)]
+        if args.baseline:
+            flows.append(
+                (f"today ({args.baseline})", stack.enter_context(source_tree(args.baseline)))
+            )
         pg_cluster = None
         if "postgres" in databases:
             from tests.support.servers import postgres_server
 
             pg_cluster = stack.enter_context(postgres_server())
-        for n, database in enumerate(databases):
-            rows.append(run_one(database, pg_cluster, args, n, work))
+        cells = [(database, flow) for database in databases for flow in flows]
+        for n, (database, flow) in enumerate(cells):
+            rows.append(run_one(database, pg_cluster, args, n, flow))
             report(rows[-1])
     load_after = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)")
