@@ -83,6 +83,9 @@ class CancelOrder:
         return await self._cancel(order, wanted, reason, f"cancel:{order.order_id}", whole=True)
 
     async def units(self, order: Order, wanted: dict[str, int], reason: str, key: str) -> Order:
+        key = f"units:{order.order_id}:{key}"
+        if await self._planned_before(key, wanted):  # a retry: replayed or finished
+            return await self._cancel(order, wanted, reason, key, whole=False)
         self._refuse_state(order, "cancelled")
         by_sku = {line.sku: line for line in order.lines}
         unknown = sorted(set(wanted) - set(by_sku))
@@ -103,9 +106,28 @@ class CancelOrder:
                 + ", ".join(f"{sku} {q}" for sku, q in sorted(over.items()))
                 + " (shipped units cannot be cancelled).",
             )
-        return await self._cancel(
-            order, wanted, reason, f"units:{order.order_id}:{key}", whole=False
-        )
+        return await self._cancel(order, wanted, reason, key, whole=False)
+
+    async def _planned_before(self, key: str, wanted: dict[str, int]) -> bool:
+        """True when this key's cancellation was planned before (its units are no longer
+        open, so it is not checked again); a key reused for other units is 422."""
+        async with self.db.read() as conn:
+            stored = await _stored_plan(conn, key)
+        if stored is None:
+            return False
+        plan = msgspec.convert(stored.plan, Plan)
+        planned: dict[str, int] = {}
+        for part in (plan.backordered, plan.unreleased, plan.at_warehouse):
+            for sku, quantity in part.items():
+                planned[sku] = planned.get(sku, 0) + quantity
+        if {sku: q for sku, q in planned.items() if q} != wanted:
+            raise Refusal(
+                422,
+                "idempotency-key-reused",
+                "This Idempotency-Key cancelled other units; use a new key for another "
+                "cancellation.",
+            )
+        return True
 
     async def backorders(self, order: Order, skus: list[str] | None = None) -> Order:
         """Short-closes lines: their backordered units are cancelled, the rest stands."""
