@@ -154,3 +154,40 @@ def test_shipped_units_cannot_be_cancelled(full_stack: Stack, warehouse: str) ->
     assert allocated(full_stack, sku) == 0
     assert_problem(command(full_stack, order_id, "cancel"), 409, "order-shipped")
     assert path_of(full_stack, order_id)[-2:] == ["partially_shipped", "shipped"]
+
+
+def test_a_key_reused_for_other_units_is_refused(full_stack: Stack, warehouse: str) -> None:
+    a = stocked_item(full_stack, warehouse, 10)
+    b = stocked_item(full_stack, warehouse, 10)
+    order_id = released(full_stack, new_customer(full_stack), (a, 4), (b, 4))["order_id"]
+    key = uid("cancel")
+    first = cancel_units(full_stack, order_id, key, (a, 1))
+    assert first.status_code == 200, first.text
+    other = cancel_units(full_stack, order_id, key, (b, 2))
+    assert_problem(other, 422, "idempotency-key-reused")
+    order = settled(full_stack, order_id)
+    assert [line["cancelled"] for line in order["lines"]] == [1, 0]
+    assert allocated(full_stack, a) == 3 and allocated(full_stack, b) == 4
+
+
+def test_a_retry_of_a_cancellation_that_took_every_open_unit_replays_it(
+    full_stack: Stack, warehouse: str
+) -> None:
+    a = stocked_item(full_stack, warehouse, 10)
+    b = stocked_item(full_stack, warehouse, 10)
+    order_id = released(full_stack, new_customer(full_stack), (a, 2), (b, 3))["order_id"]
+    line_key, order_key = uid("cancel"), uid("cancel")
+    first = cancel_units(full_stack, order_id, line_key, (a, 2))
+    assert first.status_code == 200, first.text
+    # The client did not see the answer and retries: the same cancellation, not a 409.
+    again = cancel_units(full_stack, order_id, line_key, (a, 2))
+    assert again.status_code == 200, again.text
+    assert again.json()["lines"] == first.json()["lines"]
+    last = cancel_units(full_stack, order_id, order_key, (b, 3))
+    assert last.status_code == 200, last.text
+    assert last.json()["status"] == "cancelled"
+    retried = cancel_units(full_stack, order_id, order_key, (b, 3))
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == settled(full_stack, order_id)
+    assert allocated(full_stack, a) == allocated(full_stack, b) == 0
+    assert [fo["status"] for fo in fulfillments(full_stack, order_id)] == ["cancelled"]
