@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -95,8 +96,22 @@ class ErpSync:
     async def once(self) -> int:
         due = await self._due()
         for head, lines in due:
-            await self.send(head, lines)
+            try:
+                await self.send(head, lines)
+            except Refused as exc:
+                # The ERP refuses this one (a bug to look at): it goes to the back of
+                # the queue, so it never holds up the others.
+                log.error("the ERP refused sales order %s: %s", head.order_id, exc)
+                await self._requeue(head.order_id)
         return len(due)
+
+    async def _requeue(self, order_id: str) -> None:
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                update(erp_sync_wanted)
+                .where(erp_sync_wanted.c.order_id == order_id)
+                .values(since=datetime.now(UTC))
+            )
 
     async def __call__(self, stop: asyncio.Event) -> None:
         backoff = 0.0

@@ -37,7 +37,7 @@ from shared.auth.principal import Principal
 from shared.db import Database
 from shared.events.catalog import STREAM_ORDERS, Line, OrderAccepted
 from shared.events.envelope import new_event
-from shared.idempotency import IdempotencyStore, fingerprint
+from shared.idempotency import IdempotencyStore, fingerprint, replay
 from shared.problems import ProblemError
 from shared.refusals import Refusal
 
@@ -90,7 +90,7 @@ class PlaceOrder:
         async with self.db.read() as conn:
             found = await self.idempotency.stored_answer(conn, principal.client_id, key, fp)
         if found is not None:
-            return found
+            return await self._retried(found)
         try:
             terms = await accept(self.partners, self.db.read, data)
         except Refused as exc:
@@ -118,14 +118,30 @@ class PlaceOrder:
             return Response(pending, status_code=202, media_type="application/json")
         return Response(body, status_code=201, media_type="application/json")
 
-    async def _advance_within(self, order_id: str) -> bytes | None:
+    async def _retried(self, found: Response[Any]) -> Response[Any]:
+        """A retry of an order answered 202 (still ``pending``): this retry tries to
+        allocate it again at once rather than wait for the resumer; the same order
+        either way."""
+        if found.status_code != 202 or not isinstance(found.content, bytes):
+            return found
+        order_id = str(msgspec.json.decode(found.content)["order_id"])
+        try:
+            # A short budget: a retry is answered at once, allocated or still pending.
+            body = await self._advance_within(order_id, min(1.0, self.answer_within))
+        except ProblemError as exc:
+            if exc.status_code != 503:
+                raise
+            return found
+        return found if body is None else replay(201, body)
+
+    async def _advance_within(self, order_id: str, budget: float | None = None) -> bytes | None:
         """``advance``, or None when it has not finished within ``answer_within`` (a
         frozen availability: its calls time out after 10 s, four times): it goes on in
         the background, so the caller gets its 202 before a gateway's 504."""
         task = asyncio.ensure_future(self.advance(order_id))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        done, _ = await asyncio.wait({task}, timeout=self.answer_within)
+        done, _ = await asyncio.wait({task}, timeout=budget or self.answer_within)
         if task in done:
             return task.result()
         task.add_done_callback(_log_failure)
