@@ -202,3 +202,40 @@ def test_cancelling_the_whole_backorder(full_stack: Stack, warehouse: str) -> No
     assert settled(full_stack, order_id)["lines"] == order["lines"]
     assert allocated(full_stack, b) == 0
     assert path_of(full_stack, order_id)[-1] == "released"
+
+
+def test_another_orders_cancellation_fills_a_backorder(full_stack: Stack, warehouse: str) -> None:
+    sku = stocked_item(full_stack, warehouse, 5)
+    first = place(full_stack, body(new_customer(full_stack), (sku, 5)))
+    assert first.status_code == 201, first.text
+    settled(full_stack, first.json()["order_id"], status="released")
+    waiting = place(full_stack, body(new_customer(full_stack), (sku, 3), policy="partial"))
+    assert waiting.status_code == 201, waiting.text
+    assert waiting.json()["status"] == "backordered"
+
+    cancelled = command(full_stack, first.json()["order_id"], "cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    order = wait_order(
+        full_stack, waiting.json()["order_id"], lambda o: o["status"] == "released", "filled"
+    )
+    assert line_of(order, sku)["released"] == 3
+    assert allocated(full_stack, sku) == 3 and atp(full_stack, sku) == 2
+
+
+def test_a_cancelled_partially_allocated_order_leaves_no_backorder(
+    full_stack: Stack, warehouse: str
+) -> None:
+    sku = stocked_item(full_stack, warehouse, 2)
+    placed = place(full_stack, body(new_customer(full_stack), (sku, 5), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")
+    response = command(full_stack, order_id, "cancel")
+    assert response.status_code == 200, response.text
+    line = line_of(response.json(), sku)
+    assert (line["allocated"], line["backordered"], line["cancelled"]) == (0, 0, 5)
+    assert [x["backordered"] for x in allocation_of(full_stack, order_id)["lines"]] == [0]
+    receive(full_stack, warehouse, sku, 3)
+    assert atp(full_stack, sku) == 5 and allocated(full_stack, sku) == 0
+    assert settled(full_stack, order_id)["lines"] == response.json()["lines"]
+    assert [fo["status"] for fo in fulfillments(full_stack, order_id)] == ["cancelled"]

@@ -4,6 +4,7 @@ shipped units are refused with a clear problem and nothing changes."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.events.catalog import STREAM_WMS, PickPutAway
@@ -191,3 +192,25 @@ def test_a_retry_of_a_cancellation_that_took_every_open_unit_replays_it(
     assert retried.json() == settled(full_stack, order_id)
     assert allocated(full_stack, a) == allocated(full_stack, b) == 0
     assert [fo["status"] for fo in fulfillments(full_stack, order_id)] == ["cancelled"]
+
+
+def test_the_same_cancellation_sent_at_once_cancels_once(full_stack: Stack, warehouse: str) -> None:
+    sku = stocked_item(full_stack, warehouse, 10)
+    order_id = released(full_stack, new_customer(full_stack), (sku, 6))["order_id"]
+    key = uid("cancel")
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: cancel_units(full_stack, order_id, key, (sku, 2)), range(4))
+        )
+    # Each answer is the cancellation, or "in progress, retry" while another runs it.
+    assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+    assert any(a.status_code == 200 for a in answers)
+    for busy in (a for a in answers if a.status_code == 409):
+        assert_problem(busy, 409, "order-in-progress")
+    retry = cancel_units(full_stack, order_id, key, (sku, 2))
+    assert retry.status_code == 200, retry.text
+    line = line_of(settled(full_stack, order_id), sku)
+    assert (line["cancelled"], line["allocated"], line["released"]) == (2, 4, 4)
+    assert allocated(full_stack, sku) == 4
+    (fo,) = fulfillments(full_stack, order_id)
+    assert fo["lines"][0]["quantity"] == 4

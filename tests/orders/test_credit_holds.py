@@ -4,6 +4,7 @@ through the real ERP, WMS, availability, orders and billing services."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -312,3 +313,22 @@ def test_a_held_backorder_fills_once_the_hold_is_released(
     line = line_of(order, sku)
     assert (line["allocated"], line["released"], line["backordered"]) == (10, 10, 0)
     assert allocated(full_stack, sku) == 10 and atp(full_stack, sku) == 0
+
+
+def test_two_operators_releasing_one_hold_release_it_once(
+    full_stack: Stack, warehouse: str
+) -> None:
+    _, sku, order_id = held_order(full_stack, warehouse)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda _: command(full_stack, order_id, "release-hold", scopes=ADMIN), range(4)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
+    for refused in (a for a in answers if a.status_code == 409):
+        assert_problem(refused, 409, "illegal-transition")
+    order = settled(full_stack, order_id, status="released")
+    assert line_of(order, sku)["released"] == 10
+    assert len(fulfillments(full_stack, order_id)) == 1
+    assert path_of(full_stack, order_id).count("accepted") == 1
