@@ -22,6 +22,7 @@ from tests.orders.helpers import (
     stocked_item,
     wait_order,
 )
+from tests.support.polling import wait_until
 from tests.support.stack import Stack
 
 
@@ -239,3 +240,28 @@ def test_a_cancelled_partially_allocated_order_leaves_no_backorder(
     assert atp(full_stack, sku) == 5 and allocated(full_stack, sku) == 0
     assert settled(full_stack, order_id)["lines"] == response.json()["lines"]
     assert [fo["status"] for fo in fulfillments(full_stack, order_id)] == ["cancelled"]
+
+
+def test_short_closing_after_a_partial_shipment_ships_the_order(
+    full_stack: Stack, warehouse: str
+) -> None:
+    sku = stocked_item(full_stack, warehouse, 5)
+    placed = place(full_stack, body(new_customer(full_stack), (sku, 8), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")
+    (fo,) = fulfillments(full_stack, order_id)
+    ship(full_stack, fo, [(sku, 5)])
+    wait_order(full_stack, order_id, lambda o: o["status"] == "partially_shipped")
+
+    # No more is coming: the rest of the line is closed, and what shipped is the order.
+    response = command(full_stack, order_id, f"lines/{sku}/short-close")
+    assert response.status_code == 200, response.text
+    line = line_of(response.json(), sku)
+    assert (line["shipped"], line["backordered"], line["cancelled"]) == (5, 0, 3)
+    assert response.json()["status"] == "shipped"
+    receipt(full_stack, warehouse, sku, 3)
+    assert path_of(full_stack, order_id)[-2:] == ["partially_shipped", "shipped"]
+    wait_until(lambda: atp(full_stack, sku) == 3, what="ATP of the receipt")
+    assert allocated(full_stack, sku) == 0
+    assert len(fulfillments(full_stack, order_id)) == 1

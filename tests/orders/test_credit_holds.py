@@ -29,6 +29,7 @@ from tests.orders.helpers import (
     stopped,
     wait_order,
 )
+from tests.support.polling import wait_until
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 
@@ -332,3 +333,28 @@ def test_two_operators_releasing_one_hold_release_it_once(
     assert line_of(order, sku)["released"] == 10
     assert len(fulfillments(full_stack, order_id)) == 1
     assert path_of(full_stack, order_id).count("accepted") == 1
+
+
+def erp_exposure(stack: Stack, customer_id: str) -> int:
+    with stack.client("erp", "erp:read") as erp:
+        response = erp.get(f"/erp/v1/customers/{customer_id}/credit")
+    assert response.status_code == 200, response.text
+    exposure: int = response.json()["exposure"]["amount_minor"]
+    return exposure
+
+
+def test_rejected_and_cancelled_orders_leave_the_exposure(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id, sku, held_id = held_order(full_stack, warehouse)
+    open_order = place(full_stack, body(customer_id, (sku, 2)))  # held too: 12,500 open
+    assert open_order.json()["status"] == "on_hold", open_order.text
+    wait_until(lambda: erp_exposure(full_stack, customer_id) == 15_000, what="ERP exposure")
+    assert command(full_stack, held_id, "reject", scopes=ADMIN).status_code == 200
+    assert command(full_stack, open_order.json()["order_id"], "cancel").status_code == 200
+    # Once the ERP has heard of both, nothing of them counts: 6 units (7,500) fit.
+    wait_until(lambda: erp_exposure(full_stack, customer_id) == 0, what="ERP exposure 0")
+    fits = place(full_stack, body(customer_id, (sku, 6)))
+    assert fits.status_code == 201, fits.text
+    assert fits.json()["status"] != "on_hold"
+    assert fits.json()["credit"]["exposure"] == usd(0)
