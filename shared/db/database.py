@@ -164,13 +164,16 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads only: on SQLite its transactions begin deferred."""
         async with self.engine.connect() as conn:
-            if self.sqlite:
-                conn.sync_connection.info[READ_ONLY] = True  # type: ignore[union-attr]
+            # Kept before the yield: a cancelled caller may leave the connection closed,
+            # and the clean-up must not raise over the cancellation.
+            sync = conn.sync_connection
+            if self.sqlite and sync is not None:
+                sync.info[READ_ONLY] = True
             try:
                 yield conn
             finally:
-                if self.sqlite:
-                    conn.sync_connection.info.pop(READ_ONLY, None)  # type: ignore[union-attr]
+                if self.sqlite and sync is not None:
+                    sync.info.pop(READ_ONLY, None)
 
     async def dispose(self) -> None:
         if self._sqlite_turn is not None:
