@@ -17,6 +17,7 @@ from tests.orders.helpers import (
     new_warehouse,
     orders_of,
     place,
+    receipt,
     receive,
     settled,
     stocked_item,
@@ -212,3 +213,30 @@ def test_a_hold_of_another_customer_or_other_lines_is_refused(
     placed = place(full_stack, {**body(owner, (sku, 3)), "hold_id": cart["hold_id"]})
     assert placed.status_code == 201, placed.text
     assert hold_of(full_stack, cart["hold_id"])["status"] == "converted"
+
+
+def test_the_ring_fence_holds_when_backorders_fill(full_stack: Stack, warehouse: str) -> None:
+    sku = new_item(full_stack)
+    admin_put(
+        full_stack,
+        f"/availability/v1/channel-rules/{uid('fence')}",
+        {"sku": sku, "kind": "fence", "customer_group": "strategic", "quantity": 5},
+    )
+    strategic, other = new_customer(full_stack), new_customer(full_stack)
+    patch_customer(full_stack, strategic, customer_group="strategic")
+    older = place(full_stack, body(other, (sku, 3), policy="partial"))
+    newer = place(full_stack, body(strategic, (sku, 3), policy="partial"))
+    assert older.json()["status"] == newer.json()["status"] == "backordered", older.text
+
+    # 5 units arrive, all inside the fence: the older order is not strategic and may not
+    # take them; the strategic one fills.
+    receipt(full_stack, warehouse, sku, 5)
+    settled(full_stack, newer.json()["order_id"], status="released")
+    waiting = settled(full_stack, older.json()["order_id"])
+    assert (waiting["status"], line_of(waiting, sku)["backordered"]) == ("backordered", 3)
+    assert allocated(full_stack, sku) == 3
+
+    # 3 more: the fence keeps its last 2 units, the other 3 are anyone's.
+    receipt(full_stack, warehouse, sku, 3)
+    settled(full_stack, older.json()["order_id"], status="released")
+    assert allocated(full_stack, sku) == 6 and atp(full_stack, sku) == 2
