@@ -287,7 +287,10 @@ class CancelOrder:
                 continue
             for line in put_away.get("lines", []):
                 line_quantities = working.line(str(line["sku"]))
-                line_quantities.put_away(min(int(line["quantity"]), line_quantities.picked))
+                # Its pick may not have reached this service yet: then nothing to undo.
+                undone = min(int(line["quantity"]), line_quantities.picked)
+                if undone:
+                    line_quantities.put_away(undone)
         for sku, quantity in plan.backordered.items():
             if quantity:
                 working.line(sku).cancel_backordered(quantity)

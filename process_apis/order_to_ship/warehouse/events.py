@@ -20,6 +20,7 @@ from process_apis.order_to_ship.db import orders
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
+from process_apis.order_to_ship.lifecycle.states import TERMINAL
 from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Database, Tx
 from shared.events.catalog import (
@@ -101,6 +102,10 @@ async def on_pick_confirmed(tx: Tx, event: Event) -> None:
             if line.sku in working.lines and line.quantity > 0:
                 working.line(line.sku).pick(line.quantity)
     except QuantityRefused as exc:
+        if working.status in TERMINAL:
+            # Picked for an order cancelled meanwhile (its units were put back).
+            log.warning("pick %s for ended order %s: %s", pick.pick_id, working.order_id, exc)
+            return
         raise OrderNotSettled(
             f"pick {pick.pick_id} before its release was recorded: {exc}"
         ) from exc
