@@ -283,14 +283,10 @@ class CancelOrder:
         tx: Tx, working: repo.Working, plan: Plan, put_aways: list[dict[str, Any]]
     ) -> None:
         for put_away in put_aways:
-            if await changes.document_applied(tx, str(put_away["put_away_id"]), working.order_id):
-                continue
-            for line in put_away.get("lines", []):
-                line_quantities = working.line(str(line["sku"]))
-                # Its pick may not have reached this service yet: then nothing to undo.
-                undone = min(int(line["quantity"]), line_quantities.picked)
-                if undone:
-                    line_quantities.put_away(undone)
+            if not await changes.document_applied(
+                tx, str(put_away["put_away_id"]), working.order_id
+            ):
+                _undo_picks(working, put_away)
         for sku, quantity in plan.backordered.items():
             if quantity:
                 working.line(sku).cancel_backordered(quantity)
@@ -300,6 +296,15 @@ class CancelOrder:
         for sku, quantity in plan.at_warehouse.items():
             if quantity:
                 working.line(sku).withdraw(quantity, backorder=False)
+
+
+def _undo_picks(working: repo.Working, put_away: dict[str, Any]) -> None:
+    for line in put_away.get("lines", []):
+        line_quantities = working.line(str(line["sku"]))
+        # Its pick may not have reached this service yet: then nothing to undo.
+        undone = min(int(line["quantity"]), line_quantities.picked)
+        if undone:
+            line_quantities.put_away(undone)
 
 
 def _take_at(plan: Plan, fo: dict[str, Any], sku: str, rest: int) -> int:
