@@ -12,7 +12,17 @@ from litestar.params import JSONBody
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyStore
-from shared.models import SKU_PATTERN, IdParam, Page, Sku, SkuParam, query_filter
+from shared.models import (
+    SKU_PATTERN,
+    CursorParam,
+    IdParam,
+    LimitParam,
+    Page,
+    Sku,
+    SkuParam,
+    query_filter,
+)
+from shared.paging import decode_cursor, keyset_page
 from shared.problems import problem_responses
 from shared.refusals import Refusal
 from system_apis.erp.port import ErpPort
@@ -45,13 +55,18 @@ class CustomerPriceController(Controller):
         sku: SkusQuery,
         erp: NamedDependency[ErpPort],
         principal: NamedDependency[Principal],
+        cursor: CursorParam = None,
+        limit: LimitParam = 100,
     ) -> Page[PriceForCustomer]:
-        """Up to 100 skus, ordered by sku; an unknown sku is left out."""
+        """Up to 100 skus, ordered by sku; an unknown sku is left out. Paged like every
+        list (the skus asked for usually fit one page)."""
         _visible(principal, customer_id)
-        found = await erp.prices_for_customer(customer_id, sorted(set(sku)))
+        after = decode_cursor(cursor)
+        wanted = sorted(s for s in set(sku) if after is None or s > after)
+        found = await erp.prices_for_customer(customer_id, wanted)
         if found is None:
             raise Refusal(404, "customer-not-found", f"No customer {customer_id}.")
-        return Page(found, None)
+        return keyset_page(found, limit, key=lambda price: price.sku)
 
     @put(
         "/{sku:str}",
