@@ -231,12 +231,18 @@ def _machine_busy() -> tuple[float, float]:
 
 @contextmanager
 def platform(
-    database: str, pg_cluster: str | None, tx_dir: Path, n: int, source: Path | None = None
+    database: str,
+    pg_cluster: str | None,
+    tx_dir: Path,
+    n: int,
+    source: Path | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[Any]:
     """The platform of this tree, or (``source``) of another tree, in a child process."""
     from tests.support.ports import free_ports
 
     env = {
+        **(extra or {}),
         "TALLY_BENCH_TX_DIR": str(tx_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(tx_dir), os.environ.get("PYTHONPATH")])),
     }
@@ -771,7 +777,8 @@ def _py_spy(explicit: str | None) -> str | None:
 
 def start_profile(binary: str, pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
     command = [binary, "record", "--pid", str(pid), "--duration", str(seconds)]
-    command += ["--rate", "200", "--format", "raw", "--gil", "--nonblocking", "--output", str(out)]
+    command += ["--rate", "200", "--format", "raw", "--gil", "--nonblocking", "--subprocesses"]
+    command += ["--output", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -801,12 +808,20 @@ def _activity(frames: list[str]) -> str:
     return frames[-1]
 
 
+def _package(frame: str) -> str:
+    """The top-level package (or stdlib module) of a frame: where its own time goes."""
+    path = frame.rsplit(" (", 1)[-1].rstrip(")")
+    head = path.split("/", 1)[0]
+    return head.removesuffix(".py")
+
+
 def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
     """Self and inclusive shares per function from py-spy's collapsed stacks, and the
     share of each activity (a task's root coroutine, a loop callback, a thread)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     activities: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -816,6 +831,7 @@ def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
         total += samples
         frames = [_frame(f) for f in stack.split(";")]
         own[frames[-1]] += samples
+        packages[_package(frames[-1])] += samples
         activities[_activity(frames)] += samples
         for frame in set(frames):
             inclusive[frame] += samples
@@ -824,6 +840,7 @@ def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
     return {
         "samples": total,
         "activities": [(f, share(n)) for f, n in activities.most_common(top)],
+        "self_by_package": [(f, share(n)) for f, n in packages.most_common(top)],
         "self_top": [(f, share(n)) for f, n in own.most_common(top)],
         "inclusive_ours": [
             (f, share(n)) for f, n in inclusive.most_common() if any(o in f for o in ours)
@@ -845,11 +862,13 @@ def run_one(
     flow: tuple[str, Path | None],
 ) -> dict[str, Any]:
     name, source = flow
+    load_average = os.getloadavg()[0]
     work = args.work / f"{n}-{database}"
     tx_dir = work / "tx"
     tx_dir.mkdir(parents=True)
     stock = 250 * (args.duration + 5)
-    with platform(database, pg_cluster, tx_dir, n, source) as launched:
+    extra = dict(item.split("=", 1) for item in args.env)
+    with platform(database, pg_cluster, tx_dir, n, source, extra) as launched:
         ctx = setup(launched, stock)
         pids = _pids(launched)
         wrk(ctx, args.connections, 3, f"WARM{ctx['run']}", work / "warm")
@@ -909,7 +928,9 @@ def run_one(
     seconds = float(load["seconds"])
     return {
         "flow": name,
+        "env": args.env,
         "database": database,
+        "load_average_before_after": [round(load_average, 2), round(os.getloadavg()[0], 2)],
         "connections": args.connections,
         "duration_s": round(seconds, 2),
         "orders": orders,
@@ -981,7 +1002,7 @@ def _profile_result(profiler: Any, out: Path) -> dict[str, Any] | None:
 def report(row: dict[str, Any]) -> None:
     print(
         f"\n== {row['flow']}, {row['database']}: {row['connections']} connections, "
-        f"{row['duration_s']} s =="
+        f"{row['duration_s']} s ==  load average {row['load_average_before_after']}"
     )
     print(
         f"orders placed/s {row['orders_per_s']}  lines/s {row['lines_per_s']}  "
@@ -1031,10 +1052,23 @@ def _report_profile(profile: dict[str, Any] | None) -> None:
             print(f"py-spy failed: {profile}")
         return
     print(f"py-spy --gil on {PROFILED}: {profile['samples']} samples in {profile['seconds']} s")
-    for title in ("activities", "self_top", "inclusive_ours", "inclusive_libraries"):
+    titles = ("self_by_package", "activities", "self_top", "inclusive_ours", "inclusive_libraries")
+    for title in titles:
         print(f"  {title}:")
         for frame, share in profile[title][:15]:
             print(f"    {share:>5}%  {frame}")
+
+
+def _commit() -> str:
+    """HEAD, and whether the services' files differ from it (others edit the tree)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *BUSINESS_PACKAGES], cwd=ROOT, capture_output=True
+    )
+    return head.stdout.decode().strip() + (" (modified)" if dirty.stdout.strip() else "")
+
+
+BUSINESS_PACKAGES = ("shared", "system_apis", "process_apis", "gateway", "tally")
 
 
 def main() -> None:
@@ -1052,6 +1086,13 @@ def main() -> None:
         metavar="REV",
         help="also run today's flow: the platform of an earlier commit (e.g. 400e33b, the "
         "tree before issue 16), from `git archive` in a temporary folder",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of every service, e.g. TALLY_ORDER_TO_SHIP_WORKERS=2 (repeatable)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -1079,10 +1120,12 @@ def main() -> None:
             report(rows[-1])
     load_after = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)")
+    print(f"tree: {_commit()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "started": started.isoformat(timespec="seconds"),
+            "commit": _commit(),
             "load_average_before": [round(v, 2) for v in load_before],
             "load_average_after": [round(v, 2) for v in load_after],
             "cpus": os.cpu_count(),
