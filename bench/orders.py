@@ -219,6 +219,26 @@ def _thread_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def closed_connections(launched: Any) -> dict[str, int]:
+    """Loopback connections to each service closed by their client within the last
+    minute (TIME-WAIT, Linux keeps them 60 s): a client that keeps its connections
+    alive leaves none; one that opens a connection per call leaves one per call."""
+    ports = {
+        int(launched.platform.url(name).rsplit(":", 1)[1]): name
+        for name in launched.platform.processes
+    }
+    listing = subprocess.run(
+        ["ss", "-Htan", "state", "time-wait"], capture_output=True, text=True
+    ).stdout
+    closed: Counter[str] = Counter()
+    for line in listing.splitlines():
+        peer = line.split()[-1]
+        port = int(peer.rsplit(":", 1)[1]) if ":" in peer else 0
+        if port in ports:
+            closed[ports[port]] += 1
+    return dict(closed)
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine so far (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -891,6 +911,7 @@ def run_one(
         load, wrk_cpu = wrk(ctx, args.connections, args.duration, f"SO{ctx['run']}", marks)
         machine_after = _machine_busy()
         cpu_load = _cpus(pids)
+        closed = closed_connections(launched)
         drained = wait_quiet(launched)
         after = snapshot(launched, tx_dir)
         cpu_after = _cpus(pids)
@@ -949,6 +970,7 @@ def run_one(
         "accepted_share": round(load["accepted"] / max(1, orders), 3),
         "failures": load["failures"],
         "drain_after_load_s": drained,
+        "connections_closed_in_last_60s_by_service": closed,
         "orders_per_second_timeline": timeline(marks),
         "probe_before_load": probe_before,
         "probe_after_load": probe_after,
@@ -1024,6 +1046,10 @@ def report(row: dict[str, Any]) -> None:
             )
     print(f"drain after the load (releases, ERP syncs): {row['drain_after_load_s']} s")
     print(f"201s per second over the run: {row['orders_per_second_timeline']}")
+    print(
+        "connections closed by their client in the last 60 s, per service called: "
+        f"{row['connections_closed_in_last_60s_by_service']}"
+    )
     print(f"probe before the load: {row['probe_before_load']}")
     print(f"probe after the load:  {row['probe_after_load']}")
     print(f"machine busy over the load: {row['machine_busy_share']:.0%} of 2 cores")
