@@ -849,7 +849,10 @@ def top_frames(collapsed: Path, top: int = 25) -> dict[str, Any]:
             continue
         samples = int(count)
         total += samples
-        frames = [_frame(f) for f in stack.split(";")]
+        # --subprocesses names the process as the first frame.
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            frames = ["(no Python frame)"]
         own[frames[-1]] += samples
         packages[_package(frames[-1])] += samples
         activities[_activity(frames)] += samples
