@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from process_apis.availability import clock
 from process_apis.availability.allocations import repository as repo
@@ -40,6 +41,19 @@ def released_refusal(allocation_id: str) -> Refusal:
     return Refusal(
         409, "allocation-released", f"Allocation {allocation_id} is released; nothing changed."
     )
+
+
+async def open_allocation(conn: Any, allocation_id: str, bound_to: str | None) -> Allocation:
+    """The allocation, its row locked, for a change of its lines: 404 when unknown or
+    another customer's (the same answer), 409 once released."""
+    head = await repo.locked_header(conn, "allocation_id", allocation_id)
+    if head is None or not visible_to(bound_to, head.customer_id):
+        raise not_found(allocation_id)
+    if head.status == "released":
+        raise released_refusal(allocation_id)
+    current = await repo.load(conn, allocation_id)
+    assert current is not None
+    return current
 
 
 def duplicate_skus(skus: Sequence[str]) -> None:
@@ -83,22 +97,16 @@ async def fill(
     tx: Tx, allocation_id: str, data: FillIn, idempotency_key: str, *, bound_to: str | None
 ) -> Fill:
     conn = tx.conn
-    head = await repo.locked_header(conn, "allocation_id", allocation_id)
-    if head is None or not visible_to(bound_to, head.customer_id):
-        raise not_found(allocation_id)
-    if head.status == "released":
-        raise released_refusal(allocation_id)
-    current = await repo.load(conn, allocation_id)
-    assert current is not None
+    current = await open_allocation(conn, allocation_id, bound_to)
     wants = wanted(current, data.lines)
     if not wants:
         return Fill(allocation=current, filled=[])
 
     now = clock.now()
     book = await PositionBook.lock(conn, [want.sku for want in wants], now=now)
-    buyer = Buyer(head.channel, current.customer_group)
+    buyer = Buyer(current.channel, current.customer_group)
     plan = await plan_under_rules(conn, book, wants, buyer, data.ship_to, now)
-    if head.policy == "ship_complete" and shortfalls(wants, plan):
+    if current.policy == "ship_complete" and shortfalls(wants, plan):
         return Fill(allocation=current, filled=[])
 
     cause = Cause("backorder_fill", SOURCE, allocation_id, idempotency_key)

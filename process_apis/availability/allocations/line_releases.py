@@ -10,15 +10,13 @@ from typing import Any
 
 from process_apis.availability import clock
 from process_apis.availability.allocations import repository as repo
-from process_apis.availability.allocations.fills import duplicate_skus, released_refusal
+from process_apis.availability.allocations.fills import duplicate_skus, open_allocation
 from process_apis.availability.allocations.schemas import LineReleaseIn, LineReleasesIn
 from process_apis.availability.allocations.service import (
     Given,
     emit_released,
     give_back,
-    not_found,
 )
-from process_apis.availability.ownership import visible_to
 from process_apis.availability.positions.book import PositionBook
 from process_apis.availability.positions.ledger import SOURCE, Cause, emit_replenished
 from process_apis.availability.schemas import Allocation
@@ -97,13 +95,7 @@ async def release_lines(
     bound_to: str | None,
 ) -> Allocation:
     conn = tx.conn
-    head = await repo.locked_header(conn, "allocation_id", allocation_id)
-    if head is None or not visible_to(bound_to, head.customer_id):
-        raise not_found(allocation_id)
-    if head.status == "released":
-        raise released_refusal(allocation_id)
-    current = await repo.load(conn, allocation_id)
-    assert current is not None
+    current = await open_allocation(conn, allocation_id, bound_to)
     duplicate_skus([ask.sku for ask in data.lines])
     claims = await repo.open_claims(conn, allocation_id)
     _excess(data.lines, claims, current)
@@ -130,7 +122,7 @@ async def release_lines(
         conn, allocation_id, await repo.settled_status(conn, allocation_id), now
     )
     if released:
-        emit_released(tx, head, version, data.reason, released)
+        emit_released(tx, current, version, data.reason, released)
     emit_replenished(tx, given, data.reason)
     result = await repo.load(conn, allocation_id)
     assert result is not None

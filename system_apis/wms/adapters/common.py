@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -113,3 +114,19 @@ async def change_stock(
         stmt = stmt.where(available_expression() >= -shift)
     result = await conn.execute(stmt)
     return bool(result.rowcount == 1)
+
+
+async def locked_stock(conn: AsyncConnection, warehouse_id: str, skus: Iterable[str]) -> list[Any]:
+    """The stock rows of these skus at the warehouse, locked, in (sku, lot) order: the
+    lock order every stock writer keeps (after the warehouse row)."""
+    stock = tables.stock
+    return list(
+        (
+            await conn.execute(
+                select(stock)
+                .where(stock.c.warehouse_id == warehouse_id, stock.c.sku.in_(sorted(set(skus))))
+                .order_by(stock.c.sku, stock.c.lot)
+                .with_for_update()
+            )
+        ).all()
+    )

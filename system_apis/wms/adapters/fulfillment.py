@@ -15,6 +15,7 @@ from system_apis.wms import db as tables
 from system_apis.wms.adapters.common import (
     available_expression,
     bump_stock_version,
+    locked_stock,
     lot_out,
     require_warehouse,
 )
@@ -118,15 +119,7 @@ async def _draw_stock(
     for pick in picks:
         key = (pick.sku, pick.lot)
         picked_left[key] = picked_left.get(key, 0) + pick_open(pick)
-    skus = sorted({line.sku for line in lines})
-    rows = (
-        await conn.execute(
-            select(STOCK)
-            .where(STOCK.c.warehouse_id == warehouse_id, STOCK.c.sku.in_(skus))
-            .order_by(STOCK.c.sku, STOCK.c.lot)
-            .with_for_update()
-        )
-    ).all()
+    rows = await locked_stock(conn, warehouse_id, (line.sku for line in lines))
     free = {(r.sku, r.lot): int(r.on_hand - sum(getattr(r, c) for c in tables.HELD)) for r in rows}
     from_picks: dict[tuple[str, str], int] = {}
     from_free: dict[tuple[str, str], int] = {}

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import bump_stock_version
+from system_apis.wms.adapters.common import bump_stock_version, locked_stock
 from system_apis.wms.adapters.fulfillment import (
     FL,
     FO,
-    STOCK,
     _by_id,
     _locked_head,
     _open_picks,
@@ -107,15 +106,7 @@ async def _hold_plan(
 ) -> list[AdjustmentLine]:
     """Up to each shorted quantity of the sku's free stock, lots in key order ('' first):
     two adjustment lines per lot, available down and hold up."""
-    skus = sorted({line.sku for line in lines})
-    rows = (
-        await conn.execute(
-            select(STOCK)
-            .where(STOCK.c.warehouse_id == warehouse_id, STOCK.c.sku.in_(skus))
-            .order_by(STOCK.c.sku, STOCK.c.lot)
-            .with_for_update()
-        )
-    ).all()
+    rows = await locked_stock(conn, warehouse_id, (line.sku for line in lines))
     wanted = {line.sku: line.quantity for line in lines}
     plan: list[AdjustmentLine] = []
     for row in rows:
