@@ -18,7 +18,9 @@ import uuid
 from pathlib import Path
 
 from tally.launcher import launch
-from tests.support.platform import PlatformClient, eventually, free_ports
+from tests.support.platform import PlatformClient
+from tests.support.polling import eventually
+from tests.support.ports import free_ports
 
 
 def _percentile(values: list[float], q: float) -> float:
