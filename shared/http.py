@@ -33,7 +33,9 @@ class RetryableStatus(Exception):
 def new_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # Keep as many connections alive as may be open: a burst of concurrent calls
+        # otherwise closes most of them after use and opens new ones for the next.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
     )
 
 
