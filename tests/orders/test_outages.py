@@ -111,13 +111,23 @@ def sales_order(stack: Stack, order_id: str) -> dict[str, Any] | None:
     return found
 
 
+ERP_STATUS = {"cancelled": "cancelled", "rejected": "cancelled", "completed": "closed"}
+
+
 def wait_synced(stack: Stack, order_id: str) -> dict[str, Any]:
-    """The ERP's sales order once it shows the order's latest version."""
+    """The ERP's sales order once it shows what the order now holds for the books: its
+    status, and per line the quantity and the cancelled units (releases and shipments
+    change no sales order, so they are not sent)."""
 
     def synced() -> dict[str, Any] | None:
-        version = order_of(stack, order_id)["version"]
+        order = order_of(stack, order_id)
         found = sales_order(stack, order_id)
-        return found if found is not None and found["version"] == version else None
+        if found is None or found["version"] > order["version"]:
+            return None
+        books = [(line["sku"], line["quantity"], line["cancelled"]) for line in order["lines"]]
+        held = [(line["sku"], line["quantity"], line["cancelled"]) for line in found["lines"]]
+        status = ERP_STATUS.get(order["status"], "open")
+        return found if held == books and found["status"] == status else None
 
     found: dict[str, Any] = wait_until(
         synced, timeout=RECOVERY, what=f"the ERP's sales order {order_id}"

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from process_apis.order_to_ship.db import applied_documents, erp_sync_wanted, order_releases
+from process_apis.order_to_ship.flows.erp_sync import erp_status
 from process_apis.order_to_ship.lifecycle.states import TERMINAL, operational_status
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.events import EVENT_SOURCE
@@ -46,7 +47,14 @@ async def commit(
     caller emits its own event for this version (``order.accepted``)."""
     target = status or next_status(working)
     before, version = await repo.save(tx.conn, working, target, cause, **head_values)
-    await want_erp_sync(tx, working.order_id)
+    if (
+        before == "pending"
+        or working.cancellations_changed
+        or erp_status(before) != erp_status(target)
+    ):
+        # What the ERP's sales order holds changed (its lines' open value, its status):
+        # releases, picks and shipments do not, so they cost the ERP nothing.
+        await want_erp_sync(tx, working.order_id)
     if announce and target != before:
         tx.emit(
             STREAM_ORDERS,

@@ -26,6 +26,11 @@ log = logging.getLogger("tally.orders.erp_sync")
 ERP_STATUS = {"cancelled": "cancelled", "rejected": "cancelled", "completed": "closed"}
 
 
+def erp_status(status: str) -> str:
+    """The sales order's status in the ERP for an order's status."""
+    return ERP_STATUS.get(status, "open")
+
+
 class ErpSync:
     def __init__(
         self, db: Database, partners: Partners, *, batch: int = 50, every: float = 1.0
@@ -67,7 +72,7 @@ class ErpSync:
                 "customer_id": head.customer_id,
                 "currency": head.currency,
                 "version": int(head.version),
-                "status": ERP_STATUS.get(head.status, "open"),
+                "status": erp_status(head.status),
                 "lines": [
                     {
                         "sku": line.sku,

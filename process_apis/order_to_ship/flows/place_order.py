@@ -107,7 +107,7 @@ class PlaceOrder:
         if isinstance(pending, Response):
             return pending
         try:
-            body = await self._advance_within(order_id)
+            body = await self._advance_within(order_id, known=pending)
         except ProblemError as exc:
             if exc.status_code != 503:
                 raise
@@ -115,7 +115,9 @@ class PlaceOrder:
         if body is None:
             # Availability cannot answer now: the order is kept and named; the resumer
             # allocates it, and the same key answers it meanwhile.
-            return Response(pending, status_code=202, media_type="application/json")
+            return Response(
+                msgspec.json.encode(pending), status_code=202, media_type="application/json"
+            )
         return Response(body, status_code=201, media_type="application/json")
 
     async def _retried(self, found: Response[Any]) -> Response[Any]:
@@ -134,11 +136,13 @@ class PlaceOrder:
             return found
         return found if body is None else replay(201, body)
 
-    async def _advance_within(self, order_id: str, budget: float | None = None) -> bytes | None:
+    async def _advance_within(
+        self, order_id: str, budget: float | None = None, *, known: Order | None = None
+    ) -> bytes | None:
         """``advance``, or None when it has not finished within ``answer_within`` (a
         frozen availability: its calls time out after 10 s, four times): it goes on in
         the background, so the caller gets its 202 before a gateway's 504."""
-        task = asyncio.ensure_future(self.advance(order_id))
+        task = asyncio.ensure_future(self.advance(order_id, known=known))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         done, _ = await asyncio.wait({task}, timeout=budget or self.answer_within)
@@ -155,45 +159,42 @@ class PlaceOrder:
         order_id: str,
         data: OrderIn,
         terms: Terms,
-    ) -> bytes | Response[Any]:
+    ) -> Order | Response[Any]:
         async with self.db.transaction() as tx:
             found = await self.idempotency.stored_answer(tx.conn, principal.client_id, key, fp)
             if found is not None:
                 return found
-            await repo.insert_pending(
-                tx.conn,
-                repo.NewOrder(
-                    order_id=order_id,
-                    customer_id=data.customer_id,
-                    channel=data.channel,
-                    policy=data.policy,
-                    currency=terms.currency,
-                    lines=[
-                        (line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines
-                    ],
-                    client_id=principal.client_id,
-                    idempotency_key=key,
-                    ship_to=terms.ship_to,
-                    customer_group=terms.customer_group,
-                    hold_id=data.hold_id,
-                    credit=terms.credit,
-                    on_hold=terms.over_limit,
-                ),
+            new = repo.NewOrder(
+                order_id=order_id,
+                customer_id=data.customer_id,
+                channel=data.channel,
+                policy=data.policy,
+                currency=terms.currency,
+                lines=[(line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines],
+                client_id=principal.client_id,
+                idempotency_key=key,
+                ship_to=terms.ship_to,
+                customer_group=terms.customer_group,
+                hold_id=data.hold_id,
+                credit=terms.credit,
+                on_hold=terms.over_limit,
             )
-            order = await reads.get(tx.conn, order_id)
-            assert order is not None
+            order = reads.as_placed(new, await repo.insert_pending(tx.conn, new))
             body = msgspec.json.encode(order)
             row, _ = self.idempotency.completed_record(
                 principal.client_id, key, fp, 202, body, resource_id=order_id, now=order.created_at
             )
             await self.idempotency.insert_completed(tx.conn, [row])
-        return body
+        return order
 
     # -- the idempotent steps (request and resumer) ---------------------------------
-    async def advance(self, order_id: str) -> bytes:
-        """Allocate and settle a ``pending`` order; the settled order's body."""
-        async with self.db.read() as conn:
-            order = await reads.get(conn, order_id)
+    async def advance(self, order_id: str, *, known: Order | None = None) -> bytes:
+        """Allocate and settle a ``pending`` order; the settled order's body. ``known``:
+        the order as the caller just wrote it (not read again)."""
+        order = known
+        if order is None:
+            async with self.db.read() as conn:
+                order = await reads.get(conn, order_id)
         if order is None or order.status != "pending":
             return await self._settled(order_id)
         try:
@@ -258,11 +259,10 @@ class PlaceOrder:
             else:
                 moved = await self._plan(tx, working, planned, located)
             if moved is not None:
-                done = await reads.get(tx.conn, order.order_id)
-                assert done is not None
+                assert working is not None
+                done = reads.as_saved(working, releases_pending=moved)
                 body = msgspec.json.encode(done)
-                origin = await repo.origin(tx.conn, order.order_id)
-                assert origin is not None
+                origin = (working.head.client_id, working.head.idempotency_key)
                 await self.idempotency.complete(tx.conn, *origin, 201, body)
                 tx.emit(STREAM_ORDERS, _accepted_event(done))
         if moved is None:
@@ -276,19 +276,20 @@ class PlaceOrder:
         working: repo.Working,
         planned: dict[str, tuple[int, int]],
         located: list[dict[str, Any]],
-    ) -> str:
+    ) -> int:
+        """Plans the lines and settles the status; returns how many releases it queued."""
         for sku, line in working.lines.items():
             allocated, backordered = planned.get(sku, (0, line.unplanned))
             working.line(sku).plan(allocated, backordered)
         if working.head.hold_reason == "credit":
-            return await changes.commit(
-                tx, working, "credit_hold", status="on_hold", announce=False
-            )
-        await changes.queue_releases(tx, working.order_id, located)
+            await changes.commit(tx, working, "credit_hold", status="on_hold", announce=False)
+            return 0
+        queued = await changes.queue_releases(tx, working.order_id, located)
         working.status = "accepted"  # no longer pending: the lines decide from here
-        return await changes.commit(
+        await changes.commit(
             tx, working, "accepted", status=changes.next_status(working), announce=False
         )
+        return queued
 
     async def _settled(self, order_id: str) -> bytes:
         """Another run (request or resumer) finished or abandoned this order first."""

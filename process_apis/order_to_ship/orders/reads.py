@@ -3,6 +3,7 @@ delivery and delays, and the fulfillment orders the release queue created."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from process_apis.order_to_ship.db import (
     order_shipments,
     orders,
 )
+from process_apis.order_to_ship.orders.repository import NewOrder, Working
 from process_apis.order_to_ship.orders.schemas import (
     CreditCheck,
     FulfillmentRef,
@@ -124,3 +126,66 @@ async def load(conn: AsyncConnection, query: Any) -> list[Order]:
         elif row.status in ("queued", "sending"):
             extras[row.order_id]["pending"] += 1
     return [_order(head, lines[head.order_id], extras[head.order_id]) for head in heads]
+
+
+def as_saved(working: Working, releases_pending: int) -> Order:
+    """The order as ``repository.save`` just wrote it, before anything shipped (the
+    placement's answer, without reading it back)."""
+    head = working.head
+    assert working.saved_at is not None
+    return Order(
+        order_id=working.order_id,
+        status=working.status,  # type: ignore[arg-type]
+        customer_id=head.customer_id,
+        channel=head.channel,
+        policy=head.policy,
+        currency=head.currency,
+        lines=[
+            OrderLine(
+                sku=sku,
+                quantity=line.ordered,
+                unit_price=Money(working.prices[sku], head.currency),
+                **{name: getattr(line, name) for name in LINE_QUANTITIES},
+            )
+            for sku, line in working.lines.items()
+        ],
+        shipments=[],
+        fulfillment_orders=[],
+        version=int(head.version) + 1,
+        created_at=head.created_at,
+        updated_at=working.saved_at,
+        ship_to=msgspec.convert(head.ship_to, ShipTo) if head.ship_to else None,
+        customer_group=head.customer_group,
+        hold_id=head.hold_id,
+        hold_reason=None if working.status != "on_hold" else head.hold_reason,
+        credit=msgspec.convert(head.credit, CreditCheck) if head.credit else None,
+        releases_pending=releases_pending,
+    )
+
+
+def as_placed(new: NewOrder, created_at: datetime) -> Order:
+    """The order as ``repository.insert_pending`` just wrote it."""
+    zero = dict.fromkeys(LINE_QUANTITIES, 0)
+    return Order(
+        order_id=new.order_id,
+        status="pending",
+        customer_id=new.customer_id,
+        channel=new.channel,
+        policy=new.policy,  # type: ignore[arg-type]
+        currency=new.currency,
+        lines=[
+            OrderLine(sku=sku, quantity=quantity, unit_price=Money(price, new.currency), **zero)
+            for sku, quantity, price in new.lines
+        ],
+        shipments=[],
+        fulfillment_orders=[],
+        version=0,
+        created_at=created_at,
+        updated_at=created_at,
+        ship_to=msgspec.convert(new.ship_to, ShipTo) if new.ship_to else None,
+        customer_group=new.customer_group,
+        hold_id=new.hold_id,
+        hold_reason="credit" if new.on_hold else None,
+        credit=msgspec.convert(new.credit, CreditCheck) if new.credit else None,
+        releases_pending=0,
+    )

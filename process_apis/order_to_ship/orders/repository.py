@@ -55,6 +55,14 @@ class Working:
     prices: dict[str, int]
     status: str
     touched: set[str] = field(default_factory=set)
+    saved_at: datetime | None = None  # when ``save`` wrote it, at ``head.version + 1``
+
+    def __post_init__(self) -> None:
+        self.cancelled_before = {sku: line.cancelled for sku, line in self.lines.items()}
+
+    @property
+    def cancellations_changed(self) -> bool:
+        return any(self.lines[sku].cancelled != n for sku, n in self.cancelled_before.items())
 
     @property
     def order_id(self) -> str:
@@ -66,17 +74,20 @@ class Working:
 
 
 async def history_row(
-    conn: AsyncConnection, order_id: str, before: str | None, after: str, cause: str, at: datetime
+    conn: AsyncConnection,
+    order_id: str,
+    version: int,
+    move: tuple[str | None, str],
+    cause: str,
+    at: datetime,
 ) -> None:
-    seq = await conn.scalar(
-        select(func.coalesce(func.max(order_status_history.c.seq), 0)).where(
-            order_status_history.c.order_id == order_id
-        )
-    )
+    """One status move, numbered by the order's version after it (unique per order and
+    rising, so the history needs no counter of its own)."""
+    before, after = move
     await conn.execute(
         insert(order_status_history).values(
             order_id=order_id,
-            seq=int(seq or 0) + 1,
+            seq=version,
             from_status=before,
             to_status=after,
             at=at,
@@ -86,7 +97,8 @@ async def history_row(
     )
 
 
-async def insert_pending(conn: AsyncConnection, new: NewOrder) -> None:
+async def insert_pending(conn: AsyncConnection, new: NewOrder) -> datetime:
+    """Writes the order ``pending``; returns its creation time."""
     now = datetime.now(UTC)
     await conn.execute(
         insert(orders).values(
@@ -124,7 +136,8 @@ async def insert_pending(conn: AsyncConnection, new: NewOrder) -> None:
             for n, (sku, quantity, price) in enumerate(new.lines, start=1)
         ],
     )
-    await history_row(conn, new.order_id, None, "pending", "placed", now)
+    await history_row(conn, new.order_id, 0, (None, "pending"), "placed", now)
+    return now
 
 
 async def delete_pending(conn: AsyncConnection, order_id: str) -> bool:
@@ -189,8 +202,9 @@ async def save(
         .values(status=status, version=version, updated_at=now, **head_values)
     )
     if status != before:
-        await history_row(conn, working.order_id, before, status, cause, now)
+        await history_row(conn, working.order_id, version, (before, status), cause, now)
     working.status = status
+    working.saved_at = now
     return before, version
 
 

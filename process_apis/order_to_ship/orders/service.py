@@ -60,7 +60,7 @@ class OrderService:
     ) -> Page[StatusChange]:
         await self.get(principal, order_id)
         raw = decode_cursor(cursor) or ""
-        after = int(raw) if raw.isdigit() else 0  # a position in the history's sequence
+        after = int(raw) if raw.isdigit() else -1  # a position in the history (from 0)
         async with self.db.read() as conn:
             rows = await repo.history(conn, order_id, after, limit + 1)
         changes = [
