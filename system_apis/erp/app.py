@@ -12,6 +12,7 @@ from shared.settings import Settings, load_settings
 from system_apis.erp.adapters.reference import ReferenceErp
 from system_apis.erp.customers.prices import CustomerPriceController
 from system_apis.erp.customers.routes import CustomerController
+from system_apis.erp.customers.terms import OrderTermsController
 from system_apis.erp.db import metadata, upgrade_schema
 from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
@@ -38,6 +39,7 @@ def create_app(
             ItemController,
             CustomerController,
             CustomerPriceController,
+            OrderTermsController,
             SalesOrderController,
             InvoiceController,
             PurchaseOrderController,

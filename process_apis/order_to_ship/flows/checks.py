@@ -1,6 +1,6 @@
 """Acceptance: the read-only checks before an order is written (decision 0026).
 
-From the ERP, in parallel: the customer (known, ``active``, its group and ship-tos),
+From the ERP, in one read (``order-terms``): the customer (known, ``active``, its group and ship-tos),
 the customer's price per sku (customer-specific over the list price) and its credit
 exposure (open orders not invoiced + unpaid invoices). Refusals are 422 and write
 nothing; an ERP that cannot answer is the 503 of ``Downstream`` (nothing written,
@@ -9,7 +9,6 @@ retry with the same key). Over the credit limit is not a refusal: the order is p
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -104,13 +103,11 @@ async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
     """The order's terms, or a 422 problem (nothing written)."""
     _refuse_duplicates(data)
     skus = [line.sku for line in data.lines]
-    customer, prices, credit = await asyncio.gather(
-        partners.customer(data.customer_id),
-        partners.prices(data.customer_id, skus),
-        partners.credit(data.customer_id),
-    )
-    if customer is None or credit is None:
+    terms = await partners.order_terms(data.customer_id, skus)
+    if terms is None:
         raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
+    customer, credit = terms["customer"], terms["credit"]
+    prices = {item["sku"]: item["unit_price"] for item in terms["prices"]}
     if customer.get("status", "active") != "active":
         raise Refusal(
             422,

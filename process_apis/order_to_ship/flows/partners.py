@@ -56,26 +56,12 @@ class Partners:
         self.wms: Downstream = runtime.downstream("wms")
 
     # -- ERP: the customer master, prices and credit ------------------------------------
-    async def customer(self, customer_id: str) -> dict[str, Any] | None:
-        response = await self.erp.request("GET", f"/erp/v1/customers/{customer_id}")
-        if response.status_code == 404:
-            return None
-        result: dict[str, Any] = _ok("erp", response)
-        return result
-
-    async def prices(self, customer_id: str, skus: list[str]) -> dict[str, dict[str, Any]]:
-        """The customer's price per known sku (customer-specific over the list price)."""
+    async def order_terms(self, customer_id: str, skus: list[str]) -> dict[str, Any] | None:
+        """The customer, its prices for ``skus`` and its credit exposure, in one read."""
         params = [("sku", sku) for sku in skus]
         response = await self.erp.request(
-            "GET", f"/erp/v1/customers/{customer_id}/prices", params=params
+            "GET", f"/erp/v1/customers/{customer_id}/order-terms", params=params
         )
-        if response.status_code == 404:
-            return {}
-        body = _ok("erp", response)
-        return {item["sku"]: item["unit_price"] for item in body["items"]}
-
-    async def credit(self, customer_id: str) -> dict[str, Any] | None:
-        response = await self.erp.request("GET", f"/erp/v1/customers/{customer_id}/credit")
         if response.status_code == 404:
             return None
         result: dict[str, Any] = _ok("erp", response)
