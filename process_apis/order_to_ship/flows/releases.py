@@ -26,6 +26,8 @@ from shared.problems import ProblemError
 from shared.waiting import sleep_or_wake
 
 log = logging.getLogger("tally.orders.releases")
+# (release row, the fulfillment order it became, or (status to go back to, error))
+Outcome = tuple[Any, str | None, tuple[str, str] | None]
 R = order_releases.c
 
 
@@ -65,73 +67,72 @@ class Releaser:
             )
             return list(rows)
 
-    async def _claim(self, row: Any) -> bool:
+    async def _claim(self, rows: list[Any]) -> list[Any]:
+        """Claims the due releases in one transaction; returns those it claimed."""
+        claimed = []
         async with self.db.transaction() as tx:
-            claimed = await tx.conn.execute(
-                update(order_releases)
-                .where(R.release_id == row.release_id, R.status == row.status)
-                .values(status="sending", attempts=R.attempts + 1, sent_at=datetime.now(UTC))
-            )
-        return bool(claimed.rowcount == 1)
+            for row in rows:
+                moved = await tx.conn.execute(
+                    update(order_releases)
+                    .where(R.release_id == row.release_id, R.status == row.status)
+                    .values(status="sending", attempts=R.attempts + 1, sent_at=datetime.now(UTC))
+                )
+                if moved.rowcount == 1:
+                    claimed.append(row)
+        return claimed
 
-    async def _unclaim(self, release_id: str, status: str, error: str) -> None:
-        async with self.db.transaction() as tx:
-            await tx.conn.execute(
-                update(order_releases)
-                .where(R.release_id == release_id, R.status == "sending")
-                .values(status=status, last_error=error[:500])
-            )
-
-    async def send(self, row: Any) -> bool:
-        """One release to the WMS; False when the WMS cannot take it now."""
-        if not await self._claim(row):
-            return True
+    async def _send(self, row: Any) -> Outcome:
+        """One release to the WMS: (row, fulfillment order id, or the status to put the
+        row back in with the error)."""
         try:
             created = await self.partners.create_fulfillment(
                 row.release_id, row.order_id, row.warehouse_id, list(row.lines)
             )
-        except ProblemError as exc:
-            await self._unclaim(row.release_id, "queued", exc.detail)
-            return False
+        except ProblemError as exc:  # the WMS cannot take it now: queued again
+            return row, None, ("queued", exc.detail)
         except Refused as exc:
             log.error("the WMS refused release %s: %s", row.release_id, exc)
-            await self._unclaim(row.release_id, "failed", str(exc))
-            return True
-        await self._record(row, str(created["fulfillment_order_id"]))
-        return True
+            return row, None, ("failed", str(exc))
+        return row, str(created["fulfillment_order_id"]), None
 
-    async def _record(self, row: Any, fulfillment_order_id: str) -> None:
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """What the WMS answered, for the whole batch in one transaction: each sent
+        release moves its order's lines (``released``) and status."""
         async with self.db.transaction() as tx:
-            sent = await tx.conn.execute(
-                update(order_releases)
-                .where(R.release_id == row.release_id, R.status == "sending")
-                .values(
-                    status="sent",
-                    fulfillment_order_id=fulfillment_order_id,
-                    sent_at=datetime.now(UTC),
+            for row, fulfillment_order_id, unsent in outcomes:
+                values: dict[str, Any] = (
+                    {"status": "sent", "fulfillment_order_id": fulfillment_order_id}
+                    if unsent is None
+                    else {"status": unsent[0], "last_error": unsent[1][:500]}
                 )
-            )
-            if sent.rowcount != 1:
-                return
-            working = await repo.lock(tx.conn, row.order_id)
-            assert working is not None
-            for line in row.lines:
-                working.line(str(line["sku"])).release(int(line["quantity"]))
-            await changes.commit(tx, working, "released")
+                moved = await tx.conn.execute(
+                    update(order_releases)
+                    .where(R.release_id == row.release_id, R.status == "sending")
+                    .values(**values)
+                )
+                if moved.rowcount != 1 or unsent is not None:
+                    continue
+                working = await repo.lock(tx.conn, row.order_id)
+                assert working is not None
+                for line in row.lines:
+                    working.line(str(line["sku"])).release(int(line["quantity"]))
+                await changes.commit(tx, working, "released")
 
     async def once(self) -> int:
         """Sends what is due; returns how many releases went out (or were settled)."""
-        rows = await self._due()
+        rows = await self._claim(await self._due())
         if not rows:
             return 0
-        results = await asyncio.gather(*(self.send(row) for row in rows))
+        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
+        await self._record(list(outcomes))
+        through = sum(1 for _, _, unsent in outcomes if unsent is None or unsent[0] == "failed")
         # One release through means the WMS is back (the half-open circuit's probe
         # refuses the others of the batch): no back-off then, the rest go at once.
-        if any(results):
+        if through:
             self.backoff = 0.0
         else:
             self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
-        return sum(results)
+        return through
 
     async def __call__(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
