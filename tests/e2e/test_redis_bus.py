@@ -112,6 +112,10 @@ def test_an_order_travels_to_its_invoice_on_redis_streams(
         placed = api.post("/orders/v1/orders", json=order, headers={"Idempotency-Key": sku})
         assert placed.status_code == 201, placed.text
         order_id = placed.json()["order_id"]
+        # Accepted at once; the release queue sends it to the warehouse a moment later.
+        assert eventually(
+            lambda: api.get(f"/orders/v1/orders/{order_id}").json()["status"] == "released"
+        ), "the order never reached the warehouse"
         fulfillment = api.get("/wms/v1/fulfillment-orders", params={"order_id": order_id})
         for fo in fulfillment.json()["items"]:
             shipment = {
