@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
 from process_apis.order_to_ship.flows import changes
@@ -39,10 +37,9 @@ FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "parti
 
 async def trigger(tx: Tx, skus: list[str]) -> None:
     now = datetime.now(UTC)
-    dialect_insert = sqlite_insert if tx.conn.dialect.name == "sqlite" else pg_insert
     for sku in sorted(set(skus)):
         await tx.conn.execute(
-            dialect_insert(backorder_triggers)
+            changes.upsert(tx, backorder_triggers)
             .values(sku=sku, raised_at=now)
             .on_conflict_do_update(index_elements=["sku"], set_={"raised_at": now})
         )

@@ -78,8 +78,12 @@ async def commit(
 
 async def want_erp_sync(tx: Tx, order_id: str) -> None:
     values = {"order_id": order_id, "since": datetime.now(UTC)}
-    dialect_insert = sqlite_insert if tx.conn.dialect.name == "sqlite" else pg_insert
-    await tx.conn.execute(dialect_insert(erp_sync_wanted).values(**values).on_conflict_do_nothing())
+    await tx.conn.execute(upsert(tx, erp_sync_wanted).values(**values).on_conflict_do_nothing())
+
+
+def upsert(tx: Tx, table: Any) -> Any:
+    """An INSERT that can say what to do on a conflict, in the database's dialect."""
+    return (sqlite_insert if tx.conn.dialect.name == "sqlite" else pg_insert)(table)
 
 
 async def document_applied(tx: Tx, document_id: str, order_id: str) -> bool:

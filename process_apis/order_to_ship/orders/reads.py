@@ -157,7 +157,7 @@ def as_saved(working: Working, releases_pending: int) -> Order:
         ship_to=msgspec.convert(head.ship_to, ShipTo) if head.ship_to else None,
         customer_group=head.customer_group,
         hold_id=head.hold_id,
-        hold_reason=None if working.status != "on_hold" else head.hold_reason,
+        hold_reason=head.hold_reason,
         credit=msgspec.convert(head.credit, CreditCheck) if head.credit else None,
         releases_pending=releases_pending,
     )
