@@ -63,6 +63,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "orders:admin",
     "billing:read",
     "billing:write",
+    "billing:admin",
     "portal",
     "portal:staff",
     "introspect",

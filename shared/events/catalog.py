@@ -154,12 +154,47 @@ class Money(msgspec.Struct, frozen=True):
 
 
 class InvoiceIssued(CatalogEvent, frozen=True, tag="invoice.issued"):
+    """``total`` includes ``tax``; ``due_date`` (ISO date) follows the customer's
+    payment terms."""
+
     invoice_id: str
     erp_invoice_id: str
     order_id: str
     shipment_id: str
     customer_id: str
     total: Money
+    tax: Money | None = None
+    due_date: str | None = None
+    lines: list[Line] = []
+
+
+class InvoiceStatusChanged(CatalogEvent, frozen=True, tag="invoice.status_changed"):
+    """An invoice moved (``issued`` -> ``partially_paid`` -> ``paid``, or
+    ``credited`` when credit notes cover it): subject ``invoice:{id}``, sequence
+    increasing per invoice. ``outstanding`` = total - credited - paid."""
+
+    invoice_id: str
+    order_id: str
+    customer_id: str
+    status: str
+    outstanding: Money
+
+
+class AppliedAmount(msgspec.Struct, frozen=True):
+    invoice_id: str
+    amount: Money
+
+
+class PaymentReceived(CatalogEvent, frozen=True, tag="payment.received"):
+    """A remittance booked in the ERP: what it paid of which invoices, and what was
+    left unapplied as the customer's credit."""
+
+    payment_id: str
+    erp_payment_id: str
+    customer_id: str
+    amount: Money
+    applied: list[AppliedAmount]
+    unapplied: Money
 
 
 StockStatus = Literal["available", "quality_control", "damaged", "hold"]
@@ -191,10 +226,13 @@ class PickConfirmed(CatalogEvent, frozen=True, tag="pick.confirmed"):
 
 
 class ReturnReceived(CatalogEvent, frozen=True, tag="return.received"):
+    """Returned goods received into quality control against an RMA (``rma_id``)."""
+
     return_id: str
     order_id: str
     warehouse_id: str
     lines: list[Line]
+    rma_id: str | None = None
 
 
 class DispositionedLine(msgspec.Struct, frozen=True):
@@ -205,19 +243,55 @@ class DispositionedLine(msgspec.Struct, frozen=True):
 
 
 class ReturnDispositioned(CatalogEvent, frozen=True, tag="return.dispositioned"):
+    """Inspected units given their final disposition (units kept in quality control
+    are not in it until a later release dispositions them: ``released`` true).
+    ``disposition_id`` names this one decision: a credit or a posting made for it is
+    made once, however often the event arrives."""
+
     return_id: str
     order_id: str
     warehouse_id: str
     lines: list[DispositionedLine]
+    rma_id: str | None = None
+    disposition_id: str | None = None
+    released: bool = False
 
 
 class CreditNoteIssued(CatalogEvent, frozen=True, tag="credit_note.issued"):
+    """``reason`` is ``return`` (then ``return_id``, ``rma_id`` name it) or
+    ``price_correction`` (``return_id`` empty). ``total`` includes ``tax``."""
+
     credit_note_id: str
     erp_credit_note_id: str
     return_id: str
     order_id: str
     customer_id: str
     total: Money
+    invoice_id: str = ""
+    reason: str = "return"
+    rma_id: str | None = None
+    tax: Money | None = None
+    lines: list[Line] = []
+
+
+class ReturnAuthorized(CatalogEvent, frozen=True, tag="return.authorized"):
+    """An RMA: the customer may send these units of a shipped order back."""
+
+    rma_id: str
+    order_id: str
+    customer_id: str
+    lines: list[Line]
+    expires_at: str  # ISO datetime
+
+
+class ReturnStatusChanged(CatalogEvent, frozen=True, tag="return.status_changed"):
+    """An RMA moved: ``authorized`` -> ``received`` -> ``inspected`` -> ``closed``, or
+    ``rejected`` / ``expired``. Subject ``rma:{id}``, sequence increasing."""
+
+    rma_id: str
+    order_id: str
+    customer_id: str
+    status: str
 
 
 class PurchaseOrderLine(msgspec.Struct, frozen=True):
@@ -290,6 +364,10 @@ Payload = (
     | ReturnReceived
     | ReturnDispositioned
     | CreditNoteIssued
+    | InvoiceStatusChanged
+    | PaymentReceived
+    | ReturnAuthorized
+    | ReturnStatusChanged
     | PurchaseOrderChanged
     | AsnShipped
     | AsnReceived
