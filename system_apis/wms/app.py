@@ -15,6 +15,7 @@ from system_apis.wms.db import metadata, upgrade_schema
 from system_apis.wms.fulfillment.changes import FulfillmentChangeController
 from system_apis.wms.fulfillment.routes import FulfillmentController
 from system_apis.wms.receipts.routes import ReceiptController
+from system_apis.wms.return_authorizations.routes import ReturnAuthorizationController
 from system_apis.wms.returns.routes import ReturnController
 from system_apis.wms.shipments.routes import ShipmentController
 from system_apis.wms.stock.routes import StockController
@@ -44,11 +45,12 @@ def create_app(
             AdjustmentController,
             CycleCountController,
             ReturnController,
+            ReturnAuthorizationController,
         ],
         title="Tally WMS system API",
         description=(
             "Warehouses, inbound receipts, fulfillment orders, picks, put-aways, shortages, "
-            "shipments and their delivery, adjustments, cycle counts, returns and physical stock of the WMS behind a canonical contract."
+            "shipments and their delivery, adjustments, cycle counts, return authorizations, returns and physical stock of the WMS behind a canonical contract."
         ),
         tags=[
             Tag(name="warehouses"),

@@ -291,6 +291,9 @@ returns = Table(
     Column("status", String(32), nullable=False),  # received, dispositioned
     Column("received_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # The return authorization it was received against (NULL only on receipts taken
+    # before ADR 0032 required one).
+    Column("rma_id", String(64), nullable=True),
 )
 
 return_lines = Table(
@@ -305,11 +308,37 @@ return_lines = Table(
     Column("damaged", BigInteger, nullable=False, default=0),
     Column("scrapped", BigInteger, nullable=False, default=0),
     Column("returned_to_vendor", BigInteger, nullable=False, default=0),
+    # Inspected and kept in quality control until a release (ADR 0032).
+    Column("held", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("return_id", "sku", "lot", name="one_return_line_per_sku_lot"),
     CheckConstraint(
-        "restocked + damaged + scrapped + returned_to_vendor <= quantity",
+        "restocked + damaged + scrapped + returned_to_vendor + held <= quantity",
         name="dispositioned_within_received",
     ),
+    CheckConstraint("held >= 0", name="held_not_negative"),
+)
+
+# Return authorizations (RMAs) the order service registers: the dock receives returns
+# only against one of these, within each sku's authorized quantity (ADR 0032).
+return_authorizations = Table(
+    "return_authorizations",
+    metadata,
+    Column("rma_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("status", String(32), nullable=False),  # authorized, cancelled
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+return_authorization_lines = Table(
+    "return_authorization_lines",
+    metadata,
+    Column("rma_id", String(64), ForeignKey("return_authorizations.rma_id"), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("authorized", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False, default=0, server_default="0"),
+    CheckConstraint("received >= 0 AND received <= authorized", name="received_within_authorized"),
 )
 
 
@@ -321,6 +350,8 @@ _ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "fulfillment_lines": {"picked": _COUNTER},
     "pick_lines": {"put_away": _COUNTER},
     "receipts": {"asn_id": "VARCHAR(64)", "purchase_order_id": "VARCHAR(64)"},
+    "returns": {"rma_id": "VARCHAR(64)"},
+    "return_lines": {"held": _COUNTER},
 }
 
 

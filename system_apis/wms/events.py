@@ -14,6 +14,8 @@ are facts of the shipment (subject ``shipment:{id}``), which consumers take unor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from shared.events.catalog import (
@@ -36,11 +38,12 @@ from shared.events.envelope import Event, new_event
 from system_apis.wms.schemas import (
     Adjustment,
     Delay,
-    DispositionIn,
+    DispositionLineIn,
     FulfillmentOrder,
     Pick,
     PutAway,
     Receipt,
+    ReleaseLineIn,
     ReturnReceipt,
     Shipment,
     Shortage,
@@ -151,23 +154,39 @@ def return_received(receipt: ReturnReceipt, stock_version: int) -> Event:
         order_id=receipt.order_id,
         warehouse_id=receipt.warehouse_id,
         lines=[Line(sku=line.sku, quantity=line.quantity, lot=line.lot) for line in receipt.lines],
+        rma_id=receipt.rma_id,
     )
     return _stock_event("return.received", receipt.warehouse_id, stock_version, payload)
 
 
+def final_lines(lines: Sequence[DispositionLineIn | ReleaseLineIn]) -> list[DispositionedLine]:
+    """The lines of a disposition or release that give units their final disposition
+    (units kept in quality control are no fact of stock yet: left out)."""
+    return [
+        DispositionedLine(sku=x.sku, quantity=x.quantity, disposition=x.disposition, lot=x.lot)
+        for x in lines
+        if x.disposition != "quality_control"
+    ]
+
+
 def return_dispositioned(
-    receipt: ReturnReceipt, disposition: DispositionIn, stock_version: int
+    receipt: ReturnReceipt,
+    lines: list[DispositionedLine],
+    disposition_id: str,
+    stock_version: int,
+    *,
+    released: bool = False,
 ) -> Event:
+    """One disposition (or release, ``released``) call's final lines, named by its
+    ``disposition_id``: the call raised the stock version once, so it is one event."""
     payload = ReturnDispositioned(
         return_id=receipt.return_id,
         order_id=receipt.order_id,
         warehouse_id=receipt.warehouse_id,
-        lines=[
-            DispositionedLine(
-                sku=line.sku, quantity=line.quantity, disposition=line.disposition, lot=line.lot
-            )
-            for line in disposition.lines
-        ],
+        lines=lines,
+        rma_id=receipt.rma_id,
+        disposition_id=disposition_id,
+        released=released,
     )
     return _stock_event("return.dispositioned", receipt.warehouse_id, stock_version, payload)
 

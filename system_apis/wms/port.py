@@ -25,6 +25,9 @@ from system_apis.wms.schemas import (
     PutAwayIn,
     Receipt,
     ReceiptIn,
+    ReleaseIn,
+    ReturnAuthorization,
+    ReturnAuthorizationIn,
     ReturnIn,
     ReturnReceipt,
     Shipment,
@@ -138,6 +141,60 @@ class OverDisposition(WmsError):
     status, slug = 409, "over-disposition"
 
 
+class OverRelease(WmsError):
+    """More of a return line would be released than inspection kept in quality control."""
+
+    status, slug = 409, "over-release"
+
+
+# -- return authorizations (ADR 0032) ----------------------------------------
+class RmaNotFound(NotFound):
+    slug = "rma-not-found"
+
+
+class RmaRequired(WmsError):
+    """A return receipt names no return authorization."""
+
+    status, slug = 422, "rma-required"
+
+
+class UnknownRma(WmsError):
+    status, slug = 422, "unknown-rma"
+
+
+class RmaClosed(WmsError):
+    """The RMA is cancelled or past its ``expires_at``."""
+
+    status, slug = 409, "rma-closed"
+
+
+class RmaExhausted(WmsError):
+    """More of a sku would be received than the RMA authorizes and has not received yet
+    (or a sku it does not authorize at all)."""
+
+    status, slug = 409, "rma-exhausted"
+
+    def __init__(self, message: str, sku: str, authorized: int, received: int) -> None:
+        super().__init__(
+            message, extra={"sku": sku, "authorized": authorized, "received": received}
+        )
+
+
+class RmaOrderMismatch(WmsError):
+    """The receipt's (or the replacing RMA's) order is not the RMA's."""
+
+    status, slug = 422, "rma-order-mismatch"
+
+
+class RmaBelowReceived(WmsError):
+    """A replacing RMA would authorize less of a sku than was already received."""
+
+    status, slug = 409, "rma-below-received"
+
+    def __init__(self, message: str, sku: str, received: int) -> None:
+        super().__init__(message, extra={"sku": sku, "received": received})
+
+
 @runtime_checkable
 class WmsPort(Protocol):
     async def create_warehouse(self, tx: Tx, warehouse: WarehouseIn) -> Warehouse: ...
@@ -187,7 +244,24 @@ class WmsPort(Protocol):
     async def get_return(self, return_id: str) -> ReturnReceipt | None: ...
     async def disposition_return(
         self, tx: Tx, return_id: str, disposition: DispositionIn
-    ) -> ReturnReceipt: ...
+    ) -> ReturnReceipt:
+        """Final dispositions move stock (and raise the stock version, once); units
+        dispositioned ``quality_control`` stay there, counted in the line's ``held``
+        (no stock change: a call that only holds raises no stock version)."""
+        ...
+
+    async def release_return(self, tx: Tx, return_id: str, release: ReleaseIn) -> ReturnReceipt:
+        """Held units given their final disposition (OverRelease beyond ``held``)."""
+        ...
+
+    # -- return authorizations (ADR 0032) ----------------------------------
+    async def put_return_authorization(
+        self, tx: Tx, rma_id: str, rma: ReturnAuthorizationIn
+    ) -> tuple[ReturnAuthorization, bool]:
+        """Creates or replaces the RMA; True when it was created."""
+        ...
+
+    async def get_return_authorization(self, rma_id: str) -> ReturnAuthorization | None: ...
 
     # -- corrections of a fulfillment order --------------------------------
     async def put_away(self, tx: Tx, fulfillment_order_id: str, put_away: PutAwayIn) -> PutAway:

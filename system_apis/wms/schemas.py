@@ -13,6 +13,7 @@ Lot = Identifier
 Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Carrier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 TrackingNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=SKU_PATTERN)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 FulfillmentStatus = Literal["released", "partially_shipped", "shipped", "cancelled"]
 
 
@@ -137,6 +138,8 @@ class StockPosition(msgspec.Struct):
 
 StockStatus = Literal["available", "quality_control", "damaged", "hold"]
 Disposition = Literal["restock", "damaged", "scrap", "return_to_vendor"]
+# A disposition call may also keep units in quality control (``held``) until a release.
+InspectionOutcome = Literal["restock", "quality_control", "damaged", "scrap", "return_to_vendor"]
 AdjustmentReason = Literal["damage", "found", "lost", "quality_status", "correction"]
 QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
@@ -225,12 +228,19 @@ class ReturnLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReturnIn(msgspec.Struct, forbid_unknown_fields=True):
-    order_id: Identifier
+    """A receipt of returned goods against a return authorization (``rma_id``, required:
+    ADR 0032). ``order_id`` may be omitted (the RMA's); when given it must be the RMA's."""
+
     warehouse_id: Identifier
     lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=500)]
+    order_id: Identifier | None = None
+    rma_id: Identifier | None = None
 
 
 class ReturnLine(msgspec.Struct):
+    """``held`` counts units an inspection kept in quality control (unsellable) until a
+    release dispositions them; they are part of neither ``restocked`` nor the others."""
+
     sku: str
     quantity: int
     lot: str | None
@@ -238,6 +248,7 @@ class ReturnLine(msgspec.Struct):
     damaged: int = 0
     scrapped: int = 0
     returned_to_vendor: int = 0
+    held: int = 0
 
 
 class ReturnReceipt(msgspec.Struct):
@@ -248,17 +259,64 @@ class ReturnReceipt(msgspec.Struct):
     lines: list[ReturnLine]
     received_at: datetime
     updated_at: datetime
+    rma_id: str | None = None
 
 
 class DispositionLineIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Sku
     quantity: Quantity
-    disposition: Disposition
+    disposition: InspectionOutcome
     lot: Lot | None = None
 
 
 class DispositionIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[DispositionLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class ReleaseLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Held units of a return line given their final disposition."""
+
+    sku: Sku
+    quantity: Quantity
+    lot: Lot | None = None
+    disposition: Disposition = "restock"
+
+
+class ReleaseIn(msgspec.Struct, forbid_unknown_fields=True):
+    lines: Annotated[list[ReleaseLineIn], msgspec.Meta(min_length=1, max_length=500)]
+
+
+RmaStatus = Literal["authorized", "cancelled"]
+
+
+class ReturnAuthorizationLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+
+
+class ReturnAuthorizationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The order service's RMA as the dock may receive against it (the whole of it,
+    replacing what the WMS had: PUT)."""
+
+    order_id: Identifier
+    lines: Annotated[list[ReturnAuthorizationLineIn], msgspec.Meta(min_length=1, max_length=500)]
+    expires_at: AwareDatetime
+    status: RmaStatus = "authorized"
+
+
+class ReturnAuthorizationLine(msgspec.Struct):
+    sku: str
+    authorized: int
+    received: int
+
+
+class ReturnAuthorization(msgspec.Struct):
+    rma_id: str
+    order_id: str
+    status: RmaStatus
+    expires_at: datetime
+    lines: list[ReturnAuthorizationLine]
+    updated_at: datetime
 
 
 class PutAwayLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -315,7 +373,6 @@ class Shortage(msgspec.Struct):
     adjustment_id: str | None = None
 
 
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 DelayReason = Text
 
 

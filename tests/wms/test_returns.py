@@ -6,12 +6,15 @@ from litestar.testing import TestClient
 
 from shared.events.catalog import ReturnDispositioned, ReturnReceived
 from shared.settings import Settings
+from tests.support.returns import authorize_return
 from tests.support.service import post
 from tests.wms.helpers import add_warehouse, events_of, outbox_count, stock_rows, stock_sequences
 
 
 def receive_return(client: TestClient[Any], lines: list[dict[str, Any]], *, key: str) -> Any:
-    body = {"order_id": "SO-1", "warehouse_id": "WH1", "lines": lines}
+    """Registers an RMA for exactly these lines (ADR 0032), then receives them against it."""
+    rma_id = authorize_return(client, "SO-1", [(x["sku"], x["quantity"]) for x in lines])
+    body = {"order_id": "SO-1", "warehouse_id": "WH1", "lines": lines, "rma_id": rma_id}
     return post(client, "/wms/v1/returns", body, key=key)
 
 
@@ -59,6 +62,7 @@ def test_return_goes_to_quality_control_then_each_disposition(
         "damaged": 3,
         "scrapped": 2,
         "returned_to_vendor": 1,
+        "held": 0,
     }
     assert stock_rows(client, "A")[("WH1", "L1")] == {
         "on_hand": 7,
@@ -116,10 +120,15 @@ def test_over_disposition_is_409_and_changes_nothing(
     )
     assert missing.status_code == 404
     assert client.get("/wms/v1/returns/RET-x").status_code == 404
+    rma_id = authorize_return(client, "SO-1", [("A", 1)])
     unknown_wh = post(
         client,
         "/wms/v1/returns",
-        {"order_id": "SO-1", "warehouse_id": "NOPE", "lines": [{"sku": "A", "quantity": 1}]},
+        {"rma_id": rma_id, "warehouse_id": "NOPE", "lines": [{"sku": "A", "quantity": 1}]},
         key="r9",
     )
     assert unknown_wh.status_code == 422
+    assert unknown_wh.json()["type"] == "/problems/unknown-warehouse"
+    # Refused: the RMA's room is untouched.
+    rma = client.get(f"/wms/v1/return-authorizations/{rma_id}").json()
+    assert rma["lines"] == [{"sku": "A", "authorized": 1, "received": 0}]

@@ -96,11 +96,15 @@ def return_receipt(event: Event) -> Plan | None:
 
 def scrap(event: Event) -> Plan | None:
     """Scrapped and returned-to-vendor units leave on_hand; restocked and damaged ones
-    stay in it (damaged is a status of stock still in the building)."""
+    stay in it (damaged is a status of stock still in the building). The posting is
+    the disposition's (``disposition_id``: a return dispositioned in several calls, or
+    released from quality control later, posts each); events from before it existed
+    name the return (``{return_id}-scrap``)."""
     fact = event.payload(ReturnDispositioned)
     gone = ((x.sku, x.quantity) for x in fact.lines if x.disposition in LEAVES_THE_BUILDING)
     lines = net(gone, sign=-1)
-    return _plan("scrap", f"{fact.return_id}-scrap", fact.warehouse_id, lines)
+    reference = fact.disposition_id or f"{fact.return_id}-scrap"
+    return _plan("scrap", reference, fact.warehouse_id, lines)
 
 
 def adjustment(event: Event) -> Plan | None:

@@ -25,6 +25,7 @@ from system_apis.wms.adapters.deliveries import ReferenceDeliveries
 from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
 from system_apis.wms.adapters.picks import ReferencePicks
 from system_apis.wms.adapters.putaways import ReferencePutAways
+from system_apis.wms.adapters.return_authorizations import ReferenceReturnAuthorizations
 from system_apis.wms.adapters.returns import ReferenceReturns
 from system_apis.wms.adapters.shortages import ReferenceShortages
 from system_apis.wms.adapters.stock_changes import ReferenceStockChanges
@@ -48,6 +49,7 @@ class ReferenceWms(
     ReferenceDeliveries,
     ReferenceStockChanges,
     ReferenceReturns,
+    ReferenceReturnAuthorizations,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -1,7 +1,9 @@
-"""Return receipts and their disposition after inspection."""
+"""Return receipts (against a return authorization, ADR 0032), their disposition after
+inspection, and the release of units inspection kept in quality control."""
 
 from __future__ import annotations
 
+import uuid_utils
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -13,9 +15,13 @@ from shared.events.catalog import STREAM_WMS
 from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
 from shared.problems import problem_responses
-from system_apis.wms.events import return_dispositioned, return_received
+from system_apis.wms.events import final_lines, return_dispositioned, return_received
 from system_apis.wms.port import ReturnNotFound, WmsPort
-from system_apis.wms.schemas import DispositionIn, ReturnIn, ReturnReceipt
+from system_apis.wms.schemas import DispositionIn, ReleaseIn, ReturnIn, ReturnReceipt
+
+
+def new_disposition_id() -> str:
+    return f"DSP-{uuid_utils.uuid7()}"
 
 
 class ReturnController(Controller):
@@ -25,7 +31,7 @@ class ReturnController(Controller):
     @post(
         "/",
         operation_id="receiveReturn",
-        summary="Receive returned goods into quality control, emits return.received",
+        summary="Receive returned goods against an RMA into quality control, emits return.received",
         responses=problem_responses(409, 422),
         **requires("wms:write"),
     )
@@ -37,6 +43,11 @@ class ReturnController(Controller):
         principal: NamedDependency[Principal],
         idempotency_key: IdempotencyKey,
     ) -> Response[ReturnReceipt]:
+        """``rma_id`` is required: a receipt without one is 422 rma-required, an unknown
+        one 422 unknown-rma, a cancelled or expired one 409 rma-closed, more of a sku
+        than the RMA has room for (or a sku it lacks) 409 rma-exhausted, another order
+        than the RMA's 422 rma-order-mismatch. A refused receipt takes nothing into stock."""
+
         async def effect(tx: Tx) -> tuple[int, ReturnReceipt]:
             receipt = await wms.receive_return(tx, data)
             version = await wms.stock_version(tx, receipt.warehouse_id)
@@ -78,16 +89,56 @@ class ReturnController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[ReturnReceipt]:
         """restock: back to available; damaged: to damaged stock; scrap and
-        return_to_vendor: out of the warehouse. More than was received (less what was
-        already dispositioned) is 409 and changes nothing."""
+        return_to_vendor: out of the warehouse; quality_control: stays there, counted in
+        the line's ``held`` until a release. More than was received (less what was
+        already dispositioned or held) is 409 and changes nothing. The event carries the
+        final lines only, under a new ``disposition_id``; a call that only holds emits none."""
 
         async def effect(tx: Tx) -> tuple[int, ReturnReceipt]:
             receipt = await wms.disposition_return(tx, return_id, data)
-            version = await wms.stock_version(tx, receipt.warehouse_id)
-            tx.emit(STREAM_WMS, return_dispositioned(receipt, data, version))
+            lines = final_lines(data.lines)
+            if lines:
+                version = await wms.stock_version(tx, receipt.warehouse_id)
+                event = return_dispositioned(receipt, lines, new_disposition_id(), version)
+                tx.emit(STREAM_WMS, event)
             return 200, receipt
 
         payload = {"return_id": return_id, "disposition": data}
+        return await idempotency.run_once(
+            client_id=principal.client_id, key=idempotency_key, payload=payload, effect=effect
+        )
+
+    @post(
+        "/{return_id:str}/release",
+        operation_id="releaseReturn",
+        summary="Release held return units to their final disposition, emits return.dispositioned",
+        status_code=200,
+        responses=problem_responses(404, 409, 422),
+        **requires("wms:write"),
+    )
+    async def release_return(
+        self,
+        return_id: IdParam,
+        data: JSONBody[ReleaseIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[ReturnReceipt]:
+        """Units an inspection kept in quality control (``held``) get their final
+        disposition (restock unless said otherwise). More than is held is 409
+        over-release and changes nothing. The event says ``released``: true."""
+
+        async def effect(tx: Tx) -> tuple[int, ReturnReceipt]:
+            receipt = await wms.release_return(tx, return_id, data)
+            version = await wms.stock_version(tx, receipt.warehouse_id)
+            event = return_dispositioned(
+                receipt, final_lines(data.lines), new_disposition_id(), version, released=True
+            )
+            tx.emit(STREAM_WMS, event)
+            return 200, receipt
+
+        payload = {"return_id": return_id, "release": data}
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=payload, effect=effect
         )
