@@ -20,6 +20,7 @@ from shared.events.catalog import STREAM_WMS
 from tests.reconciliation.helpers import adjusted, return_dispositioned
 from tests.support.events import receipt_posted
 from tests.support.polling import eventually, wait_until
+from tests.support.returns import authorize_return
 from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
 
@@ -259,10 +260,11 @@ def test_a_clean_flow_is_posted_and_reconciles_to_zero_exceptions(stack: Stack) 
     # A status move is no financial movement: on_hand is the same before and after.
     to_hold = adjust(stack, wh, "quality_status", [(a, -1, "available"), (a, 1, "hold")])
     with stack.client("wms", "wms:write") as wms:
+        rma_id = authorize_return(wms, order_id, [(a, 2)])
         returned = create(
             wms,
             "/wms/v1/returns",
-            {"order_id": order_id, "warehouse_id": wh, "lines": [{"sku": a, "quantity": 2}]},
+            {"rma_id": rma_id, "warehouse_id": wh, "lines": [{"sku": a, "quantity": 2}]},
         )
         return_id = returned["return_id"]
         ok(
@@ -282,6 +284,9 @@ def test_a_clean_flow_is_posted_and_reconciles_to_zero_exceptions(stack: Stack) 
     assert wms_on_hand(stack, wh) == {a: 6 - 2 + 2 - 1, b: 5 - 1}
     wait_for_books_to_agree(stack, wh, [a, b])
 
+    # The scrap is the disposition's posting (its DSP- id), not the return's.
+    (disposition_id,) = [ref for kind, ref, _ in erp_postings(stack, wh) if kind == "scrap"]
+    assert disposition_id.startswith("DSP-")
     assert sorted(erp_postings(stack, wh)) == sorted(
         [
             ("goods_receipt", by_asn, [(a, 6)]),
@@ -289,7 +294,7 @@ def test_a_clean_flow_is_posted_and_reconciles_to_zero_exceptions(stack: Stack) 
             ("goods_issue", shipment_id, [(a, -2)]),
             ("adjustment", lost, [(b, -1)]),
             ("return_receipt", return_id, [(a, 2)]),
-            ("scrap", f"{return_id}-scrap", [(a, -1)]),
+            ("scrap", disposition_id, [(a, -1)]),
         ]
     ), f"nothing posted for the status move {to_hold}"
     # Each is recorded where it was posted from, so a replayed fact posts nothing.

@@ -300,6 +300,7 @@ def path_values(world: World) -> dict[str, str]:
         "asn_id": "ASN-TEST",
         "receipt_id": "RCPT-TEST",
         "return_id": "RET-TEST",
+        "rma_id": "RMA-TEST",  # the WMS's RMA routes: refused before any lookup
         "shipment_id": "SHP-TEST",  # system API routes: refused before any lookup
         "api": "orders",
         "version": "v1",
