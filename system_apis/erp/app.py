@@ -10,6 +10,8 @@ from shared.auth.verifier import KeySource
 from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 from system_apis.erp.adapters.reference import ReferenceErp
+from system_apis.erp.credit_notes.routes import CreditNoteController
+from system_apis.erp.customers.balance import CustomerBalanceController
 from system_apis.erp.customers.prices import CustomerPriceController
 from system_apis.erp.customers.routes import CustomerController
 from system_apis.erp.customers.terms import OrderTermsController
@@ -17,6 +19,7 @@ from system_apis.erp.db import metadata, upgrade_schema
 from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
 from system_apis.erp.items.routes import ItemController
+from system_apis.erp.payments.routes import PaymentController
 from system_apis.erp.port import ErpPort
 from system_apis.erp.purchasing.routes import AsnController, PurchaseOrderController
 from system_apis.erp.sales_orders.routes import SalesOrderController
@@ -40,23 +43,28 @@ def create_app(
             CustomerController,
             CustomerPriceController,
             OrderTermsController,
+            CustomerBalanceController,
             SalesOrderController,
             InvoiceController,
+            CreditNoteController,
+            PaymentController,
             PurchaseOrderController,
             AsnController,
             InventoryController,
         ],
         title="Tally ERP system API",
         description=(
-            "Items, customers (status, group, terms, ship-tos, own prices), sales orders and "
-            "credit exposure, invoices, purchase orders, ASNs and the financial inventory of "
-            "the ERP behind a canonical contract."
+            "Items, customers (status, group, terms, ship-tos, own prices, balance), sales "
+            "orders and credit exposure, invoices, credit notes, payments, purchase orders, "
+            "ASNs and the financial inventory of the ERP behind a canonical contract."
         ),
         tags=[
             Tag(name="items"),
             Tag(name="customers"),
             Tag(name="sales-orders"),
             Tag(name="invoices"),
+            Tag(name="credit-notes"),
+            Tag(name="payments"),
             Tag(name="purchasing"),
             Tag(name="inventory"),
         ],

@@ -5,6 +5,8 @@ it) adds the columns and indexes that tables created by an earlier version lack.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -19,7 +21,9 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     inspect,
+    select,
     text,
+    update,
 )
 from sqlalchemy.schema import CreateColumn
 
@@ -37,6 +41,8 @@ items = Table(
     Column("price_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Added by issue 17 (upgrade_schema adds it to older databases).
+    Column("tax_class", String(64), nullable=False, server_default="standard"),
 )
 
 customers = Table(
@@ -110,6 +116,11 @@ sales_order_lines = Table(
     Column("unit_price_minor", BigInteger, nullable=False),
 )
 
+# Invoices with their money: ``total_minor`` = ``subtotal_minor`` (net) + ``tax_minor``;
+# ``credited_minor`` sums the credit notes, ``paid_minor`` the payments applied; the
+# outstanding (total - credited - paid) is never negative. Issue 17 added the columns
+# after ``created_at`` (upgrade_schema adds them to older databases and fills
+# ``subtotal_minor`` and ``due_date`` of the invoices already there).
 invoices = Table(
     "invoices",
     metadata,
@@ -117,10 +128,16 @@ invoices = Table(
     Column("order_id", String(64), nullable=False, index=True),
     Column("shipment_id", String(64), nullable=False),
     Column("customer_id", String(64), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # issued, partially_paid, paid, credited
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False, server_default="0"),
+    Column("tax_minor", BigInteger, nullable=False, server_default="0"),
+    Column("credited_minor", BigInteger, nullable=False, server_default="0"),
+    Column("paid_minor", BigInteger, nullable=False, server_default="0"),
+    Column("payment_terms", String(16), nullable=False, server_default="net30"),
+    Column("due_date", Date, nullable=True),
     UniqueConstraint("shipment_id", name="one_invoice_per_shipment"),
 )
 
@@ -133,6 +150,75 @@ invoice_lines = Table(
     Column("quantity", BigInteger, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
+    # Added by issue 17: the line's tax, and what credit notes took back of it.
+    Column("tax_minor", BigInteger, nullable=False, server_default="0"),
+    Column("tax_code", String(64), nullable=True),
+    Column("credited_quantity", BigInteger, nullable=False, server_default="0"),
+    Column("credited_minor", BigInteger, nullable=False, server_default="0"),
+    Column("credited_tax_minor", BigInteger, nullable=False, server_default="0"),
+)
+
+# Credit notes: one per (invoice, cause).
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    Column("credit_note_id", String(64), primary_key=True),
+    Column("invoice_id", String(64), ForeignKey("invoices.invoice_id"), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("note", String(200), nullable=True),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("invoice_id", "reference", name="one_credit_note_per_cause"),
+    Index("credit_notes_by_customer", "customer_id"),
+)
+
+credit_note_lines = Table(
+    "credit_note_lines",
+    metadata,
+    Column(
+        "credit_note_id", String(64), ForeignKey("credit_notes.credit_note_id"), primary_key=True
+    ),
+    Column("line_no", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+)
+
+# Payments received; ``unapplied_minor`` is what no invoice holds (the customer's credit).
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("unapplied_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("received_on", Date, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("payments_by_customer", "customer_id"),
+    CheckConstraint(
+        "unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="payment_within_amount"
+    ),
+)
+
+# What each payment pays of each invoice (``position`` keeps the order it was applied in).
+payment_applications = Table(
+    "payment_applications",
+    metadata,
+    Column("payment_id", String(64), ForeignKey("payments.payment_id"), primary_key=True),
+    Column("invoice_id", String(64), ForeignKey("invoices.invoice_id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Index("payment_applications_by_invoice", "invoice_id"),
+    CheckConstraint("amount_minor >= 0", name="application_not_negative"),
 )
 
 purchase_orders = Table(
@@ -229,14 +315,49 @@ INVOICES_BY_CUSTOMER = Index("invoices_by_customer", invoices.c.customer_id)
 # -- schema upgrades -------------------------------------------------------------------
 
 
+def _missing_columns(conn: Connection, table: Table) -> list[str]:
+    """Adds the columns of ``table`` a database created by an earlier version lacks
+    (each new column is nullable or has a server default) and names them."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    added = []
+    for column in table.columns:
+        if column.name not in present:
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+            added.append(column.name)
+    return added
+
+
 def _customer_master_columns(conn: Connection) -> None:
     """A database created before the customer master had status, group, terms and
     updated_at gets the columns (with their defaults: active, net30)."""
-    present = {c["name"] for c in inspect(conn).get_columns(customers.name)}
-    for column in customers.columns:
-        if column.name not in present:
-            ddl = CreateColumn(column).compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {customers.name} ADD COLUMN {ddl}"))
+    _missing_columns(conn, customers)
+
+
+TERMS_DAYS = {"prepaid": 0, "net15": 15, "net30": 30, "net60": 60}
+
+
+def _financial_document_columns(conn: Connection) -> None:
+    """Issue 17: items get their tax class (standard), invoices and their lines their
+    money columns. An invoice issued before had no tax: its subtotal is its total, its
+    terms net30 (the default then), due 30 days after issue."""
+    _missing_columns(conn, items)
+    _missing_columns(conn, invoice_lines)
+    added = _missing_columns(conn, invoices)
+    if "subtotal_minor" in added:
+        conn.execute(update(invoices).values(subtotal_minor=invoices.c.total_minor))
+    if "due_date" not in added:
+        return
+    undated = conn.execute(
+        select(invoices.c.invoice_id, invoices.c.created_at, invoices.c.payment_terms).where(
+            invoices.c.due_date.is_(None)
+        )
+    ).all()
+    for row in undated:
+        due = row.created_at.date() + timedelta(days=TERMS_DAYS.get(row.payment_terms, 30))
+        conn.execute(
+            update(invoices).where(invoices.c.invoice_id == row.invoice_id).values(due_date=due)
+        )
 
 
 def _invoices_by_customer(conn: Connection) -> None:
@@ -249,6 +370,7 @@ def _invoices_by_customer(conn: Connection) -> None:
 def _upgrade(conn: Connection) -> None:
     _customer_master_columns(conn)
     _invoices_by_customer(conn)
+    _financial_document_columns(conn)
 
 
 async def upgrade_schema(db: Database) -> None:

@@ -3,7 +3,8 @@ reference adapter keeps it on SQL; a vendor adapter maps its own dialect onto it
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from shared.db import Tx
 from shared.models import Money
@@ -12,7 +13,10 @@ from system_apis.erp.schemas import (
     Asn,
     AsnIn,
     CreditExposure,
+    CreditNote,
+    CreditNoteIn,
     Customer,
+    CustomerBalance,
     CustomerIn,
     CustomerPatch,
     CustomerPrice,
@@ -21,6 +25,8 @@ from system_apis.erp.schemas import (
     InvoiceIn,
     Item,
     ItemIn,
+    Payment,
+    PaymentIn,
     Posting,
     PostingIn,
     PriceForCustomer,
@@ -37,8 +43,8 @@ class ErpRefusal(Refusal):
 
     status = 422
 
-    def __init__(self, slug: str, message: str) -> None:
-        super().__init__(type(self).status, slug, message)
+    def __init__(self, slug: str, message: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(type(self).status, slug, message, extra=extra)
 
 
 class NotFound(ErpRefusal):
@@ -54,7 +60,8 @@ class Invalid(ErpRefusal):
 
 
 class DuplicateRecord(Conflict):
-    """The record (item, customer, invoice of a shipment) exists already."""
+    """The record (item, customer, invoice of a shipment, credit note of a cause)
+    exists already."""
 
 
 @runtime_checkable
@@ -89,10 +96,51 @@ class ErpPort(Protocol):
     async def get_sales_order(self, order_id: str) -> SalesOrder | None: ...
     async def credit_exposure(self, customer_id: str) -> CreditExposure | None: ...
 
-    async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice: ...
+    # -- financial documents (decision 0031) -----------------------------------
+    async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice:
+        """Conflict ``shipment-not-posted`` / ``order-not-booked`` (a wait), Invalid
+        ``customer-mismatch``, ``not-on-order``, ``price-mismatch``, ``over-billing``,
+        ``currency-mismatch``, ``mixed-currencies``; DuplicateRecord
+        ``duplicate-invoice`` for a shipment invoiced already."""
+        ...
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None: ...
     async def list_invoices(
-        self, order_ids: list[str], after: str | None, limit: int
+        self,
+        order_ids: Sequence[str],
+        after: str | None,
+        limit: int,
+        *,
+        customer_id: str | None = None,
+        status: str | None = None,
     ) -> list[Invoice]: ...
+    async def create_credit_note(self, tx: Tx, note: CreditNoteIn) -> CreditNote:
+        """Invalid ``unknown-invoice``, ``not-on-invoice``, ``currency-mismatch``,
+        ``empty-credit``, ``over-credit``; DuplicateRecord ``duplicate-credit-note``
+        (extra ``credit_note_id``) for a second note of one (invoice, reference)."""
+        ...
+
+    async def get_credit_note(self, credit_note_id: str) -> CreditNote | None: ...
+    async def list_credit_notes(
+        self,
+        *,
+        invoice_id: str | None,
+        customer_id: str | None,
+        reference: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[CreditNote]: ...
+    async def create_payment(self, tx: Tx, payment: PaymentIn) -> Payment:
+        """Invalid ``invalid-amount``, ``duplicate-application``, ``unknown-customer``,
+        ``currency-mismatch``, ``unknown-invoice``, ``over-application``."""
+        ...
+
+    async def get_payment(self, payment_id: str) -> Payment | None: ...
+    async def list_payments(
+        self, *, customer_id: str | None, after: str | None, limit: int
+    ) -> list[Payment]: ...
+    async def customer_balance(self, customer_id: str) -> CustomerBalance | None: ...
+
     # -- purchasing and financial inventory ---------------------------------
     async def create_purchase_order(self, tx: Tx, order: PurchaseOrderIn) -> PurchaseOrder: ...
     async def get_purchase_order(self, purchase_order_id: str) -> PurchaseOrder | None: ...

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from shared.models import AmountMinor, Currency, Identifier, Money, Name, Quantity, Sku
+from shared.models import AmountMinor, Currency, Identifier, Money, Name, Quantity, Sku, Text
 
 Uom = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,8}$", examples=["EA"])]
 
@@ -18,6 +18,7 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     unit_price: Money
     base_uom: Uom = "EA"
+    tax_class: Identifier = "standard"  # billing's rate table keys on it
 
 
 class Item(msgspec.Struct):
@@ -25,6 +26,7 @@ class Item(msgspec.Struct):
     name: str
     base_uom: str
     unit_price: Money
+    tax_class: str
     created_at: datetime
 
 
@@ -192,34 +194,169 @@ class SalesOrder(msgspec.Struct):
 
 
 class InvoiceLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``unit_price`` is the sales order line's; ``tax`` is the line's tax as billing
+    computed it (the ERP books it, it does not compute it); none is 0."""
+
     sku: Sku
     quantity: Quantity
     unit_price: Money
+    tax: Money | None = None
+    tax_code: Identifier | None = None
 
 
 class InvoiceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Evidence of one shipment of one booked sales order: the shipment's goods issue
+    must be posted (409 ``shipment-not-posted``), the order booked (409
+    ``order-not-booked``); per sku at most the goods-issued quantity (422
+    ``over-billing``) at the order's price (422 ``price-mismatch``)."""
+
     order_id: Identifier
     shipment_id: Identifier
     customer_id: Identifier
     lines: Annotated[list[InvoiceLineIn], msgspec.Meta(min_length=1, max_length=500)]
 
 
+InvoiceStatus = Literal["issued", "partially_paid", "paid", "credited"]
+
+
 class InvoiceLine(msgspec.Struct):
+    """``amount`` = quantity * unit price (net); ``credited`` the net and
+    ``credited_tax`` the tax credited on this line by credit notes."""
+
+    line_no: int
     sku: str
     quantity: int
     unit_price: Money
     amount: Money
+    tax: Money
+    tax_code: str | None
+    credited_quantity: int
+    credited: Money
+    credited_tax: Money
 
 
 class Invoice(msgspec.Struct):
+    """``total`` = ``subtotal`` (net) + ``tax``; ``outstanding`` = total - credited -
+    paid; ``overdue``: outstanding > 0 and ``due_date`` before today (UTC). Status:
+    outstanding 0 and paid > 0 ``paid``; outstanding 0 and nothing paid ``credited``;
+    paid > 0 ``partially_paid``; else ``issued``."""
+
     invoice_id: str
     order_id: str
     shipment_id: str
     customer_id: str
-    status: Literal["issued"]
+    status: InvoiceStatus
+    subtotal: Money
+    tax: Money
     total: Money
+    paid: Money
+    credited: Money
+    outstanding: Money
+    payment_terms: str
+    due_date: date
+    overdue: bool
     lines: list[InvoiceLine]
     created_at: datetime
+
+
+CreditReason = Literal["return", "price_correction", "other"]
+
+
+class CreditNoteLineIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``quantity`` units returned (0 for a price correction), ``amount`` the net and
+    ``tax`` the tax credited."""
+
+    sku: Sku
+    quantity: Count
+    amount: Money
+    tax: Money
+
+
+class CreditNoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A credit against one invoice, once per (invoice_id, reference): ``reference``
+    names its cause (a disposition id, an adjustment id)."""
+
+    invoice_id: Identifier
+    reason: CreditReason
+    reference: Identifier
+    lines: Annotated[list[CreditNoteLineIn], msgspec.Meta(min_length=1, max_length=500)]
+    note: Text | None = None
+
+
+class CreditNoteLine(msgspec.Struct):
+    sku: str
+    quantity: int
+    amount: Money
+    tax: Money
+
+
+class CreditNote(msgspec.Struct):
+    credit_note_id: str
+    invoice_id: str
+    order_id: str
+    customer_id: str
+    reason: CreditReason
+    reference: str
+    note: str | None
+    lines: list[CreditNoteLine]
+    subtotal: Money
+    tax: Money
+    total: Money
+    created_at: datetime
+
+
+class PaymentApplicationIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    invoice_id: Identifier
+    amount: Money
+
+
+class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A remittance. With ``applications`` it is applied to those invoices (each at most
+    its outstanding); without, to the customer's open invoices, oldest due date first.
+    What is left is unapplied (the customer's credit)."""
+
+    customer_id: Identifier
+    amount: Money
+    reference: Text | None = None
+    received_on: date | None = None
+    applications: (
+        Annotated[list[PaymentApplicationIn], msgspec.Meta(min_length=1, max_length=500)] | None
+    ) = None
+
+
+class PaymentApplication(msgspec.Struct):
+    invoice_id: str
+    amount: Money
+
+
+class Payment(msgspec.Struct):
+    """``applied`` is what the payment currently pays of each invoice: a credit note on
+    a paid invoice moves the credited part back to ``unapplied``."""
+
+    payment_id: str
+    customer_id: str
+    amount: Money
+    reference: str | None
+    received_on: date
+    applied: list[PaymentApplication]
+    unapplied: Money
+    created_at: datetime
+
+
+class CustomerBalance(msgspec.Struct):
+    """``balance`` = ``invoiced`` - ``credited`` - ``paid`` (the invoices' outstanding);
+    ``net`` = balance - ``unapplied_credit`` (negative: the customer is owed money)."""
+
+    customer_id: str
+    balance: Money
+    invoiced: Money
+    credited: Money
+    paid: Money
+    open_invoices: int
+    unapplied_credit: Money
+    overdue: Money
+    net: SignedMoney
+    as_of: datetime
 
 
 PoStatus = Literal["open", "closed", "cancelled"]

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from litestar.testing import TestClient
 
+from tests.erp.money import book, customer, goods_issue
 from tests.support.tokens import TestIssuer
 
 INVOICE = {
@@ -56,12 +57,22 @@ def test_bad_item_is_refused_and_nothing_is_written(client: TestClient, bad: dic
     assert client.get("/erp/v1/items").json()["items"] == []
 
 
+@pytest.fixture
+def shipped(client: TestClient) -> None:
+    """ORD-1 booked for CUST-A and its shipment SHP-1 posted: INVOICE may be issued."""
+    customer(client)
+    book(client, "ORD-1", [("SKU-1", 3, 1250), ("SKU-2", 1, 99)])
+    goods_issue(client, "SHP-1", [("SKU-1", 3), ("SKU-2", 1)])
+
+
+@pytest.mark.usefixtures("shipped")
 def test_invoice_total_is_quantity_times_price(client: TestClient) -> None:
     response = client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k1"})
     assert response.status_code == 201
     assert response.json()["total"] == {"amount_minor": 3 * 1250 + 99, "currency": "USD"}
 
 
+@pytest.mark.usefixtures("shipped")
 def test_invoice_replay_same_key_returns_the_same_invoice(client: TestClient) -> None:
     first = client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k1"})
     second = client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k1"})
@@ -72,6 +83,7 @@ def test_invoice_replay_same_key_returns_the_same_invoice(client: TestClient) ->
     assert len(listed) == 1
 
 
+@pytest.mark.usefixtures("shipped")
 def test_same_key_with_another_payload_is_422(client: TestClient) -> None:
     client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k1"})
     other = {**INVOICE, "shipment_id": "SHP-2"}
@@ -80,6 +92,7 @@ def test_same_key_with_another_payload_is_422(client: TestClient) -> None:
     assert response.json()["type"] == "/problems/idempotency-key-reused"
 
 
+@pytest.mark.usefixtures("shipped")
 def test_a_shipment_is_invoiced_once_even_with_another_key(client: TestClient) -> None:
     client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k1"})
     response = client.post("/erp/v1/invoices", json=INVOICE, headers={"Idempotency-Key": "k2"})
@@ -87,6 +100,7 @@ def test_a_shipment_is_invoiced_once_even_with_another_key(client: TestClient) -
     assert len(client.get("/erp/v1/invoices").json()["items"]) == 1
 
 
+@pytest.mark.usefixtures("shipped")
 def test_concurrent_retries_of_one_key_create_one_invoice(client: TestClient) -> None:
     def post(_: int) -> int:
         response = client.post(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from tests.erp.money import goods_issue
 from tests.erp.test_customer_master import customer, item, usd
 from tests.support.problems import assert_problem
 from tests.support.service import post
@@ -54,6 +55,9 @@ def credit(client: TestClient[Any], customer_id: str = "CUST-A") -> dict[str, in
 def invoice(
     client: TestClient[Any], order_id: str, shipment_id: str, lines: list[tuple[str, int, int]]
 ) -> dict[str, Any]:
+    """Posts the shipment's goods issue, then invoices it (the ERP bills posted goods
+    issues only)."""
+    goods_issue(client, shipment_id, [(s, q) for s, q, _ in lines])
     body = {
         "order_id": order_id,
         "shipment_id": shipment_id,
@@ -188,16 +192,17 @@ def test_invoicing_more_than_the_order_leaves_no_negative_open_value(
 ) -> None:
     customer(client, credit_limit=usd(1000))
     put(client, "SO-1", order(1, [("A", 1, 0, 800)]))
-    invoice(client, "SO-1", "SHP-1", [("A", 1, 800), ("FREIGHT", 1, 700)])
+    # The warehouse shipped two (the invoice bills what the goods issue took).
+    invoice(client, "SO-1", "SHP-1", [("A", 2, 800)])
     so1 = client.get("/erp/v1/sales-orders/SO-1").json()
-    assert (so1["value"], so1["invoiced"], so1["open_value"]) == (usd(800), usd(1500), usd(0))
+    assert (so1["value"], so1["invoiced"], so1["open_value"]) == (usd(800), usd(1600), usd(0))
     # Over the limit: available goes negative (Money's shape, a signed amount).
     assert credit(client) == {
         "credit_limit": 1000,
         "open_orders": 0,
-        "unpaid_invoices": 1500,
-        "exposure": 1500,
-        "available": -500,
+        "unpaid_invoices": 1600,
+        "exposure": 1600,
+        "available": -600,
     }
 
 

@@ -4,8 +4,9 @@ The order service sends each sales order whole, with a version: a newer version
 replaces the stored one, an older or equal one changes nothing, so the ERP's copy does
 not depend on the order in which updates arrive or on how often they are retried.
 
-Exposure = open orders not yet invoiced + unpaid invoices, in one query (the order
-service asks on every order)."""
+Exposure = open orders not yet invoiced (net, as the orders are valued) + unpaid
+invoices (their outstanding less the customer's unapplied credit, at least 0), in one
+query (the order service asks on every order)."""
 
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ CUST = tables.customers
 SO = tables.sales_orders
 SOL = tables.sales_order_lines
 INV = tables.invoices
+PAY = tables.payments
 
 MAX_VALUE = 10**15  # Money's bound
 
 
 def _invoiced() -> ScalarSelect[Any]:
-    """What the ERP has invoiced of the enclosing query's sales order."""
+    """What the ERP has invoiced of the enclosing query's sales order, net of tax (the
+    order's value is net)."""
     return (
-        select(func.coalesce(func.sum(INV.c.total_minor), 0))
+        select(func.coalesce(func.sum(INV.c.subtotal_minor), 0))
         .where(INV.c.order_id == SO.c.order_id, INV.c.currency == SO.c.currency)
         .scalar_subquery()
     )
@@ -59,12 +62,23 @@ def _open_orders() -> ScalarSelect[Any]:
     )
 
 
-def _unpaid_invoices() -> ScalarSelect[Any]:
-    """The enclosing query's customer's invoices in its currency. There are no payments
-    or credit notes yet: issue 17 subtracts them here."""
+def _outstanding() -> ScalarSelect[Any]:
+    """The enclosing query's customer's invoices in its currency, less what credit
+    notes and payments took of them (its balance)."""
     return (
-        select(func.coalesce(func.sum(INV.c.total_minor), 0))
+        select(
+            func.coalesce(func.sum(INV.c.total_minor - INV.c.credited_minor - INV.c.paid_minor), 0)
+        )
         .where(INV.c.customer_id == CUST.c.customer_id, INV.c.currency == CUST.c.currency)
+        .scalar_subquery()
+    )
+
+
+def _unapplied_credit() -> ScalarSelect[Any]:
+    """The enclosing query's customer's payments no invoice holds, in its currency."""
+    return (
+        select(func.coalesce(func.sum(PAY.c.unapplied_minor), 0))
+        .where(PAY.c.customer_id == CUST.c.customer_id, PAY.c.currency == CUST.c.currency)
         .scalar_subquery()
     )
 
@@ -187,14 +201,16 @@ class ReferenceSales:
             CUST.c.credit_limit_minor,
             CUST.c.currency,
             _open_orders().label("open_orders"),
-            _unpaid_invoices().label("unpaid_invoices"),
+            _outstanding().label("outstanding"),
+            _unapplied_credit().label("unapplied"),
         ).where(CUST.c.customer_id == customer_id)
         async with self.db.read() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
         currency = row.currency
-        open_orders, unpaid = int(row.open_orders), int(row.unpaid_invoices)
+        open_orders = int(row.open_orders)
+        unpaid = max(0, int(row.outstanding) - int(row.unapplied))
         exposure = open_orders + unpaid
         return CreditExposure(
             customer_id=customer_id,

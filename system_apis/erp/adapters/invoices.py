@@ -1,0 +1,343 @@
+"""Invoices of the reference ERP: billing after the posted goods issue.
+
+An invoice is evidence of one shipment of one booked sales order. The ERP issues it
+only when the shipment's goods issue is posted and the sales order is booked (both a
+wait for the caller: 409), for the order's customer, at the order's prices, in the
+customer's currency, and per sku for at most what the goods issue took out of stock
+(decision 0031). Tax is what billing computed per line; the ERP books it.
+
+Money on an invoice moves only under the customer's row lock (``lock_customer``):
+credit notes and payments of one customer take turns, so two of them can never
+together take more than an invoice holds (on SQLite the writers take turns anyway)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import ColumnElement, Select, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database, Tx
+from shared.models import Money
+from system_apis.erp import db as tables
+from system_apis.erp.port import Conflict, DuplicateRecord, Invalid
+from system_apis.erp.schemas import Invoice, InvoiceIn, InvoiceLine, InvoiceStatus
+
+INV = tables.invoices
+INVL = tables.invoice_lines
+CUST = tables.customers
+SO = tables.sales_orders
+SOL = tables.sales_order_lines
+POST = tables.inventory_postings
+POSTL = tables.inventory_posting_lines
+
+TERMS_DAYS = tables.TERMS_DAYS
+
+
+def outstanding_of(head: Any) -> int:
+    return int(head.total_minor - head.credited_minor - head.paid_minor)
+
+
+def outstanding_column() -> ColumnElement[Any]:
+    return INV.c.total_minor - INV.c.credited_minor - INV.c.paid_minor
+
+
+def invoice_status(total: int, credited: int, paid: int) -> InvoiceStatus:
+    """Outstanding 0: ``paid`` if anything is paid, else ``credited``; otherwise
+    ``partially_paid`` once anything is paid, else ``issued`` (an invoice nothing has
+    touched stays ``issued``, even one of total 0)."""
+    if credited == 0 and paid == 0:
+        return "issued"
+    if total - credited - paid <= 0:
+        return "paid" if paid > 0 else "credited"
+    return "partially_paid" if paid > 0 else "issued"
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+async def lock_customer(conn: AsyncConnection, customer_id: str) -> Any:
+    """The customer's row (currency, terms), locked until the transaction ends: every
+    movement of money on its invoices takes this lock first."""
+    query = select(CUST.c.customer_id, CUST.c.currency, CUST.c.payment_terms).where(
+        CUST.c.customer_id == customer_id
+    )
+    return (await conn.execute(query.with_for_update())).first()
+
+
+async def lock_invoice(conn: AsyncConnection, invoice_id: str) -> Any:
+    query = select(INV).where(INV.c.invoice_id == invoice_id)
+    return (await conn.execute(query.with_for_update())).first()
+
+
+async def move_money(
+    conn: AsyncConnection, invoice_id: str, *, credited: int = 0, paid: int = 0
+) -> None:
+    """Adds ``credited`` and ``paid`` (either may be negative) to a locked invoice and
+    sets its status; a guarded update, so the outstanding never goes negative."""
+    head = (await conn.execute(select(INV).where(INV.c.invoice_id == invoice_id))).one()
+    new_credited, new_paid = head.credited_minor + credited, head.paid_minor + paid
+    result = await conn.execute(
+        update(INV)
+        .where(
+            INV.c.invoice_id == invoice_id,
+            INV.c.credited_minor == head.credited_minor,
+            INV.c.paid_minor == head.paid_minor,
+            INV.c.total_minor >= new_credited + new_paid,
+        )
+        .values(
+            credited_minor=new_credited,
+            paid_minor=new_paid,
+            status=invoice_status(head.total_minor, new_credited, new_paid),
+        )
+    )
+    if result.rowcount != 1:  # the lock makes this unreachable; the guard makes it certain
+        raise Conflict("invoice-changed", f"Invoice {invoice_id} changed; try again.")
+
+
+async def load_invoices(conn: AsyncConnection, query: Select[Any]) -> list[Invoice]:
+    heads = (await conn.execute(query)).all()
+    ids = [h.invoice_id for h in heads]
+    lines: dict[str, list[InvoiceLine]] = {i: [] for i in ids}
+    currency_of = {h.invoice_id: h.currency for h in heads}
+    if ids:
+        rows = await conn.execute(
+            select(INVL)
+            .where(INVL.c.invoice_id.in_(ids))
+            .order_by(INVL.c.invoice_id, INVL.c.line_no)
+        )
+        for r in rows:
+            cur = currency_of[r.invoice_id]
+            lines[r.invoice_id].append(
+                InvoiceLine(
+                    line_no=r.line_no,
+                    sku=r.sku,
+                    quantity=r.quantity,
+                    unit_price=Money(r.unit_price_minor, cur),
+                    amount=Money(r.amount_minor, cur),
+                    tax=Money(r.tax_minor, cur),
+                    tax_code=r.tax_code,
+                    credited_quantity=r.credited_quantity,
+                    credited=Money(r.credited_minor, cur),
+                    credited_tax=Money(r.credited_tax_minor, cur),
+                )
+            )
+    now = today()
+    found = []
+    for h in heads:
+        cur = h.currency
+        outstanding = outstanding_of(h)
+        due = h.due_date or h.created_at.date() + timedelta(
+            days=TERMS_DAYS.get(h.payment_terms, 30)
+        )
+        found.append(
+            Invoice(
+                invoice_id=h.invoice_id,
+                order_id=h.order_id,
+                shipment_id=h.shipment_id,
+                customer_id=h.customer_id,
+                status=h.status,
+                subtotal=Money(h.subtotal_minor, cur),
+                tax=Money(h.tax_minor, cur),
+                total=Money(h.total_minor, cur),
+                paid=Money(h.paid_minor, cur),
+                credited=Money(h.credited_minor, cur),
+                outstanding=Money(outstanding, cur),
+                payment_terms=h.payment_terms,
+                due_date=due,
+                overdue=outstanding > 0 and due < now,
+                lines=lines[h.invoice_id],
+                created_at=h.created_at,
+            )
+        )
+    return found
+
+
+async def load_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
+    found = await load_invoices(conn, select(INV).where(INV.c.invoice_id == invoice_id))
+    return found[0] if found else None
+
+
+# -- the guard -------------------------------------------------------------------------
+
+
+async def _goods_issued(conn: AsyncConnection, shipment_id: str) -> dict[str, int] | None:
+    """What the shipment's posted goods issue took out of stock per sku (None: not
+    posted)."""
+    posting_id = await conn.scalar(
+        select(POST.c.posting_id).where(
+            POST.c.kind == "goods_issue", POST.c.reference == shipment_id
+        )
+    )
+    if posting_id is None:
+        return None
+    issued: dict[str, int] = defaultdict(int)
+    for r in await conn.execute(select(POSTL).where(POSTL.c.posting_id == posting_id)):
+        issued[r.sku] -= r.quantity_delta
+    return issued
+
+
+def _one_currency(invoice: InvoiceIn) -> str:
+    currencies = {line.unit_price.currency for line in invoice.lines}
+    currencies |= {line.tax.currency for line in invoice.lines if line.tax is not None}
+    if len(currencies) != 1:
+        raise Invalid(
+            "mixed-currencies", "All invoice lines and their tax must share one currency."
+        )
+    return currencies.pop()
+
+
+def _check_lines(
+    invoice: InvoiceIn, currency: str, prices: dict[str, set[int]], issued: dict[str, int]
+) -> None:
+    """Every sku on the order at its price, at most what the goods issue took."""
+    billed: dict[str, int] = defaultdict(int)
+    for line in invoice.lines:
+        if line.sku not in prices:
+            raise Invalid("not-on-order", f"{line.sku} is not on sales order {invoice.order_id}.")
+        price = line.unit_price
+        if price.currency != currency or price.amount_minor not in prices[line.sku]:
+            booked = ", ".join(str(p) for p in sorted(prices[line.sku]))
+            raise Invalid(
+                "price-mismatch",
+                f"{line.sku} is {booked} {currency} on sales order {invoice.order_id}, "
+                f"not {price.amount_minor} {price.currency}.",
+            )
+        billed[line.sku] += line.quantity
+    for sku, quantity in sorted(billed.items()):
+        if quantity > issued.get(sku, 0):
+            raise Invalid(
+                "over-billing",
+                f"{sku}: {quantity} invoiced, but the goods issue of shipment "
+                f"{invoice.shipment_id} took {issued.get(sku, 0)}.",
+            )
+
+
+async def _check(conn: AsyncConnection, invoice: InvoiceIn, currency: str) -> Any:
+    """Refuses an invoice that is not evidence of a posted shipment of a booked order;
+    answers the customer's row (its terms)."""
+    issued = await _goods_issued(conn, invoice.shipment_id)
+    if issued is None:
+        raise Conflict(
+            "shipment-not-posted",
+            f"The goods issue of shipment {invoice.shipment_id} is not posted yet; "
+            "a shipment is invoiced after its goods issue.",
+        )
+    order = (await conn.execute(select(SO).where(SO.c.order_id == invoice.order_id))).first()
+    if order is None:
+        raise Conflict("order-not-booked", f"Sales order {invoice.order_id} is not booked yet.")
+    if order.customer_id != invoice.customer_id:
+        raise Invalid(
+            "customer-mismatch",
+            f"Sales order {invoice.order_id} is {order.customer_id}'s, not {invoice.customer_id}'s.",
+        )
+    customer = (
+        await conn.execute(select(CUST).where(CUST.c.customer_id == invoice.customer_id))
+    ).first()
+    if customer is None:  # a booked order names a known customer; kept for safety
+        raise Invalid("unknown-customer", f"No customer {invoice.customer_id}.")
+    if currency != customer.currency:
+        raise Invalid(
+            "currency-mismatch",
+            f"{invoice.customer_id} is invoiced in {customer.currency}, not {currency}.",
+        )
+    prices: dict[str, set[int]] = defaultdict(set)
+    for r in await conn.execute(select(SOL).where(SOL.c.order_id == invoice.order_id)):
+        prices[r.sku].add(r.unit_price_minor)
+    _check_lines(invoice, order.currency, prices, issued)
+    return customer
+
+
+class ReferenceInvoices:
+    db: Database
+
+    async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice:
+        conn = tx.conn
+        currency = _one_currency(invoice)
+        existing = await conn.scalar(
+            select(INV.c.invoice_id).where(INV.c.shipment_id == invoice.shipment_id)
+        )
+        if existing is not None:
+            raise DuplicateRecord(
+                "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
+            )
+        customer = await _check(conn, invoice, currency)
+        invoice_id = f"INV-{uuid_utils.uuid7()}"
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = [
+            {
+                "invoice_id": invoice_id,
+                "line_no": n,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price.amount_minor,
+                "amount_minor": line.quantity * line.unit_price.amount_minor,
+                "tax_minor": line.tax.amount_minor if line.tax is not None else 0,
+                "tax_code": line.tax_code,
+            }
+            for n, line in enumerate(invoice.lines, start=1)
+        ]
+        subtotal = sum(int(r["amount_minor"]) for r in rows)
+        tax = sum(int(r["tax_minor"]) for r in rows)
+        if subtotal + tax > 10**15:
+            raise Invalid("value-too-large", "An invoice may total at most 10^15.")
+        terms = customer.payment_terms
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(INV).values(
+                        invoice_id=invoice_id,
+                        order_id=invoice.order_id,
+                        shipment_id=invoice.shipment_id,
+                        customer_id=invoice.customer_id,
+                        status="issued",
+                        subtotal_minor=subtotal,
+                        tax_minor=tax,
+                        total_minor=subtotal + tax,
+                        credited_minor=0,
+                        paid_minor=0,
+                        currency=currency,
+                        payment_terms=terms,
+                        due_date=now.date() + timedelta(days=TERMS_DAYS[terms]),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateRecord(
+                "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
+            ) from exc
+        await conn.execute(insert(INVL), rows)
+        found = await load_invoice(conn, invoice_id)
+        assert found is not None
+        return found
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        async with self.db.read() as conn:
+            return await load_invoice(conn, invoice_id)
+
+    async def list_invoices(
+        self,
+        order_ids: Sequence[str],
+        after: str | None,
+        limit: int,
+        *,
+        customer_id: str | None = None,
+        status: str | None = None,
+    ) -> list[Invoice]:
+        query = select(INV).order_by(INV.c.invoice_id).limit(limit)
+        if order_ids:
+            query = query.where(INV.c.order_id.in_(order_ids))
+        if customer_id:
+            query = query.where(INV.c.customer_id == customer_id)
+        if status:
+            query = query.where(INV.c.status == status)
+        if after:
+            query = query.where(INV.c.invoice_id > after)
+        async with self.db.read() as conn:
+            return await load_invoices(conn, query)
