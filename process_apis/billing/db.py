@@ -1,9 +1,30 @@
-"""Tables of the billing service: the invoices issued per shipment (one per shipment)."""
+"""Tables of the billing service: the invoices issued per shipment (one per shipment),
+mirrored from the ERP with their tax, due date and what is paid and credited; the
+payments booked through billing; the credit notes issued (from returns and price
+corrections).
+
+``create_all`` adds the tables a database lacks; ``upgrade_schema`` (at start-up, after
+it) adds the columns of issue 17 to a database created before them."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    inspect,
+    text,
+    update,
+)
 
+from shared.db import Database
 from shared.sqltypes import UtcDateTime
 
 metadata = MetaData()
@@ -19,6 +40,16 @@ invoices = Table(
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("issued_at", UtcDateTime(), nullable=False),
+    # Issue 17 (upgrade_schema adds them; an older invoice is all net, nothing paid).
+    Column("subtotal_minor", BigInteger, nullable=False, server_default="0"),
+    Column("tax_minor", BigInteger, nullable=False, server_default="0"),
+    Column("paid_minor", BigInteger, nullable=False, server_default="0"),
+    Column("credited_minor", BigInteger, nullable=False, server_default="0"),
+    Column("outstanding_minor", BigInteger, nullable=False, server_default="0"),
+    Column("due_date", String(10), nullable=True),  # ISO date
+    Column("payment_terms", String(16), nullable=True),
+    # The sequence of the invoice's last event (invoice.issued is 1).
+    Column("version", Integer, nullable=False, server_default="1"),
 )
 
 invoice_lines = Table(
@@ -30,4 +61,73 @@ invoice_lines = Table(
     Column("quantity", BigInteger, nullable=False),
     Column("unit_price_minor", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False, server_default="0"),
+    Column("tax_code", String(64), nullable=True),
+    Column("credited_quantity", BigInteger, nullable=False, server_default="0"),
+    Column("credited_minor", BigInteger, nullable=False, server_default="0"),
+    Column("credited_tax_minor", BigInteger, nullable=False, server_default="0"),
 )
+
+# Remittances booked through billing (the ERP's payment id), as the ERP applied them.
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("received_on", String(10), nullable=False),
+    Column("applied", JSON, nullable=False),  # [{"invoice_id", "amount_minor"}]
+    Column("unapplied_minor", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Credit notes (the ERP's id): one per (invoice, cause) as the ERP keeps them.
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    Column("credit_note_id", String(64), primary_key=True),
+    Column("invoice_id", String(64), nullable=False, index=True),
+    Column("order_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("reference", String(64), nullable=False),
+    Column("note", String(200), nullable=True),
+    Column("return_id", String(64), nullable=True),
+    Column("rma_id", String(64), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("lines", JSON, nullable=False),  # [{"sku", "quantity", "amount_minor", "tax_minor"}]
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("invoice_id", "reference", name="uq_credit_note_cause"),
+)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """A database created before a column existed gets it; an invoice issued before
+    taxes is all net with nothing paid or credited: subtotal and outstanding = total."""
+    added: dict[str, set[str]] = {}
+    for table in (invoices, invoice_lines):
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            fallback = getattr(column.server_default, "arg", None)
+            default = f" NOT NULL DEFAULT {fallback}" if fallback is not None else ""
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"))
+            added.setdefault(table.name, set()).add(column.name)
+    if "outstanding_minor" in added.get(invoices.name, set()):
+        conn.execute(
+            update(invoices).values(
+                subtotal_minor=invoices.c.total_minor, outstanding_minor=invoices.c.total_minor
+            )
+        )
+
+
+async def upgrade_schema(db: Database) -> None:
+    """Brings a database created by an earlier version up to date (idempotent)."""
+    await db.upgrade_schema(_add_missing_columns)

@@ -1,9 +1,13 @@
-"""Invoicing on ``shipment.dispatched``: one ERP invoice per shipment.
+"""Invoicing on ``shipment.dispatched``: one ERP invoice per shipment, with its tax.
 
 ``prepare`` runs outside the inbox transaction and makes only idempotent calls: it reads
-the order (unit prices, customer) from the orders API and issues the invoice in the ERP
-with Idempotency-Key ``invoice:{shipment_id}``. Should the ERP already hold an invoice
-for the shipment under another key (409 duplicate-invoice), that invoice is fetched.
+the order (unit prices, customer, ship-to region) from the orders API and the items'
+tax classes from the ERP (cached), asks the tax calculator for each line's tax, and
+issues the invoice in the ERP with Idempotency-Key ``invoice:{shipment_id}``. Should
+the ERP already hold an invoice for the shipment under another key (409
+duplicate-invoice), that invoice is fetched. The ERP invoices only what it has seen
+leave the warehouse for a booked order: its 409 ``shipment-not-posted`` or
+``order-not-booked`` is a wait (``NotYet``), not a failure.
 ``apply`` records the invoice locally (unique per shipment) and emits ``invoice.issued``
 in the same transaction as the inbox row.
 """
@@ -11,22 +15,27 @@ in the same transaction as the inbox row.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import msgspec
-
+from process_apis.billing.erp import problem_type, read_all
 from process_apis.billing.invoices import repository as repo
-from process_apis.billing.invoices.schemas import Invoice
+from process_apis.billing.invoices.mirror import EVENT_SOURCE, event_money
+from process_apis.billing.invoices.schemas import Invoice, from_erp
+from process_apis.billing.tax.calculator import TaxCalculator, TaxLine
+from process_apis.billing.tax.classes import ItemTaxClasses
 from shared.db import Database, Tx
-from shared.events.catalog import STREAM_BILLING, InvoiceIssued, ShipmentDispatched
-from shared.events.catalog import Money as EventMoney
+from shared.events.catalog import STREAM_BILLING, InvoiceIssued, Line, ShipmentDispatched
 from shared.events.envelope import Event, new_event
+from shared.events.inbox.handlers import NotYet
 from shared.http import Downstream
 
 log = logging.getLogger("tally.billing.events")
 
-EVENT_SOURCE = "tally.billing"
 CONSUMER_GROUP = "billing"
+# The ERP's answers that mean "not yet": the goods issue of the shipment or the sales
+# order is still on its way to the ERP (availability's postings, orders' ERP sync).
+WAITS = {"/problems/shipment-not-posted", "/problems/order-not-booked"}
+
+__all__ = ["CONSUMER_GROUP", "EVENT_SOURCE", "CannotInvoice", "InvoiceOnShipment"]
 
 
 class CannotInvoice(Exception):
@@ -36,17 +45,20 @@ class CannotInvoice(Exception):
     instead, see ``shared.events.inbox.is_not_yet``."""
 
 
-def _invoice(body: dict[str, Any]) -> Invoice:
-    body = dict(body)
-    body["issued_at"] = body.pop("created_at", None) or body.get("issued_at")
-    return msgspec.convert(body, Invoice, strict=False)
-
-
 class InvoiceOnShipment:
-    def __init__(self, db: Database, orders: Downstream, erp: Downstream) -> None:
+    def __init__(
+        self,
+        db: Database,
+        orders: Downstream,
+        erp: Downstream,
+        tax: TaxCalculator,
+        classes: ItemTaxClasses,
+    ) -> None:
         self.db = db
         self.orders = orders
         self.erp = erp
+        self.tax = tax
+        self.classes = classes
 
     async def prepare(self, event: Event) -> Invoice | None:
         shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
@@ -71,14 +83,32 @@ class InvoiceOnShipment:
                 ", ".join(unknown),
             )
             return None
-        lines = [
-            {"sku": line.sku, "quantity": line.quantity, "unit_price": prices[line.sku]}
-            for line in shipment.lines
-            if line.quantity > 0
-        ]
-        if not lines:
+        shipped = [line for line in shipment.lines if line.quantity > 0]
+        if not shipped:
             log.warning("shipment %s ships nothing; no invoice", shipment.shipment_id)
             return None
+        currency = str(order.get("currency") or prices[shipped[0].sku]["currency"])
+        region = (order.get("ship_to") or {}).get("region")
+        taxed = [
+            TaxLine(
+                line.sku,
+                await self.classes.of(line.sku),
+                line.quantity,
+                line.quantity * int(prices[line.sku]["amount_minor"]),
+            )
+            for line in shipped
+        ]
+        taxes = await self.tax.calculate(currency, region, taxed)
+        lines = [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": prices[line.sku],
+                "tax": {"amount_minor": tax.tax_minor, "currency": prices[line.sku]["currency"]},
+                "tax_code": tax.code,
+            }
+            for line, tax in zip(shipped, taxes, strict=True)
+        ]
         response = await self.erp.request(
             "POST",
             "/erp/v1/invoices",
@@ -91,62 +121,48 @@ class InvoiceOnShipment:
             idempotency_key=f"invoice:{shipment.shipment_id}",
         )
         if response.status_code in (200, 201):
-            return _invoice(response.json())
-        if response.status_code == 409 and _problem_type(response) == "/problems/duplicate-invoice":
+            return from_erp(response.json())
+        kind = problem_type(response)
+        if response.status_code == 409 and kind == "/problems/duplicate-invoice":
             return await self._existing(shipment.order_id, shipment.shipment_id)
+        if response.status_code == 409 and kind in WAITS:
+            raise NotYet(f"shipment {shipment.shipment_id}: {kind}")
         raise CannotInvoice(
             f"shipment {shipment.shipment_id}: ERP answered {response.status_code} {response.text}"
         )
 
     async def _existing(self, order_id: str, shipment_id: str) -> Invoice:
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"order_id": order_id, "limit": 100}
-            if cursor:
-                params["cursor"] = cursor
-            response = await self.erp.request("GET", "/erp/v1/invoices", params=params)
-            if not response.is_success:
-                raise CannotInvoice(f"listing ERP invoices of {order_id}: {response.status_code}")
-            page = response.json()
-            for item in page["items"]:
-                if item["shipment_id"] == shipment_id:
-                    return _invoice(item)
-            cursor = page.get("next_cursor")
-            if not cursor:
-                raise CannotInvoice(
-                    f"the ERP reports shipment {shipment_id} invoiced but lists none"
-                )
+        for item in await read_all(self.erp, "/erp/v1/invoices", {"order_id": order_id}):
+            if item["shipment_id"] == shipment_id:
+                return from_erp(item)
+        raise CannotInvoice(f"the ERP reports shipment {shipment_id} invoiced but lists none")
 
     async def apply(self, tx: Tx, event: Event, prepared: Invoice | None) -> None:
         if prepared is None or not await repo.insert_invoice(tx.conn, prepared):
             return
-        tx.emit(
-            STREAM_BILLING,
-            new_event(
-                source=EVENT_SOURCE,
-                type_="invoice.issued",
-                subject=prepared.invoice_id,
-                sequence=1,
-                payload=InvoiceIssued(
-                    invoice_id=prepared.invoice_id,
-                    erp_invoice_id=prepared.invoice_id,
-                    order_id=prepared.order_id,
-                    shipment_id=prepared.shipment_id,
-                    customer_id=prepared.customer_id,
-                    total=EventMoney(prepared.total.amount_minor, prepared.total.currency),
-                ),
-                causation=event,
-            ),
-        )
+        tx.emit(STREAM_BILLING, issued_event(prepared, event))
+
+
+def issued_event(invoice: Invoice, causation: Event | None) -> Event:
+    return new_event(
+        source=EVENT_SOURCE,
+        type_="invoice.issued",
+        subject=invoice.invoice_id,
+        sequence=1,
+        payload=InvoiceIssued(
+            invoice_id=invoice.invoice_id,
+            erp_invoice_id=invoice.invoice_id,
+            order_id=invoice.order_id,
+            shipment_id=invoice.shipment_id,
+            customer_id=invoice.customer_id,
+            total=event_money(invoice.total),
+            tax=event_money(invoice.tax) if invoice.tax else None,
+            due_date=invoice.due_date.isoformat() if invoice.due_date else None,
+            lines=[Line(line.sku, line.quantity) for line in invoice.lines],
+        ),
+        causation=causation,
+    )
 
 
 def _ids(shipment: ShipmentDispatched) -> tuple[str, str]:
     return shipment.shipment_id, shipment.order_id
-
-
-def _problem_type(response: Any) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get("type") if isinstance(body, dict) else None

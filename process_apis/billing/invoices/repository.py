@@ -1,16 +1,59 @@
-"""SQL for invoices (SQLAlchemy Core)."""
+"""SQL for invoices (SQLAlchemy Core): the mirror of the ERP's invoices."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.billing.db import invoice_lines, invoices
-from process_apis.billing.invoices.schemas import Invoice, InvoiceLine
+from process_apis.billing.invoices.schemas import Invoice, InvoiceLine, is_overdue
 from shared.models import Money
+
+
+def _minor(money: Money | None) -> int:
+    return money.amount_minor if money is not None else 0
+
+
+def _head_values(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "status": invoice.status,
+        "total_minor": invoice.total.amount_minor,
+        "subtotal_minor": _minor(invoice.subtotal)
+        if invoice.subtotal
+        else invoice.total.amount_minor,
+        "tax_minor": _minor(invoice.tax),
+        "paid_minor": _minor(invoice.paid),
+        "credited_minor": _minor(invoice.credited),
+        "outstanding_minor": (
+            _minor(invoice.outstanding) if invoice.outstanding else invoice.total.amount_minor
+        ),
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
+        "payment_terms": invoice.payment_terms,
+    }
+
+
+def _line_values(invoice: Invoice) -> list[dict[str, Any]]:
+    return [
+        {
+            "invoice_id": invoice.invoice_id,
+            "line_no": line.line_no or n,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price_minor": line.unit_price.amount_minor,
+            "amount_minor": line.amount.amount_minor,
+            "tax_minor": _minor(line.tax),
+            "tax_code": line.tax_code,
+            "credited_quantity": line.credited_quantity,
+            "credited_minor": _minor(line.credited),
+            "credited_tax_minor": _minor(line.credited_tax),
+        }
+        for n, line in enumerate(invoice.lines, start=1)
+    ]
 
 
 async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
@@ -29,27 +72,65 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
             order_id=invoice.order_id,
             shipment_id=invoice.shipment_id,
             customer_id=invoice.customer_id,
-            status=invoice.status,
-            total_minor=invoice.total.amount_minor,
             currency=invoice.total.currency,
             issued_at=invoice.issued_at,
+            version=1,
+            **_head_values(invoice),
         )
     )
-    await conn.execute(
-        insert(invoice_lines),
-        [
-            {
-                "invoice_id": invoice.invoice_id,
-                "line_no": n,
-                "sku": line.sku,
-                "quantity": line.quantity,
-                "unit_price_minor": line.unit_price.amount_minor,
-                "amount_minor": line.amount.amount_minor,
-            }
-            for n, line in enumerate(invoice.lines, start=1)
-        ],
-    )
+    await conn.execute(insert(invoice_lines), _line_values(invoice))
     return True
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An invoice whose status moved with a refresh: the event's sequence and status."""
+
+    invoice: Invoice
+    previous: str
+    version: int
+
+
+async def refresh(conn: AsyncConnection, fresh: Invoice) -> Moved | None:
+    """Writes the ERP's current figures of an invoice over the mirror (inserting it if
+    billing never saw it). A stale read never overwrites a newer one: credits only
+    grow, and paid + credited only grows (a credit note may move paid to unapplied).
+    Answers the move when the status changed."""
+    row = (
+        await conn.execute(
+            select(invoices).where(invoices.c.invoice_id == fresh.invoice_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        await insert_invoice(conn, fresh)
+        return None
+    paid, credited = _minor(fresh.paid), _minor(fresh.credited)
+    if credited < row.credited_minor or paid + credited < row.paid_minor + row.credited_minor:
+        return None  # an older picture than the one recorded
+    values = _head_values(fresh)
+    moved = fresh.status != row.status
+    version = int(row.version) + (1 if moved else 0)
+    await conn.execute(
+        update(invoices)
+        .where(invoices.c.invoice_id == fresh.invoice_id)
+        .values(version=version, **values)
+    )
+    for line in _line_values(fresh):
+        await conn.execute(
+            update(invoice_lines)
+            .where(
+                invoice_lines.c.invoice_id == fresh.invoice_id,
+                invoice_lines.c.line_no == line["line_no"],
+            )
+            .values(
+                tax_minor=line["tax_minor"],
+                tax_code=line["tax_code"],
+                credited_quantity=line["credited_quantity"],
+                credited_minor=line["credited_minor"],
+                credited_tax_minor=line["credited_tax_minor"],
+            )
+        )
+    return Moved(fresh, str(row.status), version) if moved else None
 
 
 async def invoiced(conn: AsyncConnection, shipment_id: str) -> bool:
@@ -100,18 +181,36 @@ async def _load(conn: AsyncConnection, query: Any) -> list[Invoice]:
                 quantity=row.quantity,
                 unit_price=Money(row.unit_price_minor, cur),
                 amount=Money(row.amount_minor, cur),
+                line_no=row.line_no,
+                tax=Money(row.tax_minor, cur),
+                tax_code=row.tax_code,
+                credited_quantity=row.credited_quantity,
+                credited=Money(row.credited_minor, cur),
+                credited_tax=Money(row.credited_tax_minor, cur),
             )
         )
-    return [
-        Invoice(
-            invoice_id=head.invoice_id,
-            order_id=head.order_id,
-            shipment_id=head.shipment_id,
-            customer_id=head.customer_id,
-            status=head.status,
-            total=Money(head.total_minor, head.currency),
-            lines=lines[head.invoice_id],
-            issued_at=head.issued_at,
+    found = []
+    for head in heads:
+        cur = head.currency
+        due = date.fromisoformat(head.due_date) if head.due_date else None
+        found.append(
+            Invoice(
+                invoice_id=head.invoice_id,
+                order_id=head.order_id,
+                shipment_id=head.shipment_id,
+                customer_id=head.customer_id,
+                status=head.status,
+                total=Money(head.total_minor, cur),
+                lines=lines[head.invoice_id],
+                issued_at=head.issued_at,
+                subtotal=Money(head.subtotal_minor, cur),
+                tax=Money(head.tax_minor, cur),
+                paid=Money(head.paid_minor, cur),
+                credited=Money(head.credited_minor, cur),
+                outstanding=Money(head.outstanding_minor, cur),
+                due_date=due,
+                overdue=is_overdue(head.outstanding_minor, due),
+                payment_terms=head.payment_terms,
+            )
         )
-        for head in heads
-    ]
+    return found
