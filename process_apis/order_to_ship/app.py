@@ -17,6 +17,12 @@ from process_apis.order_to_ship.flows.resume import ResumeStalled
 from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, STOCK_CONSUMER_GROUP
 from process_apis.order_to_ship.orders.routes import OrderController
 from process_apis.order_to_ship.orders.service import OrderService
+from process_apis.order_to_ship.returns.events import handlers as return_handlers
+from process_apis.order_to_ship.returns.notifier import WmsRegistrations
+from process_apis.order_to_ship.returns.routes import OrderReturnsController, ReturnController
+from process_apis.order_to_ship.returns.service import ReturnService
+from process_apis.order_to_ship.returns.settings import ReturnsSettings, load_returns_settings
+from process_apis.order_to_ship.returns.sweeper import ExpirySweeper
 from process_apis.order_to_ship.warehouse.events import handlers as warehouse_handlers
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
@@ -32,8 +38,10 @@ def create_app(
     service_tokens: ServiceTokens | None = None,
     resume_after: float = 30.0,
     resume_every: float = 5.0,
+    returns_settings: ReturnsSettings | None = None,
 ) -> Litestar:
     settings = settings or load_settings("order_to_ship")
+    returns_settings = returns_settings or load_returns_settings()
     runtime = Runtime(settings, metadata, key_source=key_source, consumes_events=True)
     if service_tokens is not None:
         runtime.tokens = service_tokens
@@ -47,11 +55,14 @@ def create_app(
         CancelOrder(runtime.db, partners),
         HoldDecisions(runtime.db, partners, releaser, filler),
     )
-    # Warehouse and billing facts move orders; all unordered (see warehouse/events.py).
+    registrations = WmsRegistrations(runtime.db, runtime.downstream("wms"))
+    returns = ReturnService(runtime.db, runtime.idempotency, returns_settings, registrations.wake)
+    # Warehouse and billing facts move orders and their RMAs; all unordered (see
+    # warehouse/events.py and returns/events.py).
     runtime.consume(
         CONSUMER_GROUP,
         [STREAM_WMS, STREAM_BILLING],
-        warehouse_handlers(runtime.db, partners),
+        {**warehouse_handlers(runtime.db, partners), **return_handlers()},
         ordered_types=(),
     )
     # Availability's stream is busy with allocations: its own group, so skipping them
@@ -64,16 +75,21 @@ def create_app(
         releaser,
         filler,
         ErpSync(runtime.db, partners),
+        registrations,
+        ExpirySweeper(runtime.db, registrations.wake, every=returns_settings.sweep_every),
     ]
     return build_app(
         runtime,
-        route_handlers=[OrderController],
+        route_handlers=[OrderController, OrderReturnsController, ReturnController],
         title="Tally order-to-ship process API",
         description=(
             "Order orchestration: credit and price checks, allocation, release to "
-            "warehouses, shipment tracking, backorders and cancellation."
+            "warehouses, shipment tracking, backorders, cancellation and returns (RMAs)."
         ),
-        tags=[Tag(name="orders", description="Orders from acceptance to shipment")],
-        dependencies={"orders": orders, "runtime": runtime},
+        tags=[
+            Tag(name="orders", description="Orders from acceptance to shipment"),
+            Tag(name="returns", description="Returns authorised on the order (RMAs)"),
+        ],
+        dependencies={"orders": orders, "returns": returns, "runtime": runtime},
         extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )

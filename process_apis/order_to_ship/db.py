@@ -169,6 +169,57 @@ erp_sync_wanted = Table(
 )
 
 
+# Return authorisations (RMAs) of shipped units (decision 0033, ``returns/``): the head,
+# one line per sku with what was authorised, received and finally dispositioned, and
+# the durable queue that registers each RMA's state at the WMS (sent after commit).
+RMA_QUANTITIES = (
+    "authorized",
+    "received",
+    "restocked",
+    "damaged",
+    "scrapped",
+    "returned_to_vendor",
+)
+
+rmas = Table(
+    "rmas",
+    metadata,
+    Column("rma_id", String(64), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(200), nullable=True),  # the customer's
+    Column("rejection_reason", String(200), nullable=True),  # staff's
+    Column("version", Integer, nullable=False),  # its events' sequence (one per status)
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("client_id", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+# The sweeper's question: which live RMAs passed their expiry.
+Index("rmas_expiring", rmas.c.status, rmas.c.expires_at)
+
+rma_lines = Table(
+    "rma_lines",
+    metadata,
+    Column("rma_id", String(64), ForeignKey("rmas.rma_id"), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in RMA_QUANTITIES),
+)
+
+rma_registrations = Table(
+    "rma_registrations",
+    metadata,
+    Column("rma_id", String(64), ForeignKey("rmas.rma_id"), primary_key=True),
+    Column("version", Integer, nullable=False),  # the RMA's version that must reach the WMS
+    Column("status", String(16), nullable=False, index=True),  # queued, sending, sent, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", String(500), nullable=True),
+    Column("queued_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+)
+
+
 def _add_missing_columns(conn: Connection) -> None:
     """A database created before a column existed gets it (``create_all`` only adds
     tables); the new quantities start at 0, the new references empty."""

@@ -134,6 +134,13 @@ class LineQuantities:
         self._positive(quantity)
         self._changed(invoiced=quantity)
 
+    def count_returned(self, quantity: int) -> None:
+        """The units the order's live RMAs hold (``returns/``, decision 0033): recounted
+        from them on every change of one, never above what shipped."""
+        if quantity < 0:
+            raise QuantityRefused(f"{self.sku}: returned cannot be {quantity}")
+        self._changed(returned=quantity - self.returned)
+
     def cancel_backordered(self, quantity: int) -> None:
         self._positive(quantity)
         self._changed(backordered=-quantity, cancelled=quantity)
