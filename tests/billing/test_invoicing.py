@@ -1,16 +1,25 @@
-"""One ERP invoice per dispatched shipment, however often the event arrives."""
+"""One ERP invoice per dispatched shipment, however often the event arrives, with its
+tax; the ERP invoices a shipment only once its goods issue is posted (a wait before)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from typing import Any
+
+import msgspec
 
 from shared.events.catalog import STREAM_BILLING, STREAM_WMS, ShipmentDispatched
 from shared.events.sqlite_log import SqliteEventLog
+from tests.billing.helpers import (
+    book_sales_order,
+    post_goods_issue,
+    seed_booked_order,
+    ship_posted,
+)
 from tests.orders.helpers import (
     body,
-    dispatch,
     fulfillment_orders,
     new_customer,
     place,
@@ -23,6 +32,10 @@ from tests.orders.helpers import (
 )
 from tests.support.polling import wait_until
 from tests.support.stack import Stack
+
+
+def usd(amount: int) -> dict[str, Any]:
+    return {"amount_minor": amount, "currency": "USD"}
 
 
 def billing_invoices(stack: Stack, order_id: str, **client: Any) -> list[dict[str, Any]]:
@@ -90,30 +103,38 @@ def group_caught_up(stack: Stack, group: str, head: int) -> bool:
 
 def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack) -> None:
     customer_id = new_customer(stack)
-    order_id = seed_released_order(stack, customer_id, [("SKU-A", 5, 1250), ("SKU-B", 2, 300)])
-    event = dispatch(stack, order_id, [("SKU-A", 3), ("SKU-B", 2)])
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 5, 1250), ("SKU-B", 2, 300)])
+    event = ship_posted(stack, order_id, [("SKU-A", 3), ("SKU-B", 2)])
     (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     shipment_id = event.payload(ShipmentDispatched).shipment_id
     assert invoice["shipment_id"] == shipment_id
     assert invoice["customer_id"] == customer_id
     assert invoice["status"] == "issued"
-    assert invoice["total"] == {"amount_minor": 3 * 1250 + 2 * 300, "currency": "USD"}
-    assert invoice["lines"] == [
-        {
-            "sku": "SKU-A",
-            "quantity": 3,
-            "unit_price": {"amount_minor": 1250, "currency": "USD"},
-            "amount": {"amount_minor": 3750, "currency": "USD"},
-        },
-        {
-            "sku": "SKU-B",
-            "quantity": 2,
-            "unit_price": {"amount_minor": 300, "currency": "USD"},
-            "amount": {"amount_minor": 600, "currency": "USD"},
-        },
+    # The default rate table: 20 % on standard goods (items unknown to the ERP are).
+    assert invoice["subtotal"] == usd(3 * 1250 + 2 * 300)
+    assert invoice["tax"] == usd(750 + 120)
+    assert invoice["total"] == usd(3 * 1250 + 2 * 300 + 750 + 120)
+    assert invoice["outstanding"] == invoice["total"]
+    assert invoice["paid"] == invoice["credited"] == usd(0)
+    assert invoice["due_date"] and invoice["overdue"] is False
+    assert [
+        (line["sku"], line["quantity"], line["unit_price"], line["amount"], line["tax"])
+        for line in invoice["lines"]
+    ] == [
+        ("SKU-A", 3, usd(1250), usd(3750), usd(750)),
+        ("SKU-B", 2, usd(300), usd(600), usd(120)),
     ]
+    assert {line["tax_code"] for line in invoice["lines"]} == {"any-standard-2000"}
     (in_erp,) = erp_invoices(stack, order_id)
     assert in_erp["invoice_id"] == invoice["invoice_id"]
+    assert (in_erp["total"], in_erp["tax"], in_erp["due_date"]) == (
+        invoice["total"],
+        invoice["tax"],
+        invoice["due_date"],
+    )
+    (issued,) = issued_events(stack, shipment_id)
+    payload = msgspec.json.decode(bytes(issued.data))
+    assert payload["tax"] == invoice["tax"] and payload["due_date"] == invoice["due_date"]
     with stack.client("billing", "billing:read") as billing:
         one = billing.get(f"/billing/v1/invoices/{invoice['invoice_id']}")
     assert one.status_code == 200
@@ -131,10 +152,39 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     assert len(issued_events(stack, shipment_id)) == 1
 
 
+def test_a_shipment_whose_goods_issue_is_not_posted_waits_for_it(stack: Stack) -> None:
+    """The ERP refuses to invoice goods it has not seen leave (409 shipment-not-posted):
+    billing waits, and invoices once the goods issue is posted. (Availability, which
+    posts goods issues, is down meanwhile.)"""
+    customer_id = new_customer(stack)
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 2, 500)])
+    with stack.down("availability"):
+        event = ship_posted(stack, order_id, [("SKU-A", 2)], post=False)
+        time.sleep(1.5)
+        assert billing_invoices(stack, order_id) == []
+        assert erp_invoices(stack, order_id) == []
+        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 2)])
+        (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert invoice["total"] == usd(1000 + 200)
+
+
+def test_a_shipment_of_an_order_the_erp_has_not_booked_waits_for_it(stack: Stack) -> None:
+    customer_id = new_customer(stack)
+    lines = [("SKU-A", 1, 700)]
+    order_id = seed_released_order(stack, customer_id, lines)
+    ship_posted(stack, order_id, [("SKU-A", 1)])
+    time.sleep(1.5)
+    assert billing_invoices(stack, order_id) == []
+    book_sales_order(stack, order_id, customer_id, lines)
+    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert invoice["total"] == usd(700 + 140)
+
+
 def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
     customer_id = new_customer(stack)
-    order_id = seed_released_order(stack, customer_id, [("SKU-A", 1, 999)])
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 1, 999)])
     shipment_id = uid("SHP")
+    post_goods_issue(stack, shipment_id, [("SKU-A", 1)])
     with stack.client("erp", "erp:write") as erp:
         created = erp.post(
             "/erp/v1/invoices",
@@ -161,8 +211,8 @@ def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
 
 def test_bound_client_sees_only_its_customers_invoices(stack: Stack) -> None:
     customer_id = new_customer(stack)
-    order_id = seed_released_order(stack, customer_id, [("SKU-A", 1, 100)])
-    dispatch(stack, order_id, [("SKU-A", 1)])
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 1, 100)])
+    ship_posted(stack, order_id, [("SKU-A", 1)])
     (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     assert billing_invoices(stack, order_id, customer_id=customer_id) == [invoice]
     assert billing_invoices(stack, order_id, customer_id="SOMEONE-ELSE") == []
@@ -205,5 +255,6 @@ def test_a_wms_shipment_of_a_placed_order_is_invoiced(full_stack: Stack, warehou
     shipment = ship(full_stack, fo, [(sku, 3)])
     (invoice,) = wait_until(lambda: billing_invoices(full_stack, order_id), what="the invoice")
     assert invoice["shipment_id"] == shipment["shipment_id"]
-    assert invoice["total"] == {"amount_minor": 2100, "currency": "USD"}
+    assert invoice["subtotal"] == usd(2100)
+    assert invoice["total"] == usd(2100 + 420)
     assert len(erp_invoices(full_stack, order_id)) == 1

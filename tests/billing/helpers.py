@@ -1,0 +1,151 @@
+"""What billing's tests need of the ERP and the bus: the evidence an invoice needs
+(the sales order booked, the shipment's goods issue posted), a seeded shipped order,
+reads of billing's documents and events, and payments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from shared.events.catalog import STREAM_BILLING, STREAM_WMS, ShipmentDispatched
+from shared.events.envelope import Event
+from shared.events.sqlite_log import SqliteEventLog
+from tests.orders.helpers import seed_released_order, shipment_event, uid
+from tests.support.polling import wait_until
+from tests.support.stack import Stack
+
+
+def book_sales_order(
+    stack: Stack,
+    order_id: str,
+    customer_id: str,
+    lines: Sequence[tuple[str, int, int]],
+    *,
+    currency: str = "USD",
+) -> None:
+    """The sales order as the orders service's ERP sync would book it."""
+    with stack.client("erp", "erp:write") as erp:
+        response = erp.put(
+            f"/erp/v1/sales-orders/{order_id}",
+            json={
+                "customer_id": customer_id,
+                "currency": currency,
+                "version": 1,
+                "status": "open",
+                "lines": [
+                    {"sku": sku, "quantity": quantity, "unit_price_minor": price}
+                    for sku, quantity, price in lines
+                ],
+            },
+        )
+    assert response.status_code in (200, 201), response.text
+
+
+def post_goods_issue(
+    stack: Stack, shipment_id: str, lines: Sequence[tuple[str, int]], warehouse_id: str = "WH-test"
+) -> None:
+    """The shipment's goods issue, as availability's postings would post it."""
+    with stack.client("erp", "erp:write") as erp:
+        response = erp.post(
+            "/erp/v1/inventory/postings",
+            json={
+                "kind": "goods_issue",
+                "reference": shipment_id,
+                "warehouse_id": warehouse_id,
+                "lines": [{"sku": sku, "quantity_delta": -quantity} for sku, quantity in lines],
+            },
+            headers={"Idempotency-Key": uid("gi")},
+        )
+    assert response.status_code == 201, response.text
+
+
+def seed_booked_order(stack: Stack, customer_id: str, lines: Sequence[tuple[str, int, int]]) -> str:
+    """A released order in the orders service (back door) that the ERP has booked."""
+    order_id = seed_released_order(stack, customer_id, lines)
+    book_sales_order(stack, order_id, customer_id, lines)
+    return order_id
+
+
+def ship_posted(
+    stack: Stack, order_id: str, lines: Sequence[tuple[str, int]], *, post: bool = True
+) -> Event:
+    """A ``shipment.dispatched`` on the bus, its goods issue posted in the ERP first."""
+    event = shipment_event(order_id, lines)
+    if post:
+        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, lines)
+    stack.publish(STREAM_WMS, [event])
+    return event
+
+
+def billing_get(stack: Stack, path: str, *, params: Any = None, **client: Any) -> Any:
+    with stack.client("billing", "billing:read", **client) as billing:
+        response = billing.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def invoices_of(stack: Stack, order_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = billing_get(
+        stack, "/billing/v1/invoices", params={"order_id": order_id}
+    )["items"]
+    return items
+
+
+def invoice_of(stack: Stack, order_id: str) -> dict[str, Any]:
+    (invoice,) = wait_until(lambda: invoices_of(stack, order_id), what=f"the invoice of {order_id}")
+    found: dict[str, Any] = invoice
+    return found
+
+
+def erp_get(stack: Stack, path: str, params: Any = None) -> Any:
+    with stack.client("erp", "erp:read") as erp:
+        response = erp.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def billing_events(stack: Stack, type_: str) -> list[Event]:
+    async def read() -> list[Event]:
+        log = SqliteEventLog(stack.bus_path())
+        try:
+            entries = await log.read_all(STREAM_BILLING, None, 100_000)
+        finally:
+            await log.close()
+        return [event for _, _, event in entries if event.type == type_]
+
+    return asyncio.run(read())
+
+
+def events_about(stack: Stack, type_: str, text: str) -> list[Event]:
+    return [e for e in billing_events(stack, type_) if text.encode() in bytes(e.data)]
+
+
+def pay(
+    stack: Stack,
+    customer_id: str,
+    amount: int,
+    invoices: Sequence[tuple[str, int]] | None = None,
+    *,
+    currency: str = "USD",
+    key: str | None = None,
+    scopes: str = "billing:write billing:read",
+    **client: Any,
+) -> Any:
+    body: dict[str, Any] = {
+        "customer_id": customer_id,
+        "amount": {"amount_minor": amount, "currency": currency},
+    }
+    if invoices is not None:
+        body["invoices"] = [
+            {"invoice_id": invoice_id, "amount": {"amount_minor": value, "currency": currency}}
+            for invoice_id, value in invoices
+        ]
+    with stack.client("billing", scopes, **client) as billing:
+        return billing.post(
+            "/billing/v1/payments", json=body, headers={"Idempotency-Key": key or uid("pay")}
+        )
+
+
+def money(amount: int, currency: str = "USD") -> dict[str, Any]:
+    return {"amount_minor": amount, "currency": currency}
