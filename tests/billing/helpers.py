@@ -130,8 +130,9 @@ def pay(
     currency: str = "USD",
     key: str | None = None,
     scopes: str = "billing:write billing:read",
-    **client: Any,
+    bound: str | None = None,
 ) -> Any:
+    """POST /billing/v1/payments (``bound``: as a client bound to that customer)."""
     body: dict[str, Any] = {
         "customer_id": customer_id,
         "amount": {"amount_minor": amount, "currency": currency},
@@ -141,7 +142,7 @@ def pay(
             {"invoice_id": invoice_id, "amount": {"amount_minor": value, "currency": currency}}
             for invoice_id, value in invoices
         ]
-    with stack.client("billing", scopes, **client) as billing:
+    with stack.client("billing", scopes, customer_id=bound) as billing:
         return billing.post(
             "/billing/v1/payments", json=body, headers={"Idempotency-Key": key or uid("pay")}
         )
