@@ -88,12 +88,22 @@ def invoice_body(
     out = []
     for line in lines:
         sku, quantity, price = line[0], line[1], line[2]
-        body: dict[str, Any] = {"sku": sku, "quantity": quantity, "unit_price": usd(price, currency)}
+        body: dict[str, Any] = {
+            "sku": sku,
+            "quantity": quantity,
+            "unit_price": usd(price, currency),
+        }
         if len(line) > 3:
             body["tax"] = usd(line[3], currency)  # type: ignore[misc]
-            body["tax_code"] = "VAT"
+            if line[3]:  # type: ignore[misc]
+                body["tax_code"] = "VAT"
         out.append(body)
-    return {"order_id": order_id, "shipment_id": shipment_id, "customer_id": customer_id, "lines": out}
+    return {
+        "order_id": order_id,
+        "shipment_id": shipment_id,
+        "customer_id": customer_id,
+        "lines": out,
+    }
 
 
 def invoice(client: TestClient[Any], body: dict[str, Any]) -> dict[str, Any]:
