@@ -150,3 +150,62 @@ def pay(
 
 def money(amount: int, currency: str = "USD") -> dict[str, Any]:
     return {"amount_minor": amount, "currency": currency}
+
+
+def dispositioned(
+    order_id: str,
+    lines: Sequence[tuple[str, int, str]],
+    *,
+    return_id: str | None = None,
+    disposition_id: str | None = None,
+    rma_id: str | None = None,
+    released: bool = False,
+) -> Event:
+    """A ``return.dispositioned`` as the WMS publishes it: (sku, quantity, disposition)."""
+    from shared.events.catalog import DispositionedLine, ReturnDispositioned
+    from tests.support.events import wms_event
+
+    return wms_event(
+        "return.dispositioned",
+        "WH-test",
+        ReturnDispositioned(
+            return_id=return_id or uid("RET"),
+            order_id=order_id,
+            warehouse_id="WH-test",
+            lines=[DispositionedLine(sku, quantity, kind) for sku, quantity, kind in lines],  # type: ignore[arg-type]
+            rma_id=rma_id,
+            disposition_id=disposition_id or uid("DSP"),
+            released=released,
+        ),
+    )
+
+
+def credit_notes_of(stack: Stack, invoice_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = billing_get(
+        stack, "/billing/v1/credit-notes", params={"invoice_id": invoice_id}
+    )["items"]
+    return items
+
+
+def adjust(
+    stack: Stack,
+    invoice_id: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    key: str | None = None,
+    currency: str = "USD",
+    scopes: str = "billing:admin",
+    bound: str | None = None,
+) -> Any:
+    with stack.client("billing", scopes, customer_id=bound) as billing:
+        return billing.post(
+            f"/billing/v1/invoices/{invoice_id}/adjustments",
+            json={
+                "reason": "Agreed price",
+                "lines": [
+                    {"sku": sku, "unit_price": {"amount_minor": price, "currency": currency}}
+                    for sku, price in lines
+                ],
+            },
+            headers={"Idempotency-Key": key or uid("adj")},
+        )

@@ -84,10 +84,11 @@ class AdjustmentController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[CreditNote]:
         """Credits (old - new price) for each line's units not yet credited, plus the
-        tax in proportion. A price that is not lower than what those units are billed
-        is 422 ``price-not-lower`` (so the same correction credits once, however often
-        it is posted); a sku not on the invoice 422 ``not-on-invoice``; another
-        currency 422 ``currency-mismatch``; an unknown invoice 404."""
+        tax in proportion. The same correction posted again (under any key) answers
+        the credit note it made, crediting nothing more; a price that is not lower than
+        what those units are billed is 422 ``price-not-lower``; a sku not on the
+        invoice 422 ``not-on-invoice``; another currency 422 ``currency-mismatch``; a
+        sku twice 422 ``duplicate-line``; an unknown invoice 404."""
         result: Response[Any] = await credit_notes.adjust(
             principal, idempotency_key, invoice_id, data
         )

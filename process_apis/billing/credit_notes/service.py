@@ -4,9 +4,10 @@ A correction names the invoice's lines and their corrected, lower unit prices. E
 line credits what its remaining units (invoiced - credited) were billed above the new
 price, with the tax in proportion (``allocation.price_credit``). Its reference is
 derived from what it says (invoice, skus, prices): the same correction posted again,
-under any key, is the same ERP credit note (the ERP keeps one per invoice and
-reference), and once it is booked the price is no longer lower: 422
-``price-not-lower``. The Idempotency-Key replays the answer. Corrections of one invoice
+under any key, answers the same credit note (the ERP keeps one per invoice and
+reference) and credits nothing more. A price that is not lower than what the units
+are billed now (and is not such a repeat) is 422 ``price-not-lower``. The
+Idempotency-Key replays the answer. Corrections of one invoice
 are taken one at a time in this process."""
 
 from __future__ import annotations
