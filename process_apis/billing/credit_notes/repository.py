@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.billing.credit_notes.schemas import CreditNote, CreditNoteLine
 from process_apis.billing.db import credit_notes
+from process_apis.billing.invoices.repository import insert_or_skip
 from shared.models import Money
 
 
@@ -25,8 +26,8 @@ async def insert_note(conn: AsyncConnection, note: CreditNote) -> bool:
     )
     if known is not None:
         return False
-    await conn.execute(
-        insert(credit_notes).values(
+    written = await conn.execute(
+        insert_or_skip(conn, credit_notes).values(
             credit_note_id=note.credit_note_id,
             invoice_id=note.invoice_id,
             order_id=note.order_id,
@@ -52,7 +53,7 @@ async def insert_note(conn: AsyncConnection, note: CreditNote) -> bool:
             created_at=note.created_at,
         )
     )
-    return True
+    return bool(written.rowcount == 1)  # 0: a concurrent transaction recorded it first
 
 
 async def get(conn: AsyncConnection, credit_note_id: str) -> CreditNote | None:

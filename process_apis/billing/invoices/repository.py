@@ -8,6 +8,8 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.billing.db import invoice_lines, invoices
@@ -56,6 +58,13 @@ def _line_values(invoice: Invoice) -> list[dict[str, Any]]:
     ]
 
 
+def insert_or_skip(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT that does nothing on a unique conflict (a concurrent writer of the
+    same row), in the database's dialect."""
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
 async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
     """False when this shipment already has its invoice (nothing is written then)."""
     known = await conn.scalar(
@@ -66,8 +75,8 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
     )
     if known is not None:
         return False
-    await conn.execute(
-        insert(invoices).values(
+    written = await conn.execute(
+        insert_or_skip(conn, invoices).values(
             invoice_id=invoice.invoice_id,
             order_id=invoice.order_id,
             shipment_id=invoice.shipment_id,
@@ -78,6 +87,8 @@ async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
             **_head_values(invoice),
         )
     )
+    if written.rowcount != 1:
+        return False  # a concurrent transaction wrote it first
     await conn.execute(insert(invoice_lines), _line_values(invoice))
     return True
 
@@ -96,14 +107,14 @@ async def refresh(conn: AsyncConnection, fresh: Invoice) -> Moved | None:
     billing never saw it). A stale read never overwrites a newer one: credits only
     grow, and paid + credited only grows (a credit note may move paid to unapplied).
     Answers the move when the status changed."""
-    row = (
-        await conn.execute(
-            select(invoices).where(invoices.c.invoice_id == fresh.invoice_id).with_for_update()
-        )
-    ).first()
+    locked = select(invoices).where(invoices.c.invoice_id == fresh.invoice_id).with_for_update()
+    row = (await conn.execute(locked)).first()
     if row is None:
-        await insert_invoice(conn, fresh)
-        return None
+        if await insert_invoice(conn, fresh):
+            return None
+        row = (await conn.execute(locked)).first()  # written meanwhile: refresh it
+        if row is None:
+            return None
     paid, credited = _minor(fresh.paid), _minor(fresh.credited)
     if credited < row.credited_minor or paid + credited < row.paid_minor + row.credited_minor:
         return None  # an older picture than the one recorded
