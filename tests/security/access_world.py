@@ -51,6 +51,7 @@ class CustomerA:
     fulfillment_order_id: str  # of the shipped order
     open_order_id: str  # allocated, not shipped: its allocation_id is the same id
     hold_id: str
+    rma_id: str = ""  # a return authorised on the shipped order
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class World:
             a.fulfillment_order_id,
             a.open_order_id,
             a.hold_id,
+            a.rma_id,
         ]
 
 
@@ -168,6 +170,16 @@ def _rule(stack: Stack, sku: str) -> str:
     return rule_id
 
 
+def _rma(stack: Stack, order_id: str, sku: str) -> str:
+    with stack.client("order_to_ship", "admin") as orders:
+        authorised = orders.post(
+            f"/orders/v1/orders/{order_id}/returns",
+            json={"lines": [{"sku": sku, "quantity": 1}]},
+            headers={"Idempotency-Key": uid("rma")},
+        )
+    return str(_created(authorised)["rma_id"])
+
+
 def build_world(data_dir: Path, issuer: TestIssuer) -> Iterator[World]:
     """Starts the stack, creates A's objects as staff (an unbound client) would, and
     yields the world; stops the stack afterwards."""
@@ -190,5 +202,6 @@ def build_world(data_dir: Path, issuer: TestIssuer) -> Iterator[World]:
             fulfillment_order_id=fo_id,
             open_order_id=open_order,
             hold_id=_hold(stack, a_id, sku),
+            rma_id=_rma(stack, shipped, sku),
         )
         yield World(stack, sku, warehouse_id, _rule(stack, sku), a, b_id)

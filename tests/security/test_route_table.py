@@ -300,7 +300,8 @@ def path_values(world: World) -> dict[str, str]:
         "asn_id": "ASN-TEST",
         "receipt_id": "RCPT-TEST",
         "return_id": "RET-TEST",
-        "rma_id": "RMA-TEST",  # the WMS's RMA routes: refused before any lookup
+        # A's RMA (the orders routes); the WMS's RMA routes refuse before any lookup.
+        "rma_id": a.rma_id,
         "shipment_id": "SHP-TEST",  # system API routes: refused before any lookup
         "api": "orders",
         "version": "v1",
@@ -417,6 +418,8 @@ def create_body(entry: Entry, world: World, target: str) -> dict[str, Any]:
 def change_body(entry: Entry) -> Any:
     if entry.path.endswith("/convert"):
         return {"order_id": f"ORD-PROBE-{uuid.uuid4().hex[:8]}"}
+    if entry.path.endswith("/returns") and entry.method == "POST":
+        return {"lines": [{"sku": "PROBE", "quantity": 1}]}
     if entry.path.endswith("/line-cancellations"):
         return {"lines": [{"sku": "PROBE", "quantity": 1}]}
     if entry.path.endswith("/line-releases"):
