@@ -149,10 +149,11 @@ def test_concurrent_credit_notes_and_payments_never_exceed_the_invoice(
     stack = money_stack
     customer_id, invoice_id = erp_invoice(stack)
     prices = [900, 700, 500, 800, 600, 950, 650, 750]
-    calls: list[Callable[[], Any]] = [
-        (lambda p=p: adjust(stack, invoice_id, [("SKU-A", p)]))
-        for p in prices  # type: ignore[misc]
-    ]
+
+    def correction(price: int) -> Callable[[], Any]:
+        return lambda: adjust(stack, invoice_id, [("SKU-A", price)])
+
+    calls = [correction(p) for p in prices]
     calls += [lambda: pay(stack, customer_id, 1500, [(invoice_id, 1500)]) for _ in range(4)]
     answers = together(calls)
     corrections, payments = answers[: len(prices)], answers[len(prices) :]
