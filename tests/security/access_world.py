@@ -51,6 +51,8 @@ class CustomerA:
     fulfillment_order_id: str  # of the shipped order
     open_order_id: str  # allocated, not shipped: its allocation_id is the same id
     hold_id: str
+    payment_id: str = ""  # a part of the invoice paid
+    credit_note_id: str = ""  # a price correction of the invoice
     rma_id: str = ""  # a return authorised on the shipped order
 
 
@@ -74,6 +76,8 @@ class World:
             a.open_order_id,
             a.hold_id,
             a.rma_id,
+            a.payment_id,
+            a.credit_note_id,
         ]
 
 
@@ -144,6 +148,32 @@ def _invoice_of(stack: Stack, order_id: str) -> str:
     return str(invoice["invoice_id"])
 
 
+def _paid_and_corrected(stack: Stack, customer_id: str, invoice_id: str, sku: str) -> list[str]:
+    """[payment_id, credit_note_id]: a payment of part of the invoice and a price
+    correction of it, both by staff."""
+    with stack.client("billing", "admin") as billing:
+        paid = billing.post(
+            "/billing/v1/payments",
+            json={
+                "customer_id": customer_id,
+                "amount": {"amount_minor": 100, "currency": "USD"},
+                "invoices": [
+                    {"invoice_id": invoice_id, "amount": {"amount_minor": 100, "currency": "USD"}}
+                ],
+            },
+            headers={"Idempotency-Key": uid("pay")},
+        )
+        corrected = billing.post(
+            f"/billing/v1/invoices/{invoice_id}/adjustments",
+            json={
+                "reason": "Agreed price",
+                "lines": [{"sku": sku, "unit_price": {"amount_minor": 1, "currency": "USD"}}],
+            },
+            headers={"Idempotency-Key": uid("adj")},
+        )
+    return [str(_created(paid)["payment_id"]), str(_created(corrected)["credit_note_id"])]
+
+
 def _hold(stack: Stack, customer_id: str, sku: str) -> str:
     with stack.client("availability", "admin") as availability:
         held = availability.post(
@@ -195,6 +225,7 @@ def build_world(data_dir: Path, issuer: TestIssuer) -> Iterator[World]:
         fo_id = _ship(stack, shipped, sku, 2)
         invoice_id = _invoice_of(stack, shipped)
         open_order = _place(stack, a_id, sku, 3)
+        payment_id, credit_note_id = _paid_and_corrected(stack, a_id, invoice_id, sku)
         a = CustomerA(
             customer_id=a_id,
             shipped_order_id=shipped,
@@ -203,5 +234,7 @@ def build_world(data_dir: Path, issuer: TestIssuer) -> Iterator[World]:
             open_order_id=open_order,
             hold_id=_hold(stack, a_id, sku),
             rma_id=_rma(stack, shipped, sku),
+            payment_id=payment_id,
+            credit_note_id=credit_note_id,
         )
         yield World(stack, sku, warehouse_id, _rule(stack, sku), a, b_id)

@@ -289,6 +289,8 @@ def path_values(world: World) -> dict[str, str]:
         "allocation_id": a.open_order_id,  # an order's allocation has the order's id
         "hold_id": a.hold_id,
         "invoice_id": a.invoice_id,
+        "payment_id": a.payment_id,
+        "credit_note_id": a.credit_note_id,
         "customer_id": a.customer_id,
         "fulfillment_order_id": a.fulfillment_order_id,
         "rule_id": world.rule_id,
@@ -362,6 +364,8 @@ def snapshot(world: World) -> list[Any]:
         ("order_to_ship", "/orders/v1/orders", {"customer_id": a.customer_id}),
         ("order_to_ship", "/orders/v1/orders", {"customer_id": world.b_customer_id}),
         ("billing", "/billing/v1/invoices", {"customer_id": a.customer_id}),
+        ("billing", "/billing/v1/payments", {"customer_id": a.customer_id}),
+        ("billing", "/billing/v1/credit-notes", {"customer_id": a.customer_id}),
         ("availability", f"/availability/v1/items/{sku}", {}),
         ("availability", f"/availability/v1/items/{sku}/movements", {}),
         ("availability", f"/availability/v1/allocations/{a.open_order_id}", {}),
@@ -402,6 +406,10 @@ def create_body(entry: Entry, world: World, target: str) -> dict[str, Any]:
             "customer_id": target,
             "channel": CHANNEL,
             "lines": line,
+        },
+        "/billing/v1/payments": {
+            "customer_id": target,
+            "amount": {"amount_minor": 100, "currency": "USD"},
         },
         "/availability/v1/holds": {
             "hold_id": f"HOLD-PROBE-{uuid.uuid4().hex[:8]}",
@@ -477,6 +485,8 @@ def _what_a_create_would_write(body: dict[str, Any]) -> tuple[str, str, dict[str
         return "availability", f"/availability/v1/allocations/{body['order_id']}", {}
     if "hold_id" in body:
         return "availability", f"/availability/v1/holds/{body['hold_id']}", {}
+    if "amount" in body:  # a payment
+        return "billing", "/billing/v1/payments", {"customer_id": str(body["customer_id"])}
     return "order_to_ship", "/orders/v1/orders", {"customer_id": str(body["customer_id"])}
 
 
@@ -486,6 +496,12 @@ FILTER_PARAMS: dict[str, list[Callable[[World], dict[str, str]]]] = {
         lambda w: {},
         lambda w: {"customer_id": w.a.customer_id},
         lambda w: {"order_id": w.a.shipped_order_id},
+    ],
+    "/billing/v1/payments": [lambda w: {}, lambda w: {"customer_id": w.a.customer_id}],
+    "/billing/v1/credit-notes": [
+        lambda w: {},
+        lambda w: {"customer_id": w.a.customer_id},
+        lambda w: {"invoice_id": w.a.invoice_id},
     ],
 }
 
