@@ -31,5 +31,5 @@ def authorize_return(
         "status": status,
     }
     response = wms.put(f"/wms/v1/return-authorizations/{rma_id}", json=body)
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code == 200, response.text
     return rma_id

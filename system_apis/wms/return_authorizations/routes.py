@@ -3,7 +3,7 @@ receives returned goods only against one of them (ADR 0032)."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, put
+from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
@@ -32,14 +32,14 @@ class ReturnAuthorizationController(Controller):
         data: JSONBody[ReturnAuthorizationIn],
         wms: NamedDependency[WmsPort],
         idempotency: NamedDependency[IdempotencyStore],
-    ) -> Response[ReturnAuthorization]:
-        """201 when it is new, 200 when it replaced (or repeated) the stored one. The
+    ) -> ReturnAuthorization:
+        """200 with the stored RMA, whether this PUT created, replaced or repeated it. The
         RMA's order never changes (422 rma-order-mismatch); a line may not authorize
         less than was already received against it, nor be dropped once received
         (409 rma-below-received). ``status`` cancelled closes it to new receipts."""
         async with idempotency.db.transaction() as tx:
-            found, created = await wms.put_return_authorization(tx, rma_id, data)
-        return Response(found, status_code=201 if created else 200)
+            found, _created = await wms.put_return_authorization(tx, rma_id, data)
+        return found
 
     @get(
         "/{rma_id:str}",
