@@ -103,8 +103,13 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
 
         found = eventually(lambda: len(invoices()) == len(fulfillment) and invoices())
         assert found, "no invoice was issued"
-        assert sum(i["total"]["amount_minor"] for i in found) == 3 * PRICE
+        # Net of tax (the default rate table taxes it: decision 0034).
+        assert sum(i["subtotal"]["amount_minor"] for i in found) == 3 * PRICE
         assert all(i["total"]["currency"] == "USD" for i in found)
+        assert all(
+            i["total"]["amount_minor"] == i["subtotal"]["amount_minor"] + i["tax"]["amount_minor"]
+            for i in found
+        )
         # Physical stock left the building; nothing stays allocated.
         assert eventually(lambda: _atp(api, sku) == 7)
         position = api.get(f"/availability/v1/items/{sku}").json()
@@ -119,7 +124,9 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
         assert data["status"] == "shipped"
         assert data["lines"] == [{"sku": sku, "quantity": 3}]
         assert data["shipments"][0]["carrier"] == "UPS"
-        assert sum(i["total"]["amountMinor"] for i in data["invoices"]) == 3 * PRICE
+        assert sum(i["total"]["amountMinor"] for i in data["invoices"]) == sum(
+            i["total"]["amount_minor"] for i in found
+        )
         availability = api.post(
             "/graphql",
             json={
