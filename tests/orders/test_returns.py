@@ -20,6 +20,15 @@ import msgspec
 import pytest
 
 from process_apis.order_to_ship.returns.settings import ReturnsSettings
+from process_apis.order_to_ship.returns.states import (
+    STATUSES,
+    TERMINAL,
+    TRANSITIONS,
+    IllegalRmaTransition,
+    allowed,
+    check_transition,
+    counted,
+)
 from shared.events.catalog import (
     STREAM_ORDERS,
     STREAM_WMS,
@@ -199,6 +208,25 @@ def statuses(stack: Stack, rma_id: str) -> list[str]:
     ]
 
 
+# -- the transition table ---------------------------------------------------------------
+
+
+def test_the_transition_table_holds_every_status_and_refuses_the_rest() -> None:
+    assert set(TRANSITIONS) == set(STATUSES)
+    assert all(not TRANSITIONS[status] for status in TERMINAL)
+    for current in STATUSES:
+        for target in STATUSES:
+            if current == target or allowed(current, target):
+                check_transition("RMA-1", current, target)
+            else:
+                with pytest.raises(IllegalRmaTransition) as refused:
+                    check_transition("RMA-1", current, target)
+                assert refused.value.status == 409
+    # What the order line counts: authorised while open, what arrived once ended.
+    assert [counted(status, 5, 2) for status in STATUSES] == [5, 5, 5, 2, 2, 2]
+    assert counted("rejected", 5, 0) == counted("expired", 5, 0) == 0
+
+
 # -- authorising ---------------------------------------------------------------------
 
 
@@ -298,6 +326,15 @@ def test_an_rma_above_what_shipped_less_what_returned_is_refused_and_writes_noth
         listed = orders.get(f"/orders/v1/orders/{order_id}/returns").json()["items"]
         assert len(listed) == 2
         assert orders.get(f"/orders/v1/returns/{listed[0]['rma_id']}").status_code == 200
+        first = orders.get(f"/orders/v1/orders/{order_id}/returns", params={"limit": 1}).json()
+        rest = orders.get(
+            f"/orders/v1/orders/{order_id}/returns",
+            params={"limit": 1, "cursor": first["next_cursor"]},
+        ).json()
+        assert [r["rma_id"] for r in first["items"] + rest["items"]] == [
+            r["rma_id"] for r in listed
+        ]
+        assert rest["next_cursor"] is None
     with stack.client("order_to_ship", "orders:read", customer_id=other) as orders:
         assert_problem(
             orders.get(f"/orders/v1/returns/{listed[0]['rma_id']}"), 404, "rma-not-found"
