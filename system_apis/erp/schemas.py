@@ -133,8 +133,9 @@ class SignedMoney(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CreditExposure(msgspec.Struct):
-    """``exposure`` = ``open_orders`` (open sales orders not yet invoiced) +
-    ``unpaid_invoices``; ``available`` = ``credit_limit`` - ``exposure`` (may be
+    """``exposure`` = ``open_orders`` (open sales orders' net value not yet invoiced) +
+    ``unpaid_invoices`` (the invoices' outstanding less unapplied credit, at least 0);
+    ``available`` = ``credit_limit`` - ``exposure`` (may be
     negative). All in the credit limit's currency."""
 
     customer_id: str

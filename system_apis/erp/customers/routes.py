@@ -100,8 +100,9 @@ class CustomerController(Controller):
         erp: NamedDependency[ErpPort],
         principal: NamedDependency[Principal],
     ) -> CreditExposure:
-        """``open_orders`` sums the open sales orders' value not yet invoiced,
-        ``unpaid_invoices`` the customer's invoices; ``available`` may be negative."""
+        """``open_orders`` sums the open sales orders' value not yet invoiced (net),
+        ``unpaid_invoices`` the customer's outstanding invoices less its unapplied
+        credit (at least 0); ``available`` may be negative."""
         found = (
             await erp.credit_exposure(customer_id)
             if principal.may_see_customer(customer_id)
