@@ -49,7 +49,7 @@ def create_app(
     runtime.consume(
         CONSUMER_GROUP,
         [STREAM_WMS],
-        {"shipment.dispatched": invoicing, "return.dispositioned": CreditOnReturn(erp)},
+        {"shipment.dispatched": invoicing, "return.dispositioned": CreditOnReturn(runtime.db, erp)},
         ordered_types=(),
     )
     return build_app(

@@ -106,6 +106,18 @@ credit_notes = Table(
 )
 
 
+# Money movements billing computes from an invoice's figures (price corrections, return
+# credits) take turns per invoice across workers: a row here is the turn
+# (credit_notes/claims.py); one older than its time-to-live was left by a crash.
+invoice_claims = Table(
+    "invoice_claims",
+    metadata,
+    Column("invoice_id", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("claimed_at", UtcDateTime(), nullable=False),
+)
+
+
 def _add_missing_columns(conn: Connection) -> None:
     """A database created before a column existed gets it; an invoice issued before
     taxes is all net with nothing paid or credited: subtotal and outstanding = total."""

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
@@ -28,7 +29,7 @@ from tests.billing.helpers import (
 from tests.orders.helpers import new_customer, uid
 from tests.support.polling import wait_until
 from tests.support.servers import create_database
-from tests.support.stack import Stack
+from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
 
 pytestmark = pytest.mark.slow  # starts services as processes or a stack on real ports
@@ -183,3 +184,44 @@ def test_concurrent_credit_notes_and_payments_never_exceed_the_invoice(
     mine = billing_get(stack, "/billing/v1/credit-notes", params={"invoice_id": invoice_id})
     assert {n["credit_note_id"] for n in mine["items"]} == {n["credit_note_id"] for n in notes}
     assert mirror["credited"] == erp["credited"]
+
+
+def test_price_corrections_through_two_billing_workers_take_turns(money_stack: Stack) -> None:
+    """Two billing processes on one database (workers): corrections of one invoice sent
+    to both at once still take turns (the invoice's claim row), so together they bring
+    the price down to the lowest one and never credit a difference twice."""
+    stack = money_stack
+    _, invoice_id = erp_invoice(stack)
+    second = ThreadServer(stack.app("billing"))
+    second.start()
+    try:
+        token = stack.token("billing", "billing:admin")
+        prices = [900, 700, 500, 800, 600, 950, 650, 750, 550, 850]
+
+        def correction(n: int, price: int) -> Callable[[], Any]:
+            url = second.url if n % 2 else stack.urls["billing"]
+
+            def send() -> Any:
+                with httpx.Client(
+                    base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                ) as billing:
+                    return billing.post(
+                        f"/billing/v1/invoices/{invoice_id}/adjustments",
+                        json={
+                            "reason": "Agreed price",
+                            "lines": [{"sku": "SKU-A", "unit_price": money(price)}],
+                        },
+                        headers={"Idempotency-Key": uid("adj")},
+                    )
+
+            return send
+
+        answers = together([correction(n, p) for n, p in enumerate(prices)])
+    finally:
+        second.stop()
+    for answer in answers:
+        assert answer.status_code in (201, 422), answer.text
+    erp, _ = settled(stack, invoice_id)
+    (line,) = erp["lines"]
+    assert line["credited"]["amount_minor"] == UNITS * (PRICE - min(prices))
+    assert line["credited_tax"]["amount_minor"] == UNITS * (PRICE - min(prices)) // 5

@@ -12,6 +12,8 @@
 4. one ERP credit note per invoice, Idempotency-Key ``credit:{disposition_id}:{invoice_id}``
    (a 409 duplicate-credit-note fetches the ERP's), then each invoice read fresh.
 
+Steps 2 to 4 run in the turn of the order's invoices (``claims.turn``; busy: a wait),
+so a price correction of one of them never computes from the same figures.
 ``apply`` records the notes (unique per invoice and reference) and the invoices'
 figures, emitting ``credit_note.issued`` and ``invoice.status_changed``, in the
 transaction of the inbox row. However often the event comes (under any event id), the
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from process_apis.billing.credit_notes import issuing
+from process_apis.billing.credit_notes import claims, issuing
 from process_apis.billing.credit_notes.allocation import place_units
 from process_apis.billing.credit_notes.policy import creditable_units
 from process_apis.billing.credit_notes.schemas import CreditNote, from_erp
@@ -32,7 +34,7 @@ from process_apis.billing.erp import read_all
 from process_apis.billing.invoices.mirror import refresh_all
 from process_apis.billing.invoices.schemas import Invoice
 from process_apis.billing.invoices.schemas import from_erp as invoice_from_erp
-from shared.db import Tx
+from shared.db import Database, Tx
 from shared.events.catalog import ReturnDispositioned
 from shared.events.envelope import Event
 from shared.events.inbox.handlers import NotYet
@@ -54,7 +56,8 @@ def cause_of(returned: ReturnDispositioned) -> str:
 
 
 class CreditOnReturn:
-    def __init__(self, erp: Downstream) -> None:
+    def __init__(self, db: Database, erp: Downstream) -> None:
+        self.db = db
         self.erp = erp
 
     async def prepare(self, event: Event) -> Credited | None:
@@ -62,6 +65,19 @@ class CreditOnReturn:
         units = creditable_units(returned.lines)
         if not units:
             return None  # scrap only (or nothing final): no credit by the policy
+        listed = await read_all(self.erp, "/erp/v1/invoices", {"order_id": returned.order_id})
+        claimed = {b["invoice_id"] for b in listed}
+        try:
+            async with claims.turn(self.db, sorted(claimed), wait_seconds=2.0):
+                return await self._credit(returned, units, claimed)
+        except claims.Busy as exc:
+            raise NotYet(str(exc)) from exc
+
+    async def _credit(
+        self, returned: ReturnDispositioned, units: dict[str, int], claimed: set[str]
+    ) -> Credited:
+        """Within the turn of the ``claimed`` invoices: what is left of them read afresh
+        (an invoice issued meanwhile waits for the next delivery)."""
         reference = cause_of(returned)
         made = await issuing.existing(self.erp, reference=reference)
         made = [n for n in made if n.get("order_id") in (None, returned.order_id)]
@@ -72,7 +88,7 @@ class CreditOnReturn:
         done = {note["invoice_id"] for note in made}
         bodies = await read_all(self.erp, "/erp/v1/invoices", {"order_id": returned.order_id})
         bodies = sorted(
-            (b for b in bodies if b["invoice_id"] not in done),
+            (b for b in bodies if b["invoice_id"] in claimed and b["invoice_id"] not in done),
             key=lambda b: (str(b.get("created_at", "")), b["invoice_id"]),
         )
         placement = place_units([issuing.room_of(b) for b in bodies], units)

@@ -7,8 +7,8 @@ derived from what it says (invoice, skus, prices): the same correction posted ag
 under any key, answers the same credit note (the ERP keeps one per invoice and
 reference) and credits nothing more. A price that is not lower than what the units
 are billed now (and is not such a repeat) is 422 ``price-not-lower``. The
-Idempotency-Key replays the answer. Corrections of one invoice
-are taken one at a time in this process."""
+Idempotency-Key replays the answer. Credits of one invoice take turns
+(``claims.turn``, across workers; a turn not had within 10 s is 409 ``invoice-busy``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from litestar import Response
 
-from process_apis.billing.credit_notes import issuing
+from process_apis.billing.credit_notes import claims, issuing
 from process_apis.billing.credit_notes import repository as repo
 from process_apis.billing.credit_notes.allocation import CreditLine, price_credit
 from process_apis.billing.credit_notes.schemas import AdjustmentIn, CreditNote, from_erp
@@ -87,8 +87,13 @@ class CreditNoteService:
         if answered is not None:
             return answered
         lock = self._locks.setdefault(invoice_id, asyncio.Lock())
-        async with lock:
-            note = await self._correct(invoice_id, data)
+        try:
+            async with lock, claims.turn(self.db, [invoice_id]):
+                note = await self._correct(invoice_id, data)
+        except claims.Busy as exc:
+            raise Refusal(
+                409, "invoice-busy", str(exc).capitalize() + ".", headers={"Retry-After": "1"}
+            ) from exc
         fresh = await erp_invoice(self.erp, invoice_id)
 
         async def effect(tx: Tx) -> tuple[int, CreditNote]:
