@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from litestar.testing import TestClient
@@ -347,10 +347,14 @@ class MoneyMachine(RuleBasedStateMachine):
             assert n <= shipped.get(key, 0), (key, n, shipped)
 
 
+# Each example starts an app and makes a few hundred requests (about a second): a
+# failure is reported as found, with its steps, not shrunk (shrinking would outlast the
+# test's timeout).
 MoneyMachine.TestCase.settings = settings(
     max_examples=25,
     stateful_step_count=30,
     deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestMoneyMachine = MoneyMachine.TestCase
