@@ -30,7 +30,7 @@ class PaymentController(Controller):
         "/",
         operation_id="createPayment",
         summary="Record a payment and apply it to the customer's invoices",
-        responses=problem_responses(422),
+        responses=problem_responses(409, 422),
         **requires("erp:write"),
     )
     async def create_payment(
