@@ -94,8 +94,8 @@ def invoice_body(
             "unit_price": usd(price, currency),
         }
         if len(line) > 3:
-            body["tax"] = usd(line[3], currency)  # type: ignore[misc]
-            if line[3]:  # type: ignore[misc]
+            body["tax"] = usd(line[3], currency)
+            if line[3]:
                 body["tax_code"] = "VAT"
         out.append(body)
     return {
