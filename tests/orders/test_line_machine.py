@@ -1,4 +1,5 @@
-"""The line quantities under any sequence of operations (Hypothesis state machine):
+"""The line quantities under any sequence of operations (Hypothesis state machine,
+returns recounted included):
 an operation either keeps every invariant or is refused and changes nothing, and the
 status the lines give is always one the transition table can reach."""
 
@@ -76,6 +77,20 @@ class LineMachine(RuleBasedStateMachine):
             return
         self._moved()
 
+    @precondition(lambda self: self.accepted)
+    @rule(line=st.integers(0, 1), quantity=quantities)
+    def recount_returned(self, line: int, quantity: int) -> None:
+        """The order's RMAs recounted: never above what shipped."""
+        target = self.lines[line]
+        before = copy.copy(target)
+        try:
+            target.count_returned(quantity)
+        except QuantityRefused:
+            assert target == before
+            return
+        assert 0 <= quantity <= target.shipped
+        self._moved()
+
     def _moved(self) -> None:
         after = operational_status(self.lines)
         if after != self.status:
@@ -89,6 +104,7 @@ class LineMachine(RuleBasedStateMachine):
             assert line.picked + line.shipped <= line.released <= line.allocated
             assert line.shipped <= line.ordered - line.cancelled
             assert line.delivered <= line.shipped and line.invoiced <= line.shipped
+            assert line.returned <= line.shipped
             if self.accepted:
                 assert line.allocated + line.backordered + line.cancelled == line.ordered
 
