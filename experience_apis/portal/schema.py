@@ -6,18 +6,15 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from experience_apis.portal.context import PortalContext
+from experience_apis.portal.limits import portal_extensions
 from experience_apis.portal.objects import Availability, Long, Order, OrderPage
-from experience_apis.portal.upstream import PortalError
 
 log = logging.getLogger("tally.portal")
 
-MAX_DEPTH = 8
-MAX_ALIASES = 30  # each aliased order is an upstream call
 MAX_PAGE_SIZE = 100
 
 
@@ -82,12 +79,6 @@ LONG = strawberry.scalar(
 )
 
 
-def _mask(error: GraphQLError) -> bool:
-    """Hide the text of unexpected exceptions; keep GraphQL's own and ours."""
-    original = error.original_error
-    return original is not None and not isinstance(original, (PortalError, GraphQLError))
-
-
 class PortalSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -109,11 +100,7 @@ class PortalSchema(strawberry.Schema):
 schema = PortalSchema(
     query=Query,
     config=StrawberryConfig(scalar_map={Long: LONG}),
-    extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaskErrors(should_mask_error=_mask, error_message="Internal error."),
-    ],
+    extensions=portal_extensions(),
 )
 
 
