@@ -1,6 +1,8 @@
 """The frozen baseline of every published major, and the breaking check against it.
 
 ``contracts/openapi/{api}/v{major}.json`` follows the code on every export.
+``contracts/graphql/{name}.graphql`` likewise, with its baseline in
+``contracts/baseline/graphql/{name}.graphql`` (the GraphQL comparison is in ``sdl.py``).
 ``contracts/baseline/{api}/v{major}.json`` is what was last released to partners; it
 moves only with ``tally contracts release``, which refuses a breaking change unless
 one is accepted with a reason (kept in ``contracts/baseline/ACCEPTED.md``). CI's
@@ -12,6 +14,7 @@ See docs/decisions/0015-contract-governance.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ from pathlib import Path
 from gateway.contracts.versions import find
 from tally.contracts.breaking import BreakingChange, breaking_changes
 from tally.contracts.export import CONTRACTS_DIR
+from tally.contracts.sdl import SchemaReport, compare_graphql, graphql_schemas
 
 BASELINE_DIR = CONTRACTS_DIR / "baseline"
 ACCEPTED_LOG = "ACCEPTED.md"
@@ -35,6 +39,14 @@ class MajorReport:
     @property
     def key(self) -> str:
         return f"{self.api}/v{self.major}"
+
+    @property
+    def baseline(self) -> str:
+        """The baseline's path under contracts/baseline/."""
+        return f"{self.key}.json"
+
+
+Report = MajorReport | SchemaReport
 
 
 def openapi_majors(files: dict[str, str]) -> dict[tuple[str, int], str]:
@@ -70,36 +82,48 @@ def release(
     files: dict[str, str],
     *,
     accept_breaking: str | None = None,
+    only: Collection[str] | None = None,
     baseline_dir: Path = BASELINE_DIR,
     now: datetime | None = None,
-) -> tuple[list[MajorReport], list[MajorReport]]:
-    """Moves the baseline of every changed, released major (and publishes new ones).
+) -> tuple[list[Report], list[Report]]:
+    """Moves the baseline of every changed, released major and GraphQL schema (and
+    publishes new ones).
 
-    Returns (released, refused). A major with breaking changes is refused unless
+    Returns (released, refused). A contract with breaking changes is refused unless
     ``accept_breaking`` gives the reason, which is logged with the changes. A major
-    whose version table status is ``preview`` gets no baseline yet.
+    whose version table status is ``preview`` gets no baseline yet. ``only`` limits the
+    release to those keys (``orders/v1``, ``graphql/portal``), so accepting one
+    contract's break accepts no other's.
     """
-    released, refused = [], []
-    contents = openapi_majors(files)
-    for report in compare(files, baseline_dir):
-        version = find(report.api, report.major)
-        if version is not None and version.status == "preview":
+    released: list[Report] = []
+    refused: list[Report] = []
+    contents: dict[str, str] = {
+        f"{api}/v{major}": text for (api, major), text in openapi_majors(files).items()
+    }
+    contents |= {f"graphql/{name}": text for name, text in graphql_schemas(files).items()}
+    reports: list[Report] = [*compare(files, baseline_dir), *compare_graphql(files, baseline_dir)]
+    for report in reports:
+        if only is not None and report.key not in only:
             continue
+        if isinstance(report, MajorReport):
+            version = find(report.api, report.major)
+            if version is not None and version.status == "preview":
+                continue
         if report.released and not report.changed:
             continue
         if report.breaking and not accept_breaking:
             refused.append(report)
             continue
-        path = baseline_dir / report.api / f"v{report.major}.json"
+        path = baseline_dir / report.baseline
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(contents[(report.api, report.major)])
+        path.write_text(contents[report.key])
         if report.breaking and accept_breaking:
             _log_acceptance(baseline_dir, report, accept_breaking, now or datetime.now(UTC))
         released.append(report)
     return released, refused
 
 
-def _log_acceptance(baseline_dir: Path, report: MajorReport, reason: str, now: datetime) -> None:
+def _log_acceptance(baseline_dir: Path, report: Report, reason: str, now: datetime) -> None:
     log = baseline_dir / ACCEPTED_LOG
     if not log.exists():
         log.write_text(
@@ -108,5 +132,7 @@ def _log_acceptance(baseline_dir: Path, report: MajorReport, reason: str, now: d
         )
     lines = [f"\n## {report.key} — {now:%Y-%m-%d %H:%M} UTC\n", f"Reason: {reason}\n\n"]
     lines += [f"- {change}\n" for change in report.breaking]
+    if isinstance(report, SchemaReport):
+        lines += [f"- note (dangerous): {change}\n" for change in report.dangerous]
     with log.open("a") as out:
         out.writelines(lines)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from tally.contracts.breaking import BreakingChange
 
 contracts_app = typer.Typer(
     help="Export, check and release the published contracts.", no_args_is_help=True
@@ -40,27 +43,32 @@ def contracts_export(data_dir: DataDir = None) -> None:
 @contracts_app.command("check")
 def contracts_check(data_dir: DataDir = None) -> None:
     """Fail when the committed contracts differ from the code, or when a change breaks a
-    released major (compared with contracts/baseline/)."""
-    from tally.contracts import check, compare, exported
+    released major or GraphQL schema (compared with contracts/baseline/)."""
+    from tally.contracts import check, exported
 
     files = exported(data_dir)
-    failed = False
     drift = check(files=files)
     for relative in drift:
         console.print(f"[red]differs:[/red] contracts/{relative}")
     if drift:
         console.print("Run 'tally contracts export' and commit the result.")
-        failed = True
+    failed = _check_openapi(files)
+    failed = _check_graphql(files) or failed
+    if failed or drift:
+        raise typer.Exit(1)
+    console.print("contracts are current and keep every released promise")
+
+
+def _check_openapi(files: dict[str, str]) -> bool:
+    """Prints what breaks a released major; True when the check fails."""
+    from tally.contracts import compare
+
+    failed = False
     reports = compare(files)
     for report in reports:
         if report.breaking:
             failed = True
-            console.print(
-                f"[red]breaking:[/red] {report.key} breaks {len(report.breaking)} promise(s) "
-                f"of the released contract (contracts/baseline/{report.key}.json):"
-            )
-            for change in report.breaking:
-                console.print(f"  - {escape(str(change))}")
+            _print_breaking(report.key, report.baseline, report.breaking)
         elif not report.released and not _preview(report.api, report.major):
             failed = True
             console.print(
@@ -74,9 +82,48 @@ def contracts_check(data_dir: DataDir = None) -> None:
             "Ship the change as a new major (served beside the old one), or, when no partner "
             "can be affected, run 'tally contracts release --accept-breaking \"why\"'."
         )
-    if failed:
-        raise typer.Exit(1)
-    console.print("contracts are current and keep every released promise")
+    return failed
+
+
+def _check_graphql(files: dict[str, str]) -> bool:
+    """Prints what breaks a released GraphQL schema (and its dangerous changes as
+    notes); True when the check fails."""
+    from tally.contracts import compare_graphql
+
+    failed = False
+    schemas = compare_graphql(files)
+    for schema in schemas:
+        if schema.breaking:
+            failed = True
+            _print_breaking(schema.key, schema.baseline, schema.breaking)
+        elif not schema.released:
+            failed = True
+            console.print(
+                f"[red]unreleased:[/red] {schema.key} is served but has no baseline: run "
+                f"'tally contracts release --only {schema.key}' and commit contracts/baseline/"
+            )
+        elif schema.changed:
+            console.print(f"note: {schema.key} has compatible unreleased changes")
+        for change in schema.dangerous:
+            console.print(f"note: {schema.key} dangerous change: {escape(str(change))}")
+    broken = [s.key for s in schemas if s.breaking]
+    if broken:
+        console.print(
+            "Deprecate instead (@deprecated, the old field served beside the new one), or, "
+            "when no client can be affected, run 'tally contracts release "
+            + " ".join(f"--only {key}" for key in broken)
+            + ' --accept-breaking "why"\'.'
+        )
+    return failed
+
+
+def _print_breaking(key: str, baseline: str, changes: list[BreakingChange]) -> None:
+    console.print(
+        f"[red]breaking:[/red] {key} breaks {len(changes)} promise(s) "
+        f"of the released contract (contracts/baseline/{baseline}):"
+    )
+    for change in changes:
+        console.print(f"  - {escape(str(change))}")
 
 
 @contracts_app.command("release")
@@ -89,12 +136,29 @@ def contracts_release(
             "contracts/baseline/ACCEPTED.md.",
         ),
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Release only this contract (repeatable): orders/v1, graphql/portal, ...; "
+            "with --accept-breaking, so that no other contract's break is accepted with it.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Freeze the current contracts as the released baseline of every major."""
+    """Freeze the current contracts as the released baseline of every major and of the
+    GraphQL schemas."""
     from tally.contracts import exported, release
 
-    released, refused = release(exported(data_dir), accept_breaking=accept_breaking)
+    files = exported(data_dir)
+    if only:
+        known = _keys(files)
+        unknown = [key for key in only if key not in known]
+        if unknown:
+            console.print(f"[red]unknown contract(s):[/red] {', '.join(unknown)}")
+            console.print(f"known: {', '.join(sorted(known))}")
+            raise typer.Exit(2)
+    released, refused = release(files, accept_breaking=accept_breaking, only=only)
     for report in released:
         note = " (breaking changes accepted)" if report.breaking else ""
         console.print(f"released {report.key}{note}")
@@ -110,8 +174,10 @@ def contracts_release(
 
 @contracts_app.command("diff")
 def contracts_diff(
-    old: Annotated[Path, typer.Argument(help="The older OpenAPI document (JSON).")],
-    new: Annotated[Path, typer.Argument(help="The newer OpenAPI document (JSON).")],
+    old: Annotated[
+        Path, typer.Argument(help="The older contract: OpenAPI (JSON) or GraphQL SDL (.graphql).")
+    ],
+    new: Annotated[Path, typer.Argument(help="The newer contract, of the same kind.")],
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -121,16 +187,30 @@ def contracts_diff(
         ),
     ] = None,
 ) -> None:
-    """List the changes from OLD to NEW that break a consumer of OLD."""
+    """List the changes from OLD to NEW that break a consumer of OLD (for GraphQL SDL,
+    the dangerous changes too, as notes)."""
     del data_dir
-    from tally.contracts import breaking_changes
+    from tally.contracts import breaking_changes, graphql_changes, is_graphql
 
-    changes = breaking_changes(json.loads(old.read_text()), json.loads(new.read_text()))
+    if is_graphql(old) or is_graphql(new):
+        changes, dangerous = graphql_changes(old.read_text(), new.read_text(), new.stem)
+        for change in dangerous:
+            console.print(f"note: dangerous: {escape(str(change))}")
+    else:
+        changes = breaking_changes(json.loads(old.read_text()), json.loads(new.read_text()))
     for change in changes:
         console.print(escape(str(change)))
     if changes:
         raise typer.Exit(1)
     console.print("no breaking change")
+
+
+def _keys(files: dict[str, str]) -> set[str]:
+    from tally.contracts.baseline import openapi_majors
+    from tally.contracts.sdl import graphql_schemas
+
+    keys = {f"{api}/v{major}" for api, major in openapi_majors(files)}
+    return keys | {f"graphql/{name}" for name in graphql_schemas(files)}
 
 
 def _preview(api: str, major: int) -> bool:
