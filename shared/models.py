@@ -31,8 +31,13 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Page(msgspec.Struct, Generic[T]):
+    """A keyset page. ``total_count`` (how many match the filter, over every page) is
+    only filled when the list is asked for it (``?count=true``); absent otherwise, so
+    a list that never counts answers as it always did."""
+
     items: list[T]
     next_cursor: str | None = None
+    total_count: int | msgspec.UnsetType = msgspec.UNSET
 
 
 # Parameter flavours of the same rules (query and path parameters are validated and
@@ -87,5 +92,12 @@ def query_filter(
     )
 
 
+CountParam = Annotated[
+    bool,
+    QueryParameter(
+        name="count",
+        description="true: fill total_count, how many match the filter over every page.",
+    ),
+]
 SkuListQuery = Annotated[list[Sku], query_filter(SKU_PATTERN, name="sku", many=True)]
 OrderIdListQuery = Annotated[list[Identifier], query_filter(ID_PATTERN, name="order_id", many=True)]

@@ -5,6 +5,10 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi.spec import Tag
 
+from process_apis.order_to_ship.catalog.routes import CatalogController
+from process_apis.order_to_ship.catalog.service import CatalogService
+from process_apis.order_to_ship.customers.routes import AccountController
+from process_apis.order_to_ship.customers.service import AccountService
 from process_apis.order_to_ship.db import metadata, upgrade_schema
 from process_apis.order_to_ship.flows.backorders import BackorderFiller
 from process_apis.order_to_ship.flows.cancel_order import CancelOrder
@@ -15,6 +19,10 @@ from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.flows.releases import Releaser
 from process_apis.order_to_ship.flows.resume import ResumeStalled
 from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, STOCK_CONSUMER_GROUP
+from process_apis.order_to_ship.orders.history_batch import (
+    HistoryReader,
+    OrderHistoryBatchController,
+)
 from process_apis.order_to_ship.orders.routes import OrderController
 from process_apis.order_to_ship.orders.service import OrderService
 from process_apis.order_to_ship.returns.events import handlers as return_handlers
@@ -80,7 +88,14 @@ def create_app(
     ]
     return build_app(
         runtime,
-        route_handlers=[OrderController, OrderReturnsController, ReturnController],
+        route_handlers=[
+            OrderController,
+            OrderHistoryBatchController,
+            OrderReturnsController,
+            ReturnController,
+            AccountController,
+            CatalogController,
+        ],
         title="Tally order-to-ship process API",
         description=(
             "Order orchestration: credit and price checks, allocation, release to "
@@ -89,7 +104,16 @@ def create_app(
         tags=[
             Tag(name="orders", description="Orders from acceptance to shipment"),
             Tag(name="returns", description="Returns authorised on the order (RMAs)"),
+            Tag(name="customers", description="The customer's account, read from the ERP"),
+            Tag(name="catalog", description="Items with the customer's price"),
         ],
-        dependencies={"orders": orders, "returns": returns, "runtime": runtime},
+        dependencies={
+            "orders": orders,
+            "returns": returns,
+            "order_histories": HistoryReader(runtime.db),
+            "accounts": AccountService(partners.erp),
+            "catalog": CatalogService(partners.erp),
+            "runtime": runtime,
+        },
         extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],
     )

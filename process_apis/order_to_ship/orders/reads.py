@@ -3,11 +3,12 @@ delivery and delays, and the fulfillment orders the release queue created."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.db import (
@@ -35,15 +36,62 @@ async def get(conn: AsyncConnection, order_id: str) -> Order | None:
     return found[0] if found else None
 
 
+@dataclass(frozen=True)
+class OrderFilter:
+    """What a list of orders is narrowed to (every one given must hold)."""
+
+    customer_id: str | None = None
+    order_ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    placed_from: datetime | None = None  # created_at >= placed_from
+    placed_to: datetime | None = None  # created_at < placed_to
+    sku: str | None = None  # the order has a line of it
+    channel: str | None = None
+
+    def where(self) -> list[Any]:
+        c = orders.c
+        clauses: list[Any] = []
+        if self.customer_id is not None:
+            clauses.append(c.customer_id == self.customer_id)
+        if self.order_ids:
+            clauses.append(c.order_id.in_(sorted(set(self.order_ids))))
+        if self.statuses:
+            clauses.append(c.status.in_(sorted(set(self.statuses))))
+        if self.placed_from is not None:
+            clauses.append(c.created_at >= self.placed_from)
+        if self.placed_to is not None:
+            clauses.append(c.created_at < self.placed_to)
+        if self.channel is not None:
+            clauses.append(c.channel == self.channel)
+        if self.sku is not None:
+            clauses.append(
+                c.order_id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == self.sku))
+            )
+        return clauses
+
+
 async def page(
-    conn: AsyncConnection, customer_id: str | None, after: str | None, limit: int
+    conn: AsyncConnection, where: OrderFilter, after: str | None, limit: int
 ) -> list[Order]:
-    query = select(orders).order_by(orders.c.order_id).limit(limit)
-    if customer_id is not None:
-        query = query.where(orders.c.customer_id == customer_id)
+    query = select(orders).where(*where.where()).order_by(orders.c.order_id).limit(limit)
     if after:
         query = query.where(orders.c.order_id > after)
     return await load(conn, query)
+
+
+async def count(conn: AsyncConnection, where: OrderFilter) -> int:
+    found = await conn.scalar(select(func.count()).select_from(orders).where(*where.where()))
+    return int(found or 0)
+
+
+async def visible_ids(
+    conn: AsyncConnection, order_ids: list[str], customer_id: str | None
+) -> list[str]:
+    """Those of ``order_ids`` that exist (and are ``customer_id``'s, when given), sorted."""
+    query = select(orders.c.order_id).where(orders.c.order_id.in_(sorted(set(order_ids))))
+    if customer_id is not None:
+        query = query.where(orders.c.customer_id == customer_id)
+    return sorted(str(row.order_id) for row in await conn.execute(query))
 
 
 def _shipment(row: Any) -> OrderShipment:

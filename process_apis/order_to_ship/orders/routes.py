@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
+from process_apis.order_to_ship.lifecycle.states import OrderStatus
+from process_apis.order_to_ship.orders.reads import OrderFilter
 from process_apis.order_to_ship.orders.schemas import (
     DecisionIn,
     LineCancellationIn,
@@ -19,9 +22,12 @@ from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
 from shared.models import (
     ID_PATTERN,
+    SKU_PATTERN,
+    CountParam,
     CursorParam,
     IdParam,
     LimitParam,
+    OrderIdListQuery,
     Page,
     SkuParam,
     query_filter,
@@ -33,6 +39,34 @@ MAX_ORDER_BODY_BYTES = 64 * 1024
 CustomerFilter = Annotated[
     str | None,
     query_filter(ID_PATTERN, name="customer_id", description="Only this customer's orders."),
+]
+StatusFilter = Annotated[
+    list[OrderStatus],
+    QueryParameter(
+        name="status", max_items=12, description="Only orders in one of these statuses."
+    ),
+]
+PlacedFrom = Annotated[
+    datetime | None,
+    QueryParameter(name="placed_from", description="Only orders placed at or after it."),
+]
+PlacedTo = Annotated[
+    datetime | None,
+    QueryParameter(name="placed_to", description="Only orders placed before it."),
+]
+SkuFilter = Annotated[
+    str | None,
+    query_filter(SKU_PATTERN, name="sku", description="Only orders with a line of this sku."),
+]
+ChannelFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="channel",
+        min_length=1,
+        max_length=32,
+        pattern=SKU_PATTERN,
+        description="Only orders of this sales channel.",
+    ),
 ]
 
 
@@ -72,7 +106,7 @@ class OrderController(Controller):
     @get(
         "/",
         operation_id="listOrders",
-        summary="List orders, optionally of one customer (a bound client: its own only)",
+        summary="List orders by customer, ids, status, placement time, sku or channel",
         responses=problem_responses(),
         **requires("orders:read"),
     )
@@ -81,10 +115,31 @@ class OrderController(Controller):
         orders: NamedDependency[OrderService],
         principal: NamedDependency[Principal],
         customer_id: CustomerFilter = None,
+        order_id: OrderIdListQuery = (),  # type: ignore[assignment]
+        status: StatusFilter = (),  # type: ignore[assignment]
+        placed_from: PlacedFrom = None,
+        placed_to: PlacedTo = None,
+        sku: SkuFilter = None,
+        channel: ChannelFilter = None,
+        count: CountParam = False,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Order]:
-        return await orders.list(principal, customer_id, cursor, limit)
+        """Every filter given must hold. ``order_id`` (repeatable, up to 100) is a batch
+        read by ids: the answer holds those the caller may see, an unknown id or another
+        customer's is left out. ``placed_from``/``placed_to``: created_at in [from, to).
+        A bound client sees its own customer's orders only (another customer named: an
+        empty page). ``count=true`` fills ``total_count``. Ordered by order_id."""
+        where = OrderFilter(
+            customer_id=customer_id,
+            order_ids=tuple(order_id),
+            statuses=tuple(status),
+            placed_from=placed_from,
+            placed_to=placed_to,
+            sku=sku,
+            channel=channel,
+        )
+        return await orders.list(principal, where, cursor, limit, count=count)
 
     @get(
         "/{order_id:str}",

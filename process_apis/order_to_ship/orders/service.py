@@ -3,6 +3,7 @@ sees and changes that customer's orders only (another's: the 404 of an unknown i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from litestar import Response
@@ -45,15 +46,27 @@ class OrderService:
         return order
 
     async def list(
-        self, principal: Principal, customer_id: str | None, cursor: str | None, limit: int
+        self,
+        principal: Principal,
+        where: reads.OrderFilter,
+        cursor: str | None,
+        limit: int,
+        *,
+        count: bool = False,
     ) -> Page[Order]:
+        """A bound client's list holds its own customer's orders only (another
+        customer named: an empty page; ids of another's orders are left out)."""
         if principal.customer_id is not None:
-            if customer_id not in (None, principal.customer_id):
-                return Page([], None)
-            customer_id = principal.customer_id
+            if where.customer_id not in (None, principal.customer_id):
+                return Page([], None, 0) if count else Page([], None)
+            where = replace(where, customer_id=principal.customer_id)
         async with self.db.read() as conn:
-            found = await reads.page(conn, customer_id, decode_cursor(cursor), limit + 1)
-        return keyset_page(found, limit, key=lambda o: o.order_id)
+            found = await reads.page(conn, where, decode_cursor(cursor), limit + 1)
+            total = await reads.count(conn, where) if count else None
+        page = keyset_page(found, limit, key=lambda o: o.order_id)
+        if total is not None:
+            page.total_count = total
+        return page
 
     async def history(
         self, principal: Principal, order_id: str, cursor: str | None, limit: int

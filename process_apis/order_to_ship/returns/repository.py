@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.db import (
@@ -273,6 +273,52 @@ async def of_order(
     if after:
         query = query.where(rmas.c.rma_id > after)
     return await load(conn, query)
+
+
+def _matching(
+    order_ids: tuple[str, ...], statuses: tuple[str, ...], customer_id: str | None
+) -> list[Any]:
+    clauses: list[Any] = []
+    if order_ids:
+        clauses.append(rmas.c.order_id.in_(sorted(set(order_ids))))
+    if statuses:
+        clauses.append(rmas.c.status.in_(sorted(set(statuses))))
+    if customer_id is not None:
+        clauses.append(rmas.c.customer_id == customer_id)
+    return clauses
+
+
+async def page(
+    conn: AsyncConnection,
+    *,
+    order_ids: tuple[str, ...],
+    statuses: tuple[str, ...],
+    customer_id: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Rma]:
+    query = (
+        select(rmas)
+        .where(*_matching(order_ids, statuses, customer_id))
+        .order_by(rmas.c.rma_id)
+        .limit(limit)
+    )
+    if after:
+        query = query.where(rmas.c.rma_id > after)
+    return await load(conn, query)
+
+
+async def count(
+    conn: AsyncConnection,
+    *,
+    order_ids: tuple[str, ...],
+    statuses: tuple[str, ...],
+    customer_id: str | None,
+) -> int:
+    found = await conn.scalar(
+        select(func.count()).select_from(rmas).where(*_matching(order_ids, statuses, customer_id))
+    )
+    return int(found or 0)
 
 
 async def expiring(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, str]]:

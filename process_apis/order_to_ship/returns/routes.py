@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from process_apis.order_to_ship.returns.schemas import RejectIn, Rma, RmaIn
 from process_apis.order_to_ship.returns.service import ReturnService
+from process_apis.order_to_ship.returns.states import RmaStatus
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
-from shared.models import CursorParam, IdParam, LimitParam, Page
+from shared.models import (
+    ID_PATTERN,
+    CountParam,
+    CursorParam,
+    IdParam,
+    LimitParam,
+    OrderIdListQuery,
+    Page,
+    query_filter,
+)
 from shared.problems import problem_responses
 
 MAX_RMA_BODY_BYTES = 64 * 1024
+
+RmaStatusFilter = Annotated[
+    list[RmaStatus],
+    QueryParameter(name="status", max_items=6, description="Only RMAs in one of these statuses."),
+]
+CustomerFilter = Annotated[
+    str | None,
+    query_filter(ID_PATTERN, name="customer_id", description="Only this customer's RMAs."),
+]
 
 
 class OrderReturnsController(Controller):
@@ -69,6 +88,37 @@ class OrderReturnsController(Controller):
 class ReturnController(Controller):
     path = "/orders/v1/returns"
     tags = ["returns"]
+
+    @get(
+        "/",
+        operation_id="listReturns",
+        summary="List RMAs by orders (up to 100), status or customer (a bound client: its own)",
+        responses=problem_responses(),
+        **requires("orders:read"),
+    )
+    async def list_returns(
+        self,
+        returns: NamedDependency[ReturnService],
+        principal: NamedDependency[Principal],
+        order_id: OrderIdListQuery = (),  # type: ignore[assignment]
+        status: RmaStatusFilter = (),  # type: ignore[assignment]
+        customer_id: CustomerFilter = None,
+        count: CountParam = False,
+        cursor: CursorParam = None,
+        limit: LimitParam = 50,
+    ) -> Page[Rma]:
+        """Every filter given must hold; ordered by rma_id. RMAs of orders the caller may
+        not see are left out (another customer named: an empty page). ``count=true``
+        fills ``total_count``."""
+        return await returns.list(
+            principal,
+            order_ids=tuple(order_id),
+            statuses=tuple(status),
+            customer_id=customer_id,
+            cursor=cursor,
+            limit=limit,
+            count=count,
+        )
 
     @get(
         "/{rma_id:str}",

@@ -230,6 +230,44 @@ class ReturnService:
             found = await repo.of_order(conn, order_id, decode_cursor(cursor), limit + 1)
         return keyset_page(found, limit, key=lambda rma: rma.rma_id)
 
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        order_ids: tuple[str, ...],
+        statuses: tuple[str, ...],
+        customer_id: str | None,
+        cursor: str | None,
+        limit: int,
+        count: bool = False,
+    ) -> Page[Rma]:
+        """RMAs by rma_id; a bound client's list holds its own customer's only (another
+        customer named: an empty page; RMAs of another's orders are left out)."""
+        if principal.customer_id is not None:
+            if customer_id not in (None, principal.customer_id):
+                return Page([], None, 0) if count else Page([], None)
+            customer_id = principal.customer_id
+        async with self.db.read() as conn:
+            found = await repo.page(
+                conn,
+                order_ids=order_ids,
+                statuses=statuses,
+                customer_id=customer_id,
+                after=decode_cursor(cursor),
+                limit=limit + 1,
+            )
+            total = (
+                await repo.count(
+                    conn, order_ids=order_ids, statuses=statuses, customer_id=customer_id
+                )
+                if count
+                else None
+            )
+        page = keyset_page(found, limit, key=lambda rma: rma.rma_id)
+        if total is not None:
+            page.total_count = total
+        return page
+
     # -- staff ----------------------------------------------------------------------
     async def reject(self, principal: Principal, rma_id: str, reason: str) -> Rma:
         """Only an ``authorized`` RMA (nothing received yet); rejecting a rejected one

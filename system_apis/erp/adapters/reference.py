@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, Tx
@@ -76,10 +76,20 @@ class ReferenceErp(
             ).first()
         return _item(row) if row else None
 
-    async def list_items(self, skus: list[str] | None, after: str | None, limit: int) -> list[Item]:
+    async def list_items(
+        self, skus: list[str] | None, after: str | None, limit: int, search: str | None = None
+    ) -> list[Item]:
         query = select(tables.items).order_by(tables.items.c.sku).limit(limit)
         if skus:
             query = query.where(tables.items.c.sku.in_(skus))
+        if search:
+            wanted = search.lower()
+            query = query.where(
+                or_(
+                    func.lower(tables.items.c.sku).contains(wanted, autoescape=True),
+                    func.lower(tables.items.c.name).contains(wanted, autoescape=True),
+                )
+            )
         if after:
             query = query.where(tables.items.c.sku > after)
         async with self.db.read() as conn:

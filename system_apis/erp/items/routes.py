@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.idempotency import IdempotencyStore, OptionalIdempotencyKey
 from shared.models import (
+    PRINTABLE_PATTERN,
     CursorParam,
     LimitParam,
     Page,
@@ -20,6 +23,17 @@ from shared.problems import problem_responses
 from shared.refusals import Refusal
 from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import Item, ItemIn
+
+SearchQuery = Annotated[
+    str | None,
+    QueryParameter(
+        name="search",
+        min_length=1,
+        max_length=100,
+        pattern=PRINTABLE_PATTERN,
+        description="Only items whose sku or name contains it (case-insensitive).",
+    ),
+]
 
 
 class ItemController(Controller):
@@ -59,10 +73,11 @@ class ItemController(Controller):
         self,
         erp: NamedDependency[ErpPort],
         sku: SkuListQuery = (),  # type: ignore[assignment]
+        search: SearchQuery = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Item]:
-        found = await erp.list_items(list(sku), decode_cursor(cursor), limit + 1)
+        found = await erp.list_items(list(sku), decode_cursor(cursor), limit + 1, search)
         return keyset_page(found, limit, key=lambda i: i.sku)
 
     @get(
