@@ -8,14 +8,16 @@ from typing import Any
 
 from litestar import Request
 from litestar.di import NamedDependency
-from strawberry.dataloader import DataLoader
 from strawberry.litestar.controller import BaseContext
 
-from experience_apis.portal.upstream import InvoiceDoc, OrderDoc, PortalError, ProcessApis
+from experience_apis.portal.loaders import Loaders
+from experience_apis.portal.upstream import Observer, PortalError, ProcessApis
 from shared.auth.principal import Principal
 from shared.service import Runtime
 
-INVOICE_BATCH_SIZE = 100  # order ids per billing request
+STAFF_SCOPE = "portal:staff"
+# app.state key of an optional callable told of every process-API call (tests count them).
+CALL_OBSERVER = "portal_call_observer"
 
 
 class Caller:
@@ -24,10 +26,19 @@ class Caller:
     def __init__(self, principal: Principal, apis: ProcessApis) -> None:
         self.principal = principal
         self.apis = apis
-        self.orders: DataLoader[str, OrderDoc | None] = DataLoader(load_fn=apis.orders_by_id)
-        self.invoices: DataLoader[str, list[InvoiceDoc]] = DataLoader(
-            load_fn=apis.invoices_by_order, max_batch_size=INVOICE_BATCH_SIZE
-        )
+        self.loaders = Loaders(apis)
+        self.orders = self.loaders.orders
+        self.invoices = self.loaders.invoices
+
+    @property
+    def is_staff(self) -> bool:
+        """Customer service: a token with ``portal:staff`` bound to no customer."""
+        return self.principal.customer_id is None and STAFF_SCOPE in self.principal.scopes
+
+    def may_read_customer(self, customer_id: str) -> bool:
+        """Its own customer for a bound client; any for staff; none for the rest."""
+        bound = self.principal.customer_id
+        return customer_id == bound if bound is not None else self.is_staff
 
 
 class PortalContext(BaseContext, kw_only=True):
@@ -48,10 +59,12 @@ async def portal_context(
     principal = request.scope.get("user")
     if not isinstance(principal, Principal):
         return PortalContext()
+    observer: Observer | None = getattr(request.app.state, CALL_OBSERVER, None)
     apis = ProcessApis(
         orders=runtime.downstream("order_to_ship"),
         billing=runtime.downstream("billing"),
         availability=runtime.downstream("availability"),
         bearer=principal.token,
+        observer=observer,
     )
     return PortalContext(caller_=Caller(principal, apis))

@@ -1,43 +1,28 @@
-"""GraphQL object types of the portal (camelCase on the wire, as strawberry names
-them) and their mapping from the process APIs' documents. No rule lives here: each
-field is a process API's field under its portal name."""
+"""GraphQL object types of an order (camelCase on the wire, as strawberry names them)
+and their mapping from the process APIs' documents. No rule lives here: each field is
+a process API's field under its portal name; related documents come through the
+request's DataLoaders (one batched request for all the orders of a query)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NewType
+from datetime import date, datetime
 
 import strawberry
 
 from experience_apis.portal.context import PortalContext
-from experience_apis.portal.upstream import (
-    AvailabilityDoc,
-    InvoiceDoc,
+from experience_apis.portal.finance import Invoice
+from experience_apis.portal.money import Long, Money
+from experience_apis.portal.wire import (
     ItemQuantityDoc,
-    LocationDoc,
-    MoneyDoc,
     OrderDoc,
     OrderLineDoc,
-    OrderPageDoc,
+    RmaDoc,
     ShipmentDoc,
+    StatusChangeDoc,
 )
 
-# Money in minor units can pass GraphQL's 32-bit Int (USD 21,474,836.47); see schema.py.
-Long = NewType("Long", int)
-
-
-@strawberry.type(description="An amount in the currency's minor unit (cents for USD).")
-class Money:
-    amount_minor: Long
-    currency: str = strawberry.field(description="ISO 4217 code, e.g. USD.")
-
-    @classmethod
-    def of(cls, doc: MoneyDoc | None) -> Money | None:
-        return cls.exactly(doc) if doc else None
-
-    @classmethod
-    def exactly(cls, doc: MoneyDoc) -> Money:
-        return cls(amount_minor=Long(doc.amount_minor), currency=doc.currency)
+__all__ = ["Long", "Money", "Order", "OrderPage"]
+Info = strawberry.Info[PortalContext, None]
 
 
 @strawberry.type
@@ -50,13 +35,19 @@ class ItemQuantity:
         return cls(sku=doc.sku, quantity=doc.quantity)
 
 
-@strawberry.type(description="One line of an order, with how much of it is allocated and shipped.")
+@strawberry.type(description="One line of an order with every quantity the order API keeps.")
 class OrderLine:
     sku: str
     quantity: int
     allocated: int
     backordered: int
+    released: int
+    picked: int
     shipped: int
+    delivered: int
+    cancelled: int
+    invoiced: int
+    returned: int
     unit_price: Money | None
 
     @classmethod
@@ -66,74 +57,127 @@ class OrderLine:
             quantity=doc.quantity,
             allocated=doc.allocated,
             backordered=doc.backordered,
+            released=doc.released,
+            picked=doc.picked,
             shipped=doc.shipped,
+            delivered=doc.delivered,
+            cancelled=doc.cancelled,
+            invoiced=doc.invoiced,
+            returned=doc.returned,
             unit_price=Money.of(doc.unit_price),
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="A shipment of the order. `delayed` is true when the carrier reported a "
+    "delay; `promisedDate` is then the new promise."
+)
 class Shipment:
     shipment_id: strawberry.ID
     carrier: str
     tracking_number: str
     lines: list[ItemQuantity]
     shipped_at: datetime | None
+    delivered_at: datetime | None
+    delayed: bool
+    promised_date: date | None
+    delay_reason: str | None
 
     @classmethod
     def of(cls, doc: ShipmentDoc) -> Shipment:
+        promised = None
+        if doc.promised_date:
+            try:
+                promised = date.fromisoformat(doc.promised_date[:10])
+            except ValueError:
+                promised = None
         return cls(
             shipment_id=strawberry.ID(doc.shipment_id),
             carrier=doc.carrier,
             tracking_number=doc.tracking_number,
             lines=[ItemQuantity.of(line) for line in doc.lines],
             shipped_at=doc.shipped_at,
+            delivered_at=doc.delivered_at,
+            delayed=doc.delay_reason is not None,
+            promised_date=promised,
+            delay_reason=doc.delay_reason,
         )
 
 
-@strawberry.type
-class InvoiceLine:
-    sku: str
-    quantity: int
-    unit_price: Money | None
-    amount: Money | None
-
-
-@strawberry.type(description="An invoice issued for one shipment of an order.")
-class Invoice:
-    id: strawberry.ID
-    order_id: strawberry.ID
-    shipment_id: strawberry.ID | None
-    status: str
-    total: Money
-    lines: list[InvoiceLine]
-    issued_at: datetime | None
+@strawberry.type(description="One change of the order's status.")
+class StatusChange:
+    from_status: str | None = strawberry.field(name="from")
+    to_status: str = strawberry.field(name="to")
+    at: datetime
+    cause: str
 
     @classmethod
-    def of(cls, doc: InvoiceDoc) -> Invoice:
+    def of(cls, doc: StatusChangeDoc) -> StatusChange:
+        return cls(from_status=doc.from_status, to_status=doc.to_status, at=doc.at, cause=doc.cause)
+
+
+@strawberry.type(description="A returned sku: authorised units and what became of them.")
+class ReturnLine:
+    sku: str
+    authorized: int
+    received: int
+    restocked: int
+    damaged: int
+    scrapped: int
+    returned_to_vendor: int
+
+
+@strawberry.type(description="A return (RMA) of shipped units of an order.")
+class Return:
+    id: strawberry.ID
+    order_id: strawberry.ID
+    status: str = strawberry.field(
+        description="authorized, received, inspected, closed, rejected or expired."
+    )
+    reason: str | None
+    lines: list[ReturnLine]
+    expires_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, doc: RmaDoc) -> Return:
         return cls(
-            id=strawberry.ID(doc.invoice_id),
+            id=strawberry.ID(doc.rma_id),
             order_id=strawberry.ID(doc.order_id),
-            shipment_id=strawberry.ID(doc.shipment_id) if doc.shipment_id else None,
             status=doc.status,
-            total=Money.exactly(doc.total),
+            reason=doc.reason,
             lines=[
-                InvoiceLine(
+                ReturnLine(
                     sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=Money.of(line.unit_price),
-                    amount=Money.of(line.amount),
+                    authorized=line.authorized,
+                    received=line.received,
+                    restocked=line.restocked,
+                    damaged=line.damaged,
+                    scrapped=line.scrapped,
+                    returned_to_vendor=line.returned_to_vendor,
                 )
                 for line in doc.lines
             ],
-            issued_at=doc.issued_at,
+            expires_at=doc.expires_at,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
         )
 
 
-async def order_invoices(
-    root: Order, info: strawberry.Info[PortalContext, None]
-) -> list[Invoice] | None:
-    docs = await info.context.caller.invoices.load(str(root.id))
+async def order_invoices(root: Order, info: Info) -> list[Invoice] | None:
+    docs = await info.context.caller.loaders.invoices.load(str(root.id))
     return [Invoice.of(doc) for doc in docs]
+
+
+async def order_history(root: Order, info: Info) -> list[StatusChange]:
+    docs = await info.context.caller.loaders.history.load(str(root.id))
+    return [StatusChange.of(doc) for doc in docs]
+
+
+async def order_returns(root: Order, info: Info) -> list[Return]:
+    docs = await info.context.caller.loaders.returns.load(str(root.id))
+    return [Return.of(doc) for doc in docs]
 
 
 @strawberry.type(description="A sales order as the order-to-ship process API sees it.")
@@ -146,6 +190,7 @@ class Order:
     customer_id: str
     channel: str
     currency: str | None
+    policy: str | None
     lines: list[OrderLine]
     shipments: list[Shipment]
     created_at: datetime | None
@@ -156,6 +201,12 @@ class Order:
         description="The order's invoices from billing; null (with an error) if billing "
         "cannot answer. Batched: one billing request for all orders of a query.",
     )
+    status_history: list[StatusChange] = strawberry.field(
+        resolver=order_history, description="Oldest first. Batched across the query's orders."
+    )
+    returns: list[Return] = strawberry.field(
+        resolver=order_returns, description="The order's RMAs. Batched across the query's orders."
+    )
 
     @classmethod
     def of(cls, doc: OrderDoc) -> Order:
@@ -165,6 +216,7 @@ class Order:
             customer_id=doc.customer_id,
             channel=doc.channel,
             currency=doc.currency,
+            policy=doc.policy,
             lines=[OrderLine.of(line) for line in doc.lines],
             shipments=[Shipment.of(shipment) for shipment in doc.shipments],
             created_at=doc.created_at,
@@ -176,41 +228,3 @@ class Order:
 class OrderPage:
     items: list[Order]
     next_cursor: str | None
-
-    @classmethod
-    def of(cls, doc: OrderPageDoc) -> OrderPage:
-        return cls(items=[Order.of(order) for order in doc.items], next_cursor=doc.next_cursor)
-
-
-@strawberry.type
-class LocationAvailability:
-    location_id: strawberry.ID
-    on_hand: int
-    allocated: int
-    available_to_promise: int
-
-    @classmethod
-    def of(cls, doc: LocationDoc) -> LocationAvailability:
-        return cls(
-            location_id=strawberry.ID(doc.location_id),
-            on_hand=doc.on_hand,
-            allocated=doc.allocated,
-            available_to_promise=doc.available_to_promise,
-        )
-
-
-@strawberry.type(description="Available-to-promise of one sku, as of a point in time.")
-class Availability:
-    sku: str
-    available_to_promise: int
-    as_of: datetime
-    locations: list[LocationAvailability]
-
-    @classmethod
-    def of(cls, doc: AvailabilityDoc) -> Availability:
-        return cls(
-            sku=doc.sku,
-            available_to_promise=doc.available_to_promise,
-            as_of=doc.as_of,
-            locations=[LocationAvailability.of(location) for location in doc.locations],
-        )

@@ -9,42 +9,60 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from experience_apis.portal.catalog import (
+    CatalogItem,
+    ItemAvailability,
+    resolve_availability,
+    resolve_item,
+    resolve_items,
+)
+from experience_apis.portal.connections import Connection, page_size
 from experience_apis.portal.context import PortalContext
 from experience_apis.portal.limits import portal_extensions
-from experience_apis.portal.objects import Availability, Long, Order, OrderPage
+from experience_apis.portal.money import Long
+from experience_apis.portal.mutations import Mutation
+from experience_apis.portal.objects import Order, OrderPage
+from experience_apis.portal.staff import resolve_customer
+from experience_apis.portal.upstream import decode_items
+from experience_apis.portal.viewer import Customer, resolve_viewer
+from experience_apis.portal.wire import OrderDoc
 
 log = logging.getLogger("tally.portal")
 
-MAX_PAGE_SIZE = 100
+Info = strawberry.Info[PortalContext, None]
 
 
-async def resolve_order(
-    info: strawberry.Info[PortalContext, None], id: strawberry.ID
-) -> Order | None:
-    doc = await info.context.caller.orders.load(str(id))
-    return Order.of(doc) if doc else None
+async def resolve_order(info: Info, id: strawberry.ID) -> Order | None:
+    caller = info.context.caller
+    doc = await caller.loaders.orders.load(str(id))
+    if doc is None or not caller.may_read_customer(doc.customer_id):
+        return None
+    return Order.of(doc)
 
 
 async def resolve_orders(
-    info: strawberry.Info[PortalContext, None],
-    customer_id: str | None = None,
-    first: int = 20,
-    after: str | None = None,
+    info: Info, customer_id: str | None = None, first: int = 20, after: str | None = None
 ) -> OrderPage:
-    limit = min(max(first, 1), MAX_PAGE_SIZE)
-    page = await info.context.caller.apis.order_page(customer_id, limit, after)
-    return OrderPage.of(page)
-
-
-async def resolve_availability(
-    info: strawberry.Info[PortalContext, None], sku: strawberry.ID
-) -> Availability | None:
-    doc = await info.context.caller.apis.item_availability(str(sku))
-    return Availability.of(doc) if doc else None
+    caller = info.context.caller
+    if caller.principal.customer_id is None and not caller.is_staff:
+        return OrderPage(items=[], next_cursor=None)  # no customer of its own to list
+    page = await caller.apis.order_page(customer_id, page_size(first), after)
+    docs = decode_items(page, OrderDoc, "order_to_ship")
+    caller.loaders.prime_orders(docs)
+    return OrderPage(items=[Order.of(doc) for doc in docs], next_cursor=page.next_cursor)
 
 
 @strawberry.type
 class Query:
+    viewer: Customer | None = strawberry.field(
+        resolver=resolve_viewer,
+        description="The customer the token is bound to (null for a token bound to none).",
+    )
+    customer: Customer | None = strawberry.field(
+        resolver=resolve_customer,
+        description="Staff (`portal:staff`, bound to no customer): any customer. Anyone "
+        "else: its own customer, or null as for an unknown id.",
+    )
     order: Order | None = strawberry.field(
         resolver=resolve_order,
         description="One order of the caller. Null when it is unknown or not visible to "
@@ -55,10 +73,19 @@ class Query:
         description="The caller's orders, oldest first, a page of `first` (1 to 100, "
         "clamped) at a time; pass nextCursor as `after`. A client bound to a customer gets "
         "that customer's orders only, whatever customerId it names; a malformed "
-        "customerId or cursor names no orders (an empty page).",
+        "customerId or cursor names no orders (an empty page). Prefer viewer.orders.",
     )
-    availability: Availability | None = strawberry.field(
-        resolver=resolve_availability, description="Available-to-promise of one sku, by location."
+    availability: list[ItemAvailability] = strawberry.field(
+        resolver=resolve_availability,
+        description="Available-to-promise of each sku asked (at most 100), in the order "
+        "asked, read in one call; per location when perLocation is true.",
+    )
+    item: CatalogItem | None = strawberry.field(
+        resolver=resolve_item, description="A catalog item with the customer's price."
+    )
+    items: Connection[CatalogItem] = strawberry.field(
+        resolver=resolve_items,
+        description="The catalog, searched by name or sku (case-insensitive).",
     )
 
 
@@ -99,6 +126,7 @@ class PortalSchema(strawberry.Schema):
 
 schema = PortalSchema(
     query=Query,
+    mutation=Mutation,
     config=StrawberryConfig(scalar_map={Long: LONG}),
     extensions=portal_extensions(),
 )

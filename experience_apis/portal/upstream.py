@@ -1,16 +1,18 @@
-"""The process APIs as the portal reads them: their documented v1 response shapes
-(decoded leniently: unknown fields are ignored) and the calls, always made with the
-CALLER's bearer token so each process API applies scopes and customer binding itself.
+"""The process APIs as the portal calls them, always with the CALLER's bearer token so
+each process API applies scopes and customer binding itself (the wire shapes are in
+``wire.py``).
 
-HTTP outcomes become GraphQL errors with a stable ``extensions.code``; a 404 becomes
-``None`` (the resource is unknown or not visible to this caller)."""
+Reads: HTTP outcomes become GraphQL errors with a stable ``extensions.code``; a 404
+becomes ``None`` (unknown or not visible to this caller). Writes answer an ``Answer``
+(status and problem or body) that the mutations turn into typed results.
+
+Every call is reported to ``observer`` when one is set (the tests count calls with it;
+see ``context.CALL_OBSERVER``)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -18,98 +20,40 @@ import httpx
 import msgspec
 from graphql import GraphQLError
 
+from experience_apis.portal.wire import (
+    AccountDoc,
+    AvailabilityBatchDoc,
+    AvailabilityDoc,
+    BalanceDoc,
+    CatalogItemDoc,
+    CreditNoteDoc,
+    HistoryBatchDoc,
+    HoldDoc,
+    InvoiceDoc,
+    MoneyDoc,
+    OrderDoc,
+    OrderHistoryDoc,
+    PageDoc,
+    PaymentDoc,
+    RmaDoc,
+    StatementDoc,
+)
 from shared.http import Downstream
 from shared.models import CURSOR_PATTERN, Identifier, Sku
 from shared.problems import ProblemError
 
+__all__ = ["AvailabilityDoc", "InvoiceDoc", "MoneyDoc", "OrderDoc"]  # re-exported
+
 T = TypeVar("T")
+Params = list[tuple[str, str | int]]
+Observer = Callable[[str, str, str], None]  # (service, method, path)
 
 # What the process APIs accept as a cursor (shared.models.CursorParam).
 Cursor = Annotated[str, msgspec.Meta(max_length=200, pattern=CURSOR_PATTERN)]
 
-MAX_INVOICE_PAGES = 20
-INVOICE_PAGE_SIZE = 500
-
-
-# Wire shapes (ADR 0002). Only what the portal reads; extra fields are ignored.
-class MoneyDoc(msgspec.Struct, frozen=True):
-    amount_minor: int
-    currency: str
-
-
-class OrderLineDoc(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-    allocated: int = 0
-    backordered: int = 0
-    shipped: int = 0
-    unit_price: MoneyDoc | None = None
-
-
-class ItemQuantityDoc(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-
-
-class ShipmentDoc(msgspec.Struct, frozen=True):
-    shipment_id: str
-    carrier: str
-    tracking_number: str
-    lines: list[ItemQuantityDoc] = []
-    shipped_at: datetime | None = None
-
-
-class OrderDoc(msgspec.Struct, frozen=True):
-    order_id: str
-    status: str
-    customer_id: str
-    channel: str
-    lines: list[OrderLineDoc]
-    shipments: list[ShipmentDoc] = []
-    currency: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class OrderPageDoc(msgspec.Struct, frozen=True):
-    items: list[OrderDoc]
-    next_cursor: str | None = None
-
-
-class InvoiceLineDoc(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-    unit_price: MoneyDoc | None = None
-    amount: MoneyDoc | None = None
-
-
-class InvoiceDoc(msgspec.Struct, frozen=True):
-    invoice_id: str
-    order_id: str
-    status: str
-    total: MoneyDoc
-    shipment_id: str | None = None
-    lines: list[InvoiceLineDoc] = []
-    issued_at: datetime | None = None
-
-
-class InvoicePageDoc(msgspec.Struct, frozen=True):
-    items: list[InvoiceDoc]
-    next_cursor: str | None = None
-
-
-class LocationDoc(msgspec.Struct, frozen=True):
-    location_id: str
-    on_hand: int
-    allocated: int
-    available_to_promise: int
-
-
-class AvailabilityDoc(msgspec.Struct, frozen=True):
-    sku: str
-    available_to_promise: int
-    as_of: datetime
-    locations: list[LocationDoc] = []
+BATCH = 100  # ids per batch read (the process APIs' bound)
+PAGE_SIZE = 500  # rows per page of a batch read
+MAX_PAGES = 20
 
 
 class PortalError(GraphQLError):
@@ -133,6 +77,14 @@ def well_formed(value: str, kind: Any) -> bool:
     return True
 
 
+def ids(values: Sequence[str]) -> list[str]:
+    return [v for v in dict.fromkeys(values) if well_formed(v, Identifier)]
+
+
+def chunks(values: Sequence[str], size: int = BATCH) -> list[list[str]]:
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]
+
+
 _CODES_BY_STATUS = {
     400: "BAD_USER_INPUT",
     401: "UNAUTHENTICATED",
@@ -142,11 +94,50 @@ _CODES_BY_STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A write's outcome: ``status`` 0 when the service could not be reached."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problem_type(self) -> str:
+        return str(self.body.get("type", ""))
+
+    @property
+    def detail(self) -> str:
+        return str(self.body.get("detail") or self.body.get("title") or "")
+
+
+@dataclass
+class OrderFilter:
+    status: list[str] = field(default_factory=list)
+    placed_from: str | None = None
+    placed_to: str | None = None
+    sku: str | None = None
+    channel: str | None = None
+
+    def params(self) -> Params:
+        found: Params = [("status", s) for s in self.status]
+        for name in ("placed_from", "placed_to", "sku", "channel"):
+            value = getattr(self, name)
+            if value is not None:
+                found.append((name, value))
+        return found
+
+
 class ProcessApis:
     """One request's view of the process APIs, bound to the caller's token."""
 
     def __init__(
-        self, *, orders: Downstream, billing: Downstream, availability: Downstream, bearer: str
+        self,
+        *,
+        orders: Downstream,
+        billing: Downstream,
+        availability: Downstream,
+        bearer: str,
+        observer: Observer | None = None,
     ) -> None:
         if not bearer:
             # Without it Downstream would fall back to this service's own token.
@@ -155,69 +146,209 @@ class ProcessApis:
         self.billing = billing
         self.availability = availability
         self.bearer = bearer
+        self.observer = observer
 
-    async def order(self, order_id: str) -> OrderDoc | None:
-        if not well_formed(order_id, Identifier):
-            return None
-        path = f"/orders/v1/orders/{quote(order_id, safe='')}"
-        return await self._get(self.orders, path, OrderDoc)
-
+    # -- orders ---------------------------------------------------------------------
     async def order_page(
-        self, customer_id: str | None, limit: int, cursor: str | None
-    ) -> OrderPageDoc:
+        self,
+        customer_id: str | None,
+        limit: int,
+        cursor: str | None,
+        where: OrderFilter | None = None,
+        *,
+        count: bool = False,
+    ) -> PageDoc:
         """One page of the orders this caller may see (the order API filters a bound
         caller to its own customer whatever ``customer_id`` says). A malformed customer
         id or cursor names no orders: an empty page, and nothing is sent upstream."""
         if (customer_id is not None and not well_formed(customer_id, Identifier)) or (
             cursor is not None and not well_formed(cursor, Cursor)
         ):
-            return OrderPageDoc(items=[])
-        params: list[tuple[str, str | int]] = [("limit", limit)]
+            return PageDoc(items=[], total_count=0 if count else None)
+        params: Params = [("limit", limit)]
         if customer_id is not None:
             params.append(("customer_id", customer_id))
         if cursor:
             params.append(("cursor", cursor))
-        page = await self._get(self.orders, "/orders/v1/orders", OrderPageDoc, params)
-        return page or OrderPageDoc(items=[])
+        if where is not None:
+            params += where.params()
+        if count:
+            params.append(("count", "true"))
+        page = await self._get(self.orders, "/orders/v1/orders", PageDoc, params)
+        return page or PageDoc(items=[])
 
-    async def orders_by_id(self, order_ids: Sequence[str]) -> list[OrderDoc | BaseException | None]:
-        """Each order concurrently, all answered together (so the orders' own fields, such
-        as invoices, are resolved in the same tick and batch into one request)."""
-        return await asyncio.gather(*map(self.order, order_ids), return_exceptions=True)
+    async def orders_by_id(self, order_ids: Sequence[str]) -> list[OrderDoc | None]:
+        """The orders of these ids the caller may see: one batch read per 100 ids."""
+        found: dict[str, OrderDoc] = {}
+        for batch in chunks(ids(order_ids)):
+            params: Params = [("order_id", o) for o in batch]
+            params.append(("limit", len(batch)))
+            page = await self._get(self.orders, "/orders/v1/orders", PageDoc, params)
+            for order in decode_items(page or PageDoc(items=[]), OrderDoc, self.orders.name):
+                found[order.order_id] = order
+        return [found.get(order_id) for order_id in order_ids]
 
-    async def item_availability(self, sku: str) -> AvailabilityDoc | None:
+    async def history_by_order(self, order_ids: Sequence[str]) -> list[list[Any]]:
+        found: dict[str, OrderHistoryDoc] = {}
+        for batch in chunks(ids(order_ids)):
+            params: Params = [("order_id", o) for o in batch]
+            doc = await self._get(self.orders, "/orders/v1/history", HistoryBatchDoc, params)
+            for item in doc.items if doc else []:
+                found[item.order_id] = item
+        return [list(found[o].entries) if o in found else [] for o in order_ids]
+
+    async def returns_by_order(self, order_ids: Sequence[str]) -> list[list[RmaDoc]]:
+        rows = await self._batch(self.orders, "/orders/v1/returns", "order_id", order_ids, RmaDoc)
+        return _group(rows, order_ids, lambda r: r.order_id)
+
+    async def return_page(
+        self, customer_id: str, limit: int, cursor: str | None, status: list[str]
+    ) -> PageDoc:
+        params = _page_params(customer_id, limit, cursor, count=True)
+        params += [("status", s) for s in status]
+        return await self._page(self.orders, "/orders/v1/returns", params, cursor)
+
+    async def account(self, customer_id: str) -> AccountDoc | None:
+        if not well_formed(customer_id, Identifier):
+            return None
+        path = f"/orders/v1/customers/{quote(customer_id, safe='')}/account"
+        return await self._get(self.orders, path, AccountDoc)
+
+    async def catalog_item(self, sku: str, customer_id: str | None) -> CatalogItemDoc | None:
         if not well_formed(sku, Sku):
             return None
-        path = f"/availability/v1/items/{quote(sku, safe='')}"
-        return await self._get(self.availability, path, AvailabilityDoc)
+        params: Params = [("customer_id", customer_id)] if customer_id else []
+        path = f"/orders/v1/catalog/items/{quote(sku, safe='')}"
+        return await self._get(self.orders, path, CatalogItemDoc, params)
 
+    async def catalog_page(
+        self, search: str | None, customer_id: str | None, limit: int, cursor: str | None
+    ) -> PageDoc:
+        params: Params = [("limit", limit)]
+        if search:
+            params.append(("search", search))
+        if customer_id:
+            params.append(("customer_id", customer_id))
+        if cursor:
+            params.append(("cursor", cursor))
+        return await self._page(self.orders, "/orders/v1/catalog/items", params, cursor)
+
+    # -- billing --------------------------------------------------------------------
     async def invoices_by_order(self, order_ids: Sequence[str]) -> list[list[InvoiceDoc]]:
-        """All invoices of these orders in one request (more only if it pages)."""
-        found: defaultdict[str, list[InvoiceDoc]] = defaultdict(list)
-        params: list[tuple[str, str | int]] = [("order_id", o) for o in order_ids]
-        params.append(("limit", INVOICE_PAGE_SIZE))
-        cursor: str | None = None
-        for _ in range(MAX_INVOICE_PAGES):
-            page_params = [*params, ("cursor", cursor)] if cursor else params
-            page = await self._get(
-                self.billing, "/billing/v1/invoices", InvoicePageDoc, page_params
+        path = "/billing/v1/invoices"
+        rows = await self._batch(self.billing, path, "order_id", order_ids, InvoiceDoc)
+        return _group(rows, order_ids, lambda i: i.order_id)
+
+    async def payments_by_invoice(self, invoice_ids: Sequence[str]) -> list[list[PaymentDoc]]:
+        path = "/billing/v1/payments"
+        rows = await self._batch(self.billing, path, "invoice_id", invoice_ids, PaymentDoc)
+        found: dict[str, list[PaymentDoc]] = {}
+        for payment in rows:
+            for applied in payment.applied:
+                found.setdefault(applied.invoice_id, []).append(payment)
+        return [found.get(i, []) for i in invoice_ids]
+
+    async def credit_notes_by_invoice(
+        self, invoice_ids: Sequence[str]
+    ) -> list[list[CreditNoteDoc]]:
+        path = "/billing/v1/credit-notes"
+        rows = await self._batch(self.billing, path, "invoice_id", invoice_ids, CreditNoteDoc)
+        return _group(rows, invoice_ids, lambda n: n.invoice_id)
+
+    async def billing_page(
+        self, what: str, customer_id: str, limit: int, cursor: str | None
+    ) -> PageDoc:
+        """``what``: invoices or credit-notes, of one customer."""
+        params = _page_params(customer_id, limit, cursor, count=True)
+        return await self._page(self.billing, f"/billing/v1/{what}", params, cursor)
+
+    async def balance(self, customer_id: str) -> BalanceDoc | None:
+        if not well_formed(customer_id, Identifier):
+            return None
+        path = f"/billing/v1/customers/{quote(customer_id, safe='')}/balance"
+        return await self._get(self.billing, path, BalanceDoc)
+
+    async def statement(self, customer_id: str) -> StatementDoc | None:
+        if not well_formed(customer_id, Identifier):
+            return None
+        path = f"/billing/v1/customers/{quote(customer_id, safe='')}/statement"
+        return await self._get(self.billing, path, StatementDoc)
+
+    # -- availability ---------------------------------------------------------------
+    async def availability_of(
+        self, skus: Sequence[str], channel: str | None
+    ) -> dict[str, AvailabilityDoc]:
+        """Every well-formed sku in ONE call to availability v2's batch read."""
+        wanted = [s for s in dict.fromkeys(skus) if well_formed(s, Sku)]
+        if not wanted:
+            return {}
+        params: Params = [("sku", s) for s in wanted]
+        if channel is not None:
+            params.append(("channel", channel))
+        path = "/availability/v2/items"
+        doc = await self._get(self.availability, path, AvailabilityBatchDoc, params)
+        return {item.sku: item for item in doc.items} if doc else {}
+
+    async def hold(self, hold_id: str) -> HoldDoc | None:
+        if not well_formed(hold_id, Identifier):
+            return None
+        path = f"/availability/v1/holds/{quote(hold_id, safe='')}"
+        return await self._get(self.availability, path, HoldDoc)
+
+    # -- writes ---------------------------------------------------------------------
+    async def write(
+        self, service: str, path: str, body: Any, key: str | None, method: str = "POST"
+    ) -> Answer:
+        downstream = {"orders": self.orders, "availability": self.availability}[service]
+        self._observe(downstream, method, path)
+        try:
+            response = await downstream.request(
+                method, path, json=body, idempotency_key=key, bearer=self.bearer
             )
-            if page is None:
-                break
-            for invoice in page.items:
-                found[invoice.order_id].append(invoice)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        return [found.get(order_id, []) for order_id in order_ids]
+        except ProblemError:
+            return Answer(0, {"detail": f"The {downstream.name} service is not reachable."})
+        try:
+            decoded = response.json() if response.content else {}
+        except ValueError:
+            decoded = {}
+        return Answer(response.status_code, decoded if isinstance(decoded, dict) else {})
+
+    # -- plumbing -------------------------------------------------------------------
+    async def _batch(
+        self, downstream: Downstream, path: str, name: str, keys: Sequence[str], shape: type[T]
+    ) -> list[T]:
+        """Every row of these keys, one request per 100 keys (more only if it pages)."""
+        rows: list[T] = []
+        for batch in chunks(ids(keys)):
+            params: Params = [(name, k) for k in batch]
+            params.append(("limit", PAGE_SIZE))
+            cursor: str | None = None
+            for _ in range(MAX_PAGES):
+                page_params = [*params, ("cursor", cursor)] if cursor else params
+                page = await self._get(downstream, path, PageDoc, page_params)
+                if page is None:
+                    break
+                rows += decode_items(page, shape, downstream.name)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+        return rows
+
+    async def _page(
+        self, downstream: Downstream, path: str, params: Params, cursor: str | None
+    ) -> PageDoc:
+        if cursor is not None and not well_formed(cursor, Cursor):
+            return PageDoc(items=[], total_count=0)
+        return await self._get(downstream, path, PageDoc, params) or PageDoc(items=[])
+
+    def _observe(self, downstream: Downstream, method: str, path: str) -> None:
+        if self.observer is not None:
+            self.observer(downstream.name, method, path)
 
     async def _get(
-        self,
-        downstream: Downstream,
-        path: str,
-        shape: type[T],
-        params: list[tuple[str, str | int]] | None = None,
+        self, downstream: Downstream, path: str, shape: type[T], params: Params | None = None
     ) -> T | None:
+        self._observe(downstream, "GET", path)
         try:
             response = await downstream.request("GET", path, params=params, bearer=self.bearer)
         except ProblemError as exc:  # unreachable or still 502/503/504 after retries
@@ -231,11 +362,38 @@ class ProcessApis:
         try:
             return msgspec.json.decode(response.content, type=shape)
         except msgspec.DecodeError as exc:
-            raise PortalError(
-                f"The {downstream.name} service answered in an unexpected shape.",
-                "DOWNSTREAM_CONTRACT_VIOLATION",
-                service=downstream.name,
-            ) from exc
+            raise _contract_violation(downstream.name) from exc
+
+
+def decode_items(page: PageDoc, shape: type[T], service: str) -> list[T]:
+    try:
+        return [msgspec.json.decode(raw, type=shape) for raw in page.items]
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise _contract_violation(service) from exc
+
+
+def _contract_violation(service: str) -> PortalError:
+    return PortalError(
+        f"The {service} service answered in an unexpected shape.",
+        "DOWNSTREAM_CONTRACT_VIOLATION",
+        service=service,
+    )
+
+
+def _page_params(customer_id: str, limit: int, cursor: str | None, *, count: bool) -> Params:
+    params: Params = [("customer_id", customer_id), ("limit", limit)]
+    if cursor:
+        params.append(("cursor", cursor))
+    if count:
+        params.append(("count", "true"))
+    return params
+
+
+def _group(rows: Sequence[T], keys: Sequence[str], key: Callable[[T], str]) -> list[list[T]]:
+    found: dict[str, list[T]] = {}
+    for row in rows:
+        found.setdefault(key(row), []).append(row)
+    return [found.get(k, []) for k in keys]
 
 
 def _unavailable(service: str) -> PortalError:

@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from tests.portal.conftest import PORTAL_SCOPES
 from tests.portal.helpers import graphql
 from tests.portal.upstreams import UpstreamState
 
@@ -68,7 +69,7 @@ async def test_another_customers_order_is_null_like_an_unknown_one(
 async def test_staff_pages_through_one_customers_orders(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
-    staff = token(customer_id=None)
+    staff = token(f"{PORTAL_SCOPES} portal:staff", customer_id=None)
     first = await graphql(portal, ORDERS_QUERY, staff, {"customerId": "C3", "first": 1})
     page = first.json()["data"]["orders"]
     assert [order["id"] for order in page["items"]] == ["O-30"]
@@ -95,7 +96,8 @@ async def test_a_malformed_customer_or_cursor_names_no_orders_and_calls_nothing(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
     for variables in ({"customerId": ""}, {"customerId": "../x"}, {"after": "not a cursor!"}):
-        response = await graphql(portal, ORDERS_QUERY, token(customer_id=None), variables)
+        staff = token(f"{PORTAL_SCOPES} portal:staff", customer_id=None)
+        response = await graphql(portal, ORDERS_QUERY, staff, variables)
         assert response.json() == {"data": {"orders": {"items": [], "nextCursor": None}}}
     assert upstreams.requests_to("orders") == []
 
@@ -103,7 +105,7 @@ async def test_a_malformed_customer_or_cursor_names_no_orders_and_calls_nothing(
 async def test_an_oversized_query_is_413_problem_and_calls_nothing(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
-    query = '{ availability(sku: "SKU-A") { sku } }' + " " * (128 * 1024)
+    query = '{ availability(skus: ["SKU-A"]) { sku } }' + " " * (128 * 1024)
     response = await graphql(portal, query, token())
 
     assert response.status_code == 413, response.text

@@ -88,7 +88,7 @@ async def test_the_callers_token_is_what_the_process_apis_receive(
     caller = token()
     response = await graphql(
         portal,
-        '{ order(id: "O-1") { id invoices { id } } availability(sku: "SKU-A") { sku } }',
+        '{ order(id: "O-1") { id invoices { id } } availability(skus: ["SKU-A"]) { sku } }',
         caller,
         headers={"X-Correlation-Id": "portal-test-1"},
     )
@@ -100,11 +100,15 @@ async def test_the_callers_token_is_what_the_process_apis_receive(
     for request in seen:
         assert request.authorization == f"Bearer {caller}"
         assert request.correlation_id == "portal-test-1"
-    assert upstreams.requests_to("orders")[0].path == "/orders/v1/orders/O-1"
-    assert upstreams.requests_to("availability")[0].path == "/availability/v1/items/SKU-A"
+    (orders,) = upstreams.requests_to("orders")
+    assert orders.path == "/orders/v1/orders"
+    assert ("order_id", "O-1") in orders.query
+    (availability,) = upstreams.requests_to("availability")
+    assert availability.path == "/availability/v2/items"
+    assert availability.query == [("sku", "SKU-A")]
 
 
-async def test_two_orders_in_one_query_make_one_invoices_request(
+async def test_two_orders_in_one_query_make_one_order_and_one_invoices_request(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
     upstreams.order_delays["O-2"] = 0.2  # the orders answer at different times
@@ -119,7 +123,8 @@ async def test_two_orders_in_one_query_make_one_invoices_request(
     data = response.json()["data"]
     assert data["first"]["invoices"] == [{"id": "INV-1", "total": {"amountMinor": 2500}}]
     assert data["second"]["invoices"] == [{"id": "INV-2"}]
-    assert len(upstreams.requests_to("orders")) == 2
+    (orders,) = upstreams.requests_to("orders")  # one batch read by ids
+    assert sorted(v for k, v in orders.query if k == "order_id") == ["O-1", "O-2"]
     billing = upstreams.requests_to("billing")
     assert len(billing) == 1
     assert billing[0].path == "/billing/v1/invoices"
@@ -173,18 +178,22 @@ async def test_availability(
     portal: AsyncTestClient[Any], upstreams: UpstreamState, token: Callable[..., str]
 ) -> None:
     query = """
-    query Atp($sku: ID!) {
-      availability(sku: $sku) {
+    query Atp($skus: [ID!]!) {
+      availability(skus: $skus, perLocation: true) {
         sku availableToPromise asOf
         locations { locationId onHand allocated availableToPromise }
       }
     }
     """
-    response = await graphql(portal, query, token(), {"sku": "SKU-A"})
+    response = await graphql(portal, query, token(), {"skus": ["SKU-A", "SKU-Z", "SKU-A"]})
 
     body = response.json()
     assert "errors" not in body
-    atp = body["data"]["availability"]
+    atp, unknown = body["data"]["availability"]  # in the order asked, each once
+    assert unknown["sku"] == "SKU-Z"
+    assert unknown["availableToPromise"] == 0
+    (call,) = upstreams.requests_to("availability")  # one batched call
+    assert call.query == [("sku", "SKU-A"), ("sku", "SKU-Z")]
     assert atp["sku"] == "SKU-A"
     assert atp["availableToPromise"] == 7
     assert atp["asOf"].startswith("2026-01-05T12:00:00")
@@ -197,11 +206,16 @@ async def test_availability(
 def test_sdl_is_the_contract_shape() -> None:
     text = sdl()
     assert "order(id: ID!): Order" in text
-    assert "availability(sku: ID!): Availability" in text
+    assert (
+        "availability(skus: [ID!]!, channel: String = null, perLocation: Boolean! = false): "
+        "[ItemAvailability!]!"
+    ) in text
     for field in ("trackingNumber: String!", "amountMinor: Long!", "availableToPromise: Int!"):
         assert field in text
     assert "type Subscription" not in text
-    assert "type Mutation" not in text
+    assert "placeOrder(input: PlaceOrderInput!, idempotencyKey: String!): PlaceOrderResult!" in (
+        text
+    )
 
 
 async def test_too_many_aliases_are_refused_before_any_call(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -124,8 +125,20 @@ def orders_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
         customer_id: Annotated[str | None, QueryParameter(name="customer_id")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, QueryParameter(name="cursor")] = None,
+        order_id: Annotated[list[str] | None, QueryParameter(name="order_id")] = None,
     ) -> dict[str, Any]:
         principal = _principal(request)
+        if order_id:  # the batch read by ids: those the caller may see
+            for wanted in order_id:
+                delay = state.order_delays.get(wanted, 0)
+                if delay:
+                    time.sleep(delay)
+            found = [
+                state.orders[o]
+                for o in sorted(set(order_id))
+                if o in state.orders and principal.may_see_customer(state.orders[o]["customer_id"])
+            ]
+            return {"items": found, "next_cursor": None}
         if principal.customer_id is not None:  # the real service's rule (ADR 0014)
             if customer_id not in (None, principal.customer_id):
                 return {"items": [], "next_cursor": None}
@@ -167,6 +180,9 @@ def billing_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
 def availability_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
     @get("/availability/v1/items/{sku:str}", **requires("inventory:read"), sync_to_thread=False)
     def get_item(sku: FromPath[str]) -> dict[str, Any]:
+        return item_of(sku)
+
+    def item_of(sku: str) -> dict[str, Any]:
         found = state.items.get(sku)
         if found is not None:
             return found
@@ -177,4 +193,27 @@ def availability_app(issuer: TestIssuer, state: UpstreamState) -> Litestar:
             "locations": [],
         }
 
-    return _service("availability", [get_item], issuer, state)
+    @get("/availability/v2/items", **requires("inventory:read"), sync_to_thread=False)
+    def list_items(
+        sku: Annotated[list[str], QueryParameter(name="sku")],
+    ) -> dict[str, Any]:
+        items = []
+        for wanted in sku:
+            v1 = item_of(wanted)
+            items.append(
+                {
+                    **v1,
+                    "locations": [
+                        {
+                            "location_id": loc["location_id"],
+                            "available_to_promise": loc["available_to_promise"],
+                            "buckets": {"on_hand": loc["on_hand"], "allocated": loc["allocated"]},
+                            "lots": [],
+                        }
+                        for loc in v1["locations"]
+                    ],
+                }
+            )
+        return {"items": items}
+
+    return _service("availability", [get_item, list_items], issuer, state)
