@@ -6,11 +6,11 @@ fulfillment order with Idempotency-Key ``fo:{release_id}`` and records it with t
 lines' ``released`` in one transaction. A claim a crash left behind is retried after
 ``stale_after`` seconds: the key makes the WMS answer the first fulfillment order
 again, so each release goes out exactly once. With the WMS unreachable (or its
-circuit open) the releaser waits and retries; orders keep being accepted meanwhile."""
+circuit open) the releaser waits and retries; orders keep being accepted meanwhile.
+The claim, send, record and back-off loop is the queue senders' (``shared/queue_sender.py``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Database
 from shared.problems import ProblemError
-from shared.waiting import sleep_or_wake
+from shared.queue_sender import QueueSender
 
 log = logging.getLogger("tally.orders.releases")
 # (release row, the fulfillment order it became, or (status to go back to, error))
@@ -31,7 +31,10 @@ Outcome = tuple[Any, str | None, tuple[str, str] | None]
 R = order_releases.c
 
 
-class Releaser:
+class Releaser(QueueSender[Any, Outcome]):
+    name = "releasing to the warehouses"
+    log = log
+
     def __init__(
         self,
         db: Database,
@@ -41,16 +44,9 @@ class Releaser:
         every: float = 1.0,
         stale_after: float = 15.0,
     ) -> None:
+        super().__init__(batch=batch, every=every, stale_after=stale_after)
         self.db = db
         self.partners = partners
-        self.batch = batch
-        self.every = every
-        self.stale_after = stale_after
-        self._wake = asyncio.Event()
-        self.backoff = 0.0
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _due(self) -> list[Any]:
         stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
@@ -67,8 +63,9 @@ class Releaser:
             )
             return list(rows)
 
-    async def _claim(self, rows: list[Any]) -> list[Any]:
+    async def claim(self) -> list[Any]:
         """Claims the due releases in one transaction; returns those it claimed."""
+        rows = await self._due()
         claimed = []
         async with self.db.transaction() as tx:
             for row in rows:
@@ -81,7 +78,7 @@ class Releaser:
                     claimed.append(row)
         return claimed
 
-    async def _send(self, row: Any) -> Outcome:
+    async def send(self, row: Any) -> Outcome:
         """One release to the WMS: (row, fulfillment order id, or the status to put the
         row back in with the error)."""
         try:
@@ -95,7 +92,7 @@ class Releaser:
             return row, None, ("failed", str(exc))
         return row, str(created["fulfillment_order_id"]), None
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
+    async def record(self, outcomes: list[Outcome]) -> None:
         """What the WMS answered, for the whole batch in one transaction: each sent
         release moves its order's lines (``released``) and status."""
         async with self.db.transaction() as tx:
@@ -118,29 +115,7 @@ class Releaser:
                     working.line(str(line["sku"])).release(int(line["quantity"]))
                 await changes.commit(tx, working, "released")
 
-    async def once(self) -> int:
-        """Sends what is due; returns how many releases went out (or were settled)."""
-        rows = await self._claim(await self._due())
-        if not rows:
-            return 0
-        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
-        await self._record(list(outcomes))
-        through = sum(1 for _, _, unsent in outcomes if unsent is None or unsent[0] == "failed")
-        # One release through means the WMS is back (the half-open circuit's probe
-        # refuses the others of the batch): no back-off then, the rest go at once.
-        if through:
-            self.backoff = 0.0
-        else:
-            self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
-        return through
-
-    async def __call__(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.once()
-            except Exception:
-                log.exception("releasing to the warehouses failed")
-                sent, self.backoff = 0, min(max(self.backoff * 2, 0.5), 10.0)
-            if sent and not self.backoff:
-                continue  # more may be due
-            await sleep_or_wake(self._wake, self.backoff or self.every)
+    def went_through(self, outcome: Outcome) -> bool:
+        """Sent, or refused for good (``failed``)."""
+        unsent = outcome[2]
+        return unsent is None or unsent[0] == "failed"

@@ -12,7 +12,6 @@ state queued while a send is in flight keeps its row queued, so the newest goes 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from process_apis.order_to_ship.returns.states import wms_status
 from shared.db import Database
 from shared.http import Downstream
 from shared.problems import ProblemError
-from shared.waiting import sleep_or_wake
+from shared.queue_sender import QueueSender
 
 log = logging.getLogger("tally.orders.returns.notifier")
 # (registration row, None when the WMS took it, or (status to put the row in, error))
@@ -34,7 +33,10 @@ Outcome = tuple[Any, tuple[str, str] | None]
 R = rma_registrations.c
 
 
-class WmsRegistrations:
+class WmsRegistrations(QueueSender[Any, Outcome]):
+    name = "registering RMAs at the WMS"
+    log = log
+
     def __init__(
         self,
         db: Database,
@@ -44,18 +46,11 @@ class WmsRegistrations:
         every: float = 1.0,
         stale_after: float = 15.0,
     ) -> None:
+        super().__init__(batch=batch, every=every, stale_after=stale_after)
         self.db = db
         self.wms = wms
-        self.batch = batch
-        self.every = every
-        self.stale_after = stale_after
-        self._wake = asyncio.Event()
-        self.backoff = 0.0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _claim(self) -> list[Any]:
+    async def claim(self) -> list[Any]:
         stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
         async with self.db.read() as conn:
             rows = await repo.due_registrations(conn, stale, self.batch)
@@ -73,7 +68,7 @@ class WmsRegistrations:
                     claimed.append(row)
         return claimed
 
-    async def _send(self, row: Any) -> Outcome:
+    async def send(self, row: Any) -> Outcome:
         async with self.db.read() as conn:
             rma = await repo.get(conn, row.rma_id)
         if rma is None:  # pragma: no cover - a registration is written with its RMA
@@ -103,7 +98,7 @@ class WmsRegistrations:
         log.error("the WMS refused RMA %s: %s", rma.rma_id, refused)
         return row, ("failed", str(refused))
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
+    async def record(self, outcomes: list[Outcome]) -> None:
         async with self.db.transaction() as tx:
             for row, unsent in outcomes:
                 values: dict[str, Any] = (
@@ -118,27 +113,7 @@ class WmsRegistrations:
                     .values(**values)
                 )
 
-    async def once(self) -> int:
-        """Sends what is due; returns how many went through (or were refused for good)."""
-        rows = await self._claim()
-        if not rows:
-            return 0
-        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
-        await self._record(list(outcomes))
-        through = sum(1 for _, unsent in outcomes if unsent is None or unsent[0] == "failed")
-        if through:
-            self.backoff = 0.0
-        else:
-            self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
-        return through
-
-    async def __call__(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.once()
-            except Exception:
-                log.exception("registering RMAs at the WMS failed")
-                sent, self.backoff = 0, min(max(self.backoff * 2, 0.5), 10.0)
-            if sent and not self.backoff:
-                continue  # more may be due
-            await sleep_or_wake(self._wake, self.backoff or self.every)
+    def went_through(self, outcome: Outcome) -> bool:
+        """Taken by the WMS, or refused for good (``failed``)."""
+        unsent = outcome[1]
+        return unsent is None or unsent[0] == "failed"
