@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.openapi.spec import Tag
 
+from process_apis.billing.balances.routes import BalanceController
+from process_apis.billing.balances.service import BalanceService
 from process_apis.billing.credit_notes.events import CreditOnReturn
 from process_apis.billing.credit_notes.routes import AdjustmentController, CreditNoteController
 from process_apis.billing.credit_notes.service import CreditNoteService
@@ -60,6 +62,7 @@ def create_app(
             PaymentController,
             CreditNoteController,
             StatementController,
+            BalanceController,
         ],
         title="Tally billing process API",
         description=(
@@ -77,6 +80,7 @@ def create_app(
             "payments": PaymentService(runtime.idempotency, erp),
             "credit_notes": CreditNoteService(runtime.idempotency, erp),
             "statements": StatementService(erp),
+            "balances": BalanceService(erp),
             "runtime": runtime,
         },
         extra_lifespans=[at_startup(lambda: upgrade_schema(runtime.db))],

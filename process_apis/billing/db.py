@@ -4,7 +4,8 @@ payments booked through billing; the credit notes issued (from returns and price
 corrections).
 
 ``create_all`` adds the tables a database lacks; ``upgrade_schema`` (at start-up, after
-it) adds the columns of issue 17 to a database created before them."""
+it) adds the columns of issue 17 to a database created before them, and indexes the
+payments booked before ``payment_invoices`` existed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    insert,
     inspect,
+    select,
     text,
     update,
 )
@@ -83,6 +86,15 @@ payments = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
+# Which invoices each payment was applied to (from ``payments.applied``, written with the
+# payment): the index of ``GET /billing/v1/payments?invoice_id=``.
+payment_invoices = Table(
+    "payment_invoices",
+    metadata,
+    Column("payment_id", String(64), ForeignKey("payments.payment_id"), primary_key=True),
+    Column("invoice_id", String(64), primary_key=True, index=True),
+)
+
 # Credit notes (the ERP's id): one per (invoice, cause) as the ERP keeps them.
 credit_notes = Table(
     "credit_notes",
@@ -140,6 +152,29 @@ def _add_missing_columns(conn: Connection) -> None:
         )
 
 
+def _index_payment_invoices(conn: Connection) -> None:
+    """Payments booked before ``payment_invoices`` existed get their rows (a payment
+    applied to nothing has none, and is looked at again: cheap)."""
+    indexed = select(payment_invoices.c.payment_id)
+    rows = conn.execute(
+        select(payments.c.payment_id, payments.c.applied).where(
+            payments.c.payment_id.notin_(indexed)
+        )
+    ).all()
+    values = [
+        {"payment_id": row.payment_id, "invoice_id": invoice_id}
+        for row in rows
+        for invoice_id in sorted({str(a["invoice_id"]) for a in row.applied or []})
+    ]
+    if values:
+        conn.execute(insert(payment_invoices), values)
+
+
+def _upgrade(conn: Connection) -> None:
+    _add_missing_columns(conn)
+    _index_payment_invoices(conn)
+
+
 async def upgrade_schema(db: Database) -> None:
     """Brings a database created by an earlier version up to date (idempotent)."""
-    await db.upgrade_schema(_add_missing_columns)
+    await db.upgrade_schema(_upgrade)

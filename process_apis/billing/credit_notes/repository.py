@@ -68,14 +68,14 @@ async def get(conn: AsyncConnection, credit_note_id: str) -> CreditNote | None:
 async def page(
     conn: AsyncConnection,
     *,
-    invoice_id: str | None,
+    invoice_ids: tuple[str, ...],
     customer_id: str | None,
     after: str | None,
     limit: int,
 ) -> list[CreditNote]:
     query = select(credit_notes).order_by(credit_notes.c.credit_note_id).limit(limit)
-    if invoice_id is not None:
-        query = query.where(credit_notes.c.invoice_id == invoice_id)
+    if invoice_ids:
+        query = query.where(credit_notes.c.invoice_id.in_(sorted(set(invoice_ids))))
     if customer_id is not None:
         query = query.where(credit_notes.c.customer_id == customer_id)
     if after:

@@ -11,7 +11,15 @@ from process_apis.billing.credit_notes.service import CreditNoteService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
-from shared.models import ID_PATTERN, CursorParam, IdParam, LimitParam, Page, query_filter
+from shared.models import (
+    ID_PATTERN,
+    CursorParam,
+    Identifier,
+    IdParam,
+    LimitParam,
+    Page,
+    query_filter,
+)
 from shared.problems import problem_responses
 
 CustomerFilter = Annotated[
@@ -19,8 +27,13 @@ CustomerFilter = Annotated[
     query_filter(ID_PATTERN, name="customer_id", description="Only this customer's notes."),
 ]
 InvoiceFilter = Annotated[
-    str | None,
-    query_filter(ID_PATTERN, name="invoice_id", description="Only the notes of this invoice."),
+    list[Identifier],
+    query_filter(
+        ID_PATTERN,
+        name="invoice_id",
+        many=True,
+        description="Only the notes of these invoices (repeatable, up to 100).",
+    ),
 ]
 
 
@@ -31,7 +44,7 @@ class CreditNoteController(Controller):
     @get(
         "/",
         operation_id="listCreditNotes",
-        summary="List credit notes, optionally of one invoice or one customer",
+        summary="List credit notes, optionally of some invoices or one customer",
         responses=problem_responses(),
         **requires("billing:read"),
     )
@@ -39,13 +52,14 @@ class CreditNoteController(Controller):
         self,
         credit_notes: NamedDependency[CreditNoteService],
         principal: NamedDependency[Principal],
-        invoice_id: InvoiceFilter = None,
+        invoice_id: InvoiceFilter = (),  # type: ignore[assignment]
         customer_id: CustomerFilter = None,
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[CreditNote]:
-        """A client bound to a customer sees that customer's notes only."""
-        return await credit_notes.list(principal, invoice_id, customer_id, cursor, limit)
+        """``invoice_id`` (repeatable, up to 100): a batch read of those invoices' notes.
+        A client bound to a customer sees that customer's notes only."""
+        return await credit_notes.list(principal, tuple(invoice_id), customer_id, cursor, limit)
 
     @get(
         "/{credit_note_id:str}",

@@ -57,7 +57,7 @@ class CreditNoteService:
     async def list(
         self,
         principal: Principal,
-        invoice_id: str | None,
+        invoice_ids: tuple[str, ...],
         customer_id: str | None,
         cursor: str | None,
         limit: int,
@@ -69,7 +69,7 @@ class CreditNoteService:
         async with self.db.read() as conn:
             found = await repo.page(
                 conn,
-                invoice_id=invoice_id,
+                invoice_ids=invoice_ids,
                 customer_id=customer_id,
                 after=decode_cursor(cursor),
                 limit=limit + 1,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.billing.db import payments
+from process_apis.billing.db import payment_invoices, payments
 from process_apis.billing.payments.schemas import AppliedAmount, Payment
 from shared.models import Money
 
@@ -36,6 +36,12 @@ async def insert_payment(conn: AsyncConnection, payment: Payment) -> bool:
             created_at=payment.created_at,
         )
     )
+    applied_to = sorted({a.invoice_id for a in payment.applied})
+    if applied_to:
+        await conn.execute(
+            insert(payment_invoices),
+            [{"payment_id": payment.payment_id, "invoice_id": i} for i in applied_to],
+        )
     return True
 
 
@@ -45,11 +51,21 @@ async def get(conn: AsyncConnection, payment_id: str) -> Payment | None:
 
 
 async def page(
-    conn: AsyncConnection, *, customer_id: str | None, after: str | None, limit: int
+    conn: AsyncConnection,
+    *,
+    customer_id: str | None,
+    after: str | None,
+    limit: int,
+    invoice_ids: tuple[str, ...] = (),
 ) -> list[Payment]:
     query = select(payments).order_by(payments.c.payment_id).limit(limit)
     if customer_id is not None:
         query = query.where(payments.c.customer_id == customer_id)
+    if invoice_ids:
+        applied_to = select(payment_invoices.c.payment_id).where(
+            payment_invoices.c.invoice_id.in_(sorted(set(invoice_ids)))
+        )
+        query = query.where(payments.c.payment_id.in_(applied_to))
     if after:
         query = query.where(payments.c.payment_id > after)
     return [_payment(row) for row in await conn.execute(query)]

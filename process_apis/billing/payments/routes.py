@@ -11,12 +11,29 @@ from process_apis.billing.payments.service import PaymentService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyKey
-from shared.models import ID_PATTERN, CursorParam, IdParam, LimitParam, Page, query_filter
+from shared.models import (
+    ID_PATTERN,
+    CursorParam,
+    Identifier,
+    IdParam,
+    LimitParam,
+    Page,
+    query_filter,
+)
 from shared.problems import problem_responses
 
 CustomerFilter = Annotated[
     str | None,
     query_filter(ID_PATTERN, name="customer_id", description="Only this customer's payments."),
+]
+InvoicesFilter = Annotated[
+    list[Identifier],
+    query_filter(
+        ID_PATTERN,
+        name="invoice_id",
+        many=True,
+        description="Only payments applied to one of these invoices (up to 100).",
+    ),
 ]
 
 
@@ -53,7 +70,7 @@ class PaymentController(Controller):
     @get(
         "/",
         operation_id="listPayments",
-        summary="List payments, optionally of one customer (a bound client: its own only)",
+        summary="List payments, optionally of one customer or of some invoices",
         responses=problem_responses(),
         **requires("billing:read"),
     )
@@ -62,10 +79,14 @@ class PaymentController(Controller):
         payments: NamedDependency[PaymentService],
         principal: NamedDependency[Principal],
         customer_id: CustomerFilter = None,
+        invoice_id: InvoicesFilter = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Payment]:
-        return await payments.list(principal, customer_id, cursor, limit)
+        """``invoice_id`` (repeatable, up to 100): the payments applied to any of those
+        invoices, a batch read. A bound client sees its own customer's payments only
+        (another customer named: an empty page; another's invoice: nothing of it)."""
+        return await payments.list(principal, customer_id, cursor, limit, tuple(invoice_id))
 
     @get(
         "/{payment_id:str}",

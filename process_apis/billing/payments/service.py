@@ -129,7 +129,12 @@ class PaymentService:
         return payment
 
     async def list(
-        self, principal: Principal, customer_id: str | None, cursor: str | None, limit: int
+        self,
+        principal: Principal,
+        customer_id: str | None,
+        cursor: str | None,
+        limit: int,
+        invoice_ids: tuple[str, ...] = (),
     ) -> Page[Payment]:
         if principal.customer_id is not None:
             if customer_id not in (None, principal.customer_id):
@@ -137,7 +142,11 @@ class PaymentService:
             customer_id = principal.customer_id
         async with self.db.read() as conn:
             found = await repo.page(
-                conn, customer_id=customer_id, after=decode_cursor(cursor), limit=limit + 1
+                conn,
+                customer_id=customer_id,
+                after=decode_cursor(cursor),
+                limit=limit + 1,
+                invoice_ids=invoice_ids,
             )
         return keyset_page(found, limit, key=lambda p: p.payment_id)
 
