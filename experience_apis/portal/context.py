@@ -32,8 +32,9 @@ class Caller:
 
     @property
     def is_staff(self) -> bool:
-        """Customer service: a token with ``portal:staff`` bound to no customer."""
-        return self.principal.customer_id is None and STAFF_SCOPE in self.principal.scopes
+        """Customer service: a token with ``portal:staff`` (or the ``admin`` superscope)
+        bound to no customer."""
+        return self.principal.customer_id is None and self.principal.has_scope(STAFF_SCOPE)
 
     def may_read_customer(self, customer_id: str) -> bool:
         """Its own customer for a bound client; any for staff; none for the rest."""

@@ -16,7 +16,9 @@ from tests.portal.upstreams import (
     billing_app,
     orders_app,
 )
-from tests.support.stack import ThreadServer
+from tests.orders.helpers import new_warehouse
+from tests.portal.live import STACK_SERVICES, Live, live_portal
+from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
 
 # A portal caller's token names every API it reaches: the portal and, because the portal
@@ -250,3 +252,24 @@ def token(issuer: TestIssuer) -> Callable[..., str]:
         return issuer.token(scopes, audience=audience, customer_id=customer_id)
 
     return mint
+
+
+# -- the real stack (tests/portal/live.py) -------------------------------------------
+@pytest.fixture(scope="package")
+def live_stack(tmp_path_factory: pytest.TempPathFactory, issuer: TestIssuer) -> Iterator[Stack]:
+    with Stack(tmp_path_factory.mktemp("portal-stack"), issuer, STACK_SERVICES) as running:
+        missing = [s for s in STACK_SERVICES if not running.has(s)]
+        assert not missing, f"services not importable: {missing}"
+        yield running
+
+
+@pytest.fixture(scope="package")
+def live_warehouse(live_stack: Stack) -> str:
+    return new_warehouse(live_stack)
+
+
+@pytest.fixture
+async def live(live_stack: Stack) -> AsyncIterator[Live]:
+    for app, calls in live_portal(live_stack):
+        async with AsyncTestClient(app=app) as client:
+            yield Live(live_stack, client, calls)
