@@ -10,14 +10,14 @@ from litestar.testing import AsyncTestClient
 
 from experience_apis.portal.app import create_app
 from shared.settings import load_settings
+from tests.orders.helpers import new_warehouse
+from tests.portal.live import STACK_SERVICES, Live, live_portal
 from tests.portal.upstreams import (
     UpstreamState,
     availability_app,
     billing_app,
     orders_app,
 )
-from tests.orders.helpers import new_warehouse
-from tests.portal.live import STACK_SERVICES, Live, live_portal
 from tests.support.stack import Stack, ThreadServer
 from tests.support.tokens import TestIssuer
 

@@ -116,7 +116,10 @@ def invoice_of(stack: Stack, order_id: str) -> dict[str, Any]:
         items: list[dict[str, Any]] = listed.json()["items"] if listed.status_code == 200 else []
         return items
 
-    (invoice,) = wait_until(invoices, timeout=30, what=f"the invoice of {order_id}")
+    found: list[dict[str, Any]] = wait_until(
+        invoices, timeout=30, what=f"the invoice of {order_id}"
+    )
+    (invoice,) = found
     return invoice
 
 
