@@ -34,6 +34,8 @@ Info = strawberry.Info[PortalContext, None]
 
 async def resolve_order(info: Info, id: strawberry.ID) -> Order | None:
     caller = info.context.caller
+    if caller.principal.customer_id is None and not caller.is_staff:
+        return None  # no customer of its own: nothing to read
     doc = await caller.loaders.orders.load(str(id))
     if doc is None or not caller.may_read_customer(doc.customer_id):
         return None

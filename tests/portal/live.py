@@ -65,6 +65,7 @@ class Live:
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        body.pop("extensions", None)  # the query's cost (limits/): not the answer
         return body
 
     async def data(
