@@ -103,6 +103,11 @@ def test_the_orders_list_filters_counts_and_pages(full_stack: Stack, warehouse: 
         {**mine, "placed_from": at, "placed_to": at, "count": "true"},
     )
     assert (nothing["items"], nothing["total_count"]) == ([], 0)
+    # Only an RFC 3339 date-time with its offset is a time: a number, a date alone, a
+    # naive time or an impossible date is a 400.
+    for bad in ("0.5", "2026-12-05", "2026-12-05T10:00:00", "2026-13-05T10:00:00Z"):
+        refused = get(stack, "/orders/v1/orders", {**mine, "placed_to": bad}, status=400)
+        assert refused["type"] == "/problems/invalid-request", refused
 
     # Keyset pages keep the filter; total_count counts every page.
     seen: list[str] = []

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, QueryParameter
 
 from process_apis.order_to_ship.lifecycle.states import OrderStatus
@@ -46,14 +47,45 @@ StatusFilter = Annotated[
         name="status", max_items=12, description="Only orders in one of these statuses."
     ),
 ]
+# RFC 3339 date-time with its offset: taken as text and parsed here, so that nothing
+# else (a number, a date alone, a naive time) is read as a point in time.
+RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 PlacedFrom = Annotated[
-    datetime | None,
-    QueryParameter(name="placed_from", description="Only orders placed at or after it."),
+    str | None,
+    QueryParameter(
+        name="placed_from",
+        pattern=RFC3339_PATTERN,
+        max_length=40,
+        format="date-time",
+        description="Only orders placed at or after it (RFC 3339, with its offset).",
+    ),
 ]
 PlacedTo = Annotated[
-    datetime | None,
-    QueryParameter(name="placed_to", description="Only orders placed before it."),
+    str | None,
+    QueryParameter(
+        name="placed_to",
+        pattern=RFC3339_PATTERN,
+        max_length=40,
+        format="date-time",
+        description="Only orders placed before it (RFC 3339, with its offset).",
+    ),
 ]
+
+
+def point_in_time(name: str, value: str | None) -> datetime | None:
+    """The parameter's time (the pattern has checked its shape); an impossible date or
+    time (month 13, hour 25) is the 400 of any schema-violating parameter."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationException(
+            detail="Validation failed for GET /orders/v1/orders",
+            extra=[{"key": name, "message": f"{value!r} is not an RFC 3339 date-time"}],
+        ) from None
+
+
 SkuFilter = Annotated[
     str | None,
     query_filter(SKU_PATTERN, name="sku", description="Only orders with a line of this sku."),
@@ -134,8 +166,8 @@ class OrderController(Controller):
             customer_id=customer_id,
             order_ids=tuple(order_id),
             statuses=tuple(status),
-            placed_from=placed_from,
-            placed_to=placed_to,
+            placed_from=point_in_time("placed_from", placed_from),
+            placed_to=point_in_time("placed_to", placed_to),
             sku=sku,
             channel=channel,
         )
