@@ -68,6 +68,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # it, and how long it stays open before one probe may pass.
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 5.0
+    # development | staging | production (TALLY_ENVIRONMENT). Outside development the
+    # portal masks unexpected errors and, unless told otherwise, hides introspection.
+    environment: str = "development"
+    # The portal's GraphQL guard (experience_apis/portal/limits, decision 0037).
+    portal_max_depth: int = 10
+    portal_max_tokens: int = 2_000
+    portal_max_aliases: int = 30
+    portal_cost_budget: int = 1_000
+    portal_introspection: bool | None = None  # None: on in development only
+    portal_registered_only: bool | None = None  # None: on in production only
+    portal_operations_dir: str | None = None  # None: contracts/graphql/examples
 
     def url_of(self, service: str) -> str:
         return self.service_urls[service]
@@ -167,6 +178,39 @@ def _optional_count(name: str) -> int | None:
     return int(raw)
 
 
+ENVIRONMENTS = ("development", "staging", "production")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(name: str) -> bool | None:
+    """true/false (1/0, yes/no, on/off), or None when unset."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    if raw.lower() in _TRUE | _FALSE:
+        return raw.lower() in _TRUE
+    raise ValueError(f"{name} must be true or false, not {raw!r}")
+
+
+def _portal_guard() -> dict[str, object]:
+    """TALLY_ENVIRONMENT, TALLY_PORTAL_MAX_DEPTH, _MAX_TOKENS, _MAX_ALIASES, _COST_BUDGET,
+    _INTROSPECTION, _REGISTERED_ONLY, _OPERATIONS_DIR (decision 0037)."""
+    environment = (_env("TALLY_ENVIRONMENT") or "development").lower()
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"TALLY_ENVIRONMENT must be one of {ENVIRONMENTS}, not {environment!r}")
+    return {
+        "environment": environment,
+        "portal_max_depth": int(_number("TALLY_PORTAL_MAX_DEPTH", 10)),
+        "portal_max_tokens": int(_number("TALLY_PORTAL_MAX_TOKENS", 2_000)),
+        "portal_max_aliases": int(_number("TALLY_PORTAL_MAX_ALIASES", 30)),
+        "portal_cost_budget": int(_number("TALLY_PORTAL_COST_BUDGET", 1_000)),
+        "portal_introspection": _flag("TALLY_PORTAL_INTROSPECTION"),
+        "portal_registered_only": _flag("TALLY_PORTAL_REGISTERED_ONLY"),
+        "portal_operations_dir": _env("TALLY_PORTAL_OPERATIONS_DIR"),
+    }
+
+
 def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settings:
     spec = BY_NAME[service]
     directory = data_dir_from_env(data_dir)
@@ -199,4 +243,5 @@ def load_settings(service: str, *, data_dir: str | Path | None = None) -> Settin
         breaker_failures=int(_number("TALLY_BREAKER_FAILURES", 5)),
         breaker_cooldown_seconds=_number("TALLY_BREAKER_COOLDOWN_SECONDS", 5.0),
         **_gateway_policies(),  # type: ignore[arg-type]
+        **_portal_guard(),  # type: ignore[arg-type]
     )

@@ -1,9 +1,14 @@
 """``/graphql``: strawberry's Litestar controller, adjusted to the platform's rules.
 
-- GET serves the GraphiQL page only, and without a token (a browser cannot send
-  one): the handler opts out of the kernel's bearer middleware via
-  ``opt={"exclude_from_auth": True}``, and queries over GET are disabled, so nothing
-  runs unauthenticated.
+- GET serves the explorer only (GraphiQL from this package, experience_apis/portal/
+  explorer), and without a token (a browser cannot send one): ``GET /graphql`` in a
+  browser and ``/graphql/explorer`` give the page, ``/graphql/explorer/assets/...``
+  its files, ``/graphql/explorer/operations.json`` the example operations. Each opts
+  out of the kernel's bearer middleware via ``opt={"exclude_from_auth": True}``; no
+  GET runs a query (400 problem+json), so nothing runs unauthenticated. Every
+  explorer answer carries a strict Content-Security-Policy.
+- Each operation runs under the app's guard (limits/: depth, tokens, aliases, cost,
+  persisted queries, introspection, masking), built once from the app's settings.
 - POST carries every operation. The kernel's bearer middleware has verified the token
   (401 problem+json otherwise; 403 ``insufficient_scope`` for a good token not issued
   for the portal, decision 0023) and the ``portal`` scope guard runs before GraphQL
@@ -21,28 +26,56 @@
 from __future__ import annotations
 
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from cross_web import HTTPException
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 from strawberry.litestar import make_graphql_controller
 
+from experience_apis.portal import explorer
 from experience_apis.portal.context import portal_context
+from experience_apis.portal.limits import Guard, guarding
 from experience_apis.portal.schema import schema
 from shared.auth.litestar_auth import requires
 from shared.problems import problem_response, problem_responses
 from shared.request_body import JSON_BODY
+from shared.service import Runtime
 
 GRAPHQL_PATH = "/graphql"
 MAX_QUERY_BODY_BYTES = 64 * 1024  # a query bigger than this is an attack, not a portal (413)
+PUBLIC = {"exclude_from_auth": True}
+
+_guards: WeakKeyDictionary[Runtime, Guard] = WeakKeyDictionary()
+
+
+def guard_of(runtime: Runtime) -> Guard:
+    """The app's guard, built from its settings on first use (the registry is read then)."""
+    guard = _guards.get(runtime)
+    if guard is None:
+        guard = _guards[runtime] = Guard.from_settings(runtime.settings)
+    return guard
+
+
+def _explorer_page() -> Response[str]:
+    nonce = explorer.new_nonce()
+    return Response(
+        content=explorer.page(nonce, endpoint=GRAPHQL_PATH),
+        media_type="text/html",
+        headers={
+            "Content-Security-Policy": explorer.content_security_policy(nonce),
+            "Cache-Control": "no-store",
+            **explorer.SECURITY_HEADERS,
+        },
+    )
 
 
 _StrawberryController = make_graphql_controller(
     schema,
     path=GRAPHQL_PATH,
-    graphql_ide="graphiql",
+    graphql_ide=None,  # the explorer below, not strawberry's CDN-loaded page
     allow_queries_via_get=False,
     context_getter=portal_context,
     multipart_uploads_enabled=False,
@@ -53,21 +86,54 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
     websocket_endpoint = None  # removes strawberry's WebSocket route (see above)
     opt = {JSON_BODY: True}  # the POST body is JSON that strawberry reads itself
 
-    @get(
-        opt={"exclude_from_auth": True},
-        include_in_schema=False,
-        raises=[ValidationException, NotFoundException],
-    )
-    async def handle_http_get(
-        self,
-        request: Request[Any, Any, Any],
-        context: NamedDependency[Any],
-        root_value: NamedDependency[Any],
-        response: NamedDependency[Response[Any]],
+    @get(opt=PUBLIC, include_in_schema=False)
+    async def handle_http_get(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The explorer in a browser (no token needed); nothing runs over GET."""
+        if "text/html" in request.headers.get("accept", ""):
+            return _explorer_page()
+        return problem_response(
+            400,
+            "GET /graphql runs no operation: POST it with a token "
+            "(the explorer is at /graphql/explorer).",
+            instance=request.url.path,
+        )
+
+    @get("/explorer", opt=PUBLIC, include_in_schema=False, name="portal-explorer")
+    async def explorer_page(self) -> Response[str]:
+        """GraphiQL, served from this package, under a strict Content-Security-Policy."""
+        return _explorer_page()
+
+    @get("/explorer/assets/{asset:str}", opt=PUBLIC, include_in_schema=False)
+    async def explorer_asset(
+        self, request: Request[Any, Any, Any], asset: FromPath[str]
     ) -> Response[Any]:
-        """The GraphiQL page (in a browser, no token needed)."""
-        self.temporal_response = response
-        return await self.execute_request(request=request, context=context, root_value=root_value)
+        accepts_gzip = "gzip" in request.headers.get("accept-encoding", "")
+        found = explorer.asset(asset, accepts_gzip=accepts_gzip)
+        if found is None:
+            return problem_response(404, f"No explorer asset '{asset}'.", instance=request.url.path)
+        headers = {
+            "Content-Security-Policy": explorer.content_security_policy(),
+            "Cache-Control": found.cache_control,
+            "Vary": "Accept-Encoding",
+            **explorer.SECURITY_HEADERS,
+        }
+        if found.gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return Response(content=found.body, media_type=found.media_type, headers=headers)
+
+    @get("/explorer/operations.json", opt=PUBLIC, include_in_schema=False)
+    async def explorer_operations(
+        self, runtime: NamedDependency[Runtime]
+    ) -> Response[list[dict[str, Any]]]:
+        """The example operations (the registered ones), for the explorer's tabs."""
+        return Response(
+            content=explorer.operations(guard_of(runtime).registry),
+            headers={
+                "Content-Security-Policy": explorer.content_security_policy(),
+                "Cache-Control": "no-cache",
+                **explorer.SECURITY_HEADERS,
+            },
+        )
 
     @post(
         status_code=HTTP_200_OK,
@@ -83,9 +149,13 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
         context: NamedDependency[Any],
         root_value: NamedDependency[Any],
         response: NamedDependency[Response[Any]],
+        runtime: NamedDependency[Runtime],
     ) -> Response[Any]:
         self.temporal_response = response
-        return await self.execute_request(request=request, context=context, root_value=root_value)
+        with guarding(guard_of(runtime)):
+            return await self.execute_request(
+                request=request, context=context, root_value=root_value
+            )
 
     async def execute_request(
         self, request: Request[Any, Any, Any], context: Any, root_value: Any

@@ -309,6 +309,7 @@ def path_values(world: World) -> dict[str, str]:
         "version": "v1",
         "renderer": "swagger",
         "path": "openapi.yaml",
+        "asset": "explorer.js",  # the portal explorer's files
     }
 
 
