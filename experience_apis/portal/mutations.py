@@ -70,7 +70,7 @@ RequestReturnResult = Annotated[
     strawberry.union("RequestReturnResult"),
 ]
 CreateCartHoldResult = Annotated[
-    CartHoldCreated | InsufficientStock | ValidationError | Forbidden | Unavailable,
+    CartHoldCreated | InsufficientStock | ValidationError | NotFound | Forbidden | Unavailable,
     strawberry.union("CreateCartHoldResult"),
 ]
 ReleaseCartHoldResult = Annotated[
@@ -273,7 +273,7 @@ async def create_cart_hold(
         return validation("idempotencyKey: 1 to 200 printable ASCII characters.", "idempotencyKey")
     customer = _customer(caller, input.customer_id)
     if customer is None:
-        return validation("No such customer.", "customerId")
+        return NotFound(code="NOT_FOUND", message="No such customer.", fields=["customerId"])
     bad = _bad_lines(input.lines)
     if bad is not None:
         return bad

@@ -127,11 +127,11 @@ def test_order_travels_from_token_to_invoice(platform: PlatformClient) -> None:
         assert sum(i["total"]["amountMinor"] for i in data["invoices"]) == sum(
             i["total"]["amount_minor"] for i in found
         )
-        availability = api.post(
+        (availability,) = api.post(
             "/graphql",
             json={
-                "query": "query($s: ID!) { availability(sku: $s) { sku availableToPromise asOf } }",
-                "variables": {"s": sku},
+                "query": "query($s: [ID!]!) { availability(skus: $s) { sku availableToPromise asOf } }",
+                "variables": {"s": [sku]},
             },
         ).json()["data"]["availability"]
         assert availability["availableToPromise"] == 7

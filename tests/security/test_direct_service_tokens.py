@@ -39,7 +39,7 @@ READS: dict[str, tuple[str, str, str, dict[str, Any] | None]] = {
         "graphql",
         "POST",
         "/graphql",
-        {"query": '{ availability(sku: "SKU-1001") { sku } }'},
+        {"query": '{ availability(skus: ["SKU-1001"]) { sku } }'},
     ),
 }
 
