@@ -9,6 +9,7 @@ with its settings."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,13 +17,24 @@ from typing import Any
 import msgspec
 import pytest
 import strawberry
+from graphql import parse, validate
 from graphql.language import Lexer, Source, TokenKind
 from litestar.testing import AsyncTestClient
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from experience_apis.portal import viewer as viewer_module
 from experience_apis.portal.app import create_app
-from experience_apis.portal.limits import VALIDATION_CACHE_SIZE, Guard, guarding, portal_extensions
+from experience_apis.portal.limits import (
+    VALIDATION_CACHE_SIZE,
+    Guard,
+    guarding,
+    portal_extensions,
+    validation_rules,
+)
+from experience_apis.portal.limits.cost import requested_cost
+from experience_apis.portal.limits.guard import DEFAULT_OPERATIONS_DIR
+from experience_apis.portal.limits.persisted import OperationRegistry
+from experience_apis.portal.schema import schema as portal_schema
 from shared.correlation import correlation_id
 from tests.portal.helpers import graphql
 from tests.portal.upstreams import UpstreamState
@@ -427,3 +439,18 @@ async def test_expected_errors_are_not_masked_in_production(
         body = (await graphql(portal, query, token())).json()
 
     assert body["errors"][0]["extensions"]["code"] == "DOWNSTREAM_UNAVAILABLE"
+
+
+def test_every_example_operation_passes_the_default_limits() -> None:
+    """The operations shipped beside the SDL (the registry) stay within the defaults."""
+    guard = Guard()
+    registry = OperationRegistry.load(DEFAULT_OPERATIONS_DIR)
+    if not list(registry):
+        pytest.skip("no example operations in contracts/graphql/examples")
+    rules = list(validation_rules(guard.max_depth, guard.max_aliases, guard.introspection))
+    for op in registry:
+        document = parse(op.query, max_tokens=guard.max_tokens)
+        assert validate(portal_schema._schema, document, rules) == [], op.file
+        variables = json.loads(op.variables) if op.variables else {}
+        requested = requested_cost(portal_schema._schema, document, None, variables)
+        assert requested is not None and requested <= guard.cost_budget, (op.file, requested)

@@ -43,7 +43,7 @@ VALIDATION_CACHE_SIZE = 256
 
 
 @cache
-def _rules(
+def validation_rules(
     max_depth: int, max_aliases: int, introspection: bool
 ) -> tuple[type[ASTValidationRule], ...]:
     rules: list[type[ASTValidationRule]] = [
@@ -85,7 +85,9 @@ def _parser_cache() -> SchemaExtension:
 
 def _validation_rules() -> SchemaExtension:
     guard = current_guard()
-    return AddValidationRules(list(_rules(guard.max_depth, guard.max_aliases, guard.introspection)))
+    return AddValidationRules(
+        list(validation_rules(guard.max_depth, guard.max_aliases, guard.introspection))
+    )
 
 
 def _validation_cache() -> SchemaExtension:
