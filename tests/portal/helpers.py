@@ -19,3 +19,10 @@ async def graphql(
     return await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
     )
+
+
+def answer(response: httpx.Response) -> dict[str, Any]:
+    """The body without ``extensions`` (the query's cost, limits/): data and errors."""
+    body: dict[str, Any] = response.json()
+    body.pop("extensions", None)
+    return body

@@ -10,7 +10,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from tests.portal.conftest import PORTAL_SCOPES
-from tests.portal.helpers import graphql
+from tests.portal.helpers import answer, graphql
 from tests.portal.upstreams import UpstreamState
 
 ORDERS_QUERY = """
@@ -51,7 +51,7 @@ async def test_naming_another_customer_lists_nothing_and_leaks_nothing(
         response = await graphql(
             portal, ORDERS_QUERY, token(customer_id="C3"), {"customerId": other}
         )
-        assert response.json() == {"data": {"orders": {"items": [], "nextCursor": None}}}
+        assert answer(response) == {"data": {"orders": {"items": [], "nextCursor": None}}}
 
 
 async def test_another_customers_order_is_null_like_an_unknown_one(
@@ -60,10 +60,10 @@ async def test_another_customers_order_is_null_like_an_unknown_one(
     query = "query O($id: ID!) { order(id: $id) { id invoices { id } } }"
     theirs = await graphql(portal, query, token(customer_id="C2"), {"id": "O-30"})
     unknown = await graphql(portal, query, token(customer_id="C2"), {"id": "O-404"})
-    assert theirs.json() == unknown.json() == {"data": {"order": None}}
+    assert answer(theirs) == answer(unknown) == {"data": {"order": None}}
     assert upstreams.requests_to("billing") == []  # nothing of O-30 was fetched
     own = await graphql(portal, query, token(customer_id="C3"), {"id": "O-30"})
-    assert own.json() == {"data": {"order": {"id": "O-30", "invoices": [{"id": "INV-30"}]}}}
+    assert answer(own) == {"data": {"order": {"id": "O-30", "invoices": [{"id": "INV-30"}]}}}
 
 
 async def test_staff_pages_through_one_customers_orders(
@@ -98,7 +98,7 @@ async def test_a_malformed_customer_or_cursor_names_no_orders_and_calls_nothing(
     for variables in ({"customerId": ""}, {"customerId": "../x"}, {"after": "not a cursor!"}):
         staff = token(f"{PORTAL_SCOPES} portal:staff", customer_id=None)
         response = await graphql(portal, ORDERS_QUERY, staff, variables)
-        assert response.json() == {"data": {"orders": {"items": [], "nextCursor": None}}}
+        assert answer(response) == {"data": {"orders": {"items": [], "nextCursor": None}}}
     assert upstreams.requests_to("orders") == []
 
 

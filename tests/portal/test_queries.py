@@ -8,7 +8,7 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 
 from experience_apis.portal.schema import sdl
-from tests.portal.helpers import graphql
+from tests.portal.helpers import answer, graphql
 from tests.portal.upstreams import UpstreamState
 
 ORDER_QUERY = """
@@ -151,7 +151,7 @@ async def test_unknown_order_is_null_without_error(
 ) -> None:
     response = await graphql(portal, ORDER_QUERY, token(), {"id": "O-404"})
 
-    assert response.json() == {"data": {"order": None}}
+    assert answer(response) == {"data": {"order": None}}
     assert upstreams.requests_to("billing") == []
 
 
@@ -161,7 +161,7 @@ async def test_another_customers_order_is_null_without_error(
     # The order exists, but the order API hides it from a client bound to C1.
     response = await graphql(portal, ORDER_QUERY, token(customer_id="C1"), {"id": "O-9"})
 
-    assert response.json() == {"data": {"order": None}}
+    assert answer(response) == {"data": {"order": None}}
     assert len(upstreams.requests_to("orders")) == 1
 
 
@@ -170,7 +170,7 @@ async def test_malformed_order_id_names_no_order_and_is_never_sent(
 ) -> None:
     response = await graphql(portal, '{ order(id: "../erp") { id } }', token())
 
-    assert response.json() == {"data": {"order": None}}
+    assert answer(response) == {"data": {"order": None}}
     assert upstreams.requests_to("orders") == []
 
 
