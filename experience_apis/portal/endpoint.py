@@ -157,6 +157,17 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
                 request=request, context=context, root_value=root_value
             )
 
+    def parse_json(self, data: str | bytes) -> Any:
+        """A body that is JSON but not an object (a string, a number, null) is a 400
+        problem like any other malformed request, not strawberry's AttributeError."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, (dict, list)):
+            raise HTTPException(
+                400,
+                "The body must be a JSON object: {query, variables, operationName, extensions}.",
+            )
+        return parsed
+
     async def execute_request(
         self, request: Request[Any, Any, Any], context: Any, root_value: Any
     ) -> Response[Any]:

@@ -454,3 +454,17 @@ def test_every_example_operation_passes_the_default_limits() -> None:
         variables = json.loads(op.variables) if op.variables else {}
         requested = requested_cost(portal_schema._schema, document, None, variables)
         assert requested is not None and requested <= guard.cost_budget, (op.file, requested)
+
+
+@pytest.mark.parametrize("body", ['"{ __typename }"', "5", "null", "true"])
+async def test_a_body_that_is_not_a_json_object_is_a_400_problem(
+    portal: AsyncTestClient[Any], token: Callable[..., str], body: str
+) -> None:
+    response = await portal.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {token()}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")

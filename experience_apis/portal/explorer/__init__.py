@@ -154,7 +154,8 @@ def page(style_nonce: str, endpoint: str = "/graphql") -> str:
       <strong>Tally portal GraphQL</strong>
       <form id="tally-token-form" autocomplete="off">
         <label for="tally-token">Access token</label>
-        <input id="tally-token" type="password" placeholder="paste once: kept in this browser">
+        <input id="tally-token" type="password" autocomplete="off"
+               placeholder="paste once: kept in this browser">
         <button type="submit">Save</button>
         <button type="button" id="tally-token-clear">Forget</button>
       </form>
