@@ -37,7 +37,7 @@ PARTNER_SERVED = [p for p in SERVED if p.values[0] in PARTNER_APIS]
 
 
 def _run(
-    schema_url: str, base_url: str | None, bearer: str, examples: int
+    schema_url: str, base_url: str | None, bearer: str, examples: int, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -45,6 +45,7 @@ def _run(
             "run",
             schema_url,
             *(["--url", base_url] if base_url else []),
+            *extra,
             "--header",
             f"Authorization: Bearer {bearer}",
             "--max-examples",
@@ -147,6 +148,11 @@ def test_the_stateful_links_are_in_the_served_documents(platform: PlatformClient
 
 @pytest.mark.parametrize("through", ["portal", "gateway"])
 def test_portal_graphql_honours_its_schema(platform: PlatformClient, through: str) -> None:
+    """Every default check but positive_data_acceptance (ST206: any BAD_USER_INPUT answer
+    to a schema-valid query), as in test_schemathesis_graphql.py: the portal refuses some
+    values its types allow (a search with control characters, a malformed date) with a
+    BAD_USER_INPUT error, as the REST runs accept documented 4xx (schemathesis.toml)."""
     url = f"{platform.url('portal') if through == 'portal' else platform.gateway}/graphql"
-    result = _run(url, None, platform.token(), examples=25)
+    skip = ("--exclude-checks", "positive_data_acceptance")
+    result = _run(url, None, platform.token(), 25, *skip)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
