@@ -26,6 +26,7 @@ from experience_apis.portal.results import (
     NotFound,
     OrderCancelled,
     OrderPlaced,
+    Refused,
     ReturnExceedsShipped,
     ReturnRequested,
     Unavailable,
@@ -136,7 +137,9 @@ def _order(answer: Answer) -> Order:
     return Order.of(msgspec.convert(answer.body, OrderDoc, strict=False))
 
 
-def _placed(answer: Answer) -> Any:
+def _placed(
+    answer: Answer,
+) -> OrderPlaced | CreditHold | InsufficientStock | Refused:
     if answer.status in (200, 201, 202):
         order = _order(answer)
         if answer.body.get("status") == "on_hold":
@@ -166,7 +169,7 @@ async def place_order(info: Info, input: PlaceOrderInput, idempotency_key: str) 
     }
     if input.ship_to_id is not None:
         body["ship_to"] = {"ship_to_id": str(input.ship_to_id)}
-    return _placed(await caller.apis.write("orders", "/orders/v1/orders", body, key))  # type: ignore[no-any-return]
+    return _placed(await caller.apis.write("orders", "/orders/v1/orders", body, key))
 
 
 async def place_order_from_hold(
@@ -200,7 +203,7 @@ async def place_order_from_hold(
     }
     if ship_to_id is not None:
         body["ship_to"] = {"ship_to_id": str(ship_to_id)}
-    return _placed(await caller.apis.write("orders", "/orders/v1/orders", body, key))  # type: ignore[no-any-return]
+    return _placed(await caller.apis.write("orders", "/orders/v1/orders", body, key))
 
 
 async def cancel_order(
