@@ -491,19 +491,47 @@ def _what_a_create_would_write(body: dict[str, Any]) -> tuple[str, str, dict[str
     return "order_to_ship", "/orders/v1/orders", {"customer_id": str(body["customer_id"])}
 
 
-FILTER_PARAMS: dict[str, list[Callable[[World], dict[str, str]]]] = {
-    "/orders/v1/orders": [lambda w: {}, lambda w: {"customer_id": w.a.customer_id}],
+FILTER_PARAMS: dict[str, list[Callable[[World], Any]]] = {
+    "/orders/v1/orders": [
+        lambda w: {},
+        lambda w: {"customer_id": w.a.customer_id, "count": "true"},
+        lambda w: [("order_id", w.a.open_order_id), ("order_id", w.a.shipped_order_id)],
+        lambda w: {"sku": w.sku, "channel": CHANNEL},
+    ],
+    "/orders/v1/history": [
+        lambda w: [("order_id", w.a.open_order_id), ("order_id", w.a.shipped_order_id)],
+    ],
+    "/orders/v1/returns": [
+        lambda w: {},
+        lambda w: {"customer_id": w.a.customer_id},
+        lambda w: {"order_id": w.a.shipped_order_id, "count": "true"},
+    ],
     "/billing/v1/invoices": [
         lambda w: {},
         lambda w: {"customer_id": w.a.customer_id},
         lambda w: {"order_id": w.a.shipped_order_id},
     ],
-    "/billing/v1/payments": [lambda w: {}, lambda w: {"customer_id": w.a.customer_id}],
+    "/billing/v1/payments": [
+        lambda w: {},
+        lambda w: {"customer_id": w.a.customer_id},
+        lambda w: {"invoice_id": w.a.invoice_id},
+    ],
     "/billing/v1/credit-notes": [
         lambda w: {},
         lambda w: {"customer_id": w.a.customer_id},
         lambda w: {"invoice_id": w.a.invoice_id},
     ],
+}
+
+
+# A list whose items do not name the customer: what the owner asks, and what of A's it
+# must then see (default: ?customer_id=A, and A's id in the answer).
+def _by_customer(world: World) -> tuple[Any, str]:
+    return {"customer_id": world.a.customer_id}, world.a.customer_id
+
+
+OWNER_QUERIES: dict[str, Callable[[World], tuple[Any, str]]] = {
+    "/orders/v1/history": lambda w: ({"order_id": w.a.shipped_order_id}, w.a.shipped_order_id),
 }
 
 
@@ -515,9 +543,11 @@ def _filtered(client: httpx.Client, world: World, entry: Entry) -> None:
         assert_no_data_of_a(world, listed, entry)
     # The owner sees its objects through the same filters: the list is not just empty.
     a_token = bound_token(world.stack.issuer, world.a.customer_id)
+    owner_query = OWNER_QUERIES.get(entry.path, _by_customer)
+    params, shown = owner_query(world)
     with http(world.stack.urls[entry.service], a_token) as owner:
-        own = owner.get(entry.path, params={"customer_id": world.a.customer_id})
-    assert own.status_code == 200 and world.a.customer_id in own.text, own.text[:300]
+        own = owner.get(entry.path, params=params)
+    assert own.status_code == 200 and shown in own.text, own.text[:300]
 
 
 PROBES: dict[str, Callable[[httpx.Client, World, Entry], None]] = {
