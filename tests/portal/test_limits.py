@@ -255,6 +255,18 @@ async def test_requested_cost(query: str, variables: dict[str, Any] | None, requ
     assert cost(result)["requestedQueryCost"] == requested
 
 
+async def test_the_actual_cost_counts_each_object_that_resolved() -> None:
+    aliased_objects = await run("{ a: deep { name } b: deep { deep { name } } boom { name } }")
+    one_page = await run("{ nodes(first: 50) { edges { node { id } } } items(first: 9) { sku } }")
+
+    # boom resolved to null (with its error): it costs what was asked, not what came.
+    assert cost(aliased_objects)["requestedQueryCost"] == 4
+    assert cost(aliased_objects)["actualQueryCost"] == 3
+    # 3 nodes came of the 50 asked; 2 items of the 9.
+    assert cost(one_page)["requestedQueryCost"] == 1 + 50 + 9
+    assert cost(one_page)["actualQueryCost"] == 1 + 3 + 2
+
+
 async def test_cost_at_the_budget_runs_one_above_is_refused_before_execution() -> None:
     at_budget = await run(CONNECTION, Guard(cost_budget=12), {"n": 5})
     assert at_budget.errors is None

@@ -62,6 +62,7 @@ SIZE_ARGUMENTS = ("first", "last")
 ITEM_FIELDS = frozenset({"edges", "nodes"})
 
 Fields = dict[str, tuple[GraphQLNamedType, list[FieldNode]]]
+Plan = list[tuple[str, int, GraphQLNamedType, SelectionSetNode]]
 
 
 class _Walk:
@@ -77,6 +78,10 @@ class _Walk:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         self.variables = dict(variables)
+        # The same selection is walked once per object of the response: remembered.
+        self._collected: dict[tuple[int, int], tuple[SelectionSetNode, Fields]] = {}
+        self._merges: dict[tuple[int, ...], SelectionSetNode | None] = {}
+        self._plans: dict[tuple[int, int], tuple[SelectionSetNode, Plan]] = {}
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
             if name not in self.variables and definition.default_value is not None:
@@ -84,9 +89,18 @@ class _Walk:
 
     # --- the fields a selection set asks for, merged by response key ------------------
     def collect(self, parent: GraphQLNamedType, selection_set: SelectionSetNode) -> Fields:
-        fields: Fields = {}
-        self._collect(parent, selection_set, fields, frozenset())
-        return fields
+        key = (id(parent), id(selection_set))
+        known = self._collected.get(key)
+        if known is None:  # the set is kept with its fields: its id stays its own
+            known = self._collected[key] = (selection_set, {})
+            self._collect(parent, selection_set, known[1], frozenset())
+        return known[1]
+
+    def merged(self, nodes: list[FieldNode]) -> SelectionSetNode | None:
+        key = tuple(map(id, nodes))
+        if key not in self._merges:
+            self._merges[key] = _merged(nodes)
+        return self._merges[key]
 
     def _collect(
         self,
@@ -178,7 +192,7 @@ class _Walk:
             if definition is None or _introspection(nodes[0]):
                 continue
             named = get_named_type(definition.type)
-            children = _merged(nodes)
+            children = self.merged(nodes)
             if is_leaf_type(named) or children is None:
                 continue
             size = self.size(definition, nodes)
@@ -210,18 +224,34 @@ class _Walk:
         if not isinstance(data, dict):
             return 0
         total = 0
-        for key, (owner, nodes) in self.collect(parent, selection_set).items():
+        for key, own, named, children in self.plan(parent, selection_set):
+            value = data.get(key)
+            if isinstance(value, dict):
+                total += own + self.actual(named, children, value)
+            elif isinstance(value, list):
+                for item in _objects(value):
+                    total += own + self.actual(named, children, item)
+        return total
+
+    def plan(self, parent: GraphQLNamedType, selection_set: SelectionSetNode) -> Plan:
+        """The selection's object fields (response key, own cost, type, selection), once
+        per selection: the response repeats it for every object."""
+        key = (id(parent), id(selection_set))
+        known = self._plans.get(key)
+        if known is not None:
+            return known[1]
+        plan: Plan = []
+        for response_key, (owner, nodes) in self.collect(parent, selection_set).items():
             definition = self.field(owner, nodes[0])
-            children = _merged(nodes)
+            children = self.merged(nodes)
             if definition is None or children is None or _introspection(nodes[0]):
                 continue
             named = get_named_type(definition.type)
-            if is_leaf_type(named):
-                continue
-            own = 0 if _edge_node(owner, nodes[0]) else 1
-            for item in _objects(data.get(key)):
-                total += own + self.actual(named, children, item)
-        return total
+            if not is_leaf_type(named):
+                own = 0 if _edge_node(owner, nodes[0]) else 1
+                plan.append((response_key, own, named, children))
+        self._plans[key] = (selection_set, plan)
+        return plan
 
 
 def _edge_node(owner: GraphQLNamedType, node: FieldNode) -> bool:
