@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from experience_apis.portal.app import create_app
 from experience_apis.portal.limits import Guard
 from experience_apis.portal.limits.guard import DEFAULT_OPERATIONS_DIR
+from experience_apis.portal.limits.persisted import ApqStore
 from tests.portal.upstreams import UpstreamState
 from tests.support.tokens import TestIssuer
 
@@ -203,3 +204,15 @@ def test_a_missing_registry_folder_registers_nothing(portal_settings: Any, tmp_p
     guard = Guard.from_settings(settings)
     assert list(guard.registry) == []
     assert not guard.registry.accepts(TYPENAME)
+
+
+def test_the_apq_store_is_bounded_by_count_and_by_size() -> None:
+    store = ApqStore(size=2, chars=10)
+    store.put("a", "1234")
+    store.put("b", "5678")
+    store.get("a")  # a is now the most recent
+    store.put("c", "90")
+    assert (store.get("a"), store.get("b"), store.get("c")) == ("1234", None, "90")
+    store.put("d", "123456789")  # 4 + 2 + 9 > 10: the oldest go
+    assert (store.get("a"), store.get("c"), store.get("d")) == (None, None, "123456789")
+    assert len(store) == 1

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tally.portal")
 
 APQ_CACHE_SIZE = 1_000  # queries kept per process (a client re-sends an evicted one)
+APQ_CACHE_CHARS = 4 * 1024 * 1024  # and at most this much query text in all
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -123,8 +124,10 @@ def _operation_name(query: str, default: str) -> str:
 class ApqStore:
     """Queries clients registered by hash (APQ), least recently used out first."""
 
-    def __init__(self, size: int = APQ_CACHE_SIZE) -> None:
+    def __init__(self, size: int = APQ_CACHE_SIZE, chars: int = APQ_CACHE_CHARS) -> None:
         self.size = size
+        self.chars = chars
+        self._held = 0
         self._queries: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -137,10 +140,14 @@ class ApqStore:
 
     def put(self, sha256: str, query: str) -> None:
         with self._lock:
+            if sha256 in self._queries:
+                self._queries.move_to_end(sha256)
+                return
             self._queries[sha256] = query
-            self._queries.move_to_end(sha256)
-            while len(self._queries) > self.size:
-                self._queries.popitem(last=False)
+            self._held += len(query)
+            while len(self._queries) > self.size or self._held > self.chars:
+                _, evicted = self._queries.popitem(last=False)
+                self._held -= len(evicted)
 
     def __len__(self) -> int:
         return len(self._queries)
