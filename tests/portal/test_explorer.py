@@ -4,12 +4,15 @@ the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import json
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from experience_apis.portal import explorer
 from experience_apis.portal.app import create_app
 from experience_apis.portal.limits.guard import DEFAULT_OPERATIONS_DIR
 from tests.gateway.helpers import gateway_settings, serve
+from tests.support.ports import free_port
 from tests.support.tokens import TestIssuer
 
 # The vendored builds, pinned (explorer/README.md): sha256 of each file as npm ships it.
@@ -248,3 +252,151 @@ def test_the_gateway_routes_the_explorer_and_keeps_its_headers(
     assert listed.status_code == 200
     assert browser.status_code == 200
     assert_strict_csp(browser)
+
+
+# --- in a real browser (where chromium is installed) ---------------------------------------
+
+
+class Browser:
+    """Headless chromium driven over the DevTools protocol (websockets)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+        self.calls = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.calls += 1
+        sent = self.calls
+        await self.ws.send(json.dumps({"id": sent, "method": method, "params": params}))
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            if message.get("id") == sent:
+                return dict(message.get("result", {}))
+            self.events.append(message)
+
+    async def js(self, expression: str) -> Any:
+        answer = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        return answer.get("result", {}).get("value")
+
+    async def until(self, expression: str, seconds: float = 20) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = await self.js(expression)
+            if value:
+                return value
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"never true: {expression}")
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [e["params"] for e in self.events if e.get("method") == method]
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    websockets = pytest.importorskip("websockets")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--remote-debugging-port={port}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        targets: list[dict[str, Any]] = []
+        for _ in range(100):
+            try:
+                targets = httpx.get(f"http://127.0.0.1:{port}/json", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.2)
+        page = next(t for t in targets if t["type"] == "page")
+        async with websockets.connect(page["webSocketDebuggerUrl"], max_size=2**26) as ws:
+            browser = Browser(ws)
+            for domain in ("Network", "Log", "Page", "Runtime"):
+                await browser.call(f"{domain}.enable")
+            yield browser
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+async def test_in_a_browser_graphiql_runs_under_the_csp_with_the_pasted_token(
+    browser: Browser, portal_server: str, token: Callable[..., str]
+) -> None:
+    await browser.call("Page.navigate", url=f"{portal_server}/graphql/explorer")
+    await browser.until("!!document.querySelector('.graphiql-container')")
+    assert await browser.js("localStorage.getItem('tally.portal.token')") is None
+
+    bearer = token()
+    await browser.js(
+        f"document.getElementById('tally-token').value = {json.dumps(bearer)};"
+        "document.getElementById('tally-token-form').requestSubmit(); 1"
+    )
+    assert await browser.js("localStorage.getItem('tally.portal.token')") == bearer
+    browser.events.clear()
+    await browser.call("Page.reload")
+    await browser.until("!!document.querySelector('.graphiql-container')")
+    await browser.until("document.querySelectorAll('.graphiql-tab').length > 0")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not [
+        r
+        for r in browser.of("Network.responseReceived")
+        if r["response"]["url"].endswith("/graphql")
+    ]:
+        await browser.js("1")  # collects the events meanwhile
+        await asyncio.sleep(0.2)
+
+    # Requests of the page before the reload may still report: only the new page's.
+    sent = {
+        r["requestId"]: r["request"]
+        for r in browser.of("Network.requestWillBeSent")
+        if r["request"]["url"].endswith("/graphql") and r["request"]["method"] == "POST"
+    }
+    with_token = {
+        rid for rid, r in sent.items() if r["headers"].get("Authorization") == f"Bearer {bearer}"
+    }
+    assert with_token
+    answered = [
+        r["response"]["status"]
+        for r in browser.of("Network.responseReceived")
+        if r["requestId"] in with_token
+    ]
+    assert answered and set(answered) == {200}  # the schema, read with the token
+    requested = [r["request"]["url"] for r in browser.of("Network.requestWillBeSent")]
+    assert all(url.startswith((portal_server, "data:")) for url in requested), requested
+
+    examples = await browser.js("document.getElementById('tally-examples').options.length - 1")
+    assert examples == len(list(DEFAULT_OPERATIONS_DIR.glob("*.graphql")))
+    if examples:
+        await browser.js(
+            "var s = document.getElementById('tally-examples'); s.value = '0';"
+            "s.dispatchEvent(new Event('change')); 1"
+        )
+        first = sorted(DEFAULT_OPERATIONS_DIR.glob("*.graphql"))[0].read_text()
+        await browser.until(
+            "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
+            f".getValue() === {json.dumps(first)}"
+        )
+    await browser.js("document.querySelector('[aria-label=\"Open settings dialog\"]').click(); 1")
+    await browser.until("!!document.querySelector('[role=dialog]')")
+    violations = [
+        e["entry"]["text"]
+        for e in browser.of("Log.entryAdded")
+        if "Content Security Policy" in e["entry"]["text"]
+    ]
+    assert violations == []
