@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -36,6 +37,7 @@ from experience_apis.portal.limits.guard import DEFAULT_OPERATIONS_DIR
 from experience_apis.portal.limits.persisted import OperationRegistry
 from experience_apis.portal.schema import schema as portal_schema
 from shared.correlation import correlation_id
+from shared.settings import load_settings
 from tests.portal.helpers import graphql
 from tests.portal.upstreams import UpstreamState
 from tests.support.tokens import TestIssuer
@@ -480,3 +482,58 @@ async def test_a_body_that_is_not_a_json_object_is_a_400_problem(
 
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_guard_comes_from_the_settings_and_their_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    development = Guard.from_settings(load_settings("portal", data_dir=tmp_path))
+    assert (development.introspection, development.mask_errors) == (True, False)
+    assert development.registered_only is False
+    assert (development.max_depth, development.max_tokens) == (10, 2_000)
+    assert (development.max_aliases, development.cost_budget) == (30, 1_000)
+
+    monkeypatch.setenv("TALLY_ENVIRONMENT", "production")
+    monkeypatch.setenv("TALLY_PORTAL_COST_BUDGET", "500")
+    monkeypatch.setenv("TALLY_PORTAL_MAX_DEPTH", "7")
+    monkeypatch.setenv("TALLY_PORTAL_MAX_TOKENS", "900")
+    monkeypatch.setenv("TALLY_PORTAL_MAX_ALIASES", "4")
+    monkeypatch.setenv("TALLY_PORTAL_OPERATIONS_DIR", str(tmp_path))
+    production = Guard.from_settings(load_settings("portal", data_dir=tmp_path))
+    assert (production.introspection, production.mask_errors) == (False, True)
+    assert production.registered_only is True
+    assert (production.max_depth, production.max_tokens) == (7, 900)
+    assert (production.max_aliases, production.cost_budget) == (4, 500)
+    assert list(production.registry) == []
+
+    monkeypatch.setenv("TALLY_PORTAL_INTROSPECTION", "on")
+    monkeypatch.setenv("TALLY_PORTAL_REGISTERED_ONLY", "false")
+    switched = Guard.from_settings(load_settings("portal", data_dir=tmp_path))
+    assert (switched.introspection, switched.registered_only) == (True, False)
+
+    staging = {
+        "TALLY_ENVIRONMENT": "staging",
+        "TALLY_PORTAL_INTROSPECTION": "",
+        "TALLY_PORTAL_REGISTERED_ONLY": "",
+    }
+    for name, value in staging.items():
+        monkeypatch.setenv(name, value)
+    guard = Guard.from_settings(load_settings("portal", data_dir=tmp_path))
+    assert (guard.introspection, guard.mask_errors, guard.registered_only) == (False, True, False)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TALLY_ENVIRONMENT", "prod"),
+        ("TALLY_PORTAL_INTROSPECTION", "maybe"),
+        ("TALLY_PORTAL_COST_BUDGET", "-1"),
+        ("TALLY_PORTAL_MAX_DEPTH", "ten"),
+    ],
+)
+def test_a_bad_guard_setting_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        load_settings("portal", data_dir=tmp_path)
