@@ -10,7 +10,8 @@ then by path:
   rate limit of the client's tier (429), body size (413), then forwarded unchanged
   with the route's timeout (504).
 - ``/graphql``: forwarded for the portal to verify; a token that verifies here is
-  rate limited like a REST call.
+  rate limited like a REST call. A WebSocket on ``/graphql`` (the portal's
+  subscriptions) is verified here, then relayed frame by frame (sockets.py).
 - ``/{unknown}/v{n}/...``: 404; anything else: the Litestar app.
 Every call but the probes goes to the audit log.
 """
@@ -32,6 +33,7 @@ from gateway.policies.rate_limits import RateLimits
 from gateway.policies.timeouts import UpstreamTimeouts
 from gateway.routing.forwarder import Forwarder
 from gateway.routing.problems import send_problem
+from gateway.routing.sockets import SocketRelay
 from gateway.routing.versions import VersionRoute, version_routes
 from shared.auth.principal import Principal
 from shared.auth.verifier import AudienceNotGranted, InvalidToken, TokenVerifier
@@ -105,9 +107,23 @@ class GatewayRouter:
         self.verifiers = verifiers
         self.policies = policies
         self.versions = policies.versions
+        graphql = upstreams.get(GRAPHQL_API)
+        verifier = verifiers.get(GRAPHQL_API)
+        self.sockets = (
+            SocketRelay(graphql, verifier, policies.rate_limits)
+            if graphql is not None and verifier is not None
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
+            if (
+                self.sockets is not None
+                and scope["type"] == ScopeType.WEBSOCKET
+                and (scope["path"] == "/graphql")
+            ):
+                await self.sockets(scope, receive, send)  # the portal's subscriptions
+                return
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
