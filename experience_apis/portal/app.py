@@ -10,6 +10,7 @@ from litestar.openapi.spec import Tag
 from sqlalchemy import MetaData
 
 from experience_apis.portal.endpoint import PortalGraphQL
+from experience_apis.portal.subscriptions.lifespan import subscriptions_lifespan
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
 from shared.service import Runtime, build_app
@@ -31,8 +32,10 @@ def create_app(
         route_handlers=[PortalGraphQL],
         title="Tally portal GraphQL API",
         description="GraphQL for customer portals: orders with shipments and invoices, and "
-        "availability. POST /graphql with a token carrying the `portal` scope; GET /graphql "
+        "availability. POST /graphql with a token carrying the `portal` scope; subscriptions "
+        "over graphql-transport-ws on the WebSocket /graphql; GET /graphql "
         "in a browser opens GraphiQL. The schema is contracts/graphql/portal.graphql.",
         tags=[Tag(name="graphql")],
         dependencies={"runtime": runtime},
+        extra_lifespans=[subscriptions_lifespan(runtime)],
     )

@@ -13,8 +13,12 @@
   (401 problem+json otherwise; 403 ``insufficient_scope`` for a good token not issued
   for the portal, decision 0023) and the ``portal`` scope guard runs before GraphQL
   (403 problem+json otherwise).
-- No WebSocket endpoint: the schema has no subscriptions, and a socket would bypass
-  the POST handler's scope guard.
+- The WebSocket at ``/graphql`` carries subscriptions (graphql-transport-ws only,
+  decision 0038). It opens without the bearer middleware (a browser cannot send
+  headers on an upgrade); the token comes in ``connection_init`` (or the upgrade's
+  Authorization header) and is verified there with the same verifier and the
+  ``portal`` scope (subscriptions/connection.py: 4401/4403 otherwise); nothing runs
+  before. Every operation on the socket runs under the same guard as POST.
 - Bodies above 64 KiB are 413 problem+json before strawberry reads them.
 - Transport errors strawberry reports (bad JSON, no query, query over GET) are
   problem+json like every other error of the platform.
@@ -25,20 +29,32 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from cross_web import HTTPException
-from litestar import Request, Response, get, post
+from litestar import Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 from strawberry.litestar import make_graphql_controller
+from strawberry.litestar.controller import LitestarWebSocketAdapter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from experience_apis.portal import explorer
 from experience_apis.portal.context import portal_context
 from experience_apis.portal.limits import Guard, guarding
 from experience_apis.portal.schema import schema
+from experience_apis.portal.subscriptions.connection import (
+    REQUIRED_SCOPE as SUBSCRIPTION_SCOPE,
+)
+from experience_apis.portal.subscriptions.connection import (
+    SubscriptionContext,
+    accept,
+    close_code,
+)
+from experience_apis.portal.subscriptions.lifespan import hub_of
 from shared.auth.litestar_auth import requires
 from shared.problems import problem_response, problem_responses
 from shared.request_body import JSON_BODY
@@ -79,12 +95,33 @@ _StrawberryController = make_graphql_controller(
     allow_queries_via_get=False,
     context_getter=portal_context,
     multipart_uploads_enabled=False,
+    subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+    connection_init_wait_timeout=timedelta(seconds=10),
+    max_subscriptions_per_connection=20,
 )
 
 
+class _PortalSocket(LitestarWebSocketAdapter):
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(*close_code(self.ws, code, reason))
+
+
 class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
-    websocket_endpoint = None  # removes strawberry's WebSocket route (see above)
     opt = {JSON_BODY: True}  # the POST body is JSON that strawberry reads itself
+    websocket_adapter_class = _PortalSocket
+
+    # The bearer middleware is off (the token comes in connection_init, see above);
+    # connection.py checks the token and this scope itself.
+    @websocket(opt={**PUBLIC, **requires(SUBSCRIPTION_SCOPE)["opt"]})
+    async def websocket_endpoint(
+        self, socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]
+    ) -> None:
+        context = SubscriptionContext(websocket=socket, runtime=runtime, hub=hub_of(runtime))
+        with guarding(guard_of(runtime)):
+            await self.run(request=socket, context=context, root_value=None)
+
+    async def on_ws_connect(self, context: Any) -> None:
+        await accept(context)
 
     @get(opt=PUBLIC, include_in_schema=False)
     async def handle_http_get(self, request: Request[Any, Any, Any]) -> Response[Any]:

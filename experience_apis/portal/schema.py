@@ -23,6 +23,7 @@ from experience_apis.portal.money import Long
 from experience_apis.portal.mutations import Mutation
 from experience_apis.portal.objects import Order, OrderPage
 from experience_apis.portal.staff import resolve_customer
+from experience_apis.portal.subscriptions.fields import Subscription
 from experience_apis.portal.upstream import decode_items
 from experience_apis.portal.viewer import Customer, resolve_viewer
 from experience_apis.portal.wire import OrderDoc
@@ -129,6 +130,7 @@ class PortalSchema(strawberry.Schema):
 schema = PortalSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map={Long: LONG}),
     extensions=portal_extensions(),
 )

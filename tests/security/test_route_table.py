@@ -102,7 +102,9 @@ ENTRIES = load_table()
 
 
 def entries(predicate: Callable[[Entry], bool]) -> list[Any]:
-    return [pytest.param(e, id=str(e)) for e in ENTRIES if predicate(e)]
+    """The entries driven over HTTP here (a WebSocket's refusals and reach are driven
+    by its own tests: the portal's in tests/portal/test_subscriptions.py)."""
+    return [pytest.param(e, id=str(e)) for e in ENTRIES if predicate(e) and e.method != "WEBSOCKET"]
 
 
 # --- The table against the live routes ------------------------------------------------
@@ -130,7 +132,11 @@ def live_routes(app: Litestar) -> dict[tuple[str, str], LiveRoute]:
         handlers = getattr(route, "route_handlers", None)
         if handlers is None:  # WebSocket and mounted ASGI apps must be decided too
             kind = type(route).__name__.removesuffix("Route").upper()
-            found[(kind, path)] = LiveRoute(None, False)
+            # A WebSocket handler checks the token itself (the portal's, in
+            # connection_init) and names the scope it requires in its opt.
+            single = getattr(route, "route_handler", None)
+            scope = single.opt.get(REQUIRED_SCOPE) if single is not None else None
+            found[(kind, path)] = LiveRoute(scope, False)
             continue
         for handler in handlers:
             methods = set(handler.http_methods) - {"OPTIONS"}  # CORS preflight

@@ -1,0 +1,102 @@
+"""A subscription connection's caller (graphql-transport-ws, decision 0038).
+
+The socket opens without a token (a browser's WebSocket cannot send headers); the
+token comes in ``connection_init``'s payload (``{"Authorization": "Bearer ..."}``)
+or, for clients that can, the upgrade request's Authorization header. It is verified
+by the app's verifier, as the bearer middleware does for POST, and the ``portal``
+scope is required. Refusals close the socket: 4401 without a valid token, 4403 for a
+token not granted the portal (audience or scope)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from litestar import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+
+from experience_apis.portal.context import CALL_OBSERVER, Caller, PortalContext
+from experience_apis.portal.subscriptions.hub import Hub
+from experience_apis.portal.upstream import Observer, ProcessApis
+from shared.auth.litestar_auth import authorize
+from shared.auth.principal import Principal
+from shared.auth.verifier import AudienceNotGranted, InvalidToken
+from shared.problems import ProblemError
+from shared.service import Runtime
+
+REQUIRED_SCOPE = "portal"
+UNAUTHORIZED = (4401, "Unauthorized")
+FORBIDDEN = (4403, "Forbidden")
+REFUSAL = "portal_refusal"  # socket.state key: the close code the adapter sends
+
+
+class SubscriptionContext(PortalContext, kw_only=True):
+    """The connection's context: the caller is set once connection_init is accepted."""
+
+    runtime: Runtime | None = None
+    hub: Hub | None = None
+    connection_params: Any = None
+
+
+class Refused(Exception):
+    def __init__(self, close: tuple[int, str]) -> None:
+        super().__init__(close[1])
+        self.close = close
+
+
+def token_of(params: Any, headers: Mapping[str, str]) -> str:
+    """The bearer token: connection_init's payload first, then the upgrade header."""
+    header: Any = None
+    if isinstance(params, Mapping):
+        header = params.get("Authorization", params.get("authorization"))
+    if header is None:
+        header = headers.get("authorization")
+    if not isinstance(header, str):
+        raise Refused(UNAUTHORIZED)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused(UNAUTHORIZED)
+    return token.strip()
+
+
+async def principal_of(runtime: Runtime, params: Any, headers: Mapping[str, str]) -> Principal:
+    try:
+        principal = await runtime.verifier.verify(token_of(params, headers))
+    except AudienceNotGranted as exc:
+        raise Refused(FORBIDDEN) from exc
+    except InvalidToken as exc:
+        raise Refused(UNAUTHORIZED) from exc
+    try:
+        authorize(principal, REQUIRED_SCOPE)
+    except ProblemError as exc:
+        raise Refused(FORBIDDEN) from exc
+    return principal
+
+
+async def accept(context: SubscriptionContext) -> None:
+    """strawberry's ``on_ws_connect``: binds the caller, or refuses the connection."""
+    socket = context.websocket
+    runtime = context.runtime
+    assert socket is not None
+    assert runtime is not None
+    try:
+        principal = await principal_of(runtime, context.connection_params, socket.headers)
+    except Refused as refused:
+        setattr(socket.state, REFUSAL, refused.close)
+        raise ConnectionRejectionError from refused
+    observer: Observer | None = getattr(socket.app.state, CALL_OBSERVER, None)
+    apis = ProcessApis(
+        orders=runtime.downstream("order_to_ship"),
+        billing=runtime.downstream("billing"),
+        availability=runtime.downstream("availability"),
+        bearer=principal.token,
+        observer=observer,
+    )
+    context.caller_ = Caller(principal, apis)
+
+
+def close_code(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> tuple[int, str]:
+    """The close strawberry asks for, or the refusal ``accept`` chose (strawberry's
+    rejection is always 4403)."""
+    refusal: tuple[int, str] | None = getattr(socket.state, REFUSAL, None)
+    return refusal if refusal is not None and code == FORBIDDEN[0] else (code, reason)
