@@ -117,8 +117,11 @@ class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
         self, socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]
     ) -> None:
         context = SubscriptionContext(websocket=socket, runtime=runtime, hub=hub_of(runtime))
-        with guarding(guard_of(runtime)):
-            await self.run(request=socket, context=context, root_value=None)
+        try:
+            with guarding(guard_of(runtime)):
+                await self.run(request=socket, context=context, root_value=None)
+        finally:
+            context.end()
 
     async def on_ws_connect(self, context: Any) -> None:
         await accept(context)

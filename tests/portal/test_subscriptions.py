@@ -413,3 +413,18 @@ async def test_the_gateway_refuses_a_token_without_the_portal_grant(
             await asyncio.wait_for(socket.recv(), 10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
+
+
+async def test_a_connection_is_closed_4401_when_its_token_expires(
+    live_stack: Stack, portal_url: str
+) -> None:
+    token = live_stack.issuer.token(
+        CUSTOMER_SCOPES, audience=AUDIENCES, customer_id="C-1", expires_in=2
+    )
+    async with acknowledged_socket(portal_url, token) as socket:
+        await subscribe(socket, "orders", ORDER_UPDATES)
+        with pytest.raises(websockets.ConnectionClosed) as closed:  # nothing else comes
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason == "Token expired"

@@ -5,10 +5,13 @@ token comes in ``connection_init``'s payload (``{"Authorization": "Bearer ..."}`
 or, for clients that can, the upgrade request's Authorization header. It is verified
 by the app's verifier, as the bearer middleware does for POST, and the ``portal``
 scope is required. Refusals close the socket: 4401 without a valid token, 4403 for a
-token not granted the portal (audience or scope)."""
+token not granted the portal (audience or scope); 4401 too when the token expires."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +39,11 @@ class SubscriptionContext(PortalContext, kw_only=True):
     runtime: Runtime | None = None
     hub: Hub | None = None
     connection_params: Any = None
+    expiry: asyncio.Task[None] | None = None  # closes the socket when the token expires
+
+    def end(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
 
 
 class Refused(Exception):
@@ -93,6 +101,16 @@ async def accept(context: SubscriptionContext) -> None:
         observer=observer,
     )
     context.caller_ = Caller(principal, apis)
+    if principal.expires_at:
+        context.expiry = asyncio.create_task(_close_at(socket, principal.expires_at))
+
+
+async def _close_at(socket: WebSocket[Any, Any, Any], expires_at: float) -> None:
+    """A connection lives no longer than its token: 4401 when it expires (the client
+    reconnects with a fresh one)."""
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    with contextlib.suppress(Exception):  # the client may have left already
+        await socket.close(code=UNAUTHORIZED[0], reason="Token expired")
 
 
 def close_code(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> tuple[int, str]:
