@@ -43,7 +43,7 @@ PORTAL_SCOPES = "portal orders:read orders:write billing:read inventory:read"
 # customers' stock documents: none may exist on any type of the schema.
 FORBIDDEN_FIELDS = re.compile(
     r"movement|channelRule|rule|strategy|region|reconciliation|allocation$|allocations|"
-    r"hold|reference|count|ledger",
+    r"hold|reference|counts?$|ledger",  # counts, not country
     re.IGNORECASE,
 )
 # Fields whose name matches the pattern above but that are the caller's own: the size
