@@ -14,7 +14,9 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_\-]*$"  # unpadded base64url (shared.paging)
 
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=SKU_PATTERN)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# The strict decoder refuses U+0000 in any JSON string (400): a Name says so, so that
+# every schema-valid name is one the service takes.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\u0000]+$")]
 # Free text a person reads (reasons, notes, address lines): no control characters, so
 # every schema-valid value is one the strict decoder takes (it refuses U+0000).
 PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]+$"

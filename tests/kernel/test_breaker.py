@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -197,13 +196,13 @@ async def test_real_client_opens_fails_fast_half_opens_and_closes(
         assert transport.attempts == 3
         assert erp.breaker is not None and erp.breaker.state is State.OPEN
 
-        started = time.perf_counter()
         for _ in range(20):
             with pytest.raises(ProblemError) as refused:
                 await get()
             assert refused.value.status_code == 503
-        assert time.perf_counter() - started < 0.2
-        assert transport.attempts == 3  # no connection attempted while open
+        # Failing fast: no connection attempted while open (not a timing, which a
+        # loaded machine makes flaky).
+        assert transport.attempts == 3
         assert refused.value.headers is not None
         assert refused.value.headers["Retry-After"] in ("1", "2")
 
