@@ -32,6 +32,14 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     currency: Currency
 
 
+class MoneyTotal(msgspec.Struct, frozen=True):
+    """A sum of many amounts (a customer's balance, exposure, unapplied credit): Money's
+    shape, wider than one document's 10^15 bound."""
+
+    amount_minor: Annotated[int, msgspec.Meta(ge=0, le=10**18)]
+    currency: Currency
+
+
 class Page(msgspec.Struct, Generic[T]):
     """A keyset page. ``total_count`` (how many match the filter, over every page) is
     only filled when the list is asked for it (``?count=true``); absent otherwise, so

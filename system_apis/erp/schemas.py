@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from shared.models import AmountMinor, Currency, Identifier, Money, Name, Quantity, Sku, Text
+from shared.models import (
+    AmountMinor,
+    Currency,
+    Identifier,
+    Money,
+    MoneyTotal,
+    Name,
+    Quantity,
+    Sku,
+    Text,
+)
 
 Uom = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{1,8}$", examples=["EA"])]
 
@@ -140,9 +150,9 @@ class CreditExposure(msgspec.Struct):
 
     customer_id: str
     credit_limit: Money
-    open_orders: Money
-    unpaid_invoices: Money
-    exposure: Money
+    open_orders: MoneyTotal
+    unpaid_invoices: MoneyTotal
+    exposure: MoneyTotal
     available: SignedMoney
 
 
@@ -349,13 +359,13 @@ class CustomerBalance(msgspec.Struct):
     ``net`` = balance - ``unapplied_credit`` (negative: the customer is owed money)."""
 
     customer_id: str
-    balance: Money
-    invoiced: Money
-    credited: Money
-    paid: Money
+    balance: MoneyTotal
+    invoiced: MoneyTotal
+    credited: MoneyTotal
+    paid: MoneyTotal
     open_invoices: int
-    unapplied_credit: Money
-    overdue: Money
+    unapplied_credit: MoneyTotal
+    overdue: MoneyTotal
     net: SignedMoney
     as_of: datetime
 

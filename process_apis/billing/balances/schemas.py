@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.models import Currency, Money
+from shared.models import Currency, MoneyTotal
 
 
 class SignedMoney(msgspec.Struct, frozen=True):
@@ -24,12 +24,12 @@ class Balance(msgspec.Struct):
     invoice; ``net`` = balance - unapplied_credit."""
 
     customer_id: str
-    balance: Money
-    overdue: Money
+    balance: MoneyTotal
+    overdue: MoneyTotal
     open_invoices: int
-    unapplied_credit: Money
+    unapplied_credit: MoneyTotal
     as_of: datetime
-    invoiced: Money
-    credited: Money
-    paid: Money
+    invoiced: MoneyTotal
+    credited: MoneyTotal
+    paid: MoneyTotal
     net: SignedMoney

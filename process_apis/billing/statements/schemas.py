@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from shared.models import Money
+from shared.models import Money, MoneyTotal
 
 
 class StatementEntry(msgspec.Struct):
@@ -20,7 +20,7 @@ class StatementEntry(msgspec.Struct):
     document_id: str
     at: datetime
     amount: Money
-    balance: Money
+    balance: MoneyTotal
     applied: Money | None = None  # payments: the part applied to invoices
     invoice_id: str | None = None  # credit notes: the invoice corrected
 
@@ -39,8 +39,8 @@ class Statement(msgspec.Struct):
     customer_id: str
     currency: str
     entries: list[StatementEntry]
-    balance: Money
+    balance: MoneyTotal
     open_invoices: list[OpenInvoice]
-    unapplied_credit: Money
-    overdue: Money
+    unapplied_credit: MoneyTotal
+    overdue: MoneyTotal
     as_of: datetime

@@ -14,7 +14,7 @@ from process_apis.billing.invoices.schemas import is_overdue
 from process_apis.billing.statements.schemas import OpenInvoice, Statement, StatementEntry
 from shared.auth.principal import Principal
 from shared.http import Downstream
-from shared.models import Money
+from shared.models import Money, MoneyTotal
 from shared.refusals import Refusal
 
 KIND_ORDER = {"invoice": 0, "credit_note": 1, "payment": 2}
@@ -90,7 +90,7 @@ class StatementService:
                     document_id=document_id,
                     at=at,
                     amount=Money(amount, currency),
-                    balance=Money(max(0, running), currency),
+                    balance=MoneyTotal(max(0, running), currency),
                     applied=Money(-change, currency) if kind == "payment" else None,
                     invoice_id=invoice_id,
                 )
@@ -113,9 +113,9 @@ class StatementService:
             customer_id=customer_id,
             currency=currency,
             entries=entries,
-            balance=Money(_minor(balance["balance"]), currency),
+            balance=MoneyTotal(_minor(balance["balance"]), currency),
             open_invoices=open_invoices,
-            unapplied_credit=Money(_minor(balance["unapplied_credit"]), currency),
-            overdue=Money(_minor(balance["overdue"]), currency),
+            unapplied_credit=MoneyTotal(_minor(balance["unapplied_credit"]), currency),
+            overdue=MoneyTotal(_minor(balance["overdue"]), currency),
             as_of=_at(balance["as_of"]),
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.models import Currency, Money
+from shared.models import Currency, Money, MoneyTotal
 
 
 class SignedMoney(msgspec.Struct, frozen=True):
@@ -44,6 +44,6 @@ class Account(msgspec.Struct):
     payment_terms: str
     currency: str
     credit_limit: Money
-    exposure: Money
+    exposure: MoneyTotal
     available: SignedMoney
     ship_tos: list[AccountShipTo]

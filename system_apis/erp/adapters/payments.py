@@ -19,7 +19,7 @@ from sqlalchemy import Select, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, Tx
-from shared.models import Money
+from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
 from system_apis.erp.adapters.invoices import (
     lock_customer,
@@ -241,13 +241,13 @@ class ReferencePayments:
         balance = invoiced - credited - paid
         return CustomerBalance(
             customer_id=customer_id,
-            balance=Money(balance, currency),
-            invoiced=Money(invoiced, currency),
-            credited=Money(credited, currency),
-            paid=Money(paid, currency),
+            balance=MoneyTotal(balance, currency),
+            invoiced=MoneyTotal(invoiced, currency),
+            credited=MoneyTotal(credited, currency),
+            paid=MoneyTotal(paid, currency),
             open_invoices=int(sums.open_invoices),
-            unapplied_credit=Money(credit, currency),
-            overdue=Money(int(sums.overdue), currency),
+            unapplied_credit=MoneyTotal(credit, currency),
+            overdue=MoneyTotal(int(sums.overdue), currency),
             net=SignedMoney(balance - credit, currency),
             as_of=datetime.now(UTC),
         )

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, Tx
-from shared.models import Money
+from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
 from system_apis.erp.port import Invalid
 from system_apis.erp.schemas import (
@@ -215,8 +215,8 @@ class ReferenceSales:
         return CreditExposure(
             customer_id=customer_id,
             credit_limit=Money(row.credit_limit_minor, currency),
-            open_orders=Money(open_orders, currency),
-            unpaid_invoices=Money(unpaid, currency),
-            exposure=Money(exposure, currency),
+            open_orders=MoneyTotal(open_orders, currency),
+            unpaid_invoices=MoneyTotal(unpaid, currency),
+            exposure=MoneyTotal(exposure, currency),
             available=SignedMoney(row.credit_limit_minor - exposure, currency),
         )
