@@ -11,7 +11,13 @@ from shared.models import Identifier, Quantity, Sku
 
 Units = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 ReleaseReason = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, examples=["line_cancelled", "short_pick"])
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\u0000]+$",  # the strict decoder refuses U+0000 (400) in any string
+        examples=["line_cancelled", "short_pick"],
+    ),
 ]
 
 
