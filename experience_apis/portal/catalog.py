@@ -7,11 +7,12 @@ from datetime import datetime
 
 import strawberry
 
-from experience_apis.portal.connections import Connection, page_size
+from experience_apis.portal.connections import Connection, Start, window
 from experience_apis.portal.context import PortalContext
 from experience_apis.portal.money import Money
-from experience_apis.portal.upstream import bad_input, decode_items
+from experience_apis.portal.upstream import bad_input, well_formed
 from experience_apis.portal.wire import AvailabilityDoc, CatalogItemDoc, LocationDoc
+from shared.models import Identifier
 
 Info = strawberry.Info[PortalContext, None]
 
@@ -41,8 +42,9 @@ class ItemAvailability:
     sku: str
     available_to_promise: int
     channel_available: int | None = strawberry.field(
-        description="What the channel asked for may promise, when the availability "
-        "service answers it for the batch read (null otherwise)."
+        description="With `channel`: what that channel may promise to the caller's "
+        "customer (its eligible locations, less ring-fences kept for other customer "
+        "groups, within the channel's cap). Null without `channel`."
     )
     as_of: datetime
     locations: list[LocationAvailability] | None = strawberry.field(
@@ -54,7 +56,7 @@ class ItemAvailability:
         return cls(
             sku=doc.sku,
             available_to_promise=doc.available_to_promise,
-            channel_available=doc.channel_available,
+            channel_available=doc.for_channel.channel_available if doc.for_channel else None,
             as_of=doc.as_of,
             locations=[LocationAvailability.of(loc) for loc in doc.locations]
             if per_location
@@ -71,7 +73,15 @@ async def resolve_availability(
     """Each sku asked, in the order asked (repeats once); a malformed sku names nothing."""
     if len(skus) > MAX_SKUS:
         raise bad_input(f"At most {MAX_SKUS} skus per query.")
-    found = await info.context.caller.apis.availability_of([str(s) for s in skus], channel)
+    if channel is not None and not well_formed(channel, Identifier):
+        raise bad_input("channel is not a well-formed channel id.")
+    caller = info.context.caller
+    group = None
+    bound = caller.principal.customer_id
+    if channel is not None and bound is not None:  # its group's ring-fences are its own
+        account = await caller.loaders.accounts.load(bound)
+        group = account.customer_group if account else None
+    found = await caller.apis.availability_of([str(s) for s in skus], channel, group)
     asked = dict.fromkeys(str(s) for s in skus)
     return [ItemAvailability.of(found[s], per_location) for s in asked if s in found]
 
@@ -109,8 +119,9 @@ async def resolve_items(
     caller = info.context.caller
     if search is not None and (len(search) > 100 or not search.isprintable()):
         raise bad_input("search: up to 100 printable characters.")
+    start = Start.after(after)
     page = await caller.apis.catalog_page(
-        search, caller.principal.customer_id, page_size(first), after
+        search, caller.principal.customer_id, start.limit(first), start.cursor
     )
-    docs = decode_items(page, CatalogItemDoc, "order_to_ship")
-    return Connection.of(docs, CatalogItem.of, page.next_cursor, page.total_count)
+    found = window(page, start, first, CatalogItemDoc, "order_to_ship")
+    return Connection.of(found, CatalogItem.of)

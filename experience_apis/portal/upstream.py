@@ -276,7 +276,7 @@ class ProcessApis:
 
     # -- availability ---------------------------------------------------------------
     async def availability_of(
-        self, skus: Sequence[str], channel: str | None
+        self, skus: Sequence[str], channel: str | None, customer_group: str | None = None
     ) -> dict[str, AvailabilityDoc]:
         """Every well-formed sku in ONE call to availability v2's batch read."""
         wanted = [s for s in dict.fromkeys(skus) if well_formed(s, Sku)]
@@ -285,6 +285,8 @@ class ProcessApis:
         params: Params = [("sku", s) for s in wanted]
         if channel is not None:
             params.append(("channel", channel))
+            if customer_group is not None and well_formed(customer_group, Identifier):
+                params.append(("customer_group", customer_group))
         path = "/availability/v2/items"
         doc = await self._get(self.availability, path, AvailabilityBatchDoc, params)
         return {item.sku: item for item in doc.items} if doc else {}

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import strawberry
 
-from experience_apis.portal.connections import Connection, page_size
+from experience_apis.portal.connections import Connection, Start, window
 from experience_apis.portal.context import PortalContext
 from experience_apis.portal.finance import CreditNote, Invoice, Statement
 from experience_apis.portal.money import Money
 from experience_apis.portal.objects import Order, Return
-from experience_apis.portal.upstream import OrderFilter, decode_items
+from experience_apis.portal.upstream import OrderFilter, PortalError
 from experience_apis.portal.wire import (
     AccountDoc,
     AccountShipToDoc,
@@ -108,32 +108,37 @@ async def customer_orders(
     filter: OrderFilterInput | None = None,
 ) -> Connection[Order]:
     caller = info.context.caller
+    start = Start.after(after)
     page = await caller.apis.order_page(
-        str(root.id), page_size(first), after, filter.upstream() if filter else None, count=True
+        str(root.id),
+        start.limit(first),
+        start.cursor,
+        filter.upstream() if filter else None,
+        count=True,
     )
-    docs = decode_items(page, OrderDoc, "order_to_ship")
-    caller.loaders.prime_orders(docs)
-    return Connection.of(docs, Order.of, page.next_cursor, page.total_count)
+    found = window(page, start, first, OrderDoc, "order_to_ship")
+    caller.loaders.prime_orders(found.docs)
+    return Connection.of(found, Order.of)
 
 
 async def customer_invoices(
     root: Customer, info: Info, first: int = 20, after: str | None = None
 ) -> Connection[Invoice]:
+    start = Start.after(after)
     page = await info.context.caller.apis.billing_page(
-        "invoices", str(root.id), page_size(first), after
+        "invoices", str(root.id), start.limit(first), start.cursor
     )
-    docs = decode_items(page, InvoiceDoc, "billing")
-    return Connection.of(docs, Invoice.of, page.next_cursor, page.total_count)
+    return Connection.of(window(page, start, first, InvoiceDoc, "billing"), Invoice.of)
 
 
 async def customer_credit_notes(
     root: Customer, info: Info, first: int = 20, after: str | None = None
 ) -> Connection[CreditNote]:
+    start = Start.after(after)
     page = await info.context.caller.apis.billing_page(
-        "credit-notes", str(root.id), page_size(first), after
+        "credit-notes", str(root.id), start.limit(first), start.cursor
     )
-    docs = decode_items(page, CreditNoteDoc, "billing")
-    return Connection.of(docs, CreditNote.of, page.next_cursor, page.total_count)
+    return Connection.of(window(page, start, first, CreditNoteDoc, "billing"), CreditNote.of)
 
 
 async def customer_returns(
@@ -143,11 +148,11 @@ async def customer_returns(
     after: str | None = None,
     status: list[str] | None = None,
 ) -> Connection[Return]:
+    start = Start.after(after)
     page = await info.context.caller.apis.return_page(
-        str(root.id), page_size(first), after, list(status or [])
+        str(root.id), start.limit(first), start.cursor, list(status or [])
     )
-    docs = decode_items(page, RmaDoc, "order_to_ship")
-    return Connection.of(docs, Return.of, page.next_cursor, page.total_count)
+    return Connection.of(window(page, start, first, RmaDoc, "order_to_ship"), Return.of)
 
 
 async def customer_statement(root: Customer, info: Info) -> Statement | None:
@@ -155,20 +160,69 @@ async def customer_statement(root: Customer, info: Info) -> Statement | None:
     return Statement.of(doc) if doc else None
 
 
+async def _account(root: Customer, info: Info) -> AccountDoc:
+    """The account document, read once per request (the loader caches it). It is read
+    alongside the customer's other documents, not before them: ``viewer`` knows its id
+    from the token, so ``viewer { name orders }`` costs one round of calls, not two."""
+    doc = await info.context.caller.loaders.accounts.load(str(root.id))
+    if doc is None:
+        raise PortalError("The customer account is not known to the ERP.", "NOT_FOUND")
+    return doc
+
+
+async def customer_name(root: Customer, info: Info) -> str:
+    return (await _account(root, info)).name
+
+
+async def customer_status(root: Customer, info: Info) -> str:
+    return (await _account(root, info)).status
+
+
+async def customer_group(root: Customer, info: Info) -> str | None:
+    return (await _account(root, info)).customer_group
+
+
+async def payment_terms(root: Customer, info: Info) -> str | None:
+    return (await _account(root, info)).payment_terms
+
+
+async def currency(root: Customer, info: Info) -> str | None:
+    return (await _account(root, info)).currency
+
+
+async def credit_limit(root: Customer, info: Info) -> Money:
+    return Money.exactly((await _account(root, info)).credit_limit)
+
+
+async def exposure(root: Customer, info: Info) -> Money:
+    return Money.exactly((await _account(root, info)).exposure)
+
+
+async def available_credit(root: Customer, info: Info) -> Money | None:
+    return Money.of((await _account(root, info)).available)
+
+
+async def ship_tos(root: Customer, info: Info) -> list[ShipTo]:
+    return [ShipTo.of(s) for s in (await _account(root, info)).ship_tos]
+
+
 @strawberry.type(description="A customer account as the ERP keeps it, with its documents.")
 class Customer:
     id: strawberry.ID
-    name: str
-    status: str = strawberry.field(description="active, blocked, ...")
-    customer_group: str | None
-    payment_terms: str | None
-    currency: str | None
-    credit_limit: Money
-    exposure: Money = strawberry.field(description="What the ERP counts against the limit.")
-    available_credit: Money | None = strawberry.field(
-        description="Credit limit less exposure (negative when over the limit)."
+    name: str = strawberry.field(resolver=customer_name)
+    status: str = strawberry.field(resolver=customer_status, description="active, blocked, ...")
+    customer_group: str | None = strawberry.field(resolver=customer_group)
+    payment_terms: str | None = strawberry.field(resolver=payment_terms)
+    currency: str | None = strawberry.field(resolver=currency)
+    credit_limit: Money = strawberry.field(resolver=credit_limit)
+    exposure: Money = strawberry.field(
+        resolver=exposure, description="What the ERP counts against the limit."
     )
-    ship_tos: list[ShipTo]
+    available_credit: Money | None = strawberry.field(
+        resolver=available_credit,
+        description="Credit limit less exposure (negative when over the limit).",
+    )
+    ship_tos: list[ShipTo] = strawberry.field(resolver=ship_tos)
 
     open_balance: Money | None = strawberry.field(
         resolver=open_balance, description="Invoices less credit notes less payments applied."
@@ -187,32 +241,19 @@ class Customer:
     returns: Connection[Return] = strawberry.field(resolver=customer_returns)
     statement: Statement | None = strawberry.field(resolver=customer_statement)
 
-    @classmethod
-    def of(cls, doc: AccountDoc) -> Customer:
-        available = doc.available
-        return cls(
-            id=strawberry.ID(doc.customer_id),
-            name=doc.name,
-            status=doc.status,
-            customer_group=doc.customer_group,
-            payment_terms=doc.payment_terms,
-            currency=doc.currency,
-            credit_limit=Money.exactly(doc.credit_limit),
-            exposure=Money.exactly(doc.exposure),
-            available_credit=Money.of(available),
-            ship_tos=[ShipTo.of(s) for s in doc.ship_tos],
-        )
-
 
 async def load_customer(info: Info, customer_id: str) -> Customer | None:
-    """The account, if this caller may read this customer (else null, no call made)."""
+    """The account, if this caller may read this customer and the ERP knows it (else
+    null; no call made when it may not)."""
     caller = info.context.caller
     if not caller.may_read_customer(customer_id):
         return None
     doc = await caller.loaders.accounts.load(customer_id)
-    return Customer.of(doc) if doc else None
+    return Customer(id=strawberry.ID(customer_id)) if doc else None
 
 
 async def resolve_viewer(info: Info) -> Customer | None:
+    """The token's own customer, answered at once: its account is read with the
+    customer's other documents (see ``_account``)."""
     bound = info.context.caller.principal.customer_id
-    return await load_customer(info, bound) if bound is not None else None
+    return Customer(id=strawberry.ID(bound)) if bound is not None else None

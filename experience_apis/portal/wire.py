@@ -244,13 +244,19 @@ class LocationDoc(msgspec.Struct, frozen=True):
     buckets: dict[str, int] | None = None
 
 
+class ChannelFiguresDoc(msgspec.Struct, frozen=True):
+    channel: str
+    channel_available: int
+    customer_group: str | None = None
+
+
 class AvailabilityDoc(msgspec.Struct, frozen=True):
     sku: str
     available_to_promise: int
     as_of: datetime
     locations: list[LocationDoc] = []
     buckets: dict[str, int] | None = None
-    channel_available: int | None = None
+    for_channel: ChannelFiguresDoc | None = None
 
 
 class AvailabilityBatchDoc(msgspec.Struct, frozen=True):

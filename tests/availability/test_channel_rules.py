@@ -137,3 +137,34 @@ def test_a_ring_fence_holds_under_concurrent_allocations_and_holds(
     for location in answer["locations"]:
         assert location["allocated"] + location["reserved"] <= location["on_hand"]
     assert ledger_drift(settings) == {}
+
+
+def test_the_v2_batch_read_answers_each_channels_figures_as_the_single_read_does(
+    client: TestClient[Any],
+) -> None:
+    count(client, "A", "WH1", 60)
+    count(client, "B", "WH1", 8)
+    rule(client, "b2b-fence", sku="A", kind="fence", channel="b2b", quantity=30)
+    rule(client, "key-accounts", sku="A", kind="fence", customer_group="strategic", percent=10)
+    rule(client, "mkt-cap", sku="B", kind="cap", channel="marketplace", quantity=5)
+
+    for channel, group in [("web", None), ("b2b", "strategic"), ("marketplace", None)]:
+        params: list[tuple[str, str]] = [("sku", "A"), ("sku", "B"), ("sku", "NEVER")]
+        params += [("channel", channel)] + ([("customer_group", group)] if group else [])
+        batch = client.get("/availability/v2/items", params=params)
+        assert batch.status_code == 200, batch.text
+        figures = {i["sku"]: i["for_channel"] for i in batch.json()["items"]}
+        for sku in ("A", "B", "NEVER"):
+            assert figures[sku]["channel"] == channel
+            assert figures[sku]["customer_group"] == group
+            assert figures[sku]["channel_available"] == seen_by(client, sku, channel, group)
+            single = client.get(f"/availability/v2/items/{sku}", params=params[3:]).json()
+            assert single["for_channel"] == figures[sku]
+    assert seen_by(client, "A", "web") == 60 - 30 - 6
+    assert seen_by(client, "B", "marketplace") == 5
+
+    plain = client.get("/availability/v2/items", params={"sku": "A"}).json()["items"][0]
+    assert "for_channel" not in plain  # only when a channel is asked
+    bad = client.get("/availability/v2/items", params={"sku": "A", "channel": "no spaces"})
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")

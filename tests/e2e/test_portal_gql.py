@@ -177,7 +177,7 @@ def test_a_partner_places_an_order_and_reads_it_back_in_the_viewer_orders_page(
 
 
 def test_a_cart_hold_becomes_an_order_or_is_released(
-    tenant: dict[str, str], portal: Portal
+    tenant: dict[str, str], portal: Portal, platform: PlatformClient
 ) -> None:
     sku = tenant["other_sku"]
     hold_input = {
@@ -192,6 +192,9 @@ def test_a_cart_hold_becomes_an_order_or_is_released(
     [available] = portal.run("availability", skus=[sku], channel="b2b_portal")["availability"]
     assert available["sku"] == sku and available["availableToPromise"] == STOCK - 2
     assert available["asOf"]
+    with platform.client() as staff:
+        channel = staff.get(f"/availability/v1/items/{sku}", params={"channel": "b2b_portal"})
+    assert available["channelAvailable"] == channel.json()["channel_available"]
 
     placed = portal.run(
         "place_order_from_hold", idempotencyKey=key(), holdId=hold["cartHold"]["id"]

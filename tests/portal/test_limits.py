@@ -23,7 +23,6 @@ from graphql.language import Lexer, Source, TokenKind
 from litestar.testing import AsyncTestClient
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from experience_apis.portal import viewer as viewer_module
 from experience_apis.portal.app import create_app
 from experience_apis.portal.limits import (
     VALIDATION_CACHE_SIZE,
@@ -36,6 +35,7 @@ from experience_apis.portal.limits.cost import requested_cost
 from experience_apis.portal.limits.guard import DEFAULT_OPERATIONS_DIR
 from experience_apis.portal.limits.persisted import OperationRegistry
 from experience_apis.portal.schema import schema as portal_schema
+from experience_apis.portal.upstream import ProcessApis
 from shared.correlation import correlation_id
 from shared.settings import load_settings
 from tests.portal.helpers import graphql
@@ -426,12 +426,12 @@ async def test_errors_are_masked_outside_development_with_the_correlation_id(
     async def boom(*args: Any) -> Any:
         raise RuntimeError("secret: upstream said 10.0.0.7 is down")
 
-    monkeypatch.setattr(viewer_module, "load_customer", boom)
+    monkeypatch.setattr(ProcessApis, "account", boom)
     headers = {"X-Correlation-Id": "cid-portal-42"}
     async with portal_with(environment="staging") as portal:
-        staging = await graphql(portal, "{ viewer { id } }", token(), headers=headers)
+        staging = await graphql(portal, "{ viewer { name } }", token(), headers=headers)
     async with portal_with() as portal:
-        development = await graphql(portal, "{ viewer { id } }", token(), headers=headers)
+        development = await graphql(portal, "{ viewer { name } }", token(), headers=headers)
 
     (masked,) = staging.json()["errors"]
     assert masked["message"] == "Internal error."

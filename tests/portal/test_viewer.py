@@ -53,7 +53,7 @@ async def test_orders_page_with_cursors_and_total_count(live: Live, account: Acc
     first = (await live.data(token, PAGE, {"first": 2}))["viewer"]["orders"]
     assert first["totalCount"] == 5
     assert first["pageInfo"]["hasNextPage"] is True
-    assert [e["cursor"] for e in first["edges"]] == [None, first["pageInfo"]["endCursor"]]
+    assert first["edges"][-1]["cursor"] == first["pageInfo"]["endCursor"]
     seen = [e["node"]["id"] for e in first["edges"]]
     after = first["pageInfo"]["endCursor"]
     while after:
@@ -61,6 +61,28 @@ async def test_orders_page_with_cursors_and_total_count(live: Live, account: Acc
         seen += [e["node"]["id"] for e in page["edges"]]
         after = page["pageInfo"]["endCursor"]
     assert sorted(seen) == sorted(account.order_ids)
+    assert len(seen) == len(set(seen))
+
+
+async def test_every_edge_has_a_cursor_to_resume_after_it(live: Live, account: Account) -> None:
+    token = live.token(account.customer_id)
+    every = (await live.data(token, PAGE, {"first": 5}))["viewer"]["orders"]
+    ids = [e["node"]["id"] for e in every["edges"]]
+    cursors = [e["cursor"] for e in every["edges"]]
+    assert len(ids) == 5 and all(cursors) and len(set(cursors)) == 5
+    assert every["pageInfo"] == {"hasNextPage": False, "endCursor": cursors[-1]}
+
+    for i, cursor in enumerate(cursors):
+        rest = (await live.data(token, PAGE, {"first": 2, "after": cursor}))["viewer"]["orders"]
+        assert [e["node"]["id"] for e in rest["edges"]] == ids[i + 1 : i + 3]
+        assert rest["pageInfo"]["hasNextPage"] is (i + 3 < len(ids))
+        assert rest["totalCount"] == 5
+    # An endCursor of an earlier release (the process API's own cursor) still resumes.
+    with live.stack.client("order_to_ship", "admin") as orders:
+        params = {"customer_id": account.customer_id, "limit": 2}
+        old = orders.get("/orders/v1/orders", params=params).json()["next_cursor"]
+    resumed = (await live.data(token, PAGE, {"first": 2, "after": old}))["viewer"]["orders"]
+    assert [e["node"]["id"] for e in resumed["edges"]] == ids[2:4]
 
 
 async def test_orders_filtered_by_status_sku_and_channel(live: Live, account: Account) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from sqlalchemy import and_, or_, select
@@ -16,9 +17,13 @@ from process_apis.availability import schemas as v1
 from process_apis.availability.db import BUCKETS, positions
 from process_apis.availability.positions import queries
 from process_apis.availability.positions.ledger import atp_of, lapsed_by_position
-from process_apis.availability.positions.routes import SkusQuery
+from process_apis.availability.positions.routes import ChannelQuery, GroupQuery, SkusQuery
+from process_apis.availability.rules.allowance import Buyer
+from process_apis.availability.rules.view import channel_figures
+from process_apis.availability.schemas import ChannelView
 from process_apis.availability.v2.schemas import (
     BucketsV2,
+    ChannelFigures,
     ItemAvailabilityV2,
     ItemBatch,
     LocationAvailabilityV2,
@@ -82,6 +87,23 @@ def _item(found: v1.ItemAvailability) -> ItemAvailabilityV2:
     )
 
 
+def _with_channel(
+    item: ItemAvailabilityV2, buyer: Buyer, figures: tuple[int, ChannelView]
+) -> ItemAvailabilityV2:
+    available, view = figures
+    return msgspec.structs.replace(
+        item,
+        for_channel=ChannelFigures(
+            channel=buyer.channel,
+            customer_group=buyer.customer_group,
+            channel_available=available,
+            eligible_available=view.eligible_available,
+            fenced_for_others=view.fenced_for_others,
+            cap_remaining=view.cap_remaining,
+        ),
+    )
+
+
 async def _positions(
     conn: AsyncConnection, sku: str | None, location_id: str | None, after: Key | None, limit: int
 ) -> list[Position]:
@@ -126,13 +148,29 @@ class ItemControllerV2(Controller):
         "/items",
         operation_id="listItemAvailabilityV2",
         summary="Every bucket of several items at once",
-        description="Each sku asked, in the order asked; a sku never seen answers zeros.",
+        description=(
+            "Each sku asked, in the order asked; a sku never seen answers zeros. With "
+            "`channel` (and `customer_group`), each item also has `for_channel`: what "
+            "that channel may promise (decision 0007)."
+        ),
         responses=problem_responses(),
         **requires("inventory:read"),
     )
-    async def list_items(self, db: NamedDependency[Database], sku: SkusQuery) -> ItemBatch:
+    async def list_items(
+        self,
+        db: NamedDependency[Database],
+        sku: SkusQuery,
+        channel: ChannelQuery = None,
+        customer_group: GroupQuery = None,
+    ) -> ItemBatch:
+        now = clock.now()
         async with db.read() as conn:
-            return ItemBatch([_item(i) for i in await queries.items(conn, sku, clock.now())])
+            found = [_item(i) for i in await queries.items(conn, sku, now)]
+            if channel is None:
+                return ItemBatch(found)
+            buyer = Buyer(channel, customer_group)
+            figures = await channel_figures(conn, [i.sku for i in found], buyer, now)
+        return ItemBatch([_with_channel(i, buyer, figures[i.sku]) for i in found])
 
     @get(
         "/items/{sku:str}",
@@ -145,9 +183,21 @@ class ItemControllerV2(Controller):
         responses=problem_responses(),
         **requires("inventory:read"),
     )
-    async def get_item(self, sku: SkuParam, db: NamedDependency[Database]) -> ItemAvailabilityV2:
+    async def get_item(
+        self,
+        sku: SkuParam,
+        db: NamedDependency[Database],
+        channel: ChannelQuery = None,
+        customer_group: GroupQuery = None,
+    ) -> ItemAvailabilityV2:
+        now = clock.now()
         async with db.read() as conn:
-            return _item((await queries.items(conn, [sku], clock.now()))[0])
+            found = _item((await queries.items(conn, [sku], now))[0])
+            if channel is None:
+                return found
+            buyer = Buyer(channel, customer_group)
+            figures = await channel_figures(conn, [sku], buyer, now)
+        return _with_channel(found, buyer, figures[sku])
 
     @get(
         "/positions",

@@ -45,15 +45,29 @@ class LocationAvailabilityV2(msgspec.Struct, kw_only=True):
     lots: list[LotAvailability]
 
 
-class ItemAvailabilityV2(msgspec.Struct, kw_only=True):
+class ChannelFigures(msgspec.Struct, kw_only=True):
+    """Asked with ``channel``: what that channel may promise (decision 0007): the ATP of
+    its eligible locations, less what ring-fences keep for others, within its cap."""
+
+    channel: str
+    customer_group: str | None
+    channel_available: int
+    eligible_available: int
+    fenced_for_others: int
+    cap_remaining: int | None
+
+
+class ItemAvailabilityV2(msgspec.Struct, kw_only=True, omit_defaults=True):
     """``available_to_promise`` adds each location's ATP, a short location (negative
-    ATP) counting as zero; ``buckets`` are the plain sums over every position."""
+    ATP) counting as zero; ``buckets`` are the plain sums over every position.
+    ``for_channel`` is present only when a channel was asked."""
 
     sku: str
     available_to_promise: int
     as_of: datetime
     buckets: BucketsV2
     locations: list[LocationAvailabilityV2]
+    for_channel: ChannelFigures | None = None
 
 
 class ItemBatch(msgspec.Struct):
