@@ -56,6 +56,7 @@ from experience_apis.portal.subscriptions.connection import (
     close_code,
 )
 from experience_apis.portal.subscriptions.lifespan import hub_of
+from experience_apis.portal.subscriptions.registered import RegisteredOnlyTransport
 from shared.auth.litestar_auth import requires
 from shared.problems import problem_response, problem_responses
 from shared.request_body import JSON_BODY
@@ -113,6 +114,7 @@ class _PortalSocket(LitestarWebSocketAdapter):
 class PortalGraphQL(_StrawberryController):  # type: ignore[misc,valid-type]
     opt = {JSON_BODY: True}  # the POST body is JSON that strawberry reads itself
     websocket_adapter_class = _PortalSocket
+    graphql_transport_ws_handler_class = RegisteredOnlyTransport
 
     # The bearer middleware is off (the token comes in connection_init, see above);
     # connection.py checks the token and this scope itself.

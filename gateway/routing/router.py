@@ -110,7 +110,7 @@ class GatewayRouter:
         graphql = upstreams.get(GRAPHQL_API)
         verifier = verifiers.get(GRAPHQL_API)
         self.sockets = (
-            SocketRelay(graphql, verifier, policies.rate_limits)
+            SocketRelay(graphql, verifier, policies.rate_limits, policies.audit)
             if graphql is not None and verifier is not None
             else None
         )

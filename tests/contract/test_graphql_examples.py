@@ -36,6 +36,9 @@ USE_CASES = {
     "create_cart_hold": "mutation",
     "release_cart_hold": "mutation",
     "place_order_from_hold": "mutation",
+    "order_updates": "subscription",
+    "shipment_updates": "subscription",
+    "invoice_updates": "subscription",
 }
 
 

@@ -339,6 +339,9 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
         process.wait(timeout=10)
 
 
+SUBSCRIPTION = "subscription Watch { orderUpdates { orderId status } }"
+
+
 @pytest.mark.slow
 async def test_in_a_browser_graphiql_runs_under_the_csp_with_the_pasted_token(
     browser: Browser, portal_server: str, token: Callable[..., str]
@@ -397,6 +400,43 @@ async def test_in_a_browser_graphiql_runs_under_the_csp_with_the_pasted_token(
             "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
             f".getValue() === {json.dumps(first)}"
         )
+    # A subscription runs over a WebSocket to the same origin, the token in connection_init.
+    await browser.js(
+        "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
+        f".setValue({json.dumps(SUBSCRIPTION)}); 1"
+    )
+    await asyncio.sleep(1)  # GraphiQL reparses the editor's operations after a pause
+    await browser.js("document.querySelector('.graphiql-execute-button').click(); 1")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(
+        '"connection_ack"' in f["response"]["payloadData"]
+        for f in browser.of("Network.webSocketFrameReceived")
+    ):
+        await browser.js("1")
+        await asyncio.sleep(0.2)
+    shown = await browser.js(
+        "(document.querySelector('.graphiql-response .CodeMirror') || {CodeMirror: "
+        "{getValue: function () { return 'no response pane'; }}}).CodeMirror.getValue()"
+    )
+    assert browser.of("Network.webSocketCreated"), shown
+    (opened,) = browser.of("Network.webSocketCreated")
+    assert opened["url"] == portal_server.replace("http://", "ws://") + "/graphql"
+    sent_frames = [
+        json.loads(f["response"]["payloadData"]) for f in browser.of("Network.webSocketFrameSent")
+    ]
+    assert sent_frames[0] == {
+        "type": "connection_init",
+        "payload": {"Authorization": f"Bearer {bearer}"},
+    }
+    await browser.until("true", seconds=1)
+    sent_frames = [
+        json.loads(f["response"]["payloadData"]) for f in browser.of("Network.webSocketFrameSent")
+    ]
+    assert any(
+        f.get("type") == "subscribe" and "orderUpdates" in f["payload"]["query"]
+        for f in sent_frames
+    ), sent_frames
+    await browser.js("document.querySelector('.graphiql-execute-button').click(); 1")  # stop
     await browser.js("document.querySelector('[aria-label=\"Open settings dialog\"]').click(); 1")
     await browser.until("!!document.querySelector('[role=dialog]')")
     violations = [

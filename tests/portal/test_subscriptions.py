@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -428,3 +429,90 @@ async def test_a_connection_is_closed_4401_when_its_token_expires(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
     assert closed.value.rcvd.reason == "Token expired"
+
+
+async def test_a_token_revoked_while_connected_closes_the_socket_and_it_is_audited(
+    platform: PlatformClient,
+) -> None:
+    """Revoked through the gateway (RFC 7009, the client's own credentials): the
+    portal learns of it by the revocation poll and closes 4401; the gateway relays the
+    close and records the connection in its audit log."""
+    creds = await asyncio.to_thread(
+        register_client, platform, PARTNER_SCOPES, customer="CUST-REVOKED", tier="internal"
+    )
+    token = await asyncio.to_thread(bearer, platform, creds)
+    url = platform.gateway.replace("http://", "ws://") + "/graphql"
+    async with acknowledged_socket(url, token) as socket:
+        await subscribe(socket, "orders", ORDER_UPDATES)
+        assert await messages(socket, 0.5) == []  # open and quiet
+        revoked = await asyncio.to_thread(
+            lambda: httpx.post(
+                f"{platform.gateway}/oauth/revoke",
+                data={"token": token},
+                auth=(creds.client_id, creds.client_secret),
+                timeout=10,
+            )
+        )
+        assert revoked.status_code == 200
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 15)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "Token revoked")
+
+    def audited() -> list[dict[str, Any]]:
+        with platform.client() as admin:
+            page = admin.get("/audit", params={"client": creds.client_id})
+        assert page.status_code == 200, page.text
+        return [row for row in page.json()["items"] if row["method"] == "WS"]
+
+    (row,) = await asyncio.to_thread(wait_until, audited, what="the socket in the audit log")
+    assert row["route"] == "/graphql"
+    assert row["status"] == 4401
+    assert row["customer_id"] == "CUST-REVOKED"
+    assert row["latency_ms"] >= 500  # the connection's lifetime
+    assert row["correlation_id"]
+
+
+@pytest.fixture(scope="module")
+def registered_only_url(live_stack: Stack) -> Iterator[str]:
+    """The portal as production runs it: only the example operations."""
+    from experience_apis.portal.app import create_app
+
+    app = create_app(
+        live_stack.settings("portal", portal_registered_only=True),
+        key_source=live_stack.issuer.key_source(),
+        service_tokens=service_tokens(live_stack.issuer, "portal"),
+    )
+    server = ThreadServer(app)
+    server.start()
+    try:
+        yield server.url.replace("http://", "ws://") + "/graphql"
+    finally:
+        server.stop()
+
+
+async def test_registered_only_runs_the_shipped_subscription_and_refuses_others(
+    live_stack: Stack, live_warehouse: str, registered_only_url: str
+) -> None:
+    from tests.contract.test_graphql_examples import EXAMPLES_DIR
+
+    shipped = (EXAMPLES_DIR / "order_updates.graphql").read_text()
+    mine, sku = await asyncio.to_thread(_customer_with_stock, live_stack, live_warehouse)
+    async with acknowledged_socket(registered_only_url, _token(live_stack, mine)) as socket:
+        await subscribe(socket, "adhoc", "subscription { orderUpdates { orderId } }")
+        (refused,) = await messages(socket, 2)
+        await subscribe(socket, "shipped", shipped)
+        await asyncio.sleep(0.3)
+        order_id = await asyncio.to_thread(place, live_stack, mine, sku, 1)
+        got = await until(
+            socket,
+            lambda m: (
+                m.get("id") == "shipped"
+                and m["type"] == "next"
+                and m["payload"]["data"]["orderUpdates"]["orderId"] == order_id
+            ),
+        )
+    assert refused["id"] == "adhoc" and refused["type"] == "error", refused
+    assert refused["payload"][0]["extensions"]["code"] == "OPERATION_NOT_REGISTERED"
+    update = got[-1]["payload"]["data"]["orderUpdates"]
+    assert set(update) == {"orderId", "status", "previousStatus", "cause", "at"}

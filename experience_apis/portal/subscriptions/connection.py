@@ -5,7 +5,8 @@ token comes in ``connection_init``'s payload (``{"Authorization": "Bearer ..."}`
 or, for clients that can, the upgrade request's Authorization header. It is verified
 by the app's verifier, as the bearer middleware does for POST, and the ``portal``
 scope is required. Refusals close the socket: 4401 without a valid token, 4403 for a
-token not granted the portal (audience or scope); 4401 too when the token expires."""
+token not granted the portal (audience or scope); 4401 too when the token expires or
+is revoked while the socket is open."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from experience_apis.portal.subscriptions.hub import Hub
 from experience_apis.portal.upstream import Observer, ProcessApis
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
+from shared.auth.revocation import POLL_SECONDS, RevocationList
 from shared.auth.verifier import AudienceNotGranted, InvalidToken
 from shared.problems import ProblemError
 from shared.service import Runtime
@@ -30,7 +32,8 @@ from shared.service import Runtime
 REQUIRED_SCOPE = "portal"
 UNAUTHORIZED = (4401, "Unauthorized")
 FORBIDDEN = (4403, "Forbidden")
-REFUSAL = "portal_refusal"  # socket.state key: the close code the adapter sends
+REFUSAL = "portal_refusal"
+REVOCATION_CHECK = POLL_SECONDS  # seconds between a connection's looks at revocations  # socket.state key: the close code the adapter sends
 
 
 class SubscriptionContext(PortalContext, kw_only=True):
@@ -101,16 +104,27 @@ async def accept(context: SubscriptionContext) -> None:
         observer=observer,
     )
     context.caller_ = Caller(principal, apis)
-    if principal.expires_at:
-        context.expiry = asyncio.create_task(_close_at(socket, principal.expires_at))
+    context.expiry = asyncio.create_task(_watch(socket, principal, runtime.revocations))
 
 
-async def _close_at(socket: WebSocket[Any, Any, Any], expires_at: float) -> None:
-    """A connection lives no longer than its token: 4401 when it expires (the client
-    reconnects with a fresh one)."""
-    await asyncio.sleep(max(0.0, expires_at - time.time()))
+async def _watch(
+    socket: WebSocket[Any, Any, Any], principal: Principal, revocations: RevocationList
+) -> None:
+    """A connection lives no longer than its token: 4401 when it expires or is revoked
+    (a disabled client, a rotated secret, ``/oauth/revoke``), and the client reconnects
+    with a fresh one. Revocations reach this process by the verifier's poll (about once
+    a second, decision 0011); each connection looks at the list as often."""
+    while True:
+        left = principal.expires_at - time.time() if principal.expires_at else REVOCATION_CHECK
+        if left <= 0:
+            reason = "Token expired"
+            break
+        await asyncio.sleep(min(left, REVOCATION_CHECK))
+        if revocations.is_revoked(principal.jti):
+            reason = "Token revoked"
+            break
     with contextlib.suppress(Exception):  # the client may have left already
-        await socket.close(code=UNAUTHORIZED[0], reason="Token expired")
+        await socket.close(code=UNAUTHORIZED[0], reason=reason)
 
 
 def close_code(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> tuple[int, str]:

@@ -5,6 +5,9 @@
  *   request to the endpoint carries it as "Authorization: Bearer <token>".
  * - The example operations (contracts/graphql/examples) open as GraphiQL's first
  *   tabs and stay one click away in the "Examples" list.
+ * - Subscriptions run over a WebSocket to the same endpoint (graphql-transport-ws,
+ *   decision 0038), the token sent in connection_init; CSP's connect-src 'self'
+ *   covers ws: and wss: of this origin.
  */
 (function () {
   "use strict";
@@ -88,12 +91,108 @@
       });
   }
 
+  function isSubscription(params) {
+    var text = (params.query || "").replace(/#[^\n]*/g, "");
+    var pattern = params.operationName
+      ? new RegExp("\\bsubscription\\s+" + params.operationName + "\\b")
+      : /^\s*subscription\b/;
+    return pattern.test(text);
+  }
+
+  function socketUrl() {
+    var url = new URL(endpoint, window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+  }
+
+  // One graphql-transport-ws connection per subscription, as an async iterator of its
+  // results (GraphiQL shows each as it comes); stopping it completes and closes.
+  function subscribe(params) {
+    var queue = [];
+    var waiting = null;
+    var finished = false;
+    var socket = new WebSocket(socketUrl(), "graphql-transport-ws");
+
+    function push(result) {
+      if (finished) {
+        return;
+      }
+      if (result.done) {
+        finished = true;
+      }
+      if (waiting) {
+        var resolve = waiting;
+        waiting = null;
+        resolve(result);
+      } else {
+        queue.push(result);
+      }
+    }
+    function send(message) {
+      if (socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify(message));
+      }
+    }
+    socket.onopen = function () {
+      send({ type: "connection_init", payload: { Authorization: "Bearer " + storedToken() } });
+    };
+    socket.onmessage = function (event) {
+      var message = JSON.parse(event.data);
+      if (message.type === "connection_ack") {
+        send({ id: "1", type: "subscribe", payload: params });
+      } else if (message.type === "next") {
+        push({ value: message.payload, done: false });
+      } else if (message.type === "error") {
+        push({ value: { errors: message.payload }, done: false });
+        push({ value: undefined, done: true });
+      } else if (message.type === "complete") {
+        push({ value: undefined, done: true });
+      } else if (message.type === "ping") {
+        send({ type: "pong" });
+      }
+    };
+    socket.onclose = function (event) {
+      if (event.code !== 1000) {
+        var said = "The socket closed: " + event.code + " " + event.reason;
+        push({ value: { errors: [{ message: said }] }, done: false });
+      }
+      push({ value: undefined, done: true });
+    };
+    var iterator = {
+      next: function () {
+        if (queue.length) {
+          return Promise.resolve(queue.shift());
+        }
+        if (finished) {
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        return new Promise(function (resolve) {
+          waiting = resolve;
+        });
+      },
+      return: function () {
+        send({ id: "1", type: "complete" });
+        socket.close(1000);
+        push({ value: undefined, done: true });
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+    iterator[Symbol.asyncIterator] = function () {
+      return iterator;
+    };
+    return iterator;
+  }
+
+  function fetchOrSubscribe(params, options) {
+    return isSubscription(params) ? subscribe(params) : fetcher(params, options);
+  }
+
   var reactRoot = window.ReactDOM.createRoot(root);
   var operations = [];
 
   function render(selected) {
     var props = {
-      fetcher: fetcher,
+      fetcher: fetchOrSubscribe,
       defaultEditorToolsVisibility: true,
       shouldPersistHeaders: false,
       defaultTabs: operations.length
