@@ -277,10 +277,9 @@ async def test_gql_client_receives_the_invoice_issued_for_its_shipment(
         init_payload={"Authorization": f"Bearer {_token(live_stack, mine)}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
-    query = gql(
-        "subscription { invoiceUpdates { change invoiceId orderId status "
-        "outstanding { amountMinor currency } total { amountMinor currency } dueDate } }"
-    )
+    from tests.contract.test_graphql_examples import EXAMPLES_DIR
+
+    query = gql((EXAMPLES_DIR / "invoice_updates.graphql").read_text())  # the shipped example
     async with Client(transport=transport) as session:
         received: list[dict[str, Any]] = []
 
