@@ -19,6 +19,7 @@ from tally.commands.clients import clients_app
 from tally.commands.events import events_app
 from tally.commands.keys import keys_app
 from tally.commands.reconcile import reconcile
+from tally.commands.simulate import simulate
 from tally.contracts.commands import contracts_app
 
 app = typer.Typer(help="Tally: API-led integration for distributors.", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
 app.command("reconcile")(reconcile)
+app.command("simulate")(simulate)
 console = Console()
 
 DataDir = Annotated[

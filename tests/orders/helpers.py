@@ -153,8 +153,11 @@ def seed_released_order(
     currency: str = "USD",
     warehouse_id: str = "WH-test",
     fulfillment_order_id: str = "FO-test",
+    released: bool = True,
 ) -> str:
-    """Writes a ``released`` order directly into the orders database (test back door)."""
+    """Writes a ``released`` order directly into the orders database (test back door).
+    With ``released=False`` the units are allocated and the release is not recorded yet
+    (as while the releaser waits for the WMS's answer); ``record_release`` records it."""
     from datetime import UTC, datetime
 
     from sqlalchemy import insert
@@ -186,7 +189,11 @@ def seed_released_order(
                 assert working is not None
                 for sku, quantity, _ in lines:
                     working.line(sku).plan(quantity, 0)
-                    working.line(sku).release(quantity)
+                    if released:
+                        working.line(sku).release(quantity)
+                if not released:
+                    await repo.save(tx.conn, working, "accepted", "seeded")
+                    return
                 await repo.save(tx.conn, working, "released", "seeded")
                 await tx.conn.execute(
                     insert(order_releases).values(
@@ -206,6 +213,28 @@ def seed_released_order(
 
     asyncio.run(run())
     return order_id
+
+
+def record_release(stack: Stack, order_id: str) -> None:
+    """Records the release of every allocated unit of a seeded order (test back door)."""
+    from process_apis.order_to_ship.db import metadata
+    from process_apis.order_to_ship.orders import repository as repo
+    from shared.db import Database
+
+    async def run() -> None:
+        db = Database(stack.settings("order_to_ship").database_url, metadata)
+        try:
+            async with db.transaction() as tx:
+                working = await repo.lock(tx.conn, order_id)
+                assert working is not None
+                for sku in list(working.lines):
+                    line = working.line(sku)  # marks it changed, so save writes it
+                    line.release(line.unreleased)
+                await repo.save(tx.conn, working, "released", "seeded")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
 
 
 # -- orders API --------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from shared.events.catalog import STREAM_ORDERS, STREAM_WMS, OrderStatusChanged
@@ -15,6 +16,7 @@ from tests.orders.helpers import (
     new_item,
     orders_of,
     place,
+    record_release,
     redelivered,
     seed_released_order,
     settled,
@@ -73,6 +75,23 @@ def test_shipment_events_move_a_seeded_order_to_shipped(stack: Stack) -> None:
     assert [line["shipped"] for line in order["lines"]] == [3, 1]
     assert len(order["shipments"]) == 2
     assert cancel(stack, order_id).status_code == 409
+
+
+def test_a_shipment_ahead_of_its_recorded_release_waits_for_it(stack: Stack) -> None:
+    """The WMS took the release and the dock shipped before the releaser recorded the
+    WMS's answer (`tally simulate` found it): the shipment waits and then applies, and
+    its invoice is not refused later for units the order never counted as shipped."""
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)], released=False)
+    dispatch(stack, order_id, [("SKU-A", 2)])
+    time.sleep(1.5)  # the consumer meets the shipment before the release is recorded
+    # Not applied as a "lost race" (shipment recorded, line left unshipped) meanwhile.
+    assert all(line["shipped"] == 0 for line in read(stack, order_id)["lines"])
+    assert read(stack, order_id)["shipments"] == []
+    record_release(stack, order_id)
+    order = wait_status(stack, order_id, "shipped")
+    assert [line["shipped"] for line in order["lines"]] == [2]
+    assert len(order["shipments"]) == 1
 
 
 def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: str) -> None:

@@ -1,0 +1,173 @@
+"""Channels ordering on the day's curve: the B2B portal through GraphQL (its customers'
+portal logins), the webshop, marketplaces and EDI partners through REST; carts held and
+checked out or left to expire; some orders cancelled after they are placed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tally.simulate.api import Party
+from tally.simulate.journal import Journal
+from tally.simulate.plan import Day, OrderIntent
+
+AT_ONCE_PER_CHANNEL = 8
+CART_TTL_SECONDS = 600
+ABANDONED_CART_TTL_SECONDS = 2
+
+PLACE = """mutation($key: String!, $input: PlaceOrderInput!) {
+  placeOrder(idempotencyKey: $key, input: $input) {
+    __typename ... on OrderPlaced { order { id status } } ... on CreditHold { order { id status } }
+    ... on UserError { code message } } }"""
+HOLD = """mutation($key: String!, $input: CartHoldInput!) {
+  createCartHold(idempotencyKey: $key, input: $input) {
+    __typename ... on CartHoldCreated { cartHold { id } } ... on UserError { code message } } }"""
+FROM_HOLD = """mutation($key: String!, $holdId: ID!) {
+  placeOrderFromHold(idempotencyKey: $key, holdId: $holdId) {
+    __typename ... on OrderPlaced { order { id status } } ... on CreditHold { order { id status } }
+    ... on UserError { code message } } }"""
+
+
+class Channels:
+    def __init__(
+        self,
+        day: Day,
+        parties: dict[str, Party],
+        journal: Journal,
+        day_seconds: float,
+        advance: Callable[[int], None],
+    ) -> None:
+        self.day = day
+        self.parties = parties
+        self.journal = journal
+        self.day_seconds = day_seconds
+        self.advance = advance
+
+    async def run(self) -> None:
+        gates = {
+            c: asyncio.Semaphore(AT_ONCE_PER_CHANNEL) for c in {i.channel for i in self.day.intents}
+        }
+        started = time.monotonic()
+
+        async def one(intent: OrderIntent) -> None:
+            wait = started + intent.at * self.day_seconds - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with gates[intent.channel]:
+                await self.place(intent)
+            self.advance(len(intent.lines))
+
+        await asyncio.gather(*(one(i) for i in self.day.intents))
+
+    async def place(self, intent: OrderIntent) -> None:
+        party = self.parties[intent.customer_id]
+        key = f"sim-{self.day.tag}-order-{intent.index}"
+        hold_id = None
+        if intent.via_cart:
+            hold_id = await self._hold(party, intent, key)
+            if hold_id is not None and intent.cart_abandoned:
+                self.journal.outcomes["cart_abandoned"] += 1
+                return  # it expires by itself
+        if intent.channel == "b2b_portal":
+            order_id = await self._graphql_order(party, intent, key, hold_id)
+        else:
+            order_id = await self._rest_order(party, intent, key, hold_id)
+        if order_id is None:
+            return
+        self.journal.orders[intent.index] = order_id
+        self.journal.open_orders.add(order_id)
+        self.journal.placed_lines += len(intent.lines)
+        if intent.cancel:
+            answer = await party.post(
+                f"/orders/v1/orders/{order_id}/cancel", {}, key=f"{key}-cancel"
+            )
+            if answer.status_code == 200:
+                self.journal.outcomes["cancelled"] += 1
+                self.journal.open_orders.discard(order_id)
+            elif answer.status_code != 409:  # already shipped: too late, as in life
+                self.journal.failed("cancel", answer.status_code, answer.text)
+
+    def _lines(self, intent: OrderIntent) -> list[dict[str, Any]]:
+        return [{"sku": sku, "quantity": quantity} for sku, quantity in intent.lines]
+
+    async def _hold(self, party: Party, intent: OrderIntent, key: str) -> str | None:
+        ttl = ABANDONED_CART_TTL_SECONDS if intent.cart_abandoned else CART_TTL_SECONDS
+        if intent.channel == "b2b_portal":
+            data = await party.graphql(
+                HOLD,
+                {
+                    "key": f"{key}-cart",
+                    "input": {
+                        "channel": intent.channel,
+                        "lines": self._lines(intent),
+                        "ttlSeconds": ttl,
+                    },
+                },
+            )
+            result = data["createCartHold"]
+            if result["__typename"] == "CartHoldCreated":
+                return str(result["cartHold"]["id"])
+            self.journal.outcomes[f"cart_refused_{result.get('code', result['__typename'])}"] += 1
+            return None
+        body = {
+            "channel": intent.channel,
+            "customer_id": intent.customer_id,
+            "lines": self._lines(intent),
+            "ttl_seconds": ttl,
+        }
+        answer = await party.post("/availability/v1/holds", body, key=f"{key}-cart")
+        if answer.status_code in (200, 201):
+            return str(answer.json()["hold_id"])
+        if answer.status_code == 409:
+            self.journal.outcomes["cart_refused_insufficient_stock"] += 1
+            return None
+        self.journal.failed("hold", answer.status_code, answer.text)
+        return None
+
+    async def _graphql_order(
+        self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
+    ) -> str | None:
+        if hold_id is not None:
+            data = await party.graphql(FROM_HOLD, {"key": key, "holdId": hold_id})
+            result = data["placeOrderFromHold"]
+        else:
+            variables = {
+                "key": key,
+                "input": {
+                    "channel": intent.channel,
+                    "lines": self._lines(intent),
+                    "policy": "partial",
+                },
+            }
+            result = (await party.graphql(PLACE, variables))["placeOrder"]
+        kind = result["__typename"]
+        if kind in ("OrderPlaced", "CreditHold"):
+            self.journal.outcomes["placed" if kind == "OrderPlaced" else "credit_held"] += 1
+            return str(result["order"]["id"])
+        self.journal.outcomes[f"refused_{result.get('code', kind)}"] += 1
+        return None
+
+    async def _rest_order(
+        self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
+    ) -> str | None:
+        body: dict[str, Any] = {
+            "customer_id": intent.customer_id,
+            "channel": intent.channel,
+            "lines": self._lines(intent),
+            "policy": "reject" if intent.channel == "edi" and intent.index % 3 == 0 else "partial",
+        }
+        if hold_id is not None:
+            body["hold_id"] = hold_id
+        answer = await party.post("/orders/v1/orders", body, key=key)
+        if answer.status_code in (201, 202):
+            order = answer.json()
+            self.journal.outcomes["credit_held" if order["status"] == "on_hold" else "placed"] += 1
+            return str(order["order_id"])
+        if answer.status_code in (409, 422):
+            kind = answer.json().get("type", "").rsplit("/", 1)[-1]
+            self.journal.outcomes[f"refused_{kind}"] += 1
+            return None
+        self.journal.failed("order", answer.status_code, answer.text)
+        return None

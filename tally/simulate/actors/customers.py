@@ -1,0 +1,144 @@
+"""Customers after the goods leave: they pay their invoices (in full, in part, too much,
+late, or not at all, as the plan says) and return goods from shipped orders, which the
+warehouse receives against the RMA and dispositions (restock, damaged or scrap)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from tally.simulate.api import Party
+from tally.simulate.journal import Journal
+from tally.simulate.plan import Day, OrderIntent
+
+SHIPPED = frozenset({"shipped", "delivered", "completed", "partially_shipped"})
+DISPOSITIONS = ("restock", "restock", "damaged", "scrap")
+AT_ONCE = 8
+
+
+class Customers:
+    def __init__(self, day: Day, parties: dict[str, Party], staff: Party, journal: Journal) -> None:
+        self.day = day
+        self.parties = parties
+        self.staff = staff
+        self.journal = journal
+        self.rng = random.Random(day.seed + 2)
+        self.intents: dict[str, OrderIntent] = {}
+        self.settled: set[str] = set()  # invoices this actor has decided on
+        self.returning: set[str] = set()  # orders a return was asked for
+
+    def _intent(self, order_id: str) -> OrderIntent | None:
+        if not self.intents or len(self.intents) < len(self.journal.orders):
+            self.intents = {o: self.day.intents[i] for i, o in self.journal.orders.items()}
+        return self.intents.get(order_id)
+
+    async def pass_once(self, closing: bool) -> None:
+        """Pays what is due and returns what the plan returns; ``closing`` pays the late
+        payers too (the end of the day)."""
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def per_customer(customer_id: str) -> None:
+            async with gate:
+                await self._pay(customer_id, closing)
+                await self._return(customer_id)
+
+        await asyncio.gather(*(per_customer(c.customer_id) for c in self.day.customers))
+
+    async def _pay(self, customer_id: str, closing: bool) -> None:
+        party = self.parties[customer_id]
+        invoices = await party.pages("/billing/v1/invoices", {"customer_id": customer_id})
+        for invoice in invoices:
+            invoice_id = invoice["invoice_id"]
+            intent = self._intent(invoice["order_id"])
+            if invoice_id in self.settled or intent is None:
+                continue
+            if intent.payment == "late" and not closing:
+                continue
+            self.settled.add(invoice_id)
+            outstanding = int(invoice["outstanding"]["amount_minor"])
+            if intent.payment == "none" or outstanding <= 0:
+                continue
+            applied = outstanding // 2 if intent.payment == "partial" else outstanding
+            amount = applied + (500 if intent.payment == "over" else 0)
+            body = {
+                "customer_id": customer_id,
+                "amount": {"amount_minor": amount, "currency": "USD"},
+                "invoices": [
+                    {
+                        "invoice_id": invoice_id,
+                        "amount": {"amount_minor": applied, "currency": "USD"},
+                    }
+                ],
+            }
+            answer = await party.post(
+                "/billing/v1/payments", body, key=f"sim-pay-{invoice_id}-{applied}"
+            )
+            if answer.status_code == 201:
+                self.journal.outcomes[f"payments_{intent.payment}"] += 1
+            elif answer.status_code == 422 and "over-application" in answer.text:
+                # A credit note lowered what is owed since the customer looked: it looks
+                # again on its next pass, as a remittance clerk would.
+                self.settled.discard(invoice_id)
+                self.journal.outcomes["payments_refused_over_application"] += 1
+            else:
+                self.journal.failed("payment", answer.status_code, answer.text)
+
+    async def _return(self, customer_id: str) -> None:
+        party = self.parties[customer_id]
+        wanted = [
+            order_id
+            for order_id in self.journal.shipped_orders
+            if order_id not in self.returning
+            and (intent := self._intent(order_id)) is not None
+            and intent.customer_id == customer_id
+            and intent.returns
+        ]
+        for order_id in wanted:
+            order = (await party.get(f"/orders/v1/orders/{order_id}")).json()
+            if order.get("status") not in SHIPPED:
+                continue
+            line = next(
+                (x for x in order["lines"] if x["shipped"] - x.get("returned", 0) > 0), None
+            )
+            if line is None:
+                continue
+            self.returning.add(order_id)
+            asked = await party.post(
+                f"/orders/v1/orders/{order_id}/returns",
+                {"lines": [{"sku": line["sku"], "quantity": 1}], "reason": "not as ordered"},
+                key=f"sim-rma-{order_id}",
+            )
+            if asked.status_code != 201:
+                self.journal.failed("return", asked.status_code, asked.text)
+                continue
+            self.journal.outcomes["returns_authorized"] += 1
+            asyncio.get_running_loop().create_task(self._receive(party, asked.json(), line["sku"]))
+
+    async def _receive(self, party: Party, rma: dict[str, Any], sku: str) -> None:
+        rma_id = rma["rma_id"]
+        for _ in range(600):
+            found = (await party.get(f"/orders/v1/returns/{rma_id}")).json()
+            if found.get("wms_synced"):
+                break
+            await asyncio.sleep(0.2)
+        received = await self.staff.post(
+            "/wms/v1/returns",
+            {"warehouse_id": "WH-EAST", "rma_id": rma_id, "lines": [{"sku": sku, "quantity": 1}]},
+            key=f"sim-receive-{rma_id}",
+        )
+        if received.status_code != 201:
+            self.journal.failed("return receipt", received.status_code, received.text)
+            return
+        return_id = received.json()["return_id"]
+        disposition = self.rng.choice(DISPOSITIONS)
+        inspected = await self.staff.post(
+            f"/wms/v1/returns/{return_id}/disposition",
+            {"lines": [{"sku": sku, "quantity": 1, "disposition": disposition}]},
+            key=f"sim-disposition-{return_id}",
+        )
+        if inspected.status_code != 200:
+            self.journal.failed("disposition", inspected.status_code, inspected.text)
+            return
+        self.journal.returned_orders.add(rma["order_id"])
+        self.journal.outcomes[f"returns_{disposition}"] += 1

@@ -1,0 +1,24 @@
+"""What the actors did, for each other (which orders exist, which shipped): the actors'
+coordination only. The report never reads it: its figures come from the platform."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Journal:
+    orders: dict[int, str] = field(default_factory=dict)  # intent index -> order id
+    placed_lines: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # placed, refused, cart_expired...
+    open_orders: set[str] = field(default_factory=set)  # not yet fully shipped or cancelled
+    shipped_orders: set[str] = field(default_factory=set)
+    returned_orders: set[str] = field(default_factory=set)
+    paid_invoices: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def failed(self, what: str, status: int, text: str) -> None:
+        if len(self.errors) < 50:
+            self.errors.append(f"{what}: {status} {text[:200]}")
+        self.outcomes["unexpected_answer"] += 1

@@ -1,0 +1,119 @@
+"""One simulated day: the world, the parties acting concurrently under a progress bar,
+the platform left to settle (everything shipped is invoiced, every return credited),
+then the accuracy report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tally.simulate import world
+from tally.simulate.actors.channels import Channels
+from tally.simulate.actors.customers import Customers
+from tally.simulate.actors.operator import Operator
+from tally.simulate.actors.warehouse import Warehouse
+from tally.simulate.api import Party
+from tally.simulate.journal import Journal
+from tally.simulate.plan import Day, plan_day
+from tally.simulate.report import build_report, dead_letter_count, orders_of
+
+FINAL_RMA = frozenset({"closed", "rejected", "expired"})
+
+
+@dataclass(frozen=True)
+class Options:
+    gateway: str
+    data_dir: Path
+    lines: int = 2000
+    seed: int = 1
+    day_seconds: float = 0.0  # the day compressed into this long; 0: as fast as it goes
+    settle_seconds: float = 300.0
+    tag: str | None = None
+
+
+@dataclass
+class Progress:
+    """What the run tells its progress bar."""
+
+    planned: Callable[[int], None] = lambda _: None
+    placed: Callable[[int], None] = lambda _: None
+    phase: Callable[[str], None] = lambda _: None
+
+
+async def simulate(options: Options, progress: Progress | None = None) -> dict[str, Any]:
+    progress = progress or Progress()
+    tag = options.tag or uuid.uuid4().hex[:6].upper()
+    day = plan_day(options.seed, options.lines, tag)
+    progress.planned(day.lines)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        staff = Party(options.gateway, world.staff_credentials(options.data_dir), http)
+        dead_before = await dead_letter_count(options.data_dir)
+        progress.phase("setting up the world")
+        await world.build(staff, day)
+        made = world.register_clients(options.data_dir, day)
+        parties = {c: Party(options.gateway, creds, http) for c, creds in made.items()}
+        started = time.monotonic()
+        journal = await _run_day(day, staff, parties, options, progress)
+        progress.phase("reporting")
+        report = await build_report(
+            staff,
+            day,
+            data_dir=options.data_dir,
+            dead_letters_before=dead_before,
+            wall_seconds=time.monotonic() - started,
+        )
+    report["simulator"] = {
+        "outcomes": dict(sorted(journal.outcomes.items())),
+        "retries": staff.retries + sum(p.retries for p in parties.values()),
+        "unexpected_answers": journal.errors,
+    }
+    return report
+
+
+async def _run_day(
+    day: Day, staff: Party, parties: dict[str, Party], options: Options, progress: Progress
+) -> Journal:
+    journal = Journal()
+    channels = Channels(day, parties, journal, options.day_seconds, progress.placed)
+    warehouse = Warehouse(day, staff, journal, options.day_seconds)
+    customers = Customers(day, parties, staff, journal)
+    operator = Operator(day, staff, journal)
+    progress.phase("the day")
+    shipping = asyncio.create_task(warehouse.run())
+    ordering = asyncio.create_task(channels.run())
+    while not ordering.done():
+        await operator.release_held()
+        await customers.pass_once(closing=False)
+        await asyncio.wait({ordering}, timeout=1.0)
+    await ordering  # its errors surface here
+    progress.phase("settling")
+    deadline = time.monotonic() + options.settle_seconds
+    while time.monotonic() < deadline:
+        await operator.release_held()
+        await customers.pass_once(closing=True)
+        if not journal.open_orders and await _settled(staff, day):
+            break
+        await asyncio.sleep(1.0)
+    warehouse.stop.set()
+    await shipping
+    return journal
+
+
+async def _settled(staff: Party, day: Day) -> bool:
+    """Everything shipped is invoiced and every return has reached a final state."""
+    for order in await orders_of(staff, day):
+        if any(line["shipped"] != line["invoiced"] for line in order["lines"]):
+            return False
+    for customer in day.customers:
+        rmas = await staff.pages("/orders/v1/returns", {"customer_id": customer.customer_id})
+        if any(r["status"] not in FINAL_RMA for r in rmas):
+            return False
+    return True

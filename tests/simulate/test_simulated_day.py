@@ -1,0 +1,135 @@
+"""`tally simulate` on a platform of its own (every service a real process, the code
+path of `tally up`): a small seeded day through the gateway ends with every accuracy
+figure at zero, and the report's figures are what the platform's APIs say."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tally.launcher import launch
+from tally.simulate.plan import plan_day
+from tally.simulate.report import MUST_BE_ZERO
+from tests.support.platform import PlatformClient
+from tests.support.ports import free_ports
+
+pytestmark = pytest.mark.slow
+
+LINES = 400
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformClient, Path]]:
+    data_dir = tmp_path_factory.mktemp("simulated-day")
+    launched = launch(data_dir, ports=free_ports(), seed_demo=False)
+    try:
+        yield PlatformClient(launched), data_dir
+    finally:
+        launched.platform.stop()
+
+
+@pytest.fixture(scope="module")
+def report(
+    own_platform: tuple[PlatformClient, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    platform, data_dir = own_platform
+    output = tmp_path_factory.mktemp("report") / "day.json"
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tally",
+            "simulate",
+            "--lines",
+            str(LINES),
+            "--seed",
+            str(SEED),
+            "--gateway",
+            platform.gateway,
+            "--data-dir",
+            str(data_dir),
+            "--settle",
+            "180",
+            "--json",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert output.exists(), ran.stderr[-3000:]
+    found: dict[str, Any] = json.loads(output.read_text())
+    found["exit_code"] = ran.returncode
+    return found
+
+
+def test_a_seeded_day_ends_with_every_accuracy_figure_at_zero(report: dict[str, Any]) -> None:
+    assert {name: report[name] for name in MUST_BE_ZERO} == dict.fromkeys(MUST_BE_ZERO, 0)
+    assert report["all_zero"] is True and report["exit_code"] == 0
+    assert report["simulator"]["unexpected_answers"] == []
+    assert report["lines"]["count"] > 0.8 * LINES  # refusals and abandoned carts aside
+    units = report["lines"]["units"]
+    assert units["shipped"] == units["invoiced"] > 0
+    outcomes = report["simulator"]["outcomes"]
+    for happened in (
+        "placed",
+        "credit_held",
+        "credit_holds_released",
+        "shipments",
+        "purchase_orders_received",
+    ):
+        assert outcomes.get(happened, 0) > 0, (happened, outcomes)
+    assert report["latency_seconds"]["accepted_to_released"]["count"] > 0
+
+
+def test_the_reports_figures_are_the_platforms(
+    report: dict[str, Any], own_platform: tuple[PlatformClient, Path]
+) -> None:
+    platform, _ = own_platform
+    day = plan_day(SEED, LINES, report["tag"])
+    orders: list[dict[str, Any]] = []
+    with platform.client() as staff:
+        for customer in day.customers:
+            orders += staff.get(
+                "/orders/v1/orders", params={"customer_id": customer.customer_id, "limit": 500}
+            ).json()["items"]
+        ids = [o["order_id"] for o in orders]
+        invoices = []
+        for start in range(0, len(ids), 100):
+            invoices += staff.get(
+                "/billing/v1/invoices", params={"order_id": ids[start : start + 100], "limit": 500}
+            ).json()["items"]
+    assert report["orders"]["count"] == len(orders)
+    assert report["invoices"]["count"] == len(invoices)
+    shipped = sum(line["shipped"] for o in orders for line in o["lines"])
+    assert report["lines"]["units"]["shipped"] == shipped
+    invoiced_units = sum(line["quantity"] for i in invoices for line in i["lines"])
+    assert invoiced_units == shipped  # billed once, exactly what left the warehouse
+    assert len({i["shipment_id"] for i in invoices}) == len(invoices)
+
+
+def test_a_seed_plays_the_same_day() -> None:
+    assert plan_day(SEED, LINES, "A") == plan_day(SEED, LINES, "A")
+    assert plan_day(SEED, LINES, "A").intents != plan_day(SEED + 1, LINES, "A").intents
+    assert plan_day(SEED, LINES, "A").lines == LINES
+
+
+def test_the_cli_refuses_a_data_dir_without_a_platform(tmp_path: Path) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "tally", "simulate", "--data-dir", str(tmp_path), "--lines", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2
+    assert "make up" in ran.stderr
