@@ -28,6 +28,7 @@ from process_apis.availability.db import (
     movements,
     positions,
 )
+from process_apis.availability.read_cache import touched
 from shared.bulk import BulkInsert
 from shared.db import Tx
 from shared.events.catalog import STREAM_AVAILABILITY, InventoryReplenished
@@ -131,6 +132,7 @@ def _key_filter(key: PositionKey) -> tuple[ColumnElement[bool], ...]:
 
 async def ensure(conn: AsyncConnection, key: PositionKey, now: datetime) -> None:
     """Create the position with every bucket at zero unless it exists."""
+    touched.note(conn, (key.sku,))
     dialect_insert: Any = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     await conn.execute(
         dialect_insert(positions)
@@ -166,6 +168,7 @@ async def change(
     unknown = (set(deltas) | set(expect or {})) - set(BUCKETS)
     if unknown:
         raise ValueError(f"unknown buckets {sorted(unknown)}")
+    touched.note(conn, (key.sku,))
     stmt = (
         update(positions)
         .where(*_key_filter(key))
@@ -224,6 +227,7 @@ async def change_many(
     caller must roll the transaction back."""
     totals: dict[PositionKey, dict[str, int]] = {}
     counts: dict[PositionKey, int] = {}
+    touched.note(conn, {item.key.sku for item in changes})
     for item in changes:
         total = totals.setdefault(item.key, {})
         for bucket, d in item.deltas.items():

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 
 from process_apis.availability import clock
 from process_apis.availability.positions import queries
+from process_apis.availability.read_cache.reader import ItemReader
 from process_apis.availability.rules.allowance import Buyer
 from process_apis.availability.rules.view import for_channel
 from process_apis.availability.schemas import ItemAvailability, Movement
@@ -66,7 +67,7 @@ class ItemController(Controller):
     )
     async def list_items(
         self,
-        db: NamedDependency[Database],
+        item_reader: NamedDependency[ItemReader],
         sku: SkusQuery,
         cursor: CursorParam = None,
         limit: LimitParam = 100,
@@ -76,8 +77,7 @@ class ItemController(Controller):
         asked = list(dict.fromkeys(sku))
         start = _after(cursor)
         chosen = asked[start : start + limit]
-        async with db.read() as conn:
-            found = await queries.items(conn, chosen, clock.now()) if chosen else []
+        found = [e.v1 for e in await item_reader.items(chosen, clock.now())] if chosen else []
         more = start + limit < len(asked)
         return Page(found, encode_cursor(str(start + limit)) if more else None)
 
@@ -97,14 +97,15 @@ class ItemController(Controller):
         self,
         sku: SkuParam,
         db: NamedDependency[Database],
+        item_reader: NamedDependency[ItemReader],
         channel: ChannelQuery = None,
         customer_group: GroupQuery = None,
     ) -> ItemAvailability:
         now = clock.now()
+        if channel is None:  # through the cache (decision 0039)
+            return (await item_reader.items([sku], now))[0].v1
         async with db.read() as conn:
             found = (await queries.items(conn, [sku], now))[0]
-            if channel is None:
-                return found
             return await for_channel(conn, found, Buyer(channel, customer_group), now)
 
     @get(

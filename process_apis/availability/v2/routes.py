@@ -3,8 +3,7 @@ with every bucket at every level, and the per-lot positions as a paged list."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
@@ -14,20 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability import clock
 from process_apis.availability import schemas as v1
-from process_apis.availability.db import BUCKETS, positions
+from process_apis.availability.db import positions
 from process_apis.availability.positions import queries
 from process_apis.availability.positions.ledger import atp_of, lapsed_by_position
 from process_apis.availability.positions.routes import ChannelQuery, GroupQuery, SkusQuery
+from process_apis.availability.read_cache.reader import ItemReader
 from process_apis.availability.rules.allowance import Buyer
 from process_apis.availability.rules.view import channel_figures
 from process_apis.availability.schemas import ChannelView
+from process_apis.availability.v2 import shape
 from process_apis.availability.v2.schemas import (
     BucketsV2,
     ChannelFigures,
     ItemAvailabilityV2,
     ItemBatch,
-    LocationAvailabilityV2,
-    LotAvailability,
     Position,
 )
 from shared.auth.litestar_auth import requires
@@ -49,42 +48,8 @@ LocationFilter = Annotated[str | None, query_filter(ID_PATTERN, description="Onl
 Key = tuple[str, str, str]  # (sku, location_id, lot), lot '' for none
 
 
-def _buckets(values: Any, lapsed: int) -> BucketsV2:
-    return BucketsV2(reserved_lapsed=lapsed, **{b: int(getattr(values, b)) for b in BUCKETS})
-
-
-def _total(parts: Sequence[BucketsV2]) -> BucketsV2:
-    names = (*BUCKETS, "reserved_lapsed")
-    return BucketsV2(**{n: sum(getattr(p, n) for p in parts) for n in names})
-
-
-def _location(found: v1.LocationAvailability) -> LocationAvailabilityV2:
-    lots = [
-        LotAvailability(
-            lot=lot.lot,
-            available_to_promise=lot.available_to_promise,
-            buckets=_buckets(lot, lot.reserved_lapsed),
-            updated_at=lot.updated_at,
-        )
-        for lot in found.lots
-    ]
-    return LocationAvailabilityV2(
-        location_id=found.location_id,
-        available_to_promise=found.available_to_promise,
-        buckets=_total([lot.buckets for lot in lots]),
-        lots=lots,
-    )
-
-
 def _item(found: v1.ItemAvailability) -> ItemAvailabilityV2:
-    locations = [_location(loc) for loc in found.locations]
-    return ItemAvailabilityV2(
-        sku=found.sku,
-        available_to_promise=found.available_to_promise,
-        as_of=found.as_of,
-        buckets=_total([loc.buckets for loc in locations]),
-        locations=locations,
-    )
+    return shape.item(found)
 
 
 def _with_channel(
@@ -159,15 +124,16 @@ class ItemControllerV2(Controller):
     async def list_items(
         self,
         db: NamedDependency[Database],
+        item_reader: NamedDependency[ItemReader],
         sku: SkusQuery,
         channel: ChannelQuery = None,
         customer_group: GroupQuery = None,
     ) -> ItemBatch:
         now = clock.now()
+        if channel is None:  # the hot read: through the cache (decision 0039)
+            return ItemBatch([e.v2 for e in await item_reader.items(sku, now)])
         async with db.read() as conn:
             found = [_item(i) for i in await queries.items(conn, sku, now)]
-            if channel is None:
-                return ItemBatch(found)
             buyer = Buyer(channel, customer_group)
             figures = await channel_figures(conn, [i.sku for i in found], buyer, now)
         return ItemBatch([_with_channel(i, buyer, figures[i.sku]) for i in found])
@@ -187,14 +153,15 @@ class ItemControllerV2(Controller):
         self,
         sku: SkuParam,
         db: NamedDependency[Database],
+        item_reader: NamedDependency[ItemReader],
         channel: ChannelQuery = None,
         customer_group: GroupQuery = None,
     ) -> ItemAvailabilityV2:
         now = clock.now()
+        if channel is None:  # the hot read: through the cache (decision 0039)
+            return (await item_reader.items([sku], now))[0].v2
         async with db.read() as conn:
             found = _item((await queries.items(conn, [sku], now))[0])
-            if channel is None:
-                return found
             buyer = Buyer(channel, customer_group)
             figures = await channel_figures(conn, [sku], buyer, now)
         return _with_channel(found, buyer, figures[sku])

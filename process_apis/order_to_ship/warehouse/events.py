@@ -65,8 +65,8 @@ async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
         if line.sku in working.lines and line.quantity > 0:
             shipped[line.sku] = shipped.get(line.sku, 0) + line.quantity
     for sku, quantity in shipped.items():
-        line = working.line(sku)
-        if quantity > line.released - line.shipped and line.unreleased > 0:
+        ordered = working.line(sku)
+        if quantity > ordered.released - ordered.shipped and ordered.unreleased > 0:
             # The warehouse shipped units whose release this order has not recorded
             # yet (the WMS took the release; its answer is still on the way back): the
             # shipment applies once the release is recorded, not as a lost race.
