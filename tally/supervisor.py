@@ -24,6 +24,12 @@ log = logging.getLogger("tally.supervisor")
 STOP_GRACE_SECONDS = 8.0
 
 
+def pid_file(data_dir: Path, service: str) -> Path:
+    """Where the running service's process id is written (``tally simulate --chaos``
+    and operators' tools find the processes of this data dir's platform there)."""
+    return data_dir / "run" / f"{service}.pid"
+
+
 @dataclass
 class ServiceProcess:
     spec: ServiceSpec
@@ -65,6 +71,8 @@ class Platform:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children
             )
+        pid_file(self.data_dir, proc.spec.name).parent.mkdir(parents=True, exist_ok=True)
+        pid_file(self.data_dir, proc.spec.name).write_text(f"{proc.process.pid}\n")
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +122,8 @@ class Platform:
         return restarted
 
     def stop(self) -> None:
+        for name in self.processes:
+            pid_file(self.data_dir, name).unlink(missing_ok=True)
         for proc in self.processes.values():
             if proc.process and proc.process.poll() is None:
                 proc.process.send_signal(signal.SIGTERM)

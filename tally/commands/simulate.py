@@ -40,6 +40,17 @@ def simulate(
         Path | None,
         typer.Option("--data-dir", envvar="TALLY_DATA_DIR", help="The platform's data dir."),
     ] = None,
+    chaos: Annotated[
+        bool,
+        typer.Option(
+            "--chaos",
+            help="Kill a random service (SIGKILL) every few seconds during the day; "
+            "`tally up` restarts it. The report must still show nothing lost or doubled.",
+        ),
+    ] = False,
+    chaos_every: Annotated[
+        float, typer.Option("--chaos-every", min=0.5, help="Mean seconds between kills.")
+    ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
@@ -62,6 +73,7 @@ def simulate(
         seed=seed,
         day_seconds=duration,
         settle_seconds=settle,
+        chaos_every=chaos_every if chaos else None,
     )
     with Progress(
         TextColumn("{task.description}"),

@@ -17,6 +17,7 @@ class Journal:
     returned_orders: set[str] = field(default_factory=set)
     paid_invoices: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    kills: Counter[str] = field(default_factory=Counter)  # --chaos: services killed
 
     def failed(self, what: str, status: int, text: str) -> None:
         if len(self.errors) < 50:

@@ -14,6 +14,7 @@ from tally.simulate.plan import Day
 
 CREDITED = ("restocked", "damaged", "returned_to_vendor")  # scrap is not credited (0034)
 MUST_BE_ZERO = (
+    "orders_beyond_plan",
     "oversold_positions",
     "over_shipped_lines",
     "duplicate_invoices",
@@ -69,6 +70,10 @@ async def build_report(
     order_ids = [o["order_id"] for o in orders]
     report: dict[str, Any] = {"seed": day.seed, "tag": day.tag, "planned_lines": day.lines}
 
+    # More orders of a customer than it ever meant to place: an order placed twice.
+    planned = Counter(i.customer_id for i in day.intents)
+    placed = Counter(o["customer_id"] for o in orders)
+    report["orders_beyond_plan"] = sum(max(0, placed[c] - planned[c]) for c in placed)
     statuses = Counter(o["status"] for o in orders)
     lines = [line for o in orders for line in o["lines"]]
     totals: Counter[str] = Counter()
@@ -121,9 +126,10 @@ async def build_report(
     return report
 
 
-async def _returns_and_credits(
-    staff: Party, day: Day, order_ids: list[str], report: dict[str, Any]
-) -> None:
+async def returns_and_credits(staff: Party, day: Day, order_ids: list[str]) -> dict[str, Any]:
+    """The day's RMAs and credit notes: duplicates per (invoice, RMA, reason), and the
+    RMAs whose creditable units (restocked, damaged, returned to vendor) differ from the
+    units their credit notes credit."""
     rmas: list[dict[str, Any]] = []
     for customer in day.customers:
         rmas += await staff.pages("/orders/v1/returns", {"customer_id": customer.customer_id})
@@ -131,7 +137,6 @@ async def _returns_and_credits(
     per_cause = Counter(
         (n["invoice_id"], n.get("rma_id"), n["reason"]) for n in notes if n.get("rma_id")
     )
-    report["duplicate_credit_notes"] = sum(n - 1 for n in per_cause.values() if n > 1)
     credited: dict[str, int] = defaultdict(int)
     for note in notes:
         if note.get("rma_id"):
@@ -141,12 +146,26 @@ async def _returns_and_credits(
         creditable = sum(int(line.get(k, 0)) for line in rma["lines"] for k in CREDITED)
         if creditable != credited.get(rma["rma_id"], 0):
             mismatches += 1
+    return {
+        "rmas": rmas,
+        "notes": notes,
+        "duplicates": sum(n - 1 for n in per_cause.values() if n > 1),
+        "mismatches": mismatches,
+    }
+
+
+async def _returns_and_credits(
+    staff: Party, day: Day, order_ids: list[str], report: dict[str, Any]
+) -> None:
+    found = await returns_and_credits(staff, day, order_ids)
+    rmas, notes = found["rmas"], found["notes"]
+    report["duplicate_credit_notes"] = found["duplicates"]
     report["returns"] = {
         "rmas": len(rmas),
         "by_status": dict(Counter(r["status"] for r in rmas)),
         "credit_notes": len(notes),
     }
-    report["returns_credit_mismatches"] = mismatches
+    report["returns_credit_mismatches"] = found["mismatches"]
 
 
 async def _stock(staff: Party, day: Day, report: dict[str, Any]) -> None:
@@ -301,4 +320,13 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         )
         rows.append((flow.replace("_", " "), text, None))
     rows.append(("lines per second", str(report["lines_per_second"]), None))
+    if report.get("chaos"):
+        kills = report["chaos"]["kills"]
+        rows.append(
+            (
+                "services killed (chaos)",
+                ", ".join(f"{k} {v}" for k, v in kills.items()) or "none",
+                None,
+            )
+        )
     return rows

@@ -20,9 +20,15 @@ from tally.simulate.actors.customers import Customers
 from tally.simulate.actors.operator import Operator
 from tally.simulate.actors.warehouse import Warehouse
 from tally.simulate.api import Party
+from tally.simulate.chaos import Chaos
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, plan_day
-from tally.simulate.report import build_report, dead_letter_count, orders_of
+from tally.simulate.report import (
+    build_report,
+    dead_letter_count,
+    orders_of,
+    returns_and_credits,
+)
 
 FINAL_RMA = frozenset({"closed", "rejected", "expired"})
 
@@ -36,6 +42,7 @@ class Options:
     day_seconds: float = 0.0  # the day compressed into this long; 0: as fast as it goes
     settle_seconds: float = 300.0
     tag: str | None = None
+    chaos_every: float | None = None  # seconds between kills (``--chaos``); None: none
 
 
 @dataclass
@@ -70,6 +77,9 @@ async def simulate(options: Options, progress: Progress | None = None) -> dict[s
             dead_letters_before=dead_before,
             wall_seconds=time.monotonic() - started,
         )
+    report["chaos"] = (
+        {"kills": dict(sorted(journal.kills.items()))} if options.chaos_every else None
+    )
     report["simulator"] = {
         "outcomes": dict(sorted(journal.outcomes.items())),
         "retries": staff.retries + sum(p.retries for p in parties.values()),
@@ -86,7 +96,9 @@ async def _run_day(
     warehouse = Warehouse(day, staff, journal, options.day_seconds)
     customers = Customers(day, parties, staff, journal)
     operator = Operator(day, staff, journal)
-    progress.phase("the day")
+    progress.phase("the day" + (" (chaos)" if options.chaos_every else ""))
+    chaos = Chaos(options.data_dir, day.seed, options.chaos_every or 0)
+    killing = asyncio.create_task(chaos.run()) if options.chaos_every else None
     shipping = asyncio.create_task(warehouse.run())
     ordering = asyncio.create_task(channels.run())
     while not ordering.done():
@@ -94,6 +106,10 @@ async def _run_day(
         await customers.pass_once(closing=False)
         await asyncio.wait({ordering}, timeout=1.0)
     await ordering  # its errors surface here
+    if killing is not None:  # the platform settles without kills, then is counted
+        chaos.stop.set()
+        await killing
+        journal.kills.update(chaos.kills)
     progress.phase("settling")
     deadline = time.monotonic() + options.settle_seconds
     while time.monotonic() < deadline:
@@ -108,12 +124,14 @@ async def _run_day(
 
 
 async def _settled(staff: Party, day: Day) -> bool:
-    """Everything shipped is invoiced and every return has reached a final state."""
-    for order in await orders_of(staff, day):
+    """Everything shipped is invoiced, every return has reached a final state and is
+    credited as the policy says (a credit waits for its invoice, which may wait for an
+    ERP that was down)."""
+    orders = await orders_of(staff, day)
+    for order in orders:
         if any(line["shipped"] != line["invoiced"] for line in order["lines"]):
             return False
-    for customer in day.customers:
-        rmas = await staff.pages("/orders/v1/returns", {"customer_id": customer.customer_id})
-        if any(r["status"] not in FINAL_RMA for r in rmas):
-            return False
-    return True
+    found = await returns_and_credits(staff, day, [o["order_id"] for o in orders])
+    if any(r["status"] not in FINAL_RMA for r in found["rmas"]):
+        return False
+    return bool(found["mismatches"] == 0)

@@ -4,10 +4,14 @@ shipped units are refused with a clear problem and nothing changes."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from shared.events.catalog import STREAM_WMS, PickPutAway
+from shared.refusals import Refusal
 from system_apis.wms.events import warehouse_subject
 from tests.orders.helpers import (
     allocated,
@@ -22,6 +26,8 @@ from tests.orders.helpers import (
     path_of,
     pick,
     place,
+    record_release,
+    seed_released_order,
     settled,
     ship,
     stocked_item,
@@ -214,3 +220,34 @@ def test_the_same_cancellation_sent_at_once_cancels_once(full_stack: Stack, ware
     assert allocated(full_stack, sku) == 4
     (fo,) = fulfillments(full_stack, order_id)
     assert fo["lines"][0]["quantity"] == 4
+
+
+def _plan_check(stack: Stack, order_id: str, unreleased: dict[str, int]) -> None:
+    from process_apis.order_to_ship.db import metadata
+    from process_apis.order_to_ship.flows.cancel_order import _still_unreleased
+    from shared.db import Database
+
+    async def run() -> None:
+        db = Database(stack.settings("order_to_ship").database_url, metadata)
+        try:
+            async with db.transaction() as tx:
+                await _still_unreleased(tx, order_id, unreleased)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_cancel_planned_before_a_release_was_recorded_is_retried_not_a_500(
+    stack: Stack,
+) -> None:
+    """`tally simulate --chaos` found it: the cancel's plan counts units as unreleased
+    that the releaser recorded as released while the warehouse was asked; applying it
+    failed (500). Under the order's lock the plan is checked and the caller retries."""
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)], released=False)
+    _plan_check(stack, order_id, {"SKU-A": 2})  # still unreleased: the plan stands
+    record_release(stack, order_id)
+    with pytest.raises(Refusal) as refused:
+        _plan_check(stack, order_id, {"SKU-A": 2})
+    assert (refused.value.status, refused.value.slug) == (409, "order-in-progress")

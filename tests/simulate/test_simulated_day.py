@@ -1,10 +1,14 @@
 """`tally simulate` on a platform of its own (every service a real process, the code
-path of `tally up`): a small seeded day through the gateway ends with every accuracy
-figure at zero, and the report's figures are what the platform's APIs say."""
+path of `tally up`), on the embedded default and on PostgreSQL + Redis (the five
+business databases on PostgreSQL, the event bus and the gateway's rate limits on
+Redis): a small seeded day through the gateway ends with every accuracy figure at
+zero, and the report's figures are what the platform's APIs say."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,17 +22,38 @@ from tally.simulate.plan import plan_day
 from tally.simulate.report import MUST_BE_ZERO
 from tests.support.platform import PlatformClient
 from tests.support.ports import free_ports
+from tests.support.servers import create_database
 
 pytestmark = pytest.mark.slow
 
-LINES = 400
+LINES = 300
+_names = itertools.count()
 SEED = 7
 
 
+BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres_redis"])
+def stack_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The platform's environment (the simulator gets it too, as an operator's shell)."""
+    if request.param == "embedded":
+        return {}
+    cluster: str = request.getfixturevalue("postgres_cluster")
+    redis_url: str = request.getfixturevalue("redis_url")
+    env = {"TALLY_BUS_URL": redis_url, "TALLY_REDIS_URL": redis_url}
+    for service in BUSINESS:
+        name = f"simday_{service}_{next(_names)}"
+        env[f"TALLY_{service.upper()}_DATABASE_URL"] = create_database(cluster, name)
+    return env
+
+
 @pytest.fixture(scope="module")
-def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformClient, Path]]:
+def own_platform(
+    tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]
+) -> Iterator[tuple[PlatformClient, Path]]:
     data_dir = tmp_path_factory.mktemp("simulated-day")
-    launched = launch(data_dir, ports=free_ports(), seed_demo=False)
+    launched = launch(data_dir, ports=free_ports(), extra_env=stack_env, seed_demo=False)
     try:
         yield PlatformClient(launched), data_dir
     finally:
@@ -37,34 +62,22 @@ def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pla
 
 @pytest.fixture(scope="module")
 def report(
-    own_platform: tuple[PlatformClient, Path], tmp_path_factory: pytest.TempPathFactory
+    own_platform: tuple[PlatformClient, Path],
+    stack_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
     platform, data_dir = own_platform
     output = tmp_path_factory.mktemp("report") / "day.json"
+    command = ["simulate", "--lines", str(LINES), "--seed", str(SEED), "--json"]
+    command += ["--gateway", platform.gateway, "--data-dir", str(data_dir)]
+    command += ["--settle", "180", "--output", str(output)]
     ran = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tally",
-            "simulate",
-            "--lines",
-            str(LINES),
-            "--seed",
-            str(SEED),
-            "--gateway",
-            platform.gateway,
-            "--data-dir",
-            str(data_dir),
-            "--settle",
-            "180",
-            "--json",
-            "--output",
-            str(output),
-        ],
+        [sys.executable, "-m", "tally", *command],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
+        env={**os.environ, **stack_env},
     )
     assert output.exists(), ran.stderr[-3000:]
     found: dict[str, Any] = json.loads(output.read_text())

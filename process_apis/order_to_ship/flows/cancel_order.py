@@ -195,6 +195,7 @@ class CancelOrder:
             stored = await _stored_plan(tx.conn, key)
             if stored is not None:
                 return None if stored.done else msgspec.convert(stored.plan, Plan)
+            await _still_unreleased(tx, order.order_id, plan.unreleased)
             await tx.conn.execute(
                 insert(order_cancellations).values(
                     cancellation_id=key,
@@ -332,6 +333,20 @@ async def _stored_plan(conn: Any, key: str) -> Any:
             select(order_cancellations).where(order_cancellations.c.cancellation_id == key)
         )
     ).first()
+
+
+async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:
+    """The plan was made from the order as read before the warehouse was asked; a
+    release recorded meanwhile took units the plan counts as unreleased. Checked under
+    the order's lock: the caller retries (409 order-in-progress) and plans again, the
+    units then at the warehouse."""
+    working = await repo.lock(tx.conn, order_id)
+    if working is None:
+        raise in_progress(order_id)
+    for sku, quantity in unreleased.items():
+        line = working.lines.get(sku)
+        if quantity and (line is None or quantity > line.unreleased):
+            raise in_progress(order_id)
 
 
 async def _hold_back_queued(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:

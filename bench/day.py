@@ -1,0 +1,289 @@
+"""A distributor's day end to end (issue 19): `tally simulate` for ``--lines`` order
+lines (250,000 by default) on the whole platform as `tally up` starts it, on the
+embedded default and on PostgreSQL + Redis, in the same run.
+
+    .venv/bin/python -m bench.day [--lines 250000] [--databases sqlite,postgres]
+                                  [--seed 1] [--quick] [--profile order_to_ship,...]
+                                  [--profile-seconds 20] [--json FILE]
+
+Per database it launches the platform on a temporary data dir (``tally.launcher.launch``;
+on PostgreSQL the five business services get their own database on a throwaway
+server, and the event bus and the gateway's rate limits a throwaway Redis), then runs
+the simulator in this process (``tally.simulate.run.simulate``: the day's parties
+through the gateway, the platform left to settle, the accuracy report read back from
+the platform). Printed per database:
+- lines placed, wall time of the day (from the first order to the settled platform),
+  lines per second (and against the target: 250,000 in 10 minutes, ~417 lines/s);
+- CPU ms per line per service (user + system from /proc, of each service's process)
+  and of the simulator itself, and each service's peak resident memory (VmHWM; the
+  target: none over 300 MB);
+- the accuracy report's must-be-zero figures and the latency per flow;
+- ``--profile``: py-spy records the named services for ``--profile-seconds`` from a
+  third of the way into the day; their busiest frames are printed (where the time goes).
+
+The simulator runs on the same 2 cores as the platform; its own CPU per line is printed
+so its share is visible. ``--quick``: 5,000 lines on SQLite only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
+TARGET_LINES_PER_SECOND = 250_000 / 600
+TARGET_PEAK_MB = 300
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+@contextmanager
+def _platform(database: str, stack: ExitStack) -> Iterator[tuple[Any, Path, dict[str, str]]]:
+    from tally.launcher import launch
+    from tests.support.ports import free_ports
+
+    env: dict[str, str] = {}
+    if database == "postgres":
+        from tests.support.servers import create_database, postgres_server, redis_server
+
+        cluster = stack.enter_context(postgres_server())
+        redis_url = stack.enter_context(redis_server())
+        env = {"TALLY_BUS_URL": redis_url, "TALLY_REDIS_URL": redis_url}
+        for service in BUSINESS:
+            url = create_database(cluster, f"bench_day_{service}_{os.getpid()}")
+            env[f"TALLY_{service.upper()}_DATABASE_URL"] = url
+    with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
+        launched = launch(Path(tmp), ports=free_ports(), extra_env=env, seed_demo=False)
+        try:
+            yield launched, Path(tmp), env
+        finally:
+            launched.platform.stop()
+
+
+def _py_spy() -> str | None:
+    return shutil.which("py-spy") or (
+        str(ROOT / ".venv/bin/py-spy") if (ROOT / ".venv/bin/py-spy").exists() else None
+    )
+
+
+def _profile(pids: dict[str, int], names: list[str], seconds: float, out: Path) -> dict[str, Any]:
+    """py-spy on each named service at once; their top frames by own samples."""
+    binary = _py_spy()
+    if binary is None:
+        return {"error": "py-spy not found"}
+    runs = {
+        name: subprocess.Popen(
+            [
+                binary,
+                "record",
+                "-p",
+                str(pids[name]),
+                "-d",
+                str(int(seconds)),
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                str(out / f"{name}.raw"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in names
+        if name in pids
+    }
+    found: dict[str, Any] = {}
+    for name, run in runs.items():
+        run.wait()
+        found[name] = _top_frames(out / f"{name}.raw")
+    return found
+
+
+def _top_frames(raw: Path, top: int = 12) -> list[tuple[str, float]]:
+    """(function (file), share of samples) by inclusive samples in our code, then in the
+    libraries, the event loop's idle wait left out."""
+    if not raw.exists():
+        return []
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "Thread._bootstrap" in stack or frames[-1].startswith("Runner.run"):
+            continue  # driver threads waiting, the loop's select
+        n = int(count)
+        total += n
+        for frame in dict.fromkeys(f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1] for f in frames):
+            inclusive[frame] += n
+    skip = ("<module>", "_run_code", "_run_module_as_main", "run (", "Runner.run", "asyncio_run")
+    rows = [
+        (f, round(100 * n / total, 1))
+        for f, n in inclusive.most_common(200)
+        if not f.startswith(skip)
+    ]
+    return rows[:top]
+
+
+def run_day(
+    database: str, lines: int, seed: int, profile: list[str], seconds: float
+) -> dict[str, Any]:
+    from tally.simulate.run import Options, Progress, simulate
+    from tally.supervisor import pid_file
+
+    with ExitStack() as stack, _platform(database, stack) as (launched, data_dir, env):
+        os.environ.update(env)  # the report reads the bus and the ledger as the platform does
+        pids = {
+            name: int(pid_file(data_dir, name).read_text()) for name in launched.platform.processes
+        }
+        placed = [0]
+        progress = Progress(placed=lambda n: placed.__setitem__(0, placed[0] + n))
+        profiled: dict[str, Any] = {}
+        if profile:
+
+            def later() -> None:
+                while placed[0] < lines / 3:
+                    time.sleep(0.5)
+                profiled.update(_profile(pids, profile, seconds, data_dir))
+
+            threading.Thread(target=later, daemon=True).start()
+        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        own_before = resource.getrusage(resource.RUSAGE_SELF)
+        report = asyncio.run(
+            simulate(
+                Options(
+                    gateway=launched.platform.url("gateway"),
+                    data_dir=data_dir,
+                    lines=lines,
+                    seed=seed,
+                    settle_seconds=900,
+                ),
+                progress,
+            )
+        )
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = {name: _cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        cpu["simulator"] = (own.ru_utime - own_before.ru_utime) + (
+            own.ru_stime - own_before.ru_stime
+        )
+        peak = {name: round(_peak_mb(pid), 1) for name, pid in pids.items()}
+        for name in env:
+            os.environ.pop(name, None)
+    placed_lines = report["lines"]["count"] or 1
+    return {
+        "database": database,
+        "lines": report["lines"]["count"],
+        "wall_seconds": report["wall_seconds"],
+        "lines_per_second": report["lines_per_second"],
+        "cpu_ms_per_line": {k: round(1000 * v / placed_lines, 2) for k, v in cpu.items()},
+        "cpu_ms_per_line_platform": round(
+            1000 * sum(v for k, v in cpu.items() if k != "simulator") / placed_lines, 2
+        ),
+        "peak_mb": peak,
+        "report": report,
+        "profile": profiled,
+    }
+
+
+def _print(row: dict[str, Any]) -> None:
+    from tally.simulate.report import MUST_BE_ZERO
+
+    report = row["report"]
+    print(
+        f"\n== {row['database']}: {row['lines']} lines in {row['wall_seconds']} s = "
+        f"{row['lines_per_second']} lines/s (target {TARGET_LINES_PER_SECOND:.0f}: "
+        f"{'met' if (row['lines_per_second'] or 0) >= TARGET_LINES_PER_SECOND else 'NOT met'})"
+    )
+    print(
+        "  CPU ms per line: "
+        + ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_line"].items())
+        + f"; platform total {row['cpu_ms_per_line_platform']}"
+    )
+    over = [k for k, v in row["peak_mb"].items() if v > TARGET_PEAK_MB]
+    print(
+        "  peak MB: "
+        + ", ".join(f"{k} {v}" for k, v in row["peak_mb"].items())
+        + f" (over {TARGET_PEAK_MB}: {over or 'none'})"
+    )
+    print(
+        "  must be zero: "
+        + ", ".join(f"{k} {report.get(k)}" for k in MUST_BE_ZERO)
+        + f" -> {'all zero' if report['all_zero'] else 'NOT ALL ZERO'}"
+    )
+    for flow, figures in report["latency_seconds"].items():
+        print(f"  {flow}: {figures}")
+    print(f"  orders by status: {report['orders']['by_status']}")
+    print(
+        f"  simulator: {report['simulator']['outcomes']}, retries {report['simulator']['retries']}"
+    )
+    for service, frames in (row["profile"] or {}).items():
+        print(f"  profile {service}:")
+        for frame, share in frames if isinstance(frames, list) else []:
+            print(f"    {share:5.1f}%  {frame}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=250_000)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="5,000 lines, SQLite only")
+    parser.add_argument("--profile", default="", help="services to profile, comma separated")
+    parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    if args.quick:
+        args.lines, args.databases = 5000, "sqlite"
+    sys.path.insert(0, str(ROOT))
+    rows = []
+    for database in [d for d in args.databases.split(",") if d]:
+        row = run_day(
+            database,
+            args.lines,
+            args.seed,
+            [p for p in args.profile.split(",") if p],
+            args.profile_seconds,
+        )
+        _print(row)
+        rows.append(row)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"lines": args.lines, "seed": args.seed, "rows": rows}, indent=2, default=str
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

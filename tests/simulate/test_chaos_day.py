@@ -1,0 +1,88 @@
+"""`tally simulate --chaos`: services are SIGKILLed at random while the day runs and
+restarted as `tally up` restarts them; nothing is lost and nothing is done twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tally.launcher import launch
+from tally.simulate.report import MUST_BE_ZERO
+from tests.support.ports import free_ports
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The platform with `tally up`'s restart loop."""
+    data_dir = tmp_path_factory.mktemp("chaos-day")
+    launched = launch(data_dir, ports=free_ports(), seed_demo=False)
+    stopping = threading.Event()
+
+    def supervise() -> None:
+        while not stopping.wait(0.3):
+            launched.platform.restart_crashed()
+
+    thread = threading.Thread(target=supervise, daemon=True)
+    thread.start()
+    try:
+        yield launched.platform.url("gateway"), data_dir
+    finally:
+        stopping.set()
+        thread.join()
+        launched.platform.stop()
+
+
+@pytest.mark.timeout(600)
+def test_a_day_with_services_killed_loses_and_doubles_nothing(
+    supervised: tuple[str, Path], tmp_path: Path
+) -> None:
+    gateway, data_dir = supervised
+    output = tmp_path / "chaos.json"
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tally",
+            "simulate",
+            "--lines",
+            "250",
+            "--seed",
+            "11",
+            "--duration",
+            "30",
+            "--chaos",
+            "--chaos-every",
+            "4",
+            "--gateway",
+            gateway,
+            "--data-dir",
+            str(data_dir),
+            "--settle",
+            "240",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert output.exists(), ran.stderr[-3000:]
+    report: dict[str, Any] = json.loads(output.read_text())
+    kills = report["chaos"]["kills"]
+    assert sum(kills.values()) >= 5 and len(kills) >= 3, kills
+    assert {name: report[name] for name in MUST_BE_ZERO} == dict.fromkeys(MUST_BE_ZERO, 0), report[
+        "simulator"
+    ]
+    assert ran.returncode == 0
+    assert report["lines"]["units"]["shipped"] == report["lines"]["units"]["invoiced"] > 0
+    assert report["simulator"]["retries"] > 0  # the parties did meet the outages
