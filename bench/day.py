@@ -168,7 +168,14 @@ def run_day(
             name: int(pid_file(data_dir, name).read_text()) for name in launched.platform.processes
         }
         placed = [0]
-        progress = Progress(placed=lambda n: placed.__setitem__(0, placed[0] + n))
+        said: list[str] = [""]
+
+        def phase(text: str) -> None:
+            if text != said[0]:
+                said[0] = text
+                print(f"  [{database} {time.strftime('%X')}] {text}", file=sys.stderr, flush=True)
+
+        progress = Progress(placed=lambda n: placed.__setitem__(0, placed[0] + n), phase=phase)
         profiled: dict[str, Any] = {}
         if profile:
 

@@ -133,7 +133,13 @@ async def returns_and_credits(staff: Party, day: Day, order_ids: list[str]) -> d
     rmas: list[dict[str, Any]] = []
     for customer in day.customers:
         rmas += await staff.pages("/orders/v1/returns", {"customer_id": customer.customer_id})
-    notes = await _by_order_ids(staff, "/billing/v1/credit-notes", order_ids)
+    notes: list[dict[str, Any]] = []
+    for customer in day.customers:  # credit notes are listed by customer or invoice
+        notes += await staff.pages(
+            "/billing/v1/credit-notes", {"customer_id": customer.customer_id}
+        )
+    ours = set(order_ids)
+    notes = [n for n in notes if n["order_id"] in ours]
     per_cause = Counter(
         (n["invoice_id"], n.get("rma_id"), n["reason"]) for n in notes if n.get("rma_id")
     )

@@ -115,23 +115,26 @@ async def _run_day(
     while time.monotonic() < deadline:
         await operator.release_held()
         await customers.pass_once(closing=True)
-        if not journal.open_orders and await _settled(staff, day):
+        waiting = "orders still to ship" if journal.open_orders else await _unsettled(staff, day)
+        if waiting is None:
             break
+        progress.phase(f"settling: {waiting}")
         await asyncio.sleep(1.0)
     warehouse.stop.set()
     await shipping
     return journal
 
 
-async def _settled(staff: Party, day: Day) -> bool:
-    """Everything shipped is invoiced, every return has reached a final state and is
-    credited as the policy says (a credit waits for its invoice, which may wait for an
-    ERP that was down)."""
+async def _unsettled(staff: Party, day: Day) -> str | None:
+    """What the platform is still doing, or None once everything shipped is invoiced and
+    every return has reached a final state and is credited as the policy says (a credit
+    waits for its invoice, which may wait for an ERP that was down)."""
     orders = await orders_of(staff, day)
-    for order in orders:
-        if any(line["shipped"] != line["invoiced"] for line in order["lines"]):
-            return False
+    uninvoiced = sum(1 for o in orders if any(x["shipped"] != x["invoiced"] for x in o["lines"]))
+    if uninvoiced:
+        return f"{uninvoiced} orders to invoice"
     found = await returns_and_credits(staff, day, [o["order_id"] for o in orders])
-    if any(r["status"] not in FINAL_RMA for r in found["rmas"]):
-        return False
-    return bool(found["mismatches"] == 0)
+    open_rmas = sum(1 for r in found["rmas"] if r["status"] not in FINAL_RMA)
+    if open_rmas:
+        return f"{open_rmas} returns open"
+    return f"{found['mismatches']} returns to credit" if found["mismatches"] else None

@@ -30,7 +30,8 @@ class Customers:
 
     def _intent(self, order_id: str) -> OrderIntent | None:
         if not self.intents or len(self.intents) < len(self.journal.orders):
-            self.intents = {o: self.day.intents[i] for i, o in self.journal.orders.items()}
+            by_index = {intent.index: intent for intent in self.day.intents}
+            self.intents = {o: by_index[i] for i, o in self.journal.orders.items()}
         return self.intents.get(order_id)
 
     async def pass_once(self, closing: bool) -> None:
