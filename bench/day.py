@@ -48,6 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
 TARGET_LINES_PER_SECOND = 250_000 / 600
 TARGET_PEAK_MB = 300
+# py-spy names files by module path: these are the platform's own.
+OUR_PACKAGES = {"experience_apis", "process_apis", "system_apis", "shared", "gateway", "tally"}
+ENTRY_FILES = {"tally/cli.py", "tally/__main__.py"}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -131,29 +134,42 @@ def _profile(pids: dict[str, int], names: list[str], seconds: float, out: Path) 
     return found
 
 
-def _top_frames(raw: Path, top: int = 12) -> list[tuple[str, float]]:
-    """(function (file), share of samples) by inclusive samples in our code, then in the
-    libraries, the event loop's idle wait left out."""
+def _top_frames(raw: Path, top: int = 10) -> dict[str, list[tuple[str, float]]]:
+    """Where a service's busy samples go: our own functions by inclusive share (the
+    process's entry frames left out), and the libraries' functions by own share. The
+    event loop's idle wait and the database driver threads' waits are not counted."""
     if not raw.exists():
-        return []
-    inclusive: Counter[str] = Counter()
+        return {}
+    ours: Counter[str] = Counter()
+    libraries: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if "Thread._bootstrap" in stack or frames[-1].startswith("Runner.run"):
-            continue  # driver threads waiting, the loop's select
+        if "Thread._bootstrap" in stack or frames[-1].startswith(("Runner.run", "EpollSelector")):
+            continue
         n = int(count)
         total += n
-        for frame in dict.fromkeys(f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1] for f in frames):
-            inclusive[frame] += n
-    skip = ("<module>", "_run_code", "_run_module_as_main", "run (", "Runner.run", "asyncio_run")
-    rows = [
-        (f, round(100 * n / total, 1))
-        for f, n in inclusive.most_common(200)
-        if not f.startswith(skip)
-    ]
-    return rows[:top]
+        seen = set()
+        for frame in frames:
+            name, _, where = frame.partition(" (")
+            path = where.split(":", 1)[0]
+            if path.split("/", 1)[0] not in OUR_PACKAGES or path in ENTRY_FILES:
+                continue
+            label = f"{name} ({'/'.join(path.rsplit('/', 2)[-2:])})"
+            if label not in seen:
+                seen.add(label)
+                ours[label] += n
+        name, _, where = frames[-1].partition(" (")
+        path = where.split(":", 1)[0]
+        libraries[f"{name} ({'/'.join(path.rsplit('/', 2)[-2:])})"] += n
+    if not total:
+        return {}
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * n / total, 1)) for f, n in counter.most_common(top)]
+
+    return {"ours (inclusive)": share(ours), "leaf frames (own)": share(libraries)}
 
 
 def run_day(
@@ -254,10 +270,11 @@ def _print(row: dict[str, Any]) -> None:
     print(
         f"  simulator: {report['simulator']['outcomes']}, retries {report['simulator']['retries']}"
     )
-    for service, frames in (row["profile"] or {}).items():
-        print(f"  profile {service}:")
-        for frame, share in frames if isinstance(frames, list) else []:
-            print(f"    {share:5.1f}%  {frame}")
+    for service, parts in (row["profile"] or {}).items():
+        for part, frames in parts.items() if isinstance(parts, dict) else []:
+            print(f"  profile {service}, {part}:")
+            for frame, share in frames:
+                print(f"    {share:5.1f}%  {frame}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import httpx
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -72,7 +73,8 @@ class Runtime:
             inbox_tables(metadata)
         idempotency_table(metadata)
         self.db = Database(settings.database_url, metadata)
-        self.http = new_http_client()
+        self.http = new_http_client()  # tokens, keys, revocations
+        self._pools: dict[str, httpx.AsyncClient] = {}
         self.tokens = ServiceTokens(
             self.http, settings.token_url, settings.client_id, settings.client_secret
         )
@@ -122,10 +124,17 @@ class Runtime:
         self._tasks: list[asyncio.Task[Any]] = []
 
     def downstream(self, service: str) -> Downstream:
+        """Each downstream service has a connection pool of its own: httpx checks every
+        idle connection of its pool for each request (a readability poll per socket),
+        so one pool shared by every downstream made each call pay for all the others'
+        idle connections (about a fifth of order_to_ship's CPU under `tally simulate`)."""
+        client = self._pools.get(service)
+        if client is None:
+            client = self._pools[service] = new_http_client()
         return Downstream(
             service,
             self.settings.url_of(service),
-            self.http,
+            client,
             self.tokens,
             breaker=self.breakers.get(service),
         )
@@ -194,6 +203,8 @@ class Runtime:
             self.leadership.close()
             forget_this_process()
             await self.http.aclose()
+            for client in self._pools.values():
+                await client.aclose()
             if self.bus:
                 await self.bus.close()
             await self.db.dispose()
