@@ -360,30 +360,32 @@ async def test_in_a_browser_graphiql_runs_under_the_csp_with_the_pasted_token(
     await browser.call("Page.reload")
     await browser.until("!!document.querySelector('.graphiql-container')")
     await browser.until("document.querySelectorAll('.graphiql-tab').length > 0")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not [
-        r
-        for r in browser.of("Network.responseReceived")
-        if r["response"]["url"].endswith("/graphql")
-    ]:
+
+    def with_token_answers() -> tuple[set[str], list[int]]:
+        # Requests of the page before the reload may still report: only the new page's.
+        sent = {
+            r["requestId"]: r["request"]
+            for r in browser.of("Network.requestWillBeSent")
+            if r["request"]["url"].endswith("/graphql") and r["request"]["method"] == "POST"
+        }
+        with_token = {
+            rid
+            for rid, r in sent.items()
+            if r["headers"].get("Authorization") == f"Bearer {bearer}"
+        }
+        answered = [
+            r["response"]["status"]
+            for r in browser.of("Network.responseReceived")
+            if r["requestId"] in with_token
+        ]
+        return with_token, answered
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not with_token_answers()[1]:
         await browser.js("1")  # collects the events meanwhile
         await asyncio.sleep(0.2)
-
-    # Requests of the page before the reload may still report: only the new page's.
-    sent = {
-        r["requestId"]: r["request"]
-        for r in browser.of("Network.requestWillBeSent")
-        if r["request"]["url"].endswith("/graphql") and r["request"]["method"] == "POST"
-    }
-    with_token = {
-        rid for rid, r in sent.items() if r["headers"].get("Authorization") == f"Bearer {bearer}"
-    }
+    with_token, answered = with_token_answers()
     assert with_token
-    answered = [
-        r["response"]["status"]
-        for r in browser.of("Network.responseReceived")
-        if r["requestId"] in with_token
-    ]
     assert answered and set(answered) == {200}  # the schema, read with the token
     requested = [r["request"]["url"] for r in browser.of("Network.requestWillBeSent")]
     assert all(url.startswith((portal_server, "data:")) for url in requested), requested
@@ -428,14 +430,23 @@ async def test_in_a_browser_graphiql_runs_under_the_csp_with_the_pasted_token(
         "type": "connection_init",
         "payload": {"Authorization": f"Bearer {bearer}"},
     }
-    await browser.until("true", seconds=1)
-    sent_frames = [
-        json.loads(f["response"]["payloadData"]) for f in browser.of("Network.webSocketFrameSent")
-    ]
-    assert any(
-        f.get("type") == "subscribe" and "orderUpdates" in f["payload"]["query"]
-        for f in sent_frames
-    ), sent_frames
+
+    def subscribed() -> list[dict[str, Any]]:
+        frames = [
+            json.loads(f["response"]["payloadData"])
+            for f in browser.of("Network.webSocketFrameSent")
+        ]
+        return [
+            f
+            for f in frames
+            if f.get("type") == "subscribe" and "orderUpdates" in f["payload"]["query"]
+        ]
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not subscribed():
+        await browser.js("1")  # collects the events meanwhile
+        await asyncio.sleep(0.2)
+    assert subscribed(), browser.of("Network.webSocketFrameSent")
     await browser.js("document.querySelector('.graphiql-execute-button').click(); 1")  # stop
     await browser.js("document.querySelector('[aria-label=\"Open settings dialog\"]').click(); 1")
     await browser.until("!!document.querySelector('[role=dialog]')")

@@ -26,7 +26,7 @@ from tests.support.servers import create_database
 
 pytestmark = pytest.mark.slow
 
-LINES = 300
+LINES = 200
 _names = itertools.count()
 SEED = 7
 
