@@ -33,6 +33,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -287,6 +288,8 @@ def main() -> None:
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    # A bench stopped with SIGTERM still stops the platform it started (no orphans).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.lines, args.databases = 5000, "sqlite"
     sys.path.insert(0, str(ROOT))
