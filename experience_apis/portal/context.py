@@ -52,6 +52,20 @@ class PortalContext(BaseContext, kw_only=True):
         return self.caller_
 
 
+def caller_for(principal: Principal, runtime: Runtime, app_state: Any) -> Caller:
+    """The caller of a request or a subscription connection: the process APIs with its
+    token, and the tests' call observer when the app has one."""
+    observer: Observer | None = getattr(app_state, CALL_OBSERVER, None)
+    apis = ProcessApis(
+        orders=runtime.downstream("order_to_ship"),
+        billing=runtime.downstream("billing"),
+        availability=runtime.downstream("availability"),
+        bearer=principal.token,
+        observer=observer,
+    )
+    return Caller(principal, apis)
+
+
 async def portal_context(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> PortalContext:
@@ -60,12 +74,4 @@ async def portal_context(
     principal = request.scope.get("user")
     if not isinstance(principal, Principal):
         return PortalContext()
-    observer: Observer | None = getattr(request.app.state, CALL_OBSERVER, None)
-    apis = ProcessApis(
-        orders=runtime.downstream("order_to_ship"),
-        billing=runtime.downstream("billing"),
-        availability=runtime.downstream("availability"),
-        bearer=principal.token,
-        observer=observer,
-    )
-    return PortalContext(caller_=Caller(principal, apis))
+    return PortalContext(caller_=caller_for(principal, runtime, request.app.state))

@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -31,14 +31,15 @@ SHIPMENT_UPDATES = (
 QUIET_SECONDS = 1.5
 
 
-@pytest.fixture(scope="module")
-def portal_url(live_stack: Stack) -> Iterator[str]:
+@contextmanager
+def serving_portal(stack: Stack, **settings: Any) -> Iterator[str]:
+    """The portal on a real port, with these settings changed; its ws:// URL."""
     from experience_apis.portal.app import create_app
 
     app = create_app(
-        live_stack.settings("portal"),
-        key_source=live_stack.issuer.key_source(),
-        service_tokens=service_tokens(live_stack.issuer, "portal"),
+        stack.settings("portal", **settings),
+        key_source=stack.issuer.key_source(),
+        service_tokens=service_tokens(stack.issuer, "portal"),
     )
     server = ThreadServer(app)
     server.start()
@@ -46,6 +47,12 @@ def portal_url(live_stack: Stack) -> Iterator[str]:
         yield server.url.replace("http://", "ws://") + "/graphql"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def portal_url(live_stack: Stack) -> Iterator[str]:
+    with serving_portal(live_stack) as url:
+        yield url
 
 
 def _token(stack: Stack, customer_id: str | None, scopes: str = CUSTOMER_SCOPES) -> str:
@@ -475,19 +482,8 @@ async def test_a_token_revoked_while_connected_closes_the_socket_and_it_is_audit
 @pytest.fixture(scope="module")
 def registered_only_url(live_stack: Stack) -> Iterator[str]:
     """The portal as production runs it: only the example operations."""
-    from experience_apis.portal.app import create_app
-
-    app = create_app(
-        live_stack.settings("portal", portal_registered_only=True),
-        key_source=live_stack.issuer.key_source(),
-        service_tokens=service_tokens(live_stack.issuer, "portal"),
-    )
-    server = ThreadServer(app)
-    server.start()
-    try:
-        yield server.url.replace("http://", "ws://") + "/graphql"
-    finally:
-        server.stop()
+    with serving_portal(live_stack, portal_registered_only=True) as url:
+        yield url
 
 
 async def test_registered_only_runs_the_shipped_subscription_and_refuses_others(

@@ -19,9 +19,8 @@ from typing import Any
 from litestar import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 
-from experience_apis.portal.context import CALL_OBSERVER, Caller, PortalContext
+from experience_apis.portal.context import PortalContext, caller_for
 from experience_apis.portal.subscriptions.hub import Hub
-from experience_apis.portal.upstream import Observer, ProcessApis
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
 from shared.auth.revocation import POLL_SECONDS, RevocationList
@@ -95,15 +94,7 @@ async def accept(context: SubscriptionContext) -> None:
     except Refused as refused:
         setattr(socket.state, REFUSAL, refused.close)
         raise ConnectionRejectionError from refused
-    observer: Observer | None = getattr(socket.app.state, CALL_OBSERVER, None)
-    apis = ProcessApis(
-        orders=runtime.downstream("order_to_ship"),
-        billing=runtime.downstream("billing"),
-        availability=runtime.downstream("availability"),
-        bearer=principal.token,
-        observer=observer,
-    )
-    context.caller_ = Caller(principal, apis)
+    context.caller_ = caller_for(principal, runtime, socket.app.state)
     context.expiry = asyncio.create_task(_watch(socket, principal, runtime.revocations))
 
 
