@@ -45,6 +45,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.orders import http_counts
+
 ROOT = Path(__file__).resolve().parent.parent
 BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
 TARGET_LINES_PER_SECOND = 250_000 / 600
@@ -203,6 +205,7 @@ def run_day(
 
             threading.Thread(target=later, daemon=True).start()
         before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        calls_before = http_counts(launched)
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         report = asyncio.run(
             simulate(
@@ -222,6 +225,7 @@ def run_day(
             own.ru_stime - own_before.ru_stime
         )
         peak = {name: round(_peak_mb(pid), 1) for name, pid in pids.items()}
+        calls = http_counts(launched) - calls_before
         for name in env:
             os.environ.pop(name, None)
     placed_lines = report["lines"]["count"] or 1
@@ -235,6 +239,11 @@ def run_day(
             1000 * sum(v for k, v in cpu.items() if k != "simulator") / placed_lines, 2
         ),
         "peak_mb": peak,
+        "calls_per_line": {
+            " ".join(key): round(n / placed_lines, 3)
+            for key, n in calls.most_common()
+            if n / placed_lines >= 0.01
+        },
         "report": report,
         "profile": profiled,
     }
@@ -264,6 +273,10 @@ def _print(row: dict[str, Any]) -> None:
         "  must be zero: "
         + ", ".join(f"{k} {report.get(k)}" for k in MUST_BE_ZERO)
         + f" -> {'all zero' if report['all_zero'] else 'NOT ALL ZERO'}"
+    )
+    print(
+        "  HTTP calls per line (service method route): "
+        + ", ".join(f"{k} {v}" for k, v in list(row["calls_per_line"].items())[:16])
     )
     for flow, figures in report["latency_seconds"].items():
         print(f"  {flow}: {figures}")

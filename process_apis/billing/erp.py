@@ -70,3 +70,13 @@ async def invoice(erp: Downstream, invoice_id: str) -> dict[str, Any] | None:
         raise passed_through(response, f"invoice {invoice_id}")
     found: dict[str, Any] = response.json()
     return found
+
+
+async def invoices(erp: Downstream, invoice_ids: list[str]) -> list[dict[str, Any]]:
+    """The ERP's invoices of these ids as they are now, 100 per read (an id the ERP
+    does not have is left out)."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(invoice_ids), 100):
+        chunk = invoice_ids[start : start + 100]
+        found += await read_all(erp, "/erp/v1/invoices", {"invoice_id": chunk})
+    return found

@@ -113,6 +113,7 @@ class ErpPort(Protocol):
         *,
         customer_id: str | None = None,
         status: str | None = None,
+        invoice_ids: Sequence[str] = (),
     ) -> list[Invoice]: ...
     async def create_credit_note(self, tx: Tx, note: CreditNoteIn) -> CreditNote:
         """Invalid ``unknown-invoice``, ``not-on-invoice``, ``currency-mismatch``,

@@ -204,6 +204,36 @@ class SalesOrder(msgspec.Struct):
     updated_at: datetime
 
 
+class SalesOrderBatchItemIn(SalesOrderIn, forbid_unknown_fields=True):
+    """One sales order of a batch: its id and its whole state at ``version``."""
+
+    order_id: Identifier
+
+
+class SalesOrderBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    sales_orders: Annotated[list[SalesOrderBatchItemIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class ItemRefusal(msgspec.Struct):
+    """Why one item of a batch was refused: the problem its single call would answer."""
+
+    type: str
+    status: int
+    detail: str
+
+
+class SalesOrderBatchResult(msgspec.Struct):
+    """Per sales order, in the batch's order: the stored order, or its refusal."""
+
+    order_id: str
+    sales_order: SalesOrder | None = None
+    refusal: ItemRefusal | None = None
+
+
+class SalesOrderBatch(msgspec.Struct):
+    results: list[SalesOrderBatchResult]
+
+
 class InvoiceLineIn(msgspec.Struct, forbid_unknown_fields=True):
     """``unit_price`` is the sales order line's; ``tax`` is the line's tax as billing
     computed it (the ERP books it, it does not compute it); none is 0."""

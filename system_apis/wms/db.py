@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -98,6 +99,8 @@ fulfillment_orders = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # The pick queue: a warehouse lists what is released, in id order.
+    Index("ix_fulfillment_orders_status", "status", "fulfillment_order_id"),
 )
 
 fulfillment_lines = Table(

@@ -12,7 +12,6 @@ class Journal:
     orders: dict[int, str] = field(default_factory=dict)  # intent index -> order id
     placed_lines: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # placed, refused, cart_expired...
-    open_orders: set[str] = field(default_factory=set)  # not yet fully shipped or cancelled
     shipped_orders: set[str] = field(default_factory=set)
     returned_orders: set[str] = field(default_factory=set)
     paid_invoices: set[str] = field(default_factory=set)

@@ -31,6 +31,7 @@ from tally.simulate.report import (
 )
 
 FINAL_RMA = frozenset({"closed", "rejected", "expired"})
+DONE = frozenset({"shipped", "delivered", "completed", "cancelled", "rejected"})
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ async def _run_day(
     while time.monotonic() < deadline:
         await operator.release_held()
         await customers.pass_once(closing=True)
-        waiting = "orders still to ship" if journal.open_orders else await _unsettled(staff, day)
+        waiting = await _unsettled(staff, day)
         if waiting is None:
             break
         progress.phase(f"settling: {waiting}")
@@ -130,6 +131,9 @@ async def _unsettled(staff: Party, day: Day) -> str | None:
     every return has reached a final state and is credited as the policy says (a credit
     waits for its invoice, which may wait for an ERP that was down)."""
     orders = await orders_of(staff, day)
+    unshipped = sum(1 for o in orders if o["status"] not in DONE)
+    if unshipped:
+        return f"{unshipped} orders to ship"
     uninvoiced = sum(1 for o in orders if any(x["shipped"] != x["invoiced"] for x in o["lines"]))
     if uninvoiced:
         return f"{uninvoiced} orders to invoice"

@@ -160,3 +160,24 @@ def test_payments_booked_before_the_invoice_index_are_found_by_invoice(
                 for invoice in ("INV-1", "INV-2", "INV-3")
             }
         assert by_invoice == {"INV-1": ["PAY-OLD-1"], "INV-2": ["PAY-OLD-1"], "INV-3": []}
+
+
+def test_what_a_customer_still_owes_is_listed_by_status(stack: Stack) -> None:
+    customer = new_customer(stack)
+    paid, partly, open_ = (invoiced(stack, customer, "SKU-A") for _ in range(3))
+    owed = billing_get(stack, f"/billing/v1/invoices/{paid}")["outstanding"]["amount_minor"]
+    created(pay(stack, customer, owed, [(paid, owed)]))
+    created(pay(stack, customer, 500, [(partly, 500)]))
+    path = "/billing/v1/invoices"
+
+    def of_status(*statuses: str) -> list[str]:
+        params = [("customer_id", customer), *(("status", s) for s in statuses)]
+        return listed(stack, path, params, "invoice_id")
+
+    assert of_status("issued", "partially_paid") == sorted([partly, open_])
+    assert of_status("paid") == [paid]
+    assert of_status() == sorted([paid, partly, open_])
+    with stack.client("billing", "billing:read") as billing:
+        refused = billing.get(path, params={"status": "overdue"})
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("application/problem+json")

@@ -93,6 +93,25 @@ def test_a_payment_naming_invoices_pays_those(client: TestClient[Any], invoices:
     assert payment["received_on"]  # today when not given
 
 
+def test_the_invoices_a_remittance_touched_are_read_back_in_one_call(
+    client: TestClient[Any], invoices: list[str]
+) -> None:
+    first, second = invoices
+    body = pay_body(700, applications=[(first, 600), (second, 100)])
+    assert post(client, "/erp/v1/payments", body, key="p1").status_code == 201
+    params = [("invoice_id", second), ("invoice_id", "INV-NONE"), ("invoice_id", first)]
+    read = client.get("/erp/v1/invoices", params=params)
+    assert read.status_code == 200, read.text
+    found = {
+        i["invoice_id"]: (i["status"], i["paid"]["amount_minor"]) for i in read.json()["items"]
+    }
+    assert found == {first: ("partially_paid", 600), second: ("partially_paid", 100)}
+    one = client.get("/erp/v1/invoices", params={"invoice_id": first}).json()["items"]
+    assert [i["invoice_id"] for i in one] == [first]
+    too_many = client.get("/erp/v1/invoices", params=[("invoice_id", f"I{n}") for n in range(101)])
+    assert too_many.status_code == 400
+
+
 def test_replay_under_the_same_key_pays_once(client: TestClient[Any], invoices: list[str]) -> None:
     first = post(client, "/erp/v1/payments", pay_body(300), key="remit-1")
     again = post(client, "/erp/v1/payments", pay_body(300), key="remit-1")

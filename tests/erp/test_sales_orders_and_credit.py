@@ -148,6 +148,65 @@ def test_a_new_version_cannot_move_the_order_to_another_customer(client: TestCli
     assert client.get("/erp/v1/sales-orders/SO-1").json() == booked
 
 
+def batch(client: TestClient[Any], *items: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    body = {"sales_orders": [{"order_id": order_id, **o} for order_id, o in items]}
+    response = client.post("/erp/v1/sales-orders/batch", json=body)
+    assert response.status_code == 200, response.text
+    return list(response.json()["results"])
+
+
+def test_a_batch_books_each_sales_order_as_its_put_would(client: TestClient[Any]) -> None:
+    customer(client)
+    customer(client, "CUST-B")
+    older = put(client, "SO-OLD", order(3, [("A", 1, 0, 100)]))
+    results = batch(
+        client,
+        ("SO-1", order(1, [("A", 2, 0, 100)])),
+        ("SO-BAD", order(1, [("A", 1, 2, 100)])),  # cancels more than it holds
+        ("SO-OLD", order(2, [("A", 9, 0, 100)])),  # older than stored: changes nothing
+        ("SO-NOBODY", order(1, [("A", 1, 0, 1)], customer_id="NOBODY")),
+        ("SO-2", order(1, [("A", 1, 0, 50)], customer_id="CUST-B")),
+    )
+    assert [r["order_id"] for r in results] == ["SO-1", "SO-BAD", "SO-OLD", "SO-NOBODY", "SO-2"]
+    assert results[0]["sales_order"] == client.get("/erp/v1/sales-orders/SO-1").json()
+    assert results[0]["sales_order"]["value"] == usd(200)
+    assert results[1]["sales_order"] is None
+    assert (results[1]["refusal"]["type"], results[1]["refusal"]["status"]) == (
+        "/problems/invalid-line",
+        422,
+    )
+    assert results[2]["sales_order"] == older
+    assert results[3]["refusal"]["type"] == "/problems/unknown-customer"
+    assert results[4]["sales_order"]["customer_id"] == "CUST-B"
+    assert_problem(client.get("/erp/v1/sales-orders/SO-BAD"), 404, "sales-order-not-found")
+    assert credit(client)["open_orders"] == 200 + 100
+    # Sent again (a retry after a lost answer): the same answers, nothing booked twice.
+    again = batch(client, ("SO-1", order(1, [("A", 2, 0, 100)])))
+    assert again[0]["sales_order"] == results[0]["sales_order"]
+    assert credit(client)["open_orders"] == 300
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sales_orders": []},
+        {
+            "sales_orders": [
+                {"order_id": f"SO-{n}", **order(1, [("A", 1, 0, 1)])} for n in range(101)
+            ]
+        },
+        {"sales_orders": [order(1, [("A", 1, 0, 1)])]},  # no order_id
+        {"orders": []},
+    ],
+)
+def test_a_malformed_batch_is_400_and_books_nothing(
+    client: TestClient[Any], body: dict[str, Any]
+) -> None:
+    customer(client)
+    assert_problem(client.post("/erp/v1/sales-orders/batch", json=body), 400, "invalid-request")
+    assert credit(client)["open_orders"] == 0
+
+
 def test_exposure_is_open_orders_not_invoiced_plus_unpaid_invoices(
     client: TestClient[Any],
 ) -> None:

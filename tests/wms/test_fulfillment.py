@@ -264,3 +264,27 @@ def test_list_fulfillment_orders_by_order_and_page(client: TestClient[Any]) -> N
         if not cursor:
             break
     assert seen == [ids[0], ids[2], ids[3]]
+
+
+def test_the_pick_queue_lists_fulfillment_orders_by_status(client: TestClient[Any]) -> None:
+    setup_stock(client)
+    ids = [
+        release(client, [{"sku": "A", "quantity": 2}], key=f"fo{n}")["fulfillment_order_id"]
+        for n in range(4)
+    ]
+    assert ship(client, ids[0], [{"sku": "A", "quantity": 2}], key="s0").status_code == 201
+    assert ship(client, ids[1], [{"sku": "A", "quantity": 1}], key="s1").status_code == 201
+    assert client.post(f"/wms/v1/fulfillment-orders/{ids[2]}/cancel").status_code == 200
+
+    def listed(*statuses: str) -> list[str]:
+        params = [("status", s) for s in statuses]
+        page = client.get("/wms/v1/fulfillment-orders", params=params).json()
+        return [fo["fulfillment_order_id"] for fo in page["items"]]
+
+    assert listed("released", "partially_shipped") == [ids[1], ids[3]]
+    assert listed("shipped") == [ids[0]]
+    assert listed("cancelled") == [ids[2]]
+    assert listed() == ids
+    unknown = client.get("/wms/v1/fulfillment-orders", params={"status": "picked-up"})
+    assert unknown.status_code == 400
+    assert unknown.headers["content-type"].startswith("application/problem+json")

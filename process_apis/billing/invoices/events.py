@@ -15,6 +15,9 @@ in the same transaction as the inbox row.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
 from process_apis.billing.erp import problem_type, read_all
 from process_apis.billing.invoices import repository as repo
@@ -31,6 +34,7 @@ from shared.http import Downstream
 log = logging.getLogger("tally.billing.events")
 
 CONSUMER_GROUP = "billing"
+PLACED_ORDERS_KEPT = 20_000  # orders whose shipments are still being invoiced
 # The ERP's answers that mean "not yet": the goods issue of the shipment or the sales
 # order is still on its way to the ERP (availability's postings, orders' ERP sync).
 WAITS = {"/problems/shipment-not-posted", "/problems/order-not-booked"}
@@ -43,6 +47,16 @@ class CannotInvoice(Exception):
     redelivered with backoff and dead-lettered after the max deliveries, to be replayed
     once fixed. A partner that is unreachable (the 503 of ``Downstream``) is a wait
     instead, see ``shared.events.inbox.is_not_yet``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """What an invoice takes from its order."""
+
+    customer_id: str
+    currency: str | None
+    region: str | None
+    prices: dict[str, Any]  # sku -> unit price (money)
 
 
 class InvoiceOnShipment:
@@ -59,22 +73,20 @@ class InvoiceOnShipment:
         self.erp = erp
         self.tax = tax
         self.classes = classes
+        self._placed: OrderedDict[str, PlacedOrder] = OrderedDict()
 
     async def prepare(self, event: Event) -> Invoice | None:
         shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
         async with self.db.read() as conn:
             if await repo.invoiced(conn, shipment.shipment_id):
                 return None  # the same fact again under another event id
-        response = await self.orders.request("GET", f"/orders/v1/orders/{shipment.order_id}")
-        if response.status_code == 404:
+        order = await self._order(shipment.order_id)
+        if order is None:
             # Not an order of this platform (the WMS also fulfils for other systems):
             # nothing to invoice here, and retrying would not change that.
             log.error("shipment %s is for unknown order %s; not invoiced", *_ids(shipment))
             return None
-        if not response.is_success:
-            raise CannotInvoice(f"order {shipment.order_id}: orders API {response.status_code}")
-        order = response.json()
-        prices = {line["sku"]: line["unit_price"] for line in order["lines"]}
+        prices = order.prices
         unknown = [line.sku for line in shipment.lines if line.sku not in prices]
         if unknown:
             log.error(
@@ -87,8 +99,8 @@ class InvoiceOnShipment:
         if not shipped:
             log.warning("shipment %s ships nothing; no invoice", shipment.shipment_id)
             return None
-        currency = str(order.get("currency") or prices[shipped[0].sku]["currency"])
-        region = (order.get("ship_to") or {}).get("region")
+        currency = order.currency or str(prices[shipped[0].sku]["currency"])
+        region = order.region
         taxed = [
             TaxLine(
                 line.sku,
@@ -115,7 +127,7 @@ class InvoiceOnShipment:
             json={
                 "order_id": shipment.order_id,
                 "shipment_id": shipment.shipment_id,
-                "customer_id": order["customer_id"],
+                "customer_id": order.customer_id,
                 "lines": lines,
             },
             idempotency_key=f"invoice:{shipment.shipment_id}",
@@ -130,6 +142,31 @@ class InvoiceOnShipment:
         raise CannotInvoice(
             f"shipment {shipment.shipment_id}: ERP answered {response.status_code} {response.text}"
         )
+
+    async def _order(self, order_id: str) -> PlacedOrder | None:
+        """The order as placed. What an invoice takes from it (customer, currency,
+        ship-to region, unit prices by sku) never changes once it is accepted, so an
+        order's second shipment and a retried delivery read it from memory."""
+        cached = self._placed.get(order_id)
+        if cached is not None:
+            self._placed.move_to_end(order_id)
+            return cached
+        response = await self.orders.request("GET", f"/orders/v1/orders/{order_id}")
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise CannotInvoice(f"order {order_id}: orders API {response.status_code}")
+        body = response.json()
+        order = PlacedOrder(
+            customer_id=str(body["customer_id"]),
+            currency=body.get("currency"),
+            region=(body.get("ship_to") or {}).get("region"),
+            prices={line["sku"]: line["unit_price"] for line in body["lines"]},
+        )
+        self._placed[order_id] = order
+        if len(self._placed) > PLACED_ORDERS_KEPT:
+            self._placed.popitem(last=False)
+        return order
 
     async def _existing(self, order_id: str, shipment_id: str) -> Invoice:
         for item in await read_all(self.erp, "/erp/v1/invoices", {"order_id": order_id}):

@@ -163,12 +163,15 @@ async def page(
     customer_id: str | None,
     after: str | None,
     limit: int,
+    statuses: Sequence[str] = (),
 ) -> list[Invoice]:
     query = select(invoices).order_by(invoices.c.invoice_id).limit(limit)
     if order_ids:
         query = query.where(invoices.c.order_id.in_(list(order_ids)))
     if customer_id is not None:
         query = query.where(invoices.c.customer_id == customer_id)
+    if statuses:
+        query = query.where(invoices.c.status.in_(list(statuses)))
     if after:
         query = query.where(invoices.c.invoice_id > after)
     return await _load(conn, query)

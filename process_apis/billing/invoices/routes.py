@@ -4,8 +4,9 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
-from process_apis.billing.invoices.schemas import Invoice
+from process_apis.billing.invoices.schemas import Invoice, InvoiceStatus
 from process_apis.billing.invoices.service import InvoiceService
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -25,6 +26,13 @@ CustomerFilter = Annotated[
     query_filter(ID_PATTERN, name="customer_id", description="Only this customer's invoices."),
 ]
 
+StatusFilter = Annotated[
+    list[InvoiceStatus],
+    QueryParameter(
+        name="status", max_items=4, description="Only invoices in one of these statuses."
+    ),
+]
+
 
 class InvoiceController(Controller):
     path = "/billing/v1/invoices"
@@ -33,7 +41,7 @@ class InvoiceController(Controller):
     @get(
         "/",
         operation_id="listInvoices",
-        summary="List invoices, optionally of some orders (repeat order_id) or one customer",
+        summary="List invoices, optionally of some orders (repeat order_id), one customer or some statuses",
         responses=problem_responses(),
         **requires("billing:read"),
     )
@@ -43,12 +51,16 @@ class InvoiceController(Controller):
         principal: NamedDependency[Principal],
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         customer_id: CustomerFilter = None,
+        status: StatusFilter = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
         """A client bound to a customer sees that customer's invoices only, whatever
-        ``customer_id`` it asks for."""
-        return await invoices.list(principal, list(order_id), customer_id, cursor, limit)
+        ``customer_id`` it asks for. ``status=issued&status=partially_paid``: what is
+        still owed."""
+        return await invoices.list(
+            principal, list(order_id), customer_id, cursor, limit, statuses=list(status)
+        )
 
     @get(
         "/{invoice_id:str}",

@@ -3,6 +3,8 @@ customer's invoices."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from process_apis.billing.invoices import repository as repo
 from process_apis.billing.invoices.schemas import Invoice
 from shared.auth.principal import Principal
@@ -30,6 +32,7 @@ class InvoiceService:
         customer_id: str | None,
         cursor: str | None,
         limit: int,
+        statuses: Sequence[str] = (),
     ) -> Page[Invoice]:
         if principal.customer_id is not None:
             if customer_id not in (None, principal.customer_id):
@@ -42,5 +45,6 @@ class InvoiceService:
                 customer_id=customer_id,
                 after=decode_cursor(cursor),
                 limit=limit + 1,
+                statuses=statuses,
             )
         return keyset_page(found, limit, key=lambda i: i.invoice_id)

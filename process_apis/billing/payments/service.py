@@ -14,10 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Response
 
-from process_apis.billing.erp import invoice as erp_invoice
+from process_apis.billing.erp import invoices as erp_invoices
 from process_apis.billing.erp import passed_through
 from process_apis.billing.invoices.mirror import EVENT_SOURCE, event_money, refresh_all
-from process_apis.billing.invoices.schemas import Invoice
 from process_apis.billing.invoices.schemas import from_erp as invoice_from_erp
 from process_apis.billing.payments import repository as repo
 from process_apis.billing.payments.schemas import Payment, PaymentIn
@@ -105,11 +104,8 @@ class PaymentService:
         if response.status_code not in (200, 201):
             raise passed_through(response, "the payment")
         payment = msgspec.convert(response.json(), Payment, strict=False)
-        fresh: list[Invoice] = []
-        for applied in payment.applied:
-            found = await erp_invoice(self.erp, applied.invoice_id)
-            if found is not None:
-                fresh.append(invoice_from_erp(found))
+        touched = [applied.invoice_id for applied in payment.applied]
+        fresh = [invoice_from_erp(found) for found in await erp_invoices(self.erp, touched)]
 
         async def effect(tx: Tx) -> tuple[int, Payment]:
             if await repo.insert_payment(tx.conn, payment):

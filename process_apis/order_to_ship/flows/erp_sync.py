@@ -33,7 +33,7 @@ def erp_status(status: str) -> str:
 
 class ErpSync:
     def __init__(
-        self, db: Database, partners: Partners, *, batch: int = 50, every: float = 1.0
+        self, db: Database, partners: Partners, *, batch: int = 100, every: float = 1.0
     ) -> None:
         self.db = db
         self.partners = partners
@@ -65,50 +65,83 @@ class ErpSync:
                 lines[row.order_id].append(row)
         return [(head, lines[head.order_id]) for head in heads]
 
-    async def send(self, head: Any, lines: list[Any]) -> None:
-        await self.partners.put_sales_order(
-            head.order_id,
-            {
-                "customer_id": head.customer_id,
-                "currency": head.currency,
-                "version": int(head.version),
-                "status": erp_status(head.status),
-                "lines": [
-                    {
-                        "sku": line.sku,
-                        "quantity": int(line.quantity),
-                        "cancelled": int(line.cancelled),
-                        "unit_price_minor": int(line.unit_price_minor),
-                    }
-                    for line in lines
-                ],
-            },
-        )
+    @staticmethod
+    def body(head: Any, lines: list[Any]) -> dict[str, Any]:
+        """The sales order as the ERP books it: the order's whole state at its version."""
+        return {
+            "order_id": head.order_id,
+            "customer_id": head.customer_id,
+            "currency": head.currency,
+            "version": int(head.version),
+            "status": erp_status(head.status),
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "quantity": int(line.quantity),
+                    "cancelled": int(line.cancelled),
+                    "unit_price_minor": int(line.unit_price_minor),
+                }
+                for line in lines
+            ],
+        }
+
+    async def _synced(self, heads: list[Any]) -> None:
+        """Records each order's synced version; its mark goes unless it changed since."""
         async with self.db.transaction() as tx:
-            await tx.conn.execute(
-                update(orders)
-                .where(orders.c.order_id == head.order_id)
-                .values(erp_synced_version=int(head.version))
-            )
-            still = await tx.conn.scalar(
-                select(orders.c.version).where(orders.c.order_id == head.order_id)
-            )
-            if still == head.version:
+            for head in heads:
                 await tx.conn.execute(
-                    delete(erp_sync_wanted).where(erp_sync_wanted.c.order_id == head.order_id)
+                    update(orders)
+                    .where(orders.c.order_id == head.order_id)
+                    .values(erp_synced_version=int(head.version))
+                )
+            versions = dict(
+                (
+                    await tx.conn.execute(
+                        select(orders.c.order_id, orders.c.version).where(
+                            orders.c.order_id.in_([head.order_id for head in heads])
+                        )
+                    )
+                ).all()
+            )
+            done = [head.order_id for head in heads if versions.get(head.order_id) == head.version]
+            if done:
+                await tx.conn.execute(
+                    delete(erp_sync_wanted).where(erp_sync_wanted.c.order_id.in_(done))
                 )
 
     async def once(self) -> int:
+        """Sends the due orders in one batch call and records them in one transaction."""
         due = await self._due()
-        for head, lines in due:
-            try:
-                await self.send(head, lines)
-            except Refused as exc:
+        if not due:
+            return 0
+        refused = await self._book([self.body(head, lines) for head, lines in due])
+        booked = [head for head, _ in due if refused.get(head.order_id, "missing") is None]
+        if booked:
+            await self._synced(booked)
+        for head, _ in due:
+            why = refused.get(head.order_id, "not answered")
+            if why is not None:
                 # The ERP refuses this one (a bug to look at): it goes to the back of
                 # the queue, so it never holds up the others.
-                log.error("the ERP refused sales order %s: %s", head.order_id, exc)
+                log.error("the ERP refused sales order %s: %s", head.order_id, why)
                 await self._requeue(head.order_id)
         return len(due)
+
+    async def _book(self, bodies: list[dict[str, Any]]) -> dict[str, str | None]:
+        """Per order id, None when booked, else why the ERP refused it. When the batch as
+        a whole is refused (one order the ERP cannot read), the orders go one by one, so
+        that only that one waits; an ERP failing (5xx) is raised, to retry later."""
+        try:
+            return await self.partners.put_sales_orders(bodies)
+        except Refused as exc:
+            if exc.status_code >= 500:
+                raise
+            if len(bodies) == 1:
+                return {bodies[0]["order_id"]: str(exc)}
+        refused: dict[str, str | None] = {}
+        for body in bodies:
+            refused |= await self._book([body])
+        return refused
 
     async def _requeue(self, order_id: str) -> None:
         async with self.db.transaction() as tx:

@@ -67,8 +67,23 @@ class Partners:
         result: dict[str, Any] = _ok("erp", response)
         return result
 
-    async def put_sales_order(self, order_id: str, body: dict[str, Any]) -> None:
-        _ok("erp", await self.erp.request("PUT", f"/erp/v1/sales-orders/{order_id}", json=body))
+    async def put_sales_orders(self, bodies: list[dict[str, Any]]) -> dict[str, str | None]:
+        """Books up to 100 sales orders (each body with its ``order_id``) in one call;
+        per order id, None when booked, else the ERP's refusal of that one."""
+        answer = _ok(
+            "erp",
+            await self.erp.request(
+                "POST", "/erp/v1/sales-orders/batch", json={"sales_orders": bodies}
+            ),
+        )
+        return {
+            result["order_id"]: (
+                None
+                if result.get("refusal") is None
+                else f"{result['refusal']['type']}: {result['refusal']['detail']}"
+            )
+            for result in answer["results"]
+        }
 
     # -- availability --------------------------------------------------------
     async def allocate(self, order_id: str, body: dict[str, Any]) -> dict[str, Any]:

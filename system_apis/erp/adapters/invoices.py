@@ -329,6 +329,7 @@ class ReferenceInvoices:
         *,
         customer_id: str | None = None,
         status: str | None = None,
+        invoice_ids: Sequence[str] = (),
     ) -> list[Invoice]:
         query = select(INV).order_by(INV.c.invoice_id).limit(limit)
         if order_ids:
@@ -337,6 +338,8 @@ class ReferenceInvoices:
             query = query.where(INV.c.customer_id == customer_id)
         if status:
             query = query.where(INV.c.status == status)
+        if invoice_ids:
+            query = query.where(INV.c.invoice_id.in_(list(invoice_ids)))
         if after:
             query = query.where(INV.c.invoice_id > after)
         async with self.db.read() as conn:

@@ -16,6 +16,7 @@ from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import (
     ID_PATTERN,
     CursorParam,
+    Identifier,
     IdParam,
     LimitParam,
     OrderIdListQuery,
@@ -30,6 +31,12 @@ from system_apis.erp.schemas import Invoice, InvoiceIn, InvoiceStatus
 
 CustomerQuery = Annotated[str | None, query_filter(ID_PATTERN, name="customer_id")]
 StatusQuery = Annotated[InvoiceStatus | None, QueryParameter(name="status", required=False)]
+InvoiceIdsQuery = Annotated[
+    list[Identifier],
+    query_filter(
+        ID_PATTERN, name="invoice_id", many=True, description="Only these invoices (up to 100)."
+    ),
+]
 
 
 class InvoiceController(Controller):
@@ -68,7 +75,7 @@ class InvoiceController(Controller):
     @get(
         "/",
         operation_id="listInvoices",
-        summary="List invoices, optionally of some orders, of a customer, in a status",
+        summary="List invoices, optionally some by id, of some orders, of a customer, in a status",
         responses=problem_responses(),
         **requires("erp:read"),
     )
@@ -79,6 +86,7 @@ class InvoiceController(Controller):
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
         customer_id: CustomerQuery = None,
         status: StatusQuery = None,
+        invoice_id: InvoiceIdsQuery = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[Invoice]:
@@ -88,6 +96,7 @@ class InvoiceController(Controller):
             limit + 1,
             customer_id=customer_id,
             status=status,
+            invoice_ids=list(invoice_id),
         )
         page = keyset_page(found, limit, key=lambda i: i.invoice_id)
         # The cursor moves past the invoices of customers this client may not see.

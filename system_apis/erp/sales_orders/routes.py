@@ -3,7 +3,7 @@ version; the ERP counts their value not yet invoiced in the customer's credit ex
 
 from __future__ import annotations
 
-from litestar import Controller, get, put
+from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
@@ -14,7 +14,14 @@ from shared.models import IdParam
 from shared.problems import problem_responses
 from shared.refusals import Refusal
 from system_apis.erp.port import ErpPort
-from system_apis.erp.schemas import SalesOrder, SalesOrderIn
+from system_apis.erp.schemas import (
+    ItemRefusal,
+    SalesOrder,
+    SalesOrderBatch,
+    SalesOrderBatchIn,
+    SalesOrderBatchResult,
+    SalesOrderIn,
+)
 
 
 def _not_found(order_id: str) -> Refusal:
@@ -47,6 +54,38 @@ class SalesOrderController(Controller):
             raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
         async with idempotency.db.transaction() as tx:
             return await erp.put_sales_order(tx, order_id, data)
+
+    @post(
+        "/batch",
+        operation_id="putSalesOrders",
+        summary="Book up to 100 sales orders' states in one call, each as its PUT would",
+        status_code=200,
+        responses=problem_responses(),
+        **requires("erp:write"),
+    )
+    async def put_sales_orders(
+        self,
+        data: JSONBody[SalesOrderBatchIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> SalesOrderBatch:
+        """One transaction for the batch. Each item is answered as ``PUT /{order_id}``
+        would: the stored order, or the refusal that PUT would answer (which changes
+        nothing of that item, and nothing of the others). Resending is harmless."""
+        results: list[SalesOrderBatchResult] = []
+        async with idempotency.db.transaction() as tx:
+            for item in data.sales_orders:
+                try:
+                    if not principal.may_see_customer(item.customer_id):
+                        raise Refusal(422, "unknown-customer", f"No customer {item.customer_id}.")
+                    stored = await erp.put_sales_order(tx, item.order_id, item)
+                except Refusal as refused:
+                    why = ItemRefusal(refused.type, refused.status, refused.detail)
+                    results.append(SalesOrderBatchResult(item.order_id, refusal=why))
+                else:
+                    results.append(SalesOrderBatchResult(item.order_id, sales_order=stored))
+        return SalesOrderBatch(results)
 
     @get(
         "/{order_id:str}",

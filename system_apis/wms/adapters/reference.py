@@ -156,12 +156,14 @@ class ReferenceWms(
         return found[0] if found else None
 
     async def list_fulfillment_orders(
-        self, order_ids: list[str], after: str | None, limit: int
+        self, order_ids: list[str], statuses: list[str], after: str | None, limit: int
     ) -> list[FulfillmentOrder]:
         table = tables.fulfillment_orders
         query = select(table).order_by(table.c.fulfillment_order_id).limit(limit)
         if order_ids:
             query = query.where(table.c.order_id.in_(order_ids))
+        if statuses:
+            query = query.where(table.c.status.in_(statuses))
         if after:
             query = query.where(table.c.fulfillment_order_id > after)
         async with self.db.read() as conn:

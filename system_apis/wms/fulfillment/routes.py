@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
@@ -23,11 +25,19 @@ from system_apis.wms.port import FulfillmentOrderNotFound, WmsPort
 from system_apis.wms.schemas import (
     FulfillmentOrder,
     FulfillmentOrderIn,
+    FulfillmentStatus,
     Pick,
     PickIn,
     Shipment,
     ShipmentIn,
 )
+
+StatusFilter = Annotated[
+    list[FulfillmentStatus],
+    QueryParameter(
+        name="status", max_items=4, description="Only fulfillment orders in one of these statuses."
+    ),
+]
 
 
 class FulfillmentController(Controller):
@@ -61,7 +71,7 @@ class FulfillmentController(Controller):
     @get(
         "/",
         operation_id="listFulfillmentOrders",
-        summary="List fulfillment orders, optionally of some orders",
+        summary="List fulfillment orders, optionally of some orders or in some statuses",
         responses=problem_responses(),
         **requires("wms:read"),
     )
@@ -69,10 +79,14 @@ class FulfillmentController(Controller):
         self,
         wms: NamedDependency[WmsPort],
         order_id: OrderIdListQuery = (),  # type: ignore[assignment]
+        status: StatusFilter = (),  # type: ignore[assignment]
         cursor: CursorParam = None,
         limit: LimitParam = 50,
     ) -> Page[FulfillmentOrder]:
-        found = await wms.list_fulfillment_orders(list(order_id), decode_cursor(cursor), limit + 1)
+        """``status=released&status=partially_shipped`` is the pick queue."""
+        found = await wms.list_fulfillment_orders(
+            list(order_id), list(status), decode_cursor(cursor), limit + 1
+        )
         return keyset_page(found, limit, key=lambda f: f.fulfillment_order_id)
 
     @get(

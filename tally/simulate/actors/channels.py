@@ -77,7 +77,6 @@ class Channels:
         if order_id is None:
             return
         self.journal.orders[intent.index] = order_id
-        self.journal.open_orders.add(order_id)
         self.journal.placed_lines += len(intent.lines)
         if intent.cancel:
             answer = await party.post(
@@ -85,7 +84,6 @@ class Channels:
             )
             if answer.status_code == 200:
                 self.journal.outcomes["cancelled"] += 1
-                self.journal.open_orders.discard(order_id)
             elif answer.status_code != 409:  # already shipped: too late, as in life
                 self.journal.failed("cancel", answer.status_code, answer.text)
 

@@ -5,6 +5,7 @@ warehouse receives against the RMA and dispositions (restock, damaged or scrap).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from typing import Any
 
@@ -15,6 +16,8 @@ from tally.simulate.plan import Day, OrderIntent
 SHIPPED = frozenset({"shipped", "delivered", "completed", "partially_shipped"})
 DISPOSITIONS = ("restock", "restock", "damaged", "scrap")
 AT_ONCE = 8
+OWED = ["issued", "partially_paid"]
+REMITTANCE_LINES = 200  # invoices one payment may name: 500
 
 
 class Customers:
@@ -47,8 +50,15 @@ class Customers:
         await asyncio.gather(*(per_customer(c.customer_id) for c in self.day.customers))
 
     async def _pay(self, customer_id: str, closing: bool) -> None:
+        """One remittance per pass for what falls due: each invoice paid as its order's
+        plan says (in full, half, with 5.00 too much, at the end of the day, or never)."""
         party = self.parties[customer_id]
-        invoices = await party.pages("/billing/v1/invoices", {"customer_id": customer_id})
+        invoices = await party.pages(
+            "/billing/v1/invoices", {"customer_id": customer_id, "status": OWED}
+        )
+        applications: list[dict[str, Any]] = []
+        kinds: list[str] = []
+        extra = 0
         for invoice in invoices:
             invoice_id = invoice["invoice_id"]
             intent = self._intent(invoice["order_id"])
@@ -61,29 +71,50 @@ class Customers:
             if intent.payment == "none" or outstanding <= 0:
                 continue
             applied = outstanding // 2 if intent.payment == "partial" else outstanding
-            amount = applied + (500 if intent.payment == "over" else 0)
-            body = {
-                "customer_id": customer_id,
-                "amount": {"amount_minor": amount, "currency": "USD"},
-                "invoices": [
-                    {
-                        "invoice_id": invoice_id,
-                        "amount": {"amount_minor": applied, "currency": "USD"},
-                    }
-                ],
-            }
-            answer = await party.post(
-                "/billing/v1/payments", body, key=f"sim-pay-{invoice_id}-{applied}"
+            extra += 500 if intent.payment == "over" else 0
+            applications.append(
+                {"invoice_id": invoice_id, "amount": {"amount_minor": applied, "currency": "USD"}}
             )
-            if answer.status_code == 201:
-                self.journal.outcomes[f"payments_{intent.payment}"] += 1
-            elif answer.status_code == 422 and "over-application" in answer.text:
-                # A credit note lowered what is owed since the customer looked: it looks
-                # again on its next pass, as a remittance clerk would.
-                self.settled.discard(invoice_id)
-                self.journal.outcomes["payments_refused_over_application"] += 1
-            else:
-                self.journal.failed("payment", answer.status_code, answer.text)
+            kinds.append(intent.payment)
+        for start in range(0, len(applications), REMITTANCE_LINES):
+            chunk = applications[start : start + REMITTANCE_LINES]
+            await self._remit(
+                party,
+                customer_id,
+                chunk,
+                kinds[start : start + REMITTANCE_LINES],
+                extra if start == 0 else 0,
+            )
+
+    async def _remit(
+        self,
+        party: Party,
+        customer_id: str,
+        applications: list[dict[str, Any]],
+        kinds: list[str],
+        extra: int,
+    ) -> None:
+        applied = sum(a["amount"]["amount_minor"] for a in applications)
+        body = {
+            "customer_id": customer_id,
+            "amount": {"amount_minor": applied + extra, "currency": "USD"},
+            "invoices": applications,
+        }
+        what = ",".join(f"{a['invoice_id']}={a['amount']['amount_minor']}" for a in applications)
+        key = "sim-pay-" + hashlib.sha256(what.encode()).hexdigest()[:32]
+        answer = await party.post("/billing/v1/payments", body, key=key)
+        if answer.status_code == 201:
+            self.journal.outcomes["remittances"] += 1
+            for kind in kinds:
+                self.journal.outcomes[f"payments_{kind}"] += 1
+        elif answer.status_code == 422 and "over-application" in answer.text:
+            # A credit note lowered what is owed since the customer looked: it looks
+            # again on its next pass, as a remittance clerk would.
+            for application in applications:
+                self.settled.discard(application["invoice_id"])
+            self.journal.outcomes["payments_refused_over_application"] += 1
+        else:
+            self.journal.failed("payment", answer.status_code, answer.text)
 
     async def _return(self, customer_id: str) -> None:
         party = self.parties[customer_id]

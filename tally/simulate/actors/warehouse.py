@@ -15,12 +15,11 @@ from tally.simulate.api import Party
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day
 
-BATCH = 100  # order ids per fulfillment-order read
+PICK_QUEUE = ["released", "partially_shipped"]
 AT_ONCE = 8
 SHORT_PICKS = 0.01
 DELAYS = 0.03
 CARRIERS = ("UPS", "DHL", "FedEx")
-DONE = frozenset({"shipped", "delivered", "completed", "cancelled", "rejected"})
 
 
 class Warehouse:
@@ -63,18 +62,11 @@ class Warehouse:
                 await asyncio.wait_for(self.stop.wait(), 0.5)
 
     async def ship_released(self) -> int:
-        """One pass over the open orders' fulfillment orders; how many were shipped.
-        Orders with nothing left to ship leave the open set."""
-        open_ids = sorted(self.journal.open_orders)
-        released: list[dict[str, Any]] = []
-        for start in range(0, len(open_ids), BATCH):
-            chunk = open_ids[start : start + BATCH]
-            orders = await self.staff.pages("/orders/v1/orders", {"order_id": chunk})
-            for order in orders:
-                if order["status"] in DONE:
-                    self.journal.open_orders.discard(order["order_id"])
-            found = await self.staff.pages("/wms/v1/fulfillment-orders", {"order_id": chunk})
-            released += [fo for fo in found if fo["status"] in ("released", "partially_shipped")]
+        """One pass over the pick queue (the fulfillment orders released and not yet
+        fully shipped) for this day's orders; how many were shipped."""
+        ours = set(self.journal.orders.values())
+        queue = await self.staff.pages("/wms/v1/fulfillment-orders", {"status": PICK_QUEUE})
+        released = [fo for fo in queue if fo["order_id"] in ours]
         gate = asyncio.Semaphore(AT_ONCE)
 
         async def one(fo: dict[str, Any]) -> None:

@@ -1,0 +1,64 @@
+"""The sales-order sync books orders in batches (one ERP call for up to 100). When the
+ERP refuses a batch as a whole because of one order it cannot read, the orders go one
+by one, so that only that order waits and the others are booked; an ERP failing (5xx)
+is left for the next round."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from process_apis.order_to_ship.flows.erp_sync import ErpSync
+from process_apis.order_to_ship.flows.partners import Refused
+
+
+class ErpRefusingOne:
+    """The ERP's batch call as the sync sees it: one order it cannot read makes the
+    whole batch a 400; ``failing`` answers 503 to any call."""
+
+    def __init__(self, unreadable: str, failing: bool = False) -> None:
+        self.unreadable = unreadable
+        self.failing = failing
+        self.calls: list[list[str]] = []
+
+    async def put_sales_orders(self, bodies: list[dict[str, Any]]) -> dict[str, str | None]:
+        ids = [body["order_id"] for body in bodies]
+        self.calls.append(ids)
+        if self.failing:
+            raise Refused("erp", httpx.Response(503, json={"type": "/problems/unavailable"}))
+        if self.unreadable in ids:
+            raise Refused("erp", httpx.Response(400, json={"type": "/problems/invalid-request"}))
+        return dict.fromkeys(ids)
+
+
+def sync_with(erp: ErpRefusingOne) -> ErpSync:
+    return ErpSync(db=None, partners=erp)  # type: ignore[arg-type]
+
+
+def bodies(*ids: str) -> list[dict[str, Any]]:
+    return [{"order_id": order_id} for order_id in ids]
+
+
+def test_one_unreadable_order_waits_alone() -> None:
+    erp = ErpRefusingOne("SO-2")
+    booked = asyncio.run(sync_with(erp)._book(bodies("SO-1", "SO-2", "SO-3")))
+    assert booked["SO-1"] is None and booked["SO-3"] is None
+    assert booked["SO-2"] is not None and "invalid-request" in booked["SO-2"]
+    assert erp.calls == [["SO-1", "SO-2", "SO-3"], ["SO-1"], ["SO-2"], ["SO-3"]]
+
+
+def test_a_batch_without_trouble_is_one_call() -> None:
+    erp = ErpRefusingOne("SO-NONE")
+    booked = asyncio.run(sync_with(erp)._book(bodies("SO-1", "SO-2")))
+    assert booked == {"SO-1": None, "SO-2": None}
+    assert erp.calls == [["SO-1", "SO-2"]]
+
+
+def test_an_erp_failing_is_raised_for_the_next_round() -> None:
+    erp = ErpRefusingOne("SO-NONE", failing=True)
+    with pytest.raises(Refused):
+        asyncio.run(sync_with(erp)._book(bodies("SO-1", "SO-2")))
+    assert erp.calls == [["SO-1", "SO-2"]]
