@@ -41,7 +41,9 @@ class Mix:
         }
     )
     hot_skus: float = 0.1  # share of skus taking half the demand
-    scarce: float = 0.8  # of a hot sku's demand, what is on hand at the start
+    scarce: float = (
+        0.4  # of a hot sku's demand, what is on hand at the start (short by mid-morning)
+    )
     credit_held_customers: int = 1  # customers whose limit puts their orders on hold
 
 

@@ -23,6 +23,7 @@ MUST_BE_ZERO = (
     "duplicate_credit_notes",
     "returns_credit_mismatches",
     "shipments_lost_between_wms_and_orders",
+    "inbound_not_received_units",
     "dead_lettered_events",
     "reconciliation_exceptions",
     "ledger_rebuild_drift",
@@ -56,6 +57,26 @@ async def _by_order_ids(staff: Party, path: str, order_ids: list[str]) -> list[d
     for start in range(0, len(order_ids), 100):
         found += await staff.pages(path, {"order_id": order_ids[start : start + 100]})
     return found
+
+
+async def _inbound(staff: Party, day: Day, report: dict[str, Any]) -> None:
+    """The day's purchase order as the ERP holds it: every unit ordered came in (its
+    ASN received, nothing left open or in transit)."""
+    supplier = f"SIM-{day.tag}-SUPPLIER"
+    ours = [
+        po
+        for po in await staff.pages("/erp/v1/purchase-orders")
+        if po.get("supplier_id") == supplier
+    ]
+    lines = [line for po in ours for line in po["lines"]]
+    report["inbound"] = {
+        "purchase_orders": len(ours),
+        "ordered_units": sum(int(line["ordered"]) for line in lines),
+        "received_units": sum(int(line["received"]) for line in lines),
+    }
+    report["inbound_not_received_units"] = sum(
+        int(line["open_quantity"]) + int(line["in_transit"]) for line in lines
+    )
 
 
 async def build_report(
@@ -117,6 +138,7 @@ async def build_report(
     )
 
     await _returns_and_credits(staff, day, order_ids, report)
+    await _inbound(staff, day, report)
     await _stock(staff, day, report)
     await _flows(staff, orders, invoices, report)
     await _platform_checks(staff, day, data_dir, dead_letters_before, report)

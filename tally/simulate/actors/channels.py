@@ -57,6 +57,7 @@ class Channels:
                 await asyncio.sleep(wait)
             async with gates[intent.channel]:
                 await self.place(intent)
+            await self.journal.acted_on(len(intent.lines))
             self.advance(len(intent.lines))
 
         await asyncio.gather(*(one(i) for i in self.day.intents))

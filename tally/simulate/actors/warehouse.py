@@ -1,6 +1,7 @@
 """The warehouse: picks and ships what is released (a short pick now and then: the
-units it cannot find are reported short), records carrier delays and deliveries, and
-receives the purchase orders when they arrive (one announced, one late and partial)."""
+units it cannot find are reported short), records carrier delays, receives the
+purchase orders when they arrive (one announced, one late and partial) and counts
+cycles."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from typing import Any
 
 from tally.simulate.api import Party
 from tally.simulate.journal import Journal
-from tally.simulate.plan import Day
+from tally.simulate.plan import WAREHOUSES, Day, Receipt
 
 PICK_QUEUE = ["released", "partially_shipped"]
 AT_ONCE = 8
 SHORT_PICKS = 0.01
 DELAYS = 0.03
 CARRIERS = ("UPS", "DHL", "FedEx")
+CYCLE_COUNTS = (0.3, 0.6, 0.9)  # when in the day
+ASN_AHEAD = 0.1  # of the day: how long before its goods an ASN comes
+COUNTED_SKUS = 4  # per count, in each warehouse
+FOUND_UNITS = 0.2  # of counts: one unit more on the shelf than booked
 
 
 class Warehouse:
@@ -32,18 +37,44 @@ class Warehouse:
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
-        await asyncio.gather(self._receive(), self._ship_until_stopped())
-
-    async def _receive(self) -> None:
         started = time.monotonic()
-        for n, receipt in enumerate(self.day.receipts):
-            wait = started + receipt.at * self.day_seconds - time.monotonic()
+        await asyncio.gather(
+            self._receive(started), self._count_cycles(started), self._ship_until_stopped()
+        )
+
+    async def _at(self, point: float, started: float) -> None:
+        """Until ``point`` (0..1) of the day: by the clock when the day has a length,
+        else when the channels are that far through the day's lines (so a day run as
+        fast as it goes is still short of its hot skus until the receipts)."""
+        if self.day_seconds > 0:
+            wait = started + point * self.day_seconds - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            body = {
+        else:
+            await self.journal.until_acted_on(point * self.day.lines)
+
+    async def _receive(self, started: float) -> None:
+        """The buyer's purchase order for the day's late stock is placed at the start;
+        the supplier announces the first delivery with an ASN a little before it comes
+        (goods in transit), the second comes unannounced; the dock receives each naming
+        the documents it fulfils."""
+        if not self.day.receipts:
+            return
+        purchase_order_id = await self._purchase_order()
+        for n, receipt in enumerate(self.day.receipts):
+            asn_id = None
+            if receipt.asn:
+                await self._at(max(0.0, receipt.at - ASN_AHEAD), started)
+                asn_id = await self._asn(n, receipt, purchase_order_id)
+            await self._at(receipt.at, started)
+            body: dict[str, Any] = {
                 "warehouse_id": receipt.warehouse_id,
                 "lines": [{"sku": sku, "quantity": q} for sku, q in receipt.lines],
             }
+            if purchase_order_id is not None:
+                body["purchase_order_id"] = purchase_order_id
+            if asn_id is not None:
+                body["asn_id"] = asn_id
             answer = await self.staff.post(
                 "/wms/v1/receipts", body, key=f"sim-{self.day.tag}-po-{n}"
             )
@@ -51,6 +82,81 @@ class Warehouse:
                 self.journal.failed("receipt", answer.status_code, answer.text)
             else:
                 self.journal.outcomes["purchase_orders_received"] += 1
+
+    async def _purchase_order(self) -> str | None:
+        ordered: dict[tuple[str, str], int] = {}
+        for receipt in self.day.receipts:
+            for sku, quantity in receipt.lines:
+                key = (sku, receipt.warehouse_id)
+                ordered[key] = ordered.get(key, 0) + quantity
+        body = {
+            "supplier_id": f"SIM-{self.day.tag}-SUPPLIER",
+            "lines": [
+                {"sku": sku, "warehouse_id": warehouse, "quantity": quantity}
+                for (sku, warehouse), quantity in sorted(ordered.items())
+            ],
+        }
+        answer = await self.staff.post(
+            "/erp/v1/purchase-orders", body, key=f"sim-{self.day.tag}-purchase-order"
+        )
+        if answer.status_code != 201:
+            self.journal.failed("purchase order", answer.status_code, answer.text)
+            return None
+        self.journal.outcomes["purchase_orders_placed"] += 1
+        return str(answer.json()["purchase_order_id"])
+
+    async def _asn(self, n: int, receipt: Receipt, purchase_order_id: str | None) -> str | None:
+        if purchase_order_id is None:
+            return None
+        body = {
+            "purchase_order_id": purchase_order_id,
+            "warehouse_id": receipt.warehouse_id,
+            "expected_date": "2030-01-10",
+            "lines": [{"sku": sku, "quantity": q} for sku, q in receipt.lines],
+        }
+        answer = await self.staff.post("/erp/v1/asns", body, key=f"sim-{self.day.tag}-asn-{n}")
+        if answer.status_code != 201:
+            self.journal.failed("asn", answer.status_code, answer.text)
+            return None
+        self.journal.outcomes["asns"] += 1
+        return str(answer.json()["asn_id"])
+
+    async def _count_cycles(self, started: float) -> None:
+        """Cycle counts three times a day over a few skus in each warehouse: most find
+        the shelves as the WMS says, some find a unit nobody booked (a misplaced case).
+        A count is compare-and-set: when a pick moved the figure meanwhile (409
+        stale-count) the counter counts again against the new figure."""
+        skus = [item.sku for item in self.day.items]
+        for round_no, point in enumerate(CYCLE_COUNTS):
+            await self._at(point, started)
+            for sku in sorted(self.rng.sample(skus, min(COUNTED_SKUS, len(skus)))):
+                for warehouse in WAREHOUSES:
+                    found = 1 if self.rng.random() < FOUND_UNITS else 0
+                    await self._count(f"{round_no}-{warehouse}-{sku}", warehouse, sku, found)
+
+    async def _count(self, ident: str, warehouse: str, sku: str, found: int) -> None:
+        stock = await self.staff.pages("/wms/v1/stock", {"sku": sku, "warehouse_id": warehouse})
+        expected = sum(int(s["on_hand"]) for s in stock if s.get("lot") is None)
+        for attempt in range(5):
+            body = {
+                "warehouse_id": warehouse,
+                "sku": sku,
+                "expected_quantity": expected,
+                "counted_quantity": expected + found,
+            }
+            answer = await self.staff.post(
+                "/wms/v1/cycle-counts", body, key=f"sim-{self.day.tag}-count-{ident}-{attempt}"
+            )
+            if answer.status_code == 201:
+                self.journal.outcomes["cycle_counts"] += 1
+                self.journal.outcomes["cycle_count_units_found"] += found
+                return
+            if answer.status_code == 409 and "stale-count" in answer.text:
+                expected = int(answer.json()["current_quantity"])
+                continue
+            self.journal.failed("cycle count", answer.status_code, answer.text)
+            return
+        self.journal.outcomes["cycle_counts_left_moving"] += 1  # picked faster than counted
 
     async def _ship_until_stopped(self) -> None:
         while True:
