@@ -1,11 +1,20 @@
 """Calls to other services: one shared httpx.AsyncClient per service, timeouts, the
 service's own token, correlation headers, a circuit breaker per downstream, and retries
 with exponential backoff and jitter on idempotent calls (GET, or any call carrying an
-Idempotency-Key)."""
+Idempotency-Key).
+
+The clients keep httpx's API, but their wire work is done by ``Http1Transport``
+(``shared/http_transport.py``: the gateway's keep-alive HTTP/1.1 client on asyncio
+protocols and httptools), which costs a fraction of httpcore/anyio's CPU per call.
+Escape hatch: ``TALLY_HTTP_CLIENT=httpx`` in the environment (read each time a client is
+made, so at start-up) gives httpx's own httpcore-based transport instead;
+``TALLY_HTTP_CLIENT=http1`` (or unset) the default.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import httpx
@@ -19,9 +28,11 @@ from tenacity import (
 from shared.auth.service_tokens import ServiceTokens
 from shared.breaker import CircuitBreaker, CircuitOpen
 from shared.correlation import outgoing_headers
+from shared.http_transport import Http1Transport
 from shared.problems import ProblemError
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+CLIENT_ENV = "TALLY_HTTP_CLIENT"
 
 
 class RetryableStatus(Exception):
@@ -31,11 +42,20 @@ class RetryableStatus(Exception):
 
 
 def new_http_client() -> httpx.AsyncClient:
+    """A client for one downstream (or the runtime's own calls): ``Http1Transport``,
+    or httpx's own transport with ``TALLY_HTTP_CLIENT=httpx``."""
+    choice = os.environ.get(CLIENT_ENV, "").strip().lower() or "http1"
+    if choice == "httpx":
+        return httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT,
+            # Keep as many connections alive as may be open: a burst of concurrent calls
+            # otherwise closes most of them after use and opens new ones for the next.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        )
+    if choice != "http1":
+        raise ValueError(f"{CLIENT_ENV}={choice!r}: expected 'http1' or 'httpx'")
     return httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT,
-        # Keep as many connections alive as may be open: a burst of concurrent calls
-        # otherwise closes most of them after use and opens new ones for the next.
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        transport=Http1Transport(max_connections=100, max_idle=100), timeout=DEFAULT_TIMEOUT
     )
 
 

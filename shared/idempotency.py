@@ -29,12 +29,15 @@ The ways to use it:
 - ``lookup_many`` / ``completed_record`` / ``insert_completed``: a batch of effects in
   one transaction (the allocation group commit): one lookup per client, the completed
   records written in one statement.
+- ``run_each_once``: a batch endpoint whose items each carry their own key (``POST
+  /wms/v1/fulfillment-orders/batch``): each item answered as ``run_once`` would answer
+  it, all in one transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -140,6 +143,17 @@ class StoredRecord:
     state: str
     status_code: int | None
     body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAnswer:
+    """One item of ``run_each_once``: the answer its single request would get (status
+    and body, ``replayed`` when stored before), or the refusal (``refusal``)."""
+
+    status_code: int = 0
+    body: bytes = b""
+    replayed: bool = False
+    refusal: Refusal | None = None
 
 
 class IdempotencyStore:
@@ -325,3 +339,74 @@ class IdempotencyStore:
                 raise
             return found
         return Response(body, status_code=status_code, media_type="application/json")
+
+    async def run_each_once(
+        self,
+        *,
+        client_id: str,
+        items: Sequence[tuple[str, Any]],
+        effect: Callable[[Tx, int], Awaitable[tuple[int, msgspec.Struct]]],
+        attempts: int = 3,
+    ) -> list[ItemAnswer]:
+        """Several single-transaction effects, each under its own key ((key, payload)
+        per item; ``effect(tx, n)`` runs item ``n``), in one transaction. Each item is
+        answered as ``run_once`` would answer it: a key seen before replays its stored
+        answer (or is refused: 422 reused, 409 in progress); a new one runs its effect
+        in a savepoint, so a refusal undoes that item only (its events too) and stores
+        nothing; the completed records are written in one statement with the effects.
+        Keys repeated within the batch are refused (422 ``duplicate-idempotency-key``)
+        before anything runs. A concurrent request that committed one of the keys first
+        makes the insert conflict: the batch then runs again and replays that key."""
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            raise Refusal(
+                422,
+                "duplicate-idempotency-key",
+                "Each item of a batch needs its own idempotency key.",
+            )
+        fps = [fingerprint(payload) for _, payload in items]
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._run_each(client_id, keys, fps, effect)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_each(
+        self,
+        client_id: str,
+        keys: list[str],
+        fps: list[str],
+        effect: Callable[[Tx, int], Awaitable[tuple[int, msgspec.Struct]]],
+    ) -> list[ItemAnswer]:
+        answers: list[ItemAnswer] = []
+        records: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        async with self.db.transaction() as tx:
+            found = await self.lookup_many(tx.conn, [(client_id, key) for key in keys]) or {}
+            for n, (key, fp) in enumerate(zip(keys, fps, strict=True)):
+                row: Any = found.get((client_id, key))
+                try:
+                    if self.check(row, fp) is not None:
+                        answers.append(ItemAnswer(row.status_code, row.body, replayed=True))
+                        continue
+                    emitted = len(tx.events_written)
+                    try:
+                        async with tx.conn.begin_nested():
+                            status_code, result = await effect(tx, n)
+                    except Refusal:
+                        del tx.events_written[emitted:]
+                        raise
+                except Refusal as refused:
+                    answers.append(ItemAnswer(refusal=refused))
+                    continue
+                body = msgspec.json.encode(result)
+                record, _ = self.completed_record(
+                    client_id, key, fp, status_code, body, resource_id="", now=now
+                )
+                records.append(record)
+                answers.append(ItemAnswer(status_code, body))
+            if records:
+                await self.insert_completed(tx.conn, records)
+        return answers

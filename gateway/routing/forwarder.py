@@ -18,9 +18,9 @@ import aiohttp
 from litestar.types import HTTPScope, Receive, Send
 
 from gateway.routing.headers import request_head, response_headers
-from gateway.routing.http1 import Connection, Pool, UpstreamClosed, UpstreamTimeout, send_body
 from gateway.routing.problems import send_problem
 from shared.correlation import child_traceparent, correlation_id, traceparent
+from shared.http1 import Connection, Pool, UpstreamClosed, UpstreamTimeout, send_body
 
 log = logging.getLogger("tally.gateway.forward")
 

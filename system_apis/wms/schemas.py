@@ -72,6 +72,38 @@ class FulfillmentOrderIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[FulfillmentLineIn], msgspec.Meta(min_length=1, max_length=500)]
 
 
+# A key as the ``Idempotency-Key`` header takes it (``shared.idempotency``): a batch item
+# is answered as a single create with that header would be.
+ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
+class FulfillmentOrderBatchItemIn(FulfillmentOrderIn, forbid_unknown_fields=True):
+    """One fulfillment order of a batch, with the Idempotency-Key its single create
+    would carry."""
+
+    key: ItemKey
+
+    def order(self) -> FulfillmentOrderIn:
+        """The item as the single create's body (what its key's fingerprint is of)."""
+        return FulfillmentOrderIn(self.order_id, self.warehouse_id, self.lines)
+
+
+class FulfillmentOrderBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 fulfillment orders; their keys differ (else 422 ``duplicate-key``)."""
+
+    fulfillment_orders: Annotated[
+        list[FulfillmentOrderBatchItemIn], msgspec.Meta(min_length=1, max_length=100)
+    ]
+
+
+class ItemRefusal(msgspec.Struct):
+    """Why one item of a batch was refused: the problem its single call would answer."""
+
+    type: str
+    status: int
+    detail: str
+
+
 class FulfillmentLine(msgspec.Struct):
     """``quantity`` is what the order still asks for (cancelled and shorted units
     leave it); ``picked`` counts units picked and not put away, shipped ones included."""
@@ -90,6 +122,19 @@ class FulfillmentOrder(msgspec.Struct):
     lines: list[FulfillmentLine]
     created_at: datetime
     updated_at: datetime
+
+
+class FulfillmentOrderBatchResult(msgspec.Struct):
+    """Per item, in the batch's order: its fulfillment order (created, or replayed for a
+    key seen before), or its refusal."""
+
+    key: str
+    fulfillment_order: FulfillmentOrder | None = None
+    refusal: ItemRefusal | None = None
+
+
+class FulfillmentOrderBatch(msgspec.Struct):
+    results: list[FulfillmentOrderBatchResult]
 
 
 class ShipmentLineIn(msgspec.Struct, forbid_unknown_fields=True):

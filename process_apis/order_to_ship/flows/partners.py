@@ -161,6 +161,32 @@ class Partners:
         result: dict[str, Any] = _ok("wms", response)
         return result
 
+    async def create_fulfillments(
+        self, releases: list[tuple[str, str, str, list[dict[str, Any]]]]
+    ) -> dict[str, dict[str, Any]]:
+        """Up to 100 releases, each (release id, order id, warehouse id, lines), in one
+        call, each under the key of ``create_fulfillment`` (``fo:{release_id}``: a release
+        sent either way is replayed, never made twice). Per release id, the WMS's result:
+        ``fulfillment_order`` (made or replayed), else that release's ``refusal``. The
+        batch refused as a whole raises ``Refused``; the WMS away, ``ProblemError``."""
+        response = await self.wms.request(
+            "POST",
+            "/wms/v1/fulfillment-orders/batch",
+            json={
+                "fulfillment_orders": [
+                    {
+                        "key": f"fo:{release_id}",
+                        "order_id": order_id,
+                        "warehouse_id": warehouse_id,
+                        "lines": lines,
+                    }
+                    for release_id, order_id, warehouse_id, lines in releases
+                ]
+            },
+        )
+        answer = _ok("wms", response)
+        return {str(result["key"]).removeprefix("fo:"): result for result in answer["results"]}
+
     async def fulfillment(self, fulfillment_order_id: str) -> dict[str, Any] | None:
         response = await self.wms.request(
             "GET", f"/wms/v1/fulfillment-orders/{fulfillment_order_id}"

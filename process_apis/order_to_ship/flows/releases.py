@@ -7,7 +7,10 @@ lines' ``released`` in one transaction. A claim a crash left behind is retried a
 ``stale_after`` seconds: the key makes the WMS answer the first fulfillment order
 again, so each release goes out exactly once. With the WMS unreachable (or its
 circuit open) the releaser waits and retries; orders keep being accepted meanwhile.
-The claim, send, record and back-off loop is the queue senders' (``shared/queue_sender.py``)."""
+The claim, send, record and back-off loop is the queue senders' (``shared/queue_sender.py``),
+except that the claimed releases go in one call (``POST
+/wms/v1/fulfillment-orders/batch``, up to 100, each under its own ``fo:{release_id}``
+key, so the batch replays what the single create made and the other way round)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from shared.problems import ProblemError
 from shared.queue_sender import QueueSender
 
 log = logging.getLogger("tally.orders.releases")
+# The most releases the WMS takes in one call.
+WMS_BATCH = 100
 # (release row, the fulfillment order it became, or (status to go back to, error))
 Outcome = tuple[Any, str | None, tuple[str, str] | None]
 R = order_releases.c
@@ -40,7 +45,7 @@ class Releaser(QueueSender[Any, Outcome]):
         db: Database,
         partners: Partners,
         *,
-        batch: int = 32,
+        batch: int = WMS_BATCH,
         every: float = 1.0,
         stale_after: float = 15.0,
     ) -> None:
@@ -78,19 +83,71 @@ class Releaser(QueueSender[Any, Outcome]):
                     claimed.append(row)
         return claimed
 
+    async def once(self) -> int:
+        """The queue senders' turn (``QueueSender.once``), with the claimed releases
+        sent in batch calls rather than one call each."""
+        rows = await self.claim()
+        if not rows:
+            return 0
+        outcomes: list[Outcome] = []
+        for start in range(0, len(rows), WMS_BATCH):
+            outcomes += await self.send_batch(rows[start : start + WMS_BATCH])
+        await self.record(outcomes)
+        through = sum(1 for outcome in outcomes if self.went_through(outcome))
+        self.backoff = 0.0 if through else self._backed_off()
+        return through
+
     async def send(self, row: Any) -> Outcome:
-        """One release to the WMS: (row, fulfillment order id, or the status to put the
-        row back in with the error)."""
+        """One release to the WMS (a batch of one)."""
+        (outcome,) = await self.send_batch([row])
+        return outcome
+
+    async def send_batch(self, rows: list[Any]) -> list[Outcome]:
+        """Up to 100 releases in one call to the WMS: per row, (row, fulfillment order
+        id, or the status to put the row back in with the error). The WMS away (or
+        failing, 5xx): all queued again. The batch refused as a whole (4xx: one release
+        the WMS cannot read) goes again one release per call, so that only that one
+        waits; a single release refused so has ``failed``."""
         try:
-            created = await self.partners.create_fulfillment(
-                row.release_id, row.order_id, row.warehouse_id, list(row.lines)
+            results = await self.partners.create_fulfillments(
+                [(row.release_id, row.order_id, row.warehouse_id, list(row.lines)) for row in rows]
             )
-        except ProblemError as exc:  # the WMS cannot take it now: queued again
-            return row, None, ("queued", exc.detail)
+        except ProblemError as exc:  # the WMS cannot take them now: queued again
+            return [(row, None, ("queued", exc.detail)) for row in rows]
         except Refused as exc:
-            log.error("the WMS refused release %s: %s", row.release_id, exc)
-            return row, None, ("failed", str(exc))
-        return row, str(created["fulfillment_order_id"]), None
+            if exc.status_code >= 500:
+                log.warning("the WMS failed a batch of %d releases: %s", len(rows), exc)
+                return [(row, None, ("queued", str(exc))) for row in rows]
+            if len(rows) == 1:
+                log.error("the WMS refused release %s: %s", rows[0].release_id, exc)
+                return [(rows[0], None, ("failed", str(exc)))]
+            return await self._one_by_one(rows)
+        return [self._outcome(row, results.get(row.release_id)) for row in rows]
+
+    async def _one_by_one(self, rows: list[Any]) -> list[Outcome]:
+        """Each release in a batch of its own; once the WMS is away, the rest wait."""
+        outcomes: list[Outcome] = []
+        for row in rows:
+            if outcomes and outcomes[-1][2] is not None and outcomes[-1][2][0] == "queued":
+                outcomes.append((row, None, outcomes[-1][2]))
+                continue
+            outcomes += await self.send_batch([row])
+        return outcomes
+
+    @staticmethod
+    def _outcome(row: Any, result: dict[str, Any] | None) -> Outcome:
+        """What the WMS answered for one release of a batch."""
+        if result is None:  # not answered: sent again
+            return row, None, ("queued", "the WMS did not answer this release")
+        made = result.get("fulfillment_order")
+        if made is not None:
+            return row, str(made["fulfillment_order_id"]), None
+        refusal = result.get("refusal") or {}
+        why = f"wms: {refusal.get('status')} {refusal.get('type')} {refusal.get('detail')}"
+        if refusal.get("type") == "/problems/request-in-progress":
+            return row, None, ("queued", why)  # the same key still runs there
+        log.error("the WMS refused release %s: %s", row.release_id, why)
+        return row, None, ("failed", why)
 
     async def record(self, outcomes: list[Outcome]) -> None:
         """What the WMS answered, for the whole batch in one transaction: each sent

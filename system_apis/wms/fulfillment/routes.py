@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
@@ -24,8 +25,12 @@ from system_apis.wms.events import fulfillment_released, pick_confirmed, shipmen
 from system_apis.wms.port import FulfillmentOrderNotFound, WmsPort
 from system_apis.wms.schemas import (
     FulfillmentOrder,
+    FulfillmentOrderBatch,
+    FulfillmentOrderBatchIn,
+    FulfillmentOrderBatchResult,
     FulfillmentOrderIn,
     FulfillmentStatus,
+    ItemRefusal,
     Pick,
     PickIn,
     Shipment,
@@ -67,6 +72,51 @@ class FulfillmentController(Controller):
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )
+
+    @post(
+        "/batch",
+        operation_id="createFulfillmentOrders",
+        summary="Release up to 100 fulfillment orders in one call, each as its single create would",
+        status_code=200,
+        responses=problem_responses(422),
+        **requires("wms:write"),
+    )
+    async def create_fulfillment_orders(
+        self,
+        data: JSONBody[FulfillmentOrderBatchIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> FulfillmentOrderBatch:
+        """One transaction for the batch. Each item is answered as ``POST /`` with
+        ``Idempotency-Key: <key>`` would answer it: a key seen before (by either
+        endpoint) replays its fulfillment order; a new one creates it and emits
+        fulfillment.released; a refusal (the key reused with another payload, an unknown
+        warehouse, ...) changes nothing of that item and nothing of the others. Keys
+        repeated within the batch are 422 ``duplicate-idempotency-key``."""
+        items = data.fulfillment_orders
+        orders = [item.order() for item in items]
+
+        async def effect(tx: Tx, n: int) -> tuple[int, FulfillmentOrder]:
+            order = await wms.create_fulfillment_order(tx, orders[n])
+            tx.emit(STREAM_WMS, fulfillment_released(order))
+            return 201, order
+
+        answers = await idempotency.run_each_once(
+            client_id=principal.client_id,
+            items=[(item.key, order) for item, order in zip(items, orders, strict=True)],
+            effect=effect,
+        )
+        results: list[FulfillmentOrderBatchResult] = []
+        for item, answer in zip(items, answers, strict=True):
+            if answer.refusal is not None:
+                refused = answer.refusal
+                why = ItemRefusal(refused.type, refused.status, refused.detail)
+                results.append(FulfillmentOrderBatchResult(item.key, refusal=why))
+            else:
+                order = msgspec.json.decode(answer.body, type=FulfillmentOrder)
+                results.append(FulfillmentOrderBatchResult(item.key, fulfillment_order=order))
+        return FulfillmentOrderBatch(results)
 
     @get(
         "/",

@@ -20,6 +20,7 @@ PICK_QUEUE = ["released", "partially_shipped"]
 AT_ONCE = 8
 SHORT_PICKS = 0.01
 DELAYS = 0.03
+DELIVERED = 0.5  # of the shipments not delayed: the carrier's proof of delivery comes today
 CARRIERS = ("UPS", "DHL", "FedEx")
 CYCLE_COUNTS = (0.3, 0.6, 0.9)  # when in the day
 ASN_AHEAD = 0.1  # of the day: how long before its goods an ASN comes
@@ -222,9 +223,22 @@ class Warehouse:
         shipped = answer.json()
         self.journal.outcomes["shipments"] += 1
         self.journal.shipped_orders.add(fo["order_id"])
+        await self._after_dispatch(shipped["shipment_id"], key)
+
+    async def _after_dispatch(self, shipment_id: str, key: str) -> None:
+        """The carrier: now and then an exception with a later promised date, else
+        often the proof of delivery the same day."""
         if self.rng.random() < DELAYS:
             delay = {"reason": "carrier_exception", "promised_date": "2030-01-15"}
             await self.staff.post(
-                f"/wms/v1/shipments/{shipped['shipment_id']}/delays", delay, key=f"{key}-delay"
+                f"/wms/v1/shipments/{shipment_id}/delays", delay, key=f"{key}-delay"
             )
             self.journal.outcomes["carrier_delays"] += 1
+        elif self.rng.random() < DELIVERED:
+            answer = await self.staff.post(
+                f"/wms/v1/shipments/{shipment_id}/delivery", {}, key=f"{key}-delivered"
+            )
+            if answer.status_code in (200, 201):
+                self.journal.outcomes["deliveries"] += 1
+            else:
+                self.journal.failed("delivery", answer.status_code, answer.text)
