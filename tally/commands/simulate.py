@@ -51,6 +51,15 @@ def simulate(
     chaos_every: Annotated[
         float, typer.Option("--chaos-every", min=0.5, help="Mean seconds between kills.")
     ] = 5.0,
+    mix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mix",
+            help="Change the day's mix, NAME=VALUE, repeatable: returns=0.1, cancellations, "
+            "carts, cart_abandoned, hot_skus, scarce, channel.edi=0.5, payment.late=0.2, "
+            "credit_held_customers=2.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
@@ -58,10 +67,15 @@ def simulate(
 ) -> None:
     """Play a day of orders, shipments, invoices, payments and returns through the gateway
     (each customer its own OAuth client) and report the platform's accuracy."""
+    from tally.simulate.plan import mix_from
     from tally.simulate.run import Options
     from tally.simulate.run import Progress as RunProgress
     from tally.simulate.run import simulate as run
 
+    try:
+        day_mix = mix_from(mix or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from exc
     directory = data_dir_from_env(data_dir)
     if not (directory / "secrets" / "clients.json").exists():
         errors.print(f"[red]error:[/red] no platform data at {directory}: start it with `make up`")
@@ -74,6 +88,7 @@ def simulate(
         day_seconds=duration,
         settle_seconds=settle,
         chaos_every=chaos_every if chaos else None,
+        mix=day_mix,
     )
     with Progress(
         TextColumn("{task.description}"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 CHANNELS = ("b2b_portal", "webshop", "marketplace", "edi")
 # Customers per channel: each is an ERP customer with its own OAuth client, bound to it.
@@ -45,6 +46,43 @@ class Mix:
         0.4  # of a hot sku's demand, what is on hand at the start (short by mid-morning)
     )
     credit_held_customers: int = 1  # customers whose limit puts their orders on hold
+
+
+def mix_from(overrides: list[str]) -> Mix:
+    """The default mix with ``NAME=VALUE`` overrides: a share (``carts``,
+    ``cart_abandoned``, ``cancellations``, ``returns``, ``hot_skus``, ``scarce``), a
+    channel's weight (``channel.edi=0.5``) or a payment behaviour's
+    (``payment.late=0.2``); ``credit_held_customers`` is a count. ValueError names what
+    is wrong."""
+    mix = Mix()
+    shares: dict[str, Any] = {}
+    channels, payments = dict(mix.channels), dict(mix.payments)
+    for override in overrides:
+        name, sep, text = override.partition("=")
+        if not sep:
+            raise ValueError(f"{override!r}: expected NAME=VALUE")
+        value = float(text)
+        if value < 0 or (value > 1 and name != "credit_held_customers"):
+            raise ValueError(f"{override!r}: a share is between 0 and 1")
+        group, _, key = name.partition(".")
+        if group == "channel" and key in channels:
+            channels[key] = value
+        elif group == "payment" and key in payments:
+            payments[key] = value
+        elif name == "credit_held_customers":
+            shares[name] = int(value)
+        elif name in SHARES:
+            shares[name] = value
+        else:
+            known = [*SHARES, "credit_held_customers", *(f"channel.{c}" for c in channels)]
+            known += [f"payment.{p}" for p in payments]
+            raise ValueError(f"{name!r} is not part of the mix; one of {', '.join(known)}")
+    if not any(channels.values()) or not any(payments.values()):
+        raise ValueError("at least one channel and one payment behaviour need a weight above 0")
+    return replace(mix, channels=channels, payments=payments, **shares)
+
+
+SHARES = ("carts", "cart_abandoned", "cancellations", "returns", "hot_skus", "scarce")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from tally.simulate.actors.warehouse import Warehouse
 from tally.simulate.api import Party
 from tally.simulate.chaos import Chaos
 from tally.simulate.journal import Journal
-from tally.simulate.plan import Day, plan_day
+from tally.simulate.plan import Day, Mix, plan_day
 from tally.simulate.report import (
     build_report,
     dead_letter_count,
@@ -44,6 +44,7 @@ class Options:
     settle_seconds: float = 300.0
     tag: str | None = None
     chaos_every: float | None = None  # seconds between kills (``--chaos``); None: none
+    mix: Mix = field(default_factory=Mix)
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Progress:
 async def simulate(options: Options, progress: Progress | None = None) -> dict[str, Any]:
     progress = progress or Progress()
     tag = options.tag or uuid.uuid4().hex[:6].upper()
-    day = plan_day(options.seed, options.lines, tag)
+    day = plan_day(options.seed, options.lines, tag, options.mix)
     progress.planned(day.lines)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
