@@ -230,7 +230,11 @@ class LossyProxy(TcpFake):
     """Forwards to ``upstream``, but the answers to the first ``lose`` fulfillment-order
     creations are lost: the WMS did the work, the caller's connection just drops."""
 
-    CREATE = b"POST /wms/v1/fulfillment-orders HTTP/1.1"
+    # Releases go out in batches; a single create is still the WMS's way for one.
+    CREATE = (
+        b"POST /wms/v1/fulfillment-orders/batch HTTP/1.1",
+        b"POST /wms/v1/fulfillment-orders HTTP/1.1",
+    )
 
     def __init__(self, port: int, upstream: int, *, lose: int) -> None:
         super().__init__(port)

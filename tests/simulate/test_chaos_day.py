@@ -1,9 +1,11 @@
 """`tally simulate --chaos`: services are SIGKILLed at random while the day runs and
-restarted as `tally up` restarts them; nothing is lost and nothing is done twice."""
+restarted as `tally up` restarts them; nothing is lost and nothing is done twice, on
+the embedded default and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -21,10 +23,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The platform with `tally up`'s restart loop."""
+def supervised(
+    tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]
+) -> Iterator[tuple[str, Path]]:
+    """The platform with `tally up`'s restart loop, on each stack."""
     data_dir = tmp_path_factory.mktemp("chaos-day")
-    launched = launch(data_dir, ports=free_ports(), seed_demo=False)
+    launched = launch(data_dir, ports=free_ports(), extra_env=stack_env, seed_demo=False)
     stopping = threading.Event()
 
     def supervise() -> None:
@@ -43,7 +47,7 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 @pytest.mark.timeout(600)
 def test_a_day_with_services_killed_loses_and_doubles_nothing(
-    supervised: tuple[str, Path], tmp_path: Path
+    supervised: tuple[str, Path], stack_env: dict[str, str], tmp_path: Path
 ) -> None:
     gateway, data_dir = supervised
     output = tmp_path / "chaos.json"
@@ -58,10 +62,10 @@ def test_a_day_with_services_killed_loses_and_doubles_nothing(
             "--seed",
             "11",
             "--duration",
-            "24",
+            "18",
             "--chaos",
             "--chaos-every",
-            "4",
+            "3",
             "--gateway",
             gateway,
             "--data-dir",
@@ -75,6 +79,7 @@ def test_a_day_with_services_killed_loses_and_doubles_nothing(
         text=True,
         timeout=900,
         check=False,
+        env={**os.environ, **stack_env},  # the report reads the bus and the ledger
     )
     assert output.exists(), ran.stderr[-3000:]
     report: dict[str, Any] = json.loads(output.read_text())

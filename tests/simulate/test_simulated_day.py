@@ -6,7 +6,6 @@ zero, and the report's figures are what the platform's APIs say."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -22,30 +21,11 @@ from tally.simulate.plan import plan_day
 from tally.simulate.report import MUST_BE_ZERO
 from tests.support.platform import PlatformClient
 from tests.support.ports import free_ports
-from tests.support.servers import create_database
 
 pytestmark = pytest.mark.slow
 
 LINES = 200
-_names = itertools.count()
 SEED = 7
-
-
-BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
-
-
-@pytest.fixture(scope="module", params=["embedded", "postgres_redis"])
-def stack_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The platform's environment (the simulator gets it too, as an operator's shell)."""
-    if request.param == "embedded":
-        return {}
-    cluster: str = request.getfixturevalue("postgres_cluster")
-    redis_url: str = request.getfixturevalue("redis_url")
-    env = {"TALLY_BUS_URL": redis_url, "TALLY_REDIS_URL": redis_url}
-    for service in BUSINESS:
-        name = f"simday_{service}_{next(_names)}"
-        env[f"TALLY_{service.upper()}_DATABASE_URL"] = create_database(cluster, name)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from tally.simulate.plan import Day, OrderIntent
 AT_ONCE_PER_CHANNEL = 8
 CART_TTL_SECONDS = 600
 ABANDONED_CART_TTL_SECONDS = 2
+UNAVAILABLE_ATTEMPTS = 30
 
 PLACE = """mutation($key: String!, $input: PlaceOrderInput!) {
   placeOrder(idempotencyKey: $key, input: $input) {
@@ -94,7 +95,8 @@ class Channels:
     async def _hold(self, party: Party, intent: OrderIntent, key: str) -> str | None:
         ttl = ABANDONED_CART_TTL_SECONDS if intent.cart_abandoned else CART_TTL_SECONDS
         if intent.channel == "b2b_portal":
-            data = await party.graphql(
+            result = await self._mutate(
+                party,
                 HOLD,
                 {
                     "key": f"{key}-cart",
@@ -104,8 +106,8 @@ class Channels:
                         "ttlSeconds": ttl,
                     },
                 },
+                "createCartHold",
             )
-            result = data["createCartHold"]
             if result["__typename"] == "CartHoldCreated":
                 return str(result["cartHold"]["id"])
             self.journal.outcomes[f"cart_refused_{result.get('code', result['__typename'])}"] += 1
@@ -129,8 +131,9 @@ class Channels:
         self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
     ) -> str | None:
         if hold_id is not None:
-            data = await party.graphql(FROM_HOLD, {"key": key, "holdId": hold_id})
-            result = data["placeOrderFromHold"]
+            result = await self._mutate(
+                party, FROM_HOLD, {"key": key, "holdId": hold_id}, "placeOrderFromHold"
+            )
         else:
             variables = {
                 "key": key,
@@ -140,13 +143,27 @@ class Channels:
                     "policy": "partial",
                 },
             }
-            result = (await party.graphql(PLACE, variables))["placeOrder"]
+            result = await self._mutate(party, PLACE, variables, "placeOrder")
         kind = result["__typename"]
         if kind in ("OrderPlaced", "CreditHold"):
             self.journal.outcomes["placed" if kind == "OrderPlaced" else "credit_held"] += 1
             return str(result["order"]["id"])
         self.journal.outcomes[f"refused_{result.get('code', kind)}"] += 1
         return None
+
+    async def _mutate(
+        self, party: Party, query: str, variables: dict[str, Any], field: str
+    ) -> dict[str, Any]:
+        """A portal mutation, asked again with the same key while the portal answers
+        that a service behind it is unavailable (a restart): a user would click again."""
+        result: dict[str, Any] = {}
+        for attempt in range(UNAVAILABLE_ATTEMPTS):
+            result = dict((await party.graphql(query, variables))[field])
+            if result.get("code") != "UNAVAILABLE":
+                return result
+            party.retries += 1
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        return result
 
     async def _rest_order(
         self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
