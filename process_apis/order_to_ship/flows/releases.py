@@ -18,13 +18,17 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import and_, or_, select, update
 
 from process_apis.order_to_ship.db import order_releases, orders
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
-from shared.db import Database
+from shared.breaker import CircuitOpen
+from shared.db import Database, Tx
+from shared.http import RetryableStatus
 from shared.problems import ProblemError
 from shared.queue_sender import QueueSender
 
@@ -34,6 +38,17 @@ WMS_BATCH = 100
 # (release row, the fulfillment order it became, or (status to go back to, error))
 Outcome = tuple[Any, str | None, tuple[str, str] | None]
 R = order_releases.c
+
+
+def maybe_sent(unreachable: ProblemError) -> bool:
+    """Whether a call ``Downstream`` gave up on may have reached the service: not when
+    the circuit was open, the connection was never made, or the service answered a
+    502/503/504 (it did not do the work); otherwise (a timeout or a connection lost
+    after the request went out) it may have."""
+    cause = unreachable.__cause__
+    if isinstance(cause, CircuitOpen | RetryableStatus):
+        return False
+    return not isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 class Releaser(QueueSender[Any, Outcome]):
@@ -112,8 +127,15 @@ class Releaser(QueueSender[Any, Outcome]):
             results = await self.partners.create_fulfillments(
                 [(row.release_id, row.order_id, row.warehouse_id, list(row.lines)) for row in rows]
             )
-        except ProblemError as exc:  # the WMS cannot take them now: queued again
-            return [(row, None, ("queued", exc.detail)) for row in rows]
+        except ProblemError as exc:
+            if maybe_sent(exc):
+                # The call went out and its answer was lost (a timeout, a dropped
+                # connection): the WMS may hold the fulfillment orders. The releases stay
+                # in flight (a cancel waits, 409), and go again with the same keys once
+                # their claim is stale; the WMS answers what it made.
+                log.warning("the answer to %d releases was lost: %s", len(rows), exc.detail)
+                return [(row, None, ("sending", "the answer was lost")) for row in rows]
+            return [(row, None, ("queued", exc.detail)) for row in rows]  # nothing went out
         except Refused as exc:
             if exc.status_code >= 500:
                 log.warning("the WMS failed a batch of %d releases: %s", len(rows), exc)
@@ -159,18 +181,37 @@ class Releaser(QueueSender[Any, Outcome]):
                     if unsent is None
                     else {"status": unsent[0], "last_error": unsent[1][:500]}
                 )
-                moved = await tx.conn.execute(
-                    update(order_releases)
-                    .where(R.release_id == row.release_id, R.status == "sending")
-                    .values(**values)
-                )
-                if moved.rowcount != 1 or unsent is not None:
-                    continue
-                working = await repo.lock(tx.conn, row.order_id)
-                assert working is not None
-                for line in row.lines:
-                    working.line(str(line["sku"])).release(int(line["quantity"]))
-                await changes.commit(tx, working, "released")
+                try:
+                    # One release that no longer fits its order must not keep the
+                    # batch's others from being recorded: each in its own savepoint.
+                    async with tx.conn.begin_nested():
+                        await self._record_one(tx, row, values, sent=unsent is None)
+                except QuantityRefused as exc:
+                    log.error(
+                        "release %s of order %s no longer fits it: %s",
+                        row.release_id,
+                        row.order_id,
+                        exc,
+                    )
+                    await tx.conn.execute(
+                        update(order_releases)
+                        .where(R.release_id == row.release_id, R.status == "sending")
+                        .values(status="failed", last_error=f"does not fit: {exc}"[:500])
+                    )
+
+    async def _record_one(self, tx: Tx, row: Any, values: dict[str, Any], *, sent: bool) -> None:
+        moved = await tx.conn.execute(
+            update(order_releases)
+            .where(R.release_id == row.release_id, R.status == "sending")
+            .values(**values)
+        )
+        if moved.rowcount != 1 or not sent:
+            return
+        working = await repo.lock(tx.conn, row.order_id)
+        assert working is not None
+        for line in row.lines:
+            working.line(str(line["sku"])).release(int(line["quantity"]))
+        await changes.commit(tx, working, "released")
 
     def went_through(self, outcome: Outcome) -> bool:
         """Sent, or refused for good (``failed``)."""

@@ -1,4 +1,4 @@
-"""The sales-order sync books orders in batches (one ERP call for up to 100). When the
+"""Batched calls to partners: the sales-order sync books orders in batches (one ERP call for up to 100). When the
 ERP refuses a batch as a whole because of one order it cannot read, the orders go one
 by one, so that only that order waits and the others are booked; an ERP failing (5xx)
 is left for the next round."""
@@ -62,3 +62,33 @@ def test_an_erp_failing_is_raised_for_the_next_round() -> None:
     with pytest.raises(Refused):
         asyncio.run(sync_with(erp)._book(bodies("SO-1", "SO-2")))
     assert erp.calls == [["SO-1", "SO-2"]]
+
+
+def test_a_release_whose_answer_was_lost_counts_as_sent_until_known() -> None:
+    """Only a call that never reached the WMS puts its releases back in the queue (a
+    cancel may then hold them back); a lost answer keeps them in flight."""
+    from process_apis.order_to_ship.flows.releases import maybe_sent
+    from shared.breaker import CircuitOpen
+    from shared.http import RetryableStatus
+    from shared.problems import ProblemError
+
+    request = httpx.Request("POST", "http://wms.test/wms/v1/fulfillment-orders/batch")
+
+    def gave_up(cause: BaseException) -> ProblemError:
+        unreachable = ProblemError(503, "downstream-unavailable", "The wms service is away.")
+        unreachable.__cause__ = cause
+        return unreachable
+
+    never_sent = [
+        CircuitOpen("wms", 5.0),
+        httpx.ConnectError("refused", request=request),
+        httpx.ConnectTimeout("slow", request=request),
+        RetryableStatus(httpx.Response(503, request=request)),
+    ]
+    maybe = [
+        httpx.ReadTimeout("no answer", request=request),
+        httpx.RemoteProtocolError("closed mid-answer", request=request),
+        httpx.ReadError("reset", request=request),
+    ]
+    assert [maybe_sent(gave_up(cause)) for cause in never_sent] == [False] * 4
+    assert [maybe_sent(gave_up(cause)) for cause in maybe] == [True] * 3
