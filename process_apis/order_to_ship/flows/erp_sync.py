@@ -88,7 +88,9 @@ class ErpSync:
     async def _synced(self, heads: list[Any]) -> None:
         """Records each order's synced version; its mark goes unless it changed since."""
         async with self.db.transaction() as tx:
-            for head in heads:
+            # In order id order, as the releaser records its batch: two transactions
+            # that lock the same orders in the same order never deadlock (PostgreSQL).
+            for head in sorted(heads, key=lambda h: str(h.order_id)):
                 await tx.conn.execute(
                     update(orders)
                     .where(orders.c.order_id == head.order_id)

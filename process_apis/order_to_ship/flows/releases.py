@@ -175,7 +175,10 @@ class Releaser(QueueSender[Any, Outcome]):
         """What the WMS answered, for the whole batch in one transaction: each sent
         release moves its order's lines (``released``) and status."""
         async with self.db.transaction() as tx:
-            for row, fulfillment_order_id, unsent in outcomes:
+            # In order id order, as the ERP sync records its batch (no deadlock).
+            for row, fulfillment_order_id, unsent in sorted(
+                outcomes, key=lambda outcome: (str(outcome[0].order_id), outcome[0].release_id)
+            ):
                 values: dict[str, Any] = (
                     {"status": "sent", "fulfillment_order_id": fulfillment_order_id}
                     if unsent is None
