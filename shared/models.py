@@ -6,6 +6,8 @@ from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
+from shared.refusals import Refusal
+
 T = TypeVar("T")
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
@@ -111,3 +113,15 @@ CountParam = Annotated[
 ]
 SkuListQuery = Annotated[list[Sku], query_filter(SKU_PATTERN, name="sku", many=True)]
 OrderIdListQuery = Annotated[list[Identifier], query_filter(ID_PATTERN, name="order_id", many=True)]
+
+
+class ItemRefusal(msgspec.Struct):
+    """Why one item of a batch was refused: the problem its single call would answer."""
+
+    type: str
+    status: int
+    detail: str
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> ItemRefusal:
+        return cls(refusal.type, refusal.status, refusal.detail)

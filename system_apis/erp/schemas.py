@@ -12,6 +12,7 @@ from shared.models import (
     AmountMinor,
     Currency,
     Identifier,
+    ItemRefusal,
     Money,
     MoneyTotal,
     Name,
@@ -212,14 +213,6 @@ class SalesOrderBatchItemIn(SalesOrderIn, forbid_unknown_fields=True):
 
 class SalesOrderBatchIn(msgspec.Struct, forbid_unknown_fields=True):
     sales_orders: Annotated[list[SalesOrderBatchItemIn], msgspec.Meta(min_length=1, max_length=100)]
-
-
-class ItemRefusal(msgspec.Struct):
-    """Why one item of a batch was refused: the problem its single call would answer."""
-
-    type: str
-    status: int
-    detail: str
 
 
 class SalesOrderBatchResult(msgspec.Struct):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import SKU_PATTERN, Identifier, Name, Quantity, Sku, Text
+from shared.models import SKU_PATTERN, Identifier, ItemRefusal, Name, Quantity, Sku, Text
 
 Lot = Identifier
 Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -94,14 +94,6 @@ class FulfillmentOrderBatchIn(msgspec.Struct, forbid_unknown_fields=True):
     fulfillment_orders: Annotated[
         list[FulfillmentOrderBatchItemIn], msgspec.Meta(min_length=1, max_length=100)
     ]
-
-
-class ItemRefusal(msgspec.Struct):
-    """Why one item of a batch was refused: the problem its single call would answer."""
-
-    type: str
-    status: int
-    detail: str
 
 
 class FulfillmentLine(msgspec.Struct):

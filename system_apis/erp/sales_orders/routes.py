@@ -10,12 +10,11 @@ from litestar.params import JSONBody
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.idempotency import IdempotencyStore
-from shared.models import IdParam
+from shared.models import IdParam, ItemRefusal
 from shared.problems import problem_responses
 from shared.refusals import Refusal
 from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import (
-    ItemRefusal,
     SalesOrder,
     SalesOrderBatch,
     SalesOrderBatchIn,
@@ -81,7 +80,7 @@ class SalesOrderController(Controller):
                         raise Refusal(422, "unknown-customer", f"No customer {item.customer_id}.")
                     stored = await erp.put_sales_order(tx, item.order_id, item)
                 except Refusal as refused:
-                    why = ItemRefusal(refused.type, refused.status, refused.detail)
+                    why = ItemRefusal.of(refused)
                     results.append(SalesOrderBatchResult(item.order_id, refusal=why))
                 else:
                     results.append(SalesOrderBatchResult(item.order_id, sales_order=stored))

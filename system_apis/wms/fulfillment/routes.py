@@ -15,6 +15,7 @@ from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import (
     CursorParam,
     IdParam,
+    ItemRefusal,
     LimitParam,
     OrderIdListQuery,
     Page,
@@ -30,7 +31,6 @@ from system_apis.wms.schemas import (
     FulfillmentOrderBatchResult,
     FulfillmentOrderIn,
     FulfillmentStatus,
-    ItemRefusal,
     Pick,
     PickIn,
     Shipment,
@@ -111,7 +111,7 @@ class FulfillmentController(Controller):
         for item, answer in zip(items, answers, strict=True):
             if answer.refusal is not None:
                 refused = answer.refusal
-                why = ItemRefusal(refused.type, refused.status, refused.detail)
+                why = ItemRefusal.of(refused)
                 results.append(FulfillmentOrderBatchResult(item.key, refusal=why))
             else:
                 order = msgspec.json.decode(answer.body, type=FulfillmentOrder)
