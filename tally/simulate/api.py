@@ -23,6 +23,14 @@ class Credentials:
     scope: str | None = None
 
 
+class GraphQLErrors(RuntimeError):
+    """A GraphQL answer with errors (not the mutations' typed UserErrors)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"graphql errors: {errors}")
+        self.codes = {str((e.get("extensions") or {}).get("code")) for e in errors}
+
+
 @dataclass
 class Party:
     """One OAuth client's calls. ``retries`` counts the calls made again."""
@@ -85,7 +93,7 @@ class Party:
         answer.raise_for_status()
         body: dict[str, Any] = answer.json()
         if body.get("errors"):
-            raise RuntimeError(f"graphql errors: {body['errors']}")
+            raise GraphQLErrors(body["errors"])
         return dict(body["data"])
 
     async def pages(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:

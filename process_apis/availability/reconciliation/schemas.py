@@ -9,7 +9,7 @@ import msgspec
 
 Window = Annotated[int, msgspec.Meta(ge=0, le=86_400)]
 Threshold = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^[^\u0000]+$")]
 
 
 class RunIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tally.simulate.api import Party
+from tally.simulate.api import GraphQLErrors, Party
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, OrderIntent
 
@@ -158,7 +158,12 @@ class Channels:
         that a service behind it is unavailable (a restart): a user would click again."""
         result: dict[str, Any] = {}
         for attempt in range(UNAVAILABLE_ATTEMPTS):
-            result = dict((await party.graphql(query, variables))[field])
+            try:
+                result = dict((await party.graphql(query, variables))[field])
+            except GraphQLErrors as errors:
+                if "DOWNSTREAM_UNAVAILABLE" not in errors.codes:
+                    raise
+                result = {"code": "UNAVAILABLE"}
             if result.get("code") != "UNAVAILABLE":
                 return result
             party.retries += 1
