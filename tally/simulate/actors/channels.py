@@ -163,7 +163,7 @@ class Channels:
             except GraphQLErrors as errors:
                 if "DOWNSTREAM_UNAVAILABLE" not in errors.codes:
                     raise
-                result = {"code": "UNAVAILABLE"}
+                result = {"__typename": "UserError", "code": "UNAVAILABLE"}
             if result.get("code") != "UNAVAILABLE":
                 return result
             party.retries += 1
