@@ -22,7 +22,7 @@ up: install
 # Every test, on every core (pytest-xdist; a test file stays on one worker, so its
 # fixtures start once). Each worker starts its own servers on free ports.
 test: install
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --durations=30
 
 # The quick loop, a few minutes: leaves out the whole platform as processes (e2e), tests
 # that start services as processes or a stack of them (slow; both marked in

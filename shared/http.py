@@ -123,12 +123,20 @@ class Downstream:
             breaker.admit()
         try:
             headers = outgoing_headers()
-            headers["Authorization"] = f"Bearer {bearer or await self.tokens.bearer()}"
             if key:
                 headers["Idempotency-Key"] = key
+            own = bearer is None
+            token = bearer or await self.tokens.bearer()
+            headers["Authorization"] = f"Bearer {token}"
             response = await self.client.request(
                 method, self.base_url + path, headers=headers, **kwargs
             )
+            if own and response.status_code == 401:  # our token, refused: once with a new one
+                self.tokens.forget(token)
+                headers["Authorization"] = f"Bearer {await self.tokens.bearer()}"
+                response = await self.client.request(
+                    method, self.base_url + path, headers=headers, **kwargs
+                )
         except httpx.TransportError:
             if breaker is not None:
                 breaker.failed()

@@ -22,6 +22,7 @@ from litestar.plugins.problem_details import (
 )
 
 from shared.correlation import correlation_id
+from shared.db.conflicts import is_conflict
 from shared.refusals import Refusal
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -153,7 +154,21 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(exc.status_code, detail, headers=exc.headers, instance=request.url.path)
 
 
+def conflict_refusal() -> Refusal:
+    """A transaction the database rolled back as a deadlock victim (or serialization
+    failure): nothing was written, so the caller may send the request again."""
+    return Refusal(
+        503,
+        "transaction-conflict",
+        "Another transaction held what this request needed; nothing was changed. Retry.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_conflict(exc):
+        log.warning("%s %s lost a lock conflict: %s", request.method, request.url.path, exc)
+        return _handle_refusal(request, conflict_refusal())
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 

@@ -14,7 +14,12 @@ from litestar.middleware import (
 from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 
 from shared.auth.principal import Principal
-from shared.auth.verifier import AudienceNotGranted, InvalidToken, TokenVerifier
+from shared.auth.verifier import (
+    AudienceNotGranted,
+    InvalidToken,
+    KeysUnavailable,
+    TokenVerifier,
+)
 from shared.problems import ProblemError
 
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
@@ -73,6 +78,10 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise _audience_not_granted(str(exc), required) from exc
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from exc
+        except KeysUnavailable as exc:
+            raise ProblemError(
+                503, "downstream-unavailable", str(exc), headers={"Retry-After": "1"}
+            ) from exc
         if required is not None:
             authorize(principal, required)
         return AuthenticationResult(user=principal, auth=principal)

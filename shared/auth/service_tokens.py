@@ -28,6 +28,12 @@ class ServiceTokens:
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
+    def forget(self, token: str) -> None:
+        """Drops ``token`` (a downstream refused it: revoked, or signed with a key it no
+        longer trusts), so the next call asks the gateway for a new one."""
+        if self._token == token:
+            self._token = None
+
     async def bearer(self) -> str:
         if self._token and time.monotonic() < self._expires - 60:
             return self._token

@@ -33,6 +33,13 @@ class InvalidToken(Exception):
     """The token is not acceptable; the message is safe to show the caller."""
 
 
+class KeysUnavailable(Exception):
+    """The gateway's signing keys could not be fetched (it is down or restarting): the
+    token is not known to be bad, so the caller is told to try again (503), not to
+    get a new token (401). A caller that dead-letters on 401 must not lose work to a
+    gateway restart."""
+
+
 class AudienceNotGranted(InvalidToken):
     """The token is genuine, current and not revoked, but its audience does not name
     this API: the client lacks the grant (403), its token is not at fault (401). A
@@ -194,6 +201,7 @@ class TokenVerifier:
         return decode_access_token(token, keys, self._claims)
 
     async def _verify_uncached(self, token: str) -> _Verified:
+        check_header(token)  # garbage is refused as such, even while keys cannot be fetched
         try:
             try:
                 claims = await self._decode(token, refresh=False)
@@ -206,7 +214,10 @@ class TokenVerifier:
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidToken("The access token is malformed.") from exc
         except httpx.HTTPError as exc:
-            raise InvalidToken("The signing keys could not be fetched.") from exc
+            raise KeysUnavailable(
+                "The gateway's signing keys could not be fetched to check the access "
+                "token; retry shortly."
+            ) from exc
         audiences = token_audiences(claims)
         scope = claims.get("scope") or ""
         principal = Principal(

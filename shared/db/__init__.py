@@ -3,8 +3,10 @@ collects the events a transaction emits.
 
 - ``engine``: the engine and SQLite's pragmas, BEGIN and pool reset;
 - ``sqlite_driver``: the SQLite adapter that runs a statement in one driver trip;
-- ``database``: ``Database`` (schema, transactions, the SQLite writer) and ``Tx``."""
+- ``database``: ``Database`` (schema, transactions, the SQLite writer) and ``Tx``;
+- ``conflicts``: deadlock victims and serialization failures, retried or answered 503."""
 
+from shared.db.conflicts import is_conflict, retrying_conflicts
 from shared.db.database import (
     EVENT_WRITER,
     Database,
@@ -25,7 +27,9 @@ __all__ = [
     "EventWriter",
     "Tx",
     "create_engine",
+    "is_conflict",
     "is_sqlite",
+    "retrying_conflicts",
     "sleep_or_wake",
     "write_events_with",
 ]

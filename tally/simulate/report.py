@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally.simulate.api import Party
 from tally.simulate.plan import Day
+
+if TYPE_CHECKING:
+    from shared.events.bus import DeadLetter
 
 CREDITED = ("restocked", "damaged", "returned_to_vendor")  # scrap is not credited (0034)
 MUST_BE_ZERO = (
@@ -84,7 +87,7 @@ async def build_report(
     day: Day,
     *,
     data_dir: Path | None,
-    dead_letters_before: int | None,
+    dead_letters_before: frozenset[str],
     wall_seconds: float,
 ) -> dict[str, Any]:
     orders = await orders_of(staff, day)
@@ -272,7 +275,7 @@ async def _platform_checks(
     staff: Party,
     day: Day,
     data_dir: Path | None,
-    dead_letters_before: int | None,
+    dead_letters_before: frozenset[str],
     report: dict[str, Any],
 ) -> None:
     run = await staff.post("/availability/v1/reconciliation/runs", {})
@@ -281,22 +284,36 @@ async def _platform_checks(
     exceptions = [x for x in run.json()["exceptions"] if x["sku"] in ours]
     report["reconciliation_exceptions"] = len(exceptions)
     if data_dir is not None:
-        report["dead_lettered_events"] = (await dead_letter_count(data_dir)) - (
-            dead_letters_before or 0
-        )
+        dead = [
+            d for d in await dead_letters(data_dir) if d.dead_letter_id not in dead_letters_before
+        ]
+        report["dead_lettered_events"] = len(dead)
+        # Each one named, so the day's reader (and a failed CI run) knows where to look.
+        report["dead_letters"] = [
+            {
+                "group": d.group,
+                "stream": d.stream,
+                "event_type": d.event.type,
+                "event_id": d.event.id,
+                "deliveries": d.deliveries,
+                "reason": d.reason[:500],
+            }
+            for d in dead
+        ]
         report["ledger_rebuild_drift"] = len(await ledger_drift(data_dir))
     else:  # a remote platform: its operators run `tally events dlq list` and the rebuild check
         report["dead_lettered_events"] = None
+        report["dead_letters"] = None
         report["ledger_rebuild_drift"] = None
 
 
-async def dead_letter_count(data_dir: Path) -> int:
+async def dead_letters(data_dir: Path) -> list[DeadLetter]:
     from shared.events.bus import open_bus
     from shared.settings import bus_url_for
 
     bus = open_bus(bus_url_for(data_dir))
     try:
-        return len(await bus.dead_letters(limit=100_000))
+        return await bus.dead_letters(limit=100_000)
     finally:
         await bus.close()
 

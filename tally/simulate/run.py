@@ -25,7 +25,7 @@ from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, Mix, plan_day
 from tally.simulate.report import (
     build_report,
-    dead_letter_count,
+    dead_letters,
     orders_of,
     returns_and_credits,
 )
@@ -64,7 +64,7 @@ async def simulate(options: Options, progress: Progress | None = None) -> dict[s
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         staff = Party(options.gateway, world.staff_credentials(options.data_dir), http)
-        dead_before = await dead_letter_count(options.data_dir)
+        dead_before = frozenset(d.dead_letter_id for d in await dead_letters(options.data_dir))
         progress.phase("setting up the world")
         await world.build(staff, day)
         made = world.register_clients(options.data_dir, day)

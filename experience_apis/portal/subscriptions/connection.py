@@ -6,7 +6,8 @@ or, for clients that can, the upgrade request's Authorization header. It is veri
 by the app's verifier, as the bearer middleware does for POST, and the ``portal``
 scope is required. Refusals close the socket: 4401 without a valid token, 4403 for a
 token not granted the portal (audience or scope); 4401 too when the token expires or
-is revoked while the socket is open."""
+is revoked while the socket is open; 1013 (try again later) when the gateway's signing
+keys cannot be fetched to check the token."""
 
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ from experience_apis.portal.subscriptions.hub import Hub
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
 from shared.auth.revocation import POLL_SECONDS, RevocationList
-from shared.auth.verifier import AudienceNotGranted, InvalidToken
+from shared.auth.verifier import AudienceNotGranted, InvalidToken, KeysUnavailable
 from shared.problems import ProblemError
 from shared.service import Runtime
 
 REQUIRED_SCOPE = "portal"
 UNAUTHORIZED = (4401, "Unauthorized")
 FORBIDDEN = (4403, "Forbidden")
+TRY_AGAIN = (1013, "Try Again Later")  # the token could not be checked yet (RFC 6455 registry)
 REFUSAL = "portal_refusal"
 REVOCATION_CHECK = POLL_SECONDS  # seconds between a connection's looks at revocations  # socket.state key: the close code the adapter sends
 
@@ -76,6 +78,8 @@ async def principal_of(runtime: Runtime, params: Any, headers: Mapping[str, str]
         raise Refused(FORBIDDEN) from exc
     except InvalidToken as exc:
         raise Refused(UNAUTHORIZED) from exc
+    except KeysUnavailable as exc:
+        raise Refused(TRY_AGAIN) from exc
     try:
         authorize(principal, REQUIRED_SCOPE)
     except ProblemError as exc:

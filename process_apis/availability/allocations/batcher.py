@@ -52,7 +52,7 @@ from process_apis.availability.schemas import (
     request_fingerprint,
     without_customer,
 )
-from shared.db import Database, Tx
+from shared.db import Database, Tx, is_conflict, retrying_conflicts
 from shared.idempotency import IdempotencyStore, Ident, StoredRecord
 from shared.refusals import Refusal
 
@@ -231,9 +231,15 @@ class AllocationBatcher:
         return batch
 
     async def _alone(self, request: _Request) -> Outcome:
-        try:
+        async def once() -> Outcome:
             async with self.db.transaction() as tx:
-                return await self._apply_each(tx, request)
+                outcome = await self._apply_each(tx, request)
+                if isinstance(outcome, Exception) and is_conflict(outcome):
+                    raise outcome  # rolls back, and goes again
+                return outcome
+
+        try:  # a deadlock victim alone in its transaction may simply go again
+            return await retrying_conflicts(once, what="an allocation")
         except Exception as exc:
             return exc
 

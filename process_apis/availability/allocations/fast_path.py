@@ -41,10 +41,16 @@ from process_apis.availability.schemas import AllocationIn
 from shared import strict_json
 from shared.auth.litestar_auth import authorize
 from shared.auth.principal import Principal
-from shared.auth.verifier import InvalidToken, TokenVerifier
+from shared.auth.verifier import InvalidToken, KeysUnavailable, TokenVerifier
 from shared.correlation import accept_correlation_id, correlation_id, traceparent
+from shared.db import is_conflict
 from shared.observability import REQUEST_SECONDS
-from shared.problems import PROBLEM_MEDIA_TYPE, body_of_problem, problem_body
+from shared.problems import (
+    PROBLEM_MEDIA_TYPE,
+    body_of_problem,
+    conflict_refusal,
+    problem_body,
+)
 from shared.refusals import Refusal
 from shared.request_body import is_json_media_type
 
@@ -114,10 +120,14 @@ class AllocationFastPath:
         except Refusal as exc:
             answer = _problem_response(body_of_problem(exc, PATH), exc.headers)
         except Exception as exc:  # what the service's exception handler does with it
-            log.exception("unhandled error on POST %s", PATH, exc_info=exc)
-            answer = _problem_response(
-                problem_body(500, "An unexpected error occurred.", instance=PATH)
-            )
+            if is_conflict(exc):
+                conflict = conflict_refusal()
+                answer = _problem_response(body_of_problem(conflict, PATH), conflict.headers)
+            else:
+                log.exception("unhandled error on POST %s", PATH, exc_info=exc)
+                answer = _problem_response(
+                    problem_body(500, "An unexpected error occurred.", instance=PATH)
+                )
         status = answer.status_code or 200
         headers = [
             (b"content-type", (answer.media_type or "application/json").encode("latin-1")),
@@ -157,7 +167,7 @@ class AllocationFastPath:
         try:
             principal = await self.verifier.verify(token.decode("latin-1"))
             authorize(principal, SCOPE)
-        except (InvalidToken, Refusal):
+        except (InvalidToken, KeysUnavailable, Refusal):  # the full path answers these
             return None
         return principal
 

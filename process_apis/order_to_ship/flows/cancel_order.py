@@ -353,16 +353,16 @@ async def _hold_back_queued(tx: Tx, order_id: str, unreleased: dict[str, int]) -
     """Queued releases shrink by the cancelled units, before anything is sent."""
     if not any(unreleased.values()):
         return
-    rows = await repo.releases_of(tx.conn, order_id)
+    rows = await repo.releases_of(tx.conn, order_id, lock=True)
     if any(row.status == "sending" for row in rows):
         raise in_progress(order_id)
     left = dict(unreleased)
     for row in rows:
         if row.status == "queued":
-            await _shrink(tx, row, left)
+            await _shrink(tx, row, left, order_id)
 
 
-async def _shrink(tx: Tx, row: Any, left: dict[str, int]) -> None:
+async def _shrink(tx: Tx, row: Any, left: dict[str, int], order_id: str) -> None:
     lines = []
     for line in row.lines:
         take = min(left.get(line["sku"], 0), int(line["quantity"]))
@@ -371,11 +371,13 @@ async def _shrink(tx: Tx, row: Any, left: dict[str, int]) -> None:
             lines.append({"sku": line["sku"], "quantity": int(line["quantity"]) - take})
     if lines == list(row.lines):
         return
-    await tx.conn.execute(
+    shrunk = await tx.conn.execute(
         update(order_releases)
         .where(order_releases.c.release_id == row.release_id, order_releases.c.status == "queued")
         .values(lines=lines, status="queued" if lines else "cancelled")
     )
+    if shrunk.rowcount != 1:  # claimed by the releaser meanwhile: it is on its way
+        raise in_progress(order_id)
 
 
 def _cancelled_event(working: repo.Working, reason: str) -> Any:

@@ -84,7 +84,8 @@ class Releaser(QueueSender[Any, Outcome]):
             return list(rows)
 
     async def claim(self) -> list[Any]:
-        """Claims the due releases in one transaction; returns those it claimed."""
+        """Claims the due releases in one transaction; returns those it claimed, as
+        claimed: a cancel may have shrunk one since it was read (``RETURNING``)."""
         rows = await self._due()
         claimed = []
         async with self.db.transaction() as tx:
@@ -93,9 +94,11 @@ class Releaser(QueueSender[Any, Outcome]):
                     update(order_releases)
                     .where(R.release_id == row.release_id, R.status == row.status)
                     .values(status="sending", attempts=R.attempts + 1, sent_at=datetime.now(UTC))
+                    .returning(*order_releases.c)
                 )
-                if moved.rowcount == 1:
-                    claimed.append(row)
+                now_sending = moved.first()
+                if now_sending is not None:
+                    claimed.append(now_sending)
         return claimed
 
     async def once(self) -> int:

@@ -280,11 +280,12 @@ async def update_shipment(conn: AsyncConnection, shipment_id: str, **values: Any
     )
 
 
-async def releases_of(conn: AsyncConnection, order_id: str) -> list[Any]:
-    return list(
-        await conn.execute(
-            select(order_releases)
-            .where(order_releases.c.order_id == order_id)
-            .order_by(order_releases.c.created_at, order_releases.c.release_id)
-        )
+async def releases_of(conn: AsyncConnection, order_id: str, *, lock: bool = False) -> list[Any]:
+    """The order's releases; ``lock``: row-locked, so a releaser's claim (which does not
+    take the order's lock) either committed before and shows, or waits."""
+    query = (
+        select(order_releases)
+        .where(order_releases.c.order_id == order_id)
+        .order_by(order_releases.c.created_at, order_releases.c.release_id)
     )
+    return list(await conn.execute(query.with_for_update() if lock else query))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from shared.db import Tx
+from shared.db import Tx, is_conflict
 from shared.events.envelope import Event
 from shared.problems import ProblemError
 
@@ -17,8 +17,14 @@ class NotYet(Exception):
 
 
 def is_not_yet(exc: BaseException) -> bool:
-    """NotYet, or a downstream service that is unreachable right now (503)."""
-    return isinstance(exc, NotYet) or (isinstance(exc, ProblemError) and exc.status_code == 503)
+    """NotYet, a downstream service that is unreachable right now (503), or a
+    transaction the database rolled back for another (a deadlock victim): none of them
+    is the event's fault, so none counts towards the dead letters."""
+    return (
+        isinstance(exc, NotYet)
+        or (isinstance(exc, ProblemError) and exc.status_code == 503)
+        or is_conflict(exc)
+    )
 
 
 class EventHandler(Protocol):
