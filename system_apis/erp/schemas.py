@@ -497,6 +497,37 @@ class Posting(msgspec.Struct):
     purchase_order_id: str | None = None
 
 
+# A key as the ``Idempotency-Key`` header takes it (``shared.idempotency``): a batch item
+# is answered as a single post with that header would be.
+ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
+class PostingBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One posting of a batch, with the Idempotency-Key its single post would carry."""
+
+    idempotency_key: ItemKey
+    posting: PostingIn
+
+
+class PostingBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 postings; their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    postings: Annotated[list[PostingBatchItemIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PostingBatchResult(msgspec.Struct):
+    """Per item, in the batch's order: its posting (booked, or replayed for a key seen
+    before), or its refusal."""
+
+    idempotency_key: str
+    posting: Posting | None = None
+    refusal: ItemRefusal | None = None
+
+
+class PostingBatch(msgspec.Struct):
+    results: list[PostingBatchResult]
+
+
 class FinancialStock(msgspec.Struct):
     """What the ERP has booked on hand for a sku at a warehouse (lags the WMS until
     the warehouse's facts are posted)."""

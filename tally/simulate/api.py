@@ -14,6 +14,8 @@ import httpx
 
 RETRIED = {429, 502, 503, 504}
 MAX_ATTEMPTS = 40
+# How long a party keeps trying to reach the gateway before it gives up on the day.
+UNREACHABLE_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -110,13 +112,19 @@ class Party:
             query["cursor"] = body["next_cursor"]
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(MAX_ATTEMPTS):
+        """The gateway's answer; connection failures (a gateway restarting under
+        --chaos) are retried for up to ``UNREACHABLE_SECONDS``."""
+        gives_up = time.monotonic() + UNREACHABLE_SECONDS
+        attempt = 0
+        while True:
             try:
                 return await self.http.request(method, url, **kwargs)
             except (httpx.TransportError, httpx.TimeoutException):
+                if time.monotonic() >= gives_up:
+                    raise
                 self.retries += 1  # a service restarting (--chaos): the same call again
                 await asyncio.sleep(min(2.0, 0.05 * 2.0**attempt))
-        return await self.http.request(method, url, **kwargs)
+                attempt += 1
 
 
 def _backoff(answer: httpx.Response, attempt: int) -> float:

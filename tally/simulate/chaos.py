@@ -40,8 +40,14 @@ class Chaos:
             return name
         return None
 
-    async def run(self) -> None:
+    async def run(self, duration: float | None = None) -> None:
+        """Kills until ``stop``, or for ``duration`` seconds (the day's planned length:
+        on a slow machine the day's orders take longer to place, and killing on would
+        only slow them further)."""
+        ends = None if not duration else asyncio.get_running_loop().time() + duration
         while not self.stop.is_set():
+            if ends is not None and asyncio.get_running_loop().time() >= ends:
+                return
             pause = self.rng.uniform(0.5, 1.5) * self.every_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), pause)

@@ -100,7 +100,7 @@ async def _run_day(
     operator = Operator(day, staff, journal)
     progress.phase("the day" + (" (chaos)" if options.chaos_every else ""))
     chaos = Chaos(options.data_dir, day.seed, options.chaos_every or 0)
-    killing = asyncio.create_task(chaos.run()) if options.chaos_every else None
+    killing = asyncio.create_task(chaos.run(options.day_seconds)) if options.chaos_every else None
     shipping = asyncio.create_task(warehouse.run())
     ordering = asyncio.create_task(channels.run())
     while not ordering.done():

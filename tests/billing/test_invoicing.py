@@ -152,6 +152,45 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     assert len(issued_events(stack, shipment_id)) == 1
 
 
+def erp_posts(stack: Stack, route: str) -> float:
+    """How many POSTs of ``route`` the ERP answered (its /metrics)."""
+    with stack.client("erp") as erp:
+        text = erp.get("/metrics").text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("tally_http_request_seconds_count{")
+        and 'service="erp"' in line
+        and 'method="POST"' in line
+        and f'route="{route}"' in line
+    )
+
+
+def test_the_shipments_of_one_batch_are_invoiced_in_one_call(stack: Stack) -> None:
+    """Shipments arriving together cost the ERP one invoice call, not one each; each
+    shipment still has its one invoice, in billing and in the ERP."""
+    customer_id = new_customer(stack)
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 10, 1000)])
+    events = [shipment_event(order_id, [("SKU-A", 1)]) for _ in range(5)]
+    for event in events:
+        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 1)])
+    single, batch = "/erp/v1/invoices", "/erp/v1/invoices/batch"
+    before = (erp_posts(stack, single), erp_posts(stack, batch))
+    stack.publish(STREAM_WMS, events)
+
+    def all_five() -> list[dict[str, Any]] | None:
+        found = billing_invoices(stack, order_id)
+        return found if len(found) == 5 else None
+
+    invoices = wait_until(all_five, what="five invoices")
+    calls = (erp_posts(stack, single) - before[0], erp_posts(stack, batch) - before[1])
+    assert calls[1] >= 1 and sum(calls) < len(events), calls
+    assert sorted(i["shipment_id"] for i in invoices) == sorted(
+        e.payload(ShipmentDispatched).shipment_id for e in events
+    )
+    assert len(erp_invoices(stack, order_id)) == 5
+
+
 def test_a_shipment_whose_goods_issue_is_not_posted_waits_for_it(stack: Stack) -> None:
     """The ERP refuses to invoice goods it has not seen leave (409 shipment-not-posted):
     billing waits, and invoices once the goods issue is posted. (Availability, which

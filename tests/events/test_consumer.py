@@ -559,6 +559,67 @@ async def test_handlers_with_a_prepare_step_run_alone_between_runs(service: Serv
     )
 
 
+async def test_handlers_that_prepare_together_get_one_call_per_batch(service: Service) -> None:
+    """A handler with ``prepare_many`` (a batch call to another service) is called once
+    for the unseen events of a bus batch it takes, each event then applied in its own
+    transaction with its own value; an exception in the answer is that event's failure
+    alone (retried, then applied); a replayed batch costs no call; a lone event prepares
+    alone."""
+    calls: list[list[str]] = []
+    alone: list[str] = []
+    refuse_once = {"SHP-2"}
+
+    class Posting:
+        async def prepare(self, event_: Event) -> str:
+            alone.append(event_.subject)
+            return f"posted-{event_.subject}"
+
+        async def prepare_many(self, events: Sequence[Event]) -> list[Any]:
+            calls.append([e.subject for e in events])
+            answers: list[Any] = []
+            for e in events:
+                if e.subject in refuse_once:
+                    refuse_once.discard(e.subject)
+                    answers.append(RuntimeError(f"{e.subject} refused this time"))
+                else:
+                    answers.append(f"posted-{e.subject}")
+            return answers
+
+        async def apply(self, tx: Tx, event_: Event, posted: str) -> None:
+            assert posted == f"posted-{event_.subject}"
+            await tx.conn.execute(
+                insert(service.effects).values(event_id=event_.id, subject=posted, sequence=0)
+            )
+
+    posting = Posting()
+    consumer = EventConsumer(
+        db=service.db,
+        bus=service.log,
+        group=f"g{next(_groups)}",
+        streams=[STREAM],
+        handlers={"shipment.dispatched": posting, "receipt.posted": posting},
+        ordered_types=set(),
+        policy=RetryPolicy(base_seconds=0.02, cap_seconds=0.5),
+        block_ms=50,
+    )
+    facts = [thing_event(f"SHP-{n}", 1, type_="shipment.dispatched") for n in range(5)]
+    facts.append(thing_event("RCV-1", 1, type_="receipt.posted"))
+    await service.log.publish(STREAM, facts)
+    async with running(consumer):
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
+        await service.log.publish(STREAM, facts)  # every one again: all duplicates
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
+
+    applied = sorted(a[0] for a in await service.applied())
+    assert applied == sorted(f"posted-{e.subject}" for e in facts)  # each once
+    # One call for the batch (both types: one handler); the refused one came back alone.
+    assert calls[0] == [e.subject for e in facts]
+    assert [c for c in calls[1:] if c] in ([], [["SHP-2"]])
+    assert alone in ([], ["SHP-2"])
+    assert len(calls) + len(alone) == 2  # nothing prepared for the replayed batch
+    assert handled(consumer, "duplicate", "shipment.dispatched") == 5
+
+
 def test_ordered_types_must_have_a_handler(service: Service) -> None:
     with pytest.raises(ValueError, match="ordered types without a handler"):
         EventConsumer(

@@ -364,6 +364,38 @@ def test_postings_wait_for_the_erp_and_land_once_each(stack: Stack) -> None:
     assert reconcile(stack)["exceptions"] == []
 
 
+def erp_calls(stack: Stack, route: str) -> float:
+    """How many POSTs of ``route`` the ERP answered 200/201 (its /metrics)."""
+    total = 0.0
+    with stack.client("erp") as erp:
+        for line in erp.get("/metrics").text.splitlines():
+            if (
+                line.startswith("tally_http_request_seconds_count{")
+                and 'service="erp"' in line
+                and 'method="POST"' in line
+                and f'route="{route}"' in line
+            ):
+                total += float(line.split()[-1])
+    return total
+
+
+def test_the_facts_of_one_batch_are_posted_in_one_call(stack: Stack) -> None:
+    """A bus batch of stock facts costs the ERP one call, not one per fact; each fact is
+    still posted once, under its own key."""
+    wh = warehouse(stack)
+    sku = uid("SKU")
+    single, batch = "/erp/v1/inventory/postings", "/erp/v1/inventory/postings/batch"
+    singles_before, batches_before = erp_calls(stack, single), erp_calls(stack, batch)
+    facts = [receipt_posted(wh, [(sku, n)], sequence=100 + n) for n in range(1, 7)]
+    stack.publish(STREAM_WMS, facts)
+    wait_until(
+        lambda: len(erp_postings(stack, wh)) == len(facts), what="every fact posted", timeout=30
+    )
+    assert erp_on_hand(stack, wh) == {sku: sum(range(1, 7))}
+    calls = (erp_calls(stack, single) - singles_before, erp_calls(stack, batch) - batches_before)
+    assert calls[1] >= 1 and sum(calls) < len(facts), calls
+
+
 def dead_letters(stack: Stack, group: str) -> list[tuple[str, int]]:
     """(reason, deliveries) of ``group``'s dead letters on the WMS stream."""
     with closing(sqlite3.connect(stack.bus_path())) as db:

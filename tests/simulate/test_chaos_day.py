@@ -79,9 +79,10 @@ def test_a_day_with_services_killed_loses_and_doubles_nothing(
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, **stack_env},  # the report reads the bus and the ledger
+        # the report reads the bus and the ledger; a plain traceback should it stop
+        env={**os.environ, **stack_env, "_TYPER_STANDARD_TRACEBACK": "1"},
     )
-    assert output.exists(), ran.stderr[-3000:]
+    assert output.exists(), (ran.stderr[-1500:], _service_errors(data_dir), _restarts(data_dir))
     report: dict[str, Any] = json.loads(output.read_text())
     kills = report["chaos"]["kills"]
     assert sum(kills.values()) >= 3 and len(kills) >= 2, kills
@@ -103,4 +104,14 @@ def _service_errors(data_dir: Path) -> dict[str, list[str]]:
         errors = [line[:600] for line in lines if '"level": "error"' in line]
         if errors:
             found[log.stem] = errors[-8:]
+    return found
+
+
+def _restarts(data_dir: Path) -> dict[str, list[str]]:
+    """When each service last logged starting up, and its last lines (a service that
+    could not come back shows why)."""
+    found: dict[str, list[str]] = {}
+    for log in sorted((data_dir / "logs").glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        found[log.stem] = [line[:300] for line in lines[-3:]]
     return found

@@ -6,14 +6,20 @@ replay) is posted; a 409 ``duplicate-posting`` means the ERP holds it already (p
 before under another key or before our record committed): done, nothing fetched. The
 ERP unreachable is Downstream's 503, a wait (``is_not_yet``: redelivered with backoff);
 any other refusal raises: retried, then dead-lettered (replayable once fixed).
-``apply`` records the posting in ``erp_postings`` with the inbox row."""
+``apply`` records the posting in ``erp_postings`` with the inbox row.
+
+The facts of one bus batch are posted together (``prepare_many``, the inbox's
+``PreparesTogether``): one ``POST /erp/v1/inventory/postings/batch`` of up to 100, each
+under its own key and answered as its single post would be. A batch refused as a
+whole (4xx) goes again one posting per call, so that only the bad one waits."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import msgspec
@@ -52,28 +58,88 @@ class Posted(msgspec.Struct, frozen=True):
 
 
 class PostToErp:
-    def __init__(self, db: Database, erp: Downstream, planner: Callable[[Event], Plan | None]):
+    """Every stock fact's posting: one handler for all of ``planners``' event types, so
+    a bus batch's facts of every kind go in one call."""
+
+    def __init__(
+        self, db: Database, erp: Downstream, planners: Mapping[str, Callable[[Event], Plan | None]]
+    ) -> None:
         self.db = db
         self.erp = erp
-        self.planner = planner
+        self.planners = planners
 
     async def prepare(self, event: Event) -> Posted | None:
-        plan = self.planner(event)
+        plan = self.planners[event.type](event)
         if plan is None or await self._known(plan):
             return None
         response = await self.erp.request(
             "POST", POSTINGS_PATH, json=plan.body(), idempotency_key=plan.idempotency_key
         )
-        if response.status_code in (200, 201):
-            body = response.json()
-            return Posted(plan, body["posting_id"], datetime.fromisoformat(body["posted_at"]))
-        if response.status_code == 409 and _problem_type(response) == "/problems/duplicate-posting":
-            log.info("%s of %s was already posted in the ERP", plan.kind, plan.reference)
-            return Posted(plan, None, datetime.now(UTC))
-        raise CannotPost(
-            f"{plan.kind} of {plan.reference}: the ERP answered {response.status_code} "
-            f"{response.text[:500]}"
-        )
+        return _posted(plan, response.status_code, _json(response))
+
+    async def prepare_many(self, events: Sequence[Event]) -> list[Any]:
+        plans = [self.planners[event.type](event) for event in events]
+        known = await self._known_many([p for p in plans if p is not None])
+        # Two events of one fact (the same kind and reference) post it once.
+        sent: dict[str, Plan] = {}
+        for plan in plans:
+            if plan is not None and (plan.kind, plan.reference) not in known:
+                sent.setdefault(plan.idempotency_key, plan)
+        answers = await self._post_batch(list(sent.values())) if sent else {}
+        prepared: list[Any] = []
+        for event, plan in zip(events, plans, strict=True):
+            if plan is None or (plan.kind, plan.reference) in known:
+                prepared.append(None)
+            elif plan.idempotency_key in answers:
+                prepared.append(answers[plan.idempotency_key])
+            else:  # the batch was refused as a whole: this one alone
+                try:
+                    prepared.append(await self.prepare(event))
+                except Exception as exc:
+                    prepared.append(exc)
+        return prepared
+
+    async def _post_batch(self, plans: list[Plan]) -> dict[str, Posted | Exception]:
+        """Each plan's outcome by key; the batch refused as a whole: posted one by one
+        by ``prepare_many``'s caller (an empty answer)."""
+        body = {
+            "postings": [{"idempotency_key": p.idempotency_key, "posting": p.body()} for p in plans]
+        }
+        response = await self.erp.request("POST", POSTINGS_PATH + "/batch", json=body)
+        if response.status_code != 200:
+            if response.status_code >= 500:
+                raise CannotPost(
+                    f"the ERP failed a batch of {len(plans)} postings: {response.status_code}"
+                )
+            log.warning(
+                "the ERP refused a batch of %d postings (%d); posting them one by one",
+                len(plans),
+                response.status_code,
+            )
+            return {}
+        answers: dict[str, Posted | Exception] = {}
+        for plan, result in zip(plans, response.json()["results"], strict=True):
+            refusal = result.get("refusal")
+            try:
+                if refusal is None:
+                    answers[plan.idempotency_key] = _posted(plan, 201, result["posting"])
+                else:
+                    answers[plan.idempotency_key] = _posted(plan, int(refusal["status"]), refusal)
+            except CannotPost as exc:
+                answers[plan.idempotency_key] = exc
+        return answers
+
+    async def _known_many(self, plans: list[Plan]) -> set[tuple[str, str]]:
+        if not plans:
+            return set()
+        t = erp_postings.c
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(t.kind, t.reference).where(
+                    t.reference.in_(sorted({p.reference for p in plans}))
+                )
+            )
+        return {(row.kind, row.reference) for row in rows}
 
     async def _known(self, plan: Plan) -> bool:
         async with self.db.read() as conn:
@@ -115,13 +181,27 @@ def enabled() -> bool:
 
 
 def handlers(db: Database, erp: Downstream) -> dict[str, EventHandler]:
-    """One handler per WMS stock fact, all posting through ``erp``."""
-    return {kind: PostToErp(db, erp, planner) for kind, planner in PLANNERS.items()}
+    """Every WMS stock fact's type, all to one handler posting through ``erp``."""
+    posting = PostToErp(db, erp, PLANNERS)
+    return dict.fromkeys(PLANNERS, posting)
 
 
-def _problem_type(response: httpx.Response) -> str | None:
+def _posted(plan: Plan, status: int, body: Any) -> Posted:
+    """What an answer of the ERP to the plan's posting means: posted (201, or the
+    replay's 200), posted before (409 ``duplicate-posting``); otherwise ``CannotPost``."""
+    if status in (200, 201):
+        return Posted(plan, body["posting_id"], datetime.fromisoformat(body["posted_at"]))
+    kind = body.get("type") if isinstance(body, dict) else None
+    if status == 409 and kind == "/problems/duplicate-posting":
+        log.info("%s of %s was already posted in the ERP", plan.kind, plan.reference)
+        return Posted(plan, None, datetime.now(UTC))
+    raise CannotPost(
+        f"{plan.kind} of {plan.reference}: the ERP answered {status} {str(body)[:500]}"
+    )
+
+
+def _json(response: httpx.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        return None
-    return body.get("type") if isinstance(body, dict) else None
+        return response.text

@@ -9,17 +9,21 @@ duplicate-invoice), that invoice is fetched. The ERP invoices only what it has s
 leave the warehouse for a booked order: its 409 ``shipment-not-posted`` or
 ``order-not-booked`` is a wait (``NotYet``), not a failure.
 ``apply`` records the invoice locally (unique per shipment) and emits ``invoice.issued``
-in the same transaction as the inbox row.
+in the same transaction as the inbox row. The shipments of one bus batch are invoiced
+together (``prepare_many``: one ``POST /erp/v1/invoices/batch``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from process_apis.billing.erp import problem_type, read_all
+import httpx
+
+from process_apis.billing.erp import read_all
 from process_apis.billing.invoices import repository as repo
 from process_apis.billing.invoices.mirror import EVENT_SOURCE, event_money
 from process_apis.billing.invoices.schemas import Invoice, from_erp
@@ -38,6 +42,7 @@ PLACED_ORDERS_KEPT = 20_000  # orders whose shipments are still being invoiced
 # The ERP's answers that mean "not yet": the goods issue of the shipment or the sales
 # order is still on its way to the ERP (availability's postings, orders' ERP sync).
 WAITS = {"/problems/shipment-not-posted", "/problems/order-not-booked"}
+INVOICES_PATH = "/erp/v1/invoices"
 
 __all__ = ["CONSUMER_GROUP", "EVENT_SOURCE", "CannotInvoice", "InvoiceOnShipment"]
 
@@ -76,6 +81,69 @@ class InvoiceOnShipment:
         self._placed: OrderedDict[str, PlacedOrder] = OrderedDict()
 
     async def prepare(self, event: Event) -> Invoice | None:
+        found = await self._invoice_body(event)
+        if found is None:
+            return None
+        shipment, body = found
+        response = await self.erp.request(
+            "POST", INVOICES_PATH, json=body, idempotency_key=_key(shipment)
+        )
+        return await self._issued(shipment, response.status_code, _json(response))
+
+    async def prepare_many(self, events: Sequence[Event]) -> list[Any]:
+        """The bus batch's invoices in one ``POST /erp/v1/invoices/batch``, each under
+        its own key and answered as its single post would be; the batch refused as a
+        whole (4xx): one call each, so that only the bad one waits."""
+        prepared: list[Any] = [None] * len(events)
+        sent: dict[str, tuple[int, ShipmentDispatched, dict[str, Any]]] = {}
+        for n, event in enumerate(events):
+            try:
+                found = await self._invoice_body(event)
+            except Exception as exc:
+                prepared[n] = exc
+                continue
+            if found is not None and _key(found[0]) not in sent:
+                sent[_key(found[0])] = (n, found[0], found[1])
+        if sent:
+            await self._issue_batch(events, sent, prepared)
+        return prepared
+
+    async def _issue_batch(
+        self,
+        events: Sequence[Event],
+        sent: dict[str, tuple[int, ShipmentDispatched, dict[str, Any]]],
+        prepared: list[Any],
+    ) -> None:
+        items = [{"idempotency_key": key, "invoice": body} for key, (_, _, body) in sent.items()]
+        response = await self.erp.request(
+            "POST", INVOICES_PATH + "/batch", json={"invoices": items}
+        )
+        if response.status_code >= 500:
+            raise CannotInvoice(f"the ERP failed a batch of {len(items)} invoices")
+        results = response.json()["results"] if response.status_code == 200 else None
+        if results is None:
+            log.warning(
+                "the ERP refused a batch of %d invoices (%d); one by one",
+                len(items),
+                response.status_code,
+            )
+        for i, (n, shipment, _) in enumerate(sent.values()):
+            try:
+                if results is None:
+                    prepared[n] = await self.prepare(events[n])
+                else:
+                    refusal = results[i]["refusal"]
+                    status, body = (
+                        (201, results[i]["invoice"])
+                        if refusal is None
+                        else (int(refusal["status"]), refusal)
+                    )
+                    prepared[n] = await self._issued(shipment, status, body)
+            except Exception as exc:
+                prepared[n] = exc
+
+    async def _invoice_body(self, event: Event) -> tuple[ShipmentDispatched, dict[str, Any]] | None:
+        """The ERP invoice the shipment makes; None when there is none to make."""
         shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
         async with self.db.read() as conn:
             if await repo.invoiced(conn, shipment.shipment_id):
@@ -100,7 +168,6 @@ class InvoiceOnShipment:
             log.warning("shipment %s ships nothing; no invoice", shipment.shipment_id)
             return None
         currency = order.currency or str(prices[shipped[0].sku]["currency"])
-        region = order.region
         taxed = [
             TaxLine(
                 line.sku,
@@ -110,7 +177,7 @@ class InvoiceOnShipment:
             )
             for line in shipped
         ]
-        taxes = await self.tax.calculate(currency, region, taxed)
+        taxes = await self.tax.calculate(currency, order.region, taxed)
         lines = [
             {
                 "sku": line.sku,
@@ -121,26 +188,27 @@ class InvoiceOnShipment:
             }
             for line, tax in zip(shipped, taxes, strict=True)
         ]
-        response = await self.erp.request(
-            "POST",
-            "/erp/v1/invoices",
-            json={
-                "order_id": shipment.order_id,
-                "shipment_id": shipment.shipment_id,
-                "customer_id": order.customer_id,
-                "lines": lines,
-            },
-            idempotency_key=f"invoice:{shipment.shipment_id}",
-        )
-        if response.status_code in (200, 201):
-            return from_erp(response.json())
-        kind = problem_type(response)
-        if response.status_code == 409 and kind == "/problems/duplicate-invoice":
+        body = {
+            "order_id": shipment.order_id,
+            "shipment_id": shipment.shipment_id,
+            "customer_id": order.customer_id,
+            "lines": lines,
+        }
+        return shipment, body
+
+    async def _issued(self, shipment: ShipmentDispatched, status: int, body: Any) -> Invoice:
+        """What the ERP's answer to the shipment's invoice means: the invoice (201, a
+        replay's 200; 409 duplicate-invoice: the one it holds), a wait (``NotYet``), or
+        ``CannotInvoice``."""
+        if status in (200, 201):
+            return from_erp(body)
+        kind = body.get("type") if isinstance(body, dict) else None
+        if status == 409 and kind == "/problems/duplicate-invoice":
             return await self._existing(shipment.order_id, shipment.shipment_id)
-        if response.status_code == 409 and kind in WAITS:
+        if status == 409 and kind in WAITS:
             raise NotYet(f"shipment {shipment.shipment_id}: {kind}")
         raise CannotInvoice(
-            f"shipment {shipment.shipment_id}: ERP answered {response.status_code} {response.text}"
+            f"shipment {shipment.shipment_id}: ERP answered {status} {str(body)[:500]}"
         )
 
     async def _order(self, order_id: str) -> PlacedOrder | None:
@@ -203,3 +271,14 @@ def issued_event(invoice: Invoice, causation: Event | None) -> Event:
 
 def _ids(shipment: ShipmentDispatched) -> tuple[str, str]:
     return shipment.shipment_id, shipment.order_id
+
+
+def _key(shipment: ShipmentDispatched) -> str:
+    return f"invoice:{shipment.shipment_id}"
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

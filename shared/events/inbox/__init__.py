@@ -28,7 +28,9 @@ its consumer ends in the dead letters too.
 
 Events of handlers without a prepare step (``ApplyOnly``) apply in runs, several per
 transaction; a run whose handler raises is rolled back and redone around the failing
-event, whose exception is its delivery's own failure.
+event, whose exception is its delivery's own failure. A handler whose prepare step is
+a call to another service may prepare a bus batch's events in one call
+(``PreparesTogether.prepare_many``); each still applies in its own transaction.
 
 The modules: ``outcomes`` (outcomes and metrics), ``policy`` (the retry policy),
 ``tables`` (the inbox tables), ``handlers`` (the handler protocol), ``apply`` (the
@@ -38,7 +40,13 @@ transactions and the ordering check), ``waiting_room`` (``WaitingRoom``), ``park
 
 from shared.events.inbox.apply import Gap, standing, subject_key
 from shared.events.inbox.consumer import EventConsumer
-from shared.events.inbox.handlers import ApplyOnly, EventHandler, NotYet, is_not_yet
+from shared.events.inbox.handlers import (
+    ApplyOnly,
+    EventHandler,
+    NotYet,
+    PreparesTogether,
+    is_not_yet,
+)
 from shared.events.inbox.outcomes import (
     APPLIED,
     DEAD_LETTERED,
@@ -77,6 +85,7 @@ __all__ = [
     "Gap",
     "InboxTables",
     "NotYet",
+    "PreparesTogether",
     "RetryPolicy",
     "WaitingRoom",
     "failure_reason",

@@ -23,6 +23,7 @@ from shared.events.inbox.outcomes import APPLIED, DUPLICATE, IGNORED, STALE
 from shared.events.inbox.tables import InboxTables, dialect_insert
 
 NEXT = "next"  # an ordered event whose predecessor has applied: it applies now
+NOT_PREPARED: Any = object()  # apply_one prepares the event itself
 
 
 class Gap(Exception):
@@ -83,23 +84,23 @@ class Applier:
     ordered_types: Collection[str]
     may_have_parked: Callable[[Delivery], bool]
 
-    async def apply_one(self, delivery: Delivery, handler: EventHandler, ordered: bool) -> None:
+    async def apply_one(
+        self,
+        delivery: Delivery,
+        handler: EventHandler,
+        ordered: bool,
+        prepared: Any = NOT_PREPARED,
+    ) -> None:
         """Applies the event in its own transaction. Raises ``Settled`` (DUPLICATE or
-        STALE, nothing written), ``Gap``, or the handler's exception."""
+        STALE, nothing written), ``Gap``, or the handler's exception. ``prepared``: what
+        the handler's ``prepare_many`` made for it (an exception: raised as its own)."""
         event = delivery.event
         inbox, applied, attempts = self.tables
         key = subject_key(event)
-        prepared: Any = None
-        if prepares(handler):
-            async with self.db.read() as conn:
-                if await conn.scalar(select(inbox.c.event_id).where(inbox.c.event_id == event.id)):
-                    raise Settled(DUPLICATE)
-                if ordered:
-                    last = await conn.scalar(
-                        select(applied.c.sequence).where(applied.c.subject_key == key)
-                    )
-                    _require_next(event, last or 0)
-            prepared = await handler.prepare(event)
+        if isinstance(prepared, Exception):
+            raise prepared
+        if prepared is NOT_PREPARED:
+            prepared = await self._prepare(event, handler, ordered) if prepares(handler) else None
         async with self.db.transaction() as tx:  # a Settled or Gap rolls it back
             inserted = await tx.conn.execute(
                 dialect_insert(inbox, sqlite=self.db.sqlite)
@@ -125,6 +126,29 @@ class Applier:
                 )
             if self.may_have_parked(delivery):
                 await tx.conn.execute(delete(attempts).where(attempts.c.event_id == event.id))
+
+    async def _prepare(self, event: Event, handler: EventHandler, ordered: bool) -> Any:
+        """A read first, so a duplicate, stale or early event costs no prepare call."""
+        inbox, applied, _ = self.tables
+        async with self.db.read() as conn:
+            if await conn.scalar(select(inbox.c.event_id).where(inbox.c.event_id == event.id)):
+                raise Settled(DUPLICATE)
+            if ordered:
+                last = await conn.scalar(
+                    select(applied.c.sequence).where(applied.c.subject_key == subject_key(event))
+                )
+                _require_next(event, last or 0)
+        return await handler.prepare(event)
+
+    async def unseen(self, events: Sequence[Event]) -> list[Event]:
+        """The events the inbox does not hold yet (one read for all)."""
+        inbox = self.tables[0]
+        ids = [e.id for e in events]
+        async with self.db.read() as conn:
+            seen = set(
+                await conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))
+            )
+        return [e for e in events if e.id not in seen]
 
     async def apply_run(self, run: Sequence[tuple[int, Delivery]]) -> dict[int, str | Gap]:
         """Applies the run's events in one transaction; returns each one's outcome (or

@@ -12,13 +12,21 @@ import random
 import socket
 import time
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any, cast
 
 from shared.correlation import correlation_id
 from shared.db import Database
 from shared.events.bus import Delivery, EventBus, GroupLag
 from shared.events.envelope import Event
-from shared.events.inbox.apply import Applier, Gap, HandlerFailed, Settled, subject_key
-from shared.events.inbox.handlers import EventHandler, prepares
+from shared.events.inbox.apply import (
+    NOT_PREPARED,
+    Applier,
+    Gap,
+    HandlerFailed,
+    Settled,
+    subject_key,
+)
+from shared.events.inbox.handlers import EventHandler, PreparesTogether, prepares, prepares_together
 from shared.events.inbox.outcomes import (
     APPLIED,
     EVENTS_HANDLED,
@@ -100,16 +108,19 @@ class EventConsumer:
         return subject_key(event)
 
     # -- one attempt ---------------------------------------------------------
-    async def handle(self, delivery: Delivery) -> str:
+    async def handle(self, delivery: Delivery, prepared: Any = NOT_PREPARED) -> str:
         """One attempt at the delivery, in its own transaction: APPLIED, DUPLICATE,
         STALE or IGNORED. Raises ``Gap`` when an ordered event has a gap before it, and
-        the handler's exception when it fails (nothing is written then)."""
+        the handler's exception when it fails (nothing is written then). ``prepared``:
+        what ``prepare_many`` made for it, if its handler prepares together."""
         event = delivery.event
         handler = self.handlers.get(event.type)
         if handler is None:
             return IGNORED
         try:
-            await self.applier.apply_one(delivery, handler, event.type in self.ordered_types)
+            await self.applier.apply_one(
+                delivery, handler, event.type in self.ordered_types, prepared
+            )
         except Settled as settled:
             if self.waiting.may_have_parked(delivery):
                 await self.parking.forget(delivery)
@@ -131,7 +142,9 @@ class EventConsumer:
         if delivery.event.type in self.ordered_types:
             self.waiting.learn(delivery, result)
 
-    async def _attempt(self, delivery: Delivery, acks: Acks) -> str | Gap:
+    async def _attempt(
+        self, delivery: Delivery, acks: Acks, prepared: Any = NOT_PREPARED
+    ) -> str | Gap:
         """One attempt and what follows from it; a ``Gap`` is left to the caller."""
         event = delivery.event
         token = correlation_id.set(event.correlationid)
@@ -139,7 +152,7 @@ class EventConsumer:
         result: str | Gap
         try:
             try:
-                result = await self.handle(delivery)
+                result = await self.handle(delivery, prepared)
             except Gap as gap:
                 result = gap
             except Exception as exc:
@@ -201,11 +214,12 @@ class EventConsumer:
             run.clear()
 
         try:
+            ahead = await self._prepare_together(deliveries)
             for n, delivery in enumerate(deliveries):
                 handler = self.handlers.get(delivery.event.type)
                 if handler is not None and prepares(handler):
                     await flush_run()
-                    note(n, await self._attempt(delivery, acks))
+                    note(n, await self._attempt(delivery, acks, ahead.get(n, NOT_PREPARED)))
                     continue
                 run.append(n)
                 if len(run) >= self.run_size:
@@ -216,6 +230,48 @@ class EventConsumer:
             for stream, entry_ids in acks.items():
                 await self.bus.ack(self.group, stream, entry_ids)
         return [outcomes[n] for n in range(len(deliveries))]
+
+    async def _prepare_together(self, deliveries: Sequence[Delivery]) -> dict[int, Any]:
+        """What the handlers that prepare together (``PreparesTogether``) made for the
+        batch's unordered events they take, by index: one ``prepare_many`` call per
+        handler for its events the inbox does not hold yet (a duplicate, and a second
+        delivery of an id within the batch, are left to ``apply_one``, which settles or
+        prepares them alone). A lone event prepares alone too."""
+        taken: dict[int, tuple[PreparesTogether, list[int]]] = {}
+        ids: set[str] = set()
+        for n, delivery in enumerate(deliveries):
+            event = delivery.event
+            handler = self.handlers.get(event.type)
+            if (
+                handler is None
+                or event.type in self.ordered_types
+                or not prepares_together(handler)
+                or event.id in ids
+            ):
+                continue
+            ids.add(event.id)
+            together = cast(PreparesTogether, handler)
+            taken.setdefault(id(handler), (together, []))[1].append(n)
+        ahead: dict[int, Any] = {}
+        for handler, indices in taken.values():
+            if len(indices) < 2:
+                continue
+            fresh = {
+                e.id for e in await self.applier.unseen([deliveries[n].event for n in indices])
+            }
+            wanted = [n for n in indices if deliveries[n].event.id in fresh]
+            if len(wanted) < 2:
+                continue
+            try:
+                prepared = await handler.prepare_many([deliveries[n].event for n in wanted])
+                if len(prepared) != len(wanted):
+                    raise ValueError(
+                        f"prepare_many answered {len(prepared)} values for {len(wanted)} events"
+                    )
+            except Exception as exc:  # every one of them failed as this
+                prepared = [exc] * len(wanted)
+            ahead.update(zip(wanted, prepared, strict=True))
+        return ahead
 
     async def _settle_early(
         self, deliveries: Sequence[Delivery], early: Mapping[int, Gap], acks: Acks

@@ -3,7 +3,7 @@ function, and the exception for an event that cannot apply yet."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from shared.db import Tx, is_conflict
@@ -58,3 +58,21 @@ class ApplyOnly:
 
 def prepares(handler: EventHandler) -> bool:
     return bool(getattr(handler, "prepares", True))
+
+
+class PreparesTogether(EventHandler, Protocol):
+    """A handler whose prepare step is cheaper for many events at once (one batch call
+    to another service instead of one call each). The consumer calls ``prepare_many``
+    once for the unordered events of a bus batch that this handler takes, then applies
+    each event in its own transaction with what was prepared for it, exactly as if
+    ``prepare`` had returned it; an exception in the list is that event's failure
+    (retried, parked or dead-lettered as a ``prepare`` that raised it), an exception
+    raised by the call is every one of those events' failure."""
+
+    async def prepare_many(self, events: Sequence[Event]) -> list[Any]:
+        """One prepared value (or the Exception its ``prepare`` would raise) per event,
+        in order."""
+
+
+def prepares_together(handler: EventHandler) -> bool:
+    return callable(getattr(handler, "prepare_many", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -17,6 +18,7 @@ from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import (
     ID_PATTERN,
     CursorParam,
+    ItemRefusal,
     LimitParam,
     Page,
     SkuListQuery,
@@ -28,7 +30,14 @@ from shared.problems import problem_responses
 from system_apis.erp.adapters.purchasing import po_version
 from system_apis.erp.events import asn_received, purchase_order_changed
 from system_apis.erp.port import ErpPort
-from system_apis.erp.schemas import FinancialStock, Posting, PostingIn
+from system_apis.erp.schemas import (
+    FinancialStock,
+    Posting,
+    PostingBatch,
+    PostingBatchIn,
+    PostingBatchResult,
+    PostingIn,
+)
 
 WarehouseQuery = Annotated[str | None, query_filter(ID_PATTERN, name="warehouse_id")]
 
@@ -40,6 +49,18 @@ async def _stock_page(
     after = decode_key(cursor, 2)
     found = await erp.list_financial_stock(skus, warehouse_id, after, limit + 1)
     return keyset_page(found, limit, key=lambda s: (s.sku, s.warehouse_id))
+
+
+async def _post(erp: ErpPort, tx: Tx, data: PostingIn) -> tuple[int, Posting]:
+    """Book one posting and emit what it changed (the single post's and each batch
+    item's effect)."""
+    posting, asn, order = await erp.post_inventory(tx, data)
+    if asn is not None:
+        tx.emit(STREAM_ERP, asn_received(asn))
+    if order is not None:
+        version = await po_version(tx.conn, order.purchase_order_id)
+        tx.emit(STREAM_ERP, purchase_order_changed(order, version))
+    return 201, posting
 
 
 class InventoryController(Controller):
@@ -66,17 +87,53 @@ class InventoryController(Controller):
         naming ``purchase_order_id`` receives against the PO's open lines."""
 
         async def effect(tx: Tx) -> tuple[int, Posting]:
-            posting, asn, order = await erp.post_inventory(tx, data)
-            if asn is not None:
-                tx.emit(STREAM_ERP, asn_received(asn))
-            if order is not None:
-                version = await po_version(tx.conn, order.purchase_order_id)
-                tx.emit(STREAM_ERP, purchase_order_changed(order, version))
-            return 201, posting
+            return await _post(erp, tx, data)
 
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )
+
+    @post(
+        "/postings/batch",
+        operation_id="postInventoryBatch",
+        summary="Post up to 100 warehouse facts in one call, each as its single post would",
+        status_code=200,
+        responses=problem_responses(422),
+        **requires("erp:write"),
+    )
+    async def post_inventory_batch(
+        self,
+        data: JSONBody[PostingBatchIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> PostingBatch:
+        """One transaction for the batch. Each item is answered as ``POST /postings``
+        with ``Idempotency-Key: <idempotency_key>`` would answer it: a key seen before
+        (by either endpoint) replays its posting; a new one books it (emitting
+        ``asn.received`` / ``purchase_order.changed`` as the single post does); a
+        refusal (409 ``duplicate-posting``, the key reused with another payload, a line
+        of the wrong sign, ...) changes nothing of that item and nothing of the others.
+        Keys repeated within the batch are 422 ``duplicate-idempotency-key``."""
+        items = data.postings
+
+        async def effect(tx: Tx, n: int) -> tuple[int, Posting]:
+            return await _post(erp, tx, items[n].posting)
+
+        answers = await idempotency.run_each_once(
+            client_id=principal.client_id,
+            items=[(item.idempotency_key, item.posting) for item in items],
+            effect=effect,
+        )
+        results: list[PostingBatchResult] = []
+        for item, answer in zip(items, answers, strict=True):
+            key = item.idempotency_key
+            if answer.refusal is not None:
+                results.append(PostingBatchResult(key, refusal=ItemRefusal.of(answer.refusal)))
+            else:
+                booked = msgspec.json.decode(answer.body, type=Posting)
+                results.append(PostingBatchResult(key, posting=booked))
+        return PostingBatch(results)
 
     @get(
         "/",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
@@ -18,6 +19,7 @@ from shared.models import (
     CursorParam,
     Identifier,
     IdParam,
+    ItemRefusal,
     LimitParam,
     OrderIdListQuery,
     Page,
@@ -26,6 +28,7 @@ from shared.models import (
 from shared.paging import decode_cursor, keyset_page
 from shared.problems import problem_responses
 from shared.refusals import Refusal
+from system_apis.erp.invoices.schemas import InvoiceBatch, InvoiceBatchIn, InvoiceBatchResult
 from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import Invoice, InvoiceIn, InvoiceStatus
 
@@ -71,6 +74,48 @@ class InvoiceController(Controller):
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=data, effect=effect
         )
+
+    @post(
+        "/batch",
+        operation_id="createInvoices",
+        summary="Issue up to 100 invoices in one call, each as its single create would",
+        status_code=200,
+        responses=problem_responses(422),
+        **requires("erp:write"),
+    )
+    async def create_invoices(
+        self,
+        data: JSONBody[InvoiceBatchIn],
+        erp: NamedDependency[ErpPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> InvoiceBatch:
+        """One transaction for the batch. Each item is answered as ``POST /`` with
+        ``Idempotency-Key: <idempotency_key>`` would answer it: a key seen before (by
+        either endpoint) replays its invoice; a new one issues it; a refusal (the key
+        reused with another payload, 409 ``shipment-not-posted``, ``order-not-booked``,
+        ``duplicate-invoice``, a 422 of the invoice's lines, ...) changes nothing of that
+        item and nothing of the others. Keys repeated within the batch are 422
+        ``duplicate-idempotency-key``."""
+        items = data.invoices
+
+        async def effect(tx: Tx, n: int) -> tuple[int, Invoice]:
+            return 201, await erp.create_invoice(tx, items[n].invoice)
+
+        answers = await idempotency.run_each_once(
+            client_id=principal.client_id,
+            items=[(item.idempotency_key, item.invoice) for item in items],
+            effect=effect,
+        )
+        results: list[InvoiceBatchResult] = []
+        for item, answer in zip(items, answers, strict=True):
+            key = item.idempotency_key
+            if answer.refusal is not None:
+                results.append(InvoiceBatchResult(key, refusal=ItemRefusal.of(answer.refusal)))
+            else:
+                issued = msgspec.json.decode(answer.body, type=Invoice)
+                results.append(InvoiceBatchResult(key, invoice=issued))
+        return InvoiceBatch(results)
 
     @get(
         "/",
