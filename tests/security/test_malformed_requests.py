@@ -210,6 +210,11 @@ def _huge_id(route: JsonRoute) -> Sent | None:
     return None if at is None else Sent(_encoded(_replaced(route.example, at, "X" * 10_000)))
 
 
+def _nul_in_a_string(route: JsonRoute) -> Sent | None:
+    at = _first(route.example, lambda leaf: isinstance(leaf, str))
+    return None if at is None else Sent(_encoded(_replaced(route.example, at, "A\u0000B")))
+
+
 def _as(content_type: str | None) -> Callable[[JsonRoute], Sent]:
     return lambda route: Sent(_encoded(route.example), content_type)
 
@@ -223,6 +228,7 @@ CASES: dict[str, Case] = {
     "nested 3,000 deep": Case(_nested_3000, 400, MALFORMED),
     "duplicate key": Case(_duplicate_key, 400, MALFORMED),
     "NaN": Case(_nan, 400, MALFORMED),
+    "U+0000 in a string": Case(_nul_in_a_string, 400, MALFORMED),
     "text/plain": Case(_as("text/plain"), 415, UNSUPPORTED),
     "form-encoded": Case(_form_encoded, 415, UNSUPPORTED),
     "no Content-Type": Case(_as(None), 415, UNSUPPORTED),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -110,39 +111,63 @@ def open_quantity() -> Any:
 async def locked_header(conn: AsyncConnection, column: str, value: str) -> Any:
     """The allocation's row, locked for the transaction (a no-op on SQLite, whose
     transaction already holds the write lock); None when there is none."""
-    return (
-        await conn.execute(
-            select(allocations).where(allocations.c[column] == value).with_for_update()
-        )
-    ).first()
+    return (await conn.execute(_locked_header(column), {"value": value})).first()
+
+
+# The statements of a shipment's path are built once, with bind parameters: one built
+# per call costs SQLAlchemy more than running it (its cache key is computed each time).
+@cache
+def _locked_header(column: str) -> Any:
+    return select(allocations).where(allocations.c[column] == bindparam("value")).with_for_update()
 
 
 async def open_claims(conn: AsyncConnection, allocation_id: str, **where: str) -> list[Any]:
+    query = _open_claims(tuple(sorted(where)))
+    params = {"allocation_id": allocation_id} | {f"w_{c}": v for c, v in where.items()}
+    return list((await conn.execute(query, params)).all())
+
+
+@cache
+def _open_claims(columns: tuple[str, ...]) -> Any:
     query = (
         select(CLAIMS, open_quantity().label("open"))
-        .where(CLAIMS.c.allocation_id == allocation_id, open_quantity() > 0)
+        .where(CLAIMS.c.allocation_id == bindparam("allocation_id"), open_quantity() > 0)
         .order_by(CLAIMS.c.line_no, CLAIMS.c.location_id)
     )
-    for column, value in where.items():
-        query = query.where(CLAIMS.c[column] == value)
-    return list((await conn.execute(query)).all())
+    for column in columns:
+        query = query.where(CLAIMS.c[column] == bindparam(f"w_{column}"))
+    return query
 
 
 async def mark_claim(
     conn: AsyncConnection, claim: Any, *, shipped: int = 0, released: int = 0
 ) -> bool:
     """Move part of a claim's open quantity to shipped or released (guarded in SQL)."""
-    result = await conn.execute(
-        update(CLAIMS)
-        .where(
-            CLAIMS.c.allocation_id == claim.allocation_id,
-            CLAIMS.c.line_no == claim.line_no,
-            CLAIMS.c.location_id == claim.location_id,
-            open_quantity() >= shipped + released,
-        )
-        .values(shipped=CLAIMS.c.shipped + shipped, released=CLAIMS.c.released + released)
+    params = {
+        "at_allocation": claim.allocation_id,
+        "at_line": claim.line_no,
+        "at_location": claim.location_id,
+        "add_shipped": shipped,
+        "add_released": released,
+        "moved": shipped + released,
+    }
+    return (await conn.execute(_MARK_CLAIM, params)).rowcount == 1
+
+
+# An UPDATE's bind parameters may not be named as its table's columns.
+_MARK_CLAIM = (
+    update(CLAIMS)
+    .where(
+        CLAIMS.c.allocation_id == bindparam("at_allocation"),
+        CLAIMS.c.line_no == bindparam("at_line"),
+        CLAIMS.c.location_id == bindparam("at_location"),
+        open_quantity() >= bindparam("moved"),
     )
-    return result.rowcount == 1
+    .values(
+        shipped=CLAIMS.c.shipped + bindparam("add_shipped"),
+        released=CLAIMS.c.released + bindparam("add_released"),
+    )
+)
 
 
 async def unclaim(conn: AsyncConnection, claim: Any, quantity: int) -> bool:
@@ -175,21 +200,20 @@ def status_of(requested: int, claimed: int, shipped: int, released: int) -> str:
 
 async def settled_status(conn: AsyncConnection, allocation_id: str) -> str:
     """``status_of`` the allocation as its demands and claims stand now."""
-    requested = await conn.scalar(
-        select(func.coalesce(func.sum(allocation_demands.c.quantity), 0)).where(
-            allocation_demands.c.allocation_id == allocation_id
-        )
-    )
-    claimed, shipped, released = (
-        await conn.execute(
-            select(
-                func.coalesce(func.sum(CLAIMS.c.quantity), 0),
-                func.coalesce(func.sum(CLAIMS.c.shipped), 0),
-                func.coalesce(func.sum(CLAIMS.c.released), 0),
-            ).where(CLAIMS.c.allocation_id == allocation_id)
-        )
-    ).one()
+    params = {"allocation_id": allocation_id}
+    requested = await conn.scalar(_REQUESTED, params)
+    claimed, shipped, released = (await conn.execute(_CLAIMED, params)).one()
     return status_of(int(requested or 0), int(claimed), int(shipped), int(released))
+
+
+_REQUESTED = select(func.coalesce(func.sum(allocation_demands.c.quantity), 0)).where(
+    allocation_demands.c.allocation_id == bindparam("allocation_id")
+)
+_CLAIMED = select(
+    func.coalesce(func.sum(CLAIMS.c.quantity), 0),
+    func.coalesce(func.sum(CLAIMS.c.shipped), 0),
+    func.coalesce(func.sum(CLAIMS.c.released), 0),
+).where(CLAIMS.c.allocation_id == bindparam("allocation_id"))
 
 
 async def add_claims(conn: AsyncConnection, allocation_id: str, claims: Claims) -> None:
@@ -235,15 +259,24 @@ async def lower_demand(conn: AsyncConnection, allocation_id: str, line_no: int, 
 
 async def set_status(conn: AsyncConnection, allocation_id: str, status: str, now: datetime) -> int:
     """New status, version + 1; returns the new version."""
-    await conn.execute(
-        update(allocations)
-        .where(allocations.c.allocation_id == allocation_id)
-        .values(status=status, version=allocations.c.version + 1, updated_at=now)
-    )
-    version = await conn.scalar(
-        select(allocations.c.version).where(allocations.c.allocation_id == allocation_id)
-    )
+    params = {"at_allocation": allocation_id, "new_status": status, "now": now}
+    await conn.execute(_SET_STATUS, params)
+    version = await conn.scalar(_VERSION, params)
     return int(version or 0)
+
+
+_SET_STATUS = (
+    update(allocations)
+    .where(allocations.c.allocation_id == bindparam("at_allocation"))
+    .values(
+        status=bindparam("new_status"),
+        version=allocations.c.version + 1,
+        updated_at=bindparam("now"),
+    )
+)
+_VERSION = select(allocations.c.version).where(
+    allocations.c.allocation_id == bindparam("at_allocation")
+)
 
 
 async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:

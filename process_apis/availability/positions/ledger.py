@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Update, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,25 +122,23 @@ def buckets_of(row: Any) -> dict[str, int]:
     return {bucket: int(getattr(row, bucket)) for bucket in BUCKETS}
 
 
-def _key_filter(key: PositionKey) -> tuple[ColumnElement[bool], ...]:
-    return (
-        positions.c.sku == key.sku,
-        positions.c.location_id == key.location_id,
-        positions.c.lot == key.lot,
-    )
-
-
 async def ensure(conn: AsyncConnection, key: PositionKey, now: datetime) -> None:
     """Create the position with every bucket at zero unless it exists."""
     touched.note(conn, (key.sku,))
-    dialect_insert: Any = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    await conn.execute(
+    params = {"at_sku": key.sku, "at_location": key.location_id, "at_lot": key.lot, "now": now}
+    await conn.execute(_ensure_statement(conn.dialect.name), params)
+
+
+@cache
+def _ensure_statement(dialect: str) -> Any:
+    dialect_insert: Any = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
         dialect_insert(positions)
         .values(
-            sku=key.sku,
-            location_id=key.location_id,
-            lot=key.lot,
-            updated_at=now,
+            sku=bindparam("at_sku"),
+            location_id=bindparam("at_location"),
+            lot=bindparam("at_lot"),
+            updated_at=bindparam("now"),
             version=0,
             **dict.fromkeys(BUCKETS, 0),
         )
@@ -169,36 +167,34 @@ async def change(
     if unknown:
         raise ValueError(f"unknown buckets {sorted(unknown)}")
     touched.note(conn, (key.sku,))
-    stmt = (
-        update(positions)
-        .where(*_key_filter(key))
-        .values(
-            {positions.c[b]: positions.c[b] + d for b, d in deltas.items()}
-            | {positions.c.version: positions.c.version + 1, positions.c.updated_at: now}
-        )
-    )
-    for bucket, d in deltas.items():
-        if d < 0:
-            stmt = stmt.where(positions.c[bucket] >= -d)
+    shape = tuple(sorted((bucket, d < 0) for bucket, d in deltas.items()))
+    expected = tuple(sorted(expect or {}))
+    params: dict[str, Any] = {f"d_{b}": d for b, d in deltas.items()}
+    params |= {"at_sku": key.sku, "at_location": key.location_id, "at_lot": key.lot}
+    params |= {"changes": 1, "now": now}
     if require_atp is not None:
-        stmt = stmt.where(active_atp_expression(now) >= require_atp)
-    for bucket, value in (expect or {}).items():
-        stmt = stmt.where(positions.c[bucket] == value)
-    result = await conn.execute(stmt)
-    if result.rowcount != 1:
+        params["need"] = require_atp
+    for bucket in expected:
+        params[f"expect_{bucket}"] = (expect or {})[bucket]
+    stmt = _one_update(shape, require_atp is not None, expected)
+    if (await conn.execute(stmt, params)).rowcount != 1:
         return False
-    await conn.execute(
-        insert(movements).values(
-            sku=key.sku,
-            location_id=key.location_id,
-            lot=key.lot,
-            reason=cause.reason,
-            source=cause.source,
-            reference=cause.reference,
-            idempotency_key=cause.idempotency_key,
-            created_at=now,
-            **{delta_column(b): deltas.get(b, 0) for b in BUCKETS},
-        )
+    await _LEDGER(
+        conn,
+        [
+            {
+                "sku": key.sku,
+                "location_id": key.location_id,
+                "lot": key.lot,
+                "reason": cause.reason,
+                "source": cause.source,
+                "reference": cause.reference,
+                "idempotency_key": cause.idempotency_key,
+                "created_at": now,
+                **_NO_DELTAS,
+                **{delta_column(b): d for b, d in deltas.items()},
+            }
+        ],
     )
     return True
 
@@ -308,10 +304,23 @@ def _guarded_update(shape: tuple[tuple[str, bool], ...], require_atp: str | None
     )
     for bucket, decrease in shape:
         if decrease:
-            stmt = stmt.where(positions.c[bucket] >= -bindparam(f"d_{bucket}"))
+            delta = bindparam(f"d_{bucket}", type_=positions.c[bucket].type)
+            stmt = stmt.where(positions.c[bucket] + delta >= 0)
     if require_atp is not None:
         now = bindparam("now", type_=positions.c.updated_at.type)
         stmt = stmt.where(active_atp_expression(now) >= bindparam("need"))
+    return stmt
+
+
+@cache
+def _one_update(
+    shape: tuple[tuple[str, bool], ...], require_atp: bool, expected: tuple[str, ...]
+) -> Update:
+    """``change``'s UPDATE: ``change_many``'s, plus a compare-and-set on ``expected``
+    buckets (bind parameters ``expect_{bucket}``), built once per shape."""
+    stmt = _guarded_update(shape, "atp" if require_atp else None)
+    for bucket in expected:
+        stmt = stmt.where(positions.c[bucket] == bindparam(f"expect_{bucket}"))
     return stmt
 
 
