@@ -40,7 +40,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Response
@@ -64,7 +64,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
 from shared.db import Database, Tx
+from shared.models import ItemRefusal
 from shared.refusals import Refusal
+
+T = TypeVar("T")
 
 RETENTION = timedelta(hours=24)
 RECORD_COLUMNS = (
@@ -154,6 +157,19 @@ class ItemAnswer:
     body: bytes = b""
     replayed: bool = False
     refusal: Refusal | None = None
+
+
+def item_outcomes(
+    answers: Sequence[ItemAnswer], answer_type: type[T]
+) -> list[tuple[T | None, ItemRefusal | None]]:
+    """``run_each_once``'s answers as a batch endpoint returns them, item by item: the
+    body its single call answered (decoded as ``answer_type``), or its refusal."""
+    return [
+        (None, ItemRefusal.of(a.refusal))
+        if a.refusal is not None
+        else (msgspec.json.decode(a.body, type=answer_type), None)
+        for a in answers
+    ]
 
 
 class IdempotencyStore:

@@ -115,6 +115,11 @@ SkuListQuery = Annotated[list[Sku], query_filter(SKU_PATTERN, name="sku", many=T
 OrderIdListQuery = Annotated[list[Identifier], query_filter(ID_PATTERN, name="order_id", many=True)]
 
 
+# A batch item's own key, as the ``Idempotency-Key`` header takes it
+# (``shared.idempotency``): the item is answered as its single call with that header.
+ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
 class ItemRefusal(msgspec.Struct):
     """Why one item of a batch was refused: the problem its single call would answer."""
 

@@ -12,6 +12,7 @@ from shared.models import (
     AmountMinor,
     Currency,
     Identifier,
+    ItemKey,
     ItemRefusal,
     Money,
     MoneyTotal,
@@ -495,11 +496,6 @@ class Posting(msgspec.Struct):
     posted_at: datetime
     asn_id: str | None = None
     purchase_order_id: str | None = None
-
-
-# A key as the ``Idempotency-Key`` header takes it (``shared.idempotency``): a batch item
-# is answered as a single post with that header would be.
-ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
 
 class PostingBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):

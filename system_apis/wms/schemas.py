@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.models import SKU_PATTERN, Identifier, ItemRefusal, Name, Quantity, Sku, Text
+from shared.models import SKU_PATTERN, Identifier, ItemKey, ItemRefusal, Name, Quantity, Sku, Text
 
 Lot = Identifier
 Region = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -70,11 +70,6 @@ class FulfillmentOrderIn(msgspec.Struct, forbid_unknown_fields=True):
     order_id: Identifier
     warehouse_id: Identifier
     lines: Annotated[list[FulfillmentLineIn], msgspec.Meta(min_length=1, max_length=500)]
-
-
-# A key as the ``Idempotency-Key`` header takes it (``shared.idempotency``): a batch item
-# is answered as a single create with that header would be.
-ItemKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
 
 class FulfillmentOrderBatchItemIn(FulfillmentOrderIn, forbid_unknown_fields=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -14,11 +13,10 @@ from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_ERP
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
 from shared.models import (
     ID_PATTERN,
     CursorParam,
-    ItemRefusal,
     LimitParam,
     Page,
     SkuListQuery,
@@ -125,15 +123,12 @@ class InventoryController(Controller):
             items=[(item.idempotency_key, item.posting) for item in items],
             effect=effect,
         )
-        results: list[PostingBatchResult] = []
-        for item, answer in zip(items, answers, strict=True):
-            key = item.idempotency_key
-            if answer.refusal is not None:
-                results.append(PostingBatchResult(key, refusal=ItemRefusal.of(answer.refusal)))
-            else:
-                booked = msgspec.json.decode(answer.body, type=Posting)
-                results.append(PostingBatchResult(key, posting=booked))
-        return PostingBatch(results)
+        return PostingBatch(
+            [
+                PostingBatchResult(item.idempotency_key, posting=booked, refusal=why)
+                for item, (booked, why) in zip(items, item_outcomes(answers, Posting), strict=True)
+            ]
+        )
 
     @get(
         "/",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
@@ -13,13 +12,12 @@ from litestar.params import JSONBody, QueryParameter
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
 from shared.models import (
     ID_PATTERN,
     CursorParam,
     Identifier,
     IdParam,
-    ItemRefusal,
     LimitParam,
     OrderIdListQuery,
     Page,
@@ -107,15 +105,12 @@ class InvoiceController(Controller):
             items=[(item.idempotency_key, item.invoice) for item in items],
             effect=effect,
         )
-        results: list[InvoiceBatchResult] = []
-        for item, answer in zip(items, answers, strict=True):
-            key = item.idempotency_key
-            if answer.refusal is not None:
-                results.append(InvoiceBatchResult(key, refusal=ItemRefusal.of(answer.refusal)))
-            else:
-                issued = msgspec.json.decode(answer.body, type=Invoice)
-                results.append(InvoiceBatchResult(key, invoice=issued))
-        return InvoiceBatch(results)
+        return InvoiceBatch(
+            [
+                InvoiceBatchResult(item.idempotency_key, invoice=issued, refusal=why)
+                for item, (issued, why) in zip(items, item_outcomes(answers, Invoice), strict=True)
+            ]
+        )
 
     @get(
         "/",

@@ -8,20 +8,14 @@ from typing import Annotated
 
 import msgspec
 
-from shared.models import ItemRefusal
+from shared.models import ItemKey, ItemRefusal
 from system_apis.erp.schemas import Invoice, InvoiceIn
-
-# A key as the ``Idempotency-Key`` header takes it (``shared.idempotency``): a batch item
-# is answered as a single post with that header would be.
-InvoiceItemKey = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-]
 
 
 class InvoiceBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
     """One invoice of a batch, with the Idempotency-Key its single post would carry."""
 
-    idempotency_key: InvoiceItemKey
+    idempotency_key: ItemKey
     invoice: InvoiceIn
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
@@ -11,11 +10,10 @@ from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
 from shared.models import (
     CursorParam,
     IdParam,
-    ItemRefusal,
     LimitParam,
     OrderIdListQuery,
     Page,
@@ -107,16 +105,14 @@ class FulfillmentController(Controller):
             items=[(item.key, order) for item, order in zip(items, orders, strict=True)],
             effect=effect,
         )
-        results: list[FulfillmentOrderBatchResult] = []
-        for item, answer in zip(items, answers, strict=True):
-            if answer.refusal is not None:
-                refused = answer.refusal
-                why = ItemRefusal.of(refused)
-                results.append(FulfillmentOrderBatchResult(item.key, refusal=why))
-            else:
-                order = msgspec.json.decode(answer.body, type=FulfillmentOrder)
-                results.append(FulfillmentOrderBatchResult(item.key, fulfillment_order=order))
-        return FulfillmentOrderBatch(results)
+        return FulfillmentOrderBatch(
+            [
+                FulfillmentOrderBatchResult(item.key, fulfillment_order=made, refusal=why)
+                for item, (made, why) in zip(
+                    items, item_outcomes(answers, FulfillmentOrder), strict=True
+                )
+            ]
+        )
 
     @get(
         "/",
