@@ -19,7 +19,8 @@ the platform). Printed per database:
   target: none over 300 MB);
 - the accuracy report's must-be-zero figures and the latency per flow;
 - ``--profile``: py-spy records the named services for ``--profile-seconds`` from a
-  third of the way into the day; their busiest frames are printed (where the time goes).
+  third of the way into the day; their busiest frames are printed (where the time goes),
+  and py-spy's raw stacks are kept in ``$TALLY_PROFILE_DIR`` when it is set.
 
 The simulator runs on the same 2 cores as the platform; its own CPU per line is printed
 so its share is visible. ``--quick``: 5,000 lines on SQLite only.
@@ -201,7 +202,9 @@ def run_day(
             def later() -> None:
                 while placed[0] < lines / 3:
                     time.sleep(0.5)
-                profiled.update(_profile(pids, profile, seconds, data_dir))
+                out = Path(os.environ.get("TALLY_PROFILE_DIR") or data_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                profiled.update(_profile(pids, profile, seconds, out))
 
             threading.Thread(target=later, daemon=True).start()
         before = {name: _cpu_seconds(pid) for name, pid in pids.items()}

@@ -184,21 +184,29 @@ class IdempotencyStore:
             table.c.key.in_(bindparam("keys", expanding=True)),
         )
         self._insert_records = BulkInsert(table, list(RECORD_COLUMNS))
+        # Every keyed write runs these: built once (decision 0043).
+        this_key = (table.c.client_id == bindparam("of_client"), table.c.key == bindparam("of_key"))
+        self._record = select(table).where(*this_key)
+        self._forget = delete(table).where(*this_key)
+        self._reserve = insert(table).values(
+            client_id=bindparam("of_client"),
+            key=bindparam("of_key"),
+            fingerprint=bindparam("print"),
+            state="in_progress",
+            resource_id=bindparam("resource"),
+            created_at=bindparam("now"),
+        )
+        self._complete = (
+            update(table)
+            .where(*this_key)
+            .values(state="completed", status_code=bindparam("code"), body=bindparam("answer"))
+        )
 
     async def lookup(self, conn: AsyncConnection, client_id: str, key: str) -> Any:
-        row = (
-            await conn.execute(
-                select(self.table).where(
-                    self.table.c.client_id == client_id, self.table.c.key == key
-                )
-            )
-        ).first()
+        this_key = {"of_client": client_id, "of_key": key}
+        row = (await conn.execute(self._record, this_key)).first()
         if row is not None and row.created_at.replace(tzinfo=UTC) < datetime.now(UTC) - RETENTION:
-            await conn.execute(
-                delete(self.table).where(
-                    self.table.c.client_id == client_id, self.table.c.key == key
-                )
-            )
+            await conn.execute(self._forget, this_key)
             return None
         return row
 
@@ -298,29 +306,26 @@ class IdempotencyStore:
         self, conn: AsyncConnection, client_id: str, key: str, fp: str, resource_id: str
     ) -> None:
         await conn.execute(
-            insert(self.table).values(
-                client_id=client_id,
-                key=key,
-                fingerprint=fp,
-                state="in_progress",
-                resource_id=resource_id,
-                created_at=datetime.now(UTC),
-            )
+            self._reserve,
+            {
+                "of_client": client_id,
+                "of_key": key,
+                "print": fp,
+                "resource": resource_id,
+                "now": datetime.now(UTC),
+            },
         )
 
     async def complete(
         self, conn: AsyncConnection, client_id: str, key: str, status_code: int, body: bytes
     ) -> None:
         await conn.execute(
-            update(self.table)
-            .where(self.table.c.client_id == client_id, self.table.c.key == key)
-            .values(state="completed", status_code=status_code, body=body)
+            self._complete,
+            {"of_client": client_id, "of_key": key, "code": status_code, "answer": body},
         )
 
     async def forget(self, conn: AsyncConnection, client_id: str, key: str) -> None:
-        await conn.execute(
-            delete(self.table).where(self.table.c.client_id == client_id, self.table.c.key == key)
-        )
+        await conn.execute(self._forget, {"of_client": client_id, "of_key": key})
 
     async def run_once(
         self,

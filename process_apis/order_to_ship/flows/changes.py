@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -77,8 +78,15 @@ async def commit(
 
 
 async def want_erp_sync(tx: Tx, order_id: str) -> None:
-    values = {"order_id": order_id, "since": datetime.now(UTC)}
-    await tx.conn.execute(upsert(tx, erp_sync_wanted).values(**values).on_conflict_do_nothing())
+    await tx.conn.execute(
+        _want_erp_sync(tx.conn.dialect.name), {"order_id": order_id, "since": datetime.now(UTC)}
+    )
+
+
+@cache
+def _want_erp_sync(dialect: str) -> Any:
+    insert_of = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert_of(erp_sync_wanted).on_conflict_do_nothing()
 
 
 def upsert(tx: Tx, table: Any) -> Any:
@@ -86,19 +94,21 @@ def upsert(tx: Tx, table: Any) -> Any:
     return (sqlite_insert if tx.conn.dialect.name == "sqlite" else pg_insert)(table)
 
 
+_DOCUMENT_APPLIED = select(applied_documents.c.document_id).where(
+    applied_documents.c.document_id == bindparam("at_document")
+)
+_RECORD_DOCUMENT = insert(applied_documents)
+_RELEASES_OF_ORDER = select(func.count()).where(order_releases.c.order_id == bindparam("at_order"))
+_QUEUE_RELEASES = insert(order_releases)
+
+
 async def document_applied(tx: Tx, document_id: str, order_id: str) -> bool:
     """True when the warehouse document was applied before; records it otherwise."""
-    found = await tx.conn.scalar(
-        select(applied_documents.c.document_id).where(
-            applied_documents.c.document_id == document_id
-        )
-    )
-    if found is not None:
+    if await tx.conn.scalar(_DOCUMENT_APPLIED, {"at_document": document_id}) is not None:
         return True
     await tx.conn.execute(
-        insert(applied_documents).values(
-            document_id=document_id, order_id=order_id, applied_at=datetime.now(UTC)
-        )
+        _RECORD_DOCUMENT,
+        {"document_id": document_id, "order_id": order_id, "applied_at": datetime.now(UTC)},
     )
     return False
 
@@ -122,7 +132,7 @@ async def queue_releases(tx: Tx, order_id: str, located: Iterable[Mapping[str, A
     per_warehouse = by_warehouse(located)
     if not per_warehouse:
         return 0
-    count = await tx.conn.scalar(select(func.count()).where(order_releases.c.order_id == order_id))
+    count = await tx.conn.scalar(_RELEASES_OF_ORDER, {"at_order": order_id})
     now = datetime.now(UTC)
     rows = [
         {
@@ -136,5 +146,5 @@ async def queue_releases(tx: Tx, order_id: str, located: Iterable[Mapping[str, A
         }
         for n, (warehouse, lines) in enumerate(per_warehouse.items(), start=int(count or 0) + 1)
     ]
-    await tx.conn.execute(insert(order_releases), rows)
+    await tx.conn.execute(_QUEUE_RELEASES, rows)
     return len(rows)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.db import (
@@ -73,6 +74,49 @@ class Working:
         return self.lines[sku]
 
 
+# The statements every change of an order runs, built once (decision 0043).
+_THIS_ORDER = orders.c.order_id == bindparam("at_order")
+_HEAD_LOCKED = select(orders).where(_THIS_ORDER).with_for_update()
+_LINES_OF = (
+    select(order_lines)
+    .where(order_lines.c.order_id == bindparam("at_order"))
+    .order_by(order_lines.c.line_no)
+)
+_SAVE_LINE = (
+    update(order_lines)
+    .where(
+        order_lines.c.order_id == bindparam("at_order"), order_lines.c.sku == bindparam("at_sku")
+    )
+    .values({name: bindparam(f"new_{name}") for name in LINE_QUANTITIES})
+)
+_HISTORY_ROW = insert(order_status_history)
+_NEW_ORDER = insert(orders)
+_NEW_LINES = insert(order_lines)
+_SHIPMENT = select(order_shipments).where(order_shipments.c.shipment_id == bindparam("at_shipment"))
+
+
+@cache
+def _save_head(extra: tuple[str, ...]) -> Update:
+    """The order row's UPDATE at a change: status, version, time, and ``extra`` columns
+    (bind parameters ``new_{column}``), one statement per set of extra columns."""
+    columns = ("status", "version", "updated_at", *extra)
+    return update(orders).where(_THIS_ORDER).values({c: bindparam(f"new_{c}") for c in columns})
+
+
+@cache
+def _shipment_update(columns: tuple[str, ...]) -> Update:
+    return (
+        update(order_shipments)
+        .where(order_shipments.c.shipment_id == bindparam("at_shipment"))
+        .values({c: bindparam(f"new_{c}") for c in columns})
+    )
+
+
+@cache
+def _shipment_insert(columns: tuple[str, ...]) -> Insert:
+    return insert(order_shipments).values({c: bindparam(f"new_{c}") for c in columns})
+
+
 async def history_row(
     conn: AsyncConnection,
     order_id: str,
@@ -85,15 +129,16 @@ async def history_row(
     rising, so the history needs no counter of its own)."""
     before, after = move
     await conn.execute(
-        insert(order_status_history).values(
-            order_id=order_id,
-            seq=version,
-            from_status=before,
-            to_status=after,
-            at=at,
-            cause=cause,
-            correlation_id=correlation_id.get(),
-        )
+        _HISTORY_ROW,
+        {
+            "order_id": order_id,
+            "seq": version,
+            "from_status": before,
+            "to_status": after,
+            "at": at,
+            "cause": cause,
+            "correlation_id": correlation_id.get(),
+        },
     )
 
 
@@ -101,29 +146,30 @@ async def insert_pending(conn: AsyncConnection, new: NewOrder) -> datetime:
     """Writes the order ``pending``; returns its creation time."""
     now = datetime.now(UTC)
     await conn.execute(
-        insert(orders).values(
-            order_id=new.order_id,
-            customer_id=new.customer_id,
-            channel=new.channel,
-            policy=new.policy,
-            currency=new.currency,
-            status="pending",
-            version=0,
-            client_id=new.client_id,
-            idempotency_key=new.idempotency_key,
-            created_at=now,
-            updated_at=now,
-            ship_to=new.ship_to,
-            customer_group=new.customer_group,
-            hold_id=new.hold_id,
-            hold_reason="credit" if new.on_hold else None,
-            credit=new.credit,
-            erp_synced_version=0,
-        )
+        _NEW_ORDER,
+        {
+            "order_id": new.order_id,
+            "customer_id": new.customer_id,
+            "channel": new.channel,
+            "policy": new.policy,
+            "currency": new.currency,
+            "status": "pending",
+            "version": 0,
+            "client_id": new.client_id,
+            "idempotency_key": new.idempotency_key,
+            "created_at": now,
+            "updated_at": now,
+            "ship_to": new.ship_to,
+            "customer_group": new.customer_group,
+            "hold_id": new.hold_id,
+            "hold_reason": "credit" if new.on_hold else None,
+            "credit": new.credit,
+            "erp_synced_version": 0,
+        },
     )
     zero = dict.fromkeys(LINE_QUANTITIES, 0)
     await conn.execute(
-        insert(order_lines),
+        _NEW_LINES,
         [
             {
                 "order_id": new.order_id,
@@ -154,16 +200,10 @@ async def delete_pending(conn: AsyncConnection, order_id: str) -> bool:
 
 
 async def lock(conn: AsyncConnection, order_id: str) -> Working | None:
-    head = (
-        await conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update())
-    ).first()
+    head = (await conn.execute(_HEAD_LOCKED, {"at_order": order_id})).first()
     if head is None:
         return None
-    rows = await conn.execute(
-        select(order_lines)
-        .where(order_lines.c.order_id == order_id)
-        .order_by(order_lines.c.line_no)
-    )
+    rows = await conn.execute(_LINES_OF, {"at_order": order_id})
     lines: dict[str, LineQuantities] = {}
     prices: dict[str, int] = {}
     for row in rows:
@@ -188,18 +228,25 @@ async def save(
     before = str(working.head.status)
     check_transition(working.order_id, before, status)
     now = datetime.now(UTC)
-    for sku in sorted(working.touched):
-        line = working.lines[sku]
+    if working.touched:
         await conn.execute(
-            update(order_lines)
-            .where(order_lines.c.order_id == working.order_id, order_lines.c.sku == sku)
-            .values(**{name: getattr(line, name) for name in LINE_QUANTITIES})
+            _SAVE_LINE,
+            [
+                {
+                    "at_order": working.order_id,
+                    "at_sku": sku,
+                    **{
+                        f"new_{name}": getattr(working.lines[sku], name) for name in LINE_QUANTITIES
+                    },
+                }
+                for sku in sorted(working.touched)
+            ],
         )
     version = int(working.head.version) + 1
+    values = {"status": status, "version": version, "updated_at": now, **head_values}
     await conn.execute(
-        update(orders)
-        .where(orders.c.order_id == working.order_id)
-        .values(status=status, version=version, updated_at=now, **head_values)
+        _save_head(tuple(sorted(head_values))),
+        {"at_order": working.order_id, **{f"new_{c}": v for c, v in values.items()}},
     )
     if status != before:
         await history_row(conn, working.order_id, version, (before, status), cause, now)
@@ -263,20 +310,19 @@ async def unsynced_open_value(conn: AsyncConnection, customer_id: str) -> int:
 
 # -- shipments ---------------------------------------------------------------------
 async def shipment(conn: AsyncConnection, shipment_id: str) -> Any:
-    return (
-        await conn.execute(
-            select(order_shipments).where(order_shipments.c.shipment_id == shipment_id)
-        )
-    ).first()
+    return (await conn.execute(_SHIPMENT, {"at_shipment": shipment_id})).first()
 
 
 async def add_shipment(conn: AsyncConnection, **values: Any) -> None:
-    await conn.execute(insert(order_shipments).values(**values))
+    await conn.execute(
+        _shipment_insert(tuple(sorted(values))), {f"new_{c}": v for c, v in values.items()}
+    )
 
 
 async def update_shipment(conn: AsyncConnection, shipment_id: str, **values: Any) -> None:
     await conn.execute(
-        update(order_shipments).where(order_shipments.c.shipment_id == shipment_id).values(**values)
+        _shipment_update(tuple(sorted(values))),
+        {"at_shipment": shipment_id, **{f"new_{c}": v for c, v in values.items()}},
     )
 
 
