@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Update, and_, bindparam, or_, select, update
 
 from process_apis.order_to_ship.db import order_releases, orders
 from process_apis.order_to_ship.flows import changes
@@ -49,6 +50,25 @@ def maybe_sent(unreachable: ProblemError) -> bool:
     if isinstance(cause, CircuitOpen | RetryableStatus):
         return False
     return not isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+# Built once (decision 0043): a claim and a record run for every release.
+_CLAIM = (
+    update(order_releases)
+    .where(R.release_id == bindparam("at_release"), R.status == bindparam("was"))
+    .values(status="sending", attempts=R.attempts + 1, sent_at=bindparam("now"))
+    .returning(*order_releases.c)
+)
+
+
+@cache
+def _settle_sending(columns: tuple[str, ...]) -> Update:
+    """A claimed release's row, once the WMS answered (bind parameters ``new_{column}``)."""
+    return (
+        update(order_releases)
+        .where(R.release_id == bindparam("at_release"), R.status == "sending")
+        .values({c: bindparam(f"new_{c}") for c in columns})
+    )
 
 
 class Releaser(QueueSender[Any, Outcome]):
@@ -91,10 +111,8 @@ class Releaser(QueueSender[Any, Outcome]):
         async with self.db.transaction() as tx:
             for row in rows:
                 moved = await tx.conn.execute(
-                    update(order_releases)
-                    .where(R.release_id == row.release_id, R.status == row.status)
-                    .values(status="sending", attempts=R.attempts + 1, sent_at=datetime.now(UTC))
-                    .returning(*order_releases.c)
+                    _CLAIM,
+                    {"at_release": row.release_id, "was": row.status, "now": datetime.now(UTC)},
                 )
                 now_sending = moved.first()
                 if now_sending is not None:
@@ -207,9 +225,8 @@ class Releaser(QueueSender[Any, Outcome]):
 
     async def _record_one(self, tx: Tx, row: Any, values: dict[str, Any], *, sent: bool) -> None:
         moved = await tx.conn.execute(
-            update(order_releases)
-            .where(R.release_id == row.release_id, R.status == "sending")
-            .values(**values)
+            _settle_sending(tuple(sorted(values))),
+            {"at_release": row.release_id, **{f"new_{c}": v for c, v in values.items()}},
         )
         if moved.rowcount != 1 or not sent:
             return

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.db import (
@@ -30,9 +30,28 @@ from process_apis.order_to_ship.orders.schemas import (
 )
 from shared.models import Money
 
+# Built once (decision 0043): every read of orders runs these.
+_HEAD = select(orders).where(orders.c.order_id == bindparam("at_order"))
+_IDS: Any = bindparam("ids", expanding=True)
+_LINES = (
+    select(order_lines)
+    .where(order_lines.c.order_id.in_(_IDS))
+    .order_by(order_lines.c.order_id, order_lines.c.line_no)
+)
+_SHIPMENTS = (
+    select(order_shipments)
+    .where(order_shipments.c.order_id.in_(_IDS))
+    .order_by(order_shipments.c.shipped_at, order_shipments.c.shipment_id)
+)
+_RELEASES = (
+    select(order_releases)
+    .where(order_releases.c.order_id.in_(_IDS))
+    .order_by(order_releases.c.created_at, order_releases.c.release_id)
+)
+
 
 async def get(conn: AsyncConnection, order_id: str) -> Order | None:
-    found = await load(conn, select(orders).where(orders.c.order_id == order_id))
+    found = await load(conn, _HEAD, {"at_order": order_id})
     return found[0] if found else None
 
 
@@ -141,32 +160,22 @@ def _order(head: Any, lines: list[Any], extras: dict[str, Any]) -> Order:
     )
 
 
-async def load(conn: AsyncConnection, query: Any) -> list[Order]:
-    heads = (await conn.execute(query)).all()
-    ids = [head.order_id for head in heads]
-    if not ids:
+async def load(
+    conn: AsyncConnection, query: Any, params: dict[str, Any] | None = None
+) -> list[Order]:
+    heads = (await conn.execute(query, params)).all()
+    ids = {"ids": [head.order_id for head in heads]}
+    if not ids["ids"]:
         return []
-    lines: dict[str, list[Any]] = {i: [] for i in ids}
-    for row in await conn.execute(
-        select(order_lines)
-        .where(order_lines.c.order_id.in_(ids))
-        .order_by(order_lines.c.order_id, order_lines.c.line_no)
-    ):
+    lines: dict[str, list[Any]] = {i: [] for i in ids["ids"]}
+    for row in await conn.execute(_LINES, ids):
         lines[row.order_id].append(row)
     extras: dict[str, dict[str, Any]] = {
-        i: {"shipments": [], "fulfillments": [], "pending": 0} for i in ids
+        i: {"shipments": [], "fulfillments": [], "pending": 0} for i in ids["ids"]
     }
-    for row in await conn.execute(
-        select(order_shipments)
-        .where(order_shipments.c.order_id.in_(ids))
-        .order_by(order_shipments.c.shipped_at, order_shipments.c.shipment_id)
-    ):
+    for row in await conn.execute(_SHIPMENTS, ids):
         extras[row.order_id]["shipments"].append(_shipment(row))
-    for row in await conn.execute(
-        select(order_releases)
-        .where(order_releases.c.order_id.in_(ids))
-        .order_by(order_releases.c.created_at, order_releases.c.release_id)
-    ):
+    for row in await conn.execute(_RELEASES, ids):
         if row.status == "sent":
             extras[row.order_id]["fulfillments"].append(
                 FulfillmentRef(row.fulfillment_order_id, row.warehouse_id)

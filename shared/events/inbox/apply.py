@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -73,6 +74,42 @@ def _require_next(event: Event, last: int) -> None:
         raise Settled(found)
 
 
+class _Statements:
+    """The inbox's statements, built once per set of tables and dialect (decision
+    0043): every event applied runs some of them."""
+
+    def __init__(self, tables: InboxTables, sqlite: bool) -> None:
+        inbox, applied, attempts = tables
+        self.record = dialect_insert(inbox, sqlite=sqlite).on_conflict_do_nothing()
+        self.record_many = insert(inbox)
+        last = select(applied.c.sequence).where(applied.c.subject_key == bindparam("of_subject"))
+        self.last = last
+        self.last_locked = last.with_for_update()
+        self.lasts_locked = (
+            select(applied.c.subject_key, applied.c.sequence)
+            .where(applied.c.subject_key.in_(bindparam("subjects", expanding=True)))
+            .with_for_update()
+        )
+        upsert = dialect_insert(applied, sqlite=sqlite)
+        self.move = upsert.on_conflict_do_update(
+            index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
+        )
+        self.seen = select(inbox.c.event_id).where(
+            inbox.c.event_id.in_(bindparam("ids", expanding=True))
+        )
+        self.one_seen = select(inbox.c.event_id).where(inbox.c.event_id == bindparam("of_event"))
+        self.forget_parks = delete(attempts).where(attempts.c.event_id == bindparam("of_event"))
+        self.forget_entries = delete(attempts).where(
+            attempts.c.stream == bindparam("of_stream"),
+            attempts.c.entry_id == bindparam("of_entry"),
+        )
+
+
+@cache
+def _statements(tables: InboxTables, sqlite: bool) -> _Statements:
+    return _Statements(tables, sqlite)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Applier:
     """Applies events through the inbox of ``db``. ``may_have_parked`` tells whether a
@@ -95,7 +132,7 @@ class Applier:
         STALE, nothing written), ``Gap``, or the handler's exception. ``prepared``: what
         the handler's ``prepare_many`` made for it (an exception: raised as its own)."""
         event = delivery.event
-        inbox, applied, attempts = self.tables
+        statements = _statements(self.tables, self.db.sqlite)
         key = subject_key(event)
         if isinstance(prepared, Exception):
             raise prepared
@@ -103,51 +140,37 @@ class Applier:
             prepared = await self._prepare(event, handler, ordered) if prepares(handler) else None
         async with self.db.transaction() as tx:  # a Settled or Gap rolls it back
             inserted = await tx.conn.execute(
-                dialect_insert(inbox, sqlite=self.db.sqlite)
-                .values(event_id=event.id, type=event.type)
-                .on_conflict_do_nothing()
+                statements.record, {"event_id": event.id, "type": event.type}
             )
             if inserted.rowcount == 0:
                 raise Settled(DUPLICATE)
             if ordered:
-                last = await tx.conn.scalar(
-                    select(applied.c.sequence).where(applied.c.subject_key == key).with_for_update()
-                )
+                last = await tx.conn.scalar(statements.last_locked, {"of_subject": key})
                 _require_next(event, last or 0)
             await handler.apply(tx, event, prepared)
             if ordered:
-                upsert = dialect_insert(applied, sqlite=self.db.sqlite).values(
-                    subject_key=key, sequence=event.sequence
-                )
                 await tx.conn.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=["subject_key"], set_={"sequence": event.sequence}
-                    )
+                    statements.move, {"subject_key": key, "sequence": event.sequence}
                 )
             if self.may_have_parked(delivery):
-                await tx.conn.execute(delete(attempts).where(attempts.c.event_id == event.id))
+                await tx.conn.execute(statements.forget_parks, {"of_event": event.id})
 
     async def _prepare(self, event: Event, handler: EventHandler, ordered: bool) -> Any:
         """A read first, so a duplicate, stale or early event costs no prepare call."""
-        inbox, applied, _ = self.tables
+        statements = _statements(self.tables, self.db.sqlite)
         async with self.db.read() as conn:
-            if await conn.scalar(select(inbox.c.event_id).where(inbox.c.event_id == event.id)):
+            if await conn.scalar(statements.one_seen, {"of_event": event.id}):
                 raise Settled(DUPLICATE)
             if ordered:
-                last = await conn.scalar(
-                    select(applied.c.sequence).where(applied.c.subject_key == subject_key(event))
-                )
+                last = await conn.scalar(statements.last, {"of_subject": subject_key(event)})
                 _require_next(event, last or 0)
         return await handler.prepare(event)
 
     async def unseen(self, events: Sequence[Event]) -> list[Event]:
         """The events the inbox does not hold yet (one read for all)."""
-        inbox = self.tables[0]
-        ids = [e.id for e in events]
+        seen_ones = _statements(self.tables, self.db.sqlite).seen
         async with self.db.read() as conn:
-            seen = set(
-                await conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids)))
-            )
+            seen = set(await conn.scalars(seen_ones, {"ids": [e.id for e in events]}))
         return [e for e in events if e.id not in seen]
 
     async def apply_run(self, run: Sequence[tuple[int, Delivery]]) -> dict[int, str | Gap]:
@@ -184,17 +207,13 @@ class Applier:
     ) -> tuple[set[str], dict[str, int]]:
         """Which of the events' ids the inbox holds, and the last applied sequence of
         their ordered subjects (locked for the transaction)."""
-        inbox, applied, _ = self.tables
-        ids = list({e.id for e in events})
-        seen = set(await tx.conn.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
+        statements = _statements(self.tables, self.db.sqlite)
+        ids = sorted({e.id for e in events})
+        seen = set(await tx.conn.scalars(statements.seen, {"ids": ids}))
         keys = {subject_key(e) for e in events if e.type in self.ordered_types}
         if not keys:
             return seen, {}
-        rows = await tx.conn.execute(
-            select(applied.c.subject_key, applied.c.sequence)
-            .where(applied.c.subject_key.in_(keys))
-            .with_for_update()
-        )
+        rows = await tx.conn.execute(statements.lasts_locked, {"subjects": sorted(keys)})
         return seen, {row.subject_key: int(row.sequence) for row in rows}
 
     async def _apply_in_run(
@@ -232,24 +251,19 @@ class Applier:
     ) -> None:
         """The run's inbox rows, its subjects' new last sequences and the park counts
         it settled, one statement each."""
-        inbox, applied, attempts = self.tables
+        statements = _statements(self.tables, self.db.sqlite)
         if applied_events:
             await tx.conn.execute(
-                insert(inbox), [{"event_id": e.id, "type": e.type} for e in applied_events]
+                statements.record_many,
+                [{"event_id": e.id, "type": e.type} for e in applied_events],
             )
         if moved:  # one statement for every subject the run moved
-            upsert = dialect_insert(applied, sqlite=self.db.sqlite)
             await tx.conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["subject_key"], set_={"sequence": upsert.excluded.sequence}
-                ),
+                statements.move,
                 [{"subject_key": key, "sequence": lasts[key]} for key in sorted(moved)],
             )
         if forget:
             await tx.conn.execute(
-                delete(attempts).where(
-                    attempts.c.stream == bindparam("of_stream"),
-                    attempts.c.entry_id == bindparam("of_entry"),
-                ),
+                statements.forget_entries,
                 [{"of_stream": d.stream, "of_entry": d.entry_id} for d in forget],
             )
