@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.billing.db import invoice_lines, invoices
 from process_apis.billing.invoices.schemas import Invoice, InvoiceLine, is_overdue
+from shared.bulk import BulkInsert
 from shared.models import Money
+
+# The hot statements (an invoice per shipment, a refresh per invoice a payment or a
+# credit note touches, the customers' invoice lists) are built once, with bind
+# parameters: a statement built per call costs SQLAlchemy more than running it (its
+# cache key is computed from the whole statement every time).
 
 
 def _minor(money: Money | None) -> int:
@@ -58,38 +65,61 @@ def _line_values(invoice: Invoice) -> list[dict[str, Any]]:
     ]
 
 
-def insert_or_skip(conn: AsyncConnection, table: Any) -> Any:
-    """An INSERT that does nothing on a unique conflict (a concurrent writer of the
-    same row), in the database's dialect."""
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+def insert_or_skip(conn: AsyncConnection, table: Table) -> Any:
+    """An INSERT into ``table`` that does nothing on a unique conflict (a concurrent
+    writer of the same row), in the database's dialect. Built once per dialect and
+    table: execute it with the row as parameters (column name -> value); calling
+    ``.values()`` on it would build a new statement every time."""
+    return _insert_or_skip(conn.dialect.name, table)
+
+
+@cache
+def _insert_or_skip(dialect: str, table: Table) -> Any:
+    dialect_insert: Any = sqlite_insert if dialect == "sqlite" else pg_insert
     return dialect_insert(table).on_conflict_do_nothing()
+
+
+_KNOWN = select(invoices.c.invoice_id).where(
+    (invoices.c.shipment_id == bindparam("shipment_id"))
+    | (invoices.c.invoice_id == bindparam("invoice_id"))
+)
+_INSERT_LINES = BulkInsert(
+    invoice_lines,
+    [
+        "invoice_id",
+        "line_no",
+        "sku",
+        "quantity",
+        "unit_price_minor",
+        "amount_minor",
+        "tax_minor",
+        "tax_code",
+        "credited_quantity",
+        "credited_minor",
+        "credited_tax_minor",
+    ],
+)
 
 
 async def insert_invoice(conn: AsyncConnection, invoice: Invoice) -> bool:
     """False when this shipment already has its invoice (nothing is written then)."""
-    known = await conn.scalar(
-        select(invoices.c.invoice_id).where(
-            (invoices.c.shipment_id == invoice.shipment_id)
-            | (invoices.c.invoice_id == invoice.invoice_id)
-        )
-    )
-    if known is not None:
+    params = {"shipment_id": invoice.shipment_id, "invoice_id": invoice.invoice_id}
+    if await conn.scalar(_KNOWN, params) is not None:
         return False
-    written = await conn.execute(
-        insert_or_skip(conn, invoices).values(
-            invoice_id=invoice.invoice_id,
-            order_id=invoice.order_id,
-            shipment_id=invoice.shipment_id,
-            customer_id=invoice.customer_id,
-            currency=invoice.total.currency,
-            issued_at=invoice.issued_at,
-            version=1,
-            **_head_values(invoice),
-        )
-    )
+    head = {
+        "invoice_id": invoice.invoice_id,
+        "order_id": invoice.order_id,
+        "shipment_id": invoice.shipment_id,
+        "customer_id": invoice.customer_id,
+        "currency": invoice.total.currency,
+        "issued_at": invoice.issued_at,
+        "version": 1,
+        **_head_values(invoice),
+    }
+    written = await conn.execute(insert_or_skip(conn, invoices), head)
     if written.rowcount != 1:
         return False  # a concurrent transaction wrote it first
-    await conn.execute(insert(invoice_lines), _line_values(invoice))
+    await _INSERT_LINES(conn, _line_values(invoice))
     return True
 
 
@@ -107,52 +137,83 @@ async def refresh(conn: AsyncConnection, fresh: Invoice) -> Moved | None:
     billing never saw it). A stale read never overwrites a newer one: credits only
     grow, and paid + credited only grows (a credit note may move paid to unapplied).
     Answers the move when the status changed."""
-    locked = select(invoices).where(invoices.c.invoice_id == fresh.invoice_id).with_for_update()
-    row = (await conn.execute(locked)).first()
+    locked = {"invoice_id": fresh.invoice_id}
+    row = (await conn.execute(_LOCKED, locked)).first()
     if row is None:
         if await insert_invoice(conn, fresh):
             return None
-        row = (await conn.execute(locked)).first()  # written meanwhile: refresh it
+        row = (await conn.execute(_LOCKED, locked)).first()  # written meanwhile: refresh it
         if row is None:
             return None
     paid, credited = _minor(fresh.paid), _minor(fresh.credited)
     if credited < row.credited_minor or paid + credited < row.paid_minor + row.credited_minor:
         return None  # an older picture than the one recorded
-    values = _head_values(fresh)
     moved = fresh.status != row.status
     version = int(row.version) + (1 if moved else 0)
+    head = {f"new_{name}": value for name, value in _head_values(fresh).items()}
     await conn.execute(
-        update(invoices)
-        .where(invoices.c.invoice_id == fresh.invoice_id)
-        .values(version=version, **values)
+        _UPDATE_HEAD, head | {"at_invoice": fresh.invoice_id, "new_version": version}
     )
-    for line in _line_values(fresh):
-        await conn.execute(
-            update(invoice_lines)
-            .where(
-                invoice_lines.c.invoice_id == fresh.invoice_id,
-                invoice_lines.c.line_no == line["line_no"],
-            )
-            .values(
-                tax_minor=line["tax_minor"],
-                tax_code=line["tax_code"],
-                credited_quantity=line["credited_quantity"],
-                credited_minor=line["credited_minor"],
-                credited_tax_minor=line["credited_tax_minor"],
-            )
-        )
+    lines = [
+        {"at_invoice": fresh.invoice_id, "at_line": line["line_no"]}
+        | {f"new_{name}": line[name] for name in _REFRESHED_LINE_COLUMNS}
+        for line in _line_values(fresh)
+    ]
+    if lines:
+        await conn.execute(_UPDATE_LINE, lines)  # one executemany, in line order
     return Moved(fresh, str(row.status), version) if moved else None
 
 
-async def invoiced(conn: AsyncConnection, shipment_id: str) -> bool:
-    found = await conn.scalar(
-        select(invoices.c.invoice_id).where(invoices.c.shipment_id == shipment_id)
+_LOCKED = select(invoices).where(invoices.c.invoice_id == bindparam("invoice_id")).with_for_update()
+# What a refresh writes: the head's figures and version, each line's tax and credits.
+# An UPDATE's bind parameters may not be named as its table's columns: ``new_{column}``.
+_REFRESHED_HEAD_COLUMNS = (
+    "status",
+    "total_minor",
+    "subtotal_minor",
+    "tax_minor",
+    "paid_minor",
+    "credited_minor",
+    "outstanding_minor",
+    "due_date",
+    "payment_terms",
+    "version",
+)
+_REFRESHED_LINE_COLUMNS = (
+    "tax_minor",
+    "tax_code",
+    "credited_quantity",
+    "credited_minor",
+    "credited_tax_minor",
+)
+_UPDATE_HEAD = (
+    update(invoices)
+    .where(invoices.c.invoice_id == bindparam("at_invoice"))
+    .values({invoices.c[name]: bindparam(f"new_{name}") for name in _REFRESHED_HEAD_COLUMNS})
+)
+_UPDATE_LINE = (
+    update(invoice_lines)
+    .where(
+        invoice_lines.c.invoice_id == bindparam("at_invoice"),
+        invoice_lines.c.line_no == bindparam("at_line"),
     )
+    .values({invoice_lines.c[name]: bindparam(f"new_{name}") for name in _REFRESHED_LINE_COLUMNS})
+)
+
+
+_INVOICED = select(invoices.c.invoice_id).where(invoices.c.shipment_id == bindparam("shipment_id"))
+
+
+async def invoiced(conn: AsyncConnection, shipment_id: str) -> bool:
+    found = await conn.scalar(_INVOICED, {"shipment_id": shipment_id})
     return found is not None
 
 
+_BY_ID = select(invoices).where(invoices.c.invoice_id == bindparam("invoice_id"))
+
+
 async def get(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
-    found = await _load(conn, select(invoices).where(invoices.c.invoice_id == invoice_id))
+    found = await _load(conn, _BY_ID, {"invoice_id": invoice_id})
     return found[0] if found else None
 
 
@@ -165,29 +226,48 @@ async def page(
     limit: int,
     statuses: Sequence[str] = (),
 ) -> list[Invoice]:
-    query = select(invoices).order_by(invoices.c.invoice_id).limit(limit)
-    if order_ids:
-        query = query.where(invoices.c.order_id.in_(list(order_ids)))
-    if customer_id is not None:
-        query = query.where(invoices.c.customer_id == customer_id)
-    if statuses:
-        query = query.where(invoices.c.status.in_(list(statuses)))
+    query = _page_query(bool(order_ids), customer_id is not None, bool(statuses), bool(after))
+    params = {
+        "order_ids": list(order_ids),
+        "customer_id": customer_id,
+        "statuses": list(statuses),
+        "after": after,
+        "limit": limit,
+    }
+    return await _load(conn, query, params)
+
+
+@cache
+def _page_query(by_orders: bool, by_customer: bool, by_status: bool, after: bool) -> Any:
+    """``page``'s query for the filters it is given (16 shapes at most)."""
+    query = (
+        select(invoices).order_by(invoices.c.invoice_id).limit(bindparam("limit", type_=Integer()))
+    )
+    if by_orders:
+        query = query.where(invoices.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    if by_customer:
+        query = query.where(invoices.c.customer_id == bindparam("customer_id"))
+    if by_status:
+        query = query.where(invoices.c.status.in_(bindparam("statuses", expanding=True)))
     if after:
-        query = query.where(invoices.c.invoice_id > after)
-    return await _load(conn, query)
+        query = query.where(invoices.c.invoice_id > bindparam("after"))
+    return query
 
 
-async def _load(conn: AsyncConnection, query: Any) -> list[Invoice]:
-    heads = (await conn.execute(query)).all()
+_LINES_OF = (
+    select(invoice_lines)
+    .where(invoice_lines.c.invoice_id.in_(bindparam("invoice_ids", expanding=True)))
+    .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no)
+)
+
+
+async def _load(conn: AsyncConnection, query: Any, params: dict[str, Any]) -> list[Invoice]:
+    heads = (await conn.execute(query, params)).all()
     if not heads:
         return []
     lines: dict[str, list[InvoiceLine]] = {head.invoice_id: [] for head in heads}
     currency = {head.invoice_id: head.currency for head in heads}
-    for row in await conn.execute(
-        select(invoice_lines)
-        .where(invoice_lines.c.invoice_id.in_(list(lines)))
-        .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no)
-    ):
+    for row in await conn.execute(_LINES_OF, {"invoice_ids": list(lines)}):
         cur = currency[row.invoice_id]
         lines[row.invoice_id].append(
             InvoiceLine(

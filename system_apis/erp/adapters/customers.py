@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -39,13 +39,40 @@ def _ship_to(row: Any) -> ShipTo:
     return ShipTo(row.ship_to_id, row.name, address, row.region)
 
 
+# The order terms' reads (one per order), built once with bind parameters: a statement
+# built per call costs SQLAlchemy more than running it (its cache key is computed from
+# the whole statement every time).
+_CUSTOMER = select(CUST).where(CUST.c.customer_id == bindparam("customer_id"))
+_SHIP_TOS = (
+    select(SHIP).where(SHIP.c.customer_id == bindparam("customer_id")).order_by(SHIP.c.position)
+)
+_KNOWN = select(CUST.c.customer_id).where(CUST.c.customer_id == bindparam("customer_id"))
+# Each sku's list price and the customer's own price, if it has one.
+_PRICES = (
+    select(
+        ITEM.c.sku,
+        ITEM.c.price_minor,
+        ITEM.c.currency,
+        PRICE.c.price_minor.label("own"),
+        PRICE.c.currency.label("own_currency"),
+    )
+    .select_from(
+        ITEM.outerjoin(
+            PRICE,
+            (PRICE.c.sku == ITEM.c.sku) & (PRICE.c.customer_id == bindparam("customer_id")),
+        )
+    )
+    .where(ITEM.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(ITEM.c.sku)
+)
+
+
 async def load_customer(conn: AsyncConnection, customer_id: str) -> Customer | None:
-    row = (await conn.execute(select(CUST).where(CUST.c.customer_id == customer_id))).first()
+    params = {"customer_id": customer_id}
+    row = (await conn.execute(_CUSTOMER, params)).first()
     if row is None:
         return None
-    ship_tos = await conn.execute(
-        select(SHIP).where(SHIP.c.customer_id == customer_id).order_by(SHIP.c.position)
-    )
+    ship_tos = await conn.execute(_SHIP_TOS, params)
     return Customer(
         customer_id=row.customer_id,
         name=row.name,
@@ -231,29 +258,11 @@ class ReferenceCustomers:
     ) -> list[PriceForCustomer] | None:
         """The customer's price of each known sku in ``skus`` (its own over the list
         price), ordered by sku; None for an unknown customer."""
-        query = (
-            select(
-                ITEM.c.sku,
-                ITEM.c.price_minor,
-                ITEM.c.currency,
-                PRICE.c.price_minor.label("own"),
-                PRICE.c.currency.label("own_currency"),
-            )
-            .select_from(
-                ITEM.outerjoin(
-                    PRICE, (PRICE.c.sku == ITEM.c.sku) & (PRICE.c.customer_id == customer_id)
-                )
-            )
-            .where(ITEM.c.sku.in_(skus))
-            .order_by(ITEM.c.sku)
-        )
         async with self.db.read() as conn:
-            known = await conn.scalar(
-                select(CUST.c.customer_id).where(CUST.c.customer_id == customer_id)
-            )
+            known = await conn.scalar(_KNOWN, {"customer_id": customer_id})
             if known is None:
                 return None
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_PRICES, {"customer_id": customer_id, "skus": skus})).all()
         return [
             PriceForCustomer(r.sku, Money(r.own, r.own_currency), "customer")
             if r.own is not None

@@ -13,15 +13,16 @@ together take more than an invoice holds (on SQLite the writers take turns anywa
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import ColumnElement, Select, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from shared.models import Money
 from system_apis.erp import db as tables
@@ -37,6 +38,59 @@ POST = tables.inventory_postings
 POSTL = tables.inventory_posting_lines
 
 TERMS_DAYS = tables.TERMS_DAYS
+
+# The statements of issuing an invoice and of moving money on one, built once with bind
+# parameters: a statement built per call costs SQLAlchemy more than running it (its
+# cache key is computed from the whole statement every time). Bind names inside an
+# UPDATE's values differ from the columns' (SQLAlchemy reserves those).
+_INVOICE = select(INV).where(INV.c.invoice_id == bindparam("invoice_id"))
+_INVOICE_LINES_OF_MANY = (
+    select(INVL)
+    .where(INVL.c.invoice_id.in_(bindparam("ids", expanding=True)))
+    .order_by(INVL.c.invoice_id, INVL.c.line_no)
+)
+_LOCK_INVOICE = _INVOICE.with_for_update()
+_LOCK_CUSTOMER = (
+    select(CUST.c.customer_id, CUST.c.currency, CUST.c.payment_terms)
+    .where(CUST.c.customer_id == bindparam("customer_id"))
+    .with_for_update()
+)
+_MOVE_MONEY = (
+    update(INV)
+    .where(
+        INV.c.invoice_id == bindparam("at_invoice"),
+        INV.c.credited_minor == bindparam("was_credited"),
+        INV.c.paid_minor == bindparam("was_paid"),
+        INV.c.total_minor >= bindparam("at_least"),
+    )
+    .values(
+        credited_minor=bindparam("new_credited"),
+        paid_minor=bindparam("new_paid"),
+        status=bindparam("new_status"),
+    )
+)
+_INVOICE_OF_SHIPMENT = select(INV.c.invoice_id).where(INV.c.shipment_id == bindparam("shipment_id"))
+_GOODS_ISSUE = select(POST.c.posting_id).where(
+    POST.c.kind == "goods_issue", POST.c.reference == bindparam("shipment_id")
+)
+_POSTING_LINES = select(POSTL).where(POSTL.c.posting_id == bindparam("posting_id"))
+_ORDER = select(SO).where(SO.c.order_id == bindparam("order_id"))
+_ORDER_LINES = select(SOL).where(SOL.c.order_id == bindparam("order_id"))
+_CUSTOMER = select(CUST).where(CUST.c.customer_id == bindparam("customer_id"))
+_INSERT_INVOICE = insert(INV)  # the row is the execution's parameters
+_INSERT_LINES = BulkInsert(
+    INVL,
+    [
+        "invoice_id",
+        "line_no",
+        "sku",
+        "quantity",
+        "unit_price_minor",
+        "amount_minor",
+        "tax_minor",
+        "tax_code",
+    ],
+)
 
 
 def outstanding_of(head: Any) -> int:
@@ -65,15 +119,11 @@ def today() -> date:
 async def lock_customer(conn: AsyncConnection, customer_id: str) -> Any:
     """The customer's row (currency, terms), locked until the transaction ends: every
     movement of money on its invoices takes this lock first."""
-    query = select(CUST.c.customer_id, CUST.c.currency, CUST.c.payment_terms).where(
-        CUST.c.customer_id == customer_id
-    )
-    return (await conn.execute(query.with_for_update())).first()
+    return (await conn.execute(_LOCK_CUSTOMER, {"customer_id": customer_id})).first()
 
 
 async def lock_invoice(conn: AsyncConnection, invoice_id: str) -> Any:
-    query = select(INV).where(INV.c.invoice_id == invoice_id)
-    return (await conn.execute(query.with_for_update())).first()
+    return (await conn.execute(_LOCK_INVOICE, {"invoice_id": invoice_id})).first()
 
 
 async def move_money(
@@ -81,37 +131,31 @@ async def move_money(
 ) -> None:
     """Adds ``credited`` and ``paid`` (either may be negative) to a locked invoice and
     sets its status; a guarded update, so the outstanding never goes negative."""
-    head = (await conn.execute(select(INV).where(INV.c.invoice_id == invoice_id))).one()
+    head = (await conn.execute(_INVOICE, {"invoice_id": invoice_id})).one()
     new_credited, new_paid = head.credited_minor + credited, head.paid_minor + paid
-    result = await conn.execute(
-        update(INV)
-        .where(
-            INV.c.invoice_id == invoice_id,
-            INV.c.credited_minor == head.credited_minor,
-            INV.c.paid_minor == head.paid_minor,
-            INV.c.total_minor >= new_credited + new_paid,
-        )
-        .values(
-            credited_minor=new_credited,
-            paid_minor=new_paid,
-            status=invoice_status(head.total_minor, new_credited, new_paid),
-        )
-    )
+    moved = {
+        "at_invoice": invoice_id,
+        "was_credited": head.credited_minor,
+        "was_paid": head.paid_minor,
+        "at_least": new_credited + new_paid,
+        "new_credited": new_credited,
+        "new_paid": new_paid,
+        "new_status": invoice_status(head.total_minor, new_credited, new_paid),
+    }
+    result = await conn.execute(_MOVE_MONEY, moved)
     if result.rowcount != 1:  # the lock makes this unreachable; the guard makes it certain
         raise Conflict("invoice-changed", f"Invoice {invoice_id} changed; try again.")
 
 
-async def load_invoices(conn: AsyncConnection, query: Select[Any]) -> list[Invoice]:
-    heads = (await conn.execute(query)).all()
+async def load_invoices(
+    conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[Invoice]:
+    heads = (await conn.execute(query, params)).all()
     ids = [h.invoice_id for h in heads]
     lines: dict[str, list[InvoiceLine]] = {i: [] for i in ids}
     currency_of = {h.invoice_id: h.currency for h in heads}
     if ids:
-        rows = await conn.execute(
-            select(INVL)
-            .where(INVL.c.invoice_id.in_(ids))
-            .order_by(INVL.c.invoice_id, INVL.c.line_no)
-        )
+        rows = await conn.execute(_INVOICE_LINES_OF_MANY, {"ids": ids})
         for r in rows:
             cur = currency_of[r.invoice_id]
             lines[r.invoice_id].append(
@@ -160,7 +204,7 @@ async def load_invoices(conn: AsyncConnection, query: Select[Any]) -> list[Invoi
 
 
 async def load_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
-    found = await load_invoices(conn, select(INV).where(INV.c.invoice_id == invoice_id))
+    found = await load_invoices(conn, _INVOICE, {"invoice_id": invoice_id})
     return found[0] if found else None
 
 
@@ -170,15 +214,11 @@ async def load_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice | None
 async def _goods_issued(conn: AsyncConnection, shipment_id: str) -> dict[str, int] | None:
     """What the shipment's posted goods issue took out of stock per sku (None: not
     posted)."""
-    posting_id = await conn.scalar(
-        select(POST.c.posting_id).where(
-            POST.c.kind == "goods_issue", POST.c.reference == shipment_id
-        )
-    )
+    posting_id = await conn.scalar(_GOODS_ISSUE, {"shipment_id": shipment_id})
     if posting_id is None:
         return None
     issued: dict[str, int] = defaultdict(int)
-    for r in await conn.execute(select(POSTL).where(POSTL.c.posting_id == posting_id)):
+    for r in await conn.execute(_POSTING_LINES, {"posting_id": posting_id}):
         issued[r.sku] -= r.quantity_delta
     return issued
 
@@ -229,7 +269,7 @@ async def _check(conn: AsyncConnection, invoice: InvoiceIn, currency: str) -> An
             f"The goods issue of shipment {invoice.shipment_id} is not posted yet; "
             "a shipment is invoiced after its goods issue.",
         )
-    order = (await conn.execute(select(SO).where(SO.c.order_id == invoice.order_id))).first()
+    order = (await conn.execute(_ORDER, {"order_id": invoice.order_id})).first()
     if order is None:
         raise Conflict("order-not-booked", f"Sales order {invoice.order_id} is not booked yet.")
     if order.customer_id != invoice.customer_id:
@@ -237,9 +277,7 @@ async def _check(conn: AsyncConnection, invoice: InvoiceIn, currency: str) -> An
             "customer-mismatch",
             f"Sales order {invoice.order_id} is {order.customer_id}'s, not {invoice.customer_id}'s.",
         )
-    customer = (
-        await conn.execute(select(CUST).where(CUST.c.customer_id == invoice.customer_id))
-    ).first()
+    customer = (await conn.execute(_CUSTOMER, {"customer_id": invoice.customer_id})).first()
     if customer is None:  # a booked order names a known customer; kept for safety
         raise Invalid("unknown-customer", f"No customer {invoice.customer_id}.")
     if currency != customer.currency:
@@ -248,7 +286,7 @@ async def _check(conn: AsyncConnection, invoice: InvoiceIn, currency: str) -> An
             f"{invoice.customer_id} is invoiced in {customer.currency}, not {currency}.",
         )
     prices: dict[str, set[int]] = defaultdict(set)
-    for r in await conn.execute(select(SOL).where(SOL.c.order_id == invoice.order_id)):
+    for r in await conn.execute(_ORDER_LINES, {"order_id": invoice.order_id}):
         prices[r.sku].add(r.unit_price_minor)
     _check_lines(invoice, order.currency, prices, issued)
     return customer
@@ -260,9 +298,7 @@ class ReferenceInvoices:
     async def create_invoice(self, tx: Tx, invoice: InvoiceIn) -> Invoice:
         conn = tx.conn
         currency = _one_currency(invoice)
-        existing = await conn.scalar(
-            select(INV.c.invoice_id).where(INV.c.shipment_id == invoice.shipment_id)
-        )
+        existing = await conn.scalar(_INVOICE_OF_SHIPMENT, {"shipment_id": invoice.shipment_id})
         if existing is not None:
             raise DuplicateRecord(
                 "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
@@ -291,28 +327,29 @@ class ReferenceInvoices:
         try:
             async with conn.begin_nested():
                 await conn.execute(
-                    insert(INV).values(
-                        invoice_id=invoice_id,
-                        order_id=invoice.order_id,
-                        shipment_id=invoice.shipment_id,
-                        customer_id=invoice.customer_id,
-                        status="issued",
-                        subtotal_minor=subtotal,
-                        tax_minor=tax,
-                        total_minor=subtotal + tax,
-                        credited_minor=0,
-                        paid_minor=0,
-                        currency=currency,
-                        payment_terms=terms,
-                        due_date=now.date() + timedelta(days=TERMS_DAYS[terms]),
-                        created_at=now,
-                    )
+                    _INSERT_INVOICE,
+                    {
+                        "invoice_id": invoice_id,
+                        "order_id": invoice.order_id,
+                        "shipment_id": invoice.shipment_id,
+                        "customer_id": invoice.customer_id,
+                        "status": "issued",
+                        "subtotal_minor": subtotal,
+                        "tax_minor": tax,
+                        "total_minor": subtotal + tax,
+                        "credited_minor": 0,
+                        "paid_minor": 0,
+                        "currency": currency,
+                        "payment_terms": terms,
+                        "due_date": now.date() + timedelta(days=TERMS_DAYS[terms]),
+                        "created_at": now,
+                    },
                 )
         except IntegrityError as exc:
             raise DuplicateRecord(
                 "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
             ) from exc
-        await conn.execute(insert(INVL), rows)
+        await _INSERT_LINES(conn, rows)
         found = await load_invoice(conn, invoice_id)
         assert found is not None
         return found

@@ -11,13 +11,15 @@ the unapplied credit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Select, case, func, insert, select
+from sqlalchemy import Select, bindparam, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
@@ -42,16 +44,44 @@ PAY = tables.payments
 APP = tables.payment_applications
 CUST = tables.customers
 
+# The statements of recording a payment, built once with bind parameters: a statement
+# built per call costs SQLAlchemy more than running it (its cache key is computed from
+# the whole statement every time).
+_PAYMENT = select(PAY).where(PAY.c.payment_id == bindparam("payment_id"))
+_APPLICATIONS_OF_MANY = (
+    select(APP)
+    .where(APP.c.payment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(APP.c.payment_id, APP.c.position)
+)
+_LOCK_NAMED_INVOICES = (
+    select(INV)
+    .where(INV.c.invoice_id.in_(bindparam("ids", expanding=True)))
+    .order_by(INV.c.invoice_id)
+    .with_for_update()
+)
+_LOCK_OPEN_INVOICES = (
+    select(INV)
+    .where(
+        INV.c.customer_id == bindparam("customer_id"),
+        INV.c.currency == bindparam("currency"),
+        outstanding_column() > 0,
+    )
+    .order_by(INV.c.due_date, INV.c.created_at, INV.c.invoice_id)
+    .with_for_update()
+)
+_INSERT_PAYMENT = insert(PAY)  # the row is the execution's parameters
+_INSERT_APPLICATIONS = BulkInsert(APP, ["payment_id", "invoice_id", "position", "amount_minor"])
 
-async def load_payments(conn: AsyncConnection, query: Select[Any]) -> list[Payment]:
-    heads = (await conn.execute(query)).all()
+
+async def load_payments(
+    conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[Payment]:
+    heads = (await conn.execute(query, params)).all()
     ids = [h.payment_id for h in heads]
     applied: dict[str, list[PaymentApplication]] = {i: [] for i in ids}
     currency_of = {h.payment_id: h.currency for h in heads}
     if ids:
-        rows = await conn.execute(
-            select(APP).where(APP.c.payment_id.in_(ids)).order_by(APP.c.payment_id, APP.c.position)
-        )
+        rows = await conn.execute(_APPLICATIONS_OF_MANY, {"ids": ids})
         for r in rows:
             applied[r.payment_id].append(
                 PaymentApplication(r.invoice_id, Money(r.amount_minor, currency_of[r.payment_id]))
@@ -104,13 +134,7 @@ async def _named(conn: AsyncConnection, payment: PaymentIn, currency: str) -> li
         )
     amounts = {a.invoice_id: a.amount.amount_minor for a in applications}
     heads = {
-        h.invoice_id: h
-        for h in await conn.execute(
-            select(INV)
-            .where(INV.c.invoice_id.in_(sorted(amounts)))
-            .order_by(INV.c.invoice_id)
-            .with_for_update()
-        )
+        h.invoice_id: h for h in await conn.execute(_LOCK_NAMED_INVOICES, {"ids": sorted(amounts)})
     }
     for a in applications:
         head = heads.get(a.invoice_id)
@@ -131,18 +155,8 @@ async def _oldest_first(
     conn: AsyncConnection, customer_id: str, currency: str, amount: int
 ) -> list[tuple[str, int]]:
     """``amount`` over the customer's open invoices, oldest due date first."""
-    heads = (
-        await conn.execute(
-            select(INV)
-            .where(
-                INV.c.customer_id == customer_id,
-                INV.c.currency == currency,
-                outstanding_column() > 0,
-            )
-            .order_by(INV.c.due_date, INV.c.created_at, INV.c.invoice_id)
-            .with_for_update()
-        )
-    ).all()
+    params = {"customer_id": customer_id, "currency": currency}
+    heads = (await conn.execute(_LOCK_OPEN_INVOICES, params)).all()
     applied = []
     for head in heads:
         if amount <= 0:
@@ -171,33 +185,33 @@ class ReferencePayments:
         payment_id = f"PAY-{uuid_utils.uuid7()}"
         now = datetime.now(UTC)
         await conn.execute(
-            insert(PAY).values(
-                payment_id=payment_id,
-                customer_id=payment.customer_id,
-                amount_minor=amount,
-                unapplied_minor=amount - sum(n for _, n in applied),
-                currency=customer.currency,
-                reference=payment.reference,
-                received_on=payment.received_on or now.date(),
-                created_at=now,
-            )
+            _INSERT_PAYMENT,
+            {
+                "payment_id": payment_id,
+                "customer_id": payment.customer_id,
+                "amount_minor": amount,
+                "unapplied_minor": amount - sum(n for _, n in applied),
+                "currency": customer.currency,
+                "reference": payment.reference,
+                "received_on": payment.received_on or now.date(),
+                "created_at": now,
+            },
         )
-        if applied:
-            await conn.execute(
-                insert(APP),
-                [
-                    {"payment_id": payment_id, "invoice_id": i, "position": n, "amount_minor": m}
-                    for n, (i, m) in enumerate(applied)
-                ],
-            )
+        await _INSERT_APPLICATIONS(
+            conn,
+            [
+                {"payment_id": payment_id, "invoice_id": i, "position": n, "amount_minor": m}
+                for n, (i, m) in enumerate(applied)
+            ],
+        )
         for invoice_id, paid in applied:
             await move_money(conn, invoice_id, paid=paid)
-        found = await load_payments(conn, select(PAY).where(PAY.c.payment_id == payment_id))
+        found = await load_payments(conn, _PAYMENT, {"payment_id": payment_id})
         return found[0]
 
     async def get_payment(self, payment_id: str) -> Payment | None:
         async with self.db.read() as conn:
-            found = await load_payments(conn, select(PAY).where(PAY.c.payment_id == payment_id))
+            found = await load_payments(conn, _PAYMENT, {"payment_id": payment_id})
         return found[0] if found else None
 
     async def list_payments(

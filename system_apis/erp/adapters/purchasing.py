@@ -6,16 +6,19 @@ Financial on-hand moves only by postings of warehouse facts, so it lags the WMS.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Select, insert, select, tuple_, update
+from sqlalchemy import Insert, Select, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from system_apis.erp import db as tables
 from system_apis.erp.port import Conflict, Invalid, NotFound
@@ -40,14 +43,83 @@ FIN = tables.financial_stock
 
 _SIGN = {"goods_receipt": 1, "return_receipt": 1, "goods_issue": -1, "scrap": -1}
 
+# The statements of a posting and of the receipts it makes, built once with bind
+# parameters: a statement built per call costs SQLAlchemy more than running it (its
+# cache key is computed from the whole statement every time). Bind names inside an
+# UPDATE's values differ from the columns' (SQLAlchemy reserves those).
+_PO_HEAD = select(PO).where(PO.c.purchase_order_id == bindparam("purchase_order_id"))
+_PO_LOCKED = _PO_HEAD.with_for_update()
+_PO_VERSION = select(PO.c.version).where(PO.c.purchase_order_id == bindparam("purchase_order_id"))
+_PO_LINES = select(POL).where(POL.c.purchase_order_id == bindparam("purchase_order_id"))
+_PO_LINES_OF_MANY = (
+    select(POL)
+    .where(POL.c.purchase_order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(POL.c.line_no)
+)
+_PO_LINE_OF_SKU = _PO_LINES.where(
+    POL.c.sku == bindparam("sku"), POL.c.warehouse_id == bindparam("warehouse_id")
+)
+_TOUCH_PO = (
+    update(PO)
+    .where(PO.c.purchase_order_id == bindparam("at_po"))
+    .values(status=bindparam("new_status"), version=PO.c.version + 1, updated_at=bindparam("now"))
+)
+_RECEIVE_PO_LINE = (
+    update(POL)
+    .where(POL.c.purchase_order_id == bindparam("at_po"), POL.c.line_no == bindparam("at_line"))
+    .values(received=POL.c.received + bindparam("take", type_=POL.c.received.type))
+)
+_ASN_HEAD = select(ASN).where(ASN.c.asn_id == bindparam("asn_id"))
+_ASN_LOCKED = _ASN_HEAD.with_for_update()
+_ASN_LINES = select(ASNL).where(ASNL.c.asn_id == bindparam("asn_id"))
+_ASN_LINES_IN_ORDER = _ASN_LINES.order_by(ASNL.c.line_no)
+_moved = bindparam("quantity", type_=POL.c.received.type)
+_RECEIVE_ASN_LINE = (
+    update(POL)
+    .where(
+        POL.c.purchase_order_id == bindparam("at_po"),
+        POL.c.sku == bindparam("at_sku"),
+        POL.c.warehouse_id == bindparam("at_warehouse"),
+    )
+    .values(in_transit=POL.c.in_transit - _moved, received=POL.c.received + _moved)
+)
+_ASN_RECEIVED = (
+    update(ASN)
+    .where(ASN.c.asn_id == bindparam("at_asn"))
+    .values(status="received", receipt_id=bindparam("receipt"), updated_at=bindparam("now"))
+)
+_INSERT_POSTING = insert(tables.inventory_postings)  # the row is the execution's parameters
+_INSERT_POSTING_LINES = BulkInsert(
+    tables.inventory_posting_lines, ["posting_id", "line_no", "sku", "quantity_delta"]
+)
 
-async def load_purchase_orders(conn: AsyncConnection, query: Select[Any]) -> list[PurchaseOrder]:
-    heads = (await conn.execute(query)).all()
+
+@cache
+def _book_stock(dialect: str) -> Insert:
+    """Adds a posting's ``delta`` of a sku to the warehouse's financial on-hand (a row
+    the first time), built once per dialect (their ON CONFLICT clauses differ)."""
+    dialect_insert: Any = sqlite_insert if dialect == "sqlite" else pg_insert
+    now = bindparam("now", type_=FIN.c.updated_at.type)
+    stmt = dialect_insert(FIN).values(
+        sku=bindparam("at_sku"),
+        warehouse_id=bindparam("at_warehouse"),
+        on_hand=bindparam("delta"),
+        updated_at=now,
+    )
+    booked: Insert = stmt.on_conflict_do_update(
+        index_elements=["sku", "warehouse_id"],
+        set_={"on_hand": FIN.c.on_hand + stmt.excluded.on_hand, "updated_at": now},
+    )
+    return booked
+
+
+async def load_purchase_orders(
+    conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[PurchaseOrder]:
+    heads = (await conn.execute(query, params)).all()
     ids = [h.purchase_order_id for h in heads]
     lines: dict[str, list[PurchaseOrderLine]] = {i: [] for i in ids}
-    rows = await conn.execute(
-        select(POL).where(POL.c.purchase_order_id.in_(ids)).order_by(POL.c.line_no)
-    )
+    rows = await conn.execute(_PO_LINES_OF_MANY, {"ids": ids})
     status_of = {h.purchase_order_id: h.status for h in heads}
     for r in rows:
         still_open = status_of[r.purchase_order_id] == "open"
@@ -75,11 +147,16 @@ async def load_purchase_orders(conn: AsyncConnection, query: Select[Any]) -> lis
     ]
 
 
+async def _load_po(conn: AsyncConnection, purchase_order_id: str) -> PurchaseOrder | None:
+    found = await load_purchase_orders(conn, _PO_HEAD, {"purchase_order_id": purchase_order_id})
+    return found[0] if found else None
+
+
 async def _load_asn(conn: AsyncConnection, asn_id: str) -> Asn | None:
-    head = (await conn.execute(select(ASN).where(ASN.c.asn_id == asn_id))).first()
+    head = (await conn.execute(_ASN_HEAD, {"asn_id": asn_id})).first()
     if head is None:
         return None
-    rows = await conn.execute(select(ASNL).where(ASNL.c.asn_id == asn_id).order_by(ASNL.c.line_no))
+    rows = await conn.execute(_ASN_LINES_IN_ORDER, {"asn_id": asn_id})
     return Asn(
         asn_id=head.asn_id,
         purchase_order_id=head.purchase_order_id,
@@ -93,32 +170,22 @@ async def _load_asn(conn: AsyncConnection, asn_id: str) -> Asn | None:
     )
 
 
-def _po(purchase_order_id: str) -> Select[Any]:
-    return select(PO).where(PO.c.purchase_order_id == purchase_order_id)
-
-
 async def _touch_po(conn: AsyncConnection, purchase_order_id: str, now: datetime) -> PurchaseOrder:
     """Raise the PO's version, close it when everything is received, and reload it."""
-    rows = (
-        await conn.execute(select(POL).where(POL.c.purchase_order_id == purchase_order_id))
-    ).all()
-    head = (await conn.execute(_po(purchase_order_id))).one()
+    params = {"purchase_order_id": purchase_order_id}
+    rows = (await conn.execute(_PO_LINES, params)).all()
+    head = (await conn.execute(_PO_HEAD, params)).one()
     status = head.status
     if status == "open" and all(r.received >= r.ordered for r in rows):
         status = "closed"
-    await conn.execute(
-        update(PO)
-        .where(PO.c.purchase_order_id == purchase_order_id)
-        .values(status=status, version=PO.c.version + 1, updated_at=now)
-    )
-    return (await load_purchase_orders(conn, _po(purchase_order_id)))[0]
+    await conn.execute(_TOUCH_PO, {"at_po": purchase_order_id, "new_status": status, "now": now})
+    order = await _load_po(conn, purchase_order_id)
+    assert order is not None
+    return order
 
 
 async def po_version(conn: AsyncConnection, purchase_order_id: str) -> int:
-    return int(
-        await conn.scalar(select(PO.c.version).where(PO.c.purchase_order_id == purchase_order_id))
-        or 0
-    )
+    return int(await conn.scalar(_PO_VERSION, {"purchase_order_id": purchase_order_id}) or 0)
 
 
 class ReferencePurchasing:
@@ -156,12 +223,13 @@ class ReferencePurchasing:
                 for n, line in enumerate(order.lines, start=1)
             ],
         )
-        return (await load_purchase_orders(tx.conn, _po(purchase_order_id)))[0]
+        created = await _load_po(tx.conn, purchase_order_id)
+        assert created is not None
+        return created
 
     async def get_purchase_order(self, purchase_order_id: str) -> PurchaseOrder | None:
         async with self.db.read() as conn:
-            found = await load_purchase_orders(conn, _po(purchase_order_id))
-        return found[0] if found else None
+            return await _load_po(conn, purchase_order_id)
 
     async def list_purchase_orders(self, after: str | None, limit: int) -> list[PurchaseOrder]:
         query = select(PO).order_by(PO.c.purchase_order_id).limit(limit)
@@ -171,7 +239,8 @@ class ReferencePurchasing:
             return await load_purchase_orders(conn, query)
 
     async def cancel_purchase_order(self, tx: Tx, purchase_order_id: str) -> PurchaseOrder:
-        head = (await tx.conn.execute(_po(purchase_order_id).with_for_update())).first()
+        params = {"purchase_order_id": purchase_order_id}
+        head = (await tx.conn.execute(_PO_LOCKED, params)).first()
         if head is None:
             raise NotFound("purchase-order-not-found", f"No purchase order {purchase_order_id}.")
         if head.status != "open":
@@ -185,7 +254,8 @@ class ReferencePurchasing:
 
     async def create_asn(self, tx: Tx, asn: AsnIn) -> tuple[Asn, PurchaseOrder]:
         conn = tx.conn
-        head = (await conn.execute(_po(asn.purchase_order_id).with_for_update())).first()
+        params = {"purchase_order_id": asn.purchase_order_id}
+        head = (await conn.execute(_PO_LOCKED, params)).first()
         if head is None:
             raise Invalid("unknown-purchase-order", f"No purchase order {asn.purchase_order_id}.")
         if head.status != "open":
@@ -262,20 +332,21 @@ class ReferencePurchasing:
         try:
             async with conn.begin_nested():
                 await conn.execute(
-                    insert(tables.inventory_postings).values(
-                        posting_id=posting_id,
-                        kind=posting.kind,
-                        reference=posting.reference,
-                        warehouse_id=posting.warehouse_id,
-                        posted_at=now,
-                    )
+                    _INSERT_POSTING,
+                    {
+                        "posting_id": posting_id,
+                        "kind": posting.kind,
+                        "reference": posting.reference,
+                        "warehouse_id": posting.warehouse_id,
+                        "posted_at": now,
+                    },
                 )
         except IntegrityError as exc:
             raise Conflict(
                 "duplicate-posting", f"{posting.kind} of {posting.reference} is already posted."
             ) from exc
-        await conn.execute(
-            insert(tables.inventory_posting_lines),
+        await _INSERT_POSTING_LINES(
+            conn,
             [
                 {
                     "posting_id": posting_id,
@@ -289,17 +360,14 @@ class ReferencePurchasing:
         totals: dict[str, int] = {}
         for line in posting.lines:
             totals[line.sku] = totals.get(line.sku, 0) + line.quantity_delta
-        dialect_insert: Any = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        for sku, delta in sorted(totals.items()):
-            stmt = dialect_insert(FIN).values(
-                sku=sku, warehouse_id=posting.warehouse_id, on_hand=delta, updated_at=now
-            )
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["sku", "warehouse_id"],
-                    set_={"on_hand": FIN.c.on_hand + stmt.excluded.on_hand, "updated_at": now},
-                )
-            )
+        # One row per sku, in sku order (the rows' lock order), in one executemany.
+        await conn.execute(
+            _book_stock(conn.dialect.name),
+            [
+                {"at_sku": sku, "at_warehouse": posting.warehouse_id, "delta": delta, "now": now}
+                for sku, delta in sorted(totals.items())
+            ],
+        )
         asn, order = None, None
         if posting.asn_id:
             asn, order = await self._receive_asn(conn, posting, now)
@@ -320,31 +388,22 @@ class ReferencePurchasing:
     async def _receive_asn(
         self, conn: AsyncConnection, posting: PostingIn, now: datetime
     ) -> tuple[Asn, PurchaseOrder]:
-        head = (
-            await conn.execute(select(ASN).where(ASN.c.asn_id == posting.asn_id).with_for_update())
-        ).first()
+        head = (await conn.execute(_ASN_LOCKED, {"asn_id": posting.asn_id})).first()
         if head is None or head.warehouse_id != posting.warehouse_id:
             raise Invalid("unknown-asn", f"No ASN {posting.asn_id} to {posting.warehouse_id}.")
         if head.status != "in_transit":
             raise Conflict("asn-already-received", f"ASN {posting.asn_id} is already received.")
-        rows = (await conn.execute(select(ASNL).where(ASNL.c.asn_id == head.asn_id))).all()
+        rows = (await conn.execute(_ASN_LINES, {"asn_id": head.asn_id})).all()
         for r in sorted(rows, key=lambda x: x.sku):
-            await conn.execute(
-                update(POL)
-                .where(
-                    POL.c.purchase_order_id == head.purchase_order_id,
-                    POL.c.sku == r.sku,
-                    POL.c.warehouse_id == head.warehouse_id,
-                )
-                .values(
-                    in_transit=POL.c.in_transit - r.quantity, received=POL.c.received + r.quantity
-                )
-            )
-        await conn.execute(
-            update(ASN)
-            .where(ASN.c.asn_id == head.asn_id)
-            .values(status="received", receipt_id=posting.reference, updated_at=now)
-        )
+            moved = {
+                "at_po": head.purchase_order_id,
+                "at_sku": r.sku,
+                "at_warehouse": head.warehouse_id,
+                "quantity": r.quantity,
+            }
+            await conn.execute(_RECEIVE_ASN_LINE, moved)
+        received = {"at_asn": head.asn_id, "receipt": posting.reference, "now": now}
+        await conn.execute(_ASN_RECEIVED, received)
         order = await _touch_po(conn, head.purchase_order_id, now)
         asn = await _load_asn(conn, head.asn_id)
         assert asn is not None
@@ -358,31 +417,23 @@ class ReferencePurchasing:
         totals: dict[str, int],
         now: datetime,
     ) -> PurchaseOrder:
-        head = (await conn.execute(_po(purchase_order_id).with_for_update())).first()
+        head = (await conn.execute(_PO_LOCKED, {"purchase_order_id": purchase_order_id})).first()
         if head is None:
             raise Invalid("unknown-purchase-order", f"No purchase order {purchase_order_id}.")
         for sku, quantity in sorted(totals.items()):
             # Receiving more than is open receives what is open; the rest is just stock.
-            row = (
-                await conn.execute(
-                    select(POL).where(
-                        POL.c.purchase_order_id == purchase_order_id,
-                        POL.c.sku == sku,
-                        POL.c.warehouse_id == posting.warehouse_id,
-                    )
-                )
-            ).first()
+            line = {
+                "purchase_order_id": purchase_order_id,
+                "sku": sku,
+                "warehouse_id": posting.warehouse_id,
+            }
+            row = (await conn.execute(_PO_LINE_OF_SKU, line)).first()
             if row is None:
                 continue
             take = min(quantity, row.ordered - row.in_transit - row.received)
             if take > 0:
-                await conn.execute(
-                    update(POL)
-                    .where(
-                        POL.c.purchase_order_id == purchase_order_id, POL.c.line_no == row.line_no
-                    )
-                    .values(received=POL.c.received + take)
-                )
+                taken = {"at_po": purchase_order_id, "at_line": row.line_no, "take": take}
+                await conn.execute(_RECEIVE_PO_LINE, taken)
         return await _touch_po(conn, purchase_order_id, now)
 
     async def list_financial_stock(

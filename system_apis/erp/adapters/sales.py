@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, case, delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
@@ -83,15 +84,49 @@ def _unapplied_credit() -> ScalarSelect[Any]:
     )
 
 
+# Built once, with bind parameters: a statement built per call costs SQLAlchemy more
+# than running it (its cache key is computed from the whole statement every time).
+_EXPOSURE = select(
+    CUST.c.credit_limit_minor,
+    CUST.c.currency,
+    _open_orders().label("open_orders"),
+    _outstanding().label("outstanding"),
+    _unapplied_credit().label("unapplied"),
+).where(CUST.c.customer_id == bindparam("customer_id"))
+_CUSTOMER_CURRENCY = select(CUST.c.currency).where(CUST.c.customer_id == bindparam("customer_id"))
+_HEAD = select(SO, _invoiced().label("invoiced")).where(SO.c.order_id == bindparam("order_id"))
+_LINES = select(SOL).where(SOL.c.order_id == bindparam("order_id")).order_by(SOL.c.line_no)
+_STORED = (
+    select(SO.c.customer_id, SO.c.version)
+    .where(SO.c.order_id == bindparam("order_id"))
+    .with_for_update()
+)
+_INSERT_HEAD = insert(SO)  # the row's values are the execution's parameters
+# A newer version replaces the head (bind names must differ from the columns').
+_REPLACE_HEAD = (
+    update(SO)
+    .where(SO.c.order_id == bindparam("at_order"))
+    .values(
+        customer_id=bindparam("new_customer"),
+        currency=bindparam("new_currency"),
+        version=bindparam("new_version"),
+        status=bindparam("new_status"),
+        value_minor=bindparam("new_value"),
+        updated_at=bindparam("now"),
+    )
+)
+_DELETE_LINES = delete(SOL).where(SOL.c.order_id == bindparam("order_id"))
+_INSERT_LINES = BulkInsert(
+    SOL, ["order_id", "line_no", "sku", "quantity", "cancelled", "unit_price_minor"]
+)
+
+
 async def load_sales_order(conn: AsyncConnection, order_id: str) -> SalesOrder | None:
-    head = (
-        await conn.execute(
-            select(SO, _invoiced().label("invoiced")).where(SO.c.order_id == order_id)
-        )
-    ).first()
+    params = {"order_id": order_id}
+    head = (await conn.execute(_HEAD, params)).first()
     if head is None:
         return None
-    rows = await conn.execute(select(SOL).where(SOL.c.order_id == order_id).order_by(SOL.c.line_no))
+    rows = await conn.execute(_LINES, params)
     invoiced = int(head.invoiced)
     open_value = max(0, head.value_minor - invoiced) if head.status == "open" else 0
     return SalesOrder(
@@ -109,9 +144,7 @@ async def load_sales_order(conn: AsyncConnection, order_id: str) -> SalesOrder |
 
 
 async def _check_customer(conn: AsyncConnection, order: SalesOrderIn) -> None:
-    currency = await conn.scalar(
-        select(CUST.c.currency).where(CUST.c.customer_id == order.customer_id)
-    )
+    currency = await conn.scalar(_CUSTOMER_CURRENCY, {"customer_id": order.customer_id})
     if currency is None:
         raise Invalid("unknown-customer", f"No customer {order.customer_id}.")
     if order.currency != currency:
@@ -123,8 +156,7 @@ async def _check_customer(conn: AsyncConnection, order: SalesOrderIn) -> None:
 
 async def _stored(conn: AsyncConnection, order_id: str) -> Any:
     """The stored version's head, locked until the transaction ends (or None)."""
-    query = select(SO.c.customer_id, SO.c.version).where(SO.c.order_id == order_id)
-    return (await conn.execute(query.with_for_update())).first()
+    return (await conn.execute(_STORED, {"order_id": order_id})).first()
 
 
 async def _created(conn: AsyncConnection, order_id: str, head: dict[str, Any]) -> bool:
@@ -132,7 +164,7 @@ async def _created(conn: AsyncConnection, order_id: str, head: dict[str, Any]) -
     try:
         async with conn.begin_nested():
             await conn.execute(
-                insert(SO).values(order_id=order_id, created_at=head["updated_at"], **head)
+                _INSERT_HEAD, {"order_id": order_id, "created_at": head["updated_at"], **head}
             )
     except IntegrityError:
         return False
@@ -172,10 +204,19 @@ class ReferenceSales:
                     "sales-order-customer-changed",
                     f"Sales order {order_id} is {stored.customer_id}'s; a version cannot move it.",
                 )
-            await conn.execute(update(SO).where(SO.c.order_id == order_id).values(**head))
-            await conn.execute(delete(SOL).where(SOL.c.order_id == order_id))
-        await conn.execute(
-            insert(SOL),
+            replaced = {
+                "at_order": order_id,
+                "new_customer": head["customer_id"],
+                "new_currency": head["currency"],
+                "new_version": head["version"],
+                "new_status": head["status"],
+                "new_value": head["value_minor"],
+                "now": head["updated_at"],
+            }
+            await conn.execute(_REPLACE_HEAD, replaced)
+            await conn.execute(_DELETE_LINES, {"order_id": order_id})
+        await _INSERT_LINES(
+            conn,
             [
                 {
                     "order_id": order_id,
@@ -197,15 +238,8 @@ class ReferenceSales:
             return await load_sales_order(conn, order_id)
 
     async def credit_exposure(self, customer_id: str) -> CreditExposure | None:
-        query = select(
-            CUST.c.credit_limit_minor,
-            CUST.c.currency,
-            _open_orders().label("open_orders"),
-            _outstanding().label("outstanding"),
-            _unapplied_credit().label("unapplied"),
-        ).where(CUST.c.customer_id == customer_id)
         async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(_EXPOSURE, {"customer_id": customer_id})).first()
         if row is None:
             return None
         currency = row.currency

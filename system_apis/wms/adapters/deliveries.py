@@ -1,13 +1,17 @@
 """What happens to a shipment after dispatch: the carrier delivers it (once) or reports
 an exception with a new promised date (any number of times before delivery). Neither
-touches stock: they are facts of the shipment, not of the warehouse."""
+touches stock: they are facts of the shipment, not of the warehouse.
+
+The statements are built once, with bind parameters: one built per call costs
+SQLAlchemy more than running it (its cache key is computed each time)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import BindParameter, Select, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, Tx
@@ -22,21 +26,19 @@ DELIVERIES = tables.shipment_deliveries
 DELAYS = tables.shipment_delays
 
 
-async def load_shipments(conn: AsyncConnection, where: ColumnElement[bool]) -> list[Shipment]:
-    """The shipments ``where`` selects, in id order, with their delivery and latest delay."""
-    heads = (await conn.execute(select(SH).where(where).order_by(SH.c.shipment_id))).all()
-    ids = [h.shipment_id for h in heads]
-    lines: dict[str, list[StockLine]] = {i: [] for i in ids}
-    rows = await conn.execute(select(SL).where(SL.c.shipment_id.in_(ids)).order_by(SL.c.line_no))
-    for r in rows:
+async def load_shipments(
+    conn: AsyncConnection, by: Literal["shipment_id", "fulfillment_order_id"], value: str
+) -> list[Shipment]:
+    """The shipments whose ``by`` is ``value``, in id order, with their delivery and
+    latest delay."""
+    heads = (await conn.execute(_heads_by(by), {"value": value})).all()
+    ids = {"ids": [h.shipment_id for h in heads]}
+    lines: dict[str, list[StockLine]] = {i: [] for i in ids["ids"]}
+    for r in await conn.execute(_LINES_OF, ids):
         lines[r.shipment_id].append(StockLine(r.sku, r.quantity, lot_out(r.lot)))
-    found = await conn.execute(select(DELIVERIES).where(DELIVERIES.c.shipment_id.in_(ids)))
-    delivered = {d.shipment_id: d.delivered_at for d in found}
+    delivered = {d.shipment_id: d.delivered_at for d in await conn.execute(_DELIVERIES_OF, ids)}
     latest: dict[str, Any] = {}
-    delays = await conn.execute(
-        select(DELAYS).where(DELAYS.c.shipment_id.in_(ids)).order_by(DELAYS.c.delay_no)
-    )
-    for d in delays:
+    for d in await conn.execute(_DELAYS_OF, ids):
         latest[d.shipment_id] = d
     return [
         Shipment(
@@ -56,25 +58,43 @@ async def load_shipments(conn: AsyncConnection, where: ColumnElement[bool]) -> l
     ]
 
 
+@cache
+def _heads_by(column: str) -> Select[Any]:
+    return select(SH).where(SH.c[column] == bindparam("value")).order_by(SH.c.shipment_id)
+
+
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_LINES_OF = select(SL).where(SL.c.shipment_id.in_(_IDS)).order_by(SL.c.line_no)
+_DELIVERIES_OF = select(DELIVERIES).where(DELIVERIES.c.shipment_id.in_(_IDS))
+_DELAYS_OF = select(DELAYS).where(DELAYS.c.shipment_id.in_(_IDS)).order_by(DELAYS.c.delay_no)
+
+
 async def _locked_shipment(conn: AsyncConnection, shipment_id: str) -> Any:
     """The shipment's row, locked: a delivery and a delay of one shipment take turns."""
-    head = (
-        await conn.execute(select(SH).where(SH.c.shipment_id == shipment_id).with_for_update())
-    ).first()
+    head = (await conn.execute(_LOCKED_SHIPMENT, {"shipment_id": shipment_id})).first()
     if head is None:
         raise ShipmentNotFound(f"No shipment {shipment_id}.")
     return head
 
 
 async def _delivered(conn: AsyncConnection, shipment_id: str) -> bool:
-    found = await conn.scalar(
-        select(DELIVERIES.c.shipment_id).where(DELIVERIES.c.shipment_id == shipment_id)
-    )
+    found = await conn.scalar(_DELIVERED, {"shipment_id": shipment_id})
     return found is not None
 
 
 async def _one(conn: AsyncConnection, shipment_id: str) -> Shipment:
-    return (await load_shipments(conn, SH.c.shipment_id == shipment_id))[0]
+    return (await load_shipments(conn, "shipment_id", shipment_id))[0]
+
+
+_LOCKED_SHIPMENT = select(SH).where(SH.c.shipment_id == bindparam("shipment_id")).with_for_update()
+_DELIVERED = select(DELIVERIES.c.shipment_id).where(
+    DELIVERIES.c.shipment_id == bindparam("shipment_id")
+)
+_INSERT_DELIVERY = insert(DELIVERIES)
+_LAST_DELAY = select(func.coalesce(func.max(DELAYS.c.delay_no), 0)).where(
+    DELAYS.c.shipment_id == bindparam("shipment_id")
+)
+_INSERT_DELAY = insert(DELAYS)
 
 
 class ReferenceDeliveries:
@@ -82,7 +102,7 @@ class ReferenceDeliveries:
 
     async def get_shipment(self, shipment_id: str) -> Shipment | None:
         async with self.db.read() as conn:
-            found = await load_shipments(conn, SH.c.shipment_id == shipment_id)
+            found = await load_shipments(conn, "shipment_id", shipment_id)
         return found[0] if found else None
 
     async def record_delivery(
@@ -99,9 +119,8 @@ class ReferenceDeliveries:
                 "it cannot have been delivered before."
             )
         await tx.conn.execute(
-            insert(DELIVERIES).values(
-                shipment_id=shipment_id, delivered_at=delivered_at, recorded_at=now
-            )
+            _INSERT_DELIVERY,
+            {"shipment_id": shipment_id, "delivered_at": delivered_at, "recorded_at": now},
         )
         return await _one(tx.conn, shipment_id), True
 
@@ -111,19 +130,16 @@ class ReferenceDeliveries:
         await _locked_shipment(tx.conn, shipment_id)
         if await _delivered(tx.conn, shipment_id):
             raise AlreadyDelivered(f"Shipment {shipment_id} is delivered; it cannot be late.")
-        last = await tx.conn.scalar(
-            select(func.coalesce(func.max(DELAYS.c.delay_no), 0)).where(
-                DELAYS.c.shipment_id == shipment_id
-            )
-        )
+        last = await tx.conn.scalar(_LAST_DELAY, {"shipment_id": shipment_id})
         recorded = Delay(int(last or 0) + 1, delay.reason, delay.promised_date, datetime.now(UTC))
         await tx.conn.execute(
-            insert(DELAYS).values(
-                shipment_id=shipment_id,
-                delay_no=recorded.number,
-                reason=recorded.reason,
-                promised_date=recorded.promised_date,
-                reported_at=recorded.reported_at,
-            )
+            _INSERT_DELAY,
+            {
+                "shipment_id": shipment_id,
+                "delay_no": recorded.number,
+                "reason": recorded.reason,
+                "promised_date": recorded.promised_date,
+                "reported_at": recorded.reported_at,
+            },
         )
         return await _one(tx.conn, shipment_id), recorded

@@ -1,4 +1,9 @@
-"""Fulfillment orders and shipments of the reference WMS (the writing side)."""
+"""Fulfillment orders and shipments of the reference WMS (the writing side).
+
+The statements of a shipment's path are built once, with bind parameters: one built per
+call costs SQLAlchemy more than running it (its cache key is computed each time). Bind
+names inside ``.values(...)`` differ from the table's column names (SQLAlchemy reserves
+those)."""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
 from system_apis.wms.adapters.common import (
+    COUNT,
     available_expression,
     bump_stock_version,
     locked_stock,
@@ -43,13 +50,14 @@ PL = tables.pick_lines
 STOCK = tables.stock
 
 
-async def load_orders(conn: AsyncConnection, query: Select[Any]) -> list[FulfillmentOrder]:
-    heads = (await conn.execute(query)).all()
+async def load_orders(
+    conn: AsyncConnection, query: Select[Any], params: dict[str, Any] | None = None
+) -> list[FulfillmentOrder]:
+    """The orders ``query`` selects (run with ``params``), with their lines."""
+    heads = (await conn.execute(query, params)).all()
     ids = [h.fulfillment_order_id for h in heads]
     lines: dict[str, list[FulfillmentLine]] = {i: [] for i in ids}
-    rows = await conn.execute(
-        select(FL).where(FL.c.fulfillment_order_id.in_(ids)).order_by(FL.c.line_no)
-    )
+    rows = await conn.execute(_LINES_OF_ORDERS, {"ids": ids})
     for row in rows:
         lines[row.fulfillment_order_id].append(
             FulfillmentLine(row.sku, row.quantity, row.shipped, row.picked)
@@ -68,17 +76,53 @@ async def load_orders(conn: AsyncConnection, query: Select[Any]) -> list[Fulfill
     ]
 
 
-def _by_id(fulfillment_order_id: str) -> Select[Any]:
-    return select(FO).where(FO.c.fulfillment_order_id == fulfillment_order_id)
+_LINES_OF_ORDERS = (
+    select(FL)
+    .where(FL.c.fulfillment_order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(FL.c.line_no)
+)
+# One order, run with {"fulfillment_order_id": ...}.
+BY_ID = select(FO).where(FO.c.fulfillment_order_id == bindparam("fulfillment_order_id"))
+_LOCKED_HEAD = BY_ID.with_for_update()
+_LINES = select(FL).where(FL.c.fulfillment_order_id == bindparam("fulfillment_order_id"))
+
+
+async def load_order(conn: AsyncConnection, fulfillment_order_id: str) -> FulfillmentOrder:
+    """The order, which exists."""
+    return (await load_orders(conn, BY_ID, {"fulfillment_order_id": fulfillment_order_id}))[0]
+
+
+async def order_lines(conn: AsyncConnection, fulfillment_order_id: str) -> list[Any]:
+    """The order's ``fulfillment_lines`` rows."""
+    params = {"fulfillment_order_id": fulfillment_order_id}
+    return list((await conn.execute(_LINES, params)).all())
 
 
 async def _locked_head(conn: AsyncConnection, fulfillment_order_id: str) -> Any:
     """The order's row, locked for this transaction (FOR UPDATE is a no-op on SQLite,
     whose transaction already holds the write lock)."""
-    head = (await conn.execute(_by_id(fulfillment_order_id).with_for_update())).first()
+    params = {"fulfillment_order_id": fulfillment_order_id}
+    head = (await conn.execute(_LOCKED_HEAD, params)).first()
     if head is None:
         raise FulfillmentOrderNotFound(f"No fulfillment order {fulfillment_order_id}.")
     return head
+
+
+async def set_status(
+    conn: AsyncConnection, fulfillment_order_id: str, status: str, now: datetime
+) -> None:
+    """The order's new status, version + 1."""
+    params = {"at_order": fulfillment_order_id, "new_status": status, "now_at": now}
+    await conn.execute(_SET_STATUS, params)
+
+
+_SET_STATUS = (
+    update(FO)
+    .where(FO.c.fulfillment_order_id == bindparam("at_order"))
+    .values(
+        status=bindparam("new_status"), version=FO.c.version + 1, updated_at=bindparam("now_at")
+    )
+)
 
 
 def pick_open(pick: Any) -> int:
@@ -89,19 +133,19 @@ def pick_open(pick: Any) -> int:
 async def _open_picks(conn: AsyncConnection, fulfillment_order_id: str) -> list[Any]:
     """The order's pick lines neither shipped nor put away, locked, in (sku, lot, pick)
     order."""
-    return list(
-        (
-            await conn.execute(
-                select(PL)
-                .where(
-                    PL.c.fulfillment_order_id == fulfillment_order_id,
-                    PL.c.shipped + PL.c.put_away < PL.c.quantity,
-                )
-                .order_by(PL.c.sku, PL.c.lot, PL.c.pick_id, PL.c.line_no)
-                .with_for_update()
-            )
-        ).all()
+    params = {"fulfillment_order_id": fulfillment_order_id}
+    return list((await conn.execute(_OPEN_PICKS, params)).all())
+
+
+_OPEN_PICKS = (
+    select(PL)
+    .where(
+        PL.c.fulfillment_order_id == bindparam("fulfillment_order_id"),
+        PL.c.shipped + PL.c.put_away < PL.c.quantity,
     )
+    .order_by(PL.c.sku, PL.c.lot, PL.c.pick_id, PL.c.line_no)
+    .with_for_update()
+)
 
 
 async def _draw_stock(
@@ -146,21 +190,9 @@ async def _draw_stock(
             )
     for sku, lot in sorted(from_picks.keys() | from_free.keys()):
         of_picks, of_free = from_picks.get((sku, lot), 0), from_free.get((sku, lot), 0)
-        result = await conn.execute(
-            update(STOCK)
-            .where(
-                STOCK.c.warehouse_id == warehouse_id,
-                STOCK.c.sku == sku,
-                STOCK.c.lot == lot,
-                STOCK.c.picked >= of_picks,
-                available_expression() >= of_free,
-            )
-            .values(
-                on_hand=STOCK.c.on_hand - (of_picks + of_free),
-                picked=STOCK.c.picked - of_picks,
-                updated_at=now,
-            )
-        )
+        params = {"at_warehouse": warehouse_id, "at_sku": sku, "at_lot": lot, "now_at": now}
+        params |= {"of_picks": of_picks, "of_free": of_free, "drawn": of_picks + of_free}
+        result = await conn.execute(_DRAW_STOCK, params)
         if result.rowcount != 1:
             raise InsufficientStock(f"Warehouse {warehouse_id} has not enough {sku} on hand.")
     await _ship_picks(conn, picks, from_picks)
@@ -169,22 +201,74 @@ async def _draw_stock(
     }
 
 
+_DRAW_STOCK = (
+    update(STOCK)
+    .where(
+        STOCK.c.warehouse_id == bindparam("at_warehouse"),
+        STOCK.c.sku == bindparam("at_sku"),
+        STOCK.c.lot == bindparam("at_lot"),
+        STOCK.c.picked >= bindparam("of_picks", type_=COUNT),
+        available_expression() >= bindparam("of_free", type_=COUNT),
+    )
+    .values(
+        on_hand=STOCK.c.on_hand - bindparam("drawn", type_=COUNT),
+        picked=STOCK.c.picked - bindparam("of_picks", type_=COUNT),
+        updated_at=bindparam("now_at"),
+    )
+)
+
+
 async def _ship_picks(
     conn: AsyncConnection, picks: list[Any], from_picks: dict[tuple[str, str], int]
 ) -> None:
     """Mark the pick lines the shipment took, oldest first."""
     left = dict(from_picks)
+    taken: list[dict[str, Any]] = []
     for pick in picks:
         key = (pick.sku, pick.lot)
         take = min(left.get(key, 0), pick_open(pick))
         if take <= 0:
             continue
         left[key] -= take
-        await conn.execute(
-            update(PL)
-            .where(PL.c.pick_id == pick.pick_id, PL.c.line_no == pick.line_no)
-            .values(shipped=PL.c.shipped + take)
-        )
+        taken.append({"at_pick": pick.pick_id, "at_line": pick.line_no, "take": take})
+    if taken:
+        await conn.execute(_SHIP_PICK, taken)
+
+
+_SHIP_PICK = (
+    update(PL)
+    .where(PL.c.pick_id == bindparam("at_pick"), PL.c.line_no == bindparam("at_line"))
+    .values(shipped=PL.c.shipped + bindparam("take", type_=COUNT))
+)
+
+# The writes of creating an order and of dispatching a shipment.
+_INSERT_ORDER = insert(FO)
+_INSERT_LINES = BulkInsert(
+    FL, ["fulfillment_order_id", "line_no", "sku", "quantity", "shipped", "picked"]
+)
+_SHIP_LINE = (
+    update(FL)
+    .where(
+        FL.c.fulfillment_order_id == bindparam("at_order"),
+        FL.c.sku == bindparam("at_sku"),
+        FL.c.shipped + bindparam("add_shipped", type_=COUNT) <= FL.c.quantity,
+    )
+    .values(shipped=FL.c.shipped + bindparam("add_shipped", type_=COUNT))
+)
+_TOTALS = select(func.sum(FL.c.quantity), func.sum(FL.c.shipped)).where(
+    FL.c.fulfillment_order_id == bindparam("fulfillment_order_id")
+)
+_INSERT_SHIPMENT = insert(tables.shipments)
+_INSERT_SHIPMENT_LINES = BulkInsert(
+    tables.shipment_lines, ["shipment_id", "line_no", "sku", "lot", "quantity"]
+)
+
+
+async def order_totals(conn: AsyncConnection, fulfillment_order_id: str) -> tuple[Any, Any]:
+    """The order's units ordered and shipped (None, None when it has no lines)."""
+    params = {"fulfillment_order_id": fulfillment_order_id}
+    ordered, shipped = (await conn.execute(_TOTALS, params)).one()
+    return ordered, shipped
 
 
 class ReferenceFulfillment:
@@ -198,18 +282,19 @@ class ReferenceFulfillment:
         fulfillment_order_id = f"FO-{uuid_utils.uuid7()}"
         now = datetime.now(UTC)
         await tx.conn.execute(
-            insert(FO).values(
-                fulfillment_order_id=fulfillment_order_id,
-                order_id=order.order_id,
-                warehouse_id=order.warehouse_id,
-                status="released",
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
+            _INSERT_ORDER,
+            {
+                "fulfillment_order_id": fulfillment_order_id,
+                "order_id": order.order_id,
+                "warehouse_id": order.warehouse_id,
+                "status": "released",
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        await tx.conn.execute(
-            insert(FL),
+        await _INSERT_LINES(
+            tx.conn,
             [
                 {
                     "fulfillment_order_id": fulfillment_order_id,
@@ -217,6 +302,7 @@ class ReferenceFulfillment:
                     "sku": line.sku,
                     "quantity": line.quantity,
                     "shipped": 0,
+                    "picked": 0,
                 }
                 for n, line in enumerate(order.lines, start=1)
             ],
@@ -240,12 +326,8 @@ class ReferenceFulfillment:
                 f"Fulfillment order {fulfillment_order_id} has picked stock; put it away first."
             )
         if head.status != "cancelled":
-            await tx.conn.execute(
-                update(FO)
-                .where(FO.c.fulfillment_order_id == fulfillment_order_id)
-                .values(status="cancelled", version=FO.c.version + 1, updated_at=datetime.now(UTC))
-            )
-        return (await load_orders(tx.conn, _by_id(fulfillment_order_id)))[0]
+            await set_status(tx.conn, fulfillment_order_id, "cancelled", datetime.now(UTC))
+        return await load_order(tx.conn, fulfillment_order_id)
 
     async def create_shipment(
         self, tx: Tx, fulfillment_order_id: str, shipment: ShipmentIn
@@ -260,9 +342,7 @@ class ReferenceFulfillment:
         wanted: dict[str, int] = {}
         for line in shipment.lines:
             wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-        rows = (
-            await conn.execute(select(FL).where(FL.c.fulfillment_order_id == fulfillment_order_id))
-        ).all()
+        rows = await order_lines(conn, fulfillment_order_id)
         open_by_sku = {r.sku: int(r.quantity - r.shipped) for r in rows}
         for sku, quantity in sorted(wanted.items()):
             remaining = open_by_sku.get(sku, 0)
@@ -278,48 +358,29 @@ class ReferenceFulfillment:
             conn, fulfillment_order_id, head.warehouse_id, shipment.lines, now
         )
         for sku, quantity in sorted(wanted.items()):
-            result = await conn.execute(
-                update(FL)
-                .where(
-                    FL.c.fulfillment_order_id == fulfillment_order_id,
-                    FL.c.sku == sku,
-                    FL.c.shipped + quantity <= FL.c.quantity,
-                )
-                .values(shipped=FL.c.shipped + quantity)
-            )
+            params = {"at_order": fulfillment_order_id, "at_sku": sku, "add_shipped": quantity}
+            result = await conn.execute(_SHIP_LINE, params)
             if result.rowcount != 1:
                 raise OverShipment(f"More {sku} than remains open on {fulfillment_order_id}.")
-        ordered, shipped = (
-            await conn.execute(
-                select(func.sum(FL.c.quantity), func.sum(FL.c.shipped)).where(
-                    FL.c.fulfillment_order_id == fulfillment_order_id
-                )
-            )
-        ).one()
-        await conn.execute(
-            update(FO)
-            .where(FO.c.fulfillment_order_id == fulfillment_order_id)
-            .values(
-                status="shipped" if shipped >= ordered else "partially_shipped",
-                version=FO.c.version + 1,
-                updated_at=now,
-            )
-        )
+        ordered, shipped = await order_totals(conn, fulfillment_order_id)
+        status = "shipped" if shipped >= ordered else "partially_shipped"
+        await set_status(conn, fulfillment_order_id, status, now)
         shipment_id = f"SHP-{uuid_utils.uuid7()}"
         await conn.execute(
-            insert(tables.shipments).values(
-                shipment_id=shipment_id,
-                fulfillment_order_id=fulfillment_order_id,
-                order_id=head.order_id,
-                warehouse_id=head.warehouse_id,
-                carrier=shipment.carrier,
-                tracking_number=shipment.tracking_number,
-                shipped_at=now,
-            )
+            _INSERT_SHIPMENT,
+            {
+                "shipment_id": shipment_id,
+                "fulfillment_order_id": fulfillment_order_id,
+                "order_id": head.order_id,
+                "warehouse_id": head.warehouse_id,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+                "shipped_at": now,
+            },
         )
         drawn = sorted(draws.items())
-        await conn.execute(
-            insert(tables.shipment_lines),
+        await _INSERT_SHIPMENT_LINES(
+            conn,
             [
                 {"shipment_id": shipment_id, "line_no": n, "sku": sku, "lot": lot, "quantity": q}
                 for n, ((sku, lot), q) in enumerate(drawn, start=1)
@@ -338,6 +399,4 @@ class ReferenceFulfillment:
 
     async def list_shipments(self, fulfillment_order_id: str) -> list[Shipment]:
         async with self.db.read() as conn:
-            return await load_shipments(
-                conn, tables.shipments.c.fulfillment_order_id == fulfillment_order_id
-            )
+            return await load_shipments(conn, "fulfillment_order_id", fulfillment_order_id)

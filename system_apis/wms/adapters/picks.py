@@ -7,15 +7,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import uuid_utils
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import bump_stock_version, change_stock
+from system_apis.wms.adapters.common import COUNT, bump_stock_version, change_stock
 from system_apis.wms.adapters.fulfillment import FL, STOCK, _locked_head
 from system_apis.wms.port import DuplicateLine, InsufficientStock, InvalidState, OverShipment
 from system_apis.wms.schemas import Pick, PickIn, StockLine
+
+_PICK_LINE = (
+    update(FL)
+    .where(
+        FL.c.fulfillment_order_id == bindparam("at_order"),
+        FL.c.sku == bindparam("at_sku"),
+        FL.c.picked + bindparam("add_picked", type_=COUNT) <= FL.c.quantity,
+    )
+    .values(picked=FL.c.picked + bindparam("add_picked", type_=COUNT))
+)
+# A sku's stock rows at a warehouse, locked, in lot order.
+_LOCKED_LOTS = (
+    select(STOCK)
+    .where(STOCK.c.warehouse_id == bindparam("warehouse_id"), STOCK.c.sku == bindparam("sku"))
+    .order_by(STOCK.c.lot)
+    .with_for_update()
+)
+_INSERT_PICK = insert(tables.picks)
+_INSERT_PICK_LINES = BulkInsert(
+    tables.pick_lines,
+    ["pick_id", "line_no", "fulfillment_order_id", "sku", "lot", "quantity", "shipped", "put_away"],
+)
 
 
 class ReferencePicks:
@@ -35,15 +58,8 @@ class ReferencePicks:
         # The warehouse row before the stock rows: the lock order of every stock writer.
         await bump_stock_version(conn, head.warehouse_id)
         for sku, quantity in sorted(wanted.items()):
-            result = await conn.execute(
-                update(FL)
-                .where(
-                    FL.c.fulfillment_order_id == fulfillment_order_id,
-                    FL.c.sku == sku,
-                    FL.c.picked + quantity <= FL.c.quantity,
-                )
-                .values(picked=FL.c.picked + quantity)
-            )
+            params = {"at_order": fulfillment_order_id, "at_sku": sku, "add_picked": quantity}
+            result = await conn.execute(_PICK_LINE, params)
             if result.rowcount != 1:
                 raise OverShipment(
                     f"{quantity} more of {sku} would be picked than {fulfillment_order_id} orders."
@@ -56,12 +72,11 @@ class ReferencePicks:
             )
         pick_id = f"PCK-{uuid_utils.uuid7()}"
         await conn.execute(
-            insert(tables.picks).values(
-                pick_id=pick_id, fulfillment_order_id=fulfillment_order_id, picked_at=now
-            )
+            _INSERT_PICK,
+            {"pick_id": pick_id, "fulfillment_order_id": fulfillment_order_id, "picked_at": now},
         )
-        await conn.execute(
-            insert(tables.pick_lines),
+        await _INSERT_PICK_LINES(
+            conn,
             [
                 {
                     "pick_id": pick_id,
@@ -71,6 +86,7 @@ class ReferencePicks:
                     "lot": lot,
                     "quantity": quantity,
                     "shipped": 0,
+                    "put_away": 0,
                 }
                 for n, (sku, lot, quantity) in enumerate(picked, start=1)
             ],
@@ -95,14 +111,8 @@ class ReferencePicks:
     ) -> list[tuple[str, str, int]]:
         """Hold ``quantity`` of free stock as picked: from the named lot, else from the
         lots in key order. Returns (sku, lot, quantity) per lot taken."""
-        rows = (
-            await conn.execute(
-                select(STOCK)
-                .where(STOCK.c.warehouse_id == warehouse_id, STOCK.c.sku == sku)
-                .order_by(STOCK.c.lot)
-                .with_for_update()
-            )
-        ).all()
+        params = {"warehouse_id": warehouse_id, "sku": sku}
+        rows = (await conn.execute(_LOCKED_LOTS, params)).all()
         free = {r.lot: int(r.on_hand - sum(getattr(r, c) for c in tables.HELD)) for r in rows}
         lots = [lot] if lot else sorted(free)
         taken: list[tuple[str, str, int]] = []

@@ -8,9 +8,11 @@ SQLite's transaction already holds the write lock).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
 import uuid_utils
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Integer, Select, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database, Tx
@@ -22,7 +24,7 @@ from system_apis.wms.adapters.common import (
     stock_version,
 )
 from system_apis.wms.adapters.deliveries import ReferenceDeliveries
-from system_apis.wms.adapters.fulfillment import ReferenceFulfillment, load_orders
+from system_apis.wms.adapters.fulfillment import BY_ID, ReferenceFulfillment, load_orders
 from system_apis.wms.adapters.picks import ReferencePicks
 from system_apis.wms.adapters.putaways import ReferencePutAways
 from system_apis.wms.adapters.return_authorizations import ReferenceReturnAuthorizations
@@ -147,27 +149,17 @@ class ReferenceWms(
     # -- fulfillment orders (reads; writes are in ReferenceFulfillment) --
     async def get_fulfillment_order(self, fulfillment_order_id: str) -> FulfillmentOrder | None:
         async with self.db.read() as conn:
-            found = await load_orders(
-                conn,
-                select(tables.fulfillment_orders).where(
-                    tables.fulfillment_orders.c.fulfillment_order_id == fulfillment_order_id
-                ),
-            )
+            found = await load_orders(conn, BY_ID, {"fulfillment_order_id": fulfillment_order_id})
         return found[0] if found else None
 
     async def list_fulfillment_orders(
         self, order_ids: list[str], statuses: list[str], after: str | None, limit: int
     ) -> list[FulfillmentOrder]:
-        table = tables.fulfillment_orders
-        query = select(table).order_by(table.c.fulfillment_order_id).limit(limit)
-        if order_ids:
-            query = query.where(table.c.order_id.in_(order_ids))
-        if statuses:
-            query = query.where(table.c.status.in_(statuses))
-        if after:
-            query = query.where(table.c.fulfillment_order_id > after)
+        query = _fulfillment_orders(bool(order_ids), bool(statuses), bool(after))
+        given = {"order_ids": order_ids, "statuses": statuses, "after": after}
+        params = {name: value for name, value in given.items() if value} | {"limit": limit}
         async with self.db.read() as conn:
-            return await load_orders(conn, query)
+            return await load_orders(conn, query, params)
 
     # -- stock -----------------------------------------------------------
     async def stock_version(self, tx: Tx, warehouse_id: str) -> int:
@@ -206,3 +198,22 @@ class ReferenceWms(
             )
             for r in rows
         ]
+
+
+@cache
+def _fulfillment_orders(by_order: bool, by_status: bool, after: bool) -> Select[Any]:
+    """The page of fulfillment orders for one combination of filters (the pick queue
+    polls one of them all day), built once; run with order_ids, statuses, after, limit."""
+    table = tables.fulfillment_orders
+    query = (
+        select(table)
+        .order_by(table.c.fulfillment_order_id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if by_order:
+        query = query.where(table.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    if by_status:
+        query = query.where(table.c.status.in_(bindparam("statuses", expanding=True)))
+    if after:
+        query = query.where(table.c.fulfillment_order_id > bindparam("after"))
+    return query

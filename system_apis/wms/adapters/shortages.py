@@ -11,20 +11,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
-from system_apis.wms.adapters.common import bump_stock_version, locked_stock
+from system_apis.wms.adapters.common import COUNT, bump_stock_version, locked_stock
 from system_apis.wms.adapters.fulfillment import (
     FL,
-    FO,
-    _by_id,
     _locked_head,
     _open_picks,
-    load_orders,
+    load_order,
+    order_lines,
+    order_totals,
     pick_open,
+    set_status,
 )
 from system_apis.wms.adapters.stock_changes import record_adjustment
 from system_apis.wms.port import DuplicateLine, InvalidState, NotOpen, UnknownLine
@@ -54,9 +56,7 @@ async def _shrink_lines(
     skus = [line.sku for line in lines]
     if len(set(skus)) != len(skus):
         raise DuplicateLine(f"Each sku may appear once among the lines {verb}.")
-    rows = (
-        await conn.execute(select(FL).where(FL.c.fulfillment_order_id == fulfillment_order_id))
-    ).all()
+    rows = await order_lines(conn, fulfillment_order_id)
     open_by_sku = {r.sku: int(r.quantity - r.shipped) for r in rows}
     for pick in await _open_picks(conn, fulfillment_order_id):
         open_by_sku[pick.sku] -= pick_open(pick)
@@ -73,32 +73,26 @@ async def _shrink_lines(
                 line.sku,
                 available,
             )
-        await conn.execute(
-            update(FL)
-            .where(FL.c.fulfillment_order_id == fulfillment_order_id, FL.c.sku == line.sku)
-            .values(quantity=FL.c.quantity - line.quantity)
-        )
+        params = {"at_order": fulfillment_order_id, "at_sku": line.sku, "less": line.quantity}
+        await conn.execute(_SHRINK_LINE, params)
     await _settle_status(conn, fulfillment_order_id, head.status)
+
+
+_SHRINK_LINE = (
+    update(FL)
+    .where(FL.c.fulfillment_order_id == bindparam("at_order"), FL.c.sku == bindparam("at_sku"))
+    .values(quantity=FL.c.quantity - bindparam("less", type_=COUNT))
+)
 
 
 async def _settle_status(conn: AsyncConnection, fulfillment_order_id: str, status: str) -> None:
     """Nothing left and nothing shipped: cancelled; all that is left shipped: shipped."""
-    ordered, shipped = (
-        await conn.execute(
-            select(func.sum(FL.c.quantity), func.sum(FL.c.shipped)).where(
-                FL.c.fulfillment_order_id == fulfillment_order_id
-            )
-        )
-    ).one()
+    ordered, shipped = await order_totals(conn, fulfillment_order_id)
     if not ordered and not shipped:
         status = "cancelled"
     elif shipped >= ordered:
         status = "shipped"
-    await conn.execute(
-        update(FO)
-        .where(FO.c.fulfillment_order_id == fulfillment_order_id)
-        .values(status=status, version=FO.c.version + 1, updated_at=datetime.now(UTC))
-    )
+    await set_status(conn, fulfillment_order_id, status, datetime.now(UTC))
 
 
 async def _hold_plan(
@@ -122,6 +116,12 @@ async def _hold_plan(
     return plan
 
 
+_INSERT_SHORTAGE = insert(tables.shortages)
+_INSERT_SHORTAGE_LINES = BulkInsert(
+    tables.shortage_lines, ["shortage_id", "line_no", "sku", "quantity"]
+)
+
+
 class ReferenceShortages:
     db: Database
 
@@ -130,7 +130,7 @@ class ReferenceShortages:
     ) -> FulfillmentOrder:
         head = await _locked_head(tx.conn, fulfillment_order_id)
         await _shrink_lines(tx.conn, head, cancellation.lines, "cancelled")
-        return (await load_orders(tx.conn, _by_id(fulfillment_order_id)))[0]
+        return await load_order(tx.conn, fulfillment_order_id)
 
     async def report_shortage(
         self, tx: Tx, fulfillment_order_id: str, shortage: ShortageIn
@@ -149,15 +149,16 @@ class ReferenceShortages:
             await bump_stock_version(conn, head.warehouse_id)
         shortage_id = f"SHT-{uuid_utils.uuid7()}"
         await conn.execute(
-            insert(tables.shortages).values(
-                shortage_id=shortage_id,
-                fulfillment_order_id=fulfillment_order_id,
-                adjustment_id=adjustment.adjustment_id if adjustment else None,
-                reported_at=now,
-            )
+            _INSERT_SHORTAGE,
+            {
+                "shortage_id": shortage_id,
+                "fulfillment_order_id": fulfillment_order_id,
+                "adjustment_id": adjustment.adjustment_id if adjustment else None,
+                "reported_at": now,
+            },
         )
-        await conn.execute(
-            insert(tables.shortage_lines),
+        await _INSERT_SHORTAGE_LINES(
+            conn,
             [
                 {
                     "shortage_id": shortage_id,

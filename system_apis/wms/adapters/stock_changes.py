@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import uuid_utils
 from sqlalchemy import insert, select
 
+from shared.bulk import BulkInsert
 from shared.db import Database, Tx
 from system_apis.wms import db as tables
 from system_apis.wms.adapters.common import bump_stock_version, change_stock, require_warehouse
@@ -58,16 +59,17 @@ async def record_adjustment(
             )
     adjustment_id = f"ADJ-{uuid_utils.uuid7()}"
     await tx.conn.execute(
-        insert(tables.adjustments).values(
-            adjustment_id=adjustment_id,
-            warehouse_id=warehouse_id,
-            reason=reason,
-            note=note,
-            created_at=now,
-        )
+        _INSERT_ADJUSTMENT,
+        {
+            "adjustment_id": adjustment_id,
+            "warehouse_id": warehouse_id,
+            "reason": reason,
+            "note": note,
+            "created_at": now,
+        },
     )
-    await tx.conn.execute(
-        insert(tables.adjustment_lines),
+    await _INSERT_ADJUSTMENT_LINES(
+        tx.conn,
         [
             {
                 "adjustment_id": adjustment_id,
@@ -81,6 +83,13 @@ async def record_adjustment(
         ],
     )
     return Adjustment(adjustment_id, warehouse_id, reason, lines, now, note)
+
+
+_INSERT_ADJUSTMENT = insert(tables.adjustments)
+_INSERT_ADJUSTMENT_LINES = BulkInsert(
+    tables.adjustment_lines,
+    ["adjustment_id", "line_no", "sku", "lot", "status", "quantity_delta"],
+)
 
 
 class ReferenceStockChanges:
