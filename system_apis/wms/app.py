@@ -14,10 +14,11 @@ from system_apis.wms.adjustments.routes import AdjustmentController, CycleCountC
 from system_apis.wms.db import metadata, upgrade_schema
 from system_apis.wms.fulfillment.changes import FulfillmentChangeController
 from system_apis.wms.fulfillment.routes import FulfillmentController
+from system_apis.wms.fulfillment.shipment_batch import ShipmentBatchController
 from system_apis.wms.receipts.routes import ReceiptController
 from system_apis.wms.return_authorizations.routes import ReturnAuthorizationController
 from system_apis.wms.returns.routes import ReturnController
-from system_apis.wms.shipments.routes import ShipmentController
+from system_apis.wms.shipments.routes import DeliveryController, ShipmentController
 from system_apis.wms.stock.routes import StockController
 from system_apis.wms.warehouses.routes import WarehouseController
 
@@ -41,6 +42,8 @@ def create_app(
             FulfillmentController,
             FulfillmentChangeController,
             ShipmentController,
+            ShipmentBatchController,
+            DeliveryController,
             StockController,
             AdjustmentController,
             CycleCountController,

@@ -412,6 +412,51 @@ class DeliveryIn(msgspec.Struct, forbid_unknown_fields=True):
     delivered_at: AwareDatetime | None = None
 
 
+class ShipmentBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One shipment of a batch: the single dispatch's path id and body, with the
+    Idempotency-Key that call would carry."""
+
+    idempotency_key: ItemKey
+    fulfillment_order_id: Identifier
+    shipment: ShipmentIn
+
+
+class ShipmentBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 shipments; their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    shipments: Annotated[list[ShipmentBatchItemIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class DeliveryBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One delivery of a batch: the single delivery's path id and body, under its own
+    idempotency key."""
+
+    idempotency_key: ItemKey
+    shipment_id: Identifier
+    delivery: DeliveryIn
+
+
+class DeliveryBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 deliveries; their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    deliveries: Annotated[list[DeliveryBatchItemIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class ShipmentBatchResult(msgspec.Struct):
+    """Per item, in the batch's order: the shipment its single call answered (dispatched
+    or delivered, or replayed for a key seen before), or its refusal."""
+
+    idempotency_key: str
+    shipment: Shipment | None = None
+    refusal: ItemRefusal | None = None
+
+
+class ShipmentBatch(msgspec.Struct):
+    """The answer of ``POST /wms/v1/shipments/batch`` and ``/wms/v1/deliveries/batch``."""
+
+    results: list[ShipmentBatchResult]
+
+
 class DelayIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: DelayReason
     promised_date: date

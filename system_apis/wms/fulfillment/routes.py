@@ -43,6 +43,23 @@ StatusFilter = Annotated[
 ]
 
 
+def shipment_request(fulfillment_order_id: str, data: ShipmentIn) -> dict[str, object]:
+    """What a shipment's Idempotency-Key is a fingerprint of, on the single dispatch and
+    on ``POST /wms/v1/shipments/batch`` alike. The target is part of the request: one
+    key reused on another order is a 422."""
+    return {"fulfillment_order_id": fulfillment_order_id, "shipment": data}
+
+
+async def dispatch_shipment(
+    tx: Tx, wms: WmsPort, fulfillment_order_id: str, data: ShipmentIn
+) -> tuple[int, Shipment]:
+    """The effect of one dispatch (single or batch item): the shipment, shipment.dispatched."""
+    shipment = await wms.create_shipment(tx, fulfillment_order_id, data)
+    version = await wms.stock_version(tx, shipment.warehouse_id)
+    tx.emit(STREAM_WMS, shipment_dispatched(shipment, version))
+    return 201, shipment
+
+
 class FulfillmentController(Controller):
     path = "/wms/v1/fulfillment-orders"
     tags = ["fulfillment"]
@@ -184,15 +201,13 @@ class FulfillmentController(Controller):
         idempotency_key: IdempotencyKey,
     ) -> Response[Shipment]:
         async def effect(tx: Tx) -> tuple[int, Shipment]:
-            shipment = await wms.create_shipment(tx, fulfillment_order_id, data)
-            version = await wms.stock_version(tx, shipment.warehouse_id)
-            tx.emit(STREAM_WMS, shipment_dispatched(shipment, version))
-            return 201, shipment
+            return await dispatch_shipment(tx, wms, fulfillment_order_id, data)
 
-        # The target is part of the request: one key reused on another order is a 422.
-        payload = {"fulfillment_order_id": fulfillment_order_id, "shipment": data}
         return await idempotency.run_once(
-            client_id=principal.client_id, key=idempotency_key, payload=payload, effect=effect
+            client_id=principal.client_id,
+            key=idempotency_key,
+            payload=shipment_request(fulfillment_order_id, data),
+            effect=effect,
         )
 
     @get(

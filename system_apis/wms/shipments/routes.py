@@ -10,12 +10,36 @@ from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
 from shared.models import IdParam
 from shared.problems import problem_responses
 from system_apis.wms.events import shipment_delayed, shipment_delivered
 from system_apis.wms.port import ShipmentNotFound, WmsPort
-from system_apis.wms.schemas import DelayIn, DeliveryIn, Shipment
+from system_apis.wms.schemas import (
+    DelayIn,
+    DeliveryBatchIn,
+    DeliveryIn,
+    Shipment,
+    ShipmentBatch,
+    ShipmentBatchResult,
+)
+
+
+async def deliver_shipment(
+    tx: Tx, wms: WmsPort, shipment_id: str, data: DeliveryIn
+) -> tuple[int, Shipment]:
+    """The effect of one delivery (single or batch item): the shipment as delivered,
+    shipment.delivered the first time only."""
+    shipment, delivered_now = await wms.record_delivery(tx, shipment_id, data)
+    if delivered_now:
+        tx.emit(STREAM_WMS, shipment_delivered(shipment))
+    return 200, shipment
+
+
+def delivery_request(shipment_id: str, data: DeliveryIn) -> dict[str, object]:
+    """What a batch item's idempotency key is a fingerprint of: the target is part of
+    the request, so one key reused on another shipment is a 422."""
+    return {"shipment_id": shipment_id, "delivery": data}
 
 
 class ShipmentController(Controller):
@@ -54,9 +78,7 @@ class ShipmentController(Controller):
         shipment is delivered once: a second call answers it unchanged (the first
         ``delivered_at`` stands) and emits nothing."""
         async with idempotency.db.transaction() as tx:
-            shipment, delivered_now = await wms.record_delivery(tx, shipment_id, data)
-            if delivered_now:
-                tx.emit(STREAM_WMS, shipment_delivered(shipment))
+            _, shipment = await deliver_shipment(tx, wms, shipment_id, data)
         return shipment
 
     @post(
@@ -86,4 +108,52 @@ class ShipmentController(Controller):
         payload = {"shipment_id": shipment_id, "delay": data}
         return await idempotency.run_once(
             client_id=principal.client_id, key=idempotency_key, payload=payload, effect=effect
+        )
+
+
+class DeliveryController(Controller):
+    path = "/wms/v1/deliveries"
+    tags = ["shipments"]
+
+    @post(
+        "/batch",
+        operation_id="recordDeliveries",
+        summary="Record up to 100 carrier deliveries in one call, each as its single delivery would",
+        status_code=200,
+        responses=problem_responses(422),
+        **requires("wms:write"),
+    )
+    async def record_deliveries(
+        self,
+        data: JSONBody[DeliveryBatchIn],
+        wms: NamedDependency[WmsPort],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> ShipmentBatch:
+        """One transaction for the batch. Each item is answered as ``POST
+        /wms/v1/shipments/{shipment_id}/delivery`` would answer it, under the item's own
+        key: a key seen before replays its shipment; a new one records the delivery and
+        emits shipment.delivered (a shipment delivered already is answered unchanged and
+        emits nothing); a refusal (the key reused with another payload, 404 unknown
+        shipment, 422 delivered before dispatch, ...) changes nothing of that item and
+        nothing of the others. Keys repeated within the batch are 422
+        ``duplicate-idempotency-key``."""
+        items = data.deliveries
+
+        async def effect(tx: Tx, n: int) -> tuple[int, Shipment]:
+            return await deliver_shipment(tx, wms, items[n].shipment_id, items[n].delivery)
+
+        answers = await idempotency.run_each_once(
+            client_id=principal.client_id,
+            items=[
+                (item.idempotency_key, delivery_request(item.shipment_id, item.delivery))
+                for item in items
+            ],
+            effect=effect,
+        )
+        return ShipmentBatch(
+            [
+                ShipmentBatchResult(item.idempotency_key, shipment=made, refusal=why)
+                for item, (made, why) in zip(items, item_outcomes(answers, Shipment), strict=True)
+            ]
         )

@@ -10,6 +10,7 @@ import contextlib
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tally.simulate.api import Party
@@ -18,6 +19,7 @@ from tally.simulate.plan import WAREHOUSES, Day, Receipt
 
 PICK_QUEUE = ["released", "partially_shipped"]
 AT_ONCE = 8
+BATCH = 100  # shipments confirmed (deliveries reported) in one call, as the WMS takes
 SHORT_PICKS = 0.01
 DELAYS = 0.03
 DELIVERED = 0.5  # of the shipments not delayed: the carrier's proof of delivery comes today
@@ -26,6 +28,14 @@ CYCLE_COUNTS = (0.3, 0.6, 0.9)  # when in the day
 ASN_AHEAD = 0.1  # of the day: how long before its goods an ASN comes
 COUNTED_SKUS = 4  # per count, in each warehouse
 FOUND_UNITS = 0.2  # of counts: one unit more on the shelf than booked
+
+
+@dataclass(frozen=True)
+class _Picked:
+    fulfillment_order_id: str
+    order_id: str
+    key: str
+    lines: list[tuple[str, int]]  # (sku, units to ship)
 
 
 class Warehouse:
@@ -170,20 +180,44 @@ class Warehouse:
 
     async def ship_released(self) -> int:
         """One pass over the pick queue (the fulfillment orders released and not yet
-        fully shipped) for this day's orders; how many were shipped."""
+        fully shipped) for this day's orders; how many were shipped. The pass's
+        shipments are confirmed in batches, as a warehouse closes a wave, and the
+        carrier's proofs of delivery come in batches too."""
         ours = set(self.journal.orders.values())
         queue = await self.staff.pages("/wms/v1/fulfillment-orders", {"status": PICK_QUEUE})
         released = [fo for fo in queue if fo["order_id"] in ours]
-        gate = asyncio.Semaphore(AT_ONCE)
-
-        async def one(fo: dict[str, Any]) -> None:
-            async with gate:
-                await self._fulfil(fo)
-
-        await asyncio.gather(*(one(fo) for fo in released))
+        picked = [p for p in await self._pick_all(released) if p is not None]
+        shipped: list[tuple[str, str]] = []  # (shipment id, key)
+        for start in range(0, len(picked), BATCH):
+            shipped += await self._confirm(picked[start : start + BATCH])
+        delivered: list[tuple[str, str]] = []
+        for shipment_id, key in shipped:
+            if self.rng.random() < DELAYS:
+                delay = {"reason": "carrier_exception", "promised_date": "2030-01-15"}
+                await self.staff.post(
+                    f"/wms/v1/shipments/{shipment_id}/delays", delay, key=f"{key}-delay"
+                )
+                self.journal.outcomes["carrier_delays"] += 1
+            elif self.rng.random() < DELIVERED:
+                delivered.append((shipment_id, key))
+        for start in range(0, len(delivered), BATCH):
+            await self._deliver(delivered[start : start + BATCH])
         return len(released)
 
-    async def _fulfil(self, fo: dict[str, Any]) -> None:
+    async def _pick_all(self, released: list[dict[str, Any]]) -> list[_Picked | None]:
+        # The draws in queue order, then the short picks' calls at once.
+        plans = [(fo, self.rng.random() < SHORT_PICKS) for fo in released]
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def one(fo: dict[str, Any], short: bool) -> _Picked | None:
+            async with gate:
+                return await self._pick(fo, short)
+
+        return list(await asyncio.gather(*(one(fo, short) for fo, short in plans)))
+
+    async def _pick(self, fo: dict[str, Any], short: bool) -> _Picked | None:
+        """The fulfillment order picked: what is left to ship after a short pick (None:
+        nothing), with its shipment's key."""
         fo_id = fo["fulfillment_order_id"]
         open_lines = [
             (line["sku"], line["quantity"] - line.get("shipped", 0))
@@ -191,9 +225,9 @@ class Warehouse:
             if line["quantity"] - line.get("shipped", 0) > 0
         ]
         if not open_lines:
-            return
+            return None
         key = f"sim-{fo_id}-{sum(q for _, q in open_lines)}"
-        if self.rng.random() < SHORT_PICKS:
+        if short:
             sku = open_lines[0][0]
             shorted = {"lines": [{"sku": sku, "quantity": 1}]}
             answer = await self.staff.post(
@@ -206,39 +240,54 @@ class Warehouse:
             elif answer.status_code != 409:
                 self.journal.failed("shortage", answer.status_code, answer.text)
             if not open_lines:
-                return
-        shipment = {
-            "carrier": self.rng.choice(CARRIERS),
-            "tracking_number": f"1Z{uuid.UUID(int=self.rng.getrandbits(128)).hex[:12].upper()}",
-            "lines": [{"sku": s, "quantity": q} for s, q in open_lines],
-        }
-        answer = await self.staff.post(
-            f"/wms/v1/fulfillment-orders/{fo_id}/shipments", shipment, key=f"{key}-ship"
-        )
-        if answer.status_code == 409:
-            return  # cancelled or changed meanwhile: the next pass sees it as it is
-        if answer.status_code != 201:
-            self.journal.failed("shipment", answer.status_code, answer.text)
-            return
-        shipped = answer.json()
-        self.journal.outcomes["shipments"] += 1
-        self.journal.shipped_orders.add(fo["order_id"])
-        await self._after_dispatch(shipped["shipment_id"], key)
+                return None
+        return _Picked(fo_id, str(fo["order_id"]), key, open_lines)
 
-    async def _after_dispatch(self, shipment_id: str, key: str) -> None:
-        """The carrier: now and then an exception with a later promised date, else
-        often the proof of delivery the same day."""
-        if self.rng.random() < DELAYS:
-            delay = {"reason": "carrier_exception", "promised_date": "2030-01-15"}
-            await self.staff.post(
-                f"/wms/v1/shipments/{shipment_id}/delays", delay, key=f"{key}-delay"
-            )
-            self.journal.outcomes["carrier_delays"] += 1
-        elif self.rng.random() < DELIVERED:
-            answer = await self.staff.post(
-                f"/wms/v1/shipments/{shipment_id}/delivery", {}, key=f"{key}-delivered"
-            )
-            if answer.status_code in (200, 201):
+    async def _confirm(self, picked: list[_Picked]) -> list[tuple[str, str]]:
+        """A wave's shipments in one call; (shipment id, key) of those recorded."""
+        items = [
+            {
+                "idempotency_key": f"{p.key}-ship",
+                "fulfillment_order_id": p.fulfillment_order_id,
+                "shipment": {
+                    "carrier": self.rng.choice(CARRIERS),
+                    "tracking_number": (
+                        f"1Z{uuid.UUID(int=self.rng.getrandbits(128)).hex[:12].upper()}"
+                    ),
+                    "lines": [{"sku": s, "quantity": q} for s, q in p.lines],
+                },
+            }
+            for p in picked
+        ]
+        answer = await self.staff.post("/wms/v1/shipments/batch", {"shipments": items})
+        if answer.status_code != 200:
+            self.journal.failed("shipment", answer.status_code, answer.text)
+            return []
+        shipped: list[tuple[str, str]] = []
+        for p, result in zip(picked, answer.json()["results"], strict=True):
+            refusal = result.get("refusal")
+            if refusal is not None:
+                if refusal["status"] != 409:  # 409: cancelled or changed meanwhile
+                    self.journal.failed("shipment", refusal["status"], refusal["detail"])
+                continue
+            self.journal.outcomes["shipments"] += 1
+            self.journal.shipped_orders.add(p.order_id)
+            shipped.append((str(result["shipment"]["shipment_id"]), p.key))
+        return shipped
+
+    async def _deliver(self, delivered: list[tuple[str, str]]) -> None:
+        """The carrier's proofs of delivery, in one call."""
+        items = [
+            {"idempotency_key": f"{key}-delivered", "shipment_id": shipment_id, "delivery": {}}
+            for shipment_id, key in delivered
+        ]
+        answer = await self.staff.post("/wms/v1/deliveries/batch", {"deliveries": items})
+        if answer.status_code != 200:
+            self.journal.failed("delivery", answer.status_code, answer.text)
+            return
+        for result in answer.json()["results"]:
+            refusal = result.get("refusal")
+            if refusal is None:
                 self.journal.outcomes["deliveries"] += 1
             else:
-                self.journal.failed("delivery", answer.status_code, answer.text)
+                self.journal.failed("delivery", refusal["status"], refusal["detail"])
