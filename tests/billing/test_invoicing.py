@@ -154,16 +154,49 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
 
 def erp_posts(stack: Stack, route: str) -> float:
     """How many POSTs of ``route`` the ERP answered (its /metrics)."""
-    with stack.client("erp") as erp:
-        text = erp.get("/metrics").text
+    return answered(stack, "erp", "POST", route)
+
+
+def answered(stack: Stack, service: str, method: str, route: str) -> float:
+    """How many ``method`` ``route`` requests ``service`` answered (its /metrics)."""
+    with stack.client(service) as client:
+        text = client.get("/metrics").text
     return sum(
         float(line.split()[-1])
         for line in text.splitlines()
         if line.startswith("tally_http_request_seconds_count{")
-        and 'service="erp"' in line
-        and 'method="POST"' in line
+        and f'service="{service}"' in line
+        and f'method="{method}"' in line
         and f'route="{route}"' in line
     )
+
+
+def test_the_orders_of_one_batch_of_shipments_are_read_in_one_call(stack: Stack) -> None:
+    """Billing reads what an invoice takes from its order (prices, customer, region)
+    for a batch of shipments in one batch read of the orders API, not one read each;
+    each shipment is invoiced at its own order's price."""
+    customer_id = new_customer(stack)
+    prices = [1000 + 100 * n for n in range(5)]
+    orders = [seed_booked_order(stack, customer_id, [("SKU-A", 2, price)]) for price in prices]
+    events = [shipment_event(order_id, [("SKU-A", 1)]) for order_id in orders]
+    for event in events:
+        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 1)])
+    one, many = "/orders/v1/orders/{order_id}", "/orders/v1/orders"
+    before = (
+        answered(stack, "order_to_ship", "GET", one),
+        answered(stack, "order_to_ship", "GET", many),
+    )
+    stack.publish(STREAM_WMS, events)
+    invoices = [
+        wait_until(lambda o=order_id: billing_invoices(stack, o), what="its invoice")
+        for order_id in orders
+    ]
+    reads = (
+        answered(stack, "order_to_ship", "GET", one) - before[0],
+        answered(stack, "order_to_ship", "GET", many) - before[1],
+    )
+    assert reads[1] >= 1 and sum(reads) < len(events), reads
+    assert [i[0]["lines"][0]["unit_price"]["amount_minor"] for i in invoices] == prices
 
 
 def test_the_shipments_of_one_batch_are_invoiced_in_one_call(stack: Stack) -> None:

@@ -39,6 +39,7 @@ log = logging.getLogger("tally.billing.events")
 
 CONSUMER_GROUP = "billing"
 PLACED_ORDERS_KEPT = 20_000  # orders whose shipments are still being invoiced
+ORDERS_PER_READ = 100  # the orders API's batch read by ids takes up to 100
 # The ERP's answers that mean "not yet": the goods issue of the shipment or the sales
 # order is still on its way to the ERP (availability's postings, orders' ERP sync).
 WAITS = {"/problems/shipment-not-posted", "/problems/order-not-booked"}
@@ -96,9 +97,15 @@ class InvoiceOnShipment:
         whole (4xx): one call each, so that only the bad one waits."""
         prepared: list[Any] = [None] * len(events)
         sent: dict[str, tuple[int, ShipmentDispatched, dict[str, Any]]] = {}
+        shipments = [event.payload(ShipmentDispatched) for event in events]
+        async with self.db.read() as conn:
+            invoiced = await repo.invoiced_among(conn, [s.shipment_id for s in shipments])
+        await self._remember({s.order_id for s in shipments})
         for n, event in enumerate(events):
+            if shipments[n].shipment_id in invoiced:
+                continue  # the same fact again under another event id
             try:
-                found = await self._invoice_body(event)
+                found = await self._invoice_body(event, checked=True)
             except Exception as exc:
                 prepared[n] = exc
                 continue
@@ -142,12 +149,16 @@ class InvoiceOnShipment:
             except Exception as exc:
                 prepared[n] = exc
 
-    async def _invoice_body(self, event: Event) -> tuple[ShipmentDispatched, dict[str, Any]] | None:
-        """The ERP invoice the shipment makes; None when there is none to make."""
+    async def _invoice_body(
+        self, event: Event, *, checked: bool = False
+    ) -> tuple[ShipmentDispatched, dict[str, Any]] | None:
+        """The ERP invoice the shipment makes; None when there is none to make.
+        ``checked``: the caller knows the shipment is not invoiced yet."""
         shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
-        async with self.db.read() as conn:
-            if await repo.invoiced(conn, shipment.shipment_id):
-                return None  # the same fact again under another event id
+        if not checked:
+            async with self.db.read() as conn:
+                if await repo.invoiced(conn, shipment.shipment_id):
+                    return None  # the same fact again under another event id
         order = await self._order(shipment.order_id)
         if order is None:
             # Not an order of this platform (the WMS also fulfils for other systems):
@@ -224,14 +235,34 @@ class InvoiceOnShipment:
             return None
         if not response.is_success:
             raise CannotInvoice(f"order {order_id}: orders API {response.status_code}")
-        body = response.json()
+        return self._keep(response.json())
+
+    async def _remember(self, order_ids: set[str]) -> None:
+        """The orders of a bus batch's shipments that are not in memory, read in one
+        call per hundred (``GET /orders/v1/orders?order_id=...``). Should that read
+        fail, each shipment reads its order on its own (``_order``), which decides."""
+        missing = sorted(i for i in order_ids if i not in self._placed)
+        for start in range(0, len(missing), ORDERS_PER_READ):
+            ids = missing[start : start + ORDERS_PER_READ]
+            params = [("order_id", i) for i in ids] + [("limit", str(ORDERS_PER_READ))]
+            try:
+                response = await self.orders.request("GET", "/orders/v1/orders", params=params)
+            except Exception as exc:  # the single reads decide what it means
+                log.info("reading %d orders at once: %r", len(ids), exc)
+                return
+            if not response.is_success:
+                return
+            for body in response.json()["items"]:
+                self._keep(body)
+
+    def _keep(self, body: dict[str, Any]) -> PlacedOrder:
         order = PlacedOrder(
             customer_id=str(body["customer_id"]),
             currency=body.get("currency"),
             region=(body.get("ship_to") or {}).get("region"),
             prices={line["sku"]: line["unit_price"] for line in body["lines"]},
         )
-        self._placed[order_id] = order
+        self._placed[str(body["order_id"])] = order
         if len(self._placed) > PLACED_ORDERS_KEPT:
             self._placed.popitem(last=False)
         return order

@@ -209,6 +209,18 @@ async def invoiced(conn: AsyncConnection, shipment_id: str) -> bool:
     return found is not None
 
 
+_INVOICED_AMONG = select(invoices.c.shipment_id).where(
+    invoices.c.shipment_id.in_(bindparam("shipment_ids", expanding=True))
+)
+
+
+async def invoiced_among(conn: AsyncConnection, shipment_ids: list[str]) -> set[str]:
+    """Those of the shipments that have their invoice."""
+    if not shipment_ids:
+        return set()
+    return set(await conn.scalars(_INVOICED_AMONG, {"shipment_ids": sorted(set(shipment_ids))}))
+
+
 _BY_ID = select(invoices).where(invoices.c.invoice_id == bindparam("invoice_id"))
 
 
