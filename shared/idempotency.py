@@ -63,7 +63,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import ItemRefusal
 from shared.refusals import Refusal
 
@@ -414,7 +414,7 @@ class IdempotencyStore:
                         continue
                     emitted = len(tx.events_written)
                     try:
-                        async with tx.conn.begin_nested():
+                        async with savepoint(tx.conn):
                             status_code, result = await effect(tx, n)
                     except Refusal:
                         del tx.events_written[emitted:]

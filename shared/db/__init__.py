@@ -4,7 +4,8 @@ collects the events a transaction emits.
 - ``engine``: the engine and SQLite's pragmas, BEGIN and pool reset;
 - ``sqlite_driver``: the SQLite adapter that runs a statement in one driver trip;
 - ``database``: ``Database`` (schema, transactions, the SQLite writer) and ``Tx``;
-- ``conflicts``: deadlock victims and serialization failures, retried or answered 503."""
+- ``conflicts``: deadlock victims and serialization failures, retried or answered 503;
+- ``savepoints``: a savepoint in plain SQL, for the savepoints a hot path takes per item."""
 
 from shared.db.conflicts import is_conflict, retrying_conflicts
 from shared.db.database import (
@@ -16,6 +17,7 @@ from shared.db.database import (
     write_events_with,
 )
 from shared.db.engine import BUSY_TIMEOUT_MS, READ_ONLY, create_engine, is_sqlite
+from shared.db.savepoints import savepoint
 from shared.waiting import sleep_or_wake
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "is_conflict",
     "is_sqlite",
     "retrying_conflicts",
+    "savepoint",
     "sleep_or_wake",
     "write_events_with",
 ]

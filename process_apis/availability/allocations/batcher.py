@@ -52,7 +52,7 @@ from process_apis.availability.schemas import (
     request_fingerprint,
     without_customer,
 )
-from shared.db import Database, Tx, is_conflict, retrying_conflicts
+from shared.db import Database, Tx, is_conflict, retrying_conflicts, savepoint
 from shared.idempotency import IdempotencyStore, Ident, StoredRecord
 from shared.refusals import Refusal
 
@@ -346,7 +346,7 @@ class AllocationBatcher:
         if replayed is not None:
             return replayed
         try:
-            async with conn.begin_nested():
+            async with savepoint(conn):
                 result = await service.allocate(tx, request.data, request.key)
                 body = msgspec.json.encode(result)
                 record, _ = self._completed(request, body, datetime.now(UTC))

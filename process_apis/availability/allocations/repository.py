@@ -18,6 +18,7 @@ from process_apis.availability.db import (
 )
 from process_apis.availability.refusals import DuplicateAllocation
 from process_apis.availability.schemas import Allocation, AllocationLine, LocationClaim
+from shared.db import savepoint
 
 CLAIMS = allocation_lines
 Claims = dict[tuple[int, str], tuple[str, int]]  # (line_no, location_id) -> (sku, quantity)
@@ -34,7 +35,7 @@ async def insert_header(
     """The allocation's header (status allocated, version 1); 409 when the order has
     one already. In a savepoint so the caller's transaction survives the refusal."""
     try:
-        async with conn.begin_nested():
+        async with savepoint(conn):
             await conn.execute(
                 insert(allocations).values(
                     allocation_id=allocation_id,

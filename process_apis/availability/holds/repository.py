@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from process_apis.availability.db import hold_lines, hold_requests, holds
 from process_apis.availability.holds.schemas import HeldPosition, Hold, HoldLine
 from process_apis.availability.refusals import DuplicateHold
+from shared.db import savepoint
 
 Held = dict[tuple[int, str, str], tuple[str, int]]  # (line_no, location, lot) -> (sku, qty)
 
@@ -27,7 +28,7 @@ async def insert_header(
     now: datetime,
 ) -> None:
     try:
-        async with conn.begin_nested():
+        async with savepoint(conn):
             await conn.execute(
                 insert(holds).values(
                     hold_id=hold_id,

@@ -28,7 +28,7 @@ from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
 from shared.breaker import CircuitOpen
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.http import RetryableStatus
 from shared.problems import ProblemError
 from shared.queue_sender import QueueSender
@@ -208,7 +208,7 @@ class Releaser(QueueSender[Any, Outcome]):
                 try:
                     # One release that no longer fits its order must not keep the
                     # batch's others from being recorded: each in its own savepoint.
-                    async with tx.conn.begin_nested():
+                    async with savepoint(tx.conn):
                         await self._record_one(tx, row, values, sent=unsent is None)
                 except QuantityRefused as exc:
                     log.error(

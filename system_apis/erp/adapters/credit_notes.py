@@ -18,7 +18,7 @@ from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import Money
 from system_apis.erp import db as tables
 from system_apis.erp.adapters.invoices import lock_customer, lock_invoice, move_money
@@ -224,7 +224,7 @@ class ReferenceCreditNotes:
         credit_note_id = f"CN-{uuid_utils.uuid7()}"
         now = datetime.now(UTC)
         try:
-            async with conn.begin_nested():
+            async with savepoint(conn):
                 await conn.execute(
                     insert(CN).values(
                         credit_note_id=credit_note_id,

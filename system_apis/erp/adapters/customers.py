@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import Money
 from system_apis.erp import db as tables
 from system_apis.erp.countries import COUNTRIES
@@ -140,7 +140,7 @@ class ReferenceCustomers:
         check_ship_tos(customer.ship_tos)
         now = datetime.now(UTC)
         try:
-            async with tx.conn.begin_nested():
+            async with savepoint(tx.conn):
                 await tx.conn.execute(
                     insert(CUST).values(
                         customer_id=customer.customer_id,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import Money
 from system_apis.erp import db as tables
 from system_apis.erp.port import Conflict, DuplicateRecord, Invalid
@@ -325,7 +325,7 @@ class ReferenceInvoices:
             raise Invalid("value-too-large", "An invoice may total at most 10^15.")
         terms = customer.payment_terms
         try:
-            async with conn.begin_nested():
+            async with savepoint(conn):
                 await conn.execute(
                     _INSERT_INVOICE,
                     {

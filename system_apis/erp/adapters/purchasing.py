@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from system_apis.erp import db as tables
 from system_apis.erp.port import Conflict, Invalid, NotFound
 from system_apis.erp.schemas import (
@@ -330,7 +330,7 @@ class ReferencePurchasing:
         now = datetime.now(UTC)
         posting_id = f"GP-{uuid_utils.uuid7()}"
         try:
-            async with conn.begin_nested():
+            async with savepoint(conn):
                 await conn.execute(
                     _INSERT_POSTING,
                     {

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import Money
 from system_apis.erp import db as tables
 from system_apis.erp.adapters.credit_notes import ReferenceCreditNotes
@@ -46,7 +46,7 @@ class ReferenceErp(
     async def create_item(self, tx: Tx, item: ItemIn) -> Item:
         now = datetime.now(UTC)
         try:
-            async with tx.conn.begin_nested():
+            async with savepoint(tx.conn):
                 await tx.conn.execute(
                     insert(tables.items).values(
                         sku=item.sku,

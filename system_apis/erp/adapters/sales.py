@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
 from system_apis.erp.port import Invalid
@@ -162,7 +162,7 @@ async def _stored(conn: AsyncConnection, order_id: str) -> Any:
 async def _created(conn: AsyncConnection, order_id: str, head: dict[str, Any]) -> bool:
     """Whether the order was new and is now stored (False: a concurrent PUT stored it)."""
     try:
-        async with conn.begin_nested():
+        async with savepoint(conn):
             await conn.execute(
                 _INSERT_HEAD, {"order_id": order_id, "created_at": head["updated_at"], **head}
             )

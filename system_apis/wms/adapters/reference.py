@@ -15,7 +15,7 @@ import uuid_utils
 from sqlalchemy import Integer, Select, bindparam, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import Database, Tx
+from shared.db import Database, Tx, savepoint
 from system_apis.wms import db as tables
 from system_apis.wms.adapters.common import (
     add_stock,
@@ -60,7 +60,7 @@ class ReferenceWms(
     async def create_warehouse(self, tx: Tx, warehouse: WarehouseIn) -> Warehouse:
         now = datetime.now(UTC)
         try:
-            async with tx.conn.begin_nested():
+            async with savepoint(tx.conn):
                 await tx.conn.execute(
                     insert(tables.warehouses).values(
                         warehouse_id=warehouse.warehouse_id,
