@@ -203,6 +203,10 @@ async def lock(conn: AsyncConnection, order_id: str) -> Working | None:
     head = (await conn.execute(_HEAD_LOCKED, {"at_order": order_id})).first()
     if head is None:
         return None
+    # The lines in a statement of their own, after the lock: on PostgreSQL a join
+    # locked in one statement would hand back the lines as they were before it waited
+    # for the lock (READ COMMITTED re-reads only the locked row), not as the writer it
+    # waited for left them (tests/orders/test_returns.py, concurrent RMAs).
     rows = await conn.execute(_LINES_OF, {"at_order": order_id})
     lines: dict[str, LineQuantities] = {}
     prices: dict[str, int] = {}
