@@ -202,15 +202,18 @@ def status_of(requested: int, claimed: int, shipped: int, released: int) -> str:
 async def settled_status(conn: AsyncConnection, allocation_id: str) -> str:
     """``status_of`` the allocation as its demands and claims stand now."""
     params = {"allocation_id": allocation_id}
-    requested = await conn.scalar(_REQUESTED, params)
-    claimed, shipped, released = (await conn.execute(_CLAIMED, params)).one()
+    requested, claimed, shipped, released = (await conn.execute(_SETTLED, params)).one()
     return status_of(int(requested or 0), int(claimed), int(shipped), int(released))
 
 
-_REQUESTED = select(func.coalesce(func.sum(allocation_demands.c.quantity), 0)).where(
-    allocation_demands.c.allocation_id == bindparam("allocation_id")
+_REQUESTED = (
+    select(func.coalesce(func.sum(allocation_demands.c.quantity), 0))
+    .where(allocation_demands.c.allocation_id == bindparam("allocation_id"))
+    .scalar_subquery()
 )
-_CLAIMED = select(
+# What was asked for, claimed, shipped and released, in one read.
+_SETTLED = select(
+    _REQUESTED,
     func.coalesce(func.sum(CLAIMS.c.quantity), 0),
     func.coalesce(func.sum(CLAIMS.c.shipped), 0),
     func.coalesce(func.sum(CLAIMS.c.released), 0),
@@ -261,8 +264,7 @@ async def lower_demand(conn: AsyncConnection, allocation_id: str, line_no: int, 
 async def set_status(conn: AsyncConnection, allocation_id: str, status: str, now: datetime) -> int:
     """New status, version + 1; returns the new version."""
     params = {"at_allocation": allocation_id, "new_status": status, "now": now}
-    await conn.execute(_SET_STATUS, params)
-    version = await conn.scalar(_VERSION, params)
+    version = await conn.scalar(_SET_STATUS, params)
     return int(version or 0)
 
 
@@ -274,9 +276,7 @@ _SET_STATUS = (
         version=allocations.c.version + 1,
         updated_at=bindparam("now"),
     )
-)
-_VERSION = select(allocations.c.version).where(
-    allocations.c.allocation_id == bindparam("at_allocation")
+    .returning(allocations.c.version)
 )
 
 

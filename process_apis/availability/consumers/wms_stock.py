@@ -10,8 +10,9 @@ into ``external_committed`` until its shipment."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.availability.consumers.apply import Changes, add, apply_changes
@@ -98,6 +99,19 @@ async def on_pick(tx: Tx, event: Event) -> None:
     await apply_changes(conn, changes, Cause("pick", event.source, pick.pick_id, event.id), now)
 
 
+# A shipment's order's picks made outside any allocation, still to be released (built
+# once, decision 0043), by sku then pick.
+_EXTERNAL_PICKS = (
+    select(picks_seen)
+    .where(
+        picks_seen.c.order_id == bindparam("of_order"),
+        picks_seen.c.location_id == bindparam("at_location"),
+        picks_seen.c.external > picks_seen.c.external_released,
+    )
+    .order_by(picks_seen.c.sku, picks_seen.c.pick_id, picks_seen.c.line_no)
+)
+
+
 async def release_external_picks(tx: Tx, event: Event) -> None:
     """Before a shipment applies: the shipped units beyond the order's open claims
     were picked outside any allocation; their external_committed goes."""
@@ -107,22 +121,18 @@ async def release_external_picks(tx: Tx, event: Event) -> None:
     shipped: dict[str, int] = {}
     for line in shipment.lines:
         shipped[line.sku] = shipped.get(line.sku, 0) + max(0, line.quantity)
-    p = picks_seen.c
+    # Most shipments follow no external pick: one read finds that out for all skus.
+    external: dict[str, list[Any]] = {}
+    for pick in await conn.execute(
+        _EXTERNAL_PICKS, {"of_order": shipment.order_id, "at_location": shipment.warehouse_id}
+    ):
+        external.setdefault(pick.sku, []).append(pick)
     for sku, quantity in sorted(shipped.items()):
+        picks = external.get(sku)
+        if not picks:
+            continue
         claims = await _open_claims(conn, shipment.order_id, shipment.warehouse_id, sku)
         beyond = max(0, quantity - claims)
-        picks = (
-            await conn.execute(
-                select(picks_seen)
-                .where(
-                    p.order_id == shipment.order_id,
-                    p.location_id == shipment.warehouse_id,
-                    p.sku == sku,
-                    p.external > p.external_released,
-                )
-                .order_by(p.pick_id, p.line_no)
-            )
-        ).all()
         for pick in picks:
             take = min(beyond, int(pick.external - pick.external_released))
             if take <= 0:
@@ -131,6 +141,7 @@ async def release_external_picks(tx: Tx, event: Event) -> None:
             add(
                 changes, PositionKey(sku, shipment.warehouse_id, pick.lot), external_committed=-take
             )
+            p = picks_seen.c
             await conn.execute(
                 update(picks_seen)
                 .where(p.pick_id == pick.pick_id, p.line_no == pick.line_no)
