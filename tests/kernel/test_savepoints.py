@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Database, savepoint
 
@@ -27,6 +28,29 @@ async def _names(db: Database) -> list[str]:
         return list(await conn.scalars(select(items.c.name).order_by(items.c.name)))
 
 
+async def _refused_inside(conn: AsyncConnection) -> BaseException | None:
+    """A nested savepoint whose work is refused; the exception it raised."""
+    try:
+        async with savepoint(conn):
+            await conn.execute(insert(items).values(name="d-inner", n=2))
+            raise Refused("d-inner")
+    except Refused as exc:
+        return exc
+    return None
+
+
+async def _written_then_failed(db: Database) -> BaseException | None:
+    """An item written in a savepoint, then the transaction fails after it."""
+    try:
+        async with db.transaction() as tx:
+            async with savepoint(tx.conn):
+                await tx.conn.execute(insert(items).values(name="y", n=1))
+            raise RuntimeError("after the item")
+    except RuntimeError as exc:
+        return exc
+    return None
+
+
 async def _batch(db: Database) -> list[str]:
     """Items a, b (refused), c (a duplicate of a), d (nested: its inner part refused)."""
     outcomes: list[str] = []
@@ -39,10 +63,8 @@ async def _batch(db: Database) -> list[str]:
                     if fails is Refused:
                         raise Refused(name)
                     if name == "d":
-                        with pytest.raises(Refused):
-                            async with savepoint(conn):
-                                await conn.execute(insert(items).values(name="d-inner", n=2))
-                                raise Refused("d-inner")
+                        inner = await _refused_inside(conn)
+                        assert isinstance(inner, Refused)
                         await conn.execute(insert(items).values(name="d-after", n=3))
                 outcomes.append(f"{name} written")
             except (Refused, IntegrityError) as exc:
@@ -58,11 +80,8 @@ async def _check(url: str) -> None:
         outcomes = await _batch(db)
         assert outcomes == ["a written", "b Refused", "a IntegrityError", "d written"]
         assert await _names(db) == ["a", "d", "d-after", "z"]
-        with pytest.raises(RuntimeError):  # anything else still ends the transaction
-            async with db.transaction() as tx:
-                async with savepoint(tx.conn):
-                    await tx.conn.execute(insert(items).values(name="y", n=1))
-                raise RuntimeError("after the item")
+        # A failure after the item still ends the whole transaction: nothing of it stays.
+        assert isinstance(await _written_then_failed(db), RuntimeError)
         assert "y" not in await _names(db)
     finally:
         await db.dispose()
