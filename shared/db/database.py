@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db.engine import READ_ONLY, create_engine, is_sqlite
@@ -156,7 +157,7 @@ class Database:
                 async with conn.begin():
                     yield conn
             finally:
-                sync.info.pop(READ_ONLY, None)
+                _forget_read_only(sync)
                 if isinstance(adapted, OneTripConnection):
                     adapted.reading = False
 
@@ -173,7 +174,7 @@ class Database:
                 yield conn
             finally:
                 if self.sqlite and sync is not None:
-                    sync.info.pop(READ_ONLY, None)
+                    _forget_read_only(sync)
 
     async def dispose(self) -> None:
         if self._sqlite_turn is not None:
@@ -182,6 +183,16 @@ class Database:
             conn, self._writer_conn = self._writer_conn, None
             await _discard(conn)
         await self.engine.dispose()
+
+
+def _forget_read_only(sync: Connection) -> None:
+    """Drops the read-only mark, unless the connection can no longer be used (a caller
+    cancelled mid-statement leaves its transaction invalid): the clean-up must not
+    raise over the cancellation, or a cancelled task would carry on as if an ordinary
+    error had happened (an ``except Exception`` loop retrying instead of stopping). The
+    pool rolls such a connection back when it is returned."""
+    with suppress(InvalidRequestError):
+        sync.info.pop(READ_ONLY, None)
 
 
 def _run_inline(conn: AsyncConnection) -> None:
