@@ -11,11 +11,12 @@ from litestar.params import JSONBody
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
-from shared.idempotency import IdempotencyStore, item_outcomes
+from shared.idempotency import IdempotencyStore
 from shared.problems import problem_responses
 from system_apis.wms.fulfillment.routes import dispatch_shipment, shipment_request
 from system_apis.wms.port import WmsPort
-from system_apis.wms.schemas import Shipment, ShipmentBatch, ShipmentBatchIn, ShipmentBatchResult
+from system_apis.wms.schemas import Shipment, ShipmentBatch, ShipmentBatchIn
+from system_apis.wms.shipment_batches import answer_each
 
 
 class ShipmentBatchController(Controller):
@@ -52,17 +53,12 @@ class ShipmentBatchController(Controller):
                 tx, wms, items[n].fulfillment_order_id, items[n].shipment
             )
 
-        answers = await idempotency.run_each_once(
-            client_id=principal.client_id,
-            items=[
+        return await answer_each(
+            idempotency,
+            principal.client_id,
+            [
                 (item.idempotency_key, shipment_request(item.fulfillment_order_id, item.shipment))
                 for item in items
             ],
-            effect=effect,
-        )
-        return ShipmentBatch(
-            [
-                ShipmentBatchResult(item.idempotency_key, shipment=made, refusal=why)
-                for item, (made, why) in zip(items, item_outcomes(answers, Shipment), strict=True)
-            ]
+            effect,
         )

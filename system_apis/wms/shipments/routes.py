@@ -10,7 +10,7 @@ from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Tx
 from shared.events.catalog import STREAM_WMS
-from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
+from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
 from shared.problems import problem_responses
 from system_apis.wms.events import shipment_delayed, shipment_delivered
@@ -21,8 +21,8 @@ from system_apis.wms.schemas import (
     DeliveryIn,
     Shipment,
     ShipmentBatch,
-    ShipmentBatchResult,
 )
+from system_apis.wms.shipment_batches import answer_each
 
 
 async def deliver_shipment(
@@ -143,17 +143,12 @@ class DeliveryController(Controller):
         async def effect(tx: Tx, n: int) -> tuple[int, Shipment]:
             return await deliver_shipment(tx, wms, items[n].shipment_id, items[n].delivery)
 
-        answers = await idempotency.run_each_once(
-            client_id=principal.client_id,
-            items=[
+        return await answer_each(
+            idempotency,
+            principal.client_id,
+            [
                 (item.idempotency_key, delivery_request(item.shipment_id, item.delivery))
                 for item in items
             ],
-            effect=effect,
-        )
-        return ShipmentBatch(
-            [
-                ShipmentBatchResult(item.idempotency_key, shipment=made, refusal=why)
-                for item, (made, why) in zip(items, item_outcomes(answers, Shipment), strict=True)
-            ]
+            effect,
         )
