@@ -18,6 +18,7 @@ DISPOSITIONS = ("restock", "restock", "damaged", "scrap")
 AT_ONCE = 8
 OWED = ["issued", "partially_paid"]
 REMITTANCE_LINES = 200  # invoices one payment may name: 500
+IDS_PER_READ = 100  # ids one batch read of orders may name
 
 
 class Customers:
@@ -126,8 +127,15 @@ class Customers:
             and intent.customer_id == customer_id
             and intent.returns
         ]
-        for order_id in wanted:
-            order = (await party.get(f"/orders/v1/orders/{order_id}")).json()
+        # The wanted orders read 100 per call (the orders API's batch read by ids): an
+        # order the platform has not marked shipped yet is read again on the next pass.
+        orders: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), IDS_PER_READ):
+            orders += await party.pages(
+                "/orders/v1/orders", {"order_id": wanted[start : start + IDS_PER_READ]}
+            )
+        for order in orders:
+            order_id = order["order_id"]
             if order.get("status") not in SHIPPED:
                 continue
             line = next(
