@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from process_apis.order_to_ship.db import (
@@ -292,23 +301,31 @@ async def stalled(conn: AsyncConnection, before: datetime, limit: int = 50) -> l
     return [row.order_id for row in rows]
 
 
+# By the index ``orders_by_customer_sync`` (db.py): the check reads the few orders
+# the ERP has not heard of, not all of the customer's orders of the day.
+_UNSYNCED_OPEN_VALUE = (
+    select(
+        func.coalesce(
+            func.sum(
+                (order_lines.c.quantity - order_lines.c.cancelled - order_lines.c.invoiced)
+                * order_lines.c.unit_price_minor
+            ),
+            0,
+        )
+    )
+    .select_from(orders.join(order_lines, orders.c.order_id == order_lines.c.order_id))
+    .where(
+        orders.c.customer_id == bindparam("at_customer"),
+        orders.c.erp_synced_version == 0,
+        orders.c.status.notin_(("cancelled", "rejected", "completed")),
+    )
+)
+
+
 async def unsynced_open_value(conn: AsyncConnection, customer_id: str) -> int:
     """Value of the customer's live orders the ERP has not heard of yet (the credit
     check adds it to the ERP's exposure, so a burst of orders cannot slip past)."""
-    live = orders.c.status.notin_(("cancelled", "rejected", "completed"))
-    value = await conn.scalar(
-        select(
-            func.coalesce(
-                func.sum(
-                    (order_lines.c.quantity - order_lines.c.cancelled - order_lines.c.invoiced)
-                    * order_lines.c.unit_price_minor
-                ),
-                0,
-            )
-        )
-        .select_from(orders.join(order_lines, orders.c.order_id == order_lines.c.order_id))
-        .where(orders.c.customer_id == customer_id, live, orders.c.erp_synced_version == 0)
-    )
+    value = await conn.scalar(_UNSYNCED_OPEN_VALUE, {"at_customer": customer_id})
     return int(value or 0)
 
 
