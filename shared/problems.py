@@ -22,7 +22,7 @@ from litestar.plugins.problem_details import (
 )
 
 from shared.correlation import correlation_id
-from shared.db.conflicts import is_conflict
+from shared.db.conflicts import is_conflict, is_lost_connection
 from shared.refusals import Refusal
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -165,10 +165,26 @@ def conflict_refusal() -> Refusal:
     )
 
 
+def lost_connection_refusal() -> Refusal:
+    """The database connection had gone mid-request (a server restart): the pool
+    connects anew on the next request, which the caller sends again with the same
+    Idempotency-Key (a write that did commit is then replayed, not repeated)."""
+    return Refusal(
+        503,
+        "database-unavailable",
+        "The database connection was lost during the request. Retry with the same "
+        "Idempotency-Key: a change that was committed is answered, not made twice.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if is_conflict(exc):
         log.warning("%s %s lost a lock conflict: %s", request.method, request.url.path, exc)
         return _handle_refusal(request, conflict_refusal())
+    if is_lost_connection(exc):
+        log.warning("%s %s lost its database connection: %s", request.method, request.url.path, exc)
+        return _handle_refusal(request, lost_connection_refusal())
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 

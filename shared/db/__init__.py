@@ -7,7 +7,7 @@ collects the events a transaction emits.
 - ``conflicts``: deadlock victims and serialization failures, retried or answered 503;
 - ``savepoints``: a savepoint in plain SQL, for the savepoints a hot path takes per item."""
 
-from shared.db.conflicts import is_conflict, retrying_conflicts
+from shared.db.conflicts import is_conflict, is_lost_connection, retrying_conflicts
 from shared.db.database import (
     EVENT_WRITER,
     Database,
@@ -30,6 +30,7 @@ __all__ = [
     "Tx",
     "create_engine",
     "is_conflict",
+    "is_lost_connection",
     "is_sqlite",
     "retrying_conflicts",
     "savepoint",

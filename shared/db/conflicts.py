@@ -37,6 +37,23 @@ def is_conflict(exc: BaseException | None) -> bool:
     return False
 
 
+def is_lost_connection(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a statement that failed because
+    the database connection had gone (a server restart, a terminated backend). The
+    pool checks no connection before use (decision 0044): SQLAlchemy invalidates this
+    one and every one checked out before the failure, so the next attempt connects
+    anew. Whether a lost COMMIT had committed is unknown, so the work is retried only
+    where a retry is safe: a caller's request with its Idempotency-Key, an event
+    through the inbox."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 async def retrying_conflicts(
     work: Callable[[], Awaitable[T]], *, attempts: int = 4, what: str = "a transaction"
 ) -> T:

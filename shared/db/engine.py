@@ -84,7 +84,11 @@ def create_engine(url: str) -> AsyncEngine:
     the driver, and a connection returned to the pool is rolled back only when a
     transaction is still open (a committed one needs no rollback trip)."""
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # No ping before each checkout (three round trips on asyncpg: BEGIN, ";",
+        # ROLLBACK): a connection found gone fails its statement, SQLAlchemy
+        # invalidates the pool, and the work is retried as a 503 or an event left on
+        # the bus (``is_lost_connection``, decision 0044).
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)

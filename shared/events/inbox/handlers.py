@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from shared.db import Tx, is_conflict
+from shared.db import Tx, is_conflict, is_lost_connection
 from shared.events.envelope import Event
 from shared.problems import ProblemError
 
@@ -17,13 +17,15 @@ class NotYet(Exception):
 
 
 def is_not_yet(exc: BaseException) -> bool:
-    """NotYet, a downstream service that is unreachable right now (503), or a
-    transaction the database rolled back for another (a deadlock victim): none of them
-    is the event's fault, so none counts towards the dead letters."""
+    """NotYet, a downstream service that is unreachable right now (503), a
+    transaction the database rolled back for another (a deadlock victim), or a
+    database connection that had gone: none of them is the event's fault, so none
+    counts towards the dead letters."""
     return (
         isinstance(exc, NotYet)
         or (isinstance(exc, ProblemError) and exc.status_code == 503)
         or is_conflict(exc)
+        or is_lost_connection(exc)
     )
 
 
