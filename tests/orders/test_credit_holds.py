@@ -112,6 +112,33 @@ def test_release_hold_sends_the_order_to_the_warehouse(full_stack: Stack, wareho
     assert history[2]["cause"].startswith("hold_released")
 
 
+@pytest.mark.parametrize("action", ["release-hold", "reject"])
+def test_a_hold_is_not_decided_while_a_cancellation_of_it_is_unfinished(
+    full_stack: Stack, warehouse: str, action: str
+) -> None:
+    """A customer's cancel met availability down: its plan (the held units, unreleased)
+    is stored and not recorded. An operator's release then would queue those units for
+    a warehouse while the cancel's retry gives them back: the simulated day found the
+    order shipped, its allocation released and its backorder never filled. The
+    decision waits (409 order-in-progress); the cancel's retry finishes it."""
+    _, sku, order_id = held_order(full_stack, warehouse)
+    with stopped(full_stack, "availability"):
+        interrupted = command(full_stack, order_id, "cancel")
+    assert interrupted.status_code == 503, interrupted.text
+    assert settled(full_stack, order_id)["status"] == "on_hold"
+    decided = command(full_stack, order_id, action, scopes=ADMIN, json={"reason": "reviewed"})
+    assert_problem(decided, 409, "order-in-progress")
+    assert fulfillments(full_stack, order_id) == []
+    retried = command(full_stack, order_id, "cancel")
+    assert retried.status_code == 200, retried.text
+    line = line_of(retried.json(), sku)
+    assert (retried.json()["status"], line["released"], line["cancelled"]) == ("cancelled", 0, 10)
+    assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 20
+    assert fulfillments(full_stack, order_id) == []
+    late = command(full_stack, order_id, action, scopes=ADMIN, json={"reason": "reviewed"})
+    assert late.status_code == 409, late.text
+
+
 def test_hold_then_reject_gives_the_stock_back(full_stack: Stack, warehouse: str) -> None:
     _, sku, order_id = held_order(full_stack, warehouse)
     assert atp(full_stack, sku) == 10

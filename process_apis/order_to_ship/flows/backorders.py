@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 
 from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
 from process_apis.order_to_ship.flows import changes
+from process_apis.order_to_ship.flows.cancel_order import cancellation_open
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
@@ -94,8 +95,9 @@ class BackorderFiller:
         """Asks availability to fill the order's backorders; True when some filled."""
         async with self.db.read() as conn:
             head = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
-        if head is None or head.status not in FILLABLE:
-            return False
+            cancelling = head is not None and await cancellation_open(conn, order_id)
+        if head is None or head.status not in FILLABLE or cancelling:
+            return False  # a cancellation's plan counts its backorders: filled at a sweep
         body: dict[str, Any] = {}
         if head.ship_to and head.ship_to.get("region"):
             body["ship_to"] = head.ship_to["region"]
@@ -132,9 +134,13 @@ class BackorderFiller:
             for order_id in await self._waiting(row.sku):
                 try:
                     filled += await self.fill_order(order_id)
-                except (ProblemError, Refused) as exc:
+                except Refused as exc:
+                    # This order's refusal; the other orders waiting for the sku go on
+                    # (a sweep triggers the sku again).
                     log.warning("filling order %s: %s", order_id, exc)
-                    return filled  # try again on the next turn, trigger kept
+                except ProblemError as exc:
+                    log.warning("filling order %s: %s", order_id, exc)
+                    return filled  # availability unreachable: next turn, trigger kept
             async with self.db.transaction() as tx:
                 await tx.conn.execute(
                     delete(backorder_triggers).where(

@@ -335,6 +335,19 @@ async def _stored_plan(conn: Any, key: str) -> Any:
     ).first()
 
 
+async def cancellation_open(conn: Any, order_id: str) -> bool:
+    """Whether a cancellation of the order planned its units and has not recorded them
+    yet (running now, or interrupted and waiting for its retry). Until it has, nothing
+    may queue, fill or give back units of the order: its plan counts them as they
+    were when it was made."""
+    found = await conn.execute(
+        select(order_cancellations.c.cancellation_id)
+        .where(order_cancellations.c.order_id == order_id, order_cancellations.c.done == 0)
+        .limit(1)
+    )
+    return found.first() is not None
+
+
 async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:
     """The plan was made from the order as read before the warehouse was asked; a
     release recorded meanwhile took units the plan counts as unreleased. Checked under

@@ -9,6 +9,7 @@ from typing import Any
 
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.backorders import trigger
+from process_apis.order_to_ship.flows.cancel_order import cancellation_open, in_progress
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.lifecycle.states import IllegalTransition
 from process_apis.order_to_ship.orders import reads
@@ -55,6 +56,10 @@ class HoldDecisions:
             assert working is not None
             if working.status != "on_hold":
                 raise IllegalTransition(order.order_id, working.status, "accepted")
+            if await cancellation_open(tx.conn, order.order_id):
+                # Its plan counts these units as unreleased: queued now, they would
+                # reach a warehouse while availability gives them back.
+                raise in_progress(order.order_id)
             await changes.queue_releases(tx, order.order_id, claims)
             # Stock that arrived while it was held did not fill it: its backorders may
             # fill now, not at the filler's next sweep.
@@ -77,6 +82,9 @@ class HoldDecisions:
     async def reject(self, order: Order, reason: str) -> Order:
         if order.status != "on_hold":
             raise IllegalTransition(order.order_id, order.status, "rejected")
+        async with self.db.read() as conn:
+            if await cancellation_open(conn, order.order_id):
+                raise in_progress(order.order_id)  # the cancellation gives the units back
         try:
             await self.partners.release(order.order_id)
         except Refused as exc:
