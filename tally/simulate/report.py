@@ -16,8 +16,20 @@ if TYPE_CHECKING:
     from shared.events.bus import DeadLetter
 
 CREDITED = ("restocked", "damaged", "returned_to_vendor")  # scrap is not credited (0034)
+# An order in one of these is still on its way to shipped, delivered, completed,
+# cancelled or rejected.
+MOVING = (
+    "pending",
+    "accepted",
+    "on_hold",
+    "backordered",
+    "partially_allocated",
+    "released",
+    "partially_shipped",
+)
 MUST_BE_ZERO = (
     "orders_beyond_plan",
+    "orders_unsettled",
     "oversold_positions",
     "over_shipped_lines",
     "duplicate_invoices",
@@ -99,6 +111,8 @@ async def build_report(
     placed = Counter(o["customer_id"] for o in orders)
     report["orders_beyond_plan"] = sum(max(0, placed[c] - planned[c]) for c in placed)
     statuses = Counter(o["status"] for o in orders)
+    # Still moving once the day has settled (or gave up waiting): stuck, never shipped.
+    report["orders_unsettled"] = sum(statuses[status] for status in MOVING)
     lines = [line for o in orders for line in o["lines"]]
     totals: Counter[str] = Counter()
     for line in lines:

@@ -24,6 +24,7 @@ from tally.simulate.chaos import Chaos
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, Mix, plan_day
 from tally.simulate.report import (
+    MOVING,
     build_report,
     dead_letters,
     orders_of,
@@ -31,17 +32,6 @@ from tally.simulate.report import (
 )
 
 FINAL_RMA = frozenset({"closed", "rejected", "expired"})
-# An order in one of these is still on its way to shipped, delivered, completed,
-# cancelled or rejected.
-MOVING = (
-    "pending",
-    "accepted",
-    "on_hold",
-    "backordered",
-    "partially_allocated",
-    "released",
-    "partially_shipped",
-)
 
 
 @dataclass(frozen=True)

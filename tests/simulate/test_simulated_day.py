@@ -102,6 +102,9 @@ def test_the_reports_figures_are_the_platforms(
                 "/billing/v1/invoices", params={"order_id": ids[start : start + 100], "limit": 500}
             ).json()["items"]
     assert report["orders"]["count"] == len(orders)
+    moving = {"pending", "accepted", "on_hold", "backordered", "partially_allocated"}
+    moving |= {"released", "partially_shipped"}
+    assert report["orders_unsettled"] == sum(1 for o in orders if o["status"] in moving)
     assert report["invoices"]["count"] == len(invoices)
     shipped = sum(line["shipped"] for o in orders for line in o["lines"])
     assert report["lines"]["units"]["shipped"] == shipped
