@@ -74,7 +74,7 @@ async def _by_order_ids(staff: Party, path: str, order_ids: list[str]) -> list[d
     return found
 
 
-async def _inbound(staff: Party, day: Day, report: dict[str, Any]) -> None:
+async def inbound(staff: Party, day: Day, report: dict[str, Any]) -> None:
     """The day's purchase order as the ERP holds it: every unit ordered came in (its
     ASN received, nothing left open or in transit)."""
     supplier = f"SIM-{day.tag}-SUPPLIER"
@@ -155,7 +155,7 @@ async def build_report(
     )
 
     await _returns_and_credits(staff, day, order_ids, report)
-    await _inbound(staff, day, report)
+    await inbound(staff, day, report)
     await _stock(staff, day, report)
     await _flows(staff, orders, invoices, report)
     await _platform_checks(staff, day, data_dir, dead_letters_before, report)

@@ -27,6 +27,7 @@ from tally.simulate.report import (
     MOVING,
     build_report,
     dead_letters,
+    inbound,
     orders_of,
     returns_and_credits,
 )
@@ -146,4 +147,11 @@ async def _unsettled(staff: Party, day: Day) -> str | None:
     open_rmas = sum(1 for r in found["rmas"] if r["status"] not in FINAL_RMA)
     if open_rmas:
         return f"{open_rmas} returns open"
-    return f"{found['mismatches']} returns to credit" if found["mismatches"] else None
+    if found["mismatches"]:
+        return f"{found['mismatches']} returns to credit"
+    # The day's receipts reach the ERP's purchase order through availability's postings.
+    received: dict[str, Any] = {}
+    await inbound(staff, day, received)
+    if received["inbound_not_received_units"]:
+        return f"{received['inbound_not_received_units']} inbound units to post"
+    return None

@@ -1,5 +1,7 @@
 """The warehouse: picks and ships what is released (a short pick now and then: the
-units it cannot find are reported short), records carrier delays, receives the
+units it cannot find are reported short; and when the WMS refuses a shipment for want
+of stock, what the shelf lacks is reported short on the next pass, as a picker who
+came back empty-handed would), records carrier delays, receives the
 purchase orders when they arrive (one announced, one late and partial) and counts
 cycles."""
 
@@ -46,6 +48,8 @@ class Warehouse:
         self.day_seconds = day_seconds
         self.rng = random.Random(day.seed + 1)
         self.stop = asyncio.Event()
+        # Fulfillment orders whose shipment the WMS refused for want of stock.
+        self.not_found: set[str] = set()
 
     async def run(self) -> None:
         started = time.monotonic()
@@ -227,6 +231,11 @@ class Warehouse:
         if not open_lines:
             return None
         key = f"sim-{fo_id}-{sum(q for _, q in open_lines)}"
+        if fo_id in self.not_found:
+            self.not_found.discard(fo_id)
+            open_lines = await self._short_what_is_missing(fo, open_lines, key)
+            if not open_lines:
+                return None
         if short:
             sku = open_lines[0][0]
             shorted = {"lines": [{"sku": sku, "quantity": 1}]}
@@ -242,6 +251,35 @@ class Warehouse:
             if not open_lines:
                 return None
         return _Picked(fo_id, str(fo["order_id"]), key, open_lines)
+
+    async def _short_what_is_missing(
+        self, fo: dict[str, Any], open_lines: list[tuple[str, int]], key: str
+    ) -> list[tuple[str, int]]:
+        """Reports short the units of each line the warehouse's stock cannot give;
+        what is left to ship."""
+        missing: dict[str, int] = {}
+        for sku, quantity in open_lines:
+            rows = await self.staff.pages(
+                "/wms/v1/stock", {"sku": sku, "warehouse_id": fo["warehouse_id"]}
+            )
+            available = sum(int(row["available"]) for row in rows)
+            if available < quantity:
+                missing[sku] = quantity - max(0, available)
+        if not missing:
+            return open_lines
+        shorted = {"lines": [{"sku": s, "quantity": q} for s, q in sorted(missing.items())]}
+        answer = await self.staff.post(
+            f"/wms/v1/fulfillment-orders/{fo['fulfillment_order_id']}/shortages",
+            shorted,
+            key=f"{key}-not-found",
+        )
+        if answer.status_code != 201:
+            if answer.status_code != 409:
+                self.journal.failed("shortage", answer.status_code, answer.text)
+            return open_lines
+        self.journal.outcomes["short_picks_not_found"] += 1
+        left = [(s, q - missing.get(s, 0)) for s, q in open_lines]
+        return [(s, q) for s, q in left if q > 0]
 
     async def _confirm(self, picked: list[_Picked]) -> list[tuple[str, str]]:
         """A wave's shipments in one call; (shipment id, key) of those recorded."""
@@ -267,7 +305,9 @@ class Warehouse:
         for p, result in zip(picked, answer.json()["results"], strict=True):
             refusal = result.get("refusal")
             if refusal is not None:
-                if refusal["status"] != 409:  # 409: cancelled or changed meanwhile
+                if str(refusal["type"]).endswith("/insufficient-stock"):
+                    self.not_found.add(p.fulfillment_order_id)
+                elif refusal["status"] != 409:  # 409: cancelled or changed meanwhile
                     self.journal.failed("shipment", refusal["status"], refusal["detail"])
                 continue
             self.journal.outcomes["shipments"] += 1
