@@ -30,6 +30,7 @@ from shared.breaker import Breakers
 from shared.correlation import CorrelationMiddleware
 from shared.db import Database
 from shared.events.bus import EventBus, open_bus
+from shared.events.envelope import Event
 from shared.events.inbox import EventConsumer, EventHandler, inbox_tables, retry_policy
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
@@ -147,12 +148,15 @@ class Runtime:
         *,
         ordered_types: Collection[str],
         inbox: str = "",
+        run_order: Callable[[Event], str] | None = None,
     ) -> None:
         """Consume ``streams`` as ``group``. ``ordered_types`` (required, may be empty)
         names the handled types that apply strictly in sequence order per subject; the
         others are deduplicated by event id only (see shared/events/inbox/apply.py).
         A group reading a stream that another group of this service reads too needs
-        its own ``inbox`` (a table name prefix): both see the same event ids."""
+        its own ``inbox`` (a table name prefix): both see the same event ids.
+        ``run_order`` sorts each run of events by the row they lock first (see
+        shared/events/inbox/apply.py)."""
         assert self.bus is not None, "consumers need a bus"
         settings = self.settings
         self.consumers.append(
@@ -166,6 +170,7 @@ class Runtime:
                 policy=retry_policy(settings),
                 block_ms=settings.consumer_block_ms,
                 inbox=inbox,
+                run_order=run_order,
             )
         )
 

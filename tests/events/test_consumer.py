@@ -133,6 +133,7 @@ def consumer_for(
     policy: RetryPolicy | None = None,
     batch: int = 100,
     types: Sequence[str] = ("thing.done",),
+    run_order: Callable[[Event], str] | None = None,
 ) -> EventConsumer:
     handlers: dict[str, EventHandler] = {t: ApplyOnly(handler) for t in types}
     return EventConsumer(
@@ -146,6 +147,7 @@ def consumer_for(
         batch=batch,
         block_ms=50,
         lag_interval=0.05,
+        run_order=run_order,
     )
 
 
@@ -501,6 +503,24 @@ async def test_an_unordered_handler_applies_each_event_once_in_any_order(
     assert await service.count("applied_sequences") == 0
     assert handled(consumer, "duplicate") == 3
     assert handled(consumer, "parked") == 0
+
+
+@pytest.mark.parametrize("sorted_runs", [True, False])
+async def test_a_run_applies_in_the_consumers_run_order_each_keys_events_in_bus_order(
+    service: Service, sorted_runs: bool
+) -> None:
+    """With a ``run_order`` (the row a handler locks first), a run takes those locks in
+    one global order: its events apply sorted by the key, each key's events in bus
+    order. Without one, a run applies in bus order."""
+    flaky = Flaky(service.effects)
+    key = (lambda event: event.subject) if sorted_runs else None
+    consumer = consumer_for(service, flaky, ordered=False, run_order=key)
+    published = [("ORD-B", 1), ("ORD-A", 1), ("ORD-C", 1), ("ORD-B", 2), ("ORD-A", 2)]
+    await service.log.publish(STREAM, [thing_event(subject, n) for subject, n in published])
+    async with running(consumer):
+        assert await eventually_async(lambda: group_settled(service.log, consumer.group))
+    expected = sorted(published, key=lambda item: item[0]) if sorted_runs else published
+    assert await service.applied() == expected
 
 
 async def test_types_without_a_handler_are_acked_and_ignored(service: Service) -> None:

@@ -4,7 +4,10 @@ and an ordered one only next in sequence (``standing``, the one ordering check).
 
 An event whose handler prepares applies alone (``apply_one``: a read first, so a
 duplicate, stale or early event costs no prepare call); the others apply in runs,
-several per transaction (``apply_run``)."""
+several per transaction (``apply_run``). A consumer may give a ``run_order`` (the row
+an event locks first, e.g. its order): a run then applies its events sorted by it
+(stable: events of one key keep their bus order), so the run takes those locks in the
+same global order as the service's other writers and cannot deadlock with them."""
 
 from __future__ import annotations
 
@@ -120,6 +123,7 @@ class Applier:
     handlers: Mapping[str, EventHandler]
     ordered_types: Collection[str]
     may_have_parked: Callable[[Delivery], bool]
+    run_order: Callable[[Event], str] | None = None
 
     async def apply_one(
         self,
@@ -179,6 +183,9 @@ class Applier:
         raised as ``HandlerFailed``."""
         results: dict[int, str | Gap] = {}
         handled = [(n, d) for n, d in run if d.event.type in self.handlers]
+        if self.run_order is not None:
+            key = self.run_order
+            handled.sort(key=lambda item: key(item[1].event))
         for n, delivery in run:
             if delivery.event.type not in self.handlers:
                 results[n] = IGNORED

@@ -11,7 +11,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
 from shared.correlation import correlation_id
@@ -49,7 +49,8 @@ class EventConsumer:
     """Reads ``streams`` as one consumer of ``group`` and applies the events that have a
     handler. ``ordered_types`` names the types whose subject must apply in sequence
     order; every other handled type is unordered (inbox dedup only). ``inbox`` prefixes
-    the names of its inbox tables (see ``inbox_tables``)."""
+    the names of its inbox tables (see ``inbox_tables``). ``run_order``: see
+    ``Applier`` (apply.py)."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class EventConsumer:
         lag_interval: float = 5.0,
         rng: random.Random | None = None,
         inbox: str = "",
+        run_order: Callable[[Event], str] | None = None,
     ) -> None:
         unknown = set(ordered_types) - set(handlers)
         if unknown:
@@ -92,6 +94,7 @@ class EventConsumer:
             handlers=self.handlers,
             ordered_types=self.ordered_types,
             may_have_parked=self.waiting.may_have_parked,
+            run_order=run_order,
         )
         self.parking = Parking(
             db=db,
