@@ -24,17 +24,24 @@ T = TypeVar("T")
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def is_conflict(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or what it was raised from) is a deadlock or serialization failure."""
+def _in_chain(exc: BaseException | None, found: Callable[[DBAPIError], bool]) -> bool:
+    """Whether ``exc`` or what it was raised from is a ``DBAPIError`` that ``found``."""
     seen = 0
     while exc is not None and seen < 8:
-        if isinstance(exc, DBAPIError):
-            state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-            if state in RETRYABLE_SQLSTATES:
-                return True
+        if isinstance(exc, DBAPIError) and found(exc):
+            return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def is_conflict(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a deadlock or serialization failure."""
+    return _in_chain(exc, lambda error: _sqlstate(error) in RETRYABLE_SQLSTATES)
 
 
 def is_lost_connection(exc: BaseException | None) -> bool:
@@ -45,13 +52,7 @@ def is_lost_connection(exc: BaseException | None) -> bool:
     anew. Whether a lost COMMIT had committed is unknown, so the work is retried only
     where a retry is safe: a caller's request with its Idempotency-Key, an event
     through the inbox."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    return _in_chain(exc, lambda error: bool(error.connection_invalidated))
 
 
 async def retrying_conflicts(
