@@ -46,7 +46,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.orders import http_counts
+from bench.orders import event_counts, http_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSINESS = ("erp", "wms", "availability", "order_to_ship", "billing")
@@ -209,6 +209,7 @@ def run_day(
             threading.Thread(target=later, daemon=True).start()
         before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         calls_before = http_counts(launched)
+        events_before = event_counts(launched)
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         report = asyncio.run(
             simulate(
@@ -229,6 +230,7 @@ def run_day(
         )
         peak = {name: round(_peak_mb(pid), 1) for name, pid in pids.items()}
         calls = http_counts(launched) - calls_before
+        events = event_counts(launched) - events_before
         for name in env:
             os.environ.pop(name, None)
     placed_lines = report["lines"]["count"] or 1
@@ -247,9 +249,17 @@ def run_day(
             for key, n in calls.most_common()
             if n / placed_lines >= 0.01
         },
+        "events_per_line": {
+            " ".join(key): round(n / placed_lines, 3)
+            for key, n in events.most_common()
+            if n / placed_lines >= 0.005
+        },
         "report": report,
         "profile": profiled,
     }
+
+
+NOT_APPLIED = (" parked", " retried", " dead_lettered")
 
 
 def _print(row: dict[str, Any]) -> None:
@@ -280,6 +290,12 @@ def _print(row: dict[str, Any]) -> None:
     print(
         "  HTTP calls per line (service method route): "
         + ", ".join(f"{k} {v}" for k, v in list(row["calls_per_line"].items())[:16])
+    )
+    # A park ("not yet") or a retry is a delivery done again.
+    again = {k: v for k, v in row["events_per_line"].items() if k.endswith(NOT_APPLIED)}
+    print(
+        "  deliveries not applied per line (group type outcome): "
+        + (", ".join(f"{k} {v}" for k, v in again.items()) or "none")
     )
     for flow, figures in report["latency_seconds"].items():
         print(f"  {flow}: {figures}")

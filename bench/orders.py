@@ -553,6 +553,25 @@ def http_counts(launched: Any) -> Counter[tuple[str, str, str]]:
     return counts
 
 
+_HANDLED = re.compile(
+    r'^tally_events_handled_total\{(?P<labels>(?:[^}"]|"[^"]*")*)\} (?P<value>[0-9.e+]+)$',
+    re.MULTILINE,
+)
+
+
+def event_counts(launched: Any) -> Counter[tuple[str, str, str]]:
+    """Events consumed so far per (group, type, outcome), from every /metrics."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    with httpx.Client(timeout=10) as client:
+        for name in launched.platform.processes:
+            text = client.get(f"{launched.platform.url(name)}/metrics").text
+            for match in _HANDLED.finditer(text):
+                labels = dict(_LABEL.findall(match["labels"]))
+                key = (labels.get("group", ""), labels.get("type", ""), labels.get("outcome", ""))
+                counts[key] += round(float(match["value"]))
+    return counts
+
+
 def tx_counts(tx_dir: Path, pids: dict[str, int]) -> dict[str, Counter[str]]:
     """Transactions so far per service (begin, commit, rollback), from the files the
     sitecustomize writes; a service's worker processes are summed."""

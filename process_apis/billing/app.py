@@ -22,7 +22,7 @@ from process_apis.billing.tax.calculator import TaxCalculator, rate_table_from_e
 from process_apis.billing.tax.classes import ItemTaxClasses
 from shared.auth.service_tokens import ServiceTokens
 from shared.auth.verifier import KeySource
-from shared.events.catalog import STREAM_WMS
+from shared.events.catalog import STREAM_ERP, STREAM_WMS
 from shared.service import Runtime, at_startup, build_app
 from shared.settings import Settings, load_settings
 
@@ -47,11 +47,17 @@ def create_app(
         ItemTaxClasses(erp),
     )
     # UNORDERED: one invoice per shipment, whatever order the shipments arrive in; one
-    # credit per disposition, whatever order the dispositions arrive in.
+    # credit per disposition, whatever order the dispositions arrive in. A shipment is
+    # invoiced on its goods issue's posting; shipment.dispatched only for those from
+    # before this process started (decision 0045).
     runtime.consume(
         CONSUMER_GROUP,
-        [STREAM_WMS],
-        {"shipment.dispatched": invoicing, "return.dispositioned": CreditOnReturn(runtime.db, erp)},
+        [STREAM_ERP, STREAM_WMS],
+        {
+            "goods_issue.posted": invoicing,
+            "shipment.dispatched": invoicing,
+            "return.dispositioned": CreditOnReturn(runtime.db, erp),
+        },
         ordered_types=(),
     )
     return build_app(

@@ -337,6 +337,20 @@ class AsnReceived(CatalogEvent, frozen=True, tag="asn.received"):
     lines: list[Line]
 
 
+class GoodsIssuePosted(CatalogEvent, frozen=True, tag="goods_issue.posted"):
+    """The ERP booked a shipment's goods issue (subject ``goods_issue:{shipment_id}``,
+    sequence 1): the units left its financial stock, and the shipment may be invoiced.
+    ``order_id`` is the sales order the goods went out for, when the poster named it;
+    ``lines`` are the units issued per sku (positive)."""
+
+    posting_id: str
+    shipment_id: str
+    warehouse_id: str
+    lines: list[Line]
+    posted_at: str  # RFC 3339
+    order_id: str | None = None
+
+
 # Streams are named after the producing service; consumers filter on ``type``.
 STREAM_WMS = "tally.wms"
 STREAM_ERP = "tally.erp"
@@ -371,6 +385,7 @@ Payload = (
     | PurchaseOrderChanged
     | AsnShipped
     | AsnReceived
+    | GoodsIssuePosted
 )
 
 EVENT_TYPES: dict[str, type[CatalogEvent]] = {

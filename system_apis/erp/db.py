@@ -295,6 +295,8 @@ inventory_postings = Table(
     Column("reference", String(64), nullable=False),
     Column("warehouse_id", String(64), nullable=False),
     Column("posted_at", UtcDateTime(), nullable=False),
+    # The sales order a goods issue ships, when the poster named it (null before).
+    Column("order_id", String(64)),
     # One posting per warehouse document and kind: a second one is refused.
     UniqueConstraint("kind", "reference", name="one_posting_per_document"),
 )
@@ -371,6 +373,7 @@ def _upgrade(conn: Connection) -> None:
     _customer_master_columns(conn)
     _invoices_by_customer(conn)
     _financial_document_columns(conn)
+    _missing_columns(conn, inventory_postings)  # order_id (decision 0045)
 
 
 async def upgrade_schema(db: Database) -> None:

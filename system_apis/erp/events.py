@@ -1,18 +1,20 @@
 """The facts the ERP publishes (``tally.erp``): purchase orders (subject
-``purchase_order:{id}``, sequence = the PO's version) and ASNs (subject ``asn:{id}``,
-sequence 1 when shipped, 2 when received)."""
+``purchase_order:{id}``, sequence = the PO's version), ASNs (subject ``asn:{id}``,
+sequence 1 when shipped, 2 when received) and shipments' goods issues (subject
+``goods_issue:{shipment_id}``, sequence 1)."""
 
 from __future__ import annotations
 
 from shared.events.catalog import (
     AsnReceived,
     AsnShipped,
+    GoodsIssuePosted,
     Line,
     PurchaseOrderChanged,
     PurchaseOrderLine,
 )
 from shared.events.envelope import Event, new_event
-from system_apis.erp.schemas import Asn, PurchaseOrder
+from system_apis.erp.schemas import Asn, Posting, PurchaseOrder
 
 SOURCE = "tally.erp"
 
@@ -73,5 +75,23 @@ def asn_received(asn: Asn) -> Event:
             warehouse_id=asn.warehouse_id,
             receipt_id=asn.receipt_id or "",
             lines=_lines(asn),
+        ),
+    )
+
+
+def goods_issue_posted(posting: Posting) -> Event:
+    """A shipment's goods issue booked: what billing invoices on (decision 0045)."""
+    return new_event(
+        source=SOURCE,
+        type_="goods_issue.posted",
+        subject=f"goods_issue:{posting.reference}",
+        sequence=1,
+        payload=GoodsIssuePosted(
+            posting_id=posting.posting_id,
+            shipment_id=posting.reference,
+            warehouse_id=posting.warehouse_id,
+            lines=[Line(sku=line.sku, quantity=-line.quantity_delta) for line in posting.lines],
+            posted_at=posting.posted_at.isoformat(),
+            order_id=posting.order_id,
         ),
     )

@@ -472,7 +472,9 @@ class PostingIn(msgspec.Struct, forbid_unknown_fields=True):
     return_receipt lines are positive, goods_issue and scrap lines negative, adjustment
     lines either (never zero). ``reference`` names the warehouse document (receipt,
     shipment, return, scrap or adjustment id);
-    a goods receipt may close an ASN (``asn_id``) or receive against a purchase order."""
+    a goods receipt may close an ASN (``asn_id``) or receive against a purchase order;
+    a goods issue may name the sales order it ships (``order_id``), which its
+    ``goods_issue.posted`` event carries to billing."""
 
     kind: PostingKind
     reference: Reference
@@ -480,6 +482,7 @@ class PostingIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[PostingLineIn], msgspec.Meta(min_length=1, max_length=500)]
     asn_id: Identifier | None = None
     purchase_order_id: Identifier | None = None
+    order_id: Identifier | None = None
 
 
 class PostingLine(msgspec.Struct):
@@ -496,6 +499,7 @@ class Posting(msgspec.Struct):
     posted_at: datetime
     asn_id: str | None = None
     purchase_order_id: str | None = None
+    order_id: str | None = None
 
 
 class PostingBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -42,19 +42,38 @@ def book_sales_order(
     assert response.status_code in (200, 201), response.text
 
 
+def goods_issue(
+    shipment_id: str,
+    lines: Sequence[tuple[str, int]],
+    order_id: str | None = None,
+    warehouse_id: str = "WH-test",
+) -> dict[str, Any]:
+    """The body of a shipment's goods issue posting, as availability's postings make it
+    (naming the order: the ERP's ``goods_issue.posted`` carries it to billing)."""
+    body: dict[str, Any] = {
+        "kind": "goods_issue",
+        "reference": shipment_id,
+        "warehouse_id": warehouse_id,
+        "lines": [{"sku": sku, "quantity_delta": -quantity} for sku, quantity in lines],
+    }
+    if order_id is not None:
+        body["order_id"] = order_id
+    return body
+
+
 def post_goods_issue(
-    stack: Stack, shipment_id: str, lines: Sequence[tuple[str, int]], warehouse_id: str = "WH-test"
+    stack: Stack,
+    shipment_id: str,
+    lines: Sequence[tuple[str, int]],
+    order_id: str | None = None,
+    warehouse_id: str = "WH-test",
 ) -> None:
-    """The shipment's goods issue, as availability's postings would post it."""
+    """The shipment's goods issue posted in the ERP; with ``order_id``, billing invoices
+    the shipment on the ERP's ``goods_issue.posted``."""
     with stack.client("erp", "erp:write") as erp:
         response = erp.post(
             "/erp/v1/inventory/postings",
-            json={
-                "kind": "goods_issue",
-                "reference": shipment_id,
-                "warehouse_id": warehouse_id,
-                "lines": [{"sku": sku, "quantity_delta": -quantity} for sku, quantity in lines],
-            },
+            json=goods_issue(shipment_id, lines, order_id, warehouse_id),
             headers={"Idempotency-Key": uid("gi")},
         )
     assert response.status_code == 201, response.text
@@ -70,10 +89,12 @@ def seed_booked_order(stack: Stack, customer_id: str, lines: Sequence[tuple[str,
 def ship_posted(
     stack: Stack, order_id: str, lines: Sequence[tuple[str, int]], *, post: bool = True
 ) -> Event:
-    """A ``shipment.dispatched`` on the bus, its goods issue posted in the ERP first."""
+    """A ``shipment.dispatched`` on the bus, and (``post``) its goods issue posted in
+    the ERP as availability posts it, naming the order: what billing invoices on
+    (without ``post``, while availability is down: nothing posts it)."""
     event = shipment_event(order_id, lines)
-    if post:
-        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, lines)
+    if post:  # first: availability, which posts on the shipment, finds it posted
+        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, lines, order_id)
     stack.publish(STREAM_WMS, [event])
     return event
 

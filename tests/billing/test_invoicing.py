@@ -1,19 +1,24 @@
-"""One ERP invoice per dispatched shipment, however often the event arrives, with its
-tax; the ERP invoices a shipment only once its goods issue is posted (a wait before)."""
+"""One ERP invoice per shipment, however often its facts arrive, with its tax. Billing
+invoices on the ERP's ``goods_issue.posted`` (the ERP invoices a shipment only once its
+goods issue is posted); a ``shipment.dispatched`` from before billing started is
+invoiced on too (decision 0045)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import time
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
-from shared.events.catalog import STREAM_BILLING, STREAM_WMS, ShipmentDispatched
+from shared.events.catalog import STREAM_BILLING, STREAM_ERP, STREAM_WMS, ShipmentDispatched
+from shared.events.envelope import Event
 from shared.events.sqlite_log import SqliteEventLog
 from tests.billing.helpers import (
     book_sales_order,
+    goods_issue,
     post_goods_issue,
     seed_booked_order,
     ship_posted,
@@ -54,49 +59,50 @@ def erp_invoices(stack: Stack, order_id: str) -> list[dict[str, Any]]:
     return items
 
 
-def issued_events(stack: Stack, shipment_id: str) -> list[Any]:
-    async def read() -> list[Any]:
+def events_on(stack: Stack, stream: str, type_: str, mentioning: str) -> list[Event]:
+    """The events of ``type_`` on ``stream`` whose payload mentions ``mentioning``."""
+
+    async def read() -> list[Event]:
         log = SqliteEventLog(stack.bus_path())
         try:
-            entries = await log.read_all(STREAM_BILLING, None, 10_000)
+            entries = await log.read_all(stream, None, 10_000)
         finally:
             await log.close()
-        return [e for _, _, e in entries if e.type == "invoice.issued"]
+        return [e for _, _, e in entries if e.type == type_]
 
-    events = asyncio.run(read())
-    return [e for e in events if shipment_id.encode() in bytes(e.data)]
+    return [e for e in asyncio.run(read()) if mentioning.encode() in bytes(e.data)]
 
 
-def replay_group(stack: Stack, group: str) -> int:
-    """Rewinds a consumer group to the start of the WMS stream: every entry is
-    delivered again with its original event id (an operator's replay)."""
+def issued_events(stack: Stack, shipment_id: str) -> list[Event]:
+    return events_on(stack, STREAM_BILLING, "invoice.issued", shipment_id)
+
+
+def replay_group(stack: Stack, group: str, stream: str) -> None:
+    """Rewinds a consumer group to the start of a stream: every entry is delivered
+    again with its original event id (an operator's replay)."""
     with sqlite3.connect(stack.bus_path()) as conn:
         conn.execute(
             "UPDATE consumer_groups SET last_delivered_id = 0 WHERE grp = ? AND stream = ?",
-            (group, STREAM_WMS),
+            (group, stream),
         )
-        (head,) = conn.execute(
-            "SELECT COALESCE(MAX(id), 0) FROM entries WHERE stream = ?", (STREAM_WMS,)
-        ).fetchone()
-    return int(head)
 
 
-def stream_head(stack: Stack) -> int:
+def stream_head(stack: Stack, stream: str) -> int:
     with sqlite3.connect(stack.bus_path()) as conn:
         (head,) = conn.execute(
-            "SELECT COALESCE(MAX(id), 0) FROM entries WHERE stream = ?", (STREAM_WMS,)
+            "SELECT COALESCE(MAX(id), 0) FROM entries WHERE stream = ?", (stream,)
         ).fetchone()
     return int(head)
 
 
-def group_caught_up(stack: Stack, group: str, head: int) -> bool:
+def group_caught_up(stack: Stack, group: str, stream: str, head: int) -> bool:
     with sqlite3.connect(stack.bus_path()) as conn:
         (last,) = conn.execute(
             "SELECT last_delivered_id FROM consumer_groups WHERE grp = ? AND stream = ?",
-            (group, STREAM_WMS),
+            (group, stream),
         ).fetchone()
         (pending,) = conn.execute(
-            "SELECT COUNT(*) FROM pending WHERE grp = ? AND stream = ?", (group, STREAM_WMS)
+            "SELECT COUNT(*) FROM pending WHERE grp = ? AND stream = ?", (group, stream)
         ).fetchone()
     return int(last) >= head and pending == 0
 
@@ -140,13 +146,23 @@ def test_a_shipment_is_invoiced_once_however_often_it_is_delivered(stack: Stack)
     assert one.status_code == 200
     assert one.json() == invoice
 
-    # Delivered again: a replay of the whole stream with the original ids, and the same
-    # fact under a new event id. The rewind goes first: the publish after it moves the
-    # head, which is what wakes an idle consumer of the embedded log.
-    replay_group(stack, "billing")
-    stack.publish(STREAM_WMS, [redelivered(event)])
-    head = stream_head(stack)
-    wait_until(lambda: group_caught_up(stack, "billing", head), what="billing to replay")
+    # Delivered again: a replay of both streams with the original ids, and each fact
+    # under a new event id (the goods issue's, and a shipment.dispatched from before
+    # billing started, which it invoices on too). The rewinds go first: the publishes
+    # after them move the heads, which is what wakes an idle consumer of the embedded log.
+    (posted,) = events_on(stack, STREAM_ERP, "goods_issue.posted", shipment_id)
+    assert posted.subject == f"goods_issue:{shipment_id}"
+    assert msgspec.json.decode(bytes(posted.data))["order_id"] == order_id
+    for stream in (STREAM_ERP, STREAM_WMS):
+        replay_group(stack, "billing", stream)
+    stack.publish(STREAM_ERP, [redelivered(posted)])
+    stack.publish(STREAM_WMS, [from_before_billing_started(redelivered(event))])
+    for stream in (STREAM_ERP, STREAM_WMS):
+        head = stream_head(stack, stream)
+        wait_until(
+            lambda s=stream, h=head: group_caught_up(stack, "billing", s, h),
+            what=f"billing to replay {stream}",
+        )
     assert [i["invoice_id"] for i in billing_invoices(stack, order_id)] == [invoice["invoice_id"]]
     assert len(erp_invoices(stack, order_id)) == 1
     assert len(issued_events(stack, shipment_id)) == 1
@@ -178,15 +194,13 @@ def test_the_orders_of_one_batch_of_shipments_are_read_in_one_call(stack: Stack)
     customer_id = new_customer(stack)
     prices = [1000 + 100 * n for n in range(5)]
     orders = [seed_booked_order(stack, customer_id, [("SKU-A", 2, price)]) for price in prices]
-    events = [shipment_event(order_id, [("SKU-A", 1)]) for order_id in orders]
-    for event in events:
-        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 1)])
+    issues = [goods_issue(uid("SHP"), [("SKU-A", 1)], order_id) for order_id in orders]
     one, many = "/orders/v1/orders/{order_id}", "/orders/v1/orders"
     before = (
         answered(stack, "order_to_ship", "GET", one),
         answered(stack, "order_to_ship", "GET", many),
     )
-    stack.publish(STREAM_WMS, events)
+    post_together(stack, issues)
     invoices = [
         wait_until(lambda o=order_id: billing_invoices(stack, o), what="its invoice")
         for order_id in orders
@@ -195,7 +209,7 @@ def test_the_orders_of_one_batch_of_shipments_are_read_in_one_call(stack: Stack)
         answered(stack, "order_to_ship", "GET", one) - before[0],
         answered(stack, "order_to_ship", "GET", many) - before[1],
     )
-    assert reads[1] >= 1 and sum(reads) < len(events), reads
+    assert reads[1] >= 1 and sum(reads) < len(issues), reads
     assert [i[0]["lines"][0]["unit_price"]["amount_minor"] for i in invoices] == prices
 
 
@@ -204,12 +218,10 @@ def test_the_shipments_of_one_batch_are_invoiced_in_one_call(stack: Stack) -> No
     shipment still has its one invoice, in billing and in the ERP."""
     customer_id = new_customer(stack)
     order_id = seed_booked_order(stack, customer_id, [("SKU-A", 10, 1000)])
-    events = [shipment_event(order_id, [("SKU-A", 1)]) for _ in range(5)]
-    for event in events:
-        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 1)])
+    issues = [goods_issue(uid("SHP"), [("SKU-A", 1)], order_id) for _ in range(5)]
     single, batch = "/erp/v1/invoices", "/erp/v1/invoices/batch"
     before = (erp_posts(stack, single), erp_posts(stack, batch))
-    stack.publish(STREAM_WMS, events)
+    post_together(stack, issues)
 
     def all_five() -> list[dict[str, Any]] | None:
         found = billing_invoices(stack, order_id)
@@ -217,27 +229,53 @@ def test_the_shipments_of_one_batch_are_invoiced_in_one_call(stack: Stack) -> No
 
     invoices = wait_until(all_five, what="five invoices")
     calls = (erp_posts(stack, single) - before[0], erp_posts(stack, batch) - before[1])
-    assert calls[1] >= 1 and sum(calls) < len(events), calls
-    assert sorted(i["shipment_id"] for i in invoices) == sorted(
-        e.payload(ShipmentDispatched).shipment_id for e in events
-    )
+    assert calls[1] >= 1 and sum(calls) < len(issues), calls
+    assert sorted(i["shipment_id"] for i in invoices) == sorted(i["reference"] for i in issues)
     assert len(erp_invoices(stack, order_id)) == 5
 
 
-def test_a_shipment_whose_goods_issue_is_not_posted_waits_for_it(stack: Stack) -> None:
-    """The ERP refuses to invoice goods it has not seen leave (409 shipment-not-posted):
-    billing waits, and invoices once the goods issue is posted. (Availability, which
-    posts goods issues, is down meanwhile.)"""
+def test_a_shipment_is_invoiced_once_its_goods_issue_is_posted(stack: Stack) -> None:
+    """The ERP invoices only goods it has seen leave: billing does not ask it on the
+    WMS's ``shipment.dispatched`` (no invoice call, no park), and invoices once the
+    ERP announces the goods issue. (Availability, which posts goods issues, is down
+    meanwhile.)"""
     customer_id = new_customer(stack)
     order_id = seed_booked_order(stack, customer_id, [("SKU-A", 2, 500)])
+    calls = ("/erp/v1/invoices", "/erp/v1/invoices/batch")
     with stack.down("availability"):
+        before = sum(erp_posts(stack, route) for route in calls)
         event = ship_posted(stack, order_id, [("SKU-A", 2)], post=False)
-        time.sleep(1.5)
+        head = stream_head(stack, STREAM_WMS)
+        wait_until(
+            lambda: group_caught_up(stack, "billing", STREAM_WMS, head),
+            what="billing to take the shipment",
+        )
         assert billing_invoices(stack, order_id) == []
         assert erp_invoices(stack, order_id) == []
-        post_goods_issue(stack, event.payload(ShipmentDispatched).shipment_id, [("SKU-A", 2)])
+        assert sum(erp_posts(stack, route) for route in calls) == before
+        shipment_id = event.payload(ShipmentDispatched).shipment_id
+        post_goods_issue(stack, shipment_id, [("SKU-A", 2)], order_id)
         (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
     assert invoice["total"] == usd(1000 + 200)
+    assert invoice["shipment_id"] == shipment_id
+
+
+def test_a_shipment_dispatched_before_billing_started_is_invoiced_on_it(stack: Stack) -> None:
+    """A ``shipment.dispatched`` still on the bus from before billing started (its
+    goods issue posted before the ERP named orders in goods issues): billing invoices
+    on it as it did, waiting for the posting."""
+    customer_id = new_customer(stack)
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 3, 400)])
+    event = from_before_billing_started(shipment_event(order_id, [("SKU-A", 3)]))
+    shipment_id = event.payload(ShipmentDispatched).shipment_id
+    with stack.down("availability"):  # the goods issue is posted as an older one was
+        stack.publish(STREAM_WMS, [event])
+        time.sleep(1.0)
+        assert billing_invoices(stack, order_id) == []  # waits for the goods issue
+        post_goods_issue(stack, shipment_id, [("SKU-A", 3)])  # naming no order
+        (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert invoice["shipment_id"] == shipment_id
+    assert invoice["total"] == usd(1200 + 240)
 
 
 def test_a_shipment_of_an_order_the_erp_has_not_booked_waits_for_it(stack: Stack) -> None:
@@ -256,7 +294,18 @@ def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
     customer_id = new_customer(stack)
     order_id = seed_booked_order(stack, customer_id, [("SKU-A", 1, 999)])
     shipment_id = uid("SHP")
-    post_goods_issue(stack, shipment_id, [("SKU-A", 1)])
+    with stack.down("billing"):
+        post_goods_issue(stack, shipment_id, [("SKU-A", 1)], order_id)
+        created = manual_invoice(stack, order_id, shipment_id, customer_id)
+    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
+    assert invoice["invoice_id"] == created["invoice_id"]
+    assert len(erp_invoices(stack, order_id)) == 1
+
+
+def manual_invoice(
+    stack: Stack, order_id: str, shipment_id: str, customer_id: str
+) -> dict[str, Any]:
+    """The shipment invoiced in the ERP by hand, under a key billing does not use."""
     with stack.client("erp", "erp:write") as erp:
         created = erp.post(
             "/erp/v1/invoices",
@@ -275,10 +324,24 @@ def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
             headers={"Idempotency-Key": uid("manual")},
         )
     assert created.status_code == 201, created.text
-    stack.publish(STREAM_WMS, [shipment_event(order_id, [("SKU-A", 1)], shipment_id=shipment_id)])
-    (invoice,) = wait_until(lambda: billing_invoices(stack, order_id), what="the invoice")
-    assert invoice["invoice_id"] == created.json()["invoice_id"]
-    assert len(erp_invoices(stack, order_id)) == 1
+    found: dict[str, Any] = created.json()
+    return found
+
+
+def from_before_billing_started(event: Event) -> Event:
+    """The event as if it had been published an hour ago."""
+    return msgspec.structs.replace(event, time=event.time - timedelta(hours=1))
+
+
+def post_together(stack: Stack, issues: list[dict[str, Any]]) -> None:
+    """Goods issues posted in one ERP transaction: their events reach billing together."""
+    with stack.client("erp", "erp:write") as erp:
+        response = erp.post(
+            "/erp/v1/inventory/postings/batch",
+            json={"postings": [{"idempotency_key": uid("gi"), "posting": i} for i in issues]},
+        )
+    assert response.status_code == 200, response.text
+    assert all(r["refusal"] is None for r in response.json()["results"]), response.text
 
 
 def test_bound_client_sees_only_its_customers_invoices(stack: Stack) -> None:

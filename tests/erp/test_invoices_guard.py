@@ -287,6 +287,7 @@ def test_invoices_and_items_of_an_older_database_are_upgraded(
             for table in ("payment_applications", "payments", "credit_note_lines", "credit_notes"):
                 await conn.execute(text(f"DROP TABLE {table}"))
             await conn.execute(text("ALTER TABLE items DROP COLUMN tax_class"))
+            await conn.execute(text("ALTER TABLE inventory_postings DROP COLUMN order_id"))
             for column in (
                 "subtotal_minor",
                 "tax_minor",
@@ -310,6 +311,16 @@ def test_invoices_and_items_of_an_older_database_are_upgraded(
     with TestClient(create_app(settings=settings, key_source=issuer.key_source())) as client:
         client.headers.update(headers)
         assert get(client, "/erp/v1/items/A")["tax_class"] == "standard"
+        # Goods issues name their order again (decision 0045).
+        named = {
+            "kind": "goods_issue",
+            "reference": "SHP-2",
+            "warehouse_id": "WH1",
+            "lines": [{"sku": "A", "quantity_delta": -1}],
+            "order_id": "ORD-1",
+        }
+        posted = post(client, "/erp/v1/inventory/postings", named, key="gi-2")
+        assert (posted.status_code, posted.json()["order_id"]) == (201, "ORD-1")
         old = get(client, f"/erp/v1/invoices/{issued['invoice_id']}")
         created = datetime.fromisoformat(issued["created_at"]).date()
         assert old["due_date"] == (created + timedelta(days=30)).isoformat()  # then: net30

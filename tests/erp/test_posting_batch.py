@@ -95,14 +95,15 @@ def test_a_batch_posts_each_fact_as_its_single_post_would(
         ("A", 6, 4),
         ("B", 4, 0),
     ]
-    published = events(settings, 6)
+    published = events(settings, 7)
     assert [(e.type, e.subject, e.sequence) for e in published[3:]] == [
         ("asn.received", f"asn:{asn_id}", 2),
         ("purchase_order.changed", f"purchase_order:{po_id}", 3),
+        ("goods_issue.posted", "goods_issue:SHP-1", 1),
         ("purchase_order.changed", f"purchase_order:{po_id}", 4),
     ]
     assert published[3].payload(AsnReceived).receipt_id == "RCV-1"
-    last = published[5].payload(PurchaseOrderChanged)
+    last = published[6].payload(PurchaseOrderChanged)
     assert [(x.sku, x.open_quantity) for x in last.lines] == [("A", 4), ("B", 0)]
 
 

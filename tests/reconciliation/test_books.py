@@ -18,7 +18,7 @@ import pytest
 from process_apis.availability.postings import plans
 from shared.events.catalog import STREAM_WMS
 from tests.reconciliation.helpers import adjusted, return_dispositioned
-from tests.support.events import receipt_posted
+from tests.support.events import receipt_posted, shipment_dispatched
 from tests.support.polling import eventually, wait_until
 from tests.support.returns import authorize_return
 from tests.support.stack import Stack, ThreadServer
@@ -473,3 +473,17 @@ def test_what_each_fact_posts() -> None:
     assert scrap.idempotency_key == "posting:scrap:RET-1-scrap"
     kept = return_dispositioned(4, wh, "RET-2", [("A", 2, "restock"), ("A", 1, "damaged")])
     assert plans.scrap(kept) is None
+    # A goods issue names the order it ships (billing invoices on the ERP's event of
+    # it), under a key of its own: a retry of a posting made before order ids were
+    # passed meets the ERP's 409 duplicate-posting, not a key reused with another body.
+    shipped = shipment_dispatched("ORD-1", wh, [("B", 2), ("A", 1), ("B", 1)], shipment_id="SHP-9")
+    issue = plans.shipment(shipped)
+    assert issue is not None
+    assert issue.body() == {
+        "kind": "goods_issue",
+        "reference": "SHP-9",
+        "warehouse_id": wh,
+        "lines": [{"sku": "A", "quantity_delta": -1}, {"sku": "B", "quantity_delta": -3}],
+        "order_id": "ORD-1",
+    }
+    assert issue.idempotency_key == "posting:goods_issue:SHP-9:ORD-1"

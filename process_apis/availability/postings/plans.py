@@ -32,9 +32,15 @@ class Plan(msgspec.Struct, frozen=True):
     lines: list[tuple[str, int]]  # (sku, quantity_delta), never 0, one per sku
     asn_id: str | None = None
     purchase_order_id: str | None = None
+    order_id: str | None = None  # a goods issue's sales order: billing invoices on it
 
     @property
     def idempotency_key(self) -> str:
+        # A goods issue naming its order is another body than the one posted before
+        # order ids were passed: another key, so that a retry across the upgrade meets
+        # the ERP's 409 duplicate-posting (posted) instead of a key reused.
+        if self.order_id:
+            return f"posting:{self.kind}:{self.reference}:{self.order_id}"
         return f"posting:{self.kind}:{self.reference}"
 
     def body(self) -> dict[str, object]:
@@ -48,6 +54,8 @@ class Plan(msgspec.Struct, frozen=True):
             body["asn_id"] = self.asn_id
         if self.purchase_order_id:
             body["purchase_order_id"] = self.purchase_order_id
+        if self.order_id:
+            body["order_id"] = self.order_id
         return body
 
 
@@ -85,7 +93,9 @@ def receipt(event: Event) -> Plan | None:
 def shipment(event: Event) -> Plan | None:
     fact = event.payload(ShipmentDispatched)
     lines = net(((line.sku, line.quantity) for line in fact.lines), sign=-1)
-    return _plan("goods_issue", fact.shipment_id, fact.warehouse_id, lines)
+    if not lines:
+        return None
+    return Plan("goods_issue", fact.shipment_id, fact.warehouse_id, lines, order_id=fact.order_id)
 
 
 def return_receipt(event: Event) -> Plan | None:

@@ -1,4 +1,12 @@
-"""Invoicing on ``shipment.dispatched``: one ERP invoice per shipment, with its tax.
+"""Invoicing on ``goods_issue.posted``: one ERP invoice per shipment, with its tax.
+
+The ERP invoices only what it has seen leave the warehouse, so billing waits for the
+ERP's own fact that a shipment's goods issue is booked (decision 0045) rather than for
+the WMS's ``shipment.dispatched``, which reaches billing before availability has posted
+the goods issue (the ERP's 409 ``shipment-not-posted``, a wasted call and a park, on
+about half the shipments). A ``shipment.dispatched`` from before this process started
+is still invoiced on: its goods issue may have been posted before the ERP announced
+goods issues. Either fact of a shipment invoices it once (key ``invoice:{shipment_id}``).
 
 ``prepare`` runs outside the inbox transaction and makes only idempotent calls: it reads
 the order (unit prices, customer, ship-to region) from the orders API and the items'
@@ -19,6 +27,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,7 +39,13 @@ from process_apis.billing.invoices.schemas import Invoice, from_erp
 from process_apis.billing.tax.calculator import TaxCalculator, TaxLine
 from process_apis.billing.tax.classes import ItemTaxClasses
 from shared.db import Database, Tx
-from shared.events.catalog import STREAM_BILLING, InvoiceIssued, Line, ShipmentDispatched
+from shared.events.catalog import (
+    STREAM_BILLING,
+    GoodsIssuePosted,
+    InvoiceIssued,
+    Line,
+    ShipmentDispatched,
+)
 from shared.events.envelope import Event, new_event
 from shared.events.inbox.handlers import NotYet
 from shared.http import Downstream
@@ -53,6 +68,15 @@ class CannotInvoice(Exception):
     redelivered with backoff and dead-lettered after the max deliveries, to be replayed
     once fixed. A partner that is unreachable (the 503 of ``Downstream``) is a wait
     instead, see ``shared.events.inbox.is_not_yet``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped:
+    """What an invoice takes from the fact that a shipment left."""
+
+    shipment_id: str
+    order_id: str
+    lines: list[Line]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +104,22 @@ class InvoiceOnShipment:
         self.tax = tax
         self.classes = classes
         self._placed: OrderedDict[str, PlacedOrder] = OrderedDict()
+        self.started = datetime.now(UTC)
+
+    def shipped(self, event: Event) -> Shipped | None:
+        """The shipment an event invoices; None when it invoices none: a goods issue
+        naming no order (posted by another integration), or a ``shipment.dispatched``
+        from after this process started (its goods issue's event invoices it)."""
+        if event.type == "goods_issue.posted":
+            issue = event.payload(GoodsIssuePosted)
+            if issue.order_id is None:
+                log.info("goods issue of %s names no order; not invoiced", issue.shipment_id)
+                return None
+            return Shipped(issue.shipment_id, issue.order_id, issue.lines)
+        if event.time >= self.started:
+            return None
+        shipment = event.payload(ShipmentDispatched)
+        return Shipped(shipment.shipment_id, shipment.order_id, shipment.lines)
 
     async def prepare(self, event: Event) -> Invoice | None:
         found = await self._invoice_body(event)
@@ -96,14 +136,18 @@ class InvoiceOnShipment:
         its own key and answered as its single post would be; the batch refused as a
         whole (4xx): one call each, so that only the bad one waits."""
         prepared: list[Any] = [None] * len(events)
-        sent: dict[str, tuple[int, ShipmentDispatched, dict[str, Any]]] = {}
-        shipments = [event.payload(ShipmentDispatched) for event in events]
+        sent: dict[str, tuple[int, Shipped, dict[str, Any]]] = {}
+        shipments = [self.shipped(event) for event in events]
+        ids = [s.shipment_id for s in shipments if s is not None]
+        if not ids:
+            return prepared
         async with self.db.read() as conn:
-            invoiced = await repo.invoiced_among(conn, [s.shipment_id for s in shipments])
-        await self._remember({s.order_id for s in shipments})
+            invoiced = await repo.invoiced_among(conn, ids)
+        await self._remember({s.order_id for s in shipments if s is not None})
         for n, event in enumerate(events):
-            if shipments[n].shipment_id in invoiced:
-                continue  # the same fact again under another event id
+            shipment = shipments[n]
+            if shipment is None or shipment.shipment_id in invoiced:
+                continue  # nothing to invoice, or the shipment's other fact invoiced it
             try:
                 found = await self._invoice_body(event, checked=True)
             except Exception as exc:
@@ -118,7 +162,7 @@ class InvoiceOnShipment:
     async def _issue_batch(
         self,
         events: Sequence[Event],
-        sent: dict[str, tuple[int, ShipmentDispatched, dict[str, Any]]],
+        sent: dict[str, tuple[int, Shipped, dict[str, Any]]],
         prepared: list[Any],
     ) -> None:
         items = [{"idempotency_key": key, "invoice": body} for key, (_, _, body) in sent.items()]
@@ -151,10 +195,12 @@ class InvoiceOnShipment:
 
     async def _invoice_body(
         self, event: Event, *, checked: bool = False
-    ) -> tuple[ShipmentDispatched, dict[str, Any]] | None:
+    ) -> tuple[Shipped, dict[str, Any]] | None:
         """The ERP invoice the shipment makes; None when there is none to make.
         ``checked``: the caller knows the shipment is not invoiced yet."""
-        shipment: ShipmentDispatched = event.payload(ShipmentDispatched)
+        shipment = self.shipped(event)
+        if shipment is None:
+            return None
         if not checked:
             async with self.db.read() as conn:
                 if await repo.invoiced(conn, shipment.shipment_id):
@@ -207,7 +253,7 @@ class InvoiceOnShipment:
         }
         return shipment, body
 
-    async def _issued(self, shipment: ShipmentDispatched, status: int, body: Any) -> Invoice:
+    async def _issued(self, shipment: Shipped, status: int, body: Any) -> Invoice:
         """What the ERP's answer to the shipment's invoice means: the invoice (201, a
         replay's 200; 409 duplicate-invoice: the one it holds), a wait (``NotYet``), or
         ``CannotInvoice``."""
@@ -300,11 +346,11 @@ def issued_event(invoice: Invoice, causation: Event | None) -> Event:
     )
 
 
-def _ids(shipment: ShipmentDispatched) -> tuple[str, str]:
+def _ids(shipment: Shipped) -> tuple[str, str]:
     return shipment.shipment_id, shipment.order_id
 
 
-def _key(shipment: ShipmentDispatched) -> str:
+def _key(shipment: Shipped) -> str:
     return f"invoice:{shipment.shipment_id}"
 
 

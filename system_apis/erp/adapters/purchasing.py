@@ -326,6 +326,8 @@ class ReferencePurchasing:
                 )
         if (posting.asn_id or posting.purchase_order_id) and posting.kind != "goods_receipt":
             raise Invalid("invalid-posting", "Only a goods receipt may name an ASN or PO.")
+        if posting.order_id and posting.kind != "goods_issue":
+            raise Invalid("invalid-posting", "Only a goods issue may name a sales order.")
         conn = tx.conn
         now = datetime.now(UTC)
         posting_id = f"GP-{uuid_utils.uuid7()}"
@@ -339,6 +341,7 @@ class ReferencePurchasing:
                         "reference": posting.reference,
                         "warehouse_id": posting.warehouse_id,
                         "posted_at": now,
+                        "order_id": posting.order_id,
                     },
                 )
         except IntegrityError as exc:
@@ -382,6 +385,7 @@ class ReferencePurchasing:
             posted_at=now,
             asn_id=posting.asn_id,
             purchase_order_id=order.purchase_order_id if order else None,
+            order_id=posting.order_id,
         )
         return result, asn, order
 

@@ -26,7 +26,7 @@ from shared.models import (
 from shared.paging import decode_key, keyset_page
 from shared.problems import problem_responses
 from system_apis.erp.adapters.purchasing import po_version
-from system_apis.erp.events import asn_received, purchase_order_changed
+from system_apis.erp.events import asn_received, goods_issue_posted, purchase_order_changed
 from system_apis.erp.port import ErpPort
 from system_apis.erp.schemas import (
     FinancialStock,
@@ -53,6 +53,8 @@ async def _post(erp: ErpPort, tx: Tx, data: PostingIn) -> tuple[int, Posting]:
     """Book one posting and emit what it changed (the single post's and each batch
     item's effect)."""
     posting, asn, order = await erp.post_inventory(tx, data)
+    if posting.kind == "goods_issue":
+        tx.emit(STREAM_ERP, goods_issue_posted(posting))
     if asn is not None:
         tx.emit(STREAM_ERP, asn_received(asn))
     if order is not None:
@@ -82,7 +84,9 @@ class InventoryController(Controller):
     ) -> Response[Posting]:
         """One posting per (kind, reference): a second is 409 ``duplicate-posting``. A
         goods receipt naming ``asn_id`` receives that ASN (emits ``asn.received``); one
-        naming ``purchase_order_id`` receives against the PO's open lines."""
+        naming ``purchase_order_id`` receives against the PO's open lines. A goods issue
+        emits ``goods_issue.posted`` (with the ``order_id`` it names): billing invoices
+        the shipment on it."""
 
         async def effect(tx: Tx) -> tuple[int, Posting]:
             return await _post(erp, tx, data)
