@@ -20,9 +20,11 @@ up: install
 	$(BIN)/tally up
 
 # Every test, on every core (pytest-xdist; a test file stays on one worker, so its
-# fixtures start once). Each worker starts its own servers on free ports.
+# fixtures start once). Each worker starts its own servers on free ports. Files are
+# handed out in collection order, the longest first (tests/conftest.py), so that none
+# of them runs alone at the end.
 test: install
-	$(BIN)/pytest -n auto --dist loadfile --durations=30
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
 # The quick loop, a few minutes: leaves out the whole platform as processes (e2e), tests
 # that start services as processes or a stack of them (slow; both marked in

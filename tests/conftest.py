@@ -28,7 +28,26 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The longest files (minutes each on two cores) go first: `make test` hands whole files
+# to its workers in collection order (--dist loadfile --no-loadscope-reorder; xdist's
+# default order, most tests first, put the simulated days last), and one of these
+# started last would run alone at the end while the other worker idles.
+_LONGEST_FIRST = (
+    "tests/contract/test_schemathesis.py",
+    "tests/simulate/test_chaos_day.py",
+    "tests/simulate/test_simulated_day.py",
+    "tests/contract/test_schemathesis_graphql.py",
+    "tests/erp/test_money_machine.py",
+)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_longest_first)  # stable: every other test keeps its place
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & _E2E_FIXTURES:

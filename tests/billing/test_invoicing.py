@@ -19,6 +19,7 @@ from shared.events.sqlite_log import SqliteEventLog
 from tests.billing.helpers import (
     book_sales_order,
     goods_issue,
+    pay,
     post_goods_issue,
     seed_booked_order,
     ship_posted,
@@ -302,8 +303,45 @@ def test_an_invoice_the_erp_already_holds_is_adopted(stack: Stack) -> None:
     assert len(erp_invoices(stack, order_id)) == 1
 
 
+def test_an_invoice_a_payment_records_first_is_announced_once(stack: Stack) -> None:
+    """The ERP holds a shipment's invoice that billing has not recorded (issued, and
+    billing's transaction not committed yet); a remittance the ERP applies to it makes
+    billing record it first, from the ERP's figures. That path announces it
+    (``invoice.issued``, which the orders service counts as invoiced); billing's own
+    invoicing of the shipment then adopts it and announces nothing again. (A chaos
+    day on PostgreSQL found invoices announced by neither.)"""
+    customer_id = new_customer(stack)
+    order_id = seed_booked_order(stack, customer_id, [("SKU-A", 2, 500)])
+    shipped = from_before_billing_started(shipment_event(order_id, [("SKU-A", 2)]))
+    shipment_id = shipped.payload(ShipmentDispatched).shipment_id
+    post_goods_issue(stack, shipment_id, [("SKU-A", 2)])  # naming no order: no invoicing
+    created = manual_invoice(stack, order_id, shipment_id, customer_id, quantity=2, price=500)
+    paid = pay(stack, customer_id, 600)
+    assert paid.status_code == 201, paid.text
+    (invoice,) = billing_invoices(stack, order_id)
+    assert invoice["invoice_id"] == created["invoice_id"] and invoice["status"] == "partially_paid"
+    (issued,) = wait_until(lambda: issued_events(stack, shipment_id), what="invoice.issued")
+    assert msgspec.json.decode(bytes(issued.data))["order_id"] == order_id
+    # Billing's invoicing of the shipment (an event from before it started) adopts it.
+    stack.publish(STREAM_WMS, [shipped])
+    head = stream_head(stack, STREAM_WMS)
+    wait_until(
+        lambda: group_caught_up(stack, "billing", STREAM_WMS, head),
+        what="billing to take the shipment",
+    )
+    assert len(issued_events(stack, shipment_id)) == 1
+    assert [i["invoice_id"] for i in billing_invoices(stack, order_id)] == [invoice["invoice_id"]]
+    assert len(erp_invoices(stack, order_id)) == 1
+
+
 def manual_invoice(
-    stack: Stack, order_id: str, shipment_id: str, customer_id: str
+    stack: Stack,
+    order_id: str,
+    shipment_id: str,
+    customer_id: str,
+    *,
+    quantity: int = 1,
+    price: int = 999,
 ) -> dict[str, Any]:
     """The shipment invoiced in the ERP by hand, under a key billing does not use."""
     with stack.client("erp", "erp:write") as erp:
@@ -316,8 +354,8 @@ def manual_invoice(
                 "lines": [
                     {
                         "sku": "SKU-A",
-                        "quantity": 1,
-                        "unit_price": {"amount_minor": 999, "currency": "USD"},
+                        "quantity": quantity,
+                        "unit_price": {"amount_minor": price, "currency": "USD"},
                     }
                 ],
             },

@@ -1,6 +1,6 @@
-"""`tally simulate --chaos`: services are SIGKILLed at random while the day runs and
-restarted as `tally up` restarts them; nothing is lost and nothing is done twice, on
-the embedded default and on PostgreSQL + Redis."""
+"""`tally simulate --chaos`: services are SIGKILLed at random while a 2,000-line day
+runs and restarted as `tally up` restarts them; nothing is lost and nothing is done
+twice, on the embedded default and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from tally.simulate.report import MUST_BE_ZERO
 from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.slow
+
+LINES = 2000
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_a_day_with_services_killed_loses_and_doubles_nothing(
             "tally",
             "simulate",
             "--lines",
-            "200",
+            str(LINES),
             "--seed",
             "11",
             "--duration",

@@ -34,7 +34,7 @@ import httpx
 
 from process_apis.billing.erp import read_all
 from process_apis.billing.invoices import repository as repo
-from process_apis.billing.invoices.mirror import EVENT_SOURCE, event_money
+from process_apis.billing.invoices.mirror import EVENT_SOURCE, issued_event
 from process_apis.billing.invoices.schemas import Invoice, from_erp
 from process_apis.billing.tax.calculator import TaxCalculator, TaxLine
 from process_apis.billing.tax.classes import ItemTaxClasses
@@ -42,11 +42,10 @@ from shared.db import Database, Tx
 from shared.events.catalog import (
     STREAM_BILLING,
     GoodsIssuePosted,
-    InvoiceIssued,
     Line,
     ShipmentDispatched,
 )
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.events.inbox.handlers import NotYet
 from shared.http import Downstream
 
@@ -323,27 +322,6 @@ class InvoiceOnShipment:
         if prepared is None or not await repo.insert_invoice(tx.conn, prepared):
             return
         tx.emit(STREAM_BILLING, issued_event(prepared, event))
-
-
-def issued_event(invoice: Invoice, causation: Event | None) -> Event:
-    return new_event(
-        source=EVENT_SOURCE,
-        type_="invoice.issued",
-        subject=invoice.invoice_id,
-        sequence=1,
-        payload=InvoiceIssued(
-            invoice_id=invoice.invoice_id,
-            erp_invoice_id=invoice.invoice_id,
-            order_id=invoice.order_id,
-            shipment_id=invoice.shipment_id,
-            customer_id=invoice.customer_id,
-            total=event_money(invoice.total),
-            tax=event_money(invoice.tax) if invoice.tax else None,
-            due_date=invoice.due_date.isoformat() if invoice.due_date else None,
-            lines=[Line(line.sku, line.quantity) for line in invoice.lines],
-        ),
-        causation=causation,
-    )
 
 
 def _ids(shipment: Shipped) -> tuple[str, str]:

@@ -132,16 +132,19 @@ class Moved:
     version: int
 
 
-async def refresh(conn: AsyncConnection, fresh: Invoice) -> Moved | None:
-    """Writes the ERP's current figures of an invoice over the mirror (inserting it if
-    billing never saw it). A stale read never overwrites a newer one: credits only
-    grow, and paid + credited only grows (a credit note may move paid to unapplied).
-    Answers the move when the status changed."""
+INSERTED = "inserted"  # a refresh that recorded an invoice billing had not seen
+
+
+async def refresh(conn: AsyncConnection, fresh: Invoice) -> Moved | str | None:
+    """Writes the ERP's current figures of an invoice over the mirror, or inserts it if
+    billing never saw it (``INSERTED``). A stale read never overwrites a newer one:
+    credits only grow, and paid + credited only grows (a credit note may move paid to
+    unapplied). Answers the move when the status changed."""
     locked = {"invoice_id": fresh.invoice_id}
     row = (await conn.execute(_LOCKED, locked)).first()
     if row is None:
         if await insert_invoice(conn, fresh):
-            return None
+            return INSERTED
         row = (await conn.execute(_LOCKED, locked)).first()  # written meanwhile: refresh it
         if row is None:
             return None
