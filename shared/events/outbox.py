@@ -251,11 +251,19 @@ class OutboxRelay:
             await self.bus.publish(stream, batch)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Stopping wakes the loop at once instead of at its next pass (up to
+        # ``poll_seconds`` later): a service shuts down without that wait.
+        waker = asyncio.create_task(self._wake_on(stop))
         try:
             await self._run(stop)
         finally:
+            waker.cancel()
             with suppress(Exception):  # stopping: unmarked rows only go out again
                 await self.mark_published()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def _run(self, stop: asyncio.Event) -> None:
         next_pass = 0.0
