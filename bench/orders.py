@@ -531,44 +531,37 @@ def sampled_orders(marks: Path) -> list[str]:
 
 # -- counters: /metrics and the transaction files ------------------------------------------
 
-_COUNT = re.compile(
-    r'^tally_http_request_seconds_count\{(?P<labels>(?:[^}"]|"[^"]*")*)\} (?P<value>[0-9.e+]+)$',
-    re.MULTILINE,
-)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _samples(launched: Any, metric: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """(service, labels, value) of every sample of ``metric`` on every /metrics."""
+    pattern = re.compile(
+        rf'^{metric}\{{(?P<labels>(?:[^}}"]|"[^"]*")*)\}} (?P<value>[0-9.e+]+)$', re.MULTILINE
+    )
+    with httpx.Client(timeout=10) as client:
+        for name in launched.platform.processes:
+            text = client.get(f"{launched.platform.url(name)}/metrics").text
+            for match in pattern.finditer(text):
+                yield name, dict(_LABEL.findall(match["labels"])), float(match["value"])
 
 
 def http_counts(launched: Any) -> Counter[tuple[str, str, str]]:
     """Requests answered so far per (service, method, route), from every /metrics."""
     counts: Counter[tuple[str, str, str]] = Counter()
-    with httpx.Client(timeout=10) as client:
-        for name in launched.platform.processes:
-            text = client.get(f"{launched.platform.url(name)}/metrics").text
-            for match in _COUNT.finditer(text):
-                labels = dict(_LABEL.findall(match["labels"]))
-                if labels.get("route") in ("/metrics", "/readyz", "/healthz"):
-                    continue
-                key = (name, labels.get("method", ""), labels.get("route", ""))
-                counts[key] += round(float(match["value"]))
+    for name, labels, value in _samples(launched, "tally_http_request_seconds_count"):
+        if labels.get("route") in ("/metrics", "/readyz", "/healthz"):
+            continue
+        counts[(name, labels.get("method", ""), labels.get("route", ""))] += round(value)
     return counts
-
-
-_HANDLED = re.compile(
-    r'^tally_events_handled_total\{(?P<labels>(?:[^}"]|"[^"]*")*)\} (?P<value>[0-9.e+]+)$',
-    re.MULTILINE,
-)
 
 
 def event_counts(launched: Any) -> Counter[tuple[str, str, str]]:
     """Events consumed so far per (group, type, outcome), from every /metrics."""
     counts: Counter[tuple[str, str, str]] = Counter()
-    with httpx.Client(timeout=10) as client:
-        for name in launched.platform.processes:
-            text = client.get(f"{launched.platform.url(name)}/metrics").text
-            for match in _HANDLED.finditer(text):
-                labels = dict(_LABEL.findall(match["labels"]))
-                key = (labels.get("group", ""), labels.get("type", ""), labels.get("outcome", ""))
-                counts[key] += round(float(match["value"]))
+    for _, labels, value in _samples(launched, "tally_events_handled_total"):
+        key = (labels.get("group", ""), labels.get("type", ""), labels.get("outcome", ""))
+        counts[key] += round(value)
     return counts
 
 
