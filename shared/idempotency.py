@@ -269,7 +269,7 @@ class IdempotencyStore:
         (the conflict was another one). Read on ``conn``, else in a read of its own."""
         if conn is not None:
             return await self.stored_answer(conn, client_id, key, fp)
-        async with self.db.read() as own:
+        async with self.db.lookup() as own:
             return await self.stored_answer(own, client_id, key, fp)
 
     @staticmethod

@@ -8,6 +8,8 @@ writing the same file take turns on a file lock (decision 0018)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -32,6 +34,11 @@ EventWriter = Callable[[AsyncConnection, MetaData, Emitted], Awaitable[None]]
 # outbox installs it there (``shared.events.outbox.outbox_table``), so the database
 # stores events without importing the event modules, which build on it.
 EVENT_WRITER = "tally.event_writer"
+# Commits of the kept SQLite writer between two WAL checkpoints (SQLite's own default
+# is a checkpoint at 1,000 WAL pages; a transaction here writes a few to a few dozen).
+CHECKPOINT_EVERY = 100
+
+log = logging.getLogger("tally.db")
 
 
 def write_events_with(metadata: MetaData, writer: EventWriter) -> None:
@@ -63,6 +70,10 @@ class Database:
             if database and database != ":memory:"
             else None
         )
+        # The kept writer's commits run no WAL checkpoint (they commit on the loop's
+        # thread): the database checkpoints every CHECKPOINT_EVERY of them on a thread.
+        self._commits = 0
+        self._checkpointing: asyncio.Task[None] | None = None
 
     def on_commit(self, callback: Callable[[Emitted], None]) -> None:
         """Called with the (stream, event) pairs of every transaction that emitted events,
@@ -92,9 +103,30 @@ class Database:
             yield tx
             if tx.events_written:
                 await self._event_writer()(conn, self.metadata, tx.events_written)
+        if self._sqlite_turn is not None:
+            self._count_commit()
         if tx.events_written:
             for callback in self._after_commit:
                 callback(tx.events_written)
+
+    def _count_commit(self) -> None:
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0 and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            self._checkpointing = asyncio.create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        """Copies the WAL's committed pages into the database file on a pooled
+        connection's driver thread (PASSIVE: it waits for no reader or writer, and a
+        page it cannot copy yet waits for the next one)."""
+        try:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                await driver._execute(_wal_checkpoint, driver._conn)  # type: ignore[union-attr]
+        except Exception:  # the next one tries again; a commit never fails for it
+            log.warning("WAL checkpoint failed", exc_info=True)
 
     def _event_writer(self) -> EventWriter:
         writer: EventWriter | None = self.metadata.info.get(EVENT_WRITER)
@@ -176,7 +208,39 @@ class Database:
                 if self.sqlite and sync is not None:
                     _forget_read_only(sync)
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A read of a few rows by key (an idempotency record, an order by its id, the
+        events an inbox holds): on SQLite its statements, BEGIN and its end run on the
+        event loop's thread, as the kept writer's do (decisions 0017, 0046). A WAL
+        reader waits for no lock, and an indexed read takes microseconds, less than the
+        hand-off to the driver's thread and back. Nothing interrupts a statement on the
+        loop: reads that scan, page or report belong in ``read()``."""
+        if not self.sqlite:
+            async with self.read() as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            sync = conn.sync_connection
+            assert sync is not None
+            adapted = sync.connection.dbapi_connection
+            sync.info[READ_ONLY] = True
+            on_loop = isinstance(adapted, OneTripConnection)
+            if on_loop:
+                adapted.inline = adapted.reading = True  # type: ignore[union-attr]
+            try:
+                yield conn
+                if conn.in_transaction():
+                    await conn.rollback()  # on the loop, while the connection is marked
+            finally:
+                _forget_read_only(sync)
+                if on_loop:
+                    adapted.inline = adapted.reading = False  # type: ignore[union-attr]
+
     async def dispose(self) -> None:
+        if self._checkpointing is not None:
+            with suppress(Exception):
+                await self._checkpointing
         if self._sqlite_turn is not None:
             self._sqlite_turn.close()
         if self._writer_conn is not None:
@@ -206,6 +270,12 @@ def _run_inline(conn: AsyncConnection) -> None:
     if isinstance(adapted, OneTripConnection):
         adapted.inline = True
         adapted._connection._conn.execute("PRAGMA busy_timeout=0")
+        adapted._connection._conn.execute("PRAGMA wal_autocheckpoint=0")
+        adapted.no_checkpoints = True
+
+
+def _wal_checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _clean(conn: AsyncConnection) -> bool:

@@ -109,24 +109,31 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """``inline``: statements inside a transaction run on the event loop's thread;
     ``reading``: so do BEGIN, COMMIT and ROLLBACK of a read transaction (a deferred
-    BEGIN takes no lock, and ending a transaction that wrote nothing writes nothing)."""
+    BEGIN takes no lock, and ending a transaction that wrote nothing writes nothing);
+    ``no_checkpoints``: so do COMMIT and ROLLBACK of a writer whose commits run no WAL
+    checkpoint (``wal_autocheckpoint=0``; with ``synchronous=NORMAL`` a WAL commit then
+    appends its pages and syncs nothing). The database checkpoints on a thread."""
 
-    __slots__ = ("inline", "reading")
+    __slots__ = ("inline", "no_checkpoints", "reading")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.inline = False
         self.reading = False
+        self.no_checkpoints = False
+
+    def _ends_on_loop(self) -> bool:
+        return self.inline and (self.reading or self.no_checkpoints)
 
     def commit(self) -> None:
-        if not (self.inline and self.reading):
+        if not self._ends_on_loop():
             super().commit()
         elif self._connection._connection:
             self._connection._conn.commit()
 
     def rollback(self) -> None:
-        if not (self.inline and self.reading):
+        if not self._ends_on_loop():
             super().rollback()
         elif self._connection._connection:
             self._connection._conn.rollback()

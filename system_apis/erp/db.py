@@ -204,6 +204,8 @@ payments = Table(
     Column("received_on", Date, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Index("payments_by_customer", "customer_id"),
+    # Exposure reads a customer's payments with credit left, not the spent ones.
+    Index("payments_by_customer_unapplied", "customer_id", "unapplied_minor"),
     CheckConstraint(
         "unapplied_minor >= 0 AND unapplied_minor <= amount_minor", name="payment_within_amount"
     ),
@@ -310,8 +312,12 @@ inventory_posting_lines = Table(
     Column("quantity_delta", BigInteger, nullable=False),
 )
 
-# A customer's invoices are summed for its credit exposure on every order.
+# A customer's invoices are listed by customer; its open ones (issued, partially paid)
+# are summed for its credit exposure on every order, not the paid ones piling up.
 INVOICES_BY_CUSTOMER = Index("invoices_by_customer", invoices.c.customer_id)
+OPEN_INVOICES_BY_CUSTOMER = Index(
+    "invoices_by_customer_status", invoices.c.customer_id, invoices.c.status
+)
 
 
 # -- schema upgrades -------------------------------------------------------------------
@@ -362,16 +368,22 @@ def _financial_document_columns(conn: Connection) -> None:
         )
 
 
-def _invoices_by_customer(conn: Connection) -> None:
-    if not any(
-        i["name"] == INVOICES_BY_CUSTOMER.name for i in inspect(conn).get_indexes("invoices")
+def _missing_indexes(conn: Connection) -> None:
+    """Indexes added after the database was created (``create_all`` skips the indexes
+    of tables that exist)."""
+    for index in (
+        INVOICES_BY_CUSTOMER,
+        OPEN_INVOICES_BY_CUSTOMER,
+        *(i for i in payments.indexes if i.name == "payments_by_customer_unapplied"),
     ):
-        INVOICES_BY_CUSTOMER.create(conn)
+        assert index.table is not None
+        if not any(i["name"] == index.name for i in inspect(conn).get_indexes(index.table.name)):
+            index.create(conn)
 
 
 def _upgrade(conn: Connection) -> None:
     _customer_master_columns(conn)
-    _invoices_by_customer(conn)
+    _missing_indexes(conn)
     _financial_document_columns(conn)
     _missing_columns(conn, inventory_postings)  # order_id (decision 0045)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.settings import Settings
@@ -236,7 +236,8 @@ def test_customers_of_an_older_database_get_the_master_fields(
     settings: Settings, issuer: TestIssuer
 ) -> None:
     """A database of the previous version (customers without status, group, terms and
-    updated_at; invoices without their customer index) is upgraded at start."""
+    updated_at; invoices and payments without their customer indexes) is upgraded at
+    start."""
     token = issuer.token("erp:read erp:write", audience="erp")
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(settings=settings, key_source=issuer.key_source())) as client:
@@ -246,7 +247,12 @@ def test_customers_of_an_older_database_get_the_master_fields(
     async def downgrade() -> None:
         engine = create_async_engine(settings.database_url)
         async with engine.begin() as conn:
-            await conn.execute(text("DROP INDEX invoices_by_customer"))
+            for index in (
+                "invoices_by_customer",
+                "invoices_by_customer_status",
+                "payments_by_customer_unapplied",
+            ):
+                await conn.execute(text(f"DROP INDEX {index}"))
             for column in ("status", "customer_group", "payment_terms", "updated_at"):
                 await conn.execute(text(f"ALTER TABLE customers DROP COLUMN {column}"))
         await engine.dispose()
@@ -259,3 +265,23 @@ def test_customers_of_an_older_database_get_the_master_fields(
         patched = client.patch("/erp/v1/customers/CUST-A", json={"status": "blocked"})
         assert patched.status_code == 200 and patched.json()["status"] == "blocked"
         assert client.get("/erp/v1/customers/CUST-A/credit").status_code == 200
+
+    async def indexes() -> set[str]:
+        engine = create_async_engine(settings.database_url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(
+                lambda sync: {
+                    str(index["name"])
+                    for table in ("invoices", "payments")
+                    for index in inspect(sync).get_indexes(table)
+                }
+            )
+        await engine.dispose()
+        return names
+
+    # The credit exposure's reads of open invoices and unapplied payments stay indexed.
+    assert {
+        "invoices_by_customer",
+        "invoices_by_customer_status",
+        "payments_by_customer_unapplied",
+    } <= asyncio.run(indexes())

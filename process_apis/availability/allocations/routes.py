@@ -66,7 +66,7 @@ class AllocationController(Controller):
         db: NamedDependency[Database],
         principal: NamedDependency[Principal],
     ) -> Allocation:
-        async with db.read() as conn:
+        async with db.lookup() as conn:
             found = await repo.load(conn, allocation_id)
         if found is None or not visible_to(principal.customer_id, found.customer_id):
             raise service.not_found(allocation_id)

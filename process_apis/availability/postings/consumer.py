@@ -133,7 +133,7 @@ class PostToErp:
         if not plans:
             return set()
         t = erp_postings.c
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             rows = await conn.execute(
                 select(t.kind, t.reference).where(
                     t.reference.in_(sorted({p.reference for p in plans}))
@@ -142,7 +142,7 @@ class PostToErp:
         return {(row.kind, row.reference) for row in rows}
 
     async def _known(self, plan: Plan) -> bool:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             found = await conn.scalar(
                 select(erp_postings.c.reference).where(
                     erp_postings.c.kind == plan.kind, erp_postings.c.reference == plan.reference

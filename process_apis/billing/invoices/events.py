@@ -140,7 +140,7 @@ class InvoiceOnShipment:
         ids = [s.shipment_id for s in shipments if s is not None]
         if not ids:
             return prepared
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             invoiced = await repo.invoiced_among(conn, ids)
         await self._remember({s.order_id for s in shipments if s is not None})
         for n, event in enumerate(events):
@@ -201,7 +201,7 @@ class InvoiceOnShipment:
         if shipment is None:
             return None
         if not checked:
-            async with self.db.read() as conn:
+            async with self.db.lookup() as conn:
                 if await repo.invoiced(conn, shipment.shipment_id):
                     return None  # the same fact again under another event id
         order = await self._order(shipment.order_id)

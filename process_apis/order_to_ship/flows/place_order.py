@@ -87,12 +87,12 @@ class PlaceOrder:
                 f"This client may place orders for customer {principal.customer_id} only.",
             )
         fp = fingerprint(data)
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             found = await self.idempotency.stored_answer(conn, principal.client_id, key, fp)
         if found is not None:
             return await self._retried(found)
         try:
-            terms = await accept(self.partners, self.db.read, data)
+            terms = await accept(self.partners, self.db.lookup, data)
         except Refused as exc:
             raise Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}") from exc
         order_id = new_order_id()
@@ -193,7 +193,7 @@ class PlaceOrder:
         the order as the caller just wrote it (not read again)."""
         order = known
         if order is None:
-            async with self.db.read() as conn:
+            async with self.db.lookup() as conn:
                 order = await reads.get(conn, order_id)
         if order is None or order.status != "pending":
             return await self._settled(order_id)
@@ -293,7 +293,7 @@ class PlaceOrder:
 
     async def _settled(self, order_id: str) -> bytes:
         """Another run (request or resumer) finished or abandoned this order first."""
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             order = await reads.get(conn, order_id)
         if order is None:
             raise Refusal(409, "order-abandoned", f"Order {order_id} could not be placed.")

@@ -39,7 +39,7 @@ class OrderService:
         return await self.place_flow.run(principal, key, data)
 
     async def get(self, principal: Principal, order_id: str) -> Order:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             order = await reads.get(conn, order_id)
         if order is None or not principal.may_see_customer(order.customer_id):
             raise Refusal(404, "order-not-found", f"No order {order_id}.")

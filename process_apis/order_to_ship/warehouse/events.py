@@ -147,7 +147,7 @@ class ShortPick:
 
     async def prepare(self, event: Event) -> None:
         shortage = event.payload(PickShorted)
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             policy = await conn.scalar(
                 select(orders.c.policy).where(orders.c.order_id == shortage.order_id)
             )

@@ -162,7 +162,7 @@ class Applier:
     async def _prepare(self, event: Event, handler: EventHandler, ordered: bool) -> Any:
         """A read first, so a duplicate, stale or early event costs no prepare call."""
         statements = _statements(self.tables, self.db.sqlite)
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             if await conn.scalar(statements.one_seen, {"of_event": event.id}):
                 raise Settled(DUPLICATE)
             if ordered:
@@ -173,7 +173,7 @@ class Applier:
     async def unseen(self, events: Sequence[Event]) -> list[Event]:
         """The events the inbox does not hold yet (one read for all)."""
         seen_ones = _statements(self.tables, self.db.sqlite).seen
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             seen = set(await conn.scalars(seen_ones, {"ids": [e.id for e in events]}))
         return [e for e in events if e.id not in seen]
 

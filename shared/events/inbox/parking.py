@@ -55,7 +55,7 @@ class Parking:
         log that was reset) counts nothing."""
         attempts = self.tables.attempts
         wanted = {(d.stream, d.entry_id): d.event.id for d in deliveries}
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             rows = await conn.execute(
                 select(
                     attempts.c.stream, attempts.c.entry_id, attempts.c.event_id, attempts.c.parks

@@ -172,7 +172,7 @@ class ReferenceCustomers:
         )
 
     async def get_customer(self, customer_id: str) -> Customer | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             return await load_customer(conn, customer_id)
 
     async def update_customer(self, tx: Tx, customer_id: str, patch: CustomerPatch) -> Customer:
@@ -258,7 +258,7 @@ class ReferenceCustomers:
     ) -> list[PriceForCustomer] | None:
         """The customer's price of each known sku in ``skus`` (its own over the list
         price), ordered by sku; None for an unknown customer."""
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             known = await conn.scalar(_KNOWN, {"customer_id": customer_id})
             if known is None:
                 return None

@@ -355,7 +355,7 @@ class ReferenceInvoices:
         return found
 
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             return await load_invoice(conn, invoice_id)
 
     async def list_invoices(

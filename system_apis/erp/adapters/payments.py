@@ -210,7 +210,7 @@ class ReferencePayments:
         return found[0]
 
     async def get_payment(self, payment_id: str) -> Payment | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             found = await load_payments(conn, _PAYMENT, {"payment_id": payment_id})
         return found[0] if found else None
 

@@ -65,12 +65,18 @@ def _open_orders() -> ScalarSelect[Any]:
 
 def _outstanding() -> ScalarSelect[Any]:
     """The enclosing query's customer's invoices in its currency, less what credit
-    notes and payments took of them (its balance)."""
+    notes and payments took of them (its balance). Only an ``issued`` or
+    ``partially_paid`` invoice has anything outstanding (``invoice_status``): the paid
+    and credited ones, most of a customer's invoices by the end of a day, are not read."""
     return (
         select(
             func.coalesce(func.sum(INV.c.total_minor - INV.c.credited_minor - INV.c.paid_minor), 0)
         )
-        .where(INV.c.customer_id == CUST.c.customer_id, INV.c.currency == CUST.c.currency)
+        .where(
+            INV.c.customer_id == CUST.c.customer_id,
+            INV.c.status.in_(("issued", "partially_paid")),
+            INV.c.currency == CUST.c.currency,
+        )
         .scalar_subquery()
     )
 
@@ -79,7 +85,11 @@ def _unapplied_credit() -> ScalarSelect[Any]:
     """The enclosing query's customer's payments no invoice holds, in its currency."""
     return (
         select(func.coalesce(func.sum(PAY.c.unapplied_minor), 0))
-        .where(PAY.c.customer_id == CUST.c.customer_id, PAY.c.currency == CUST.c.currency)
+        .where(
+            PAY.c.customer_id == CUST.c.customer_id,
+            PAY.c.unapplied_minor > 0,
+            PAY.c.currency == CUST.c.currency,
+        )
         .scalar_subquery()
     )
 
@@ -234,7 +244,7 @@ class ReferenceSales:
         return found
 
     async def get_sales_order(self, order_id: str) -> SalesOrder | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             return await load_sales_order(conn, order_id)
 
     async def credit_exposure(self, customer_id: str) -> CreditExposure | None:

@@ -101,7 +101,7 @@ class ReferenceDeliveries:
     db: Database
 
     async def get_shipment(self, shipment_id: str) -> Shipment | None:
-        async with self.db.read() as conn:
+        async with self.db.lookup() as conn:
             found = await load_shipments(conn, "shipment_id", shipment_id)
         return found[0] if found else None
 
