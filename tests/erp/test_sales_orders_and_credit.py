@@ -3,17 +3,23 @@ credit exposure = open orders not yet invoiced + unpaid invoices."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.settings import Settings
+from system_apis.erp.app import create_app
 from tests.erp.money import goods_issue
 from tests.erp.test_customer_master import customer, item, usd
 from tests.support.problems import assert_problem
 from tests.support.service import post
+from tests.support.tokens import TestIssuer
 
 
 def order(
@@ -298,3 +304,36 @@ def test_order_terms_answer_the_customer_its_prices_and_its_credit_in_one_read(
         404,
         "customer-not-found",
     )
+
+
+def test_an_older_database_keeps_its_exposure_across_the_upgrade(
+    settings: Settings, issuer: TestIssuer
+) -> None:
+    """A database from before each sales order kept its open value: the upgrade
+    computes it for the orders already booked, and the exposure reads the same."""
+    token = issuer.token("erp:read erp:write", audience="erp")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings=settings, key_source=issuer.key_source())) as client:
+        client.headers.update(headers)
+        customer(client)
+        put(client, "SO-1", order(1, [("A", 10, 0, 1000), ("B", 4, 0, 500)]))  # 12,000
+        put(client, "SO-2", order(1, [("A", 1, 0, 3000)]))  # 3,000
+        put(client, "SO-3", order(1, [("A", 1, 0, 50)], status="closed"))  # not open
+        invoice(client, "SO-1", "SHP-1", [("A", 6, 1000)])
+        before = credit(client)
+    assert (before["open_orders"], before["unpaid_invoices"]) == (9_000, 6_000)
+
+    async def downgrade() -> None:
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP INDEX sales_orders_open_value"))
+            await conn.execute(text("ALTER TABLE sales_orders DROP COLUMN open_value_minor"))
+        await engine.dispose()
+
+    asyncio.run(downgrade())
+    with TestClient(create_app(settings=settings, key_source=issuer.key_source())) as client:
+        client.headers.update(headers)
+        assert credit(client) == before
+        invoice(client, "SO-2", "SHP-2", [("A", 1, 3000)])  # and it keeps moving
+        after = credit(client)
+        assert (after["open_orders"], after["unpaid_invoices"]) == (6_000, 9_000)

@@ -26,6 +26,7 @@ from shared.bulk import BulkInsert
 from shared.db import Database, Tx, savepoint
 from shared.models import Money
 from system_apis.erp import db as tables
+from system_apis.erp.adapters import open_value
 from system_apis.erp.port import Conflict, DuplicateRecord, Invalid
 from system_apis.erp.schemas import Invoice, InvoiceIn, InvoiceLine, InvoiceStatus
 
@@ -350,6 +351,7 @@ class ReferenceInvoices:
                 "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
             ) from exc
         await _INSERT_LINES(conn, rows)
+        await open_value.refresh(conn, invoice.order_id)
         found = await load_invoice(conn, invoice_id)
         assert found is not None
         return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,8 @@ from shared.bulk import BulkInsert
 from shared.db import Database, Tx, savepoint
 from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
+from system_apis.erp.adapters import open_value
+from system_apis.erp.adapters.open_value import invoiced
 from system_apis.erp.port import Invalid
 from system_apis.erp.schemas import (
     CreditExposure,
@@ -39,25 +41,16 @@ PAY = tables.payments
 MAX_VALUE = 10**15  # Money's bound
 
 
-def _invoiced() -> ScalarSelect[Any]:
-    """What the ERP has invoiced of the enclosing query's sales order, net of tax (the
-    order's value is net)."""
-    return (
-        select(func.coalesce(func.sum(INV.c.subtotal_minor), 0))
-        .where(INV.c.order_id == SO.c.order_id, INV.c.currency == SO.c.currency)
-        .scalar_subquery()
-    )
-
-
 def _open_orders() -> ScalarSelect[Any]:
-    """The enclosing query's customer's open sales orders, less what is invoiced."""
-    uninvoiced = case((SO.c.value_minor > _invoiced(), SO.c.value_minor - _invoiced()), else_=0)
+    """The enclosing query's customer's open sales orders, less what is invoiced (each
+    order's open value, kept on its row: ``open_value.py``). Only the orders with
+    something open are read, not the closed or fully invoiced ones of the day."""
     return (
-        select(func.coalesce(func.sum(uninvoiced), 0))
+        select(func.coalesce(func.sum(SO.c.open_value_minor), 0))
         .where(
             SO.c.customer_id == CUST.c.customer_id,
+            SO.c.open_value_minor > 0,
             SO.c.currency == CUST.c.currency,
-            SO.c.status == "open",
         )
         .scalar_subquery()
     )
@@ -104,7 +97,7 @@ _EXPOSURE = select(
     _unapplied_credit().label("unapplied"),
 ).where(CUST.c.customer_id == bindparam("customer_id"))
 _CUSTOMER_CURRENCY = select(CUST.c.currency).where(CUST.c.customer_id == bindparam("customer_id"))
-_HEAD = select(SO, _invoiced().label("invoiced")).where(SO.c.order_id == bindparam("order_id"))
+_HEAD = select(SO, invoiced().label("invoiced")).where(SO.c.order_id == bindparam("order_id"))
 _LINES = select(SOL).where(SOL.c.order_id == bindparam("order_id")).order_by(SOL.c.line_no)
 _STORED = (
     select(SO.c.customer_id, SO.c.version)
@@ -239,6 +232,7 @@ class ReferenceSales:
                 for n, x in enumerate(order.lines, start=1)
             ],
         )
+        await open_value.refresh(conn, order_id)
         found = await load_sales_order(conn, order_id)
         assert found is not None
         return found
