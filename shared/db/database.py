@@ -8,8 +8,6 @@ writing the same file take turns on a file lock (decision 0018)."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -20,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.db.checkpoints import WalCheckpoints
 from shared.db.engine import READ_ONLY, create_engine, is_sqlite
 from shared.db.sqlite_driver import OneTripConnection
 from shared.leader import FileLock
@@ -34,11 +33,6 @@ EventWriter = Callable[[AsyncConnection, MetaData, Emitted], Awaitable[None]]
 # outbox installs it there (``shared.events.outbox.outbox_table``), so the database
 # stores events without importing the event modules, which build on it.
 EVENT_WRITER = "tally.event_writer"
-# Commits of the kept SQLite writer between two WAL checkpoints (SQLite's own default
-# is a checkpoint at 1,000 WAL pages; a transaction here writes a few to a few dozen).
-CHECKPOINT_EVERY = 100
-
-log = logging.getLogger("tally.db")
 
 
 def write_events_with(metadata: MetaData, writer: EventWriter) -> None:
@@ -71,9 +65,8 @@ class Database:
             else None
         )
         # The kept writer's commits run no WAL checkpoint (they commit on the loop's
-        # thread): the database checkpoints every CHECKPOINT_EVERY of them on a thread.
-        self._commits = 0
-        self._checkpointing: asyncio.Task[None] | None = None
+        # thread): the database checkpoints them on a thread (shared/db/checkpoints.py).
+        self._checkpoints = WalCheckpoints(database) if self._sqlite_turn and database else None
 
     def on_commit(self, callback: Callable[[Emitted], None]) -> None:
         """Called with the (stream, event) pairs of every transaction that emitted events,
@@ -98,35 +91,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._writing() as conn, conn.begin():
-            tx = Tx(conn)
-            yield tx
+        async with self._writing() as conn:
+            async with conn.begin():
+                tx = Tx(conn)
+                yield tx
+                if tx.events_written:
+                    await self._event_writer()(conn, self.metadata, tx.events_written)
             if tx.events_written:
-                await self._event_writer()(conn, self.metadata, tx.events_written)
-        if self._sqlite_turn is not None:
-            self._count_commit()
-        if tx.events_written:
-            for callback in self._after_commit:
-                callback(tx.events_written)
-
-    def _count_commit(self) -> None:
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY == 0 and (
-            self._checkpointing is None or self._checkpointing.done()
-        ):
-            self._checkpointing = asyncio.create_task(self._checkpoint())
-
-    async def _checkpoint(self) -> None:
-        """Copies the WAL's committed pages into the database file on a pooled
-        connection's driver thread (PASSIVE: it waits for no reader or writer, and a
-        page it cannot copy yet waits for the next one)."""
-        try:
-            async with self.engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                driver = raw.driver_connection
-                await driver._execute(_wal_checkpoint, driver._conn)  # type: ignore[union-attr]
-        except Exception:  # the next one tries again; a commit never fails for it
-            log.warning("WAL checkpoint failed", exc_info=True)
+                for callback in self._after_commit:
+                    callback(tx.events_written)
+            if self._checkpoints is not None and self._checkpoints.due():
+                await self._checkpoints.run()  # in the writer's turn: no commit between
 
     def _event_writer(self) -> EventWriter:
         writer: EventWriter | None = self.metadata.info.get(EVENT_WRITER)
@@ -238,9 +213,8 @@ class Database:
                     adapted.inline = adapted.reading = False  # type: ignore[union-attr]
 
     async def dispose(self) -> None:
-        if self._checkpointing is not None:
-            with suppress(Exception):
-                await self._checkpointing
+        if self._checkpoints is not None:
+            await asyncio.to_thread(self._checkpoints.close)
         if self._sqlite_turn is not None:
             self._sqlite_turn.close()
         if self._writer_conn is not None:
@@ -272,10 +246,6 @@ def _run_inline(conn: AsyncConnection) -> None:
         adapted._connection._conn.execute("PRAGMA busy_timeout=0")
         adapted._connection._conn.execute("PRAGMA wal_autocheckpoint=0")
         adapted.no_checkpoints = True
-
-
-def _wal_checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _clean(conn: AsyncConnection) -> bool:
