@@ -22,7 +22,7 @@ import threading
 # pages; a transaction here writes a few to a few dozen).
 CHECKPOINT_EVERY = 100
 # While a reader keeps the last checkpoint from copying every page: commits between tries.
-RETRY_EVERY = 10
+RETRY_EVERY = 100
 
 log = logging.getLogger("tally.db")
 
