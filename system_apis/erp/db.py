@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    func,
     inspect,
     select,
     text,
@@ -59,6 +60,10 @@ customers = Table(
     Column("customer_group", String(64), nullable=True),
     Column("payment_terms", String(16), nullable=False, server_default="net30"),
     Column("updated_at", UtcDateTime(), nullable=True),
+    # What its invoices still ask (total - credited - paid, all in its currency), moved
+    # in the transactions that issue an invoice or move money on one (decision 0046):
+    # the credit exposure reads it instead of summing the open invoices on every order.
+    Column("outstanding_minor", BigInteger, nullable=False, server_default="0"),
 )
 
 # A customer's ship-to addresses, replaced as a whole list (``position`` keeps its order).
@@ -316,12 +321,8 @@ inventory_posting_lines = Table(
     Column("quantity_delta", BigInteger, nullable=False),
 )
 
-# A customer's invoices are listed by customer; its open ones (issued, partially paid)
-# are summed for its credit exposure on every order, not the paid ones piling up.
+# A customer's invoices are listed and summed (its balance) by customer.
 INVOICES_BY_CUSTOMER = Index("invoices_by_customer", invoices.c.customer_id)
-OPEN_INVOICES_BY_CUSTOMER = Index(
-    "invoices_by_customer_status", invoices.c.customer_id, invoices.c.status
-)
 
 
 # -- schema upgrades -------------------------------------------------------------------
@@ -340,10 +341,11 @@ def _missing_columns(conn: Connection, table: Table) -> list[str]:
     return added
 
 
-def _customer_master_columns(conn: Connection) -> None:
+def _customer_master_columns(conn: Connection) -> list[str]:
     """A database created before the customer master had status, group, terms and
-    updated_at gets the columns (with their defaults: active, net30)."""
-    _missing_columns(conn, customers)
+    updated_at gets the columns (with their defaults: active, net30); one from before
+    decision 0046, ``outstanding_minor`` (filled by ``_fill_outstanding``)."""
+    return _missing_columns(conn, customers)
 
 
 TERMS_DAYS = {"prepaid": 0, "net15": 15, "net30": 30, "net60": 60}
@@ -377,13 +379,33 @@ def _missing_indexes(conn: Connection) -> None:
     of tables that exist)."""
     for index in (
         INVOICES_BY_CUSTOMER,
-        OPEN_INVOICES_BY_CUSTOMER,
         *(i for i in payments.indexes if i.name == "payments_by_customer_unapplied"),
         *(i for i in sales_orders.indexes if i.name == "sales_orders_open_value"),
     ):
         assert index.table is not None
         if not any(i["name"] == index.name for i in inspect(conn).get_indexes(index.table.name)):
             index.create(conn)
+
+
+def _fill_outstanding(conn: Connection) -> None:
+    """Each customer's outstanding, from its invoices (a database from before the
+    column)."""
+    owed = (
+        select(
+            func.coalesce(
+                func.sum(
+                    invoices.c.total_minor - invoices.c.credited_minor - invoices.c.paid_minor
+                ),
+                0,
+            )
+        )
+        .where(
+            invoices.c.customer_id == customers.c.customer_id,
+            invoices.c.currency == customers.c.currency,
+        )
+        .scalar_subquery()
+    )
+    conn.execute(update(customers).values(outstanding_minor=owed))
 
 
 def _sales_orders_open_value(conn: Connection) -> None:
@@ -395,10 +417,13 @@ def _sales_orders_open_value(conn: Connection) -> None:
 
 
 def _upgrade(conn: Connection) -> None:
-    _customer_master_columns(conn)
+    added = _customer_master_columns(conn)
     _financial_document_columns(conn)
     _missing_columns(conn, inventory_postings)  # order_id (decision 0045)
-    _sales_orders_open_value(conn)  # after the invoices' money columns it reads
+    # After the invoices' money columns they read (decision 0046):
+    _sales_orders_open_value(conn)
+    if "outstanding_minor" in added:
+        _fill_outstanding(conn)
     _missing_indexes(conn)  # last: some index columns are added above
 
 

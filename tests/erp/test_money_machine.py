@@ -323,6 +323,12 @@ class MoneyMachine(RuleBasedStateMachine):
             mine = [i for i in self.invoices.values() if i.customer_id == customer_id]
             assert balance["balance"] == usd(sum(i.outstanding for i in mine))
             assert balance["open_invoices"] == sum(1 for i in mine if i.outstanding > 0)
+            # The credit exposure's unpaid invoices (what they still ask, less the credit
+            # the customer holds): kept on the customer's row, moved by every step, and
+            # always what the invoices say.
+            exposure = self.http.get(f"/erp/v1/customers/{customer_id}/credit").json()
+            owed = max(0, invoiced - credited - applied - unapplied)
+            assert exposure["unpaid_invoices"] == usd(owed), exposure
             assert len(invoices) == len(mine)
 
     @invariant()

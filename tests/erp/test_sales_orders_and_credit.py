@@ -309,8 +309,9 @@ def test_order_terms_answer_the_customer_its_prices_and_its_credit_in_one_read(
 def test_an_older_database_keeps_its_exposure_across_the_upgrade(
     settings: Settings, issuer: TestIssuer
 ) -> None:
-    """A database from before each sales order kept its open value: the upgrade
-    computes it for the orders already booked, and the exposure reads the same."""
+    """A database from before each sales order kept its open value and each customer
+    its outstanding: the upgrade computes them from the orders and invoices already
+    booked, and the exposure reads the same."""
     token = issuer.token("erp:read erp:write", audience="erp")
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(settings=settings, key_source=issuer.key_source())) as client:
@@ -328,6 +329,7 @@ def test_an_older_database_keeps_its_exposure_across_the_upgrade(
         async with engine.begin() as conn:
             await conn.execute(text("DROP INDEX sales_orders_open_value"))
             await conn.execute(text("ALTER TABLE sales_orders DROP COLUMN open_value_minor"))
+            await conn.execute(text("ALTER TABLE customers DROP COLUMN outstanding_minor"))
         await engine.dispose()
 
     asyncio.run(downgrade())

@@ -70,6 +70,11 @@ _MOVE_MONEY = (
         status=bindparam("new_status"),
     )
 )
+_OWE = (
+    update(CUST)
+    .where(CUST.c.customer_id == bindparam("at_customer"))
+    .values(outstanding_minor=CUST.c.outstanding_minor + bindparam("amount"))
+)
 _INVOICE_OF_SHIPMENT = select(INV.c.invoice_id).where(INV.c.shipment_id == bindparam("shipment_id"))
 _GOODS_ISSUE = select(POST.c.posting_id).where(
     POST.c.kind == "goods_issue", POST.c.reference == bindparam("shipment_id")
@@ -146,6 +151,13 @@ async def move_money(
     result = await conn.execute(_MOVE_MONEY, moved)
     if result.rowcount != 1:  # the lock makes this unreachable; the guard makes it certain
         raise Conflict("invoice-changed", f"Invoice {invoice_id} changed; try again.")
+    await owe(conn, head.customer_id, -(credited + paid))
+
+
+async def owe(conn: AsyncConnection, customer_id: str, amount: int) -> None:
+    """Moves the customer's outstanding (``customers.outstanding_minor``) by ``amount``:
+    an invoice issued adds its total, money moved on one takes what it took."""
+    await conn.execute(_OWE, {"at_customer": customer_id, "amount": amount})
 
 
 async def load_invoices(
@@ -352,6 +364,7 @@ class ReferenceInvoices:
             ) from exc
         await _INSERT_LINES(conn, rows)
         await open_value.refresh(conn, invoice.order_id)
+        await owe(conn, invoice.customer_id, subtotal + tax)
         found = await load_invoice(conn, invoice_id)
         assert found is not None
         return found
