@@ -252,6 +252,34 @@ def test_exposure_is_open_orders_not_invoiced_plus_unpaid_invoices(
     assert credit(client, "CUST-B")["exposure"] == 7
 
 
+def test_invoices_of_one_order_issued_at_once_leave_its_open_value_right(
+    client: TestClient[Any],
+) -> None:
+    """Each invoice recomputes its order's open value; issued at the same moment, none
+    may miss another's (on PostgreSQL they take the order's lock in turn)."""
+    customer(client)
+    put(client, "SO-1", order(1, [("A", 10, 0, 1000)]))  # 10,000
+    shipments = [f"SHP-{n}" for n in range(6)]
+    for shipment_id in shipments:
+        goods_issue(client, shipment_id, [("A", 1)])
+
+    def bill(shipment_id: str) -> int:
+        body = {
+            "order_id": "SO-1",
+            "shipment_id": shipment_id,
+            "customer_id": "CUST-A",
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": usd(1000)}],
+        }
+        return post(client, "/erp/v1/invoices", body, key=shipment_id).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert set(pool.map(bill, shipments)) == {201}
+    so1 = client.get("/erp/v1/sales-orders/SO-1").json()
+    assert (so1["invoiced"], so1["open_value"]) == (usd(6000), usd(4000))
+    after = credit(client)
+    assert (after["open_orders"], after["unpaid_invoices"]) == (4000, 6000)
+
+
 def test_invoicing_more_than_the_order_leaves_no_negative_open_value(
     client: TestClient[Any],
 ) -> None:
