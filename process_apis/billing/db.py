@@ -4,8 +4,9 @@ payments booked through billing; the credit notes issued (from returns and price
 corrections).
 
 ``create_all`` adds the tables a database lacks; ``upgrade_schema`` (at start-up, after
-it) adds the columns of issue 17 to a database created before them, and indexes the
-payments booked before ``payment_invoices`` existed."""
+it) adds the columns of issue 17 to a database created before them, indexes the
+payments booked before ``payment_invoices`` existed, and creates the indexes added to
+tables that already existed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Column,
     Connection,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -38,7 +40,7 @@ invoices = Table(
     Column("invoice_id", String(64), primary_key=True),  # the ERP's invoice id
     Column("order_id", String(64), nullable=False, index=True),
     Column("shipment_id", String(64), nullable=False, unique=True),
-    Column("customer_id", String(64), nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("total_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
@@ -54,6 +56,10 @@ invoices = Table(
     # The sequence of the invoice's last event (invoice.issued is 1).
     Column("version", Integer, nullable=False, server_default="1"),
 )
+
+# A customer's invoices in id order (uuid7: the order they were issued): the keyset
+# pages of ``GET /billing/v1/invoices?customer_id=`` read on from their cursor.
+Index("invoices_by_customer", invoices.c.customer_id, invoices.c.invoice_id)
 
 invoice_lines = Table(
     "invoice_lines",
@@ -173,6 +179,8 @@ def _index_payment_invoices(conn: Connection) -> None:
 def _upgrade(conn: Connection) -> None:
     _add_missing_columns(conn)
     _index_payment_invoices(conn)
+    for index in invoices.indexes:  # create_all skips the indexes of tables that exist
+        index.create(conn, checkfirst=True)
 
 
 async def upgrade_schema(db: Database) -> None:

@@ -100,16 +100,25 @@ class Party:
 
     async def pages(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every item of a cursor-paged list."""
+        return (await self.pages_from(path, params, None))[0]
+
+    async def pages_from(
+        self, path: str, params: dict[str, Any] | None, cursor: str | None
+    ) -> tuple[list[Any], str | None]:
+        """The items of a cursor-paged list from ``cursor`` on, and the cursor to read
+        on from next time: that of the last page, which is read again (it may grow)."""
         found: list[Any] = []
-        query = dict(params or {}) | {"limit": 500}
+        query = {"limit": 500} | dict(params or {})
         while True:
+            if cursor is not None:
+                query["cursor"] = cursor
             answer = await self.get(path, params=query)
             answer.raise_for_status()
             body = answer.json()
             found += body["items"]
             if not body.get("next_cursor"):
-                return found
-            query["cursor"] = body["next_cursor"]
+                return found, cursor
+            cursor = body["next_cursor"]
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """The gateway's answer; connection failures (a gateway restarting under

@@ -15,9 +15,10 @@ class Journal:
     intended_lines: int = 0  # of the intents acted on, placed or not
     _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     outcomes: Counter[str] = field(default_factory=Counter)  # placed, refused, cart_expired...
-    shipped_orders: set[str] = field(default_factory=set)
+    # Insertion-ordered (a dict as an ordered set): the customers read only what was
+    # added since their last pass.
+    shipped_orders: dict[str, None] = field(default_factory=dict)
     returned_orders: set[str] = field(default_factory=set)
-    paid_invoices: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     kills: Counter[str] = field(default_factory=Counter)  # --chaos: services killed
 

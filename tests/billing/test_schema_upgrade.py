@@ -65,3 +65,28 @@ def test_an_old_database_gets_the_new_columns(tmp_path: Path, issuer: TestIssuer
     # Started again: nothing to add, nothing changed.
     with service_client("billing", settings, issuer, "billing:read") as client:
         assert client.get("/billing/v1/invoices/INV-OLD").json() == invoice
+
+
+# What a customer's remittance clerk reads on each pass: the invoices still owed after
+# the last one it saw.
+OWED_AFTER = (
+    "EXPLAIN QUERY PLAN SELECT * FROM invoices WHERE customer_id = 'CUST-OLD'"
+    " AND status IN ('issued', 'partially_paid') AND invoice_id > 'INV-A'"
+    " ORDER BY invoice_id LIMIT 101"
+)
+
+
+def test_an_old_database_reads_a_customers_invoices_after_a_cursor_by_index(
+    tmp_path: Path, issuer: TestIssuer
+) -> None:
+    """Without the index, a page of a customer's invoices read all the customer's
+    invoices of the day (or all invoices after the cursor, every customer's)."""
+    with sqlite3.connect(tmp_path / "billing.db") as conn:
+        conn.executescript(OLD_SCHEMA)
+        assert "invoices_by_customer" not in str(conn.execute(OWED_AFTER).fetchall())
+    settings = load_settings("billing", data_dir=tmp_path)
+    with service_client("billing", settings, issuer, "billing:read") as client:
+        assert client.get("/billing/v1/invoices/INV-OLD").status_code == 200
+    with sqlite3.connect(tmp_path / "billing.db") as conn:
+        plan = str(conn.execute(OWED_AFTER).fetchall())
+    assert "invoices_by_customer (customer_id=? AND invoice_id>?)" in plan, plan

@@ -13,6 +13,7 @@ from gateway.routing import forwarder as forwarder_module
 from shared.settings import Settings
 from tests.gateway.helpers import gateway_settings, serve
 from tests.gateway.upstreams import Upstream
+from tests.support.tls import TLS
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def registry(settings: Settings) -> Iterator[ClientRegistry]:
 
 @pytest.fixture
 def http(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+    with httpx.Client(base_url=gateway_url, timeout=20, verify=TLS) as client:
         yield client
 
 

@@ -20,6 +20,7 @@ from gateway.clients.registry import ClientRegistry
 from shared.settings import Settings, load_settings
 from tests.support.ports import free_port
 from tests.support.stack import ThreadServer
+from tests.support.tls import TLS
 
 
 @contextmanager
@@ -54,7 +55,7 @@ class Gateway:
     settings: Settings
 
     def client(self, **headers: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=20, headers=headers)
+        return httpx.Client(base_url=self.url, timeout=20, headers=headers, verify=TLS)
 
     def new_client(
         self, scopes: str, *, tier: str = "bronze", customer_id: str | None = None

@@ -26,6 +26,7 @@ from tests.orders.helpers import (
 )
 from tests.support.polling import wait_until
 from tests.support.stack import Stack
+from tests.support.tls import TLS
 from tests.support.tokens import TestIssuer
 
 SERVICES = ["erp", "wms", "availability", "order_to_ship", "billing", "portal"]
@@ -97,7 +98,7 @@ def bound_token(
 
 def http(base_url: str, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=30.0)
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30.0, verify=TLS)
 
 
 def _created(response: httpx.Response) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.security.helpers import World, bearer
 from tests.support.platform import PlatformClient
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
+from tests.support.tls import TLS
 from tests.support.tokens import TestIssuer
 
 BUILT_BY_THE_KERNEL = [spec.name for spec in SERVICES if spec.api]  # the gateway only relays
@@ -483,7 +484,7 @@ def test_the_issues_findings_on_the_platform(
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        with httpx.Client(base_url=base, timeout=30) as api:
+        with httpx.Client(base_url=base, timeout=30, verify=TLS) as api:
             response = api.post(path, content=content, headers=headers)
         assert_problem(response, status, problem, correlated=False)
     assert _stock(admin, world.sku) == stock

@@ -24,6 +24,7 @@ from tests.support.events import receipt_posted
 from tests.support.polling import Exited, wait_until, wait_until_answers
 from tests.support.ports import free_port
 from tests.support.stack import ThreadServer
+from tests.support.tls import TLS
 from tests.support.tokens import TestIssuer
 
 
@@ -141,6 +142,7 @@ class AvailabilityProcess:
             base_url=self.url,
             headers={"Authorization": f"Bearer {self.token()}"},
             timeout=60.0,
+            verify=TLS,
             **kwargs,
         )
 

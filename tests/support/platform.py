@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tally.launcher import Launched
+from tests.support.tls import TLS
 
 
 class PlatformClient:
@@ -33,4 +34,4 @@ class PlatformClient:
 
     def client(self, bearer: str | None = None, base: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {bearer or self.token()}"}
-        return httpx.Client(base_url=base or self.gateway, headers=headers, timeout=30)
+        return httpx.Client(base_url=base or self.gateway, headers=headers, timeout=30, verify=TLS)

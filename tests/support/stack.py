@@ -34,6 +34,7 @@ from shared.settings import Settings, load_settings
 from shared.topology import ALL_AUDIENCES, BY_NAME, SERVICES
 from tests.support.polling import Exited, wait_until, wait_until_answers
 from tests.support.ports import free_port
+from tests.support.tls import TLS
 from tests.support.tokens import TestIssuer
 
 # What each calling service's internal client may do (ADR 0002, "Service clients").
@@ -265,6 +266,7 @@ class Stack:
             base_url=self.urls[service],
             headers={"Authorization": f"Bearer {token}"},
             timeout=30.0,
+            verify=TLS,
         )
 
     def bus_path(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 from typing import Any
 
@@ -17,6 +18,7 @@ SHIPPED = frozenset({"shipped", "delivered", "completed", "partially_shipped"})
 DISPOSITIONS = ("restock", "restock", "damaged", "scrap")
 AT_ONCE = 8
 OWED = ["issued", "partially_paid"]
+OWED_PAGE = 100  # the last page of what is owed is read again on each pass
 REMITTANCE_LINES = 200  # invoices one payment may name: 500
 IDS_PER_READ = 100  # ids one batch read of orders may name
 
@@ -31,16 +33,26 @@ class Customers:
         self.intents: dict[str, OrderIntent] = {}
         self.settled: set[str] = set()  # invoices this actor has decided on
         self.returning: set[str] = set()  # orders a return was asked for
+        # Where each customer's owed invoices were last read up to: a clerk reads what
+        # was issued since, not the whole ledger again (the late and unpaid ones stay
+        # owed all day, a quarter of the day's invoices).
+        self.owed_from: dict[str, str | None] = {}
+        self.closing_read: set[str] = set()  # customers whose ledger was read in full at the close
+        self.shipped_read = 0  # how many of the journal's shipped orders were looked at
+        self.to_return: dict[str, dict[str, None]] = {}  # per customer, shipped, returns
 
     def _intent(self, order_id: str) -> OrderIntent | None:
-        if not self.intents or len(self.intents) < len(self.journal.orders):
-            by_index = {intent.index: intent for intent in self.day.intents}
-            self.intents = {o: by_index[i] for i, o in self.journal.orders.items()}
+        # Orders are added to the journal in the order they were placed: only the new.
+        known = len(self.intents)
+        if known < len(self.journal.orders):
+            for index, placed in itertools.islice(self.journal.orders.items(), known, None):
+                self.intents[placed] = self.day.intents[index]
         return self.intents.get(order_id)
 
     async def pass_once(self, closing: bool) -> None:
         """Pays what is due and returns what the plan returns; ``closing`` pays the late
         payers too (the end of the day)."""
+        self._note_shipped()
         gate = asyncio.Semaphore(AT_ONCE)
 
         async def per_customer(customer_id: str) -> None:
@@ -50,12 +62,28 @@ class Customers:
 
         await asyncio.gather(*(per_customer(c.customer_id) for c in self.day.customers))
 
+    def _note_shipped(self) -> None:
+        """The orders shipped since the last pass that the plan returns, per customer."""
+        shipped = self.journal.shipped_orders
+        for order_id in itertools.islice(shipped, self.shipped_read, None):
+            intent = self._intent(order_id)
+            if intent is not None and intent.returns and order_id not in self.returning:
+                self.to_return.setdefault(intent.customer_id, {})[order_id] = None
+        self.shipped_read = len(shipped)
+
     async def _pay(self, customer_id: str, closing: bool) -> None:
         """One remittance per pass for what falls due: each invoice paid as its order's
         plan says (in full, half, with 5.00 too much, at the end of the day, or never)."""
         party = self.parties[customer_id]
-        invoices = await party.pages(
-            "/billing/v1/invoices", {"customer_id": customer_id, "status": OWED}
+        if closing and customer_id not in self.closing_read:
+            # The late payers' invoices are behind the mark, and an invoice recorded
+            # after one issued later was passed by it: the whole ledger, once.
+            self.closing_read.add(customer_id)
+            self.owed_from[customer_id] = None
+        invoices, self.owed_from[customer_id] = await party.pages_from(
+            "/billing/v1/invoices",
+            {"customer_id": customer_id, "status": OWED, "limit": OWED_PAGE},
+            self.owed_from.get(customer_id),
         )
         applications: list[dict[str, Any]] = []
         kinds: list[str] = []
@@ -113,20 +141,15 @@ class Customers:
             # again on its next pass, as a remittance clerk would.
             for application in applications:
                 self.settled.discard(application["invoice_id"])
+            self.owed_from[customer_id] = None
             self.journal.outcomes["payments_refused_over_application"] += 1
         else:
             self.journal.failed("payment", answer.status_code, answer.text)
 
     async def _return(self, customer_id: str) -> None:
         party = self.parties[customer_id]
-        wanted = [
-            order_id
-            for order_id in self.journal.shipped_orders
-            if order_id not in self.returning
-            and (intent := self._intent(order_id)) is not None
-            and intent.customer_id == customer_id
-            and intent.returns
-        ]
+        pending = self.to_return.get(customer_id, {})
+        wanted = list(pending)
         # The wanted orders read 100 per call (the orders API's batch read by ids): an
         # order the platform has not marked shipped yet is read again on the next pass.
         orders: list[dict[str, Any]] = []
@@ -141,6 +164,7 @@ class Customers:
             line = next(
                 (x for x in order["lines"] if x["shipped"] - x.get("returned", 0) > 0), None
             )
+            pending.pop(order_id, None)
             if line is None:
                 continue
             self.returning.add(order_id)

@@ -311,7 +311,7 @@ class Warehouse:
                     self.journal.failed("shipment", refusal["status"], refusal["detail"])
                 continue
             self.journal.outcomes["shipments"] += 1
-            self.journal.shipped_orders.add(p.order_id)
+            self.journal.shipped_orders[p.order_id] = None
             shipped.append((str(result["shipment"]["shipment_id"]), p.key))
         return shipped
 
