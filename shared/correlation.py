@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import random
 import re
-import secrets
 import uuid
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,12 +33,17 @@ def accept_correlation_id(raw: str | None) -> str:
 
 
 def child_traceparent(parent: str | None) -> str:
-    trace_id = secrets.token_hex(16)
+    """The parent's trace with a new span id, or a new trace. Ids from ``random`` (as
+    OpenTelemetry's ``RandomIdGenerator`` makes them): they must be unique, not secret,
+    and ``secrets`` costs a system call for each."""
+    trace_id = None
     if parent:
         parts = parent.split("-")
         if len(parts) == 4 and len(parts[1]) == 32:
             trace_id = parts[1]
-    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    if trace_id is None:
+        trace_id = f"{random.getrandbits(128) or 1:032x}"
+    return f"00-{trace_id}-{random.getrandbits(64) or 1:016x}-01"
 
 
 def outgoing_headers() -> dict[str, str]:

@@ -42,7 +42,7 @@ from shared.observability import (
     forget_this_process,
     health_routes,
 )
-from shared.openapi import finalize_openapi, openapi_document
+from shared.openapi import finalize_openapi
 from shared.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from shared.request_body import StrictJsonRequest, check_json_body, document_json_bodies
 from shared.settings import Settings
@@ -302,8 +302,7 @@ def build_app(
         logging_config=None,  # keep the JSON log lines of configure_logging
     )
     _fix_options_allow_headers(app)
-    finalize_openapi(app)
-    document_json_bodies(openapi_document(app))
+    finalize_openapi(app, document_json_bodies)
     return app
 
 

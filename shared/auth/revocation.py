@@ -25,14 +25,6 @@ REVOCATIONS_PATH = "/oauth/revocations"
 POLL_SECONDS = 1.0
 
 
-def _not_a_poll(record: logging.LogRecord) -> bool:
-    """httpx logs every request at INFO: one line a second per service is noise."""
-    return REVOCATIONS_PATH not in record.getMessage()
-
-
-logging.getLogger("httpx").addFilter(_not_a_poll)
-
-
 class RevokedToken(msgspec.Struct, frozen=True):
     jti: str
     exp: int
