@@ -156,12 +156,15 @@ class SqliteEventLog:
     def _claim(
         self, group: str, consumer: str, streams: Sequence[str], count: int
     ) -> tuple[list[Delivery], bool]:
-        """Up to ``count`` entries per stream: expired pending ones first, then new ones.
-        Also tells whether some stream filled its share (more may be waiting)."""
+        """Up to ``count`` entries per stream: expired pending ones first, then new ones
+        in the order they were appended across the streams. Also tells whether some
+        stream filled its share (more may be waiting)."""
         now = time.time()
         expired_before = now - self.visibility_timeout
         out: list[Delivery] = []
         full = False
+        candidates: list[tuple[int, str, bytes]] = []
+        cutoff: int | None = None  # new entries after it wait: a stream's share ends there
         with writing(self._conn) as conn:
             for stream in streams:
                 conn.execute(
@@ -186,34 +189,41 @@ class SqliteEventLog:
                     for entry_id, n, body in stuck
                 )
                 room = count - len(stuck)
-                fresh: list[Any] = []
-                if room > 0:
-                    (last,) = conn.execute(
-                        "SELECT last_delivered_id FROM consumer_groups"
-                        " WHERE grp = ? AND stream = ?",
-                        (group, stream),
-                    ).fetchone()
-                    fresh = conn.execute(
-                        "SELECT id, body FROM entries WHERE stream = ? AND id > ?"
-                        " ORDER BY id LIMIT ?",
-                        (stream, last, room),
-                    ).fetchall()
-                if fresh:
-                    conn.executemany(
-                        "INSERT INTO pending (grp, stream, entry_id, consumer, delivered_at,"
-                        " deliveries) VALUES (?, ?, ?, ?, ?, 1)",
-                        [(group, stream, entry_id, consumer, now) for entry_id, _ in fresh],
-                    )
-                    conn.execute(
-                        "UPDATE consumer_groups SET last_delivered_id = ?"
-                        " WHERE grp = ? AND stream = ?",
-                        (fresh[-1][0], group, stream),
-                    )
-                    out.extend(
-                        Delivery(stream, str(entry_id), decode_event(body), 1)
-                        for entry_id, body in fresh
-                    )
-                full = full or len(stuck) + len(fresh) >= count
+                full = full or room <= 0
+                if room <= 0:
+                    continue
+                (last,) = conn.execute(
+                    "SELECT last_delivered_id FROM consumer_groups WHERE grp = ? AND stream = ?",
+                    (group, stream),
+                ).fetchone()
+                fresh = conn.execute(
+                    "SELECT id, body FROM entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+                    (stream, last, room),
+                ).fetchall()
+                candidates.extend((entry_id, stream, body) for entry_id, body in fresh)
+                if len(fresh) >= room:
+                    full = True
+                    cutoff = fresh[-1][0] if cutoff is None else min(cutoff, fresh[-1][0])
+            # Entries of the streams merged in the log's order, up to where a stream's
+            # share ended: an event never overtakes an earlier one of another stream
+            # (an invoice of a shipment arrives after the shipment, not a batch ahead).
+            taken = sorted(c for c in candidates if cutoff is None or c[0] <= cutoff)
+            conn.executemany(
+                "INSERT INTO pending (grp, stream, entry_id, consumer, delivered_at,"
+                " deliveries) VALUES (?, ?, ?, ?, ?, 1)",
+                [(group, stream, entry_id, consumer, now) for entry_id, stream, _ in taken],
+            )
+            lasts: dict[str, int] = {}
+            for entry_id, stream, _ in taken:
+                lasts[stream] = entry_id
+            conn.executemany(
+                "UPDATE consumer_groups SET last_delivered_id = ? WHERE grp = ? AND stream = ?",
+                [(entry_id, group, stream) for stream, entry_id in lasts.items()],
+            )
+            out.extend(
+                Delivery(stream, str(entry_id), decode_event(body), 1)
+                for entry_id, stream, body in taken
+            )
         return out, full
 
     async def read_group(
