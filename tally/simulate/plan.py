@@ -14,6 +14,7 @@ CUSTOMERS_PER_CHANNEL = {"b2b_portal": 4, "webshop": 1, "marketplace": 2, "edi":
 # Each channel's rate tier (its clients' limits at the gateway).
 TIERS = {"b2b_portal": "silver", "webshop": "silver", "marketplace": "gold", "edi": "gold"}
 WAREHOUSES = ("WH-EAST", "WH-WEST")
+SHORT_PICK_MARGIN = 0.02  # of a hot sku's demand, on top of what the day orders
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,10 @@ def _stock(
             continue
         if sku in hot:
             start = math.floor(wanted * mix.scarce)
-            late[sku] = wanted - start + 5
+            # What short picks take off the shelf (one unit in a hundred picks, each
+            # backordered again) grows with the day: a fixed 5 left a few of the
+            # 250,000-line day's orders waiting for stock that never came.
+            late[sku] = wanted - start + 5 + math.ceil(wanted * SHORT_PICK_MARGIN)
         else:
             start = wanted + 10
         east = start // 2 + start % 2
