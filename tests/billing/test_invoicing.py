@@ -424,7 +424,10 @@ def test_a_wms_shipment_of_a_placed_order_is_invoiced(full_stack: Stack, warehou
     placed = place(full_stack, body(customer_id, (sku, 4)))
     assert placed.status_code == 201, placed.text
     order_id = placed.json()["order_id"]
-    (fo,) = fulfillment_orders(full_stack, order_id)
+    # Released to the WMS after the order is accepted, not before the answer.
+    (fo,) = wait_until(
+        lambda: fulfillment_orders(full_stack, order_id), what="the fulfillment order"
+    )
     shipment = ship(full_stack, fo, [(sku, 3)])
     (invoice,) = wait_until(lambda: billing_invoices(full_stack, order_id), what="the invoice")
     assert invoice["shipment_id"] == shipment["shipment_id"]

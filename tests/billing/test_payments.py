@@ -102,9 +102,16 @@ def test_an_order_is_shipped_invoiced_with_tax_and_paid_in_two_parts(
     in_erp = erp_get(stack, f"/erp/v1/invoices/{invoice_id}")
     assert (in_erp["status"], in_erp["outstanding"]) == ("paid", money(0))
 
-    received = events_about(stack, "payment.received", customer_id)
+    # The events reach the log when billing's outbox relay runs, after the answers.
+    received = wait_until(
+        lambda: (found := events_about(stack, "payment.received", customer_id))[1:] and found,
+        what="both payments' events",
+    )
     assert sorted(payload(e)["amount"]["amount_minor"] for e in received) == [3000, 4200]
-    moves = events_about(stack, "invoice.status_changed", invoice_id)
+    moves = wait_until(
+        lambda: (found := events_about(stack, "invoice.status_changed", invoice_id))[1:] and found,
+        what="both status changes",
+    )
     assert [(e.sequence, payload(e)["status"]) for e in moves] == [
         (2, "partially_paid"),
         (3, "paid"),

@@ -45,6 +45,7 @@ class Channels:
         self.journal = journal
         self.day_seconds = day_seconds
         self.advance = advance
+        self.answered_pending: set[str] = set()  # orders whose placement answered 202
 
     async def run(self) -> None:
         gates = {
@@ -86,6 +87,10 @@ class Channels:
             )
             if answer.status_code == 200:
                 self.journal.outcomes["cancelled"] += 1
+            elif answer.status_code == 404 and order_id in self.answered_pending:
+                # Answered 202 (still pending), then refused for good (a ``reject``
+                # order short of stock): the platform abandoned it (decision 0026).
+                self.journal.outcomes["abandoned_after_202"] += 1
             elif answer.status_code != 409:  # already shipped: too late, as in life
                 self.journal.failed("cancel", answer.status_code, answer.text)
 
@@ -184,6 +189,8 @@ class Channels:
         answer = await party.post("/orders/v1/orders", body, key=key)
         if answer.status_code in (201, 202):
             order = answer.json()
+            if answer.status_code == 202:
+                self.answered_pending.add(str(order["order_id"]))
             self.journal.outcomes["credit_held" if order["status"] == "on_hold" else "placed"] += 1
             return str(order["order_id"])
         if answer.status_code in (409, 422):
