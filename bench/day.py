@@ -76,7 +76,9 @@ def _peak_mb(pid: int) -> float:
 
 
 @contextmanager
-def _platform(database: str, stack: ExitStack) -> Iterator[tuple[Any, Path, dict[str, str]]]:
+def _platform(
+    database: str, stack: ExitStack, keep: Path | None
+) -> Iterator[tuple[Any, Path, dict[str, str]]]:
     from tally.launcher import launch
     from tests.support.ports import free_ports
 
@@ -90,10 +92,15 @@ def _platform(database: str, stack: ExitStack) -> Iterator[tuple[Any, Path, dict
         for service in BUSINESS:
             url = create_database(cluster, f"bench_day_{service}_{os.getpid()}")
             env[f"TALLY_{service.upper()}_DATABASE_URL"] = url
-    with tempfile.TemporaryDirectory(prefix="bench-day-") as tmp:
-        launched = launch(Path(tmp), ports=free_ports(), extra_env=env, seed_demo=False)
+    with ExitStack() as removal:
+        if keep is None:
+            data_dir = Path(removal.enter_context(tempfile.TemporaryDirectory(prefix="bench-day-")))
+        else:  # left for reading afterwards (its SQLite databases, the services' logs)
+            data_dir = keep / database
+            data_dir.mkdir(parents=True, exist_ok=False)
+        launched = launch(data_dir, ports=free_ports(), extra_env=env, seed_demo=False)
         try:
-            yield launched, Path(tmp), env
+            yield launched, data_dir, env
         finally:
             launched.platform.stop()
 
@@ -177,12 +184,17 @@ def _top_frames(raw: Path, top: int = 10) -> dict[str, list[tuple[str, float]]]:
 
 
 def run_day(
-    database: str, lines: int, seed: int, profile: list[str], seconds: float
+    database: str,
+    lines: int,
+    seed: int,
+    profile: list[str],
+    seconds: float,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     from tally.simulate.run import Options, Progress, simulate
     from tally.supervisor import pid_file
 
-    with ExitStack() as stack, _platform(database, stack) as (launched, data_dir, env):
+    with ExitStack() as stack, _platform(database, stack, keep) as (launched, data_dir, env):
         os.environ.update(env)  # the report reads the bus and the ledger as the platform does
         pids = {
             name: int(pid_file(data_dir, name).read_text()) for name in launched.platform.processes
@@ -319,6 +331,9 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="services to profile, comma separated")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--keep", type=Path, help="run in DIR/<database> and leave the data there (a new DIR)"
+    )
     args = parser.parse_args()
     # A bench stopped with SIGTERM still stops the platform it started (no orphans).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -333,6 +348,7 @@ def main() -> None:
             args.seed,
             [p for p in args.profile.split(",") if p],
             args.profile_seconds,
+            args.keep,
         )
         _print(row)
         rows.append(row)

@@ -27,6 +27,16 @@ MOVING = (
     "released",
     "partially_shipped",
 )
+UNIT_FIGURES = (
+    "quantity",
+    "allocated",
+    "backordered",
+    "shipped",
+    "invoiced",
+    "cancelled",
+    "returned",
+)
+UNSETTLED_SHOWN = 20
 MUST_BE_ZERO = (
     "orders_beyond_plan",
     "orders_unsettled",
@@ -116,17 +126,19 @@ async def build_report(
     lines = [line for o in orders for line in o["lines"]]
     totals: Counter[str] = Counter()
     for line in lines:
-        for name in (
-            "quantity",
-            "allocated",
-            "backordered",
-            "shipped",
-            "invoiced",
-            "cancelled",
-            "returned",
-        ):
+        for name in UNIT_FIGURES:
             totals[name] += int(line.get(name, 0))
     report["orders"] = {"count": len(orders), "by_status": dict(sorted(statuses.items()))}
+    # The first of them as the order service holds them: where an operator starts looking.
+    report["unsettled_orders"] = [
+        {
+            "order_id": o["order_id"],
+            "status": o["status"],
+            "lines": [{k: line.get(k, 0) for k in ("sku", *UNIT_FIGURES)} for line in o["lines"]],
+        }
+        for o in orders
+        if o["status"] in MOVING
+    ][:UNSETTLED_SHOWN]
     report["lines"] = {"count": len(lines), "units": dict(totals)}
     report["over_shipped_lines"] = sum(
         1 for x in lines if x["shipped"] > x["quantity"] - x.get("cancelled", 0)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from process_apis.order_to_ship.flows.partners import Partners
 from shared.events.catalog import STREAM_WMS, PickPutAway
 from shared.refusals import Refusal
 from system_apis.wms.events import warehouse_subject
@@ -26,6 +27,7 @@ from tests.orders.helpers import (
     path_of,
     pick,
     place,
+    receipt,
     record_release,
     seed_released_order,
     settled,
@@ -220,6 +222,91 @@ def test_the_same_cancellation_sent_at_once_cancels_once(full_stack: Stack, ware
     assert allocated(full_stack, sku) == 4
     (fo,) = fulfillments(full_stack, order_id)
     assert fo["lines"][0]["quantity"] == 4
+
+
+def test_a_cancel_the_warehouse_outruns_is_abandoned_and_the_order_goes_on(
+    full_stack: Stack, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tally simulate` found it (an order partially shipped to the end of the day): a
+    cancel planned the units at the warehouse, the warehouse shipped them before the
+    WMS was asked to cancel them, and the cancellation stayed open for good, so the
+    order's backorder never filled."""
+    sku = stocked_item(full_stack, warehouse, 5)
+    placed = place(full_stack, body(new_customer(full_stack), (sku, 8), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")  # 5 released, 3 waiting
+    (fo,) = fulfillments(full_stack, order_id)
+    cancel_lines = Partners.cancel_fulfillment_lines
+
+    async def shipped_first(
+        partners: Partners, fulfillment_order_id: str, key: str, lines: list[dict[str, Any]]
+    ) -> None:
+        await asyncio.to_thread(ship, full_stack, fo, [(sku, 5)])
+        await cancel_lines(partners, fulfillment_order_id, key, lines)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Partners, "cancel_fulfillment_lines", shipped_first)
+        outran = command(full_stack, order_id, "cancel")
+    assert_problem(outran, 409, "units-shipped")
+    order = wait_order(full_stack, order_id, lambda o: line_of(o, sku)["shipped"] == 5)
+    line = line_of(order, sku)
+    assert (order["status"], line["backordered"], line["cancelled"]) == ("partially_shipped", 3, 0)
+    assert_problem(command(full_stack, order_id, "cancel"), 409, "order-shipped")
+
+    # The backorder fills as if no cancel had been asked.
+    receipt(full_stack, warehouse, sku, 3)
+    order = wait_order(
+        full_stack,
+        order_id,
+        lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
+        "backorder filled and released",
+    )
+    line = line_of(order, sku)
+    assert (line["allocated"], line["released"], line["shipped"], line["cancelled"]) == (8, 8, 5, 0)
+
+
+def test_what_the_warehouse_cancelled_before_it_was_outrun_stays_cancelled(
+    full_stack: Stack, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fulfillment orders: the first cancelled at the warehouse, the second shipped
+    before its cancellation reached the WMS. The first's units are cancelled on the
+    order and their allocation given back; the order ends shipped."""
+    sku = stocked_item(full_stack, warehouse, 5)
+    placed = place(full_stack, body(new_customer(full_stack), (sku, 8), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")
+    receipt(full_stack, warehouse, sku, 3)
+    wait_order(full_stack, order_id, lambda o: len(o["fulfillment_orders"]) == 2, "two FOs")
+    fos = sorted(fulfillments(full_stack, order_id), key=lambda fo: fo["fulfillment_order_id"])
+    first, last = fos
+    cancel_lines = Partners.cancel_fulfillment_lines
+
+    async def last_shipped_first(
+        partners: Partners, fulfillment_order_id: str, key: str, lines: list[dict[str, Any]]
+    ) -> None:
+        if fulfillment_order_id == last["fulfillment_order_id"]:
+            units = [(line["sku"], line["quantity"]) for line in last["lines"]]
+            await asyncio.to_thread(ship, full_stack, last, units)
+        await cancel_lines(partners, fulfillment_order_id, key, lines)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Partners, "cancel_fulfillment_lines", last_shipped_first)
+        outran = command(full_stack, order_id, "cancel")
+    assert_problem(outran, 409, "units-shipped")
+    shipped = sum(line["quantity"] for line in last["lines"])
+    order = wait_order(full_stack, order_id, lambda o: line_of(o, sku)["shipped"] == shipped)
+    line = line_of(order, sku)
+    assert (line["cancelled"], line["shipped"], line["backordered"]) == (8 - shipped, shipped, 0)
+    assert order["status"] == "shipped"
+    assert {
+        fo["fulfillment_order_id"]: fo["status"] for fo in fulfillments(full_stack, order_id)
+    } == {
+        first["fulfillment_order_id"]: "cancelled",
+        last["fulfillment_order_id"]: "shipped",
+    }
+    assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 8 - shipped
 
 
 def _plan_check(stack: Stack, order_id: str, unreleased: dict[str, int]) -> None:

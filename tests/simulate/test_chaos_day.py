@@ -90,6 +90,7 @@ def test_a_day_with_services_killed_loses_and_doubles_nothing(
     assert sum(kills.values()) >= 3 and len(kills) >= 2, kills
     assert {name: report[name] for name in MUST_BE_ZERO} == dict.fromkeys(MUST_BE_ZERO, 0), (
         report["dead_letters"],
+        report["unsettled_orders"],
         report["simulator"],
         _service_errors(data_dir),
     )

@@ -11,7 +11,9 @@ then availability releases what was allocated, and one transaction writes the li
 and the status. Units that shipped are refused (409 ``/problems/units-shipped``; a
 whole cancel once anything shipped is 409 ``/problems/order-shipped``). Every
 downstream call carries a key derived from the cancellation's own, so a cancellation
-interrupted half-way is finished by repeating it."""
+interrupted half-way is finished by repeating it. A cancellation the warehouse outran
+(it shipped the planned units meanwhile) cannot finish: it is abandoned (see
+``CancelOrder._abandon``), so the order it planned for goes on."""
 
 from __future__ import annotations
 
@@ -44,6 +46,22 @@ class Plan(msgspec.Struct):
     at_warehouse: dict[str, int] = msgspec.field(default_factory=dict)  # unpicked + put back
     # fulfillment order -> sku -> (unpicked to cancel, picked to put back first)
     per_fulfillment: dict[str, dict[str, tuple[int, int]]] = msgspec.field(default_factory=dict)
+    # warehouse -> sku -> units taken out of queued releases (queued again if abandoned)
+    held_back: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+
+
+ABANDONED = 2  # ``order_cancellations.done``: 0 open, 1 recorded, 2 abandoned
+
+
+class _ShippedMeanwhile(Exception):
+    """The WMS refused a fulfillment order's cancellation (409): its units shipped after
+    the plan was made. ``cancelled``: the fulfillment orders cancelled before it."""
+
+    def __init__(self, detail: str, cancelled: list[str], put_aways: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.cancelled = cancelled
+        self.put_aways = put_aways
 
 
 def in_progress(order_id: str) -> Refusal:
@@ -159,7 +177,13 @@ class CancelOrder:
                 done = await reads.get(conn, order.order_id)
             assert done is not None
             return done
-        put_aways = await self._warehouse(plan, key)
+        try:
+            put_aways = await self._warehouse(plan, key)
+        except _ShippedMeanwhile as outran:
+            await self._abandon(order.order_id, key, plan, outran)
+            raise Refusal(
+                409, "units-shipped", f"The warehouse has shipped them meanwhile: {outran.detail}"
+            ) from outran
         release = {
             sku: plan.unreleased.get(sku, 0) + plan.at_warehouse.get(sku, 0) for sku in wanted
         }
@@ -189,13 +213,14 @@ class CancelOrder:
         async with self.db.read() as conn:
             stored = await _stored_plan(conn, key)
         if stored is not None:
-            return None if stored.done else msgspec.convert(stored.plan, Plan)
+            return _stored_or_done(stored)
         plan = await self._plan(order, wanted)
         async with self.db.transaction() as tx:
             stored = await _stored_plan(tx.conn, key)
             if stored is not None:
-                return None if stored.done else msgspec.convert(stored.plan, Plan)
+                return _stored_or_done(stored)
             await _still_unreleased(tx, order.order_id, plan.unreleased)
+            plan.held_back = await _hold_back_queued(tx, order.order_id, plan.unreleased)
             await tx.conn.execute(
                 insert(order_cancellations).values(
                     cancellation_id=key,
@@ -205,7 +230,6 @@ class CancelOrder:
                     created_at=datetime.now(UTC),
                 )
             )
-            await _hold_back_queued(tx, order.order_id, plan.unreleased)
         return plan
 
     async def _plan(self, order: Order, wanted: dict[str, int]) -> Plan:
@@ -231,6 +255,7 @@ class CancelOrder:
 
     async def _warehouse(self, plan: Plan, key: str) -> list[dict[str, Any]]:
         put_aways: list[dict[str, Any]] = []
+        cancelled: list[str] = []
         try:
             for fo_id, per_sku in sorted(plan.per_fulfillment.items()):
                 picked = [{"sku": s, "quantity": p} for s, (_, p) in sorted(per_sku.items()) if p]
@@ -240,13 +265,61 @@ class CancelOrder:
                     )
                 cancel = [{"sku": s, "quantity": u + p} for s, (u, p) in sorted(per_sku.items())]
                 await self.partners.cancel_fulfillment_lines(fo_id, f"{key}:lc:{fo_id}", cancel)
+                cancelled.append(fo_id)
         except Refused as exc:
             if exc.status_code == 409:
-                raise Refusal(
-                    409, "units-shipped", f"The warehouse has shipped them meanwhile: {exc.detail}"
-                ) from exc
+                raise _ShippedMeanwhile(exc.detail, cancelled, put_aways) from exc
             raise Refusal(502, "fulfillment-refused", f"The WMS refused: {exc.detail}") from exc
         return put_aways
+
+    async def _abandon(
+        self, order_id: str, key: str, plan: Plan, outran: _ShippedMeanwhile
+    ) -> None:
+        """The plan counted units that shipped meanwhile: it can never finish, and kept
+        open it would stop the order for good (nothing queues, fills or gives back
+        units while a cancellation is open). What the warehouse did cancel (the
+        fulfillment orders before the refused one) is recorded as cancelled, its
+        allocation released; the rest of the plan is dropped (backorders stay,
+        held-back releases are queued again). A retry of it is refused again."""
+        done = Plan(per_fulfillment={fo: plan.per_fulfillment[fo] for fo in outran.cancelled})
+        for per_sku in done.per_fulfillment.values():
+            for sku, (unpicked, picked) in per_sku.items():
+                done.at_warehouse[sku] = done.at_warehouse.get(sku, 0) + unpicked + picked
+        lines = [
+            {"sku": sku, "release": quantity, "cancel_backordered": 0}
+            for sku, quantity in sorted(done.at_warehouse.items())
+            if quantity
+        ]
+        if lines:  # failing, the plan stays open: a retry of the cancellation ends here
+            try:
+                await self.partners.release_lines(
+                    order_id, f"{key}:av", {"reason": "line_cancelled", "lines": lines}
+                )
+            except Refused as exc:
+                raise Refusal(
+                    502, "release-refused", f"Availability refused: {exc.detail}"
+                ) from exc
+        async with self.db.transaction() as tx:
+            working = await repo.lock(tx.conn, order_id)
+            assert working is not None
+            abandoned = await tx.conn.execute(
+                update(order_cancellations)
+                .where(
+                    order_cancellations.c.cancellation_id == key, order_cancellations.c.done == 0
+                )
+                .values(done=ABANDONED)
+            )
+            if abandoned.rowcount != 1:
+                return  # another run of it ended it
+            held = [
+                {"sku": sku, "location_id": warehouse, "quantity": quantity}
+                for warehouse, per_sku in sorted(plan.held_back.items())
+                for sku, quantity in sorted(per_sku.items())
+            ]
+            await changes.queue_releases(tx, order_id, held)  # the releaser polls for them
+            if done.at_warehouse or outran.put_aways:
+                await self._apply(tx, working, done, outran.put_aways)
+                await changes.commit(tx, working, "cancellation_abandoned")
 
     async def _record(
         self,
@@ -327,6 +400,19 @@ def _take_at(plan: Plan, fo: dict[str, Any], sku: str, rest: int) -> int:
     return rest
 
 
+def _stored_or_done(stored: Any) -> Plan | None:
+    """A stored cancellation's plan while it is open; None once recorded; abandoned, it
+    is refused as it was the first time."""
+    if stored.done == ABANDONED:
+        raise Refusal(
+            409,
+            "units-shipped",
+            f"The warehouse shipped units of order {stored.order_id} that this "
+            "cancellation counted; it was abandoned (cancel the units still open).",
+        )
+    return None if stored.done else msgspec.convert(stored.plan, Plan)
+
+
 async def _stored_plan(conn: Any, key: str) -> Any:
     return (
         await conn.execute(
@@ -362,28 +448,38 @@ async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -
             raise in_progress(order_id)
 
 
-async def _hold_back_queued(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:
-    """Queued releases shrink by the cancelled units, before anything is sent."""
+async def _hold_back_queued(
+    tx: Tx, order_id: str, unreleased: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    """Queued releases shrink by the cancelled units, before anything is sent. Returns
+    what was taken, per warehouse and sku."""
+    held: dict[str, dict[str, int]] = {}
     if not any(unreleased.values()):
-        return
+        return held
     rows = await repo.releases_of(tx.conn, order_id, lock=True)
     if any(row.status == "sending" for row in rows):
         raise in_progress(order_id)
     left = dict(unreleased)
     for row in rows:
         if row.status == "queued":
-            await _shrink(tx, row, left, order_id)
+            for sku, quantity in (await _shrink(tx, row, left, order_id)).items():
+                per_sku = held.setdefault(str(row.warehouse_id), {})
+                per_sku[sku] = per_sku.get(sku, 0) + quantity
+    return held
 
 
-async def _shrink(tx: Tx, row: Any, left: dict[str, int], order_id: str) -> None:
+async def _shrink(tx: Tx, row: Any, left: dict[str, int], order_id: str) -> dict[str, int]:
     lines = []
+    taken: dict[str, int] = {}
     for line in row.lines:
         take = min(left.get(line["sku"], 0), int(line["quantity"]))
         left[line["sku"]] = left.get(line["sku"], 0) - take
+        if take:
+            taken[line["sku"]] = taken.get(line["sku"], 0) + take
         if int(line["quantity"]) - take > 0:
             lines.append({"sku": line["sku"], "quantity": int(line["quantity"]) - take})
     if lines == list(row.lines):
-        return
+        return taken
     shrunk = await tx.conn.execute(
         update(order_releases)
         .where(order_releases.c.release_id == row.release_id, order_releases.c.status == "queued")
@@ -391,6 +487,7 @@ async def _shrink(tx: Tx, row: Any, left: dict[str, int], order_id: str) -> None
     )
     if shrunk.rowcount != 1:  # claimed by the releaser meanwhile: it is on its way
         raise in_progress(order_id)
+    return taken
 
 
 def _cancelled_event(working: repo.Working, reason: str) -> Any:
