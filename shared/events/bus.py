@@ -15,7 +15,7 @@ crash between publish and mark); consumers deduplicate by event id in their inbo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -68,12 +68,20 @@ class EventBus(Protocol):
         """Append in order."""
 
     async def read_group(
-        self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        types: Collection[str] | None = None,
     ) -> list[Delivery]:
         """Entries other consumers of the group took and did not ack within the visibility
         timeout (their delivery count raised), then new entries; at most ``count`` per
         stream. Blocks up to ``block_ms`` when there is nothing (0: never blocks). A group
-        read for the first time starts at the beginning of the stream."""
+        read for the first time starts at the beginning of the stream. ``types``: the
+        event types the group handles; entries of other types are passed over for the
+        group (acknowledged, never delivered)."""
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None: ...
 

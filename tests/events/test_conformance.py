@@ -108,6 +108,29 @@ async def test_a_group_receives_every_entry_in_order(bus: EventBus) -> None:
     assert len({d.entry_id for d in got}) == 20
 
 
+async def test_a_group_is_given_only_the_types_it_handles_and_passes_over_the_rest(
+    bus: EventBus,
+) -> None:
+    """A consumer names the types it handles: the others never reach it, are not left
+    pending, and its lag counts them as done, across batches of passed-over entries."""
+    wanted = [thing_event("s", n, n, type_="test.wanted", source="test") for n in range(1, 4)]
+    other = [thing_event("s", n, n, type_="test.other", source="test") for n in range(1, 13)]
+    # Whole batches (count 5) of entries to pass over before, between and after.
+    await bus.publish("orders", [*other[:6], wanted[0], *other[6:11], wanted[1], wanted[2]])
+    await bus.publish("orders", other[11:])
+    got: list[Delivery] = []
+    while batch := await bus.read_group(
+        "g", "c1", ["orders"], count=5, block_ms=50, types={"test.wanted"}
+    ):
+        got += batch
+    assert [d.event.id for d in got] == [e.id for e in wanted]
+    await _ack_all(bus, "g", got)
+    lag = _lag_of(await bus.lag(), "g", "orders")
+    assert (lag.pending, lag.lag) == (0, 0)
+    # Another group, with no types named, is given every entry.
+    assert len(await _drain(bus, "all", "c1", ["orders"])) == 15
+
+
 async def test_small_batches_keep_the_order_and_count_bounds_each_batch(bus: EventBus) -> None:
     events = _events(10)
     await bus.publish("orders", events)

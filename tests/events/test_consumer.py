@@ -523,14 +523,18 @@ async def test_a_run_applies_in_the_consumers_run_order_each_keys_events_in_bus_
     assert await service.applied() == expected
 
 
-async def test_types_without_a_handler_are_acked_and_ignored(service: Service) -> None:
+async def test_types_without_a_handler_are_passed_over(service: Service) -> None:
+    """The consumer names the types it handles: the log passes over the others (never
+    delivered, nothing pending) and the events after them apply."""
     flaky = Flaky(service.effects)
     consumer = consumer_for(service, flaky, ordered=True)
-    await service.log.publish(STREAM, [thing_event("s", 5, type_="other.thing")])
+    await service.log.publish(
+        STREAM, [thing_event("s", 5, type_="other.thing"), thing_event("s", 1)]
+    )
     async with running(consumer):
         assert await eventually_async(lambda: group_settled(service.log, consumer.group))
-    assert handled(consumer, "ignored", type_="other.thing") == 1
-    assert await service.applied() == []
+    assert handled(consumer, "ignored", type_="other.thing") == 0
+    assert await service.applied() == [("s", 1)]
 
 
 async def test_handlers_with_a_prepare_step_run_alone_between_runs(service: Service) -> None:

@@ -18,9 +18,9 @@ async def test_a_quiet_streams_consumer_claims_only_when_its_stream_grows(
     claims: list[tuple[str, ...]] = []
     claim = log._claim
 
-    def counting_claim(group: str, consumer: str, streams: Any, count: int) -> Any:
+    def counting_claim(group: str, consumer: str, streams: Any, count: int, types: Any) -> Any:
         claims.append(tuple(streams))
-        return claim(group, consumer, streams, count)
+        return claim(group, consumer, streams, count, types)
 
     log._claim = counting_claim  # type: ignore[method-assign]
     try:

@@ -397,7 +397,12 @@ class EventConsumer:
             while not stop.is_set():
                 try:
                     deliveries = await self.bus.read_group(
-                        self.group, self.consumer_name, self.streams, self.batch, self.block_ms
+                        self.group,
+                        self.consumer_name,
+                        self.streams,
+                        self.batch,
+                        self.block_ms,
+                        types=self.handlers.keys(),
                     )
                 except Exception:
                     log.exception("reading the bus failed; retrying")

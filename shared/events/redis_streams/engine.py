@@ -7,7 +7,7 @@ import heapq
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,9 +158,16 @@ class RedisStreamsBus:
         return reclaimed + fresh
 
     async def read_group(
-        self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        types: Collection[str] | None = None,
     ) -> list[Delivery]:
         streams = list(dict.fromkeys(streams))
+        wanted = None if types is None else frozenset(types)
         if not streams or count <= 0:
             return []
         await self._ensure_groups(group, streams)
@@ -180,8 +187,26 @@ class RedisStreamsBus:
                 self._groups.difference_update((group, s) for s in streams)
                 await self._ensure_groups(group, streams)
                 continue
+            if wanted is not None and deliveries:
+                deliveries = await self._pass_over(group, deliveries, wanted)
             if deliveries or remaining_ms <= 0:
                 return deliveries
+
+    async def _pass_over(
+        self, group: str, deliveries: list[Delivery], wanted: frozenset[str]
+    ) -> list[Delivery]:
+        """Acks the deliveries of types the group does not handle; returns the others."""
+        skipped: dict[str, list[str]] = {}
+        for delivery in deliveries:
+            if delivery.event.type not in wanted:
+                skipped.setdefault(delivery.stream, []).append(delivery.entry_id)
+        if not skipped:
+            return deliveries
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream, entry_ids in skipped.items():
+                pipe.xack(stream, group, *entry_ids)
+            await pipe.execute()
+        return [d for d in deliveries if d.event.type in wanted]
 
     async def ack(self, group: str, stream: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:

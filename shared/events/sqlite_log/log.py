@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,16 +154,22 @@ class SqliteEventLog:
         return int(head), (None if earliest is None else float(earliest))
 
     def _claim(
-        self, group: str, consumer: str, streams: Sequence[str], count: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        types: Collection[str] | None = None,
     ) -> tuple[list[Delivery], bool]:
         """Up to ``count`` entries per stream: expired pending ones first, then new ones
-        in the order they were appended across the streams. Also tells whether some
+        in the order they were appended across the streams (those of a type not in
+        ``types`` passed over: never pending, never decoded). Also tells whether some
         stream filled its share (more may be waiting)."""
         now = time.time()
         expired_before = now - self.visibility_timeout
         out: list[Delivery] = []
         full = False
-        candidates: list[tuple[int, str, bytes]] = []
+        candidates: list[tuple[int, str, str, bytes]] = []
         cutoff: int | None = None  # new entries after it wait: a stream's share ends there
         with writing(self._conn) as conn:
             for stream in streams:
@@ -197,10 +203,11 @@ class SqliteEventLog:
                     (group, stream),
                 ).fetchone()
                 fresh = conn.execute(
-                    "SELECT id, body FROM entries WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+                    "SELECT id, type, body FROM entries WHERE stream = ? AND id > ?"
+                    " ORDER BY id LIMIT ?",
                     (stream, last, room),
                 ).fetchall()
-                candidates.extend((entry_id, stream, body) for entry_id, body in fresh)
+                candidates.extend((entry_id, stream, kind, body) for entry_id, kind, body in fresh)
                 if len(fresh) >= room:
                     full = True
                     cutoff = fresh[-1][0] if cutoff is None else min(cutoff, fresh[-1][0])
@@ -208,28 +215,37 @@ class SqliteEventLog:
             # share ended: an event never overtakes an earlier one of another stream
             # (an invoice of a shipment arrives after the shipment, not a batch ahead).
             taken = sorted(c for c in candidates if cutoff is None or c[0] <= cutoff)
+            lasts: dict[str, int] = {}
+            for entry_id, stream, _, _ in taken:
+                lasts[stream] = entry_id
+            if types is not None:
+                taken = [c for c in taken if c[2] in types]
             conn.executemany(
                 "INSERT INTO pending (grp, stream, entry_id, consumer, delivered_at,"
                 " deliveries) VALUES (?, ?, ?, ?, ?, 1)",
-                [(group, stream, entry_id, consumer, now) for entry_id, stream, _ in taken],
+                [(group, stream, entry_id, consumer, now) for entry_id, stream, _, _ in taken],
             )
-            lasts: dict[str, int] = {}
-            for entry_id, stream, _ in taken:
-                lasts[stream] = entry_id
             conn.executemany(
                 "UPDATE consumer_groups SET last_delivered_id = ? WHERE grp = ? AND stream = ?",
                 [(entry_id, group, stream) for stream, entry_id in lasts.items()],
             )
             out.extend(
                 Delivery(stream, str(entry_id), decode_event(body), 1)
-                for entry_id, stream, body in taken
+                for entry_id, stream, _, body in taken
             )
         return out, full
 
     async def read_group(
-        self, group: str, consumer: str, streams: Sequence[str], count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        count: int,
+        block_ms: int,
+        types: Collection[str] | None = None,
     ) -> list[Delivery]:
         streams = list(dict.fromkeys(streams))
+        wanted = None if types is None else frozenset(types)
         if not streams or count <= 0:
             return []
         key = (group, tuple(streams))
@@ -239,11 +255,15 @@ class SqliteEventLog:
             head, earliest = await self._run(self._probe, group, streams)
             reclaim_due = earliest is not None and earliest < time.time() - self.visibility_timeout
             if head != self._last_seen_head.get(key) or reclaim_due:
-                deliveries, full = await self._run(self._claim, group, consumer, streams, count)
+                deliveries, full = await self._run(
+                    self._claim, group, consumer, streams, count, wanted
+                )
                 if not full:
                     self._last_seen_head[key] = head
                 if deliveries:
                     return deliveries
+                if full:  # a share of entries all passed over: more may follow at once
+                    continue
             if time.monotonic() >= deadline:
                 return []
             await asyncio.sleep(self.poll_interval)
