@@ -20,6 +20,7 @@ from shared.db.sqlite_driver import OneTripDbapi
 # BEGIN deferred (no write lock).
 READ_ONLY = "tally_read_only"
 BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 10  # connections kept open per service database (each a driver thread)
 
 
 def is_sqlite(url: str) -> bool:
@@ -90,9 +91,14 @@ def create_engine(url: str) -> AsyncEngine:
         # the bus (``is_lost_connection``, decision 0044).
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
     database = make_url(url).database
+    options: dict[str, Any] = {}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {}
+        # Kept open as on PostgreSQL: SQLAlchemy's default keeps 5, and each connection
+        # beyond them (a service answering more than five calls at once, as the ERP and
+        # the order service do all day) was opened and closed per use, a new driver
+        # thread and the pragmas each time (py-spy: 3 % of the ERP's loop, stop 31).
+        options |= {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
     if make_url(url).get_driver_name() == "aiosqlite":
         options["module"] = OneTripDbapi(aiosqlite, sqlite3)
     engine = create_async_engine(

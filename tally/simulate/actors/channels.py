@@ -115,7 +115,8 @@ class Channels:
             )
             if result["__typename"] == "CartHoldCreated":
                 return str(result["cartHold"]["id"])
-            self.journal.outcomes[f"cart_refused_{result.get('code', result['__typename'])}"] += 1
+            refusal = _outcome(result.get("code", result["__typename"]))
+            self.journal.outcomes[f"cart_refused_{refusal}"] += 1
             return None
         body = {
             "channel": intent.channel,
@@ -153,7 +154,7 @@ class Channels:
         if kind in ("OrderPlaced", "CreditHold"):
             self.journal.outcomes["placed" if kind == "OrderPlaced" else "credit_held"] += 1
             return str(result["order"]["id"])
-        self.journal.outcomes[f"refused_{result.get('code', kind)}"] += 1
+        self.journal.outcomes[f"refused_{_outcome(result.get('code', kind))}"] += 1
         return None
 
     async def _mutate(
@@ -195,7 +196,13 @@ class Channels:
             return str(order["order_id"])
         if answer.status_code in (409, 422):
             kind = answer.json().get("type", "").rsplit("/", 1)[-1]
-            self.journal.outcomes[f"refused_{kind}"] += 1
+            self.journal.outcomes[f"refused_{_outcome(kind)}"] += 1
             return None
         self.journal.failed("order", answer.status_code, answer.text)
         return None
+
+
+def _outcome(refusal: str) -> str:
+    """One name per refusal in the journal, whether the portal's code
+    (``INSUFFICIENT_STOCK``) or the REST problem's slug (``insufficient-stock``)."""
+    return refusal.lower().replace("-", "_")
