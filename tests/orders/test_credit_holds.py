@@ -3,12 +3,16 @@ through the real ERP, WMS, availability, orders and billing services."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from process_apis.order_to_ship.flows.erp_sync import ErpSync
+from process_apis.order_to_ship.flows.partners import Partners
 from tests.orders.helpers import (
     allocated,
     atp,
@@ -385,3 +389,45 @@ def test_rejected_and_cancelled_orders_leave_the_exposure(
     assert fits.status_code == 201, fits.text
     assert fits.json()["status"] != "on_hold"
     assert fits.json()["credit"]["exposure"] == usd(0)
+
+
+def test_an_order_the_erp_hears_of_during_the_next_ones_check_still_counts(
+    full_stack: Stack, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI found it: the credit check read the ERP's exposure, then this service's orders
+    the ERP had not heard of. An order booked in the ERP between the two reads counted
+    in neither, and the next order went through over the limit."""
+    customer_id = new_customer(full_stack, credit=LIMIT)
+    sku = stocked_item(full_stack, warehouse, 20)
+    may_book, recorded = threading.Event(), threading.Event()
+    checks: list[str] = []
+    book, record, terms = Partners.put_sales_orders, ErpSync._synced, Partners.order_terms
+
+    async def booked_when_let(partners: Partners, bodies: list[dict[str, Any]]) -> Any:
+        await asyncio.to_thread(may_book.wait, 30)
+        return await book(partners, bodies)
+
+    async def recorded_and_told(sync: ErpSync, heads: list[Any]) -> None:
+        await record(sync, heads)
+        if any(head.customer_id == customer_id for head in heads):
+            recorded.set()
+
+    async def booked_meanwhile(partners: Partners, customer: str, skus: list[str]) -> Any:
+        answer = await terms(partners, customer, skus)
+        checks.append(customer)
+        if len(checks) == 2:  # the second order's check: the first is booked now
+            may_book.set()
+            await asyncio.to_thread(recorded.wait, 30)
+        return answer
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Partners, "put_sales_orders", booked_when_let)
+        patched.setattr(ErpSync, "_synced", recorded_and_told)
+        patched.setattr(Partners, "order_terms", booked_meanwhile)
+        first = place(full_stack, body(customer_id, (sku, 10)))  # 12,500: over, held
+        assert first.json()["status"] == "on_hold", first.text
+        second = place(full_stack, body(customer_id, (sku, 2)))
+    assert recorded.is_set()  # the first was booked between the second's two reads
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "on_hold", second.text
+    assert second.json()["credit"]["exposure"] == usd(12_500)

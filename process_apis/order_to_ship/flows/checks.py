@@ -103,6 +103,11 @@ async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
     """The order's terms, or a 422 problem (nothing written)."""
     _refuse_duplicates(data)
     skus = [line.sku for line in data.lines]
+    # This service's orders the ERP has not heard of, read before the ERP's exposure:
+    # an order synced between the two reads then counts twice (a hold an operator
+    # releases), never in neither (an order over the limit accepted).
+    async with conn_reader() as conn:
+        unsynced = await _unsynced(conn, data.customer_id)
     terms = await partners.order_terms(data.customer_id, skus)
     if terms is None:
         raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
@@ -118,8 +123,6 @@ async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
     unit_prices = _priced(data, prices, currency)
     ship_to = resolve_ship_to(customer, data.ship_to)
     value = sum(line.quantity * unit_prices[line.sku] for line in data.lines)
-    async with conn_reader() as conn:
-        unsynced = await _unsynced(conn, data.customer_id)
     exposure = int(credit["exposure"]["amount_minor"]) + unsynced
     limit = int(customer["credit_limit"]["amount_minor"])
     figures = {
