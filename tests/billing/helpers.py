@@ -138,8 +138,16 @@ def billing_events(stack: Stack, type_: str) -> list[Event]:
     return asyncio.run(read())
 
 
-def events_about(stack: Stack, type_: str, text: str) -> list[Event]:
-    return [e for e in billing_events(stack, type_) if text.encode() in bytes(e.data)]
+def events_about(stack: Stack, type_: str, text: str, *, relayed: int = 0) -> list[Event]:
+    """Billing's events of ``type_`` that name ``text``, once at least ``relayed`` of
+    them are on the bus (the outbox relays after the commit the API answered from)."""
+
+    def found() -> list[Event]:
+        return [e for e in billing_events(stack, type_) if text.encode() in bytes(e.data)]
+
+    if relayed:
+        wait_until(lambda: len(found()) >= relayed, what=f"{relayed} {type_} of {text}")
+    return found()
 
 
 def pay(

@@ -78,7 +78,7 @@ def test_a_price_correction_credits_once_however_often_it_is_posted(stack: Stack
         note["credit_note_id"]
     ]
     assert [n["credit_note_id"] for n in erp_notes(stack, invoice_id)] == [note["credit_note_id"]]
-    issued = events_about(stack, "credit_note.issued", invoice_id)
+    issued = events_about(stack, "credit_note.issued", invoice_id, relayed=1)
     assert len(issued) == 1
     assert payload(issued[0])["reason"] == "price_correction"
     assert payload(issued[0])["total"] == money(480)
@@ -156,7 +156,7 @@ def test_a_return_is_credited_once_however_often_its_disposition_arrives(stack: 
     time.sleep(1.0)  # every delivery had its turn
     assert len(credit_notes_of(stack, invoice_id)) == 1
     assert len(erp_notes(stack, invoice_id)) == 1
-    issued = events_about(stack, "credit_note.issued", invoice_id)
+    issued = events_about(stack, "credit_note.issued", invoice_id, relayed=1)
     assert len(issued) == 1 and payload(issued[0])["rma_id"] == "RMA-test-1"
     now = billing_get(stack, f"/billing/v1/invoices/{invoice_id}")
     assert (now["credited"], now["outstanding"], now["status"]) == (
@@ -177,7 +177,7 @@ def test_a_return_is_credited_once_however_often_its_disposition_arrives(stack: 
         "credited",
     )
     assert [line["credited_quantity"] for line in now["lines"]] == [3, 2]
-    moves = events_about(stack, "invoice.status_changed", invoice_id)
+    moves = events_about(stack, "invoice.status_changed", invoice_id, relayed=1)
     assert [payload(e)["status"] for e in moves] == ["credited"]
     statement = billing_get(stack, f"/billing/v1/customers/{customer_id}/statement")
     assert statement["balance"] == money(0)
