@@ -51,8 +51,14 @@ def test_a_hold_reserves_units_and_the_ledger_says_so(
 
 
 def test_an_expired_hold_stops_counting_at_once(
-    client: TestClient[Any], settings: Settings, clock: Clock
+    client: TestClient[Any], settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    async def asleep(_db: Database, limit: int = 100) -> int:
+        return 0
+
+    # The app's sweeper (every 5 s) must not write the expiry during the test: CI once
+    # had it tick between the clock's jump and the allocation.
+    monkeypatch.setattr("process_apis.availability.holds.sweeper.sweep", asleep)
     count(client, "A", "WH1", 10)
     assert hold(client, [("A", 10)], hold_id="CART-1", ttl_seconds=60).status_code == 201
     assert order(client, "SO-1", [("A", 1)]).status_code == 409
