@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.util import await_
 
-from shared.db.sqlite_driver import OneTripDbapi
+from shared.db.sqlite_driver import OneTripDbapi, OnLoopAsyncEngine
 
 # Set in a connection's ``info`` while its transactions only read: on SQLite they
 # BEGIN deferred (no write lock).
@@ -101,13 +101,15 @@ def create_engine(url: str) -> AsyncEngine:
         options |= {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
     if make_url(url).get_driver_name() == "aiosqlite":
         options["module"] = OneTripDbapi(aiosqlite, sqlite3)
-    engine = create_async_engine(
-        url,
-        # check_same_thread off: the writer's statements run on the loop's thread
-        # (shared/db/database.py, ``_run_inline``).
-        connect_args={"timeout": 30, "check_same_thread": False},
-        pool_reset_on_return=None,
-        **options,
+    engine = OnLoopAsyncEngine(
+        create_async_engine(
+            url,
+            # check_same_thread off: the writer's statements run on the loop's thread
+            # (shared/db/database.py, ``_run_inline``).
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_reset_on_return=None,
+            **options,
+        ).sync_engine
     )
     event.listen(engine.sync_engine, "connect", _on_connect)
     event.listen(engine.sync_engine, "begin", _on_begin)

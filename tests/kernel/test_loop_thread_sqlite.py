@@ -13,10 +13,13 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import engine as sqlalchemy_async_engine
 
 from shared.db import Database
 from shared.db.checkpoints import CHECKPOINT_EVERY
+from shared.db.savepoints import savepoint
 
 metadata = MetaData()
 notes = Table(
@@ -94,6 +97,53 @@ def test_a_read_keeps_the_driver_thread(tmp_path: Path, driver_trips: list[str])
     rows, trips = asyncio.run(run())
     assert rows == 1
     assert "_statement_on_driver_thread" in trips
+
+
+def test_the_writers_statements_skip_the_async_layers_greenlet_and_keep_their_meaning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside the writer's transaction a statement runs straight on the loop (decision
+    0050): no greenlet is spawned for it, and it answers as through the async layer:
+    rows, rowcounts, a constraint's error that a savepoint undoes, the commit kept."""
+    spawned: list[str] = []
+    real_spawn = sqlalchemy_async_engine.greenlet_spawn
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        spawned.append(getattr(fn, "__name__", repr(fn)))
+        return await real_spawn(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
+
+    async def run() -> tuple[list[str], list[tuple[int, str]], int, bool]:
+        db = await _open(tmp_path / "writer.db")
+        try:
+            async with db.transaction() as tx:
+                spawned.clear()  # BEGIN goes through the async layer
+                await tx.conn.execute(insert(notes), {"note_id": 1, "text": "kept"})
+                updated = await tx.conn.execute(
+                    update(notes).where(notes.c.note_id >= 0).values(text=notes.c.text + "!")
+                )
+                refused = False
+                try:
+                    async with savepoint(tx.conn):
+                        await tx.conn.execute(insert(notes), {"note_id": 2, "text": "undone"})
+                        await tx.conn.execute(insert(notes), {"note_id": 1, "text": "twice"})
+                except IntegrityError:
+                    refused = True
+                inside = list(spawned)
+            async with db.lookup() as conn:
+                rows = [
+                    tuple(r) for r in await conn.execute(select(notes).order_by(notes.c.note_id))
+                ]
+            return inside, rows, updated.rowcount, refused
+        finally:
+            await db.dispose()
+
+    inside, rows, updated, refused = asyncio.run(run())
+    assert inside == []
+    assert updated == 2
+    assert refused
+    assert rows == [(0, "first!"), (1, "kept!")]
 
 
 def test_committed_rows_reach_the_database_file_while_it_is_open(
