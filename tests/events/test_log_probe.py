@@ -4,8 +4,13 @@ moment they arrive."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from shared.events.sqlite_log import SqliteEventLog
 from tests.support.events import Thing, thing_event
@@ -36,5 +41,47 @@ async def test_a_quiet_streams_consumer_claims_only_when_its_stream_grows(
         got = await log.read_group("g", "c1", ["quiet"], 10, block_ms=1000)
         assert [d.event.payload(Thing).n for d in got] == [99]
         assert len(claims) == 2
+    finally:
+        await log.close()
+
+
+async def test_an_idle_consumer_looks_on_its_own_thread_unless_the_log_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its looks run where it runs (no worker thread per look, 100 a second); while
+    another thread holds the log's connection it looks from a worker thread, and an
+    entry appended meanwhile still reaches it."""
+    log = SqliteEventLog(tmp_path / "events.db", poll_interval=0.005)
+    handed_off: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, /, *args: Any) -> Any:
+        handed_off.append(getattr(args[0], "__name__", "?") if args else "?")
+        return await real_to_thread(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    try:
+        assert await log.read_group("g", "c1", ["s"], 10, block_ms=20) == []  # creates
+        handed_off.clear()
+        assert await log.read_group("g", "c1", ["s"], 10, block_ms=60) == []
+        assert handed_off == []
+
+        held = threading.Event()
+
+        def another_threads_claim() -> None:
+            with log._lock:
+                held.set()
+                time.sleep(0.05)
+
+        holder = threading.Thread(target=another_threads_claim)
+        holder.start()
+        held.wait()
+        assert await log.read_group("g", "c1", ["s"], 10, block_ms=20) == []
+        holder.join()
+        assert set(handed_off) == {"_probe"}
+
+        await log.publish("s", [thing_event("s1", 1, 7)])
+        got = await log.read_group("g", "c1", ["s"], 10, block_ms=1000)
+        assert [d.event.payload(Thing).n for d in got] == [7]
     finally:
         await log.close()

@@ -60,6 +60,12 @@ _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _BUSY_WAIT_SECONDS = 30.0
 
 
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock it needs."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _BUSY
+
+
 def retrying(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, again while another process holds the write lock: after 0.2 ms,
     doubling to 5 ms, for up to 30 s. (SQLite's own busy handler sleeps 1, 2, 5, 10,
@@ -71,9 +77,7 @@ def retrying(fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            busy = code is not None and code & 0xFF in _BUSY
-            if not busy or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.005)
