@@ -4,7 +4,8 @@ embedded default and on PostgreSQL + Redis, in the same run.
 
     .venv/bin/python -m bench.day [--lines 250000] [--databases sqlite,postgres]
                                   [--seed 1] [--quick] [--profile order_to_ship,...]
-                                  [--profile-seconds 20] [--json FILE]
+                                  [--profile-seconds 20] [--profile-at 0.1,0.9]
+                                  [--json FILE]
 
 Per database it launches the platform on a temporary data dir (``tally.launcher.launch``;
 on PostgreSQL the five business services get their own database on a throwaway
@@ -18,9 +19,12 @@ the platform). Printed per database:
   and of the simulator itself, and each service's peak resident memory (VmHWM; the
   target: none over 300 MB);
 - the accuracy report's must-be-zero figures and the latency per flow;
-- ``--profile``: py-spy records the named services for ``--profile-seconds`` from a
-  third of the way into the day; their busiest frames are printed (where the time goes),
-  and py-spy's raw stacks are kept in ``$TALLY_PROFILE_DIR`` when it is set.
+- the platform's CPU ms per line in each fifth of the day (by lines placed): whether a
+  line costs more as the databases and the event log grow;
+- ``--profile``: py-spy records the named services for ``--profile-seconds`` at each
+  point of ``--profile-at`` (fractions of the lines placed; a third of the way in by
+  default); their busiest frames are printed (where the time goes), and py-spy's raw
+  stacks are kept in ``$TALLY_PROFILE_DIR`` when it is set (``<service>-<point>.raw``).
 
 The simulator runs on the same 2 cores as the platform; its own CPU per line is printed
 so its share is visible. ``--quick``: 5,000 lines on SQLite only.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -111,7 +116,9 @@ def _py_spy() -> str | None:
     )
 
 
-def _profile(pids: dict[str, int], names: list[str], seconds: float, out: Path) -> dict[str, Any]:
+def _profile(
+    pids: dict[str, int], names: list[str], seconds: float, out: Path, point: float
+) -> dict[str, Any]:
     """py-spy on each named service at once; their top frames by own samples."""
     binary = _py_spy()
     if binary is None:
@@ -130,7 +137,7 @@ def _profile(pids: dict[str, int], names: list[str], seconds: float, out: Path) 
                 "-f",
                 "raw",
                 "-o",
-                str(out / f"{name}.raw"),
+                str(out / f"{name}-{point}.raw"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -141,7 +148,7 @@ def _profile(pids: dict[str, int], names: list[str], seconds: float, out: Path) 
     found: dict[str, Any] = {}
     for name, run in runs.items():
         run.wait()
-        found[name] = _top_frames(out / f"{name}.raw")
+        found[f"{name} at {point:.0%}"] = _top_frames(out / f"{name}-{point}.raw")
     return found
 
 
@@ -183,6 +190,44 @@ def _top_frames(raw: Path, top: int = 10) -> dict[str, list[tuple[str, float]]]:
     return {"ours (inclusive)": share(ours), "leaf frames (own)": share(libraries)}
 
 
+def _profile_later(
+    pids: dict[str, int],
+    names: list[str],
+    seconds: float,
+    out: Path,
+    points: tuple[float, ...],
+    lines: int,
+    placed: list[int],
+    profiled: dict[str, Any],
+) -> None:
+    def later() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        for point in sorted(points):
+            while placed[0] < lines * point:
+                time.sleep(0.5)
+            profiled.update(_profile(pids, names, seconds, out, point))
+
+    threading.Thread(target=later, daemon=True).start()
+
+
+class _Fifths:
+    """The platform's CPU seconds when each fifth of the lines has been placed."""
+
+    def __init__(self, pids: dict[str, int], lines: int, placed: list[int], cpu: float) -> None:
+        self.marks: list[tuple[int, float]] = [(0, cpu)]
+        self.placing = threading.Event()  # set when the placing is over
+        self._pids, self._lines, self._placed = pids, lines, placed
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        for fifth in range(1, 5):
+            while self._placed[0] < self._lines * fifth / 5:
+                if self.placing.wait(0.5):
+                    return
+            cpu = sum(_cpu_seconds(pid) for pid in self._pids.values())
+            self.marks.append((self._placed[0], cpu))
+
+
 def run_day(
     database: str,
     lines: int,
@@ -190,6 +235,7 @@ def run_day(
     profile: list[str],
     seconds: float,
     keep: Path | None = None,
+    profile_at: tuple[float, ...] = (1 / 3,),
 ) -> dict[str, Any]:
     from tally.simulate.run import Options, Progress, simulate
     from tally.supervisor import pid_file
@@ -210,16 +256,10 @@ def run_day(
         progress = Progress(placed=lambda n: placed.__setitem__(0, placed[0] + n), phase=phase)
         profiled: dict[str, Any] = {}
         if profile:
-
-            def later() -> None:
-                while placed[0] < lines / 3:
-                    time.sleep(0.5)
-                out = Path(os.environ.get("TALLY_PROFILE_DIR") or data_dir)
-                out.mkdir(parents=True, exist_ok=True)
-                profiled.update(_profile(pids, profile, seconds, out))
-
-            threading.Thread(target=later, daemon=True).start()
+            out = Path(os.environ.get("TALLY_PROFILE_DIR") or data_dir)
+            _profile_later(pids, profile, seconds, out, profile_at, lines, placed, profiled)
         before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        fifths = _Fifths(pids, lines, placed, sum(before.values()))
         calls_before = http_counts(launched)
         events_before = event_counts(launched)
         own_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -235,8 +275,10 @@ def run_day(
                 progress,
             )
         )
+        fifths.placing.set()
         own = resource.getrusage(resource.RUSAGE_SELF)
         cpu = {name: _cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        fifths.marks.append((report["lines"]["count"], sum(cpu.values()) + fifths.marks[0][1]))
         cpu["simulator"] = (own.ru_utime - own_before.ru_utime) + (
             own.ru_stime - own_before.ru_stime
         )
@@ -255,6 +297,11 @@ def run_day(
         "cpu_ms_per_line_platform": round(
             1000 * sum(v for k, v in cpu.items() if k != "simulator") / placed_lines, 2
         ),
+        # The last fifth includes the settle (the work left once the lines are placed).
+        "cpu_ms_per_line_by_fifth": [
+            round(1000 * (c1 - c0) / max(1, n1 - n0), 2)
+            for (n0, c0), (n1, c1) in itertools.pairwise(fifths.marks)
+        ],
         "peak_mb": peak,
         "calls_per_line": {
             " ".join(key): round(n / placed_lines, 3)
@@ -287,6 +334,10 @@ def _print(row: dict[str, Any]) -> None:
         "  CPU ms per line: "
         + ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_line"].items())
         + f"; platform total {row['cpu_ms_per_line_platform']}"
+    )
+    print(
+        "  platform CPU ms per line by fifth of the day (the last with the settle): "
+        + ", ".join(str(v) for v in row["cpu_ms_per_line_by_fifth"])
     )
     over = [k for k, v in row["peak_mb"].items() if v > TARGET_PEAK_MB]
     print(
@@ -330,6 +381,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5,000 lines, SQLite only")
     parser.add_argument("--profile", default="", help="services to profile, comma separated")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--profile-at",
+        default="0.33",
+        help="when to profile: fractions of the lines, comma separated",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
         "--keep", type=Path, help="run in DIR/<database> and leave the data there (a new DIR)"
@@ -349,6 +405,7 @@ def main() -> None:
             [p for p in args.profile.split(",") if p],
             args.profile_seconds,
             args.keep,
+            tuple(float(p) for p in args.profile_at.split(",") if p),
         )
         _print(row)
         rows.append(row)

@@ -23,6 +23,8 @@ from shared.db.engine import READ_ONLY, create_engine, is_sqlite
 from shared.db.sqlite_driver import OneTripConnection
 from shared.leader import FileLock
 
+LOOKUPS_KEPT = 4  # SQLite: idle lookup connections a database keeps for the next lookups
+
 # The (stream, event) pairs a transaction emitted.
 Emitted = list[tuple[str, Any]]
 # Stores a transaction's emitted events inside that transaction: (connection, the
@@ -55,6 +57,7 @@ class Database:
         # check-out, check-in and reset per transaction).
         self._sqlite_writer = asyncio.Lock() if self.sqlite else None
         self._writer_conn: AsyncConnection | None = None
+        self._idle_lookups: list[AsyncConnection] = []  # SQLite: kept for the next lookup
         # ... and across the processes writing the same file (the workers of a service,
         # a CLI): a file lock, handed over the moment it is released, where SQLite's
         # busy_timeout would poll with sleeps of up to 100 ms.
@@ -190,29 +193,43 @@ class Database:
         event loop's thread, as the kept writer's do (decisions 0017, 0046). A WAL
         reader waits for no lock, and an indexed read takes microseconds, less than the
         hand-off to the driver's thread and back. Nothing interrupts a statement on the
-        loop: reads that scan, page or report belong in ``read()``."""
+        loop: reads that scan, page or report belong in ``read()``.
+
+        Its connection is kept for the next lookup (up to ``LOOKUPS_KEPT`` of them)
+        instead of going back to the pool: a check-out and a check-in through the async
+        layer cost ten times the lookup's statements (decision 0051)."""
         if not self.sqlite:
             async with self.read() as conn:
                 yield conn
             return
-        async with self.engine.connect() as conn:
+        conn = self._idle_lookups.pop() if self._idle_lookups else await self._lookup_conn()
+        keep = False
+        try:
+            yield conn
+        finally:
             sync = conn.sync_connection
-            assert sync is not None
-            adapted = sync.connection.dbapi_connection
-            sync.info[READ_ONLY] = True
-            on_loop = isinstance(adapted, OneTripConnection)
-            if on_loop:
-                adapted.inline = adapted.reading = True  # type: ignore[union-attr]
-            try:
-                yield conn
-                if conn.in_transaction():
-                    await conn.rollback()  # on the loop, while the connection is marked
-            finally:
-                _forget_read_only(sync)
-                if on_loop:
-                    adapted.inline = adapted.reading = False  # type: ignore[union-attr]
+            with suppress(Exception):  # a connection that cannot end it is not kept
+                if sync is not None and sync.in_transaction():
+                    sync.rollback()  # on the loop: a read's ROLLBACK is ``inline``
+                keep = _clean(conn) and len(self._idle_lookups) < LOOKUPS_KEPT
+            if keep:
+                self._idle_lookups.append(conn)
+            else:
+                await _give_back(conn)
+
+    async def _lookup_conn(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        sync = conn.sync_connection
+        assert sync is not None
+        sync.info[READ_ONLY] = True
+        adapted = sync.connection.dbapi_connection
+        if isinstance(adapted, OneTripConnection):
+            adapted.inline = adapted.reading = True
+        return conn
 
     async def dispose(self) -> None:
+        while self._idle_lookups:
+            await _give_back(self._idle_lookups.pop())
         if self._checkpoints is not None:
             await asyncio.to_thread(self._checkpoints.close)
         if self._sqlite_turn is not None:
@@ -231,6 +248,18 @@ def _forget_read_only(sync: Connection) -> None:
     pool rolls such a connection back when it is returned."""
     with suppress(InvalidRequestError):
         sync.info.pop(READ_ONLY, None)
+
+
+async def _give_back(lookup: AsyncConnection) -> None:
+    """A lookup's connection back to the pool, unmarked (a pooled connection is anyone's)."""
+    sync = lookup.sync_connection
+    if sync is not None and not lookup.closed and not lookup.invalidated:
+        _forget_read_only(sync)
+        with suppress(Exception):
+            adapted = sync.connection.dbapi_connection
+            if isinstance(adapted, OneTripConnection):
+                adapted.inline = adapted.reading = False
+    await lookup.close()
 
 
 def _run_inline(conn: AsyncConnection) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import EMPTY_DICT, await_
 
+from shared.db.statement_plans import run_planned
+
 T = TypeVar("T")
 
 
@@ -144,20 +146,29 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self._connection._conn.rollback()
 
 
-def _runs_on_loop(conn: AsyncConnection) -> bool:
-    """Whether ``conn``'s next statement runs on the loop's thread (``inline``, inside a
-    transaction SQLAlchemy and the driver both have open)."""
+def _ready_on_loop(conn: AsyncConnection) -> bool:
+    """Whether ``conn``'s next statement runs on the loop's thread: ``inline``, inside a
+    transaction SQLAlchemy and the driver both have open. A lookup's connection
+    (``inline`` and ``reading``) with none open yet begins it here, on the loop: its
+    deferred BEGIN takes no lock (``engine._begin``)."""
     sync = conn.sync_connection
-    if sync is None or not sync.in_transaction():
+    if sync is None:
         return False
     fairy = sync._dbapi_connection
     adapted = fairy.dbapi_connection if fairy is not None else None
-    return (
-        isinstance(adapted, OneTripConnection)
-        and adapted.inline
-        and adapted._connection._connection is not None
-        and adapted._connection._conn.in_transaction
-    )
+    if (
+        not isinstance(adapted, OneTripConnection)
+        or not adapted.inline
+        or adapted._connection._connection is None
+    ):
+        return False
+    driver_open = adapted._connection._conn.in_transaction
+    if sync.in_transaction():
+        return bool(driver_open)
+    if adapted.reading and not driver_open:
+        sync.begin()
+        return True
+    return False
 
 
 class OnLoopAsyncConnection(AsyncConnection):
@@ -169,14 +180,20 @@ class OnLoopAsyncConnection(AsyncConnection):
     async def execute(
         self, statement: Any, parameters: Any = None, *, execution_options: Any = None
     ) -> Any:
-        if _runs_on_loop(self):
-            return self._proxied.execute(statement, parameters, execution_options=execution_options)
+        if _ready_on_loop(self):
+            sync = self._proxied
+            if not execution_options:
+                driver = sync._dbapi_connection.dbapi_connection._connection._conn  # type: ignore[union-attr]
+                planned = run_planned(sync, driver, statement, parameters)
+                if planned is not None:
+                    return planned
+            return sync.execute(statement, parameters, execution_options=execution_options)
         return await super().execute(statement, parameters, execution_options=execution_options)
 
     async def exec_driver_sql(
         self, statement: str, parameters: Any = None, execution_options: Any = None
     ) -> Any:
-        if _runs_on_loop(self):
+        if _ready_on_loop(self):
             return self._proxied.exec_driver_sql(statement, parameters, execution_options)
         return await super().exec_driver_sql(statement, parameters, execution_options)
 

@@ -146,6 +146,75 @@ def test_the_writers_statements_skip_the_async_layers_greenlet_and_keep_their_me
     assert rows == [(0, "first!"), (1, "kept!")]
 
 
+def test_a_lookup_keeps_its_connection_for_the_next_and_each_sees_the_last_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup's connection is kept for the next lookup (decision 0051): no check-out,
+    no greenlet, its BEGIN and ROLLBACK on the loop; still each lookup reads what was
+    committed before it, lookups at the same time get connections of their own, and
+    one whose body failed leaves no transaction open."""
+    spawned: list[str] = []
+    real_spawn = sqlalchemy_async_engine.greenlet_spawn
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        spawned.append(getattr(fn, "__name__", repr(fn)))
+        return await real_spawn(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
+    text_of = select(notes.c.text).where(notes.c.note_id == 0)
+
+    async def run() -> dict[str, object]:
+        db = await _open(tmp_path / "kept-lookups.db")
+        try:
+            seen = []
+            spawned.clear()
+            for n in range(3):
+                async with db.transaction() as tx:
+                    await tx.conn.execute(update(notes).values(text=f"version {n}"))
+                async with db.lookup() as conn:
+                    seen.append(await conn.scalar(text_of))
+            writes_spawned = len(spawned)
+            spawned.clear()
+            async with db.lookup() as conn:
+                kept_id = id(conn)
+                await conn.scalar(text_of)
+            lookup_spawned = list(spawned)
+            async with db.lookup() as first, db.lookup() as second:
+                both = [await first.scalar(text_of), await second.scalar(text_of)]
+                apart = first is not second
+            failed_id = 0
+            try:
+                async with db.lookup() as conn:
+                    await conn.scalar(text_of)
+                    failed_id = id(conn)
+                    raise LookupError("the caller's own failure")
+            except LookupError:
+                pass
+            async with db.lookup() as conn:
+                reused = id(conn) in (kept_id, failed_id)
+                left_open = conn.in_transaction()
+            return {
+                "seen": seen,
+                "writes_spawned": writes_spawned,
+                "lookup_spawned": lookup_spawned,
+                "both": both,
+                "apart": apart,
+                "reused": reused,
+                "left_open": left_open,
+            }
+        finally:
+            await db.dispose()
+
+    found = asyncio.run(run())
+    assert found["seen"] == ["version 0", "version 1", "version 2"]
+    assert found["writes_spawned"]  # a write transaction's BEGIN and COMMIT do spawn
+    assert found["lookup_spawned"] == []
+    assert found["both"] == ["version 2", "version 2"]
+    assert found["apart"]
+    assert found["reused"]
+    assert found["left_open"] is False
+
+
 def test_committed_rows_reach_the_database_file_while_it_is_open(
     tmp_path: Path, driver_trips: list[str]
 ) -> None:

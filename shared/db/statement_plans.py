@@ -1,0 +1,223 @@
+"""SQLite: the writer's statements run on ``sqlite3`` from a plan, without
+SQLAlchemy's per-execution set-up.
+
+A Core statement's execution through ``Connection.execute`` builds an execution
+context, a parameter dictionary, a positional list, a ``CursorResult`` and its
+metadata each time: about two thirds of a statement's cost on SQLite (decision 0051).
+A plan is made at the first run of a statement shape (SQLAlchemy's own cache key and
+the parameter names) from SQLAlchemy's own compiled form, kept in its compiled cache:
+the SQL, where each positional value comes from (the call's parameters, the statement's
+bound values, a constant) with its bind processor, and the result's keys and result
+processors. Running it takes the values, calls ``sqlite3`` and wraps the rows in an
+``IteratorResult`` (rows, ``scalar()``, ``mappings()``, ``rowcount``).
+
+Only what the plan reproduces exactly is planned: no executemany, no literal-execute
+parameters, no empty or tuple IN lists (an IN list's SQL is kept per length), no
+Python-side column defaults, no execution options, no textual SQL or result columns;
+anything else (and any statement SQLAlchemy cannot cache) runs the usual way. Errors are SQLAlchemy's: ``sqlite3``'s exceptions are wrapped as
+``Connection.execute`` wraps them (an ``IntegrityError`` stays one)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, IteratorResult
+from sqlalchemy.engine.result import SimpleResultMetaData
+from sqlalchemy.sql import compiler
+from sqlalchemy.sql.base import Executable
+
+# What a value's source is: the call's parameters (by key, then by bind name), the
+# statement's bound values (an index into its cache key's bind parameters), or the
+# compiled statement's own bind parameter.
+_Bind = tuple[str, str, int, bool, Any, Any, bool, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    sql: str
+    # (key, name, index, callable, own param, processor, required, expanding)
+    binds: tuple[_Bind, ...]
+    metadata: SimpleResultMetaData | None  # None: no rows (DML without RETURNING)
+    expanding: tuple[str, ...]  # the names of the IN lists' parameters, in order
+    sql_for: dict[tuple[int, ...], str]  # the SQL for the IN lists' lengths
+
+    def sql_with(self, lengths: tuple[int, ...]) -> str:
+        sql = self.sql_for.get(lengths)
+        if sql is None:
+            sql = self.sql
+            for name, length in zip(self.expanding, lengths, strict=True):
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * length))
+            if len(self.sql_for) < _MOST_SHAPES:
+                self.sql_for[lengths] = sql
+        return sql
+
+
+class PlannedResult(IteratorResult[Any]):
+    """An ``IteratorResult`` with the cursor's ``rowcount``, as a ``CursorResult`` has."""
+
+    def __init__(self, metadata: SimpleResultMetaData, rows: list[Any], rowcount: int) -> None:
+        super().__init__(metadata, iter(rows))
+        self.rowcount = rowcount
+
+
+_NO_ROWS = SimpleResultMetaData([])
+_UNPLANNED = object()
+# Per dialect (each engine has its own): a statement shape's plan or _UNPLANNED.
+_plans: WeakKeyDictionary[Any, dict[Any, Any]] = WeakKeyDictionary()
+_MOST_SHAPES = 2000  # a multi-row VALUES is a shape per row count: bounded, then begun anew
+
+
+def run_planned(
+    sync: Connection, driver: sqlite3.Connection, statement: Any, parameters: Any
+) -> PlannedResult | None:
+    """Runs ``statement`` from its plan on ``driver`` (inside ``sync``'s transaction);
+    None when it is not planned (the caller runs it the usual way)."""
+    if not isinstance(statement, Executable) or statement._execution_options:
+        return None
+    if parameters is not None and not isinstance(parameters, dict):
+        return None
+    if sync._execution_options or not _active(sync):
+        return None
+    elem_key = getattr(statement, "_generate_cache_key", _no_key)()
+    if elem_key is None or elem_key[2]:
+        return None
+    names = tuple(sorted(parameters)) if parameters else ()
+    shape = (elem_key[0], names)
+    plans = _plans.get(sync.dialect)
+    if plans is None or len(plans) >= _MOST_SHAPES:
+        plans = _plans[sync.dialect] = {}
+    plan = plans.get(shape)
+    if plan is None:
+        plan = plans[shape] = _plan(sync, statement, list(names))
+    if plan is _UNPLANNED:
+        return None
+    found = _values(plan, elem_key[1], parameters)
+    if found is None:
+        return None
+    values, lengths = found
+    sql = plan.sql_with(lengths) if lengths else plan.sql
+    cursor = driver.cursor()
+    try:
+        try:
+            cursor.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description else []
+        except sqlite3.Error as error:
+            dialect = sync.dialect
+            raise exc.DBAPIError.instance(
+                sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
+        return PlannedResult(plan.metadata or _NO_ROWS, rows, cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _no_key() -> None:
+    return None
+
+
+def _active(sync: Connection) -> bool:
+    transaction, nested = sync._transaction, sync._nested_transaction
+    return (
+        transaction is not None and transaction.is_active and (nested is None or nested.is_active)
+    )
+
+
+def _values(
+    plan: Plan, extracted: Any, parameters: Any
+) -> tuple[list[Any], tuple[int, ...]] | None:
+    """The positional values, and the lengths of the IN lists (None: not planned)."""
+    values: list[Any] = []
+    lengths: list[int] = []
+    for key, name, index, is_callable, own, processor, required, expanding in plan.binds:
+        if parameters and key in parameters:
+            value = parameters[key]
+        elif parameters and name in parameters:
+            value = parameters[name]
+        elif required:
+            return None  # SQLAlchemy's way says which value is missing
+        else:
+            source = extracted[index] if index >= 0 else own
+            value = source.effective_value if is_callable else source.value
+        if expanding:
+            if not value or isinstance(value, (str, bytes)):
+                return None  # an empty IN renders differently
+            lengths.append(len(value))
+            values.extend(value if processor is None else map(processor, value))
+        else:
+            values.append(value if processor is None else processor(value))
+    return values, tuple(lengths)
+
+
+def _plan(sync: Connection, statement: Any, names: list[str]) -> Any:
+    dialect = sync.dialect
+    compiled, _, collected, _ = statement._compile_w_cache(
+        dialect=dialect,
+        compiled_cache=sync.engine._compiled_cache,
+        column_keys=names,
+        for_executemany=False,
+        schema_translate_map=None,
+        linting=dialect.compiler_linting | compiler.WARN_LINTING,
+    )
+    if (
+        collected
+        or not isinstance(compiled, compiler.SQLCompiler)
+        or not compiled.positional
+        or compiled.isplaintext
+        or compiled.cache_key is None
+        or compiled.literal_execute_params
+        or compiled.escaped_bind_names
+        or any(not p.expanding or p.type._is_tuple_type for p in compiled.post_compile_params)
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.schema_translate_map
+        or compiled._textual_ordered_columns
+        or compiled._ad_hoc_textual
+        or compiled._loose_column_name_matching
+        or (compiled._result_columns and not compiled._ordered_columns)
+    ):
+        return _UNPLANNED
+    keys = [column[0] for column in compiled._result_columns]
+    dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
+    if len(set(keys)) != len(keys) or not (keys or dml):
+        return _UNPLANNED
+    index_of: dict[Any, int] = {}
+    if compiled._cache_key_bind_match is not None:
+        by_original = compiled._cache_key_bind_match[0]
+        for index, original in enumerate(compiled.cache_key[1]):
+            for bind in by_original.get(original, ()):
+                index_of[bind] = index
+    param_of = {name: bind for bind, name in compiled.bind_names.items()}
+    processors = compiled._bind_processors
+    binds: list[_Bind] = []
+    for name in compiled.positiontup or ():
+        bind = param_of[name]
+        binds.append(
+            (
+                bind.key,
+                name,
+                index_of.get(bind, -1),
+                bool(bind.callable),
+                bind,
+                processors.get(name),
+                bool(bind.required),
+                bool(bind.expanding),
+            )
+        )
+    metadata = None
+    if keys:
+        metadata = SimpleResultMetaData(
+            keys,
+            extra=[column[2] for column in compiled._result_columns],
+            _processors=[
+                column[3]._cached_result_processor(dialect, None)
+                for column in compiled._result_columns
+            ],
+        )
+    expanding = tuple(bind[1] for bind in binds if bind[7])
+    if len(set(expanding)) != len(expanding):
+        return _UNPLANNED
+    return Plan(compiled.string, tuple(binds), metadata, expanding, {})
