@@ -115,6 +115,39 @@ def run_planned(
         cursor.close()
 
 
+def run_driver_sql(
+    sync: Connection, driver: sqlite3.Connection, sql: str, parameters: Any
+) -> PlannedResult | None:
+    """Plain SQL (``exec_driver_sql``: a savepoint, a multi-row insert of positional
+    rows) straight on ``driver``, as SQLAlchemy would pass it: no type processing,
+    a list of rows is an executemany. None when it cannot (the caller's way then)."""
+    if sync._execution_options or not _active(sync):
+        return None
+    many = isinstance(parameters, list)
+    if many and not parameters:
+        return None
+    cursor = driver.cursor()
+    try:
+        try:
+            if many:
+                cursor.executemany(sql, parameters)
+            elif parameters is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, parameters)
+            description = cursor.description
+            rows = cursor.fetchall() if description else []
+        except sqlite3.Error as error:
+            dialect = sync.dialect
+            raise exc.DBAPIError.instance(
+                sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
+        metadata = SimpleResultMetaData([d[0] for d in description]) if description else _NO_ROWS
+        return PlannedResult(metadata, rows, cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 def _no_key() -> None:
     return None
 

@@ -247,3 +247,26 @@ def test_what_a_plan_cannot_reproduce_runs_sqlalchemys_way(tmp_path: Path) -> No
     assert answers[1] == ("CursorResult", [(1,)])
     assert answers[2] == ("CursorResult", [("SKU-4",)])
     assert answers[3] == ("CursorResult", [("SKU-5",)])
+
+
+def test_plain_sql_runs_on_sqlite3_as_sqlalchemy_would_pass_it(tmp_path: Path) -> None:
+    """``exec_driver_sql`` (savepoints, ``shared/bulk.py``'s multi-row inserts): rows of
+    positional values are an executemany, rows come back with the cursor's names, an
+    error is SQLAlchemy's."""
+
+    async def body(db: Database) -> list[Any]:
+        async with db.transaction() as tx:
+            many = await tx.conn.exec_driver_sql(
+                "UPDATE items SET note = ? WHERE item_id = ?", [("a", 1), ("b", 2), ("c", 99)]
+            )
+            assert isinstance(many, PlannedResult)
+            rows = (
+                await tx.conn.exec_driver_sql(
+                    "SELECT item_id AS id, note FROM items WHERE item_id <= ? ORDER BY 1", (2,)
+                )
+            ).all()
+            with pytest.raises(IntegrityError):
+                await tx.conn.exec_driver_sql("UPDATE items SET sku = 'SKU-1' WHERE item_id = 2")
+            return [many.rowcount, [(row.id, row.note) for row in rows]]
+
+    assert _with_db(tmp_path, body) == [2, [(1, "a"), (2, "b")]]
