@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import httpx
+import msgspec
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -92,7 +93,22 @@ class Downstream:
     ) -> httpx.Response:
         retryable = method.upper() in ("GET", "HEAD", "PUT", "DELETE") or bool(idempotency_key)
         attempts = self.attempts if retryable else 1
+        call: dict[str, Any] = {"params": params, "key": idempotency_key, "bearer": bearer}
+        if json is not None:
+            # msgspec: the same JSON as httpx's ``json=`` (UTF-8, not \u escapes), at a
+            # fraction of the stdlib encoder's cost.
+            call["content"] = msgspec.json.encode(json)
+            call["content_type"] = "application/json"
         try:
+            # The first attempt outside tenacity: most calls succeed at once, and its
+            # set-up per call was a tenth of a call's client-side cost.
+            first: Exception | None = None
+            try:
+                return await self._answer(method, path, call)
+            except (httpx.TransportError, RetryableStatus) as error:
+                if attempts == 1:
+                    raise
+                first = error
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(attempts),
                 wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
@@ -100,20 +116,31 @@ class Downstream:
                 reraise=True,
             ):
                 with attempt:
-                    response = await self._send(
-                        method, path, json=json, params=params, key=idempotency_key, bearer=bearer
-                    )
-                    if response.status_code in (502, 503, 504) or _in_progress(response):
-                        raise RetryableStatus(response)
-                    return response
+                    if first is not None:  # tenacity's attempt 1 is the one made above
+                        made, first = first, None
+                        raise made
+                    return await self._answer(method, path, call)
         except CircuitOpen as exc:
             raise self._unavailable(max(1, math.ceil(exc.retry_after))) from exc
         except (httpx.TransportError, RetryableStatus) as exc:
             raise self._unavailable(2) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _answer(self, method: str, path: str, call: dict[str, Any]) -> httpx.Response:
+        response = await self._send(method, path, **call)
+        if response.status_code in (502, 503, 504) or _in_progress(response):
+            raise RetryableStatus(response)
+        return response
+
     async def _send(
-        self, method: str, path: str, *, key: str | None, bearer: str | None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None,
+        bearer: str | None,
+        content_type: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One network call, counted by the breaker (admitted before anything goes out,
         the token included): a transport error (timeouts included) or 502/503/504 is a
@@ -122,9 +149,7 @@ class Downstream:
         if breaker is not None:
             breaker.admit()
         try:
-            headers = outgoing_headers()
-            if key:
-                headers["Idempotency-Key"] = key
+            headers = _headers(key, content_type)
             own = bearer is None
             token = bearer or await self.tokens.bearer()
             headers["Authorization"] = f"Bearer {token}"
@@ -159,6 +184,15 @@ class Downstream:
             f"The {self.name} service is not reachable right now; retry later.",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+def _headers(key: str | None, content_type: str | None) -> dict[str, str]:
+    headers = outgoing_headers()
+    if content_type:
+        headers["Content-Type"] = content_type
+    if key:
+        headers["Idempotency-Key"] = key
+    return headers
 
 
 def _in_progress(response: httpx.Response) -> bool:

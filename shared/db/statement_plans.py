@@ -11,7 +11,8 @@ bound values, a constant) with its bind processor, and the result's keys and res
 processors. Running it takes the values, calls ``sqlite3`` and wraps the rows in an
 ``IteratorResult`` (rows, ``scalar()``, ``mappings()``, ``rowcount``).
 
-Only what the plan reproduces exactly is planned: no executemany, no literal-execute
+Only what the plan reproduces exactly is planned: no executemany with RETURNING or IN
+lists (a plain executemany is planned), no literal-execute
 parameters, no empty or tuple IN lists (an IN list's SQL is kept per length), no
 Python-side column defaults, no execution options, no textual SQL or result columns;
 anything else (and any statement SQLAlchemy cannot cache) runs the usual way. Errors are SQLAlchemy's: ``sqlite3``'s exceptions are wrapped as
@@ -75,26 +76,22 @@ def run_planned(
     sync: Connection, driver: sqlite3.Connection, statement: Any, parameters: Any
 ) -> PlannedResult | None:
     """Runs ``statement`` from its plan on ``driver`` (inside ``sync``'s transaction);
-    None when it is not planned (the caller runs it the usual way)."""
+    a list of parameter sets is an executemany, as SQLAlchemy runs it. None when it is
+    not planned (the caller runs it the usual way)."""
     if not isinstance(statement, Executable) or statement._execution_options:
         return None
-    if parameters is not None and not isinstance(parameters, dict):
+    sets = _parameter_sets(parameters)
+    if sets is None or sync._execution_options or not _active(sync):
         return None
-    if sync._execution_options or not _active(sync):
-        return None
+    parameters, many = sets
     elem_key = getattr(statement, "_generate_cache_key", _no_key)()
     if elem_key is None or elem_key[2]:
         return None
-    names = tuple(sorted(parameters)) if parameters else ()
-    shape = (elem_key[0], names)
-    plans = _plans.get(sync.dialect)
-    if plans is None or len(plans) >= _MOST_SHAPES:
-        plans = _plans[sync.dialect] = {}
-    plan = plans.get(shape)
+    plan = _plan_of(sync, statement, elem_key[0], parameters[0] if many else parameters, many)
     if plan is None:
-        plan = plans[shape] = _plan(sync, statement, list(names))
-    if plan is _UNPLANNED:
         return None
+    if many:
+        return _run_many(sync, driver, plan, elem_key[1], parameters)
     found = _values(plan, elem_key[1], parameters)
     if found is None:
         return None
@@ -106,13 +103,61 @@ def run_planned(
             cursor.execute(sql, values)
             rows = cursor.fetchall() if cursor.description else []
         except sqlite3.Error as error:
-            dialect = sync.dialect
-            raise exc.DBAPIError.instance(
-                sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
+            raise _wrapped(sync, sql, values, error) from error
         return PlannedResult(plan.metadata or _NO_ROWS, rows, cursor.rowcount)
     finally:
         cursor.close()
+
+
+def _parameter_sets(parameters: Any) -> tuple[Any, bool] | None:
+    """(parameters, many): None, a dict, or a list of dicts (many unless it has one)."""
+    if isinstance(parameters, list):
+        if not parameters or not all(isinstance(p, dict) for p in parameters):
+            return None
+        if len(parameters) == 1:  # SQLAlchemy runs a list of one as a single execute
+            return parameters[0], False
+        return parameters, True
+    if parameters is not None and not isinstance(parameters, dict):
+        return None
+    return parameters, False
+
+
+def _plan_of(sync: Connection, statement: Any, key: Any, first: Any, many: bool) -> Plan | None:
+    names = tuple(sorted(first)) if first else ()
+    shape = (key, names, many)
+    plans = _plans.get(sync.dialect)
+    if plans is None or len(plans) >= _MOST_SHAPES:
+        plans = _plans[sync.dialect] = {}
+    plan = plans.get(shape)
+    if plan is None:
+        plan = plans[shape] = _plan(sync, statement, list(names), many)
+    return None if plan is _UNPLANNED else plan
+
+
+def _run_many(
+    sync: Connection, driver: sqlite3.Connection, plan: Plan, extracted: Any, sets: list[Any]
+) -> PlannedResult | None:
+    rows = []
+    for parameters in sets:
+        found = _values(plan, extracted, parameters)
+        if found is None:
+            return None
+        rows.append(found[0])
+    cursor = driver.cursor()
+    try:
+        try:
+            cursor.executemany(plan.sql, rows)
+        except sqlite3.Error as error:
+            raise _wrapped(sync, plan.sql, rows, error) from error
+        return PlannedResult(_NO_ROWS, [], cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _wrapped(sync: Connection, sql: str, values: Any, error: sqlite3.Error) -> exc.StatementError:
+    """``sqlite3``'s error as ``Connection.execute`` raises it."""
+    dialect = sync.dialect
+    return exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
 def run_driver_sql(
@@ -138,10 +183,7 @@ def run_driver_sql(
             description = cursor.description
             rows = cursor.fetchall() if description else []
         except sqlite3.Error as error:
-            dialect = sync.dialect
-            raise exc.DBAPIError.instance(
-                sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from error
+            raise _wrapped(sync, sql, parameters, error) from error
         metadata = SimpleResultMetaData([d[0] for d in description]) if description else _NO_ROWS
         return PlannedResult(metadata, rows, cursor.rowcount)
     finally:
@@ -185,13 +227,13 @@ def _values(
     return values, tuple(lengths)
 
 
-def _plan(sync: Connection, statement: Any, names: list[str]) -> Any:
+def _plan(sync: Connection, statement: Any, names: list[str], many: bool) -> Any:
     dialect = sync.dialect
     compiled, _, collected, _ = statement._compile_w_cache(
         dialect=dialect,
         compiled_cache=sync.engine._compiled_cache,
         column_keys=names,
-        for_executemany=False,
+        for_executemany=many,
         schema_translate_map=None,
         linting=dialect.compiler_linting | compiler.WARN_LINTING,
     )
@@ -211,6 +253,14 @@ def _plan(sync: Connection, statement: Any, names: list[str]) -> Any:
         or compiled._ad_hoc_textual
         or compiled._loose_column_name_matching
         or (compiled._result_columns and not compiled._ordered_columns)
+        or (
+            many
+            and (
+                compiled._result_columns
+                or compiled._insertmanyvalues
+                or compiled.post_compile_params
+            )
+        )
     ):
         return _UNPLANNED
     keys = [column[0] for column in compiled._result_columns]

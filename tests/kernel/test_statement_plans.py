@@ -270,3 +270,72 @@ def test_plain_sql_runs_on_sqlite3_as_sqlalchemy_would_pass_it(tmp_path: Path) -
             return [many.rowcount, [(row.id, row.note) for row in rows]]
 
     assert _with_db(tmp_path, body) == [2, [(1, "a"), (2, "b")]]
+
+
+def test_a_planned_executemany_writes_every_set_and_counts_them(tmp_path: Path) -> None:
+    """A list of parameter sets runs as one executemany, as SQLAlchemy runs it; an
+    error in any set is SQLAlchemy's, and a savepoint undoes the whole statement."""
+    by_id = (
+        update(items)
+        .where(items.c.item_id == bindparam("at_item"))
+        .values(note=bindparam("new_note"), seen_at=bindparam("new_seen"))
+    )
+
+    async def body(db: Database) -> list[Any]:
+        later = NOON + timedelta(days=1)
+        async with db.transaction() as tx:
+            changed = await tx.conn.execute(
+                by_id,
+                [{"at_item": n, "new_note": f"many {n}", "new_seen": later} for n in (1, 2, 3, 99)],
+            )
+            assert isinstance(changed, PlannedResult)
+            added = await tx.conn.execute(
+                insert(items),
+                [
+                    {
+                        "item_id": n,
+                        "sku": f"NEW-{n}",
+                        "active": False,
+                        "attributes": [n],
+                        "seen_at": later,
+                    }
+                    for n in (30, 31)
+                ],
+            )
+            with pytest.raises(IntegrityError):
+                async with savepoint(tx.conn):
+                    await tx.conn.execute(
+                        insert(items),
+                        [
+                            {
+                                "item_id": n,
+                                "sku": "SKU-1" if n == 41 else f"X-{n}",
+                                "active": True,
+                                "attributes": {},
+                                "seen_at": later,
+                            }
+                            for n in (40, 41)
+                        ],
+                    )
+        async with db.lookup() as conn:
+            rows = (
+                await conn.execute(
+                    select(items.c.item_id, items.c.note, items.c.seen_at, items.c.attributes)
+                    .where(items.c.item_id.in_([1, 2, 3, 4, 30, 31, 40]))
+                    .order_by(items.c.item_id)
+                )
+            ).all()
+        return [changed.rowcount, added.rowcount, [tuple(r) for r in rows]]
+
+    later = NOON + timedelta(days=1)
+    changed, added, rows = _with_db(tmp_path, body)
+    assert changed == 3
+    assert added == 2
+    assert rows == [
+        (1, "many 1", later, {"n": 1, "tags": ["a", "b"]}),
+        (2, "many 2", later, {"n": 2, "tags": ["a", "b"]}),
+        (3, "many 3", later, {"n": 3, "tags": ["a", "b"]}),
+        (4, "note 4", NOON + timedelta(minutes=4), {"n": 4, "tags": ["a", "b"]}),
+        (30, None, later, [30]),
+        (31, None, later, [31]),
+    ]
