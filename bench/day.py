@@ -22,8 +22,8 @@ the platform). Printed per database:
 - the platform's CPU ms per line in each fifth of the day (by lines placed): whether a
   line costs more as the databases and the event log grow;
 - ``--profile``: py-spy records the named services for ``--profile-seconds`` at each
-  point of ``--profile-at`` (fractions of the lines placed; a third of the way in by
-  default); their busiest frames are printed (where the time goes), and py-spy's raw
+  point of ``--profile-at`` (fractions of the lines placed, 1 for the settle; a third
+  of the way in by default); their busiest frames are printed (where the time goes), and py-spy's raw
   stacks are kept in ``$TALLY_PROFILE_DIR`` when it is set (``<service>-<point>.raw``).
 
 The simulator runs on the same 2 cores as the platform; its own CPU per line is printed
@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -199,11 +199,14 @@ def _profile_later(
     lines: int,
     placed: list[int],
     profiled: dict[str, Any],
+    settling: Callable[[], bool],
 ) -> None:
     def later() -> None:
         out.mkdir(parents=True, exist_ok=True)
         for point in sorted(points):
-            while placed[0] < lines * point:
+            # 1: the settle (the lines placed never reach the whole day's: some are
+            # refused or abandoned).
+            while not (settling() if point >= 1 else placed[0] >= lines * point):
                 time.sleep(0.5)
             profiled.update(_profile(pids, names, seconds, out, point))
 
@@ -257,7 +260,17 @@ def run_day(
         profiled: dict[str, Any] = {}
         if profile:
             out = Path(os.environ.get("TALLY_PROFILE_DIR") or data_dir)
-            _profile_later(pids, profile, seconds, out, profile_at, lines, placed, profiled)
+            _profile_later(
+                pids,
+                profile,
+                seconds,
+                out,
+                profile_at,
+                lines,
+                placed,
+                profiled,
+                lambda: said[0].startswith("settling"),
+            )
         before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         fifths = _Fifths(pids, lines, placed, sum(before.values()))
         calls_before = http_counts(launched)

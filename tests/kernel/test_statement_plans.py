@@ -339,3 +339,22 @@ def test_a_planned_executemany_writes_every_set_and_counts_them(tmp_path: Path) 
         (30, None, later, [30]),
         (31, None, later, [31]),
     ]
+
+
+def test_a_statement_derived_from_a_planned_one_runs_from_its_own_plan(tmp_path: Path) -> None:
+    """A statement keeps the plan it last ran from; one built from it (``.where()``
+    copies its attributes) must not run from that plan."""
+    base = select(items.c.item_id).order_by(items.c.item_id)
+
+    async def body(db: Database) -> list[Any]:
+        async with db.transaction() as tx:
+            before = (await tx.conn.execute(base)).all()
+            narrowed = (await tx.conn.execute(base.where(items.c.item_id > 3))).all()
+            limited = (await tx.conn.execute(base.limit(2))).all()
+            again = (await tx.conn.execute(base)).all()
+        return [before, narrowed, limited, again]
+
+    before, narrowed, limited, again = _with_db(tmp_path, body)
+    assert before == again == [(1,), (2,), (3,), (4,), (5,)]
+    assert narrowed == [(4,), (5,)]
+    assert limited == [(1,), (2,)]
