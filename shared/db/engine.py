@@ -53,6 +53,10 @@ def _begin(fairy: Any) -> None:
     a ``begin`` event: any connection event makes SQLAlchemy dispatch its (empty)
     events around every statement, a fifth of a statement's cost (decision 0050)."""
     driver = fairy.driver_connection  # the aiosqlite connection
+    adapted = fairy.dbapi_connection
+    if getattr(adapted, "begun", False):  # the kept writer began it on the loop already
+        adapted.begun = False
+        return
     sql = "BEGIN" if fairy.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
     if getattr(fairy.dbapi_connection, "inline", False):
         # The kept writer, holding this host's writer turn: the lock is free unless

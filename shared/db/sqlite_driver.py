@@ -121,7 +121,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     checkpoint (``wal_autocheckpoint=0``; with ``synchronous=NORMAL`` a WAL commit then
     appends its pages and syncs nothing). The database checkpoints on a thread."""
 
-    __slots__ = ("inline", "no_checkpoints", "reading")
+    __slots__ = ("begun", "inline", "no_checkpoints", "reading")
     _cursor_cls = OneTripCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -129,9 +129,29 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.inline = False
         self.reading = False
         self.no_checkpoints = False
+        self.begun = False  # BEGIN issued by ``begins_on_loop``: SQLAlchemy's is skipped
 
     def _ends_on_loop(self) -> bool:
         return self.inline and (self.reading or self.no_checkpoints)
+
+    def begins_on_loop(self) -> bool:
+        """The kept writer, its write lock taken here at once: BEGIN IMMEDIATE issued
+        now, on the loop's thread (SQLAlchemy's BEGIN then finds it begun). False when
+        another process holds the lock (the caller begins the async layer's way, which
+        waits on the driver's thread)."""
+        if not (self.inline and self.no_checkpoints and self._connection._connection):
+            return False
+        driver = self._connection._conn
+        if driver.in_transaction:
+            return False
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        self.begun = True
+        return True
 
     def commit(self) -> None:
         if not self._ends_on_loop():

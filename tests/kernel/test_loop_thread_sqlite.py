@@ -173,7 +173,7 @@ def test_a_lookup_keeps_its_connection_for_the_next_and_each_sees_the_last_commi
                     await tx.conn.execute(update(notes).values(text=f"version {n}"))
                 async with db.lookup() as conn:
                     seen.append(await conn.scalar(text_of))
-            writes_spawned = len(spawned)
+            writes_spawned = list(spawned)
             spawned.clear()
             async with db.lookup() as conn:
                 kept_id = id(conn)
@@ -207,12 +207,57 @@ def test_a_lookup_keeps_its_connection_for_the_next_and_each_sees_the_last_commi
 
     found = asyncio.run(run())
     assert found["seen"] == ["version 0", "version 1", "version 2"]
-    assert found["writes_spawned"]  # a write transaction's BEGIN and COMMIT do spawn
+    assert found["writes_spawned"] == []  # the writer's BEGIN and COMMIT too (0051)
     assert found["lookup_spawned"] == []
     assert found["both"] == ["version 2", "version 2"]
     assert found["apart"]
     assert found["reused"]
     assert found["left_open"] is False
+
+
+def test_the_writer_begins_on_the_loop_and_waits_its_turn_when_another_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept writer's BEGIN IMMEDIATE and COMMIT run on the loop without the async
+    layer (decision 0051); while another process holds the write lock, BEGIN waits for
+    it on the driver's thread, and the write lands once the lock is free."""
+    spawned: list[str] = []
+    real_spawn = sqlalchemy_async_engine.greenlet_spawn
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        spawned.append(getattr(fn, "__name__", repr(fn)))
+        return await real_spawn(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
+    path = tmp_path / "turns.db"
+
+    async def run() -> tuple[list[str], list[str], float, list[str]]:
+        db = await _open(path)
+        try:
+            spawned.clear()
+            async with db.transaction() as tx:
+                await tx.conn.execute(insert(notes), {"note_id": 1, "text": "alone"})
+            alone = list(spawned)
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # another process writing
+            asyncio.get_running_loop().call_later(0.3, other.commit)
+            spawned.clear()
+            started = asyncio.get_running_loop().time()
+            async with db.transaction() as tx:
+                await tx.conn.execute(insert(notes), {"note_id": 2, "text": "waited"})
+            waited = asyncio.get_running_loop().time() - started
+            other.close()
+            async with db.lookup() as conn:
+                texts = list((await conn.execute(select(notes.c.text))).scalars())
+            return alone, list(spawned), waited, texts
+        finally:
+            await db.dispose()
+
+    alone, busy, waited, texts = asyncio.run(run())
+    assert alone == []
+    assert busy  # the BEGIN that had to wait took the async layer's way
+    assert waited >= 0.25
+    assert texts == ["first", "alone", "waited"]
 
 
 def test_committed_rows_reach_the_database_file_while_it_is_open(
