@@ -19,10 +19,17 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import EMPTY_DICT, await_
 
-from shared.db.statement_plans import run_driver_sql, run_planned
+from shared.db.statement_plans import (
+    NO_ROWS,
+    PlannedResult,
+    run_planned,
+    transaction_active,
+    wrapped_error,
+)
 
 T = TypeVar("T")
 
@@ -193,6 +200,25 @@ def _ready_on_loop(conn: AsyncConnection) -> bool:
 
 def _sqlite_of(sync: Any) -> sqlite3.Connection:
     return sync._dbapi_connection.dbapi_connection._connection._conn  # type: ignore[no-any-return]
+
+
+def run_driver_sql(
+    sync: Any, driver: sqlite3.Connection, sql: str, parameters: Any
+) -> PlannedResult | None:
+    """Plain SQL (``exec_driver_sql``: a savepoint, a multi-row insert of positional
+    rows) straight on ``driver``, as SQLAlchemy would pass it: no type processing,
+    a list of rows is an executemany. None when it cannot (the caller's way then)."""
+    if sync._execution_options or not transaction_active(sync):
+        return None
+    many = isinstance(parameters, list)
+    if many and not parameters:
+        return None
+    try:
+        description, rowcount, _, rows = _statement_on_driver_thread(driver, sql, parameters, many)
+    except sqlite3.Error as error:
+        raise wrapped_error(sync, sql, parameters, error) from error
+    metadata = SimpleResultMetaData([d[0] for d in description]) if description else NO_ROWS
+    return PlannedResult(metadata, rows, rowcount)
 
 
 class OnLoopAsyncConnection(AsyncConnection):

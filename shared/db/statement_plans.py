@@ -65,7 +65,7 @@ class PlannedResult(IteratorResult[Any]):
         self.rowcount = rowcount
 
 
-_NO_ROWS = SimpleResultMetaData([])
+NO_ROWS = SimpleResultMetaData([])
 _UNPLANNED = object()
 # Per dialect (each engine has its own): a statement shape's plan or _UNPLANNED.
 _plans: WeakKeyDictionary[Any, dict[Any, Any]] = WeakKeyDictionary()
@@ -82,7 +82,7 @@ def run_planned(
     if not isinstance(statement, Executable) or statement._execution_options:
         return None
     sets = _parameter_sets(parameters)
-    if sets is None or sync._execution_options or not _active(sync):
+    if sets is None or sync._execution_options or not transaction_active(sync):
         return None
     parameters, many = sets
     elem_key = getattr(statement, "_generate_cache_key", _no_key)()
@@ -104,8 +104,8 @@ def run_planned(
             cursor.execute(sql, values)
             rows = cursor.fetchall() if cursor.description else []
         except sqlite3.Error as error:
-            raise _wrapped(sync, sql, values, error) from error
-        return PlannedResult(plan.metadata or _NO_ROWS, rows, cursor.rowcount)
+            raise wrapped_error(sync, sql, values, error) from error
+        return PlannedResult(plan.metadata or NO_ROWS, rows, cursor.rowcount)
     finally:
         cursor.close()
 
@@ -158,53 +158,27 @@ def _run_many(
         try:
             cursor.executemany(plan.sql, rows)
         except sqlite3.Error as error:
-            raise _wrapped(sync, plan.sql, rows, error) from error
-        return PlannedResult(_NO_ROWS, [], cursor.rowcount)
+            raise wrapped_error(sync, plan.sql, rows, error) from error
+        return PlannedResult(NO_ROWS, [], cursor.rowcount)
     finally:
         cursor.close()
 
 
-def _wrapped(sync: Connection, sql: str, values: Any, error: sqlite3.Error) -> exc.StatementError:
+def wrapped_error(
+    sync: Connection, sql: str, values: Any, error: sqlite3.Error
+) -> exc.StatementError:
     """``sqlite3``'s error as ``Connection.execute`` raises it."""
     dialect = sync.dialect
     return exc.DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect)
-
-
-def run_driver_sql(
-    sync: Connection, driver: sqlite3.Connection, sql: str, parameters: Any
-) -> PlannedResult | None:
-    """Plain SQL (``exec_driver_sql``: a savepoint, a multi-row insert of positional
-    rows) straight on ``driver``, as SQLAlchemy would pass it: no type processing,
-    a list of rows is an executemany. None when it cannot (the caller's way then)."""
-    if sync._execution_options or not _active(sync):
-        return None
-    many = isinstance(parameters, list)
-    if many and not parameters:
-        return None
-    cursor = driver.cursor()
-    try:
-        try:
-            if many:
-                cursor.executemany(sql, parameters)
-            elif parameters is None:
-                cursor.execute(sql)
-            else:
-                cursor.execute(sql, parameters)
-            description = cursor.description
-            rows = cursor.fetchall() if description else []
-        except sqlite3.Error as error:
-            raise _wrapped(sync, sql, parameters, error) from error
-        metadata = SimpleResultMetaData([d[0] for d in description]) if description else _NO_ROWS
-        return PlannedResult(metadata, rows, cursor.rowcount)
-    finally:
-        cursor.close()
 
 
 def _no_key() -> None:
     return None
 
 
-def _active(sync: Connection) -> bool:
+def transaction_active(sync: Connection) -> bool:
+    """SQLAlchemy's transaction on ``sync`` is open and usable (a failed savepoint
+    block or flush leaves it inactive: SQLAlchemy's way then raises its error)."""
     transaction, nested = sync._transaction, sync._nested_transaction
     return (
         transaction is not None and transaction.is_active and (nested is None or nested.is_active)

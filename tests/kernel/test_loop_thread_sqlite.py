@@ -44,6 +44,20 @@ def driver_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return trips
 
 
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The functions SQLAlchemy's async layer ran in a greenlet, while the test runs."""
+    names: list[str] = []
+    real_spawn = sqlalchemy_async_engine.greenlet_spawn
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        names.append(getattr(fn, "__name__", repr(fn)))
+        return await real_spawn(fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
+    return names
+
+
 async def _open(path: Path) -> Database:
     db = Database(f"sqlite+aiosqlite:///{path}", metadata)
     await db.create_schema()
@@ -100,19 +114,11 @@ def test_a_read_keeps_the_driver_thread(tmp_path: Path, driver_trips: list[str])
 
 
 def test_the_writers_statements_skip_the_async_layers_greenlet_and_keep_their_meaning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, spawned: list[str]
 ) -> None:
     """Inside the writer's transaction a statement runs straight on the loop (decision
     0050): no greenlet is spawned for it, and it answers as through the async layer:
     rows, rowcounts, a constraint's error that a savepoint undoes, the commit kept."""
-    spawned: list[str] = []
-    real_spawn = sqlalchemy_async_engine.greenlet_spawn
-
-    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        spawned.append(getattr(fn, "__name__", repr(fn)))
-        return await real_spawn(fn, *args, **kwargs)
-
-    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
 
     async def run() -> tuple[list[str], list[tuple[int, str]], int, bool]:
         db = await _open(tmp_path / "writer.db")
@@ -147,20 +153,12 @@ def test_the_writers_statements_skip_the_async_layers_greenlet_and_keep_their_me
 
 
 def test_a_lookup_keeps_its_connection_for_the_next_and_each_sees_the_last_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, spawned: list[str]
 ) -> None:
     """A lookup's connection is kept for the next lookup (decision 0051): no check-out,
     no greenlet, its BEGIN and ROLLBACK on the loop; still each lookup reads what was
     committed before it, lookups at the same time get connections of their own, and
     one whose body failed leaves no transaction open."""
-    spawned: list[str] = []
-    real_spawn = sqlalchemy_async_engine.greenlet_spawn
-
-    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        spawned.append(getattr(fn, "__name__", repr(fn)))
-        return await real_spawn(fn, *args, **kwargs)
-
-    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
     text_of = select(notes.c.text).where(notes.c.note_id == 0)
 
     async def run() -> dict[str, object]:
@@ -216,19 +214,11 @@ def test_a_lookup_keeps_its_connection_for_the_next_and_each_sees_the_last_commi
 
 
 def test_the_writer_begins_on_the_loop_and_waits_its_turn_when_another_process_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, spawned: list[str]
 ) -> None:
     """The kept writer's BEGIN IMMEDIATE and COMMIT run on the loop without the async
     layer (decision 0051); while another process holds the write lock, BEGIN waits for
     it on the driver's thread, and the write lands once the lock is free."""
-    spawned: list[str] = []
-    real_spawn = sqlalchemy_async_engine.greenlet_spawn
-
-    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        spawned.append(getattr(fn, "__name__", repr(fn)))
-        return await real_spawn(fn, *args, **kwargs)
-
-    monkeypatch.setattr(sqlalchemy_async_engine, "greenlet_spawn", counted)
     path = tmp_path / "turns.db"
 
     async def run() -> tuple[list[str], list[str], float, list[str]]:
