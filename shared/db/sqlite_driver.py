@@ -27,29 +27,12 @@ from shared.db.statement_plans import (
     NO_ROWS,
     PlannedResult,
     run_planned,
+    run_statement,
     transaction_active,
     wrapped_error,
 )
 
 T = TypeVar("T")
-
-
-def _statement_on_driver_thread(
-    conn: sqlite3.Connection, sql: str, params: Any, many: bool
-) -> tuple[Any, int, int | None, list[Any]]:
-    cursor = conn.cursor()
-    try:
-        if many:
-            cursor.executemany(sql, params)
-        elif params is None:
-            cursor.execute(sql)
-        else:
-            cursor.execute(sql, params)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
 
 
 async def _done(value: T) -> T:
@@ -93,15 +76,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         driver: Any = self._connection
         try:
             if getattr(self._adapt_connection, "inline", False) and driver._conn.in_transaction:
-                result = _statement_on_driver_thread(driver._conn, sql, params, many)
+                result = run_statement(driver._conn, sql, params, many)
                 if getattr(getcurrent(), "__sqlalchemy_greenlet_provider__", False):
                     # Run by SQLAlchemy's async layer, which requires one await per
                     # statement: awaiting a finished coroutine does not touch the loop.
                     result = await_(_done(result))
             else:
-                result = await_(
-                    driver._execute(_statement_on_driver_thread, driver._conn, sql, params, many)
-                )
+                result = await_(driver._execute(run_statement, driver._conn, sql, params, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = result
@@ -214,7 +195,7 @@ def run_driver_sql(
     if many and not parameters:
         return None
     try:
-        description, rowcount, _, rows = _statement_on_driver_thread(driver, sql, parameters, many)
+        description, rowcount, _, rows = run_statement(driver, sql, parameters, many)
     except sqlite3.Error as error:
         raise wrapped_error(sync, sql, parameters, error) from error
     metadata = SimpleResultMetaData([d[0] for d in description]) if description else NO_ROWS

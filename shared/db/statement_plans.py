@@ -98,14 +98,30 @@ def run_planned(
         return None
     values, lengths = found
     sql = plan.sql_with(lengths) if lengths else plan.sql
-    cursor = driver.cursor()
     try:
-        try:
-            cursor.execute(sql, values)
-            rows = cursor.fetchall() if cursor.description else []
-        except sqlite3.Error as error:
-            raise wrapped_error(sync, sql, values, error) from error
-        return PlannedResult(plan.metadata or NO_ROWS, rows, cursor.rowcount)
+        _, rowcount, _, rows = run_statement(driver, sql, values, False)
+    except sqlite3.Error as error:
+        raise wrapped_error(sync, sql, values, error) from error
+    return PlannedResult(plan.metadata or NO_ROWS, rows, rowcount)
+
+
+def run_statement(
+    conn: sqlite3.Connection, sql: str, params: Any, many: bool
+) -> tuple[Any, int, int | None, list[Any]]:
+    """One statement on ``conn`` (an executemany when ``many``): its description,
+    rowcount, lastrowid and rows. The driver's thread runs it for aiosqlite's adapter;
+    the loop runs it for a plan."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        elif params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
 
@@ -153,15 +169,11 @@ def _run_many(
         if found is None:
             return None
         rows.append(found[0])
-    cursor = driver.cursor()
     try:
-        try:
-            cursor.executemany(plan.sql, rows)
-        except sqlite3.Error as error:
-            raise wrapped_error(sync, plan.sql, rows, error) from error
-        return PlannedResult(NO_ROWS, [], cursor.rowcount)
-    finally:
-        cursor.close()
+        _, rowcount, _, _ = run_statement(driver, plan.sql, rows, True)
+    except sqlite3.Error as error:
+        raise wrapped_error(sync, plan.sql, rows, error) from error
+    return PlannedResult(NO_ROWS, [], rowcount)
 
 
 def wrapped_error(

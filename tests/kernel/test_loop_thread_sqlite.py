@@ -110,7 +110,7 @@ def test_a_read_keeps_the_driver_thread(tmp_path: Path, driver_trips: list[str])
 
     rows, trips = asyncio.run(run())
     assert rows == 1
-    assert "_statement_on_driver_thread" in trips
+    assert "run_statement" in trips
 
 
 def test_the_writers_statements_skip_the_async_layers_greenlet_and_keep_their_meaning(
