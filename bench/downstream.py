@@ -15,6 +15,11 @@ ms, and the client's CPU µs per call (``time.process_time()`` of this process o
 measured window / calls: the figure that does not depend on the machine's load). The
 service shares the 2 cores with the client: read calls/s as relative, and note the
 load average printed first.
+
+Two more rows per cell measure a service's whole call, ``Downstream.request`` (headers,
+token, breaker, the first attempt) on ``new_http_client()``: through
+``AsyncClient.request`` as before decision 0053 (``downstream-client``) and straight
+to the transport (``downstream``).
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from typing import Any
 import httpx
 import uvloop
 
-from shared.http import CLIENT_ENV, new_http_client
+from shared.breaker import CircuitBreaker
+from shared.http import CLIENT_ENV, Downstream, new_http_client
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ("httpx", "http1")  # the TALLY_HTTP_CLIENT values
+CALLERS = ("downstream-client", "downstream")  # Downstream.request through either path
 ITEM = {
     "sku": "SKU-000123",
     "description": "Stainless steel hex bolt M8 x 40, DIN 933, zinc plated, box of 100",
@@ -133,20 +140,58 @@ async def _loop(
         latencies.append(time.perf_counter() - started)
 
 
+class _Token:
+    """A service's token source, already holding its token."""
+
+    async def bearer(self) -> str:
+        return "bench-token"
+
+    def forget(self, _token: str) -> None:
+        return None
+
+
+async def _calls(downstream: Downstream, op: str, until: float, latencies: list[float]) -> None:
+    n = 0
+    while True:
+        started = time.perf_counter()
+        if started >= until:
+            return
+        n += 1
+        if op == "GET":
+            response = await downstream.request("GET", f"/items/SKU-{n:06d}")
+        else:
+            response = await downstream.request("POST", "/echo", json=ORDER)
+        response.raise_for_status()
+        response.json()
+        latencies.append(time.perf_counter() - started)
+
+
 async def _cell(url: str, op: str, concurrency: int, duration: float, kind: str) -> dict[str, Any]:
-    os.environ[CLIENT_ENV] = kind
+    os.environ[CLIENT_ENV] = kind if kind in CLIENTS else "http1"
     async with new_http_client() as client:
+        downstream = Downstream(
+            "bench",
+            url,
+            client,
+            _Token(),
+            breaker=CircuitBreaker("bench"),  # type: ignore[arg-type]
+        )
+        if kind == "downstream-client":
+            downstream._direct = None  # through AsyncClient.request, as before 0053
+
+        async def loop(until: float, latencies: list[float]) -> None:
+            if kind in CLIENTS:
+                await _loop(client, url, op, until, latencies)
+            else:
+                await _calls(downstream, op, until, latencies)
+
         warm: list[float] = []
         warm_until = time.perf_counter() + min(1.0, duration / 5)
-        await asyncio.gather(
-            *(_loop(client, url, op, warm_until, warm) for _ in range(concurrency))
-        )
+        await asyncio.gather(*(loop(warm_until, warm) for _ in range(concurrency)))
         latencies: list[float] = []
         cpu, wall = time.process_time(), time.perf_counter()
         until = wall + duration
-        await asyncio.gather(
-            *(_loop(client, url, op, until, latencies) for _ in range(concurrency))
-        )
+        await asyncio.gather(*(loop(until, latencies) for _ in range(concurrency)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     calls = len(latencies)
     latencies.sort()
@@ -166,7 +211,7 @@ async def _run(url: str, concurrencies: list[int], duration: float) -> list[dict
     rows = []
     for op in ("GET", "POST"):
         for concurrency in concurrencies:
-            for kind in CLIENTS:
+            for kind in (*CLIENTS, *CALLERS):
                 rows.append(await _cell(url, op, concurrency, duration, kind))
     return rows
 
@@ -180,8 +225,11 @@ def _print(rows: list[dict[str, Any]]) -> None:
             f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['cpu_us_per_call']:.0f} |"
         )
     print()
-    print("| op | concurrency | calls/s http1/httpx | CPU per call http1/httpx |")
-    print("|---|---|---|---|")
+    print(
+        "| op | concurrency | calls/s http1/httpx | CPU per call http1/httpx "
+        "| Downstream CPU per call direct/client |"
+    )
+    print("|---|---|---|---|---|")
     cells: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     for row in rows:
         cells.setdefault((row["op"], row["concurrency"]), {})[row["client"]] = row
@@ -189,7 +237,10 @@ def _print(rows: list[dict[str, Any]]) -> None:
         old, new = pair["httpx"], pair["http1"]
         speed = new["calls_per_s"] / old["calls_per_s"]
         cpu = new["cpu_us_per_call"] / old["cpu_us_per_call"]
-        print(f"| {op} | {concurrency} | {speed:.2f} | {cpu:.2f} |")
+        direct = (
+            pair["downstream"]["cpu_us_per_call"] / pair["downstream-client"]["cpu_us_per_call"]
+        )
+        print(f"| {op} | {concurrency} | {speed:.2f} | {cpu:.2f} | {direct:.2f} |")
 
 
 def main() -> None:

@@ -6,6 +6,11 @@ Idempotency-Key).
 The clients keep httpx's API, but their wire work is done by ``Http1Transport``
 (``shared/http_transport.py``: the gateway's keep-alive HTTP/1.1 client on asyncio
 protocols and httptools), which costs a fraction of httpcore/anyio's CPU per call.
+A ``Downstream`` whose client ``new_http_client()`` made hands its ``httpx.Request``
+straight to that transport: ``AsyncClient.send``'s auth flow, redirect loop, cookie jar
+and header merging cost more of a call's CPU than the transport's wire work, and none
+of them applies to a call between services (decision 0053).
+
 Escape hatch: ``TALLY_HTTP_CLIENT=httpx`` in the environment (read each time a client is
 made, so at start-up) gives httpx's own httpcore-based transport instead;
 ``TALLY_HTTP_CLIENT=http1`` (or unset) the default.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import httpx
 import msgspec
@@ -34,6 +40,8 @@ from shared.problems import ProblemError
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 CLIENT_ENV = "TALLY_HTTP_CLIENT"
+# The clients new_http_client() made on Http1Transport, and that transport.
+_DIRECT: WeakKeyDictionary[httpx.AsyncClient, Http1Transport] = WeakKeyDictionary()
 
 
 class RetryableStatus(Exception):
@@ -55,9 +63,10 @@ def new_http_client() -> httpx.AsyncClient:
         )
     if choice != "http1":
         raise ValueError(f"{CLIENT_ENV}={choice!r}: expected 'http1' or 'httpx'")
-    return httpx.AsyncClient(
-        transport=Http1Transport(max_connections=100, max_idle=100), timeout=DEFAULT_TIMEOUT
-    )
+    transport = Http1Transport(max_connections=100, max_idle=100)
+    client = httpx.AsyncClient(transport=transport, timeout=DEFAULT_TIMEOUT)
+    _DIRECT[client] = transport
+    return client
 
 
 class Downstream:
@@ -80,6 +89,7 @@ class Downstream:
         self.tokens = tokens
         self.attempts = attempts
         self.breaker = breaker
+        self._direct = _DIRECT.get(client)
 
     async def request(
         self,
@@ -153,15 +163,11 @@ class Downstream:
             own = bearer is None
             token = bearer or await self.tokens.bearer()
             headers["Authorization"] = f"Bearer {token}"
-            response = await self.client.request(
-                method, self.base_url + path, headers=headers, **kwargs
-            )
+            response = await self._call(method, path, headers, kwargs)
             if own and response.status_code == 401:  # our token, refused: once with a new one
                 self.tokens.forget(token)
                 headers["Authorization"] = f"Bearer {await self.tokens.bearer()}"
-                response = await self.client.request(
-                    method, self.base_url + path, headers=headers, **kwargs
-                )
+                response = await self._call(method, path, headers, kwargs)
         except httpx.TransportError:
             if breaker is not None:
                 breaker.failed()
@@ -175,6 +181,25 @@ class Downstream:
                 breaker.failed()
             else:
                 breaker.succeeded()
+        return response
+
+    async def _call(
+        self, method: str, path: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        if self._direct is None:  # a client of the caller's own (tests, TALLY_HTTP_CLIENT)
+            return await self.client.request(
+                method, self.base_url + path, headers=headers, **kwargs
+            )
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            params=kwargs.get("params"),
+            headers=headers,
+            content=kwargs.get("content"),
+            extensions={"timeout": self.client.timeout.as_dict()},  # the client's, as httpx
+        )
+        response = await self._direct.handle_async_request(request)
+        await response.aread()  # the transport read it whole: no I/O here
         return response
 
     def _unavailable(self, retry_after: int) -> ProblemError:

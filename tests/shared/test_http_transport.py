@@ -340,6 +340,55 @@ async def test_downstream_round_trip(uvicorn_url: str) -> None:
     assert response.json()["json"] == {"a": 1}
 
 
+async def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the call went through AsyncClient.request")
+
+
+async def test_downstream_hands_its_request_straight_to_the_transport(
+    uvicorn_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 0053: the same request on the wire as through ``AsyncClient.request``
+    (query, JSON body and its type, Idempotency-Key, the token, Host), and the answer an
+    ``httpx.Response`` read whole, with its request."""
+    async with new_http_client() as client:
+        monkeypatch.setattr(client, "request", _refuse)
+        erp = Downstream("erp", uvicorn_url, client, cast(ServiceTokens, None))
+        response = await erp.request(
+            "POST",
+            "/echo",
+            json={"sku": "SKU-1", "note": "é"},
+            params={"a": "1", "b": "x y"},
+            idempotency_key="k-1",
+            bearer="token",
+        )
+    assert response.status_code == 200 and response.headers["x-echo"] == "yes"
+    assert str(response.request.url) == f"{uvicorn_url}/echo?a=1&b=x+y"
+    seen = response.json()
+    assert seen["method"] == "POST" and seen["query"] == "a=1&b=x+y"
+    assert seen["json"] == {"sku": "SKU-1", "note": "é"}
+    headers = seen["headers"]
+    assert headers["content-type"] == "application/json"
+    assert headers["idempotency-key"] == "k-1"
+    assert headers["authorization"] == "Bearer token"
+    assert headers["host"] == uvicorn_url.removeprefix("http://")
+    assert headers["traceparent"].startswith("00-")
+
+
+async def test_downstream_straight_to_the_transport_keeps_the_clients_timeout(
+    raw: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with new_http_client() as client:
+        client.timeout = httpx.Timeout(0.3)
+        monkeypatch.setattr(client, "request", _refuse)
+        wms = Downstream("wms", raw.url, client, cast(ServiceTokens, None), attempts=1)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ProblemError) as unavailable:
+            await wms.request("GET", "/never", bearer="token")
+        assert asyncio.get_running_loop().time() - started < 2.0
+    assert unavailable.value.status == 503
+    assert isinstance(unavailable.value.__cause__, httpx.ReadTimeout)
+
+
 def test_the_escape_hatch_gives_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CLIENT_ENV, "httpx")
     assert isinstance(new_http_client()._transport, httpx.AsyncHTTPTransport)
