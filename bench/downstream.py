@@ -36,11 +36,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvloop
 
+from shared.auth.service_tokens import ServiceTokens
 from shared.breaker import CircuitBreaker
 from shared.http import CLIENT_ENV, Downstream, new_http_client
 
@@ -173,8 +174,8 @@ async def _cell(url: str, op: str, concurrency: int, duration: float, kind: str)
             "bench",
             url,
             client,
-            _Token(),
-            breaker=CircuitBreaker("bench"),  # type: ignore[arg-type]
+            cast(ServiceTokens, _Token()),
+            breaker=CircuitBreaker("bench"),
         )
         if kind == "downstream-client":
             downstream._direct = None  # through AsyncClient.request, as before 0053
