@@ -302,8 +302,27 @@ def build_app(
         logging_config=None,  # keep the JSON log lines of configure_logging
     )
     _fix_options_allow_headers(app)
+    _dependencies_in_turn(app)
     finalize_openapi(app, document_json_bodies)
     return app
+
+
+def _dependencies_in_turn(app: Litestar) -> None:
+    """Litestar resolves a handler's independent dependencies concurrently, an anyio
+    task group with a task per dependency on every request (Litestar 2.25,
+    ``KwargsModel.resolve_dependencies``). Ours are the principal and constants,
+    resolved without waiting: the task group cost a request more than the handler's
+    own work on small reads (decision 0053). Each batch becomes batches of one, resolved
+    in turn, in an order their dependency levels already allow."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for _, kwargs_model in route.route_handler_map.values():
+            kwargs_model.dependency_batches = [
+                {dependency}
+                for batch in kwargs_model.dependency_batches
+                for dependency in sorted(batch, key=lambda d: d.key)
+            ]
 
 
 def _fix_options_allow_headers(app: Litestar) -> None:
