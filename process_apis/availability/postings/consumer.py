@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 
 from process_apis.availability.postings import plans
 from process_apis.availability.postings.plans import Plan
@@ -31,6 +31,7 @@ from process_apis.availability.postings.table import erp_postings
 from shared.db import Database, Tx
 from shared.events.envelope import Event
 from shared.events.inbox import EventHandler
+from shared.events.inbox.tables import dialect_insert
 from shared.http import Downstream
 
 log = logging.getLogger("tally.availability.postings")
@@ -44,6 +45,9 @@ PLANNERS: dict[str, Callable[[Event], Plan | None]] = {
     "return.dispositioned": plans.scrap,
     "inventory.adjusted": plans.adjustment,
 }
+_POSTED = select(erp_postings.c.reference).where(
+    erp_postings.c.kind == bindparam("kind"), erp_postings.c.reference == bindparam("reference")
+)
 
 
 class CannotPost(Exception):
@@ -67,6 +71,10 @@ class PostToErp:
         self.db = db
         self.erp = erp
         self.planners = planners
+        # Built once: a statement built per event cost more than running it. A fact
+        # applied meanwhile under another event id (the same kind and reference) is
+        # left as it is.
+        self._record = dialect_insert(erp_postings, sqlite=db.sqlite).on_conflict_do_nothing()
 
     async def prepare(self, event: Event) -> Posted | None:
         plan = self.planners[event.type](event)
@@ -143,31 +151,22 @@ class PostToErp:
 
     async def _known(self, plan: Plan) -> bool:
         async with self.db.lookup() as conn:
-            found = await conn.scalar(
-                select(erp_postings.c.reference).where(
-                    erp_postings.c.kind == plan.kind, erp_postings.c.reference == plan.reference
-                )
-            )
+            found = await conn.scalar(_POSTED, {"kind": plan.kind, "reference": plan.reference})
         return found is not None
 
     async def apply(self, tx: Tx, event: Event, prepared: Posted | None) -> None:  # noqa: ARG002
         if prepared is None:
             return
         plan = prepared.plan
-        t = erp_postings.c
-        known = await tx.conn.scalar(
-            select(t.reference).where(t.kind == plan.kind, t.reference == plan.reference)
-        )
-        if known is not None:  # the same fact under another event id, applied meanwhile
-            return
         await tx.conn.execute(
-            insert(erp_postings).values(
-                kind=plan.kind,
-                reference=plan.reference,
-                warehouse_id=plan.warehouse_id,
-                posting_id=prepared.posting_id,
-                posted_at=prepared.posted_at,
-            )
+            self._record,
+            {
+                "kind": plan.kind,
+                "reference": plan.reference,
+                "warehouse_id": plan.warehouse_id,
+                "posting_id": prepared.posting_id,
+                "posted_at": prepared.posted_at,
+            },
         )
 
 
