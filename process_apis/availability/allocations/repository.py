@@ -280,26 +280,31 @@ _SET_STATUS = (
 )
 
 
+# An allocation's rows, by statements built once (a statement built per call cost
+# SQLAlchemy more than running it).
+_HEAD = select(allocations).where(allocations.c.allocation_id == bindparam("at_allocation"))
+_DEMANDS = (
+    select(allocation_demands)
+    .where(allocation_demands.c.allocation_id == bindparam("at_allocation"))
+    .order_by(allocation_demands.c.line_no)
+)
+_CLAIMS_OF = (
+    select(CLAIMS)
+    .where(CLAIMS.c.allocation_id == bindparam("at_allocation"))
+    .order_by(CLAIMS.c.line_no, CLAIMS.c.location_id)
+)
+_GROUP_OF = select(allocation_groups.c.customer_group).where(
+    allocation_groups.c.allocation_id == bindparam("at_allocation")
+)
+
+
 async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:
-    head = (
-        await conn.execute(select(allocations).where(allocations.c.allocation_id == allocation_id))
-    ).first()
+    at = {"at_allocation": allocation_id}
+    head = (await conn.execute(_HEAD, at)).first()
     if head is None:
         return None
-    demands = (
-        await conn.execute(
-            select(allocation_demands)
-            .where(allocation_demands.c.allocation_id == allocation_id)
-            .order_by(allocation_demands.c.line_no)
-        )
-    ).all()
-    claims = (
-        await conn.execute(
-            select(CLAIMS)
-            .where(CLAIMS.c.allocation_id == allocation_id)
-            .order_by(CLAIMS.c.line_no, CLAIMS.c.location_id)
-        )
-    ).all()
+    demands = (await conn.execute(_DEMANDS, at)).all()
+    claims = (await conn.execute(_CLAIMS_OF, at)).all()
     by_line: dict[int, list[Any]] = {}
     for claim in claims:
         by_line.setdefault(claim.line_no, []).append(claim)
@@ -321,11 +326,7 @@ async def load(conn: AsyncConnection, allocation_id: str) -> Allocation | None:
                 ],
             )
         )
-    group = await conn.scalar(
-        select(allocation_groups.c.customer_group).where(
-            allocation_groups.c.allocation_id == allocation_id
-        )
-    )
+    group = await conn.scalar(_GROUP_OF, at)
     return Allocation(
         customer_group=group,
         allocation_id=head.allocation_id,

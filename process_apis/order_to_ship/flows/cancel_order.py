@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from process_apis.order_to_ship.db import order_cancellations, order_releases
 from process_apis.order_to_ship.flows import changes
@@ -426,12 +426,15 @@ async def cancellation_open(conn: Any, order_id: str) -> bool:
     yet (running now, or interrupted and waiting for its retry). Until it has, nothing
     may queue, fill or give back units of the order: its plan counts them as they
     were when it was made."""
-    found = await conn.execute(
-        select(order_cancellations.c.cancellation_id)
-        .where(order_cancellations.c.order_id == order_id, order_cancellations.c.done == 0)
-        .limit(1)
-    )
+    found = await conn.execute(_OPEN_CANCELLATION, {"at_order": order_id})
     return found.first() is not None
+
+
+_OPEN_CANCELLATION = (
+    select(order_cancellations.c.cancellation_id)
+    .where(order_cancellations.c.order_id == bindparam("at_order"), order_cancellations.c.done == 0)
+    .limit(1)
+)
 
 
 async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:

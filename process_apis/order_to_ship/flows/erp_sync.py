@@ -14,13 +14,19 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from process_apis.order_to_ship.db import erp_sync_wanted, order_lines, orders
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from shared.db import Database
 from shared.problems import ProblemError
 from shared.waiting import sleep_or_wake
+
+_MARK_SYNCED = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("at_order"))
+    .values(erp_synced_version=bindparam("synced"))
+)
 
 log = logging.getLogger("tally.orders.erp_sync")
 ERP_STATUS = {"cancelled": "cancelled", "rejected": "cancelled", "completed": "closed"}
@@ -92,9 +98,7 @@ class ErpSync:
             # that lock the same orders in the same order never deadlock (PostgreSQL).
             for head in sorted(heads, key=lambda h: str(h.order_id)):
                 await tx.conn.execute(
-                    update(orders)
-                    .where(orders.c.order_id == head.order_id)
-                    .values(erp_synced_version=int(head.version))
+                    _MARK_SYNCED, {"at_order": head.order_id, "synced": int(head.version)}
                 )
             versions = dict(
                 (

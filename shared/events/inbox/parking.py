@@ -11,8 +11,10 @@ import random
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 
 from shared.db import Database
 from shared.events.bus import Delivery, EventBus
@@ -37,6 +39,27 @@ def failure_reason(exc: BaseException, deliveries: int) -> str:
     return reason
 
 
+# Built once per table (a statement built per park cost more than running it).
+@cache
+def _parks_query(attempts: Table) -> Any:
+    return select(
+        attempts.c.stream, attempts.c.entry_id, attempts.c.event_id, attempts.c.parks
+    ).where(attempts.c.entry_id.in_(bindparam("entries", expanding=True)))
+
+
+@cache
+def _parks_upsert(attempts: Table, sqlite: bool) -> Any:
+    upsert = dialect_insert(attempts, sqlite=sqlite)
+    return upsert.on_conflict_do_update(
+        index_elements=["stream", "entry_id"],
+        set_={
+            "event_id": upsert.excluded.event_id,
+            "parks": upsert.excluded.parks,
+            "updated_at": func.now(),
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Parking:
     """Parks, retries and dead-letters the deliveries of ``group``."""
@@ -53,13 +76,11 @@ class Parking:
         """How often each bus entry was parked before. A replayed dead letter is a new
         entry, so it starts afresh; a row of another event under the same entry id (a
         log that was reset) counts nothing."""
-        attempts = self.tables.attempts
         wanted = {(d.stream, d.entry_id): d.event.id for d in deliveries}
         async with self.db.lookup() as conn:
             rows = await conn.execute(
-                select(
-                    attempts.c.stream, attempts.c.entry_id, attempts.c.event_id, attempts.c.parks
-                ).where(attempts.c.entry_id.in_({entry for _, entry in wanted}))
+                _parks_query(self.tables.attempts),
+                {"entries": sorted({entry for _, entry in wanted})},
             )
             return {
                 (row.stream, row.entry_id): int(row.parks)
@@ -68,16 +89,7 @@ class Parking:
             }
 
     async def _record_parks(self, parked: Sequence[tuple[Delivery, int]]) -> None:
-        attempts = self.tables.attempts
-        upsert = dialect_insert(attempts, sqlite=self.db.sqlite)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["stream", "entry_id"],
-            set_={
-                "event_id": upsert.excluded.event_id,
-                "parks": upsert.excluded.parks,
-                "updated_at": func.now(),
-            },
-        )
+        upsert = _parks_upsert(self.tables.attempts, self.db.sqlite)
         rows = [
             {"stream": d.stream, "entry_id": d.entry_id, "event_id": d.event.id, "parks": n}
             for d, n in parked
