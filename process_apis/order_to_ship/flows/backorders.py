@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
 from process_apis.order_to_ship.flows import changes
@@ -34,6 +34,7 @@ from shared.waiting import sleep_or_wake
 log = logging.getLogger("tally.orders.backorders")
 # Orders whose backorders may fill: placed, not held by credit, not ended.
 FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
+_ORDER = select(orders).where(orders.c.order_id == bindparam("at_order"))
 
 
 async def trigger(tx: Tx, skus: list[str]) -> None:
@@ -93,8 +94,8 @@ class BackorderFiller:
 
     async def fill_order(self, order_id: str) -> bool:
         """Asks availability to fill the order's backorders; True when some filled."""
-        async with self.db.read() as conn:
-            head = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        async with self.db.lookup() as conn:  # two rows by key
+            head = (await conn.execute(_ORDER, {"at_order": order_id})).first()
             cancelling = head is not None and await cancellation_open(conn, order_id)
         if head is None or head.status not in FILLABLE or cancelling:
             return False  # a cancellation's plan counts its backorders: filled at a sweep

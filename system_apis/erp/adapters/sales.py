@@ -232,7 +232,11 @@ class ReferenceSales:
             return await load_sales_order(conn, order_id)
 
     async def credit_exposure(self, customer_id: str) -> CreditExposure | None:
-        async with self.db.read() as conn:
+        # A lookup (on the loop's thread, decision 0051), not ``read()``: one row of the
+        # customer and two index ranges of what it has open (orders with an open value,
+        # payments not applied), a few hundred rows at most, not a scan; ``read()``'s
+        # check-out and hand-offs to the driver's thread cost more than the figures.
+        async with self.db.lookup() as conn:
             row = (await conn.execute(_EXPOSURE, {"customer_id": customer_id})).first()
         if row is None:
             return None
