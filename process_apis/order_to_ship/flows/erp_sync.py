@@ -28,6 +28,19 @@ _MARK_SYNCED = (
     .values(erp_synced_version=bindparam("synced"))
 )
 
+_WANTED = (
+    select(orders)
+    .join(erp_sync_wanted, erp_sync_wanted.c.order_id == orders.c.order_id)
+    .where(orders.c.status != "pending")
+    .order_by(erp_sync_wanted.c.since)
+    .limit(bindparam("most"))
+)
+_LINES_OF = (
+    select(order_lines)
+    .where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_lines.c.line_no)
+)
+
 log = logging.getLogger("tally.orders.erp_sync")
 ERP_STATUS = {"cancelled": "cancelled", "rejected": "cancelled", "completed": "closed"}
 
@@ -57,23 +70,13 @@ class ErpSync:
         self._wake.set()
 
     async def _due(self) -> list[tuple[Any, list[Any]]]:
-        async with self.db.read() as conn:
-            heads = list(
-                await conn.execute(
-                    select(orders)
-                    .join(erp_sync_wanted, erp_sync_wanted.c.order_id == orders.c.order_id)
-                    .where(orders.c.status != "pending")
-                    .order_by(erp_sync_wanted.c.since)
-                    .limit(self.batch)
-                )
-            )
+        # A lookup: the orders waiting (a small table, drained every pass) and their
+        # lines by key, at most a batch (as the releaser's due releases).
+        async with self.db.lookup() as conn:
+            heads = list(await conn.execute(_WANTED, {"most": self.batch}))
             ids = [head.order_id for head in heads]
             lines: dict[str, list[Any]] = {i: [] for i in ids}
-            for row in await conn.execute(
-                select(order_lines)
-                .where(order_lines.c.order_id.in_(ids))
-                .order_by(order_lines.c.line_no)
-            ):
+            for row in await conn.execute(_LINES_OF, {"ids": ids}):
                 lines[row.order_id].append(row)
         return [(head, lines[head.order_id]) for head in heads]
 
