@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -133,17 +133,19 @@ async def lapsed_ids(conn: AsyncConnection, now: datetime, limit: int) -> list[s
     return [r.hold_id for r in rows]
 
 
+_HOLD = select(holds).where(holds.c.hold_id == bindparam("at_hold"))
+_HELD = (
+    select(hold_lines)
+    .where(hold_lines.c.hold_id == bindparam("at_hold"))
+    .order_by(hold_lines.c.line_no, hold_lines.c.location_id, hold_lines.c.lot)
+)
+
+
 async def load(conn: AsyncConnection, hold_id: str, now: datetime) -> Hold | None:
-    head = (await conn.execute(select(holds).where(holds.c.hold_id == hold_id))).first()
+    head = (await conn.execute(_HOLD, {"at_hold": hold_id})).first()
     if head is None:
         return None
-    held = (
-        await conn.execute(
-            select(hold_lines)
-            .where(hold_lines.c.hold_id == hold_id)
-            .order_by(hold_lines.c.line_no, hold_lines.c.location_id, hold_lines.c.lot)
-        )
-    ).all()
+    held = (await conn.execute(_HELD, {"at_hold": hold_id})).all()
     by_line: dict[int, list[HeldPosition]] = {}
     for row in held:
         by_line.setdefault(row.line_no, []).append(

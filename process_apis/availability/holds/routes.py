@@ -65,7 +65,7 @@ class HoldController(Controller):
     async def get_hold(
         self, hold_id: IdParam, db: NamedDependency[Database], principal: NamedDependency[Principal]
     ) -> Hold:
-        async with db.read() as conn:
+        async with db.lookup() as conn:  # one hold and its lines, by key
             found = await repo.load(conn, hold_id, clock.now())
         if found is None or not visible_to(principal.customer_id, found.customer_id):
             raise service.not_found(hold_id)
