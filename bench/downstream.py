@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -123,19 +123,36 @@ def service() -> Iterator[str]:
             process.wait()
 
 
-async def _loop(
-    client: httpx.AsyncClient, url: str, op: str, until: float, latencies: list[float]
-) -> None:
+# One call of the measured kind: ``(op, n)`` -> the answer.
+Call = Callable[[str, int], Awaitable[httpx.Response]]
+
+
+def _by_client(client: httpx.AsyncClient, url: str) -> Call:
+    async def call(op: str, n: int) -> httpx.Response:
+        if op == "GET":
+            return await client.get(f"{url}/items/SKU-{n:06d}")
+        return await client.post(f"{url}/echo", json=ORDER)
+
+    return call
+
+
+def _by_downstream(downstream: Downstream) -> Call:
+    async def call(op: str, n: int) -> httpx.Response:
+        if op == "GET":
+            return await downstream.request("GET", f"/items/SKU-{n:06d}")
+        return await downstream.request("POST", "/echo", json=ORDER)
+
+    return call
+
+
+async def _loop(call: Call, op: str, until: float, latencies: list[float]) -> None:
     n = 0
     while True:
         started = time.perf_counter()
         if started >= until:
             return
         n += 1
-        if op == "GET":
-            response = await client.get(f"{url}/items/SKU-{n:06d}")
-        else:
-            response = await client.post(f"{url}/echo", json=ORDER)
+        response = await call(op, n)
         response.raise_for_status()
         response.json()
         latencies.append(time.perf_counter() - started)
@@ -151,22 +168,6 @@ class _Token:
         return None
 
 
-async def _calls(downstream: Downstream, op: str, until: float, latencies: list[float]) -> None:
-    n = 0
-    while True:
-        started = time.perf_counter()
-        if started >= until:
-            return
-        n += 1
-        if op == "GET":
-            response = await downstream.request("GET", f"/items/SKU-{n:06d}")
-        else:
-            response = await downstream.request("POST", "/echo", json=ORDER)
-        response.raise_for_status()
-        response.json()
-        latencies.append(time.perf_counter() - started)
-
-
 async def _cell(url: str, op: str, concurrency: int, duration: float, kind: str) -> dict[str, Any]:
     os.environ[CLIENT_ENV] = kind if kind in CLIENTS else "http1"
     async with new_http_client() as client:
@@ -180,19 +181,14 @@ async def _cell(url: str, op: str, concurrency: int, duration: float, kind: str)
         if kind == "downstream-client":
             downstream._direct = None  # through AsyncClient.request, as before 0053
 
-        async def loop(until: float, latencies: list[float]) -> None:
-            if kind in CLIENTS:
-                await _loop(client, url, op, until, latencies)
-            else:
-                await _calls(downstream, op, until, latencies)
-
+        call = _by_client(client, url) if kind in CLIENTS else _by_downstream(downstream)
         warm: list[float] = []
         warm_until = time.perf_counter() + min(1.0, duration / 5)
-        await asyncio.gather(*(loop(warm_until, warm) for _ in range(concurrency)))
+        await asyncio.gather(*(_loop(call, op, warm_until, warm) for _ in range(concurrency)))
         latencies: list[float] = []
         cpu, wall = time.process_time(), time.perf_counter()
         until = wall + duration
-        await asyncio.gather(*(loop(until, latencies) for _ in range(concurrency)))
+        await asyncio.gather(*(_loop(call, op, until, latencies) for _ in range(concurrency)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     calls = len(latencies)
     latencies.sort()
