@@ -64,6 +64,11 @@ customers = Table(
     # in the transactions that issue an invoice or move money on one (decision 0046):
     # the credit exposure reads it instead of summing the open invoices on every order.
     Column("outstanding_minor", BigInteger, nullable=False, server_default="0"),
+    # What its open sales orders in its currency are worth, less what is invoiced of
+    # them (the sum of their ``open_value_minor``), moved with each order's open value
+    # (``adapters/open_value.py``): the credit exposure reads it instead of summing the
+    # customer's open orders on every order terms read (decision 0054).
+    Column("open_orders_minor", BigInteger, nullable=False, server_default="0"),
 )
 
 # A customer's ship-to addresses, replaced as a whole list (``position`` keeps its order).
@@ -416,6 +421,14 @@ def _sales_orders_open_value(conn: Connection) -> None:
         conn.execute(REFRESH_ALL)
 
 
+def _fill_open_orders(conn: Connection) -> None:
+    """Each customer's open orders' value, from its orders' open values (a database
+    from before the column)."""
+    from system_apis.erp.adapters.open_value import FILL_CUSTOMERS
+
+    conn.execute(FILL_CUSTOMERS)
+
+
 def _upgrade(conn: Connection) -> None:
     added = _customer_master_columns(conn)
     _financial_document_columns(conn)
@@ -424,6 +437,8 @@ def _upgrade(conn: Connection) -> None:
     _sales_orders_open_value(conn)
     if "outstanding_minor" in added:
         _fill_outstanding(conn)
+    if "open_orders_minor" in added:  # after the orders' open values it sums
+        _fill_open_orders(conn)
     _missing_indexes(conn)  # last: some index columns are added above
 
 

@@ -334,6 +334,41 @@ def test_order_terms_answer_the_customer_its_prices_and_its_credit_in_one_read(
     )
 
 
+def test_the_open_orders_figure_follows_every_version_and_invoice(
+    client: TestClient[Any],
+) -> None:
+    """Decision 0054: the customer's open orders are kept on its row, moved with each
+    order's open value. After each of a seeded run of new versions (quantities,
+    cancellations, closing, cancelling, reopening) and invoices, the figure is the sum
+    of its orders' open values as each order answers it; another customer's orders
+    never move it."""
+    customer(client, credit_limit=usd(10_000_000))
+    customer(client, "CUST-B")
+    rng = random.Random(54)
+    versions = {f"SO-{n}": 0 for n in range(4)}
+    shipped = 0
+    put(client, "SO-B", order(1, [("A", 5, 0, 100)], customer_id="CUST-B"))
+    for _ in range(40):
+        order_id = rng.choice(sorted(versions))
+        if versions[order_id] and rng.random() < 0.3:
+            shipped += 1
+            quantity = rng.randint(1, 3)
+            invoice(client, order_id, f"SHP-{shipped}", [("A", quantity, 1000)])
+        else:
+            versions[order_id] += 1
+            quantity = rng.randint(1, 20)
+            lines = [("A", quantity, rng.randint(0, quantity), 1000), ("B", 2, 0, 250)]
+            status = rng.choice(["open", "open", "open", "closed", "cancelled"])
+            put(client, order_id, order(versions[order_id], lines, status=status))
+        booked = [o for o, v in versions.items() if v]
+        open_values = [
+            client.get(f"/erp/v1/sales-orders/{o}").json()["open_value"]["amount_minor"]
+            for o in booked
+        ]
+        assert credit(client)["open_orders"] == sum(open_values), (order_id, open_values)
+    assert credit(client, "CUST-B")["open_orders"] == 500
+
+
 def test_an_older_database_keeps_its_exposure_across_the_upgrade(
     settings: Settings, issuer: TestIssuer
 ) -> None:
@@ -358,6 +393,7 @@ def test_an_older_database_keeps_its_exposure_across_the_upgrade(
             await conn.execute(text("DROP INDEX sales_orders_open_value"))
             await conn.execute(text("ALTER TABLE sales_orders DROP COLUMN open_value_minor"))
             await conn.execute(text("ALTER TABLE customers DROP COLUMN outstanding_minor"))
+            await conn.execute(text("ALTER TABLE customers DROP COLUMN open_orders_minor"))
         await engine.dispose()
 
     asyncio.run(downgrade())

@@ -41,21 +41,6 @@ PAY = tables.payments
 MAX_VALUE = 10**15  # Money's bound
 
 
-def _open_orders() -> ScalarSelect[Any]:
-    """The enclosing query's customer's open sales orders, less what is invoiced (each
-    order's open value, kept on its row: ``open_value.py``). Only the orders with
-    something open are read, not the closed or fully invoiced ones of the day."""
-    return (
-        select(func.coalesce(func.sum(SO.c.open_value_minor), 0))
-        .where(
-            SO.c.customer_id == CUST.c.customer_id,
-            SO.c.open_value_minor > 0,
-            SO.c.currency == CUST.c.currency,
-        )
-        .scalar_subquery()
-    )
-
-
 def _outstanding() -> Any:
     """The enclosing query's customer's invoices, less what credit notes and payments
     took of them (its balance): kept on its row (``invoices.owe``) rather than summed
@@ -82,7 +67,8 @@ def _unapplied_credit() -> ScalarSelect[Any]:
 _EXPOSURE = select(
     CUST.c.credit_limit_minor,
     CUST.c.currency,
-    _open_orders().label("open_orders"),
+    # Kept on the customer's row, moved with each order's open value (decision 0054).
+    CUST.c.open_orders_minor.label("open_orders"),
     _outstanding().label("outstanding"),
     _unapplied_credit().label("unapplied"),
 ).where(CUST.c.customer_id == bindparam("customer_id"))
@@ -90,7 +76,7 @@ _CUSTOMER_CURRENCY = select(CUST.c.currency).where(CUST.c.customer_id == bindpar
 _HEAD = select(SO, invoiced().label("invoiced")).where(SO.c.order_id == bindparam("order_id"))
 _LINES = select(SOL).where(SOL.c.order_id == bindparam("order_id")).order_by(SOL.c.line_no)
 _STORED = (
-    select(SO.c.customer_id, SO.c.version)
+    select(SO.c.customer_id, SO.c.version, SO.c.currency, SO.c.open_value_minor)
     .where(SO.c.order_id == bindparam("order_id"))
     .with_for_update()
 )
@@ -187,6 +173,9 @@ class ReferenceSales:
         stored = await _stored(conn, order_id)
         if stored is None and not await _created(conn, order_id, head):
             stored = await _stored(conn, order_id)
+        # What the order counts for in its customer's open orders before this version
+        # (None for a new order: read after its insert, nothing yet).
+        before = None if stored is None else (str(stored.currency), int(stored.open_value_minor))
         if stored is not None:
             if stored.version >= order.version:
                 found = await load_sales_order(conn, order_id)
@@ -222,7 +211,7 @@ class ReferenceSales:
                 for n, x in enumerate(order.lines, start=1)
             ],
         )
-        await open_value.refresh(conn, order_id)
+        await open_value.refresh(conn, order_id, before)
         found = await load_sales_order(conn, order_id)
         assert found is not None
         return found
