@@ -1,7 +1,7 @@
 """A sales order's open value, kept on its row (``sales_orders.open_value_minor``):
-its value less what is invoiced of it while it is ``open``, else 0. The credit
-exposure sums it over a customer's orders with something open (an index), instead of
-summing every open order's invoices on every order terms read (decision 0046).
+its value less what is invoiced of it while it is ``open``, else 0, instead of summing
+every open order's invoices on every order terms read (decision 0046); the credit
+exposure reads its customer's sum of them, kept on the customer's row (decision 0054).
 
 Recomputed from the order's own rows wherever one of its inputs changes: a version of
 the order stored (value, status, currency) and an invoice issued for it. Its customer's
