@@ -184,7 +184,14 @@ def test_an_expired_hold_cannot_be_converted_and_nothing_changes(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"] == "/problems/hold-expired"
     assert client.get("/availability/v1/allocations/SO-1").status_code == 404
-    assert movements(client, "A") == before
+    # The hold sweeper (every 5 s, in the background) may write the lapsed hold's expiry
+    # meanwhile: its own bookkeeping, not the refused conversion's. The conversion
+    # moved nothing else.
+    assert _besides_expiry(movements(client, "A")) == _besides_expiry(before)
+
+
+def _besides_expiry(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in found if m["reason"] != "hold_expired"]
 
 
 @pytest.mark.parametrize(
