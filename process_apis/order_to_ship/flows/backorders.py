@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 
 from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
 from process_apis.order_to_ship.flows import changes
@@ -35,6 +35,11 @@ log = logging.getLogger("tally.orders.backorders")
 # Orders whose backorders may fill: placed, not held by credit, not ended.
 FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
 _ORDER = select(orders).where(orders.c.order_id == bindparam("at_order"))
+_NEXT_FILL = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("at_order"))
+    .values(fill_count=bindparam("next"))
+)
 
 
 async def trigger(tx: Tx, skus: list[str]) -> None:
@@ -114,6 +119,13 @@ class BackorderFiller:
                 per_sku[str(claim["sku"])] = per_sku.get(str(claim["sku"]), 0) + int(
                     claim["quantity"]
                 )
+            if not per_sku:
+                # Nothing filled: the order is as it was (no new version, no history, no
+                # ERP sync); only the next attempt's key moves on.
+                await tx.conn.execute(
+                    _NEXT_FILL, {"at_order": order_id, "next": int(head.fill_count) + 1}
+                )
+                return False
             try:
                 for sku, quantity in sorted(per_sku.items()):
                     working.line(sku).fill(quantity)
