@@ -10,6 +10,7 @@ from tests.orders.helpers import (
     body,
     command,
     fulfillments,
+    history_of,
     line_of,
     new_customer,
     new_item,
@@ -118,6 +119,8 @@ def test_a_ship_complete_order_fills_all_or_nothing(full_stack: Stack, warehouse
     assert newer.status_code == 201, newer.text
     newer_id = newer.json()["order_id"]
     assert line_of(settled(full_stack, newer_id), b)["backordered"] == 1
+    before = settled(full_stack, order_id)
+    changes_before = history_of(full_stack, order_id)
 
     # Enough of a, one more of b: the older order is tried first and cannot fill whole,
     # so it takes nothing; the newer partial order takes the unit of b.
@@ -129,6 +132,10 @@ def test_a_ship_complete_order_fills_all_or_nothing(full_stack: Stack, warehouse
     assert [(x["allocated"], x["backordered"]) for x in order["lines"]] == [(0, 3), (0, 2)]
     assert fulfillments(full_stack, order_id) == []
     assert allocated(full_stack, a) == 0 and atp(full_stack, a) == 3
+    # The attempts that filled nothing left the order as it was: no new version, no
+    # history row (only the next attempt's key moved on).
+    assert order["version"] == before["version"]
+    assert history_of(full_stack, order_id) == changes_before
 
     receipt(full_stack, warehouse, b, 2)
     order = wait_order(full_stack, order_id, lambda o: o["status"] == "released", "filled")
@@ -138,6 +145,8 @@ def test_a_ship_complete_order_fills_all_or_nothing(full_stack: Stack, warehouse
     ]
     (fo,) = fulfillments(full_stack, order_id)
     assert sorted((x["sku"], x["quantity"]) for x in fo["lines"]) == sorted([(a, 3), (b, 2)])
+    # Filled under a later key than the empty attempts': one new version for the fill.
+    assert [change["to"] for change in history_of(full_stack, order_id)][-1] == "released"
     assert allocated(full_stack, a) == 3 and allocated(full_stack, b) == 4
 
 
