@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.orders.helpers import new_customer, new_item, receive
+from tests.orders.helpers import deliver, new_customer, new_item, receive, wait_order
 from tests.portal.live import AUDIENCES, CUSTOMER_SCOPES, STAFF_SCOPES, place, ship
 from tests.security.helpers import bearer, register_client
 from tests.support.platform import PlatformClient
@@ -148,6 +148,37 @@ async def test_a_bound_client_receives_its_own_order_and_shipment_updates_only(
     assert dispatched["orderId"] == my_order
     assert dispatched["carrier"] == "UPS"
     assert dispatched["trackingNumber"].startswith("1Z")
+
+
+async def test_a_subscriber_who_joins_after_the_dispatch_gets_the_delivery_with_its_carrier(
+    live_stack: Stack, live_warehouse: str, portal_url: str
+) -> None:
+    """The dispatch went by while nobody listened (the hub skips such events without
+    reading them): the delivery still names its carrier, read from the orders API."""
+    mine, sku = await asyncio.to_thread(_customer_with_stock, live_stack, live_warehouse)
+    my_order = await asyncio.to_thread(place, live_stack, mine, sku, 1)
+    await asyncio.to_thread(ship, live_stack, my_order, sku, 1)
+    order = await asyncio.to_thread(
+        wait_order, live_stack, my_order, lambda o: o["status"] == "shipped", "shipped"
+    )
+    (shipment,) = order["shipments"]
+    await asyncio.sleep(0.5)  # the hub has moved past the dispatch
+    async with acknowledged_socket(portal_url, _token(live_stack, mine)) as socket:
+        await subscribe(socket, "shipments", SHIPMENT_UPDATES)
+        await asyncio.sleep(0.3)  # the subscription is registered with the hub
+        await asyncio.to_thread(deliver, live_stack, shipment["shipment_id"])
+
+        def delivered(message: dict[str, Any]) -> bool:
+            data = message.get("payload", {}).get("data") or {}
+            update = data.get("shipmentUpdates")
+            return update is not None and update["change"] == "DELIVERED"
+
+        got = await until(socket, delivered)
+    (update,) = _payloads(got, "shipmentUpdates")
+    assert update["orderId"] == my_order
+    assert update["shipmentId"] == shipment["shipment_id"]
+    assert update["carrier"] == "UPS"
+    assert update["trackingNumber"].startswith("1Z")
 
 
 @asynccontextmanager
