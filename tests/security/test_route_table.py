@@ -18,7 +18,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ TABLE = Path(__file__).resolve().parents[2] / "contracts" / "access.toml"
 AUTH_KINDS = {"public", "bearer", "client"}
 OTHER_CUSTOMER_BY_BOUND = {
     "never": {"refused"},
-    "own": {"not_found", "not_permitted", "filtered", "refused"},
+    "own": {"not_found", "not_permitted", "not_permitted_each", "filtered", "refused"},
     "any": {"allowed"},
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -486,6 +486,27 @@ def _not_permitted(client: httpx.Client, world: World, entry: Entry) -> None:
     assert answers[0] == answers[1], "whether the other customer exists must stay unknown"
 
 
+def _not_permitted_each(client: httpx.Client, world: World, entry: Entry) -> None:
+    """A batch of creates: each item naming another customer (or an unknown one) is
+    that item's 403 ``customer-not-permitted``, alike for both; nothing is written."""
+    single = replace(entry, path=entry.path.removesuffix("/batch"))
+    items = [
+        {"idempotency_key": uuid.uuid4().hex, "order": create_body(single, world, target)}
+        for target in (world.a.customer_id, f"CUST-NOBODY-{uuid.uuid4().hex[:6]}")
+    ]
+    answer = send(client, entry.method, entry.path, {"orders": items})
+    assert answer.status_code == 200, f"{entry}: {answer.status_code} {answer.text[:300]}"
+    refusals = [result["refusal"] for result in answer.json()["results"]]
+    assert [r["status"] for r in refusals] == [403, 403], refusals
+    assert {r["type"] for r in refusals} == {"/problems/customer-not-permitted"}, refusals
+    assert refusals[0]["detail"] == refusals[1]["detail"], "whether A exists must stay unknown"
+    assert all("order" not in result for result in answer.json()["results"]), answer.text
+    nobody = items[1]["order"]["customer_id"]
+    with world.stack.client("order_to_ship", "admin") as staff:
+        written = staff.get("/orders/v1/orders", params={"customer_id": nobody})
+    assert written.json()["items"] == [], f"{entry} wrote {written.text[:300]}"
+
+
 def _what_a_create_would_write(body: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """Where staff would see the object a refused create must not have made."""
     if "order_id" in body:
@@ -560,6 +581,7 @@ PROBES: dict[str, Callable[[httpx.Client, World, Entry], None]] = {
     "refused": _refused,
     "not_found": _not_found,
     "not_permitted": _not_permitted,
+    "not_permitted_each": _not_permitted_each,
     "filtered": _filtered,
 }
 

@@ -14,6 +14,8 @@ from process_apis.order_to_ship.orders.schemas import (
     DecisionIn,
     LineCancellationIn,
     Order,
+    OrderBatch,
+    OrderBatchIn,
     OrderIn,
     StatusChange,
 )
@@ -36,6 +38,7 @@ from shared.models import (
 from shared.problems import problem_responses
 
 MAX_ORDER_BODY_BYTES = 64 * 1024
+MAX_BATCH_BODY_BYTES = 1024 * 1024  # 100 orders of a few KiB each
 
 CustomerFilter = Annotated[
     str | None,
@@ -134,6 +137,32 @@ class OrderController(Controller):
         credit limit the order is placed ``on_hold`` (allocated, not released)."""
         result: Response[Any] = await orders.place(principal, idempotency_key, data)
         return result
+
+    @post(
+        "/batch",
+        operation_id="placeOrders",
+        summary="Place up to 100 orders in one call, each as its single placement would",
+        status_code=200,
+        request_max_body_size=MAX_BATCH_BODY_BYTES,
+        responses=problem_responses(413, 422),
+        **requires("orders:write"),
+    )
+    async def place_orders(
+        self,
+        data: JSONBody[OrderBatchIn],
+        orders: NamedDependency[OrderService],
+        principal: NamedDependency[Principal],
+    ) -> OrderBatch:
+        """An EDI partner's purchase-order file or a marketplace's feed in one call.
+        Each order is placed as ``POST /orders/v1/orders`` with ``Idempotency-Key:
+        <idempotency_key>`` would place it (a key seen before, by either endpoint,
+        replays its answer) and answered in the batch's order: ``status`` 201 or 202
+        with the ``order``, or its ``refusal`` (403 another customer's, 409
+        insufficient stock, 422 unknown customer or sku, 503 a system behind it
+        unavailable: that order may be sent again under its key). One order's refusal
+        changes nothing of the others. Keys repeated within the batch are 422
+        ``duplicate-idempotency-key`` before anything is placed."""
+        return await orders.place_batch(principal, data.orders)
 
     @get(
         "/",

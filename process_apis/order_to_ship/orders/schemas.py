@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from process_apis.order_to_ship.lifecycle.states import OrderStatus
-from shared.models import SKU_PATTERN, Identifier, Money, Quantity, Sku, Text
+from shared.models import SKU_PATTERN, Identifier, ItemKey, ItemRefusal, Money, Quantity, Sku, Text
 
 Channel = Annotated[
     str,
@@ -155,3 +155,39 @@ class StatusChange(msgspec.Struct):
     at: datetime
     cause: str
     correlation_id: str | None
+
+
+MAX_BATCH_ORDERS = 100
+
+
+class OrderBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One order of a batch (an EDI partner's purchase order file, a marketplace's order
+    feed): the single placement's body, with the Idempotency-Key that call would carry."""
+
+    idempotency_key: ItemKey
+    order: OrderIn
+
+
+class OrderBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 orders; their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    orders: Annotated[
+        list[OrderBatchItemIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ORDERS)
+    ]
+
+
+class OrderBatchResult(msgspec.Struct, omit_defaults=True):
+    """Per item, in the batch's order: the status and order its single placement
+    answered (201 placed, 202 placed and pending allocation; a key seen before replays
+    its answer), or its refusal (the problem that call would answer)."""
+
+    idempotency_key: str
+    status: int | None = None
+    order: Order | None = None
+    refusal: ItemRefusal | None = None
+
+
+class OrderBatch(msgspec.Struct):
+    """The answer of ``POST /orders/v1/orders/batch``."""
+
+    results: list[OrderBatchResult]

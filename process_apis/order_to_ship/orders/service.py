@@ -10,12 +10,15 @@ from litestar import Response
 
 from process_apis.order_to_ship.flows.cancel_order import CancelOrder, request_key
 from process_apis.order_to_ship.flows.holds import HoldDecisions
+from process_apis.order_to_ship.flows.place_batch import place_each
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.schemas import (
     LineCancellationIn,
     Order,
+    OrderBatch,
+    OrderBatchItemIn,
     OrderIn,
     StatusChange,
 )
@@ -37,6 +40,9 @@ class OrderService:
 
     async def place(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
         return await self.place_flow.run(principal, key, data)
+
+    async def place_batch(self, principal: Principal, items: list[OrderBatchItemIn]) -> OrderBatch:
+        return await place_each(self.place_flow, principal, items)
 
     async def get(self, principal: Principal, order_id: str) -> Order:
         async with self.db.lookup() as conn:
