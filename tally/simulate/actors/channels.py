@@ -1,6 +1,9 @@
 """Channels ordering on the day's curve: the B2B portal through GraphQL (its customers'
-portal logins), the webshop, marketplaces and EDI partners through REST; carts held and
-checked out or left to expire; some orders cancelled after they are placed."""
+portal logins), the webshop through REST one order at a time, marketplaces and EDI
+partners through REST in order files (``POST /orders/v1/orders/batch``: a partner's
+orders gathered and sent together, each under its own key; the orders a system behind
+the platform could not take are sent again); carts held and checked out or left to
+expire; some orders cancelled after they are placed."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tally.simulate.api import GraphQLErrors, Party
+from tally.simulate.api import RETRIED, GraphQLErrors, Party
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, OrderIntent
 
@@ -17,6 +20,8 @@ AT_ONCE_PER_CHANNEL = 8
 CART_TTL_SECONDS = 600
 ABANDONED_CART_TTL_SECONDS = 2
 UNAVAILABLE_ATTEMPTS = 30
+FILE_CHANNELS = ("marketplace", "edi")
+FILE_ORDERS = 25  # a partner's orders per file, sent when its last order is in
 
 PLACE = """mutation($key: String!, $input: PlaceOrderInput!) {
   placeOrder(idempotencyKey: $key, input: $input) {
@@ -62,7 +67,18 @@ class Channels:
             await self.journal.acted_on(len(intent.lines))
             self.advance(len(intent.lines))
 
-        await asyncio.gather(*(one(i) for i in self.day.intents))
+        async def one_file(file: list[OrderIntent]) -> None:
+            wait = started + file[-1].at * self.day_seconds - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with gates[file[0].channel]:
+                await self.place_file(file)
+            for intent in file:
+                await self.journal.acted_on(len(intent.lines))
+                self.advance(len(intent.lines))
+
+        singles, files = files_of(self.day.intents)
+        await asyncio.gather(*(one(i) for i in singles), *(one_file(f) for f in files))
 
     async def place(self, intent: OrderIntent) -> None:
         party = self.parties[intent.customer_id]
@@ -77,8 +93,45 @@ class Channels:
             order_id = await self._graphql_order(party, intent, key, hold_id)
         else:
             order_id = await self._rest_order(party, intent, key, hold_id)
-        if order_id is None:
-            return
+        if order_id is not None:
+            await self._placed(party, intent, key, order_id)
+
+    async def place_file(self, file: list[OrderIntent]) -> None:
+        """A partner's orders in one call; those a system behind the platform could not
+        take (503, 429) are sent again under their keys, as the partner would."""
+        party = self.parties[file[0].customer_id]
+        pending = {f"sim-{self.day.tag}-order-{intent.index}": intent for intent in file}
+        for attempt in range(UNAVAILABLE_ATTEMPTS):
+            items = [
+                {"idempotency_key": key, "order": self._rest_body(intent, None)}
+                for key, intent in pending.items()
+            ]
+            answer = await party.post("/orders/v1/orders/batch", {"orders": items})
+            if answer.status_code != 200:
+                self.journal.failed("order file", answer.status_code, answer.text)
+                return
+            again: dict[str, OrderIntent] = {}
+            results = answer.json()["results"]
+            for (key, intent), result in zip(pending.items(), results, strict=True):
+                refusal = result.get("refusal")
+                if refusal is None:
+                    order_id = self._rest_placed(result["status"], result["order"])
+                    await self._placed(party, intent, key, order_id)
+                elif refusal["status"] in RETRIED:
+                    again[key] = intent
+                elif refusal["status"] in (409, 422):
+                    kind = str(refusal["type"]).rsplit("/", 1)[-1]
+                    self.journal.outcomes[f"refused_{_outcome(kind)}"] += 1
+                else:
+                    self.journal.failed("order", refusal["status"], refusal["detail"])
+            if not again:
+                return
+            pending = again
+            party.retries += len(again)
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        self.journal.failed("order file", 503, f"{len(pending)} orders never taken")
+
+    async def _placed(self, party: Party, intent: OrderIntent, key: str, order_id: str) -> None:
         self.journal.orders[intent.index] = order_id
         self.journal.placed_lines += len(intent.lines)
         if intent.cancel:
@@ -176,9 +229,7 @@ class Channels:
             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         return result
 
-    async def _rest_order(
-        self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
-    ) -> str | None:
+    def _rest_body(self, intent: OrderIntent, hold_id: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "customer_id": intent.customer_id,
             "channel": intent.channel,
@@ -187,19 +238,47 @@ class Channels:
         }
         if hold_id is not None:
             body["hold_id"] = hold_id
-        answer = await party.post("/orders/v1/orders", body, key=key)
+        return body
+
+    def _rest_placed(self, status: int, order: dict[str, Any]) -> str:
+        """A placement answered 201 or 202: the order's id, counted in the journal."""
+        if status == 202:
+            self.answered_pending.add(str(order["order_id"]))
+        self.journal.outcomes["credit_held" if order["status"] == "on_hold" else "placed"] += 1
+        return str(order["order_id"])
+
+    async def _rest_order(
+        self, party: Party, intent: OrderIntent, key: str, hold_id: str | None
+    ) -> str | None:
+        answer = await party.post("/orders/v1/orders", self._rest_body(intent, hold_id), key=key)
         if answer.status_code in (201, 202):
-            order = answer.json()
-            if answer.status_code == 202:
-                self.answered_pending.add(str(order["order_id"]))
-            self.journal.outcomes["credit_held" if order["status"] == "on_hold" else "placed"] += 1
-            return str(order["order_id"])
+            return self._rest_placed(answer.status_code, answer.json())
         if answer.status_code in (409, 422):
             kind = answer.json().get("type", "").rsplit("/", 1)[-1]
             self.journal.outcomes[f"refused_{_outcome(kind)}"] += 1
             return None
         self.journal.failed("order", answer.status_code, answer.text)
         return None
+
+
+def files_of(
+    intents: tuple[OrderIntent, ...],
+) -> tuple[list[OrderIntent], list[list[OrderIntent]]]:
+    """The orders placed one by one, and the partners' files (marketplace and EDI
+    orders of one customer, in the day's order, ``FILE_ORDERS`` to a file)."""
+    singles: list[OrderIntent] = []
+    gathering: dict[str, list[OrderIntent]] = {}
+    files: list[list[OrderIntent]] = []
+    for intent in intents:
+        if intent.channel not in FILE_CHANNELS or intent.via_cart:
+            singles.append(intent)
+            continue
+        file = gathering.setdefault(intent.customer_id, [])
+        file.append(intent)
+        if len(file) == FILE_ORDERS:
+            files.append(gathering.pop(intent.customer_id))
+    files.extend(gathering.values())
+    return singles, files
 
 
 def _outcome(refusal: str) -> str:
