@@ -104,8 +104,6 @@ class PlaceOrder:
             if found is None:
                 raise
             return found
-        if isinstance(pending, Response):
-            return pending
         try:
             body = await self._advance_within(order_id, known=pending)
         except ProblemError as exc:
@@ -159,11 +157,10 @@ class PlaceOrder:
         order_id: str,
         data: OrderIn,
         terms: Terms,
-    ) -> Order | Response[Any]:
+    ) -> Order:
+        # The key was not found just before; a request with the same key that committed
+        # since makes the key's insert below conflict, and the caller replays its answer.
         async with self.db.transaction() as tx:
-            found = await self.idempotency.stored_answer(tx.conn, principal.client_id, key, fp)
-            if found is not None:
-                return found
             new = repo.NewOrder(
                 order_id=order_id,
                 customer_id=data.customer_id,
