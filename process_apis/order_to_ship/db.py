@@ -133,6 +133,16 @@ order_shipments = Table(
     Column("invoiced", Integer, nullable=False, server_default="0"),
 )
 
+# Invoices billing issued for a shipment this service has not recorded yet (billing
+# answered the WMS's event first): applied when the shipment is (decision 0056).
+early_invoices = Table(
+    "early_invoices",
+    metadata,
+    Column("shipment_id", String(64), primary_key=True),
+    Column("invoice_id", String(64), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
 # Skus whose available-to-promise rose since the filler last looked (coalesced).
 backorder_triggers = Table(
     "backorder_triggers",

@@ -5,7 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from shared.events.catalog import STREAM_ORDERS, STREAM_WMS, OrderStatusChanged
+from prometheus_client import REGISTRY
+
+from shared.events.catalog import (
+    STREAM_BILLING,
+    STREAM_ORDERS,
+    STREAM_WMS,
+    InvoiceIssued,
+    Money,
+    OrderStatusChanged,
+    ShipmentDispatched,
+)
+from shared.events.envelope import new_event
 from tests.orders.helpers import (
     allocated,
     body,
@@ -21,7 +32,9 @@ from tests.orders.helpers import (
     seed_released_order,
     settled,
     ship,
+    shipment_event,
     stocked_item,
+    uid,
 )
 from tests.support.polling import wait_until
 from tests.support.ports import free_port
@@ -92,6 +105,59 @@ def test_a_shipment_ahead_of_its_recorded_release_waits_for_it(stack: Stack) -> 
     order = wait_status(stack, order_id, "shipped")
     assert [line["shipped"] for line in order["lines"]] == [2]
     assert len(order["shipments"]) == 1
+
+
+def _parked_invoices() -> float:
+    found = REGISTRY.get_sample_value(
+        "tally_events_handled_total",
+        {"group": "order_to_ship", "type": "invoice.issued", "outcome": "parked"},
+    )
+    return found or 0.0
+
+
+def test_an_invoice_ahead_of_its_shipment_is_kept_and_applied_with_it(stack: Stack) -> None:
+    """Billing answered the WMS's shipment before this service applied it (on a busy
+    PostgreSQL day, most invoices): the invoice waits for its shipment without being
+    parked and redelivered, and applies once, with it."""
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)])
+    shipment = shipment_event(order_id, [("SKU-A", 2)])
+    shipment_id = shipment.payload(ShipmentDispatched).shipment_id
+    invoice = new_event(
+        source="billing",
+        type_="invoice.issued",
+        subject=uid("INV"),
+        sequence=1,
+        payload=InvoiceIssued(
+            invoice_id=uid("INV"),
+            erp_invoice_id=uid("ERP-INV"),
+            order_id=order_id,
+            shipment_id=shipment_id,
+            customer_id=customer_id,
+            total=Money(200, "USD"),
+        ),
+    )
+    parked_before = _parked_invoices()
+    stack.publish(STREAM_BILLING, [invoice])
+    time.sleep(1.5)  # the consumer meets the invoice before the shipment
+    order = read(stack, order_id)
+    assert order["shipments"] == [] and order["lines"][0]["invoiced"] == 0
+    stack.publish(STREAM_BILLING, [redelivered(invoice)])  # published again: kept once
+    time.sleep(0.5)
+    stack.publish(STREAM_WMS, [shipment])
+    order = wait_until(
+        lambda: (o := read(stack, order_id))["lines"][0]["invoiced"] == 2 and o,
+        what="the early invoice applied with its shipment",
+    )
+    assert order["status"] == "shipped"
+    assert [(line["shipped"], line["invoiced"]) for line in order["lines"]] == [(2, 2)]
+    assert [s["shipment_id"] for s in order["shipments"]] == [shipment_id]
+    assert _parked_invoices() == parked_before
+    # The invoice published once more after it applied changes nothing.
+    version = order["version"]
+    stack.publish(STREAM_BILLING, [redelivered(invoice)])
+    time.sleep(1.0)
+    assert read(stack, order_id)["version"] == version
 
 
 def test_wms_shipment_moves_the_order_to_shipped(full_stack: Stack, warehouse: str) -> None:

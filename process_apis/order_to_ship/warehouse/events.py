@@ -6,17 +6,20 @@ put-aways and shortages by document id, invoices by the shipment they bill).
 
 All are UNORDERED (deduplicated by event id): the WMS numbers its stock events per
 warehouse, not per order, and these facts commute on the lines; a fact that needs an
-earlier one (a delivery before its shipment was recorded) waits with ``NotYet``."""
+earlier one (a delivery before its shipment was recorded) waits with ``NotYet``, but
+for an invoice: billing often answers the WMS's shipment before this service has
+applied it, so an early invoice is kept (``early_invoices``) and applied with its
+shipment, instead of parked and redelivered until then (decision 0056)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, select
 
-from process_apis.order_to_ship.db import orders
+from process_apis.order_to_ship.db import early_invoices, orders
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
@@ -97,8 +100,9 @@ async def on_shipment_dispatched(tx: Tx, event: Event) -> None:
         await changes.commit(
             tx, working, "shipment_recorded", status=working.status, causation=event
         )
-        return
-    await changes.commit(tx, working, "shipped", causation=event)
+    else:
+        await changes.commit(tx, working, "shipped", causation=event)
+    await _invoice_early(tx, shipment.shipment_id, working.order_id, event)
 
 
 async def on_pick_confirmed(tx: Tx, event: Event) -> None:
@@ -225,18 +229,54 @@ async def on_shipment_delayed(tx: Tx, event: Event) -> None:
     )
 
 
+_TAKE_EARLY_INVOICE = (
+    delete(early_invoices)
+    .where(early_invoices.c.shipment_id == bindparam("at_shipment"))
+    .returning(early_invoices.c.invoice_id)
+)
+
+
 async def on_invoice_issued(tx: Tx, event: Event) -> None:
     invoice = event.payload(InvoiceIssued)
-    row = await _recorded_shipment(tx, invoice.shipment_id)
-    if row.invoiced:
-        return
-    working = await _working(tx, row.order_id, f"invoice {invoice.invoice_id}")
+    # The order's lock first: a shipment being recorded holds it, so this either sees
+    # the shipment or leaves the invoice where the shipment's handler looks after it.
+    working = await _working(tx, invoice.order_id, f"invoice {invoice.invoice_id}")
     if working is None:
         return
-    await repo.update_shipment(tx.conn, invoice.shipment_id, invoiced=1)
+    row = await repo.shipment(tx.conn, invoice.shipment_id)
+    if row is None:
+        # Kept for its shipment: a park here came back every few seconds for as long as
+        # this service ran behind the WMS, each a transaction of its own (decision 0056).
+        await tx.conn.execute(
+            changes.upsert(tx, early_invoices)
+            .values(
+                shipment_id=invoice.shipment_id,
+                invoice_id=invoice.invoice_id,
+                received_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+        )
+        return
+    await _invoice(tx, working, row, event)
+
+
+async def _invoice_early(tx: Tx, shipment_id: str, order_id: str, causation: Event) -> None:
+    """The invoice that came before this shipment was recorded, if one did."""
+    taken = await tx.conn.execute(_TAKE_EARLY_INVOICE, {"at_shipment": shipment_id})
+    if taken.scalar() is None:
+        return
+    working = await _working(tx, order_id, f"invoice of shipment {shipment_id}")
+    if working is not None:
+        await _invoice(tx, working, await repo.shipment(tx.conn, shipment_id), causation)
+
+
+async def _invoice(tx: Tx, working: repo.Working, row: Any, causation: Event) -> None:
+    if row.invoiced:
+        return
+    await repo.update_shipment(tx.conn, row.shipment_id, invoiced=1)
     for line in row.lines:
         working.line(str(line["sku"])).invoice(int(line["quantity"]))
-    await changes.commit(tx, working, "invoiced", causation=event)
+    await changes.commit(tx, working, "invoiced", causation=causation)
 
 
 def handlers(db: Database, partners: Partners) -> dict[str, EventHandler]:
