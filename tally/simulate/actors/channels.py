@@ -67,11 +67,14 @@ class Channels:
             await self.journal.acted_on(len(intent.lines))
             self.advance(len(intent.lines))
 
+        # A partner transmits its files one after another.
+        senders = {c.customer_id: asyncio.Lock() for c in self.day.customers}
+
         async def one_file(file: list[OrderIntent]) -> None:
             wait = started + file[-1].at * self.day_seconds - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            async with gates[file[0].channel]:
+            async with senders[file[0].customer_id]:
                 await self.place_file(file)
             for intent in file:
                 await self.journal.acted_on(len(intent.lines))
