@@ -63,7 +63,9 @@ class EventConsumer:
         ordered_types: Collection[str],
         policy: RetryPolicy | None = None,
         batch: int = 100,
-        run_size: int = 32,
+        # A run is one write transaction: with 32, a busy service's inbox got one turn
+        # of the writer in many and fell 40 s behind on a 60,000-line day (stop 35).
+        run_size: int = 100,
         block_ms: int = 200,
         lag_interval: float = 5.0,
         rng: random.Random | None = None,
