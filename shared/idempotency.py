@@ -159,6 +159,16 @@ class ItemAnswer:
     refusal: Refusal | None = None
 
 
+def refuse_repeated_keys(keys: Sequence[str]) -> None:
+    """A batch whose items repeat a key is refused whole, before anything runs."""
+    if len(set(keys)) != len(keys):
+        raise Refusal(
+            422,
+            "duplicate-idempotency-key",
+            "Each item of a batch needs its own idempotency key.",
+        )
+
+
 def item_outcomes(
     answers: Sequence[ItemAnswer], answer_type: type[T]
 ) -> list[tuple[T | None, ItemRefusal | None]]:
@@ -379,12 +389,7 @@ class IdempotencyStore:
         before anything runs. A concurrent request that committed one of the keys first
         makes the insert conflict: the batch then runs again and replays that key."""
         keys = [key for key, _ in items]
-        if len(set(keys)) != len(keys):
-            raise Refusal(
-                422,
-                "duplicate-idempotency-key",
-                "Each item of a batch needs its own idempotency key.",
-            )
+        refuse_repeated_keys(keys)
         fps = [fingerprint(payload) for _, payload in items]
         for attempt in range(1, attempts + 1):
             try:

@@ -20,6 +20,7 @@ from process_apis.order_to_ship.orders.schemas import (
     OrderBatchResult,
 )
 from shared.auth.principal import Principal
+from shared.idempotency import refuse_repeated_keys
 from shared.models import ItemRefusal
 from shared.refusals import Refusal
 
@@ -31,11 +32,7 @@ AT_ONCE = 8
 async def place_each(
     place: PlaceOrder, principal: Principal, items: Sequence[OrderBatchItemIn]
 ) -> OrderBatch:
-    keys = [item.idempotency_key for item in items]
-    if len(set(keys)) != len(keys):
-        raise Refusal(
-            422, "duplicate-idempotency-key", "Each item of a batch needs its own idempotency key."
-        )
+    refuse_repeated_keys([item.idempotency_key for item in items])
     gate = asyncio.Semaphore(AT_ONCE)
 
     async def one(item: OrderBatchItemIn) -> OrderBatchResult:
