@@ -486,25 +486,40 @@ def _not_permitted(client: httpx.Client, world: World, entry: Entry) -> None:
     assert answers[0] == answers[1], "whether the other customer exists must stay unknown"
 
 
+# A batch route's list field and its items' field holding the single create's body.
+BATCH_FIELDS: dict[str, tuple[str, str]] = {
+    "/orders/v1/orders/batch": ("orders", "order"),
+    "/availability/v1/allocations/batch": ("allocations", "allocation"),
+}
+
+
 def _not_permitted_each(client: httpx.Client, world: World, entry: Entry) -> None:
     """A batch of creates: each item naming another customer (or an unknown one) is
     that item's 403 ``customer-not-permitted``, alike for both; nothing is written."""
+    assert entry.path in BATCH_FIELDS, f"{entry}: add the batch's fields to BATCH_FIELDS"
+    listed, field = BATCH_FIELDS[entry.path]
     single = replace(entry, path=entry.path.removesuffix("/batch"))
+    targets = (world.a.customer_id, f"CUST-NOBODY-{uuid.uuid4().hex[:6]}")
     items = [
-        {"idempotency_key": uuid.uuid4().hex, "order": create_body(single, world, target)}
-        for target in (world.a.customer_id, f"CUST-NOBODY-{uuid.uuid4().hex[:6]}")
+        {"idempotency_key": uuid.uuid4().hex, field: create_body(single, world, target)}
+        for target in targets
     ]
-    answer = send(client, entry.method, entry.path, {"orders": items})
+    answer = send(client, entry.method, entry.path, {listed: items})
     assert answer.status_code == 200, f"{entry}: {answer.status_code} {answer.text[:300]}"
-    refusals = [result["refusal"] for result in answer.json()["results"]]
+    results = answer.json()["results"]
+    refusals = [result["refusal"] for result in results]
     assert [r["status"] for r in refusals] == [403, 403], refusals
     assert {r["type"] for r in refusals} == {"/problems/customer-not-permitted"}, refusals
     assert refusals[0]["detail"] == refusals[1]["detail"], "whether A exists must stay unknown"
-    assert all("order" not in result for result in answer.json()["results"]), answer.text
-    nobody = items[1]["order"]["customer_id"]
-    with world.stack.client("order_to_ship", "admin") as staff:
-        written = staff.get("/orders/v1/orders", params={"customer_id": nobody})
-    assert written.json()["items"] == [], f"{entry} wrote {written.text[:300]}"
+    assert all(field not in result for result in results), answer.text
+    for target, sent in zip(targets, items, strict=True):
+        service, path, params = _what_a_create_would_write(sent[field])
+        with world.stack.client(service, "admin") as staff:
+            written = staff.get(path, params=params)
+        if not params:
+            assert written.status_code == 404, f"{entry} wrote {path}: {written.text[:300]}"
+        elif target != world.a.customer_id:  # A's orders are compared by the snapshot
+            assert written.json()["items"] == [], f"{entry} wrote {written.text[:300]}"
 
 
 def _what_a_create_would_write(body: dict[str, Any]) -> tuple[str, str, dict[str, str]]:

@@ -8,10 +8,17 @@ from litestar.params import JSONBody
 
 from process_apis.availability.allocations import repository as repo
 from process_apis.availability.allocations import service
+from process_apis.availability.allocations.batch_call import allocate_each
 from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.allocations.fills import fill
 from process_apis.availability.allocations.line_releases import release_lines
-from process_apis.availability.allocations.schemas import Fill, FillIn, LineReleasesIn
+from process_apis.availability.allocations.schemas import (
+    AllocationBatch,
+    AllocationBatchIn,
+    Fill,
+    FillIn,
+    LineReleasesIn,
+)
 from process_apis.availability.ownership import for_customer, visible_to
 from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.auth.litestar_auth import requires
@@ -20,6 +27,8 @@ from shared.db import Database, Tx
 from shared.idempotency import IdempotencyKey, IdempotencyStore
 from shared.models import IdParam
 from shared.problems import problem_responses
+
+MAX_BATCH_BODY_BYTES = 1024 * 1024  # 100 allocations of a few KiB each
 
 
 class AllocationController(Controller):
@@ -52,6 +61,32 @@ class AllocationController(Controller):
         return await allocation_batcher.submit(
             principal.client_id, idempotency_key, for_customer(principal, data)
         )
+
+    @post(
+        "/batch",
+        operation_id="createAllocations",
+        summary="Allocate up to 100 orders in one call, each as its single call would",
+        status_code=200,
+        request_max_body_size=MAX_BATCH_BODY_BYTES,
+        responses=problem_responses(413, 422),
+        **requires("inventory:write"),
+    )
+    async def create_allocations(
+        self,
+        data: JSONBody[AllocationBatchIn],
+        allocation_batcher: NamedDependency[AllocationBatcher],
+        request: Request[Principal, Any, Any],
+    ) -> AllocationBatch:
+        """An order file's allocations in one call. Each is allocated as ``POST
+        /availability/v1/allocations`` with ``Idempotency-Key: <idempotency_key>``
+        would allocate it (a key seen before, by either endpoint, replays its answer),
+        the batch's items applied together, and answered in the batch's order:
+        ``status`` (201) with the ``allocation``, or its ``refusal`` (403 another
+        customer's, 409 insufficient stock under `reject` with the short lines in
+        ``errors``, 422 a key reused with another request). One item's refusal changes
+        nothing of the others. Keys repeated within the batch are 422
+        ``duplicate-idempotency-key`` before anything is allocated."""
+        return await allocate_each(allocation_batcher, request.user, data.allocations)
 
     @get(
         "/{allocation_id:str}",

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from process_apis.availability.schemas import Allocation, Region
-from shared.models import Identifier, Quantity, Sku
+from process_apis.availability.schemas import Allocation, AllocationIn, Region
+from shared.models import Identifier, ItemKey, Quantity, Sku
 
+MAX_BATCH_ALLOCATIONS = 100
 Units = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 ReleaseReason = Annotated[
     str,
@@ -64,3 +65,54 @@ class LineReleaseIn(msgspec.Struct, forbid_unknown_fields=True):
 class LineReleasesIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: ReleaseReason
     lines: Annotated[list[LineReleaseIn], msgspec.Meta(min_length=1, max_length=200)]
+
+
+class AllocationBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One allocation of a batch (an order file's order): the single call's body, with
+    the Idempotency-Key that call would carry."""
+
+    idempotency_key: ItemKey
+    allocation: AllocationIn
+
+
+class AllocationBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 allocations; their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    allocations: Annotated[
+        list[AllocationBatchItemIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ALLOCATIONS)
+    ]
+
+
+class Shortfall(msgspec.Struct):
+    """A line the stock does not cover in full (an insufficient-stock refusal's
+    ``errors``): what it asked, what could have been allocated."""
+
+    sku: str
+    requested: int
+    available: int
+
+
+class AllocationRefusal(msgspec.Struct, omit_defaults=True):
+    """Why one allocation of a batch was refused: the problem its single call would
+    answer, with the insufficient-stock refusal's per-line ``errors``."""
+
+    type: str
+    status: int
+    detail: str
+    errors: list[Shortfall] | None = None
+
+
+class AllocationBatchResult(msgspec.Struct, omit_defaults=True):
+    """Per item, in the batch's order: the status and allocation its single call
+    answered (201; a key seen before replays its answer), or its refusal."""
+
+    idempotency_key: str
+    status: int | None = None
+    allocation: Allocation | None = None
+    refusal: AllocationRefusal | None = None
+
+
+class AllocationBatch(msgspec.Struct):
+    """The answer of ``POST /availability/v1/allocations/batch``."""
+
+    results: list[AllocationBatchResult]
