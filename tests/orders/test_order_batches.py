@@ -184,3 +184,85 @@ def test_the_erp_down_refuses_each_order_503_and_the_same_batch_places_them_late
     assert [r["status"] for r in results] == [201, 201]
     assert len(orders_of(full_stack, customer_id)) == 2
     assert allocated(full_stack, sku) == 3
+
+
+def usd(amount: int) -> dict[str, Any]:
+    return {"amount_minor": amount, "currency": "USD"}
+
+
+def test_each_credit_check_counts_the_customers_orders_ahead_of_it_in_the_batch(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """The batch reads a customer's terms once; its orders are checked against the limit
+    in the batch's order, each counting the ones before it (an item costs 1,250)."""
+    customer_id = new_customer(full_stack, credit=10_000)
+    sku = stocked_item(full_stack, warehouse, 20)
+    items = [(uid("credit"), body(customer_id, (sku, n))) for n in (6, 3, 1)]
+    answer = place_batch(full_stack, items, customer_id=customer_id)
+    assert answer.status_code == 200, answer.text
+    within, over, after = (r["order"] for r in answer.json()["results"])
+    assert within["hold_reason"] is None and within["status"] != "on_hold"
+    assert (over["status"], over["hold_reason"]) == ("on_hold", "credit")
+    assert over["credit"]["exposure"] == usd(7_500)
+    # The held order is open: it counts for the next one as for a later single call.
+    assert (after["status"], after["credit"]["exposure"]) == ("on_hold", usd(11_250))
+    assert allocated(full_stack, sku) == 10
+
+
+def test_a_batch_for_several_customers_refuses_only_the_unknown_customers_orders(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """An unbound client's file names several customers: each customer's terms are its
+    own, and one customer's refusal leaves the other's orders alone."""
+    first, second = new_customer(full_stack), new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    cheap = stocked_item(full_stack, warehouse, 10, price=300)
+    items = [
+        (uid("multi"), body(first, (sku, 1))),
+        (uid("multi"), body("CUST-NOBODY-" + uid("x"), (sku, 1))),
+        (uid("multi"), body(second, (cheap, 2), (sku, 1))),
+        (uid("multi"), body(first, (cheap, 1))),
+    ]
+    answer = place_batch(full_stack, items)
+    assert answer.status_code == 200, answer.text
+    one, unknown, two, three = answer.json()["results"]
+    assert (unknown["refusal"]["status"], unknown["refusal"]["type"]) == (
+        422,
+        "/problems/unknown-customer",
+    )
+    assert [r["order"]["customer_id"] for r in (one, two, three)] == [first, second, first]
+    assert [r["status"] for r in (one, two, three)] == [201, 201, 201]
+    assert [line["unit_price"]["amount_minor"] for line in two["order"]["lines"]] == [300, 1250]
+    assert len(orders_of(full_stack, first)) == 2 and len(orders_of(full_stack, second)) == 1
+    assert allocated(full_stack, sku) == 2 and allocated(full_stack, cheap) == 3
+
+
+def test_availability_down_answers_each_new_order_202_and_they_are_allocated_once_later(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+    items = [(uid("noatp"), body(customer_id, (sku, n), policy="partial")) for n in (2, 3)]
+    with full_stack.down("availability"):
+        answer = place_batch(full_stack, items, customer_id=customer_id)
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [r["status"] for r in results] == [202, 202]
+        assert [r["order"]["status"] for r in results] == ["pending", "pending"]
+        order_ids = [r["order"]["order_id"] for r in results]
+        assert sorted(o["order_id"] for o in orders_of(full_stack, customer_id)) == sorted(
+            order_ids
+        )
+
+    # Back: the resumer (or the resent batch's retry) allocates each order once; the
+    # keys answer the same orders.
+    def allocated_both() -> Any:
+        again = place_batch(full_stack, items, customer_id=customer_id).json()["results"]
+        return again if [r["status"] for r in again] == [201, 201] else None
+
+    again = wait_until(allocated_both, timeout=60, what="the pending orders allocated")
+    assert [r["order"]["order_id"] for r in again] == order_ids
+    for order_id in order_ids:
+        settled(full_stack, order_id)
+    assert allocated(full_stack, sku) == 5 and atp(full_stack, sku) == 5
+    assert len(orders_of(full_stack, customer_id)) == 2

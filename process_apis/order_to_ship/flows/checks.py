@@ -31,7 +31,7 @@ class Terms:
     over_limit: bool
 
 
-def _refuse_duplicates(data: OrderIn) -> None:
+def refuse_duplicate_skus(data: OrderIn) -> None:
     skus = [line.sku for line in data.lines]
     duplicated = sorted(sku for sku, n in Counter(skus).items() if n > 1)
     if duplicated:
@@ -99,20 +99,45 @@ def _priced(data: OrderIn, prices: dict[str, dict[str, Any]], currency: str) -> 
     return {sku: int(prices[sku]["amount_minor"]) for sku in skus}
 
 
-async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
-    """The order's terms, or a 422 problem (nothing written)."""
-    _refuse_duplicates(data)
-    skus = [line.sku for line in data.lines]
+@dataclass
+class CustomerTerms:
+    """One read of a customer's terms for one or more of its orders: the ERP's
+    customer, prices and credit exposure, and this service's open value the ERP has
+    not heard of."""
+
+    customer_id: str
+    customer: dict[str, Any]
+    prices: dict[str, dict[str, Any]]
+    exposure: int
+    unsynced: int
+
+
+async def read_terms(
+    partners: Partners, conn_reader: Any, customer_id: str, skus: list[str]
+) -> CustomerTerms:
+    """The terms of ``customer_id`` for ``skus``, or a 422 (unknown customer)."""
     # This service's orders the ERP has not heard of, read before the ERP's exposure:
     # an order synced between the two reads then counts twice (a hold an operator
     # releases), never in neither (an order over the limit accepted).
     async with conn_reader() as conn:
-        unsynced = await _unsynced(conn, data.customer_id)
-    terms = await partners.order_terms(data.customer_id, skus)
+        unsynced = await _unsynced(conn, customer_id)
+    terms = await partners.order_terms(customer_id, skus)
     if terms is None:
-        raise Refusal(422, "unknown-customer", f"No customer {data.customer_id}.")
-    customer, credit = terms["customer"], terms["credit"]
-    prices = {item["sku"]: item["unit_price"] for item in terms["prices"]}
+        raise Refusal(422, "unknown-customer", f"No customer {customer_id}.")
+    return CustomerTerms(
+        customer_id=customer_id,
+        customer=terms["customer"],
+        prices={item["sku"]: item["unit_price"] for item in terms["prices"]},
+        exposure=int(terms["credit"]["exposure"]["amount_minor"]),
+        unsynced=unsynced,
+    )
+
+
+def terms_of(data: OrderIn, read: CustomerTerms, *, ahead: int = 0) -> Terms:
+    """``data``'s terms under its customer's ``read``, or a 422 (nothing written).
+    ``ahead``: the value of orders placed after the read and before this one (a
+    batch's earlier orders of the customer), counted in its credit exposure."""
+    customer = read.customer
     if customer.get("status", "active") != "active":
         raise Refusal(
             422,
@@ -120,10 +145,10 @@ async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
             f"Customer {data.customer_id} is {customer['status']}; no orders are accepted.",
         )
     currency = str(customer["credit_limit"]["currency"])
-    unit_prices = _priced(data, prices, currency)
+    unit_prices = _priced(data, read.prices, currency)
     ship_to = resolve_ship_to(customer, data.ship_to)
     value = sum(line.quantity * unit_prices[line.sku] for line in data.lines)
-    exposure = int(credit["exposure"]["amount_minor"]) + unsynced
+    exposure = read.exposure + read.unsynced + ahead
     limit = int(customer["credit_limit"]["amount_minor"])
     figures = {
         "credit_limit": {"amount_minor": limit, "currency": currency},
@@ -138,6 +163,13 @@ async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
         credit=figures,
         over_limit=exposure + value > limit,
     )
+
+
+async def accept(partners: Partners, conn_reader: Any, data: OrderIn) -> Terms:
+    """The order's terms, or a 422 problem (nothing written)."""
+    refuse_duplicate_skus(data)
+    skus = [line.sku for line in data.lines]
+    return terms_of(data, await read_terms(partners, conn_reader, data.customer_id, skus))
 
 
 async def _unsynced(conn: AsyncConnection, customer_id: str) -> int:

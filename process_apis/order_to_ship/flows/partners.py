@@ -29,10 +29,14 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
 class Refused(Exception):
     """A partner answered with a definite refusal; nothing was done on its side."""
 
-    def __init__(self, service: str, response: httpx.Response) -> None:
+    def __init__(
+        self, service: str, response: httpx.Response, *, item: dict[str, Any] | None = None
+    ) -> None:
+        """The refusal of a call (``response``), or of one ``item`` of a batch call (its
+        refusal: the problem its single call would have answered)."""
         self.service = service
-        self.status_code = response.status_code
-        self.problem = _problem(response)
+        self.problem = _problem(response) if item is None else item
+        self.status_code = response.status_code if item is None else int(item["status"])
         self.type = str(self.problem.get("type", ""))
         self.detail = str(self.problem.get("detail") or f"{service} answered {self.status_code}")
         super().__init__(f"{service}: {self.status_code} {self.type} {self.detail}")
@@ -95,6 +99,35 @@ class Partners:
         )
         result: dict[str, Any] = _ok("availability", response)
         return result
+
+    async def allocate_many(
+        self, bodies: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any] | Refused]:
+        """Allocates up to 100 orders (``{order_id: body}``) in one call, each under its
+        key ``alloc:{order_id}`` as ``allocate`` would; per order id, the allocation or
+        availability's refusal of that one."""
+        response = await self.availability.request(
+            "POST",
+            "/availability/v1/allocations/batch",
+            json={
+                "allocations": [
+                    {
+                        "idempotency_key": f"alloc:{order_id}",
+                        "allocation": {"order_id": order_id, **body},
+                    }
+                    for order_id, body in bodies.items()
+                ]
+            },
+        )
+        results = _ok("availability", response)["results"]
+        return {
+            order_id: (
+                Refused("availability", response, item=result["refusal"])
+                if "refusal" in result
+                else result["allocation"]
+            )
+            for order_id, result in zip(bodies, results, strict=True)
+        }
 
     async def hold(self, hold_id: str) -> dict[str, Any] | None:
         response = await self.availability.request("GET", f"/availability/v1/holds/{hold_id}")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import uuid_utils
@@ -34,7 +35,7 @@ from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.events import EVENT_SOURCE
 from process_apis.order_to_ship.orders.schemas import Order, OrderIn
 from shared.auth.principal import Principal
-from shared.db import Database
+from shared.db import Database, Tx
 from shared.events.catalog import STREAM_ORDERS, Line, OrderAccepted
 from shared.events.envelope import new_event
 from shared.idempotency import IdempotencyStore, fingerprint, replay
@@ -42,6 +43,8 @@ from shared.problems import ProblemError
 from shared.refusals import Refusal
 
 log = logging.getLogger("tally.orders.place")
+
+T = TypeVar("T")
 
 
 def new_order_id() -> str:
@@ -74,18 +77,12 @@ class PlaceOrder:
         self.partners = partners
         self.releaser: Wakeable = releaser or _Nobody()
         self.answer_within = answer_within
-        self._running: set[asyncio.Task[bytes]] = set()
+        self._running: set[asyncio.Future[Any]] = set()
 
     # -- the request ---------------------------------------------------------------
     async def run(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
         if not principal.may_see_customer(data.customer_id):
-            # Decided from the token alone, before any lookup: the same answer whether
-            # the other customer exists or not (ADR 0014).
-            raise Refusal(
-                403,
-                "customer-not-permitted",
-                f"This client may place orders for customer {principal.customer_id} only.",
-            )
+            raise not_permitted(principal)
         fp = fingerprint(data)
         async with self.db.lookup() as conn:
             found = await self.idempotency.stored_answer(conn, principal.client_id, key, fp)
@@ -140,14 +137,20 @@ class PlaceOrder:
         """``advance``, or None when it has not finished within ``answer_within`` (a
         frozen availability: its calls time out after 10 s, four times): it goes on in
         the background, so the caller gets its 202 before a gateway's 504."""
-        task = asyncio.ensure_future(self.advance(order_id, known=known))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task = self.kept(self.advance(order_id, known=known))
         done, _ = await asyncio.wait({task}, timeout=budget or self.answer_within)
         if task in done:
             return task.result()
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
         return None
+
+    def kept(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """``work`` as a task this saga holds until it ends (a step that goes on after
+        its request was answered must not be collected)."""
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
 
     async def _write_pending(
         self,
@@ -161,28 +164,48 @@ class PlaceOrder:
         # The key was not found just before; a request with the same key that committed
         # since makes the key's insert below conflict, and the caller replays its answer.
         async with self.db.transaction() as tx:
-            new = repo.NewOrder(
-                order_id=order_id,
-                customer_id=data.customer_id,
-                channel=data.channel,
-                policy=data.policy,
-                currency=terms.currency,
-                lines=[(line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines],
-                client_id=principal.client_id,
-                idempotency_key=key,
-                ship_to=terms.ship_to,
-                customer_group=terms.customer_group,
-                hold_id=data.hold_id,
-                credit=terms.credit,
-                on_hold=terms.over_limit,
-            )
-            order = reads.as_placed(new, await repo.insert_pending(tx.conn, new))
-            body = msgspec.json.encode(order)
-            row, _ = self.idempotency.completed_record(
-                principal.client_id, key, fp, 202, body, resource_id=order_id, now=order.created_at
-            )
+            order, row = await self.write_pending_in(tx, principal, key, fp, order_id, data, terms)
             await self.idempotency.insert_completed(tx.conn, [row])
         return order
+
+    async def write_pending_in(
+        self,
+        tx: Tx,
+        principal: Principal,
+        key: str,
+        fp: str,
+        order_id: str,
+        data: OrderIn,
+        terms: Terms,
+    ) -> tuple[Order, dict[str, Any]]:
+        """Writes the order ``pending`` in ``tx``; the order, and its key's record (the
+        202 naming it) for the caller to insert in the same transaction."""
+        new = repo.NewOrder(
+            order_id=order_id,
+            customer_id=data.customer_id,
+            channel=data.channel,
+            policy=data.policy,
+            currency=terms.currency,
+            lines=[(line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines],
+            client_id=principal.client_id,
+            idempotency_key=key,
+            ship_to=terms.ship_to,
+            customer_group=terms.customer_group,
+            hold_id=data.hold_id,
+            credit=terms.credit,
+            on_hold=terms.over_limit,
+        )
+        order = reads.as_placed(new, await repo.insert_pending(tx.conn, new))
+        row, _ = self.idempotency.completed_record(
+            principal.client_id,
+            key,
+            fp,
+            202,
+            msgspec.json.encode(order),
+            resource_id=order_id,
+            now=order.created_at,
+        )
+        return order, row
 
     # -- the idempotent steps (request and resumer) ---------------------------------
     async def advance(self, order_id: str, *, known: Order | None = None) -> bytes:
@@ -197,32 +220,21 @@ class PlaceOrder:
         try:
             allocation = await self._allocate(order)
         except Refused as exc:
-            await self._abandon(order_id)
-            raise _refusal(exc) from exc
+            await self.abandon(order_id)
+            raise refusal_of(exc) from exc
         return await self._settle(order, allocation)
 
     async def _allocate(self, order: Order) -> dict[str, Any]:
         if order.hold_id is not None:
             await self._check_hold(order)
             return await self.partners.convert_hold(order.hold_id, order.order_id)
-        body: dict[str, Any] = {
-            "channel": order.channel,
-            "policy": order.policy,
-            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
-            # The allocation is the order's customer's: bound clients see their own.
-            "customer_id": order.customer_id,
-        }
-        if order.customer_group:
-            body["customer_group"] = order.customer_group
-        if order.ship_to and order.ship_to.region:
-            body["ship_to"] = order.ship_to.region
-        return await self.partners.allocate(order.order_id, body)
+        return await self.partners.allocate(order.order_id, allocation_body(order))
 
     async def _check_hold(self, order: Order) -> None:
         assert order.hold_id is not None
         hold = await self.partners.hold(order.hold_id)
         if hold is None or hold.get("customer_id") != order.customer_id:
-            await self._abandon(order.order_id)
+            await self.abandon(order.order_id)
             raise Refusal(
                 422, "unknown-hold", f"Customer {order.customer_id} has no hold {order.hold_id}."
             )
@@ -231,7 +243,7 @@ class PlaceOrder:
             held[str(line["sku"])] = held.get(str(line["sku"]), 0) + int(line["quantity"])
         wanted = {line.sku: line.quantity for line in order.lines}
         if held != wanted:
-            await self._abandon(order.order_id)
+            await self.abandon(order.order_id)
             raise Refusal(
                 422,
                 "hold-mismatch",
@@ -240,6 +252,19 @@ class PlaceOrder:
             )
 
     async def _settle(self, order: Order, allocation: dict[str, Any]) -> bytes:
+        async with self.db.transaction() as tx:
+            done = await self.settle_in(tx, order.order_id, allocation)
+        if done is None:
+            return await self._settled(order.order_id)
+        self.releaser.wake()
+        return done[1]
+
+    async def settle_in(
+        self, tx: Tx, order_id: str, allocation: dict[str, Any]
+    ) -> tuple[Order, bytes] | None:
+        """Settles a ``pending`` order with its ``allocation`` in ``tx``: the settled
+        order and its body, or None when another run settled or abandoned it first.
+        The caller wakes the releaser after the commit."""
         planned = {
             str(line["sku"]): (int(line.get("allocated", 0)), int(line.get("backordered", 0)))
             for line in allocation.get("lines", [])
@@ -249,23 +274,16 @@ class PlaceOrder:
             for line in allocation.get("lines", [])
             for claim in line.get("locations") or []
         ]
-        async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order.order_id)
-            if working is None or working.status != "pending":
-                moved = None
-            else:
-                moved = await self._plan(tx, working, planned, located)
-            if moved is not None:
-                assert working is not None
-                done = reads.as_saved(working, releases_pending=moved)
-                body = msgspec.json.encode(done)
-                origin = (working.head.client_id, working.head.idempotency_key)
-                await self.idempotency.complete(tx.conn, *origin, 201, body)
-                tx.emit(STREAM_ORDERS, _accepted_event(done))
-        if moved is None:
-            return await self._settled(order.order_id)
-        self.releaser.wake()
-        return body
+        working = await repo.lock(tx.conn, order_id)
+        if working is None or working.status != "pending":
+            return None
+        moved = await self._plan(tx, working, planned, located)
+        done = reads.as_saved(working, releases_pending=moved)
+        body = msgspec.json.encode(done)
+        origin = (working.head.client_id, working.head.idempotency_key)
+        await self.idempotency.complete(tx.conn, *origin, 201, body)
+        tx.emit(STREAM_ORDERS, _accepted_event(done))
+        return done, body
 
     async def _plan(
         self,
@@ -290,13 +308,16 @@ class PlaceOrder:
 
     async def _settled(self, order_id: str) -> bytes:
         """Another run (request or resumer) finished or abandoned this order first."""
+        return msgspec.json.encode(await self.settled(order_id))
+
+    async def settled(self, order_id: str) -> Order:
         async with self.db.lookup() as conn:
             order = await reads.get(conn, order_id)
         if order is None:
             raise Refusal(409, "order-abandoned", f"Order {order_id} could not be placed.")
-        return msgspec.json.encode(order)
+        return order
 
-    async def _abandon(self, order_id: str) -> None:
+    async def abandon(self, order_id: str) -> None:
         """A definite refusal: nothing of the order stays written, the key may be reused."""
         async with self.db.transaction() as tx:
             origin = await repo.origin(tx.conn, order_id)
@@ -304,12 +325,38 @@ class PlaceOrder:
                 await self.idempotency.forget(tx.conn, *origin)
 
 
-def _log_failure(task: asyncio.Task[bytes]) -> None:
+def not_permitted(principal: Principal) -> Refusal:
+    # Decided from the token alone, before any lookup: the same answer whether the
+    # other customer exists or not (ADR 0014).
+    return Refusal(
+        403,
+        "customer-not-permitted",
+        f"This client may place orders for customer {principal.customer_id} only.",
+    )
+
+
+def log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("placing an order in the background: %r", exc)
 
 
-def _refusal(exc: Refused) -> Refusal:
+def allocation_body(order: Order) -> dict[str, Any]:
+    """What availability is asked to allocate for ``order`` (its key: ``alloc:{order_id}``)."""
+    body: dict[str, Any] = {
+        "channel": order.channel,
+        "policy": order.policy,
+        "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+        # The allocation is the order's customer's: bound clients see their own.
+        "customer_id": order.customer_id,
+    }
+    if order.customer_group:
+        body["customer_group"] = order.customer_group
+    if order.ship_to and order.ship_to.region:
+        body["ship_to"] = order.ship_to.region
+    return body
+
+
+def refusal_of(exc: Refused) -> Refusal:
     if exc.status_code == 409 and exc.type == "/problems/insufficient-stock":
         return Refusal(409, "insufficient-stock", exc.detail, extra=exc.extra)
     if exc.status_code in (404, 409) and "hold" in exc.type:
