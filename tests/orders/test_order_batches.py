@@ -266,3 +266,22 @@ def test_availability_down_answers_each_new_order_202_and_they_are_allocated_onc
         settled(full_stack, order_id)
     assert allocated(full_stack, sku) == 5 and atp(full_stack, sku) == 5
     assert len(orders_of(full_stack, customer_id)) == 2
+
+
+def test_a_customers_orders_naming_more_skus_than_one_terms_read_are_priced_alike(
+    full_stack: Stack,
+) -> None:
+    """One order has at most 100 lines; a file's orders of one customer may name more
+    skus than the ERP's terms read takes at once (100): each order is still priced."""
+    customer_id = new_customer(full_stack)
+    skus = [new_item(full_stack, price=700 + n) for n in range(120)]
+    items = [
+        (uid("wide"), body(customer_id, *[(sku, 1) for sku in half], policy="partial"))
+        for half in (skus[:60], skus[60:])
+    ]
+    answer = place_batch(full_stack, items, customer_id=customer_id)
+    assert answer.status_code == 200, answer.text
+    orders = [r["order"] for r in answer.json()["results"]]
+    prices = [line["unit_price"]["amount_minor"] for order in orders for line in order["lines"]]
+    assert prices == [700 + n for n in range(120)]
+    assert all(line["backordered"] == 1 for order in orders for line in order["lines"])

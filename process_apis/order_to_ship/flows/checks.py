@@ -99,6 +99,11 @@ def _priced(data: OrderIn, prices: dict[str, dict[str, Any]], currency: str) -> 
     return {sku: int(prices[sku]["amount_minor"]) for sku in skus}
 
 
+# The ERP's order-terms read takes up to 100 skus (an order has at most 100 lines; a
+# batch's orders of one customer may name more).
+SKUS_PER_READ = 100
+
+
 @dataclass
 class CustomerTerms:
     """One read of a customer's terms for one or more of its orders: the ERP's
@@ -121,16 +126,24 @@ async def read_terms(
     # releases), never in neither (an order over the limit accepted).
     async with conn_reader() as conn:
         unsynced = await _unsynced(conn, customer_id)
-    terms = await partners.order_terms(customer_id, skus)
-    if terms is None:
-        raise Refusal(422, "unknown-customer", f"No customer {customer_id}.")
-    return CustomerTerms(
-        customer_id=customer_id,
-        customer=terms["customer"],
-        prices={item["sku"]: item["unit_price"] for item in terms["prices"]},
-        exposure=int(terms["credit"]["exposure"]["amount_minor"]),
-        unsynced=unsynced,
-    )
+    read: CustomerTerms | None = None
+    for start in range(0, len(skus), SKUS_PER_READ):
+        terms = await partners.order_terms(customer_id, skus[start : start + SKUS_PER_READ])
+        if terms is None:
+            raise Refusal(422, "unknown-customer", f"No customer {customer_id}.")
+        prices = {item["sku"]: item["unit_price"] for item in terms["prices"]}
+        if read is None:
+            read = CustomerTerms(
+                customer_id=customer_id,
+                customer=terms["customer"],
+                prices=prices,
+                exposure=int(terms["credit"]["exposure"]["amount_minor"]),
+                unsynced=unsynced,
+            )
+        else:  # a batch's skus beyond one read's: their prices only
+            read.prices.update(prices)
+    assert read is not None, "an order has a line"
+    return read
 
 
 def terms_of(data: OrderIn, read: CustomerTerms, *, ahead: int = 0) -> Terms:
