@@ -154,7 +154,8 @@ class Downstream:
     ) -> httpx.Response:
         """One network call, counted by the breaker (admitted before anything goes out,
         the token included): a transport error (timeouts included) or 502/503/504 is a
-        failure, any other answer a success."""
+        failure, any other answer a success, the 503 of a transaction that lost a lock
+        conflict included (the service is up; the call is retried like any 503)."""
         breaker = self.breaker
         if breaker is not None:
             breaker.admit()
@@ -177,7 +178,7 @@ class Downstream:
                 breaker.abandoned()
             raise
         if breaker is not None:
-            if response.status_code in (502, 503, 504):
+            if response.status_code in (502, 503, 504) and not _lost_a_conflict(response):
                 breaker.failed()
             else:
                 breaker.succeeded()
@@ -226,4 +227,14 @@ def _in_progress(response: httpx.Response) -> bool:
         response.status_code == 409
         and response.headers.get("content-type", "").startswith("application/problem+json")
         and response.json().get("type") == "/problems/request-in-progress"
+    )
+
+
+def _lost_a_conflict(response: httpx.Response) -> bool:
+    """A 503 ``/problems/transaction-conflict``: the service answered that its database
+    chose this request as a deadlock victim (``shared.problems.conflict_refusal``)."""
+    return (
+        response.status_code == 503
+        and response.headers.get("content-type", "").startswith("application/problem+json")
+        and b'"/problems/transaction-conflict"' in response.content
     )

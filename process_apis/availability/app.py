@@ -9,7 +9,11 @@ from process_apis.availability.allocations.batcher import AllocationBatcher
 from process_apis.availability.allocations.fast_path import AllocationFastPath
 from process_apis.availability.allocations.routes import AllocationController
 from process_apis.availability.consumers import erp as erp_feed
-from process_apis.availability.consumers.wms import HANDLERS, ORDERED_TYPES
+from process_apis.availability.consumers.wms import (
+    HANDLERS,
+    ORDERED_TYPES,
+    lock_positions_of_run,
+)
 from process_apis.availability.db import metadata, upgrade_schema
 from process_apis.availability.holds.routes import HoldController
 from process_apis.availability.holds.sweeper import HoldSweeper
@@ -47,7 +51,13 @@ def create_app(
     )
     if service_tokens is not None:
         runtime.tokens = service_tokens
-    runtime.consume("availability", [STREAM_WMS], HANDLERS, ordered_types=ORDERED_TYPES)
+    runtime.consume(
+        "availability",
+        [STREAM_WMS],
+        HANDLERS,
+        ordered_types=ORDERED_TYPES,
+        run_locks=lock_positions_of_run,
+    )
     runtime.consume(
         "availability-erp", [STREAM_ERP], erp_feed.HANDLERS, ordered_types=erp_feed.ORDERED_TYPES
     )

@@ -280,3 +280,39 @@ async def test_gateway_errors_count_as_failures_other_answers_as_successes() -> 
     assert results == [503, 503, 404, 503, 503, 503, 503]
     assert len(calls) == 6
     assert wms.breaker is not None and wms.breaker.state is State.OPEN
+
+
+async def test_a_transaction_that_lost_a_lock_conflict_is_an_answer_not_an_outage() -> None:
+    """A 503 ``transaction-conflict`` (a deadlock victim on PostgreSQL: nothing written,
+    send it again) comes from a service that is up: it must not open the circuit and
+    turn every call away for the cool-down. A plain 503 still counts."""
+    conflict = {
+        "type": "/problems/transaction-conflict",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "Another transaction held what this request needed; nothing was changed.",
+    }
+    problem = {"content-type": "application/problem+json"}
+    answers = [httpx.Response(503, json=conflict, headers=problem) for _ in range(5)]
+    answers += [httpx.Response(503) for _ in range(3)]
+    replies = iter(answers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: next(replies))) as client:
+        availability = Downstream(
+            "conflict-test",
+            "http://availability.invalid",
+            client,
+            cast(ServiceTokens, None),
+            attempts=1,
+            breaker=CircuitBreaker("conflict-test", failures=3, cooldown=60),
+        )
+        breaker = availability.breaker
+        assert breaker is not None
+        for _ in range(5):
+            with pytest.raises(ProblemError):
+                await availability.request("POST", "/x", bearer="t")
+        assert breaker.state is State.CLOSED
+        for _ in range(3):
+            with pytest.raises(ProblemError):
+                await availability.request("POST", "/x", bearer="t")
+        assert breaker.state is State.OPEN

@@ -9,6 +9,7 @@ receipt has applied; a replay of an applied change is stale."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from process_apis.availability.allocations.shipments import apply_shipment
@@ -26,9 +27,10 @@ from process_apis.availability.positions.ledger import (
     change,
     emit_replenished,
     ensure,
+    locked_rows,
 )
 from shared.db import Tx
-from shared.events.catalog import ReceiptPosted
+from shared.events.catalog import ReceiptPosted, decode_payload
 from shared.events.envelope import Event
 from shared.events.inbox import ApplyOnly, EventHandler
 
@@ -71,3 +73,14 @@ HANDLERS: dict[str, EventHandler] = {
     "pick.shorted": ApplyOnly(on_shortage),
 }
 ORDERED_TYPES = frozenset(HANDLERS)  # stock changes apply in the warehouse's order
+
+
+async def lock_positions_of_run(tx: Tx, events: Sequence[Event]) -> None:
+    """A run's positions locked at its start, all in (sku, location, lot) order, as
+    allocations and holds lock theirs: the handlers, each locking its own event's
+    positions in the events' order, deadlocked with them on PostgreSQL (stop 36)."""
+    skus = {
+        line.sku for event in events for line in getattr(decode_payload(event.data), "lines", ())
+    }
+    if skus:
+        await locked_rows(tx.conn, sorted(skus))

@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -33,12 +32,11 @@ from process_apis.order_to_ship.flows.checks import (
 from process_apis.order_to_ship.flows.partners import Refused
 from process_apis.order_to_ship.flows.place_order import (
     PlaceOrder,
-    allocation_body,
     log_failure,
     new_order_id,
     not_permitted,
-    refusal_of,
 )
+from process_apis.order_to_ship.flows.together import Outcome, advance_together
 from process_apis.order_to_ship.orders.schemas import (
     Order,
     OrderBatch,
@@ -168,8 +166,8 @@ async def _advance(
     single placement's would."""
     if not new:
         return
-    settled: dict[str, tuple[int, Order] | Refusal] = {}
-    task = place.kept(_allocate_and_settle(place, new, settled))
+    settled: dict[str, Outcome] = {}
+    task = place.kept(advance_together(place, [n.pending for n in new if n.pending], settled))
     done, _ = await asyncio.wait({task}, timeout=place.answer_within)
     if task not in done:
         task.add_done_callback(log_failure)
@@ -183,58 +181,6 @@ async def _advance(
             results[n.at] = OrderBatchResult(n.item.idempotency_key, outcome[0], outcome[1])
         else:
             results[n.at] = OrderBatchResult(n.item.idempotency_key, 202, n.pending)
-
-
-async def _allocate_and_settle(
-    place: PlaceOrder, new: list[_New], settled: dict[str, tuple[int, Order] | Refusal]
-) -> None:
-    """The pending orders allocated in one call (a cart hold's conversion by the single
-    saga), then settled in one transaction. Availability unreachable: they stay
-    pending, for the resumer. Fills ``settled`` as outcomes become final."""
-    held = [n for n in new if n.item.order.hold_id is not None]
-    bodies = {
-        n.order_id: allocation_body(n.pending)
-        for n in new
-        if n.pending is not None and n.item.order.hold_id is None
-    }
-
-    async def convert(n: _New) -> None:
-        try:
-            body = await place.advance(n.order_id, known=n.pending)
-        except Refusal as refused:
-            if refused.status != 503:
-                settled[n.order_id] = refused
-            return
-        settled[n.order_id] = (201, msgspec.json.decode(body, type=Order))
-
-    conversions = asyncio.gather(*(convert(n) for n in held))
-    try:
-        allocations = await place.partners.allocate_many(bodies) if bodies else {}
-    finally:
-        await conversions
-    allocated: dict[str, dict[str, Any]] = {}
-    for order_id, allocation in allocations.items():
-        if isinstance(allocation, Refused):
-            await place.abandon(order_id)
-            settled[order_id] = refusal_of(allocation)
-        else:
-            allocated[order_id] = allocation
-    if not allocated:
-        return
-    async with place.db.transaction() as tx:
-        done = {
-            order_id: await place.settle_in(tx, order_id, allocation)
-            for order_id, allocation in allocated.items()
-        }
-    place.releaser.wake()
-    for order_id, outcome in done.items():
-        if outcome is None:  # settled or abandoned by another run first
-            try:
-                settled[order_id] = (201, await place.settled(order_id))
-            except Refusal as refused:
-                settled[order_id] = refused
-        else:
-            settled[order_id] = (201, outcome[0])
 
 
 async def _singly(

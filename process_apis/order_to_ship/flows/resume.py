@@ -9,10 +9,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
-from process_apis.order_to_ship.orders import repository as repo
+from process_apis.order_to_ship.flows.together import Outcome, advance_together
+from process_apis.order_to_ship.orders import reads
 from shared.refusals import Refusal
 
 log = logging.getLogger("tally.orders.resume")
+
+
+# Orders finished together in one pass (availability takes 100 allocations a call).
+STALLED_AT_ONCE = 100
 
 
 class ResumeStalled:
@@ -22,23 +27,29 @@ class ResumeStalled:
         self.every = every
 
     async def once(self) -> int:
+        """Finishes the orders pending for longer than ``after``, a hundred at a time
+        together (one allocation call, one settle: an outage leaves hundreds); returns
+        how many it finished (settled or abandoned)."""
         before = datetime.now(UTC) - timedelta(seconds=self.after)
         async with self.place.db.read() as conn:
-            stalled = await repo.stalled(conn, before)
-        for order_id in stalled:
-            try:
-                await self.place.advance(order_id)
+            stalled = await reads.stalled(conn, before, STALLED_AT_ONCE)
+        settled: dict[str, Outcome] = {}
+        try:
+            await advance_together(self.place, stalled, settled)
+        except Refusal as exc:
+            log.warning("resuming %d orders: %s %s", len(stalled), exc.status_code, exc.detail)
+        for order_id, outcome in settled.items():
+            if isinstance(outcome, Refusal):
+                log.warning("resuming order %s: %s %s", order_id, outcome.status, outcome.detail)
+            else:
                 log.info("resumed order %s", order_id)
-            except Refusal as exc:
-                log.warning("resuming order %s: %s %s", order_id, exc.status_code, exc.detail)
-            except Exception:
-                log.exception("resuming order %s failed", order_id)
-        return len(stalled)
+        return len(settled)
 
     async def __call__(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.once()
+                if await self.once() >= STALLED_AT_ONCE:
+                    continue  # a backlog after an outage: the next hundred at once
             except Exception:
                 log.exception("resuming stalled orders failed")
             with contextlib.suppress(TimeoutError):

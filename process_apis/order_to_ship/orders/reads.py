@@ -185,6 +185,18 @@ async def load(
     return [_order(head, lines[head.order_id], extras[head.order_id]) for head in heads]
 
 
+async def stalled(conn: AsyncConnection, before: datetime, limit: int = 100) -> list[Order]:
+    """Orders ``pending`` since before ``before`` (the saga stopped short of settling
+    them), by order id."""
+    return await load(
+        conn,
+        select(orders)
+        .where(orders.c.status == "pending", orders.c.created_at < before)
+        .order_by(orders.c.order_id)
+        .limit(limit),
+    )
+
+
 def as_saved(working: Working, releases_pending: int) -> Order:
     """The order as ``repository.save`` just wrote it, before anything shipped (the
     placement's answer, without reading it back)."""

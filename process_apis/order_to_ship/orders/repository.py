@@ -282,16 +282,6 @@ async def origin(conn: AsyncConnection, order_id: str) -> tuple[str, str] | None
     return (row.client_id, row.idempotency_key) if row else None
 
 
-async def stalled(conn: AsyncConnection, before: datetime, limit: int = 50) -> list[str]:
-    rows = await conn.execute(
-        select(orders.c.order_id)
-        .where(orders.c.status == "pending", orders.c.created_at < before)
-        .order_by(orders.c.order_id)
-        .limit(limit)
-    )
-    return [row.order_id for row in rows]
-
-
 # By the index ``orders_by_customer_sync`` (db.py): the check reads the few orders
 # the ERP has not heard of, not all of the customer's orders of the day.
 _UNSYNCED_OPEN_VALUE = (

@@ -11,7 +11,7 @@ same global order as the service's other writers and cannot deadlock with them."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -113,6 +113,13 @@ def _statements(tables: InboxTables, sqlite: bool) -> _Statements:
     return _Statements(tables, sqlite)
 
 
+# Takes, at the start of a run's transaction, the row locks its events' handlers will
+# take one by one, all at once in one order (``run_locks``): a run's handlers would
+# otherwise lock rows in the events' order and deadlock with writers that lock the
+# same rows sorted. Engines with row locks only (SQLite's one writer needs none).
+RunLocks = Callable[[Tx, Sequence[Event]], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Applier:
     """Applies events through the inbox of ``db``. ``may_have_parked`` tells whether a
@@ -124,6 +131,7 @@ class Applier:
     ordered_types: Collection[str]
     may_have_parked: Callable[[Delivery], bool]
     run_order: Callable[[Event], str] | None = None
+    run_locks: RunLocks | None = None
 
     async def apply_one(
         self,
@@ -193,6 +201,8 @@ class Applier:
             return results
         async with self.db.transaction() as tx:
             seen, lasts = await self._applied_before(tx, [d.event for _, d in handled])
+            if self.run_locks is not None and not self.db.sqlite:
+                await self.run_locks(tx, [d.event for _, d in handled])
             for n, delivery in handled:
                 results[n] = await self._apply_in_run(tx, n, delivery.event, seen, lasts)
             applied = [d.event for n, d in handled if results[n] == APPLIED]

@@ -1,0 +1,80 @@
+"""The saga's last steps (allocate, settle) for many ``pending`` orders at once
+(decision 0057): an order file's new orders, and the orders the resumer finishes after
+an outage. One allocation call per 100 orders (availability's batch, each order under
+its key ``alloc:{order_id}``, as ``PlaceOrder.advance`` asks), then one transaction
+settling them; an order converting a cart hold takes ``advance``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from process_apis.order_to_ship.flows.partners import Refused
+from process_apis.order_to_ship.flows.place_order import PlaceOrder, allocation_body, refusal_of
+from process_apis.order_to_ship.orders.schemas import Order
+from shared.refusals import Refusal
+
+# The most allocations availability takes in one call.
+AVAILABILITY_BATCH = 100
+
+Outcome = tuple[int, Order] | Refusal
+
+
+async def advance_together(
+    place: PlaceOrder, pending: Sequence[Order], settled: dict[str, Outcome]
+) -> None:
+    """Allocates and settles ``pending``, filling ``settled`` (by order id) as each
+    outcome becomes final: the settled order, or the definite refusal that abandoned
+    it. Availability unreachable: the orders left out stay pending (for the resumer)
+    and its 503 is raised."""
+    held = [order for order in pending if order.hold_id is not None]
+
+    async def convert(order: Order) -> None:
+        try:
+            body = await place.advance(order.order_id, known=order)
+        except Refusal as refused:
+            if refused.status != 503:
+                settled[order.order_id] = refused
+            return
+        settled[order.order_id] = (201, msgspec.json.decode(body, type=Order))
+
+    conversions = asyncio.gather(*(convert(order) for order in held))
+    try:
+        plain = [order for order in pending if order.hold_id is None]
+        for start in range(0, len(plain), AVAILABILITY_BATCH):
+            await _allocate_and_settle(place, plain[start : start + AVAILABILITY_BATCH], settled)
+    finally:
+        await conversions
+
+
+async def _allocate_and_settle(
+    place: PlaceOrder, pending: Sequence[Order], settled: dict[str, Outcome]
+) -> None:
+    bodies = {order.order_id: allocation_body(order) for order in pending}
+    allocated: dict[str, dict[str, Any]] = {}
+    for order_id, allocation in (await place.partners.allocate_many(bodies)).items():
+        if isinstance(allocation, Refused):
+            await place.abandon(order_id)
+            settled[order_id] = refusal_of(allocation)
+        else:
+            allocated[order_id] = allocation
+    if not allocated:
+        return
+    async with place.db.transaction() as tx:
+        # In order id order, as the releaser and the ERP sync lock theirs (no deadlock).
+        done = {
+            order_id: await place.settle_in(tx, order_id, allocated[order_id])
+            for order_id in sorted(allocated)
+        }
+    place.releaser.wake()
+    for order_id, outcome in done.items():
+        if outcome is None:  # settled or abandoned by another run first
+            try:
+                settled[order_id] = (201, await place.settled(order_id))
+            except Refusal as refused:
+                settled[order_id] = refused
+        else:
+            settled[order_id] = (201, outcome[0])

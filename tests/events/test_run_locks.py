@@ -1,0 +1,77 @@
+"""An inbox run's ``run_locks`` (decision 0058): on PostgreSQL, called once at the
+start of the run's transaction with the events the run handles, before any handler, so
+a service can take every row lock of the run in one order; on SQLite (one writer, no
+row locks) not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData, text
+
+from shared.db import Database, Tx
+from shared.events.bus import Delivery
+from shared.events.envelope import Event
+from shared.events.inbox import ApplyOnly, inbox_tables
+from shared.events.inbox.apply import Applier
+from tests.support.events import thing_event
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_a_run_takes_its_locks_first_in_its_transaction_on_postgresql_only(
+    database_url: str,
+) -> None:
+    metadata = MetaData()
+    tables = inbox_tables(metadata)
+    db = Database(database_url, metadata)
+    await db.create_schema()
+    calls: list[str] = []
+    transactions: list[int] = []
+
+    async def backend_xid(tx: Tx) -> int:
+        if db.sqlite:
+            return 0
+        return int(await tx.conn.scalar(text("SELECT txid_current()")))
+
+    async def lock_first(tx: Tx, events: Sequence[Event]) -> None:
+        calls.append("locks " + ",".join(str(e.sequence) for e in events))
+        transactions.append(await backend_xid(tx))
+
+    async def handle(tx: Tx, event: Event) -> None:
+        calls.append(f"apply {event.sequence}")
+        transactions.append(await backend_xid(tx))
+
+    applier = Applier(
+        db=db,
+        tables=tables,
+        handlers={"thing.done": ApplyOnly(handle)},
+        ordered_types=(),
+        may_have_parked=lambda _: False,
+        run_locks=lock_first,
+    )
+    events = [
+        thing_event("s-1", 1),
+        thing_event("s-1", 2, type_="thing.ignored"),
+        thing_event("s-2", 3),
+    ]
+    run = [(n, Delivery("tally.test", str(n), e, 1)) for n, e in enumerate(events)]
+    try:
+        await applier.apply_run(run)
+    finally:
+        await db.dispose()
+
+    if db.sqlite:
+        assert calls == ["apply 1", "apply 3"]
+    else:
+        # Once, first, with the handled events only, in the run's one transaction.
+        assert calls == ["locks 1,3", "apply 1", "apply 3"]
+        assert len(set(transactions)) == 1
