@@ -94,7 +94,13 @@ class PlaceOrder:
             raise Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}") from exc
         order_id = new_order_id()
         try:
-            pending = await self._write_pending(principal, key, fp, order_id, data, terms)
+            # The key was not found just before; a request with the same key that
+            # committed since makes the key's insert conflict, and is replayed.
+            async with self.db.transaction() as tx:
+                pending, row = await self.write_pending_in(
+                    tx, principal, key, fp, order_id, data, terms
+                )
+                await self.idempotency.insert_completed(tx.conn, [row])
         except IntegrityError:
             # The same key committed concurrently: answer as that request is answered.
             found = await self.idempotency.replay_committed(principal.client_id, key, fp)
@@ -151,22 +157,6 @@ class PlaceOrder:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return task
-
-    async def _write_pending(
-        self,
-        principal: Principal,
-        key: str,
-        fp: str,
-        order_id: str,
-        data: OrderIn,
-        terms: Terms,
-    ) -> Order:
-        # The key was not found just before; a request with the same key that committed
-        # since makes the key's insert below conflict, and the caller replays its answer.
-        async with self.db.transaction() as tx:
-            order, row = await self.write_pending_in(tx, principal, key, fp, order_id, data, terms)
-            await self.idempotency.insert_completed(tx.conn, [row])
-        return order
 
     async def write_pending_in(
         self,

@@ -32,7 +32,8 @@ async def advance_together(
     and its 503 is raised."""
     held = [order for order in pending if order.hold_id is not None]
 
-    async def convert(order: Order) -> None:
+    async def alone(order: Order) -> None:
+        """The single saga's ``advance``."""
         try:
             body = await place.advance(order.order_id, known=order)
         except Refusal as refused:
@@ -41,11 +42,19 @@ async def advance_together(
             return
         settled[order.order_id] = (201, msgspec.json.decode(body, type=Order))
 
-    conversions = asyncio.gather(*(convert(order) for order in held))
+    conversions = asyncio.gather(*(alone(order) for order in held))
     try:
         plain = [order for order in pending if order.hold_id is None]
         for start in range(0, len(plain), AVAILABILITY_BATCH):
-            await _allocate_and_settle(place, plain[start : start + AVAILABILITY_BATCH], settled)
+            some = plain[start : start + AVAILABILITY_BATCH]
+            try:
+                await _allocate_and_settle(place, some, settled)
+            except Refused as refused:
+                if refused.status_code >= 500:
+                    raise
+                # The call refused as a whole (one order availability cannot read):
+                # each alone, so that only that one is refused.
+                await asyncio.gather(*(alone(order) for order in some))
     finally:
         await conversions
 
