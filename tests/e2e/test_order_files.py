@@ -9,7 +9,8 @@ import uuid
 
 import httpx
 
-from tests.e2e.test_money_and_returns import partner_session, usd
+from tests.e2e.test_money_and_returns import partner_session
+from tests.support.money import usd
 from tests.support.platform import PlatformClient
 from tests.support.polling import wait_until
 

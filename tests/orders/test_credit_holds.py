@@ -33,16 +33,13 @@ from tests.orders.helpers import (
     stopped,
     wait_order,
 )
+from tests.support.money import usd
 from tests.support.polling import wait_until
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 
 ADMIN = "orders:admin orders:read"
 LIMIT = 10_000  # minor units; an item costs 1250
-
-
-def usd(amount: int) -> dict[str, Any]:
-    return {"amount_minor": amount, "currency": "USD"}
 
 
 def held_order(stack: Stack, warehouse: str, quantity: int = 10) -> tuple[str, str, str]:

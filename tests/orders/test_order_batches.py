@@ -18,6 +18,7 @@ from tests.orders.helpers import (
     stocked_item,
     uid,
 )
+from tests.support.money import usd
 from tests.support.polling import wait_until
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack
@@ -184,10 +185,6 @@ def test_the_erp_down_refuses_each_order_503_and_the_same_batch_places_them_late
     assert [r["status"] for r in results] == [201, 201]
     assert len(orders_of(full_stack, customer_id)) == 2
     assert allocated(full_stack, sku) == 3
-
-
-def usd(amount: int) -> dict[str, Any]:
-    return {"amount_minor": amount, "currency": "USD"}
 
 
 def test_each_credit_check_counts_the_customers_orders_ahead_of_it_in_the_batch(
