@@ -253,3 +253,25 @@ def test_holds_replay_on_the_same_key_and_release_once(
     assert item(client, "A")["available_to_promise"] == 5
     assert client.get("/availability/v1/holds/NOPE").status_code == 404
     assert ledger_drift(settings) == {}
+
+
+def test_a_hold_the_sweeper_has_expired_is_refused_as_expired(
+    client: TestClient[Any], settings: Settings, clock: Clock
+) -> None:
+    """The conversion's answer does not depend on whether the background sweep wrote
+    the expiry first."""
+    count(client, "A", "WH1", 5)
+    hold(client, [("A", 5)], hold_id="CART-2", ttl_seconds=10)
+    clock.offset = timedelta(seconds=10)
+    swept = client.post("/availability/v1/holds/CART-2/release")  # writes the expiry
+    assert swept.status_code == 200 and swept.json()["status"] == "expired"
+
+    response = client.post(
+        "/availability/v1/holds/CART-2/convert",
+        json={"order_id": "SO-2"},
+        headers={"Idempotency-Key": "convert-swept"},
+    )
+
+    assert response.status_code == 409
+    assert response.json()["type"] == "/problems/hold-expired"
+    assert client.get("/availability/v1/allocations/SO-2").status_code == 404

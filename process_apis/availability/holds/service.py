@@ -149,10 +149,11 @@ async def convert(
     if head is None or not visible_to(bound_to, head.customer_id):
         raise not_found(hold_id)
     now = clock.now()
+    # Expired whether or not the sweeper has written the expiry yet: one answer.
+    if head.status == "expired" or (head.status == "active" and head.expires_at <= now):
+        raise Refusal(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
     if head.status != "active":
         raise Refusal(409, "hold-not-active", f"Hold {hold_id} is {head.status}.")
-    if head.expires_at <= now:
-        raise Refusal(409, "hold-expired", f"Hold {hold_id} expired; its units are gone.")
     allocation_id = data.order_id
     await allocation_repo.insert_header(
         conn, allocation_id, head.channel, "reject", now, head.customer_id
