@@ -17,7 +17,7 @@ from shared.db.database import (
     write_events_with,
 )
 from shared.db.engine import BUSY_TIMEOUT_MS, READ_ONLY, create_engine, is_sqlite
-from shared.db.savepoints import savepoint
+from shared.db.savepoints import insert_if_new, savepoint
 from shared.waiting import sleep_or_wake
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "EventWriter",
     "Tx",
     "create_engine",
+    "insert_if_new",
     "is_conflict",
     "is_lost_connection",
     "is_sqlite",

@@ -18,12 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import ColumnElement, Select, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx, savepoint
+from shared.db import Database, Tx, insert_if_new
 from shared.models import Money
 from system_apis.erp import db as tables
 from system_apis.erp.adapters import open_value
@@ -85,7 +84,6 @@ _POSTING_LINES = select(POSTL).where(POSTL.c.posting_id == bindparam("posting_id
 _ORDER = select(SO).where(SO.c.order_id == bindparam("order_id")).with_for_update()
 _ORDER_LINES = select(SOL).where(SOL.c.order_id == bindparam("order_id"))
 _CUSTOMER = select(CUST).where(CUST.c.customer_id == bindparam("customer_id"))
-_INSERT_INVOICE = insert(INV)  # the row is the execution's parameters
 _INSERT_LINES = BulkInsert(
     INVL,
     [
@@ -339,31 +337,29 @@ class ReferenceInvoices:
         if subtotal + tax > 10**15:
             raise Invalid("value-too-large", "An invoice may total at most 10^15.")
         terms = customer.payment_terms
-        try:
-            async with savepoint(conn):
-                await conn.execute(
-                    _INSERT_INVOICE,
-                    {
-                        "invoice_id": invoice_id,
-                        "order_id": invoice.order_id,
-                        "shipment_id": invoice.shipment_id,
-                        "customer_id": invoice.customer_id,
-                        "status": "issued",
-                        "subtotal_minor": subtotal,
-                        "tax_minor": tax,
-                        "total_minor": subtotal + tax,
-                        "credited_minor": 0,
-                        "paid_minor": 0,
-                        "currency": currency,
-                        "payment_terms": terms,
-                        "due_date": now.date() + timedelta(days=TERMS_DAYS[terms]),
-                        "created_at": now,
-                    },
-                )
-        except IntegrityError as exc:
+        inserted = await conn.execute(
+            insert_if_new(INV, sqlite=conn.dialect.name == "sqlite"),
+            {
+                "invoice_id": invoice_id,
+                "order_id": invoice.order_id,
+                "shipment_id": invoice.shipment_id,
+                "customer_id": invoice.customer_id,
+                "status": "issued",
+                "subtotal_minor": subtotal,
+                "tax_minor": tax,
+                "total_minor": subtotal + tax,
+                "credited_minor": 0,
+                "paid_minor": 0,
+                "currency": currency,
+                "payment_terms": terms,
+                "due_date": now.date() + timedelta(days=TERMS_DAYS[terms]),
+                "created_at": now,
+            },
+        )
+        if inserted.rowcount == 0:  # a concurrent request invoiced the shipment first
             raise DuplicateRecord(
                 "duplicate-invoice", f"Shipment {invoice.shipment_id} is already invoiced."
-            ) from exc
+            )
         await _INSERT_LINES(conn, rows)
         await open_value.refresh(conn, invoice.order_id)
         await owe(conn, invoice.customer_id, subtotal + tax)

@@ -13,12 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ScalarSelect, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bulk import BulkInsert
-from shared.db import Database, Tx, savepoint
+from shared.db import Database, Tx, insert_if_new
 from shared.models import Money, MoneyTotal
 from system_apis.erp import db as tables
 from system_apis.erp.adapters import open_value
@@ -80,7 +79,6 @@ _STORED = (
     .where(SO.c.order_id == bindparam("order_id"))
     .with_for_update()
 )
-_INSERT_HEAD = insert(SO)  # the row's values are the execution's parameters
 # A newer version replaces the head (bind names must differ from the columns').
 _REPLACE_HEAD = (
     update(SO)
@@ -140,14 +138,11 @@ async def _stored(conn: AsyncConnection, order_id: str) -> Any:
 
 async def _created(conn: AsyncConnection, order_id: str, head: dict[str, Any]) -> bool:
     """Whether the order was new and is now stored (False: a concurrent PUT stored it)."""
-    try:
-        async with savepoint(conn):
-            await conn.execute(
-                _INSERT_HEAD, {"order_id": order_id, "created_at": head["updated_at"], **head}
-            )
-    except IntegrityError:
-        return False
-    return True
+    inserted = await conn.execute(
+        insert_if_new(SO, sqlite=conn.dialect.name == "sqlite"),
+        {"order_id": order_id, "created_at": head["updated_at"], **head},
+    )
+    return bool(inserted.rowcount)
 
 
 class ReferenceSales:
