@@ -31,7 +31,7 @@ from shared.correlation import CorrelationMiddleware
 from shared.db import Database
 from shared.events.bus import EventBus, open_bus
 from shared.events.envelope import Event
-from shared.events.inbox import EventConsumer, EventHandler, RunLocks, inbox_tables, retry_policy
+from shared.events.inbox import EventConsumer, EventHandler, RunStart, inbox_tables, retry_policy
 from shared.events.outbox import OutboxRelay, outbox_table
 from shared.http import Downstream, new_http_client
 from shared.idempotency import IdempotencyStore, idempotency_table
@@ -149,7 +149,7 @@ class Runtime:
         ordered_types: Collection[str],
         inbox: str = "",
         run_order: Callable[[Event], str] | None = None,
-        run_locks: RunLocks | None = None,
+        run_start: RunStart | None = None,
     ) -> None:
         """Consume ``streams`` as ``group``. ``ordered_types`` (required, may be empty)
         names the handled types that apply strictly in sequence order per subject; the
@@ -157,7 +157,8 @@ class Runtime:
         A group reading a stream that another group of this service reads too needs
         its own ``inbox`` (a table name prefix): both see the same event ids.
         ``run_order`` sorts each run of events by the row they lock first;
-        ``run_locks`` takes the run's row locks at its start (see
+        ``run_start`` is called at the start of each run's transaction, to take its
+        row locks in one order or load what its handlers read (see
         shared/events/inbox/apply.py)."""
         assert self.bus is not None, "consumers need a bus"
         settings = self.settings
@@ -173,7 +174,7 @@ class Runtime:
                 block_ms=settings.consumer_block_ms,
                 inbox=inbox,
                 run_order=run_order,
-                run_locks=run_locks,
+                run_start=run_start,
             )
         )
 

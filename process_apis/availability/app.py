@@ -56,7 +56,7 @@ def create_app(
         [STREAM_WMS],
         HANDLERS,
         ordered_types=ORDERED_TYPES,
-        run_locks=lock_positions_of_run,
+        run_start=lock_positions_of_run,
     )
     runtime.consume(
         "availability-erp", [STREAM_ERP], erp_feed.HANDLERS, ordered_types=erp_feed.ORDERED_TYPES

@@ -18,7 +18,12 @@ from process_apis.order_to_ship.flows.partners import Partners
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.flows.releases import Releaser
 from process_apis.order_to_ship.flows.resume import ResumeStalled
-from process_apis.order_to_ship.orders.events import CONSUMER_GROUP, STOCK_CONSUMER_GROUP, order_of
+from process_apis.order_to_ship.orders.events import (
+    CONSUMER_GROUP,
+    STOCK_CONSUMER_GROUP,
+    lock_orders_of_run,
+    order_of,
+)
 from process_apis.order_to_ship.orders.history_batch import (
     HistoryReader,
     OrderHistoryBatchController,
@@ -73,6 +78,7 @@ def create_app(
         {**warehouse_handlers(runtime.db, partners), **return_handlers()},
         ordered_types=(),
         run_order=order_of,
+        run_start=lock_orders_of_run,
     )
     # Availability's stream is busy with allocations: its own group, so skipping them
     # never delays a shipment.

@@ -322,6 +322,9 @@ class Tx:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.events_written: Emitted = []
+        # Rows loaded ahead for this transaction's later steps (an inbox run's
+        # ``run_start``), by the key their reader gives; gone with the transaction.
+        self.prefetched: dict[Any, Any] = {}
 
     def emit(self, stream: str, event_: Any) -> None:
         self.events_written.append((stream, event_))

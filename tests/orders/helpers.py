@@ -185,7 +185,7 @@ def seed_released_order(
                         idempotency_key=order_id,
                     ),
                 )
-                working = await repo.lock(tx.conn, order_id)
+                working = await repo.lock(tx, order_id)
                 assert working is not None
                 for sku, quantity, _ in lines:
                     working.line(sku).plan(quantity, 0)
@@ -225,7 +225,7 @@ def record_release(stack: Stack, order_id: str) -> None:
         db = Database(stack.settings("order_to_ship").database_url, metadata)
         try:
             async with db.transaction() as tx:
-                working = await repo.lock(tx.conn, order_id)
+                working = await repo.lock(tx, order_id)
                 assert working is not None
                 for sku in list(working.lines):
                     line = working.line(sku)  # marks it changed, so save writes it

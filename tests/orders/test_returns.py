@@ -372,12 +372,12 @@ def seed_shipped(database_url: str, customer_id: str, sku: str, shipped: int) ->
                         idempotency_key=order_id,
                     ),
                 )
-                working = await repo.lock(tx.conn, order_id)
+                working = await repo.lock(tx, order_id)
                 assert working is not None
                 working.line(sku).plan(shipped, 0)
                 working.line(sku).release(shipped)
                 await repo.save(tx.conn, working, "released", "seeded")
-                working = await repo.lock(tx.conn, order_id)
+                working = await repo.lock(tx, order_id)
                 assert working is not None
                 working.line(sku).ship(shipped)
                 await repo.save(tx.conn, working, "shipped", "seeded")

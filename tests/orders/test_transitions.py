@@ -49,7 +49,7 @@ def test_an_illegal_move_is_a_409(current: str, target: str) -> None:
 
 async def move(db: Database, target: str) -> None:
     async with db.transaction() as tx:
-        working = await repo.lock(tx.conn, "ORD-1")
+        working = await repo.lock(tx, "ORD-1")
         assert working is not None
         working.line("A").plan(2, 0)
         await repo.save(tx.conn, working, target, "test")

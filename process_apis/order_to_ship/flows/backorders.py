@@ -110,7 +110,7 @@ class BackorderFiller:
         fill = await self.partners.fill(order_id, f"fill:{order_id}:{head.fill_count}", body)
         filled = [claim for claim in fill.get("filled", []) if int(claim.get("quantity", 0)) > 0]
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order_id)
+            working = await repo.lock(tx, order_id)
             assert working is not None
             if int(working.head.fill_count) != int(head.fill_count):
                 return False  # recorded by another run

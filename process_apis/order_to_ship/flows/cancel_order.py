@@ -300,7 +300,7 @@ class CancelOrder:
                     502, "release-refused", f"Availability refused: {exc.detail}"
                 ) from exc
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order_id)
+            working = await repo.lock(tx, order_id)
             assert working is not None
             abandoned = await tx.conn.execute(
                 update(order_cancellations)
@@ -332,7 +332,7 @@ class CancelOrder:
         whole: bool,
     ) -> Order:
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order_id)
+            working = await repo.lock(tx, order_id)
             assert working is not None
             finished = await tx.conn.execute(
                 update(order_cancellations)
@@ -442,7 +442,7 @@ async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -
     release recorded meanwhile took units the plan counts as unreleased. Checked under
     the order's lock: the caller retries (409 order-in-progress) and plans again, the
     units then at the warehouse."""
-    working = await repo.lock(tx.conn, order_id)
+    working = await repo.lock(tx, order_id)
     if working is None:
         raise in_progress(order_id)
     for sku, quantity in unreleased.items():

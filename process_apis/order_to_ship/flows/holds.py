@@ -52,7 +52,7 @@ class HoldDecisions:
             raise IllegalTransition(order.order_id, order.status, "accepted")
         claims = _open_claims(await self.partners.allocation(order.order_id))
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order.order_id)
+            working = await repo.lock(tx, order.order_id)
             assert working is not None
             if working.status != "on_hold":
                 raise IllegalTransition(order.order_id, working.status, "accepted")
@@ -90,7 +90,7 @@ class HoldDecisions:
         except Refused as exc:
             raise Refusal(502, "release-refused", f"Availability refused: {exc.detail}") from exc
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx.conn, order.order_id)
+            working = await repo.lock(tx, order.order_id)
             assert working is not None
             if working.status != "on_hold":
                 raise IllegalTransition(order.order_id, working.status, "rejected")

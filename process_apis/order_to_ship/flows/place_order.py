@@ -264,7 +264,7 @@ class PlaceOrder:
             for line in allocation.get("lines", [])
             for claim in line.get("locations") or []
         ]
-        working = await repo.lock(tx.conn, order_id)
+        working = await repo.lock(tx, order_id)
         if working is None or working.status != "pending":
             return None
         moved = await self._plan(tx, working, planned, located)

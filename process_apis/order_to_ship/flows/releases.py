@@ -236,7 +236,7 @@ class Releaser(QueueSender[Any, Outcome]):
         )
         if moved.rowcount != 1 or not sent:
             return
-        working = await repo.lock(tx.conn, row.order_id)
+        working = await repo.lock(tx, row.order_id)
         assert working is not None
         for line in row.lines:
             working.line(str(line["sku"])).release(int(line["quantity"]))

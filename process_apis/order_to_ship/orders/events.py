@@ -5,8 +5,12 @@ them applies in the order of the orders they concern (``order_of``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
+from process_apis.order_to_ship.orders import repository as repo
+from shared.db import Tx
 from shared.events.envelope import Event
 
 EVENT_SOURCE = "tally.orders"
@@ -29,3 +33,13 @@ def order_of(event: Event) -> str:
         return _CONCERNS.decode(event.data).order_id or ""
     except msgspec.DecodeError:
         return ""
+
+
+# Facts whose handler records them without changing the order.
+_LEAVES_ORDER = frozenset({"shipment.delayed"})
+
+
+async def lock_orders_of_run(tx: Tx, events: Sequence[Event]) -> None:
+    """A run's orders, locked and loaded at its start in two statements (decision
+    0059); each handler then takes its order from there instead of reading it."""
+    await repo.lock_many(tx, {order_of(e) for e in events if e.type not in _LEAVES_ORDER} - {""})

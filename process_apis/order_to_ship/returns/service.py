@@ -54,7 +54,7 @@ async def locked(tx: Tx, rma_id: str) -> tuple[orders_repo.Working, repo.RmaWork
     order_id = await repo.order_of(tx.conn, rma_id)
     if order_id is None:
         return None
-    working = await orders_repo.lock(tx.conn, order_id)
+    working = await orders_repo.lock(tx, order_id)
     rma = await repo.load_for_change(tx.conn, rma_id)
     assert working is not None
     assert rma is not None
@@ -138,7 +138,7 @@ class ReturnService:
         reason: str | None,
         wanted: dict[str, int],
     ) -> Rma:
-        working = await orders_repo.lock(tx.conn, order_id)
+        working = await orders_repo.lock(tx, order_id)
         if working is None or not principal.may_see_customer(str(working.head.customer_id)):
             raise order_not_found(order_id)
         for sku in sorted(wanted):

@@ -46,7 +46,7 @@ class OrderNotSettled(NotYet):
 
 
 async def _working(tx: Tx, order_id: str, what: str) -> repo.Working | None:
-    working = await repo.lock(tx.conn, order_id)
+    working = await repo.lock(tx, order_id)
     if working is None:
         # Not an order of this platform (the WMS also fulfils for other systems).
         log.warning("%s for unknown order %s; ignored", what, order_id)

@@ -38,7 +38,7 @@ transactions and the ordering check), ``waiting_room`` (``WaitingRoom``), ``park
 (parks, retries and dead letters) and ``consumer`` (``EventConsumer``, the loop).
 """
 
-from shared.events.inbox.apply import Gap, RunLocks, standing, subject_key
+from shared.events.inbox.apply import Gap, RunStart, standing, subject_key
 from shared.events.inbox.consumer import EventConsumer
 from shared.events.inbox.handlers import (
     ApplyOnly,
@@ -87,7 +87,7 @@ __all__ = [
     "NotYet",
     "PreparesTogether",
     "RetryPolicy",
-    "RunLocks",
+    "RunStart",
     "WaitingRoom",
     "failure_reason",
     "inbox_tables",

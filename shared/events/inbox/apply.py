@@ -113,11 +113,13 @@ def _statements(tables: InboxTables, sqlite: bool) -> _Statements:
     return _Statements(tables, sqlite)
 
 
-# Takes, at the start of a run's transaction, the row locks its events' handlers will
-# take one by one, all at once in one order (``run_locks``): a run's handlers would
-# otherwise lock rows in the events' order and deadlock with writers that lock the
-# same rows sorted. Engines with row locks only (SQLite's one writer needs none).
-RunLocks = Callable[[Tx, Sequence[Event]], Awaitable[None]]
+# Called at the start of a run's transaction with the events it handles, on every
+# engine (``run_start``). A service takes there, all at once and in one order, the row
+# locks its handlers would take one by one in the events' order (they deadlocked with
+# writers that lock the same rows sorted, decision 0058), and may load there what its
+# handlers read one by one (``Tx.prefetched``: one statement for the run, not some
+# per event, decision 0059).
+RunStart = Callable[[Tx, Sequence[Event]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,7 +133,7 @@ class Applier:
     ordered_types: Collection[str]
     may_have_parked: Callable[[Delivery], bool]
     run_order: Callable[[Event], str] | None = None
-    run_locks: RunLocks | None = None
+    run_start: RunStart | None = None
 
     async def apply_one(
         self,
@@ -201,8 +203,8 @@ class Applier:
             return results
         async with self.db.transaction() as tx:
             seen, lasts = await self._applied_before(tx, [d.event for _, d in handled])
-            if self.run_locks is not None and not self.db.sqlite:
-                await self.run_locks(tx, [d.event for _, d in handled])
+            if self.run_start is not None:
+                await self.run_start(tx, [d.event for _, d in handled])
             for n, delivery in handled:
                 results[n] = await self._apply_in_run(tx, n, delivery.event, seen, lasts)
             applied = [d.event for n, d in handled if results[n] == APPLIED]

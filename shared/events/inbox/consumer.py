@@ -23,7 +23,7 @@ from shared.events.inbox.apply import (
     Applier,
     Gap,
     HandlerFailed,
-    RunLocks,
+    RunStart,
     Settled,
     subject_key,
 )
@@ -84,7 +84,7 @@ class EventConsumer:
         rng: random.Random | None = None,
         inbox: str = "",
         run_order: Callable[[Event], str] | None = None,
-        run_locks: RunLocks | None = None,
+        run_start: RunStart | None = None,
     ) -> None:
         unknown = set(ordered_types) - set(handlers)
         if unknown:
@@ -111,7 +111,7 @@ class EventConsumer:
             ordered_types=self.ordered_types,
             may_have_parked=self.waiting.may_have_parked,
             run_order=run_order,
-            run_locks=run_locks,
+            run_start=run_start,
         )
         self.parking = Parking(
             db=db,

@@ -1,7 +1,7 @@
-"""An inbox run's ``run_locks`` (decision 0058): on PostgreSQL, called once at the
-start of the run's transaction with the events the run handles, before any handler, so
-a service can take every row lock of the run in one order; on SQLite (one writer, no
-row locks) not at all."""
+"""An inbox run's ``run_start`` (decisions 0058, 0059): called once at the start of the
+run's transaction with the events the run handles, before any handler, on every
+engine: a service takes every row lock of the run there in one order (PostgreSQL), or
+loads what its handlers would read one by one."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-async def test_a_run_takes_its_locks_first_in_its_transaction_on_postgresql_only(
+async def test_a_run_starts_with_its_hook_in_its_transaction(
     database_url: str,
 ) -> None:
     metadata = MetaData()
@@ -56,7 +56,7 @@ async def test_a_run_takes_its_locks_first_in_its_transaction_on_postgresql_only
         handlers={"thing.done": ApplyOnly(handle)},
         ordered_types=(),
         may_have_parked=lambda _: False,
-        run_locks=lock_first,
+        run_start=lock_first,
     )
     events = [
         thing_event("s-1", 1),
@@ -69,9 +69,6 @@ async def test_a_run_takes_its_locks_first_in_its_transaction_on_postgresql_only
     finally:
         await db.dispose()
 
-    if db.sqlite:
-        assert calls == ["apply 1", "apply 3"]
-    else:
-        # Once, first, with the handled events only, in the run's one transaction.
-        assert calls == ["locks 1,3", "apply 1", "apply 3"]
-        assert len(set(transactions)) == 1
+    # Once, first, with the handled events only, in the run's one transaction.
+    assert calls == ["locks 1,3", "apply 1", "apply 3"]
+    assert len(set(transactions)) == 1
