@@ -200,22 +200,29 @@ class Releaser(QueueSender[Any, Outcome]):
 
     async def record(self, outcomes: list[Outcome]) -> None:
         """What the WMS answered, for the whole batch in one transaction: each sent
-        release moves its order's lines (``released``) and status."""
+        release moves its order's lines (``released``) and status. A release that no
+        longer fits its order (``QuantityRefused``) must not keep the batch's others
+        from being recorded: the batch is then recorded again with each release in a
+        savepoint (taken only then: decision 0059), that one marked ``failed``."""
+        # In order id order, as the ERP sync records its batch (no deadlock).
+        ordered = sorted(
+            outcomes, key=lambda outcome: (str(outcome[0].order_id), outcome[0].release_id)
+        )
+        try:
+            async with self.db.transaction() as tx:
+                await self._load_orders(tx, ordered)
+                for row, fulfillment_order_id, unsent in ordered:
+                    await self._record_one(tx, row, _values(fulfillment_order_id, unsent))
+        except QuantityRefused:
+            await self._record_guarded(ordered)
+
+    async def _record_guarded(self, ordered: list[Outcome]) -> None:
         async with self.db.transaction() as tx:
-            # In order id order, as the ERP sync records its batch (no deadlock).
-            for row, fulfillment_order_id, unsent in sorted(
-                outcomes, key=lambda outcome: (str(outcome[0].order_id), outcome[0].release_id)
-            ):
-                values: dict[str, Any] = (
-                    {"status": "sent", "fulfillment_order_id": fulfillment_order_id}
-                    if unsent is None
-                    else {"status": unsent[0], "last_error": unsent[1][:500]}
-                )
+            await self._load_orders(tx, ordered)
+            for row, fulfillment_order_id, unsent in ordered:
                 try:
-                    # One release that no longer fits its order must not keep the
-                    # batch's others from being recorded: each in its own savepoint.
                     async with savepoint(tx.conn):
-                        await self._record_one(tx, row, values, sent=unsent is None)
+                        await self._record_one(tx, row, _values(fulfillment_order_id, unsent))
                 except QuantityRefused as exc:
                     log.error(
                         "release %s of order %s no longer fits it: %s",
@@ -229,12 +236,19 @@ class Releaser(QueueSender[Any, Outcome]):
                         .values(status="failed", last_error=f"does not fit: {exc}"[:500])
                     )
 
-    async def _record_one(self, tx: Tx, row: Any, values: dict[str, Any], *, sent: bool) -> None:
+    @staticmethod
+    async def _load_orders(tx: Tx, ordered: list[Outcome]) -> None:
+        """The orders of the sent releases, locked and loaded in two statements."""
+        await repo.lock_many(
+            tx, [str(row.order_id) for row, _, unsent in ordered if unsent is None]
+        )
+
+    async def _record_one(self, tx: Tx, row: Any, values: dict[str, Any]) -> None:
         moved = await tx.conn.execute(
             _settle_sending(tuple(sorted(values))),
             {"at_release": row.release_id, **{f"new_{c}": v for c, v in values.items()}},
         )
-        if moved.rowcount != 1 or not sent:
+        if moved.rowcount != 1 or values["status"] != "sent":
             return
         working = await repo.lock(tx, row.order_id)
         assert working is not None
@@ -246,3 +260,10 @@ class Releaser(QueueSender[Any, Outcome]):
         """Sent, or refused for good (``failed``)."""
         unsent = outcome[2]
         return unsent is None or unsent[0] == "failed"
+
+
+def _values(fulfillment_order_id: str | None, unsent: tuple[str, str] | None) -> dict[str, Any]:
+    """The release row's new values: sent (with its fulfillment order), or not."""
+    if unsent is None:
+        return {"status": "sent", "fulfillment_order_id": fulfillment_order_id}
+    return {"status": unsent[0], "last_error": unsent[1][:500]}
