@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import uuid_utils
@@ -164,56 +165,53 @@ async def load_invoices(
     conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any] | None = None
 ) -> list[Invoice]:
     heads = (await conn.execute(query, params)).all()
-    ids = [h.invoice_id for h in heads]
-    lines: dict[str, list[InvoiceLine]] = {i: [] for i in ids}
-    currency_of = {h.invoice_id: h.currency for h in heads}
-    if ids:
-        rows = await conn.execute(_INVOICE_LINES_OF_MANY, {"ids": ids})
-        for r in rows:
-            cur = currency_of[r.invoice_id]
-            lines[r.invoice_id].append(
-                InvoiceLine(
-                    line_no=r.line_no,
-                    sku=r.sku,
-                    quantity=r.quantity,
-                    unit_price=Money(r.unit_price_minor, cur),
-                    amount=Money(r.amount_minor, cur),
-                    tax=Money(r.tax_minor, cur),
-                    tax_code=r.tax_code,
-                    credited_quantity=r.credited_quantity,
-                    credited=Money(r.credited_minor, cur),
-                    credited_tax=Money(r.credited_tax_minor, cur),
-                )
-            )
+    lines: dict[str, list[Any]] = {h.invoice_id: [] for h in heads}
+    if lines:
+        for r in await conn.execute(_INVOICE_LINES_OF_MANY, {"ids": list(lines)}):
+            lines[r.invoice_id].append(r)
     now = today()
-    found = []
-    for h in heads:
-        cur = h.currency
-        outstanding = outstanding_of(h)
-        due = h.due_date or h.created_at.date() + timedelta(
-            days=TERMS_DAYS.get(h.payment_terms, 30)
-        )
-        found.append(
-            Invoice(
-                invoice_id=h.invoice_id,
-                order_id=h.order_id,
-                shipment_id=h.shipment_id,
-                customer_id=h.customer_id,
-                status=h.status,
-                subtotal=Money(h.subtotal_minor, cur),
-                tax=Money(h.tax_minor, cur),
-                total=Money(h.total_minor, cur),
-                paid=Money(h.paid_minor, cur),
-                credited=Money(h.credited_minor, cur),
-                outstanding=Money(outstanding, cur),
-                payment_terms=h.payment_terms,
-                due_date=due,
-                overdue=outstanding > 0 and due < now,
-                lines=lines[h.invoice_id],
-                created_at=h.created_at,
+    return [invoice_of(h, lines[h.invoice_id], now) for h in heads]
+
+
+def invoice_of(head: Any, line_rows: Sequence[Any], on: date) -> Invoice:
+    """The invoice of a head row and its line rows (by attribute), as of ``on``."""
+    cur = head.currency
+    outstanding = outstanding_of(head)
+    due = head.due_date or head.created_at.date() + timedelta(
+        days=TERMS_DAYS.get(head.payment_terms, 30)
+    )
+    return Invoice(
+        invoice_id=head.invoice_id,
+        order_id=head.order_id,
+        shipment_id=head.shipment_id,
+        customer_id=head.customer_id,
+        status=head.status,
+        subtotal=Money(head.subtotal_minor, cur),
+        tax=Money(head.tax_minor, cur),
+        total=Money(head.total_minor, cur),
+        paid=Money(head.paid_minor, cur),
+        credited=Money(head.credited_minor, cur),
+        outstanding=Money(outstanding, cur),
+        payment_terms=head.payment_terms,
+        due_date=due,
+        overdue=outstanding > 0 and due < on,
+        lines=[
+            InvoiceLine(
+                line_no=r.line_no,
+                sku=r.sku,
+                quantity=r.quantity,
+                unit_price=Money(r.unit_price_minor, cur),
+                amount=Money(r.amount_minor, cur),
+                tax=Money(r.tax_minor, cur),
+                tax_code=r.tax_code,
+                credited_quantity=r.credited_quantity,
+                credited=Money(r.credited_minor, cur),
+                credited_tax=Money(r.credited_tax_minor, cur),
             )
-        )
-    return found
+            for r in line_rows
+        ],
+        created_at=head.created_at,
+    )
 
 
 async def load_invoice(conn: AsyncConnection, invoice_id: str) -> Invoice | None:
@@ -337,24 +335,24 @@ class ReferenceInvoices:
         if subtotal + tax > 10**15:
             raise Invalid("value-too-large", "An invoice may total at most 10^15.")
         terms = customer.payment_terms
+        head = {
+            "invoice_id": invoice_id,
+            "order_id": invoice.order_id,
+            "shipment_id": invoice.shipment_id,
+            "customer_id": invoice.customer_id,
+            "status": "issued",
+            "subtotal_minor": subtotal,
+            "tax_minor": tax,
+            "total_minor": subtotal + tax,
+            "credited_minor": 0,
+            "paid_minor": 0,
+            "currency": currency,
+            "payment_terms": terms,
+            "due_date": now.date() + timedelta(days=TERMS_DAYS[terms]),
+            "created_at": now,
+        }
         inserted = await conn.execute(
-            insert_if_new(INV, sqlite=conn.dialect.name == "sqlite"),
-            {
-                "invoice_id": invoice_id,
-                "order_id": invoice.order_id,
-                "shipment_id": invoice.shipment_id,
-                "customer_id": invoice.customer_id,
-                "status": "issued",
-                "subtotal_minor": subtotal,
-                "tax_minor": tax,
-                "total_minor": subtotal + tax,
-                "credited_minor": 0,
-                "paid_minor": 0,
-                "currency": currency,
-                "payment_terms": terms,
-                "due_date": now.date() + timedelta(days=TERMS_DAYS[terms]),
-                "created_at": now,
-            },
+            insert_if_new(INV, sqlite=conn.dialect.name == "sqlite"), head
         )
         if inserted.rowcount == 0:  # a concurrent request invoiced the shipment first
             raise DuplicateRecord(
@@ -363,9 +361,13 @@ class ReferenceInvoices:
         await _INSERT_LINES(conn, rows)
         await open_value.refresh(conn, invoice.order_id)
         await owe(conn, invoice.customer_id, subtotal + tax)
-        found = await load_invoice(conn, invoice_id)
-        assert found is not None
-        return found
+        # As written (not read back): the lines' credited figures start at 0.
+        credited = {"credited_quantity": 0, "credited_minor": 0, "credited_tax_minor": 0}
+        return invoice_of(
+            SimpleNamespace(**head),
+            [SimpleNamespace(**row, **credited) for row in rows],
+            now.date(),
+        )
 
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
         async with self.db.lookup() as conn:
