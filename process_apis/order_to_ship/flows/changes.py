@@ -126,13 +126,16 @@ def by_warehouse(located: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[st
     }
 
 
-async def queue_releases(tx: Tx, order_id: str, located: Iterable[Mapping[str, Any]]) -> int:
+async def queue_releases(
+    tx: Tx, order_id: str, located: Iterable[Mapping[str, Any]], *, first: bool = False
+) -> int:
     """Queues the located units for the warehouses (the releaser sends them); returns
-    how many releases were queued."""
+    how many releases were queued. ``first``: the order has none yet (it is being
+    accepted), so they are numbered from 1 without counting."""
     per_warehouse = by_warehouse(located)
     if not per_warehouse:
         return 0
-    count = await tx.conn.scalar(_RELEASES_OF_ORDER, {"at_order": order_id})
+    count = 0 if first else await tx.conn.scalar(_RELEASES_OF_ORDER, {"at_order": order_id})
     now = datetime.now(UTC)
     rows = [
         {

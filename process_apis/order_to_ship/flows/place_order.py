@@ -289,7 +289,7 @@ class PlaceOrder:
         if working.head.hold_reason == "credit":
             await changes.commit(tx, working, "credit_hold", status="on_hold", announce=False)
             return 0
-        queued = await changes.queue_releases(tx, working.order_id, located)
+        queued = await changes.queue_releases(tx, working.order_id, located, first=True)
         working.status = "accepted"  # no longer pending: the lines decide from here
         await changes.commit(
             tx, working, "accepted", status=changes.next_status(working), announce=False

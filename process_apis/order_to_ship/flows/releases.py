@@ -53,9 +53,13 @@ def maybe_sent(unreachable: ProblemError) -> bool:
 
 
 # Built once (decision 0043): a claim and a record run for every release.
+# Due: queued, or in flight for longer than ``stale_after`` (its answer was lost).
+_IS_DUE = or_(R.status == "queued", and_(R.status == "sending", R.sent_at < bindparam("stale")))
+# The due releases read are claimed in one statement: one still due when claimed (not
+# claimed by another run meanwhile, not cancelled) moves to ``sending``.
 _CLAIM = (
     update(order_releases)
-    .where(R.release_id == bindparam("at_release"), R.status == bindparam("was"))
+    .where(R.release_id.in_(bindparam("at_releases", expanding=True)), _IS_DUE)
     .values(status="sending", attempts=R.attempts + 1, sent_at=bindparam("now"))
     .returning(*order_releases.c)
 )
@@ -64,10 +68,7 @@ _CLAIM = (
 _DUE = (
     select(order_releases)
     .join(orders, orders.c.order_id == R.order_id)
-    .where(
-        or_(R.status == "queued", and_(R.status == "sending", R.sent_at < bindparam("stale"))),
-        orders.c.status.notin_(("on_hold", "cancelled", "rejected")),
-    )
+    .where(_IS_DUE, orders.c.status.notin_(("on_hold", "cancelled", "rejected")))
     .order_by(R.created_at, R.release_id)
     .limit(bindparam("most"))
 )
@@ -100,8 +101,7 @@ class Releaser(QueueSender[Any, Outcome]):
         self.db = db
         self.partners = partners
 
-    async def _due(self) -> list[Any]:
-        stale = datetime.now(UTC) - timedelta(seconds=self.stale_after)
+    async def _due(self, stale: datetime) -> list[Any]:
         # A lookup (on the loop, decision 0051): the queue's due rows by the status
         # index, at most a batch; ``read()``'s check-out and driver-thread hand-offs
         # cost more than the rows on a pass woken by every placed order.
@@ -110,20 +110,20 @@ class Releaser(QueueSender[Any, Outcome]):
             return list(rows)
 
     async def claim(self) -> list[Any]:
-        """Claims the due releases in one transaction; returns those it claimed, as
-        claimed: a cancel may have shrunk one since it was read (``RETURNING``)."""
-        rows = await self._due()
-        claimed = []
+        """Claims the due releases in one statement; returns those it claimed, as
+        claimed (a cancel may have shrunk one since it was read), oldest first."""
+        now = datetime.now(UTC)
+        stale = now - timedelta(seconds=self.stale_after)
+        rows = await self._due(stale)
+        if not rows:
+            return []
         async with self.db.transaction() as tx:
-            for row in rows:
-                moved = await tx.conn.execute(
-                    _CLAIM,
-                    {"at_release": row.release_id, "was": row.status, "now": datetime.now(UTC)},
-                )
-                now_sending = moved.first()
-                if now_sending is not None:
-                    claimed.append(now_sending)
-        return claimed
+            moved = await tx.conn.execute(
+                _CLAIM,
+                {"at_releases": [row.release_id for row in rows], "stale": stale, "now": now},
+            )
+            claimed = list(moved)
+        return sorted(claimed, key=lambda row: (row.created_at, row.release_id))
 
     async def once(self) -> int:
         """The queue senders' turn (``QueueSender.once``), with the claimed releases
