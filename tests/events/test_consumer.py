@@ -585,13 +585,16 @@ async def test_handlers_with_a_prepare_step_run_alone_between_runs(service: Serv
 
 async def test_handlers_that_prepare_together_get_one_call_per_batch(service: Service) -> None:
     """A handler with ``prepare_many`` (a batch call to another service) is called once
-    for the unseen events of a bus batch it takes, each event then applied in its own
-    transaction with its own value; an exception in the answer is that event's failure
-    alone (retried, then applied); a replayed batch costs no call; a lone event prepares
-    alone."""
+    for the unseen events of a bus batch it takes, the events then applied together in
+    one transaction, each with its own value (decision 0059); an exception in the
+    answer is that event's failure alone (retried, then applied), and so is an apply
+    that raises (the others still apply together); a replayed batch costs no call; a
+    lone event prepares alone."""
     calls: list[list[str]] = []
     alone: list[str] = []
     refuse_once = {"SHP-2"}
+    fail_apply_once = {"SHP-4"}
+    applied_in: dict[str, Tx] = {}
 
     class Posting:
         async def prepare(self, event_: Event) -> str:
@@ -614,6 +617,10 @@ async def test_handlers_that_prepare_together_get_one_call_per_batch(service: Se
             await tx.conn.execute(
                 insert(service.effects).values(event_id=event_.id, subject=posted, sequence=0)
             )
+            if event_.subject in fail_apply_once:
+                fail_apply_once.discard(event_.subject)
+                raise RuntimeError(f"{event_.subject} failed to apply this time")
+            applied_in[event_.subject] = tx
 
     posting = Posting()
     consumer = EventConsumer(
@@ -636,11 +643,16 @@ async def test_handlers_that_prepare_together_get_one_call_per_batch(service: Se
 
     applied = sorted(a[0] for a in await service.applied())
     assert applied == sorted(f"posted-{e.subject}" for e in facts)  # each once
-    # One call for the batch (both types: one handler); the refused one came back alone.
+    # One call for the batch (both types: one handler); the refused one and the one
+    # whose apply failed came back (alone, or together in one later batch).
     assert calls[0] == [e.subject for e in facts]
-    assert [c for c in calls[1:] if c] in ([], [["SHP-2"]])
-    assert alone in ([], ["SHP-2"])
-    assert len(calls) + len(alone) == 2  # nothing prepared for the replayed batch
+    again = sorted(alone + [subject for c in calls[1:] for subject in c])
+    assert again == ["SHP-2", "SHP-4"]  # nothing prepared for the replayed batch
+    # Those ahead of the refused one applied together, in one run's transaction; the
+    # run after it failed at SHP-4 and was rolled back: the others in it went again
+    # without it, SHP-4 came back alone.
+    assert applied_in["SHP-0"] is applied_in["SHP-1"]
+    assert len({applied_in[s] for s in ("SHP-1", "SHP-2", "SHP-3", "SHP-4", "RCV-1")}) == 5
     assert handled(consumer, "duplicate", "shipment.dispatched") == 5
 
 

@@ -187,10 +187,14 @@ class Applier:
             seen = set(await conn.scalars(seen_ones, {"ids": [e.id for e in events]}))
         return [e for e in events if e.id not in seen]
 
-    async def apply_run(self, run: Sequence[tuple[int, Delivery]]) -> dict[int, str | Gap]:
+    async def apply_run(
+        self, run: Sequence[tuple[int, Delivery]], prepared: Mapping[int, Any] | None = None
+    ) -> dict[int, str | Gap]:
         """Applies the run's events in one transaction; returns each one's outcome (or
-        ``Gap``) by its index. A handler's exception rolls the whole run back and is
-        raised as ``HandlerFailed``."""
+        ``Gap``) by its index. ``prepared``: what ``prepare_many`` made for an event, by
+        its index (the others' handlers have no prepare step). A handler's exception
+        rolls the whole run back and is raised as ``HandlerFailed``."""
+        made = prepared or {}
         results: dict[int, str | Gap] = {}
         handled = [(n, d) for n, d in run if d.event.type in self.handlers]
         if self.run_order is not None:
@@ -206,7 +210,9 @@ class Applier:
             if self.run_start is not None:
                 await self.run_start(tx, [d.event for _, d in handled])
             for n, delivery in handled:
-                results[n] = await self._apply_in_run(tx, n, delivery.event, seen, lasts)
+                results[n] = await self._apply_in_run(
+                    tx, n, delivery.event, seen, lasts, made.get(n)
+                )
             applied = [d.event for n, d in handled if results[n] == APPLIED]
             await self._record_run(
                 tx,
@@ -236,7 +242,13 @@ class Applier:
         return seen, {row.subject_key: int(row.sequence) for row in rows}
 
     async def _apply_in_run(
-        self, tx: Tx, n: int, event: Event, seen: set[str], lasts: dict[str, int]
+        self,
+        tx: Tx,
+        n: int,
+        event: Event,
+        seen: set[str],
+        lasts: dict[str, int],
+        prepared: Any = None,
     ) -> str | Gap:
         """One event of a run: DUPLICATE, STALE, a ``Gap``, or APPLIED (then ``seen``
         and ``lasts`` include it, for the run's later events)."""
@@ -250,7 +262,7 @@ class Applier:
                 return found
         token = correlation_id.set(event.correlationid)
         try:
-            await self.handlers[event.type].apply(tx, event, None)
+            await self.handlers[event.type].apply(tx, event, prepared)
         except Exception as exc:
             raise HandlerFailed(n, exc) from exc
         finally:

@@ -207,8 +207,9 @@ class EventConsumer:
     async def process(self, deliveries: Sequence[Delivery]) -> list[str]:
         """Handles a batch; returns each delivery's outcome.
 
-        Consecutive events whose handlers have no prepare step are applied in runs of up
-        to ``run_size``, one transaction per run (the inbox rows and the applied
+        Consecutive events whose handlers have no prepare step, or whose handler
+        prepared them together (``prepare_many``, decision 0059), are applied in runs of
+        up to ``run_size``, one transaction per run (the inbox rows and the applied
         sequences with them); should anything in a run fail, the run is rolled back and
         its events are handled one by one, so the failure is the failing event's alone.
 
@@ -228,16 +229,18 @@ class EventConsumer:
 
         run: list[int] = []
 
+        ahead: dict[int, Any] = {}
+
         async def flush_run() -> None:
-            for m, result in (await self._attempt_run(deliveries, run, acks)).items():
+            for m, result in (await self._attempt_run(deliveries, run, acks, ahead)).items():
                 note(m, result)
             run.clear()
 
         try:
-            ahead = await self._prepare_together(deliveries)
+            ahead.update(await self._prepare_together(deliveries))
             for n, delivery in enumerate(deliveries):
                 handler = self.handlers.get(delivery.event.type)
-                if handler is not None and prepares(handler):
+                if handler is not None and prepares(handler) and not _prepared(ahead, n):
                     await flush_run()
                     note(n, await self._attempt(delivery, acks, ahead.get(n, NOT_PREPARED)))
                     continue
@@ -347,33 +350,45 @@ class EventConsumer:
         return settled
 
     async def _attempt_run(
-        self, deliveries: Sequence[Delivery], run: Sequence[int], acks: Acks
+        self,
+        deliveries: Sequence[Delivery],
+        run: Sequence[int],
+        acks: Acks,
+        prepared: Mapping[int, Any] | None = None,
     ) -> dict[int, str | Gap]:
         """A run of events in one transaction; one by one when the run fails, has a
-        single event, or has an event whose handler has a prepare step."""
+        single event, or has an event whose handler has a prepare step and that was not
+        prepared together (``prepared``: by index)."""
+        made = prepared or {}
         if len(run) <= 1 or any(
-            prepares(self.handlers[t])
-            for t in {deliveries[n].event.type for n in run}
-            if t in self.handlers
+            prepares(self.handlers[deliveries[n].event.type]) and not _prepared(made, n)
+            for n in run
+            if deliveries[n].event.type in self.handlers
         ):
-            return {n: await self._attempt(deliveries[n], acks) for n in run}
+            return {
+                n: await self._attempt(deliveries[n], acks, made.get(n, NOT_PREPARED)) for n in run
+            }
         started = time.perf_counter()
         try:
-            results = await self.applier.apply_run([(n, deliveries[n]) for n in run])
+            results = await self.applier.apply_run(
+                [(n, deliveries[n]) for n in run], {n: made[n] for n in run if n in made}
+            )
         except HandlerFailed as failure:
             # Rolled back. The events before the failing one applied: again, as a run;
             # the failing one's exception is its delivery's failure (its handler is not
             # called twice for one delivery); the events after it, as another run.
             at = list(run).index(failure.index)
-            settled = dict(await self._attempt_run(deliveries, run[:at], acks))
+            settled = dict(await self._attempt_run(deliveries, run[:at], acks, made))
             settled[failure.index] = await self._settle_failure(
                 deliveries[failure.index], failure.error, started
             )
-            settled.update(await self._attempt_run(deliveries, run[at + 1 :], acks))
+            settled.update(await self._attempt_run(deliveries, run[at + 1 :], acks, made))
             return settled
         except Exception:
             log.info("a run of %d events failed; handling them one by one", len(run))
-            return {n: await self._attempt(deliveries[n], acks) for n in run}
+            return {
+                n: await self._attempt(deliveries[n], acks, made.get(n, NOT_PREPARED)) for n in run
+            }
         share = (time.perf_counter() - started) / len(run)
         for n, result in results.items():
             delivery = deliveries[n]
@@ -437,3 +452,8 @@ class EventConsumer:
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+
+
+def _prepared(ahead: Mapping[int, Any], n: int) -> bool:
+    """Whether ``prepare_many`` made a value for event ``n`` (not an exception)."""
+    return n in ahead and not isinstance(ahead[n], Exception)
