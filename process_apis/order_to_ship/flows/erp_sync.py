@@ -28,12 +28,20 @@ _MARK_SYNCED = (
     .values(erp_synced_version=bindparam("synced"))
 )
 
-_WANTED = (
-    select(orders)
-    .join(erp_sync_wanted, erp_sync_wanted.c.order_id == orders.c.order_id)
-    .where(orders.c.status != "pending")
+# The oldest marks first, then their orders by key. Joined the other way round, SQLite
+# scanned every order on each pass (a quarter second): 1% of this service's time at
+# 30,000 lines, 5.5% at 250,000 (stop 37).
+_OLDEST_MARKS = (
+    select(erp_sync_wanted.c.order_id, erp_sync_wanted.c.since)
     .order_by(erp_sync_wanted.c.since)
     .limit(bindparam("most"))
+    .subquery("oldest")
+)
+_WANTED = (
+    select(orders)
+    .join(_OLDEST_MARKS, _OLDEST_MARKS.c.order_id == orders.c.order_id)
+    .where(orders.c.status != "pending")
+    .order_by(_OLDEST_MARKS.c.since)
 )
 _LINES_OF = (
     select(order_lines)
@@ -105,10 +113,13 @@ class ErpSync:
         async with self.db.transaction() as tx:
             # In order id order, as the releaser records its batch: two transactions
             # that lock the same orders in the same order never deadlock (PostgreSQL).
-            for head in sorted(heads, key=lambda h: str(h.order_id)):
-                await tx.conn.execute(
-                    _MARK_SYNCED, {"at_order": head.order_id, "synced": int(head.version)}
-                )
+            await tx.conn.execute(
+                _MARK_SYNCED,
+                [
+                    {"at_order": head.order_id, "synced": int(head.version)}
+                    for head in sorted(heads, key=lambda h: str(h.order_id))
+                ],
+            )
             versions = dict(
                 (
                     await tx.conn.execute(
