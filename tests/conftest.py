@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,16 @@ def postgres_cluster() -> Iterator[str]:
 def postgres_url(postgres_cluster: str) -> str:
     """A fresh database per test on the session's real PostgreSQL server."""
     return create_database(postgres_cluster, f"t{next(_db_names)}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A service's database on each engine in turn: a SQLite file, then a fresh
+    database on the session's real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")

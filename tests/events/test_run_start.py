@@ -6,9 +6,7 @@ loads what its handlers would read one by one."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import pytest
 from sqlalchemy import MetaData, text
 
 from shared.db import Database, Tx
@@ -17,14 +15,6 @@ from shared.events.envelope import Event
 from shared.events.inbox import ApplyOnly, inbox_tables
 from shared.events.inbox.apply import Applier
 from tests.support.events import thing_event
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_a_run_starts_with_its_hook_in_its_transaction(

@@ -215,6 +215,38 @@ def seed_released_order(
     return order_id
 
 
+async def write_placed_order(
+    db: Any, lines: Sequence[tuple[str, int]], *, released: bool, price: int = 100
+) -> str:
+    """Writes an order straight into the orders database ``db`` (test back door), its
+    lines allocated and, with ``released``, released: ``released`` or ``accepted``."""
+    from process_apis.order_to_ship.orders import repository as repo
+
+    order_id = uid("ORD")
+    async with db.transaction() as tx:
+        await repo.insert_pending(
+            tx.conn,
+            repo.NewOrder(
+                order_id=order_id,
+                customer_id="CUST-1",
+                channel="b2b_portal",
+                policy="reject",
+                currency="USD",
+                lines=[(sku, quantity, price) for sku, quantity in lines],
+                client_id="seed",
+                idempotency_key=order_id,
+            ),
+        )
+        working = await repo.lock(tx, order_id)
+        assert working is not None
+        for sku, quantity in lines:
+            working.line(sku).plan(quantity, 0)
+            if released:
+                working.line(sku).release(quantity)
+        await repo.save(tx.conn, working, "released" if released else "accepted", "seeded")
+    return order_id
+
+
 def record_release(stack: Stack, order_id: str) -> None:
     """Records the release of every allocated unit of a seeded order (test back door)."""
     from process_apis.order_to_ship.db import metadata

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select
 
 from process_apis.order_to_ship.db import metadata, order_releases
@@ -18,38 +16,13 @@ from process_apis.order_to_ship.flows.releases import Releaser
 from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Database
 from shared.events.outbox import outbox_table
-from tests.orders.helpers import uid
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+from tests.orders.helpers import write_placed_order
 
 
 async def _sending(db: Database, allocated: int, sent: Sequence[tuple[str, int]]) -> str:
     """An accepted order of ``allocated`` SKU-A whose release of ``sent`` is in flight."""
-    order_id = uid("ORD")
+    order_id = await write_placed_order(db, [("SKU-A", allocated)], released=False)
     async with db.transaction() as tx:
-        await repo.insert_pending(
-            tx.conn,
-            repo.NewOrder(
-                order_id=order_id,
-                customer_id="CUST-1",
-                channel="b2b_portal",
-                policy="reject",
-                currency="USD",
-                lines=[("SKU-A", allocated, 100)],
-                client_id="seed",
-                idempotency_key=order_id,
-            ),
-        )
-        working = await repo.lock(tx, order_id)
-        assert working is not None
-        working.line("SKU-A").plan(allocated, 0)
-        await repo.save(tx.conn, working, "accepted", "seeded")
         await tx.conn.execute(
             insert(order_releases).values(
                 release_id=f"{order_id}:1",

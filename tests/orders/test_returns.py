@@ -388,14 +388,6 @@ def seed_shipped(database_url: str, customer_id: str, sku: str, shipped: int) ->
     return order_id
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite+aiosqlite:///{tmp_path / 'order_to_ship.db'}"
-
-
 @contextmanager
 def lone_orders_service(
     stack: Stack, data_dir: Path, database_url: str

@@ -7,10 +7,8 @@ A fact for an order this platform does not know is ignored, as one at a time."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from process_apis.order_to_ship.db import metadata, order_status_history
@@ -25,41 +23,8 @@ from shared.events.inbox import inbox_tables
 from shared.events.inbox.apply import Applier
 from shared.events.inbox.outcomes import APPLIED
 from shared.events.outbox import outbox_table
-from tests.orders.helpers import uid
+from tests.orders.helpers import uid, write_placed_order
 from tests.support.events import shipment_dispatched
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-async def _released(db: Database, lines: Sequence[tuple[str, int]]) -> str:
-    order_id = uid("ORD")
-    async with db.transaction() as tx:
-        await repo.insert_pending(
-            tx.conn,
-            repo.NewOrder(
-                order_id=order_id,
-                customer_id="CUST-1",
-                channel="b2b_portal",
-                policy="reject",
-                currency="USD",
-                lines=[(sku, quantity, 100) for sku, quantity in lines],
-                client_id="seed",
-                idempotency_key=order_id,
-            ),
-        )
-        working = await repo.lock(tx, order_id)
-        assert working is not None
-        for sku, quantity in lines:
-            working.line(sku).plan(quantity, 0)
-            working.line(sku).release(quantity)
-        await repo.save(tx.conn, working, "released", "seeded")
-    return order_id
 
 
 def _shipment(order_id: str, lines: Sequence[tuple[str, int]], shipment_id: str) -> Event:
@@ -126,8 +91,8 @@ async def test_a_run_applies_each_fact_to_what_the_one_before_wrote(database_url
         run_start=run_start,
     )
     try:
-        two_lines = await _released(db, [("SKU-A", 3), ("SKU-B", 1)])
-        one_line = await _released(db, [("SKU-A", 5)])
+        two_lines = await write_placed_order(db, [("SKU-A", 3), ("SKU-B", 1)], released=True)
+        one_line = await write_placed_order(db, [("SKU-A", 5)], released=True)
         first, second = uid("SHP"), uid("SHP")
         events = [
             _shipment(two_lines, [("SKU-A", 2)], first),
