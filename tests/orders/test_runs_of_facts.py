@@ -17,14 +17,13 @@ from process_apis.order_to_ship.orders.events import lock_orders_of_run, order_o
 from process_apis.order_to_ship.warehouse.events import handlers
 from shared.db import Database
 from shared.events.bus import Delivery
-from shared.events.catalog import InvoiceIssued, Money
-from shared.events.envelope import Event, new_event
+from shared.events.envelope import Event
 from shared.events.inbox import inbox_tables
 from shared.events.inbox.apply import Applier
 from shared.events.inbox.outcomes import APPLIED
 from shared.events.outbox import outbox_table
 from tests.orders.helpers import uid, write_placed_order
-from tests.support.events import shipment_dispatched
+from tests.support.events import invoice_issued, shipment_dispatched
 
 
 def _shipment(order_id: str, lines: Sequence[tuple[str, int]], shipment_id: str) -> Event:
@@ -36,23 +35,6 @@ def _shipment(order_id: str, lines: Sequence[tuple[str, int]], shipment_id: str)
         shipment_id=shipment_id,
         tracking_number=uid("1Z"),
         sequence=1,
-    )
-
-
-def _invoice(order_id: str, shipment_id: str) -> Event:
-    return new_event(
-        source="tally.billing",
-        type_="invoice.issued",
-        subject=uid("INV"),
-        sequence=1,
-        payload=InvoiceIssued(
-            invoice_id=uid("INV"),
-            erp_invoice_id=uid("ERP-INV"),
-            order_id=order_id,
-            shipment_id=shipment_id,
-            customer_id="CUST-1",
-            total=Money(200, "USD"),
-        ),
     )
 
 
@@ -97,7 +79,7 @@ async def test_a_run_applies_each_fact_to_what_the_one_before_wrote(database_url
         events = [
             _shipment(two_lines, [("SKU-A", 2)], first),
             _shipment(one_line, [("SKU-A", 5)], uid("SHP")),
-            _invoice(two_lines, first),
+            invoice_issued(two_lines, first, "CUST-1"),
             _shipment(two_lines, [("SKU-A", 1), ("SKU-B", 1)], second),
             _shipment("ORD-not-ours", [("SKU-A", 1)], uid("SHP")),
         ]

@@ -11,12 +11,9 @@ from shared.events.catalog import (
     STREAM_BILLING,
     STREAM_ORDERS,
     STREAM_WMS,
-    InvoiceIssued,
-    Money,
     OrderStatusChanged,
     ShipmentDispatched,
 )
-from shared.events.envelope import new_event
 from tests.orders.helpers import (
     allocated,
     body,
@@ -34,8 +31,8 @@ from tests.orders.helpers import (
     ship,
     shipment_event,
     stocked_item,
-    uid,
 )
+from tests.support.events import invoice_issued
 from tests.support.polling import wait_until
 from tests.support.ports import free_port
 from tests.support.stack import Stack, ThreadServer
@@ -123,20 +120,7 @@ def test_an_invoice_ahead_of_its_shipment_is_kept_and_applied_with_it(stack: Sta
     order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)])
     shipment = shipment_event(order_id, [("SKU-A", 2)])
     shipment_id = shipment.payload(ShipmentDispatched).shipment_id
-    invoice = new_event(
-        source="billing",
-        type_="invoice.issued",
-        subject=uid("INV"),
-        sequence=1,
-        payload=InvoiceIssued(
-            invoice_id=uid("INV"),
-            erp_invoice_id=uid("ERP-INV"),
-            order_id=order_id,
-            shipment_id=shipment_id,
-            customer_id=customer_id,
-            total=Money(200, "USD"),
-        ),
-    )
+    invoice = invoice_issued(order_id, shipment_id, customer_id)
     parked_before = _parked_invoices()
     stack.publish(STREAM_BILLING, [invoice])
     time.sleep(1.5)  # the consumer meets the invoice before the shipment

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import msgspec
 import uuid_utils
 
-from shared.events.catalog import Line, ReceiptPosted, ShipmentDispatched
+from shared.events.catalog import InvoiceIssued, Line, Money, ReceiptPosted, ShipmentDispatched
 from shared.events.envelope import Event, new_event
 from shared.events.sqlite_log import SqliteEventLog
 from shared.settings import Settings
@@ -109,6 +109,27 @@ def shipment_dispatched(
             lines=[Line(*line) for line in lines],
         ),
         sequence=sequence,
+    )
+
+
+def invoice_issued(
+    order_id: str, shipment_id: str, customer_id: str, *, total_minor: int = 200
+) -> Event:
+    """Billing's ``invoice.issued`` for a shipment, as its relay publishes it."""
+    invoice_id = f"INV-{uuid_utils.uuid7()}"
+    return new_event(
+        source="billing",
+        type_="invoice.issued",
+        subject=invoice_id,
+        sequence=1,
+        payload=InvoiceIssued(
+            invoice_id=invoice_id,
+            erp_invoice_id=f"ERP-{invoice_id}",
+            order_id=order_id,
+            shipment_id=shipment_id,
+            customer_id=customer_id,
+            total=Money(total_minor, "USD"),
+        ),
     )
 
 
