@@ -650,9 +650,9 @@ async def test_handlers_that_prepare_together_get_one_call_per_batch(service: Se
     assert again == ["SHP-2", "SHP-4"]  # nothing prepared for the replayed batch
     # Those ahead of the refused one applied together, in one run's transaction; the
     # run after it failed at SHP-4 and was rolled back: the others in it went again
-    # without it, SHP-4 came back alone.
+    # without it, and SHP-4 came back later (with SHP-2, or alone).
     assert applied_in["SHP-0"] is applied_in["SHP-1"]
-    assert len({applied_in[s] for s in ("SHP-1", "SHP-2", "SHP-3", "SHP-4", "RCV-1")}) == 5
+    assert applied_in["SHP-4"] not in (applied_in["SHP-3"], applied_in["RCV-1"])
     assert handled(consumer, "duplicate", "shipment.dispatched") == 5
 
 
