@@ -12,6 +12,7 @@ from process_apis.order_to_ship.flows.cancel_order import CancelOrder, request_k
 from process_apis.order_to_ship.flows.holds import HoldDecisions
 from process_apis.order_to_ship.flows.place_batch import place_each
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
+from process_apis.order_to_ship.flows.placement_queue import PlacementQueue
 from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.schemas import (
@@ -35,11 +36,12 @@ class OrderService:
     ) -> None:
         self.db = db
         self.place_flow = place
+        self.placements = PlacementQueue(place)
         self.cancel_flow = cancel
         self.holds = holds
 
     async def place(self, principal: Principal, key: str, data: OrderIn) -> Response[Any]:
-        return await self.place_flow.run(principal, key, data)
+        return await self.placements.run(principal, key, data)
 
     async def place_batch(self, principal: Principal, items: list[OrderBatchItemIn]) -> OrderBatch:
         return await place_each(self.place_flow, principal, items)
