@@ -103,6 +103,33 @@ def test_the_oldest_backorder_fills_first(full_stack: Stack, warehouse: str) -> 
     assert path_of(full_stack, older_id) == ["pending", "backordered", "accepted", "released"]
 
 
+def test_a_fill_refused_for_one_order_leaves_the_others_filled(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """The waiting orders of a sku are filled in one call to availability: the oldest
+    one's allocation released behind the order service's back is refused there, and
+    the two after it still fill."""
+    sku = new_item(full_stack)
+    customer_id = new_customer(full_stack)
+    ids = []
+    for _ in range(3):
+        placed = place(full_stack, body(customer_id, (sku, 2), policy="partial"))
+        assert placed.status_code == 201 and placed.json()["status"] == "backordered"
+        ids.append(placed.json()["order_id"])
+    with full_stack.client("availability", "inventory:write") as availability:
+        released = availability.post(f"/availability/v1/allocations/{ids[0]}/release")
+    assert released.status_code == 200, released.text
+
+    receipt(full_stack, warehouse, sku, 4)
+    for order_id in ids[1:]:
+        order = wait_order(full_stack, order_id, lambda o: o["status"] == "released", "filled")
+        assert line_of(order, sku)["released"] == 2
+    refused = settled(full_stack, ids[0])
+    assert refused["status"] == "backordered" and line_of(refused, sku)["backordered"] == 2
+    assert fulfillments(full_stack, ids[0]) == []
+    assert allocated(full_stack, sku) == 4
+
+
 def test_a_ship_complete_order_fills_all_or_nothing(full_stack: Stack, warehouse: str) -> None:
     a, b = new_item(full_stack), stocked_item(full_stack, warehouse, 1)
     placed = place(

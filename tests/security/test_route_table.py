@@ -51,7 +51,14 @@ TABLE = Path(__file__).resolve().parents[2] / "contracts" / "access.toml"
 AUTH_KINDS = {"public", "bearer", "client"}
 OTHER_CUSTOMER_BY_BOUND = {
     "never": {"refused"},
-    "own": {"not_found", "not_permitted", "not_permitted_each", "filtered", "refused"},
+    "own": {
+        "not_found",
+        "not_found_each",
+        "not_permitted",
+        "not_permitted_each",
+        "filtered",
+        "refused",
+    },
     "any": {"allowed"},
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -522,6 +529,29 @@ def _not_permitted_each(client: httpx.Client, world: World, entry: Entry) -> Non
             assert written.json()["items"] == [], f"{entry} wrote {written.text[:300]}"
 
 
+# A batch of changes: its list field, and its items' field naming the object.
+BATCH_OBJECTS: dict[str, tuple[str, str]] = {
+    "/availability/v1/allocations/fills/batch": ("fills", "allocation_id"),
+}
+
+
+def _not_found_each(client: httpx.Client, world: World, entry: Entry) -> None:
+    """A batch of changes: the item naming A's object is that item's 404, the answer
+    of the item naming an unknown id; nothing changes (the snapshot)."""
+    assert entry.path in BATCH_OBJECTS, f"{entry}: add the batch's fields to BATCH_OBJECTS"
+    listed, field = BATCH_OBJECTS[entry.path]
+    theirs, unknown = path_values(world)[field], f"UNKNOWN-{uuid.uuid4().hex[:12]}"
+    items = [{"idempotency_key": uuid.uuid4().hex, field: id_} for id_ in (theirs, unknown)]
+    answer = send(client, entry.method, entry.path, {listed: items})
+    assert answer.status_code == 200, f"{entry}: {answer.status_code} {answer.text[:300]}"
+    results = answer.json()["results"]
+    refusals = [result.get("refusal") or {} for result in results]
+    assert [r.get("status") for r in refusals] == [404, 404], results
+    assert refusals[0]["type"] == refusals[1]["type"], refusals
+    assert refusals[0]["detail"].replace(theirs, unknown) == refusals[1]["detail"], refusals
+    assert_no_data_of_a(world, answer, entry, sent={theirs})
+
+
 def _what_a_create_would_write(body: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     """Where staff would see the object a refused create must not have made."""
     if "order_id" in body:
@@ -597,6 +627,7 @@ PROBES: dict[str, Callable[[httpx.Client, World, Entry], None]] = {
     "not_found": _not_found,
     "not_permitted": _not_permitted,
     "not_permitted_each": _not_permitted_each,
+    "not_found_each": _not_found_each,
     "filtered": _filtered,
 }
 

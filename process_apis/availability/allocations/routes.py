@@ -16,6 +16,9 @@ from process_apis.availability.allocations.schemas import (
     AllocationBatch,
     AllocationBatchIn,
     Fill,
+    FillBatch,
+    FillBatchIn,
+    FillBatchResult,
     FillIn,
     LineReleasesIn,
 )
@@ -24,7 +27,7 @@ from process_apis.availability.schemas import Allocation, AllocationIn
 from shared.auth.litestar_auth import requires
 from shared.auth.principal import Principal
 from shared.db import Database, Tx
-from shared.idempotency import IdempotencyKey, IdempotencyStore
+from shared.idempotency import IdempotencyKey, IdempotencyStore, item_outcomes
 from shared.models import IdParam
 from shared.problems import problem_responses
 
@@ -160,6 +163,54 @@ class AllocationController(Controller):
             key=idempotency_key,
             payload={"allocation_id": allocation_id, "fill": asked},
             effect=effect,
+        )
+
+    @post(
+        "/fills/batch",
+        operation_id="fillAllocations",
+        summary="Fill up to 100 allocations' backorders in one call, each as its single call would",
+        status_code=200,
+        request_max_body_size=MAX_BATCH_BODY_BYTES,
+        responses=problem_responses(413, 422),
+        **requires("inventory:write"),
+    )
+    async def fill_allocations(
+        self,
+        data: JSONBody[FillBatchIn],
+        idempotency: NamedDependency[IdempotencyStore],
+        principal: NamedDependency[Principal],
+    ) -> FillBatch:
+        """The backorders waiting for a sku's new stock, filled in one call. Each item
+        is filled as ``POST /availability/v1/allocations/{allocation_id}/fill`` with
+        ``Idempotency-Key: <idempotency_key>`` would fill it (a key seen before, by
+        either endpoint, replays its answer), in the batch's order and in one
+        transaction, and answered in that order: ``status`` (200) with the ``fill``, or
+        its ``refusal`` (404 unknown or another customer's allocation, 409 released,
+        422 more than backordered or a key reused with another request). One item's
+        refusal changes nothing of the others. Keys repeated within the batch are 422
+        ``duplicate-idempotency-key`` before anything is filled."""
+        items = data.fills
+        asked = [item.fill or FillIn() for item in items]
+        keyed = [
+            (item.idempotency_key, {"allocation_id": item.allocation_id, "fill": fill})
+            for item, fill in zip(items, asked, strict=True)
+        ]
+
+        async def effect(tx: Tx, n: int) -> tuple[int, Fill]:
+            item = items[n]
+            bound = principal.customer_id
+            return 200, await fill(
+                tx, item.allocation_id, asked[n], item.idempotency_key, bound_to=bound
+            )
+
+        answers = await idempotency.run_each_once(
+            client_id=principal.client_id, items=keyed, effect=effect
+        )
+        return FillBatch(
+            [
+                FillBatchResult(key, status=None if why else 200, fill=done, refusal=why)
+                for (key, _), (done, why) in zip(keyed, item_outcomes(answers, Fill), strict=True)
+            ]
         )
 
     @post(

@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from process_apis.availability.schemas import Allocation, AllocationIn, Region
-from shared.models import Identifier, ItemKey, Quantity, Sku
+from shared.models import Identifier, ItemKey, ItemRefusal, Quantity, Sku
 
 MAX_BATCH_ALLOCATIONS = 100
 Units = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
@@ -47,6 +47,40 @@ class Fill(msgspec.Struct):
 
     allocation: Allocation
     filled: list[FilledLine]
+
+
+class FillBatchItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One fill of a batch: the allocation, the single call's body (``fill``; absent:
+    every backorder) and the Idempotency-Key that call would carry."""
+
+    idempotency_key: ItemKey
+    allocation_id: Identifier
+    fill: FillIn | None = None
+
+
+class FillBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Up to 100 fills, applied in this order (the first served first when stock is
+    short); their keys differ (else 422 ``duplicate-idempotency-key``)."""
+
+    fills: Annotated[
+        list[FillBatchItemIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ALLOCATIONS)
+    ]
+
+
+class FillBatchResult(msgspec.Struct, omit_defaults=True):
+    """Per item, in the batch's order: the status and fill its single call answered
+    (200; a key seen before replays its answer), or its refusal."""
+
+    idempotency_key: str
+    status: int | None = None
+    fill: Fill | None = None
+    refusal: ItemRefusal | None = None
+
+
+class FillBatch(msgspec.Struct):
+    """The answer of ``POST /availability/v1/allocations/fills/batch``."""
+
+    results: list[FillBatchResult]
 
 
 class LineReleaseIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, delete, select, update
 
 from process_apis.order_to_ship.db import backorder_triggers, order_lines, orders
 from process_apis.order_to_ship.flows import changes
-from process_apis.order_to_ship.flows.cancel_order import cancellation_open
+from process_apis.order_to_ship.flows.cancel_order import cancellations_open
 from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
@@ -34,7 +34,9 @@ from shared.waiting import sleep_or_wake
 log = logging.getLogger("tally.orders.backorders")
 # Orders whose backorders may fill: placed, not held by credit, not ended.
 FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
-_ORDER = select(orders).where(orders.c.order_id == bindparam("at_order"))
+_ORDERS = select(orders).where(orders.c.order_id.in_(bindparam("at", expanding=True)))
+# The most fills asked of availability in one call.
+FILLS_PER_CALL = 100
 _NEXT_FILL = (
     update(orders)
     .where(orders.c.order_id == bindparam("at_order"))
@@ -97,63 +99,90 @@ class BackorderFiller:
             )
             return [row.order_id for row in rows]
 
-    async def fill_order(self, order_id: str) -> bool:
-        """Asks availability to fill the order's backorders; True when some filled."""
-        async with self.db.lookup() as conn:  # two rows by key
-            head = (await conn.execute(_ORDER, {"at_order": order_id})).first()
-            cancelling = head is not None and await cancellation_open(conn, order_id)
-        if head is None or head.status not in FILLABLE or cancelling:
-            return False  # a cancellation's plan counts its backorders: filled at a sweep
-        body: dict[str, Any] = {}
-        if head.ship_to and head.ship_to.get("region"):
-            body["ship_to"] = head.ship_to["region"]
-        fill = await self.partners.fill(order_id, f"fill:{order_id}:{head.fill_count}", body)
-        filled = [claim for claim in fill.get("filled", []) if int(claim.get("quantity", 0)) > 0]
+    async def fill_orders(self, order_ids: list[str]) -> int:
+        """Asks availability to fill the orders' backorders, in this order (oldest
+        first: the first served first), 100 orders a call; records what each got.
+        Returns how many orders filled. A refusal is that order's own (logged; the
+        others go on); availability unreachable raises (``ProblemError``)."""
+        async with self.db.lookup() as conn:
+            heads = {row.order_id: row for row in await conn.execute(_ORDERS, {"at": order_ids})}
+            cancelling = await cancellations_open(conn, list(heads))
+        asks: list[tuple[str, str, dict[str, Any]]] = []
+        for order_id in order_ids:
+            head = heads.get(order_id)
+            # A cancellation's plan counts its backorders: filled at a sweep after it.
+            if head is not None and head.status in FILLABLE and order_id not in cancelling:
+                body: dict[str, Any] = {}
+                if head.ship_to and head.ship_to.get("region"):
+                    body["ship_to"] = head.ship_to["region"]
+                asks.append((order_id, f"fill:{order_id}:{head.fill_count}", body))
+        filled = 0
+        for start in range(0, len(asks), FILLS_PER_CALL):
+            answers = await self.partners.fill_many(asks[start : start + FILLS_PER_CALL])
+            fills: dict[str, list[dict[str, Any]]] = {}
+            for order_id, answer in answers.items():
+                if isinstance(answer, Refused):
+                    # This order's refusal; the other orders waiting for the sku go on
+                    # (a sweep triggers the sku again).
+                    log.warning("filling order %s: %s", order_id, answer)
+                else:
+                    fills[order_id] = [
+                        claim
+                        for claim in answer.get("filled", [])
+                        if int(claim.get("quantity", 0)) > 0
+                    ]
+            filled += await self._record(heads, fills)
+        return filled
+
+    async def _record(self, heads: dict[str, Any], fills: dict[str, list[dict[str, Any]]]) -> int:
+        """Records the orders' fills in one transaction (each order's as its own: one
+        that no longer fits its lines is logged and left); how many orders filled."""
+        filled = 0
         async with self.db.transaction() as tx:
-            working = await repo.lock(tx, order_id)
-            assert working is not None
-            if int(working.head.fill_count) != int(head.fill_count):
-                return False  # recorded by another run
-            per_sku: dict[str, int] = {}
-            for claim in filled:
-                per_sku[str(claim["sku"])] = per_sku.get(str(claim["sku"]), 0) + int(
-                    claim["quantity"]
-                )
-            if not per_sku:
-                # Nothing filled: the order is as it was (no new version, no history, no
-                # ERP sync); only the next attempt's key moves on.
-                await tx.conn.execute(
-                    _NEXT_FILL, {"at_order": order_id, "next": int(head.fill_count) + 1}
-                )
-                return False
-            try:
-                for sku, quantity in sorted(per_sku.items()):
-                    working.line(sku).fill(quantity)
-            except QuantityRefused:
-                log.exception("fill of order %s does not fit its lines; not recorded", order_id)
-                return False
-            await changes.queue_releases(tx, order_id, filled)
-            await changes.commit(
-                tx, working, "backorder_filled", fill_count=int(head.fill_count) + 1
-            )
+            await repo.lock_many(tx, list(fills))
+            for order_id, claims in fills.items():
+                filled += await self._record_one(tx, heads[order_id], claims)
         if filled:
             self.releaser.wake()
-        return bool(filled)
+        return filled
+
+    async def _record_one(self, tx: Tx, head: Any, filled: list[dict[str, Any]]) -> bool:
+        order_id = head.order_id
+        working = await repo.lock(tx, order_id)
+        assert working is not None
+        if int(working.head.fill_count) != int(head.fill_count):
+            return False  # recorded by another run
+        per_sku: dict[str, int] = {}
+        for claim in filled:
+            per_sku[str(claim["sku"])] = per_sku.get(str(claim["sku"]), 0) + int(claim["quantity"])
+        if not per_sku:
+            # Nothing filled: the order is as it was (no new version, no history, no
+            # ERP sync); only the next attempt's key moves on.
+            await tx.conn.execute(
+                _NEXT_FILL, {"at_order": order_id, "next": int(head.fill_count) + 1}
+            )
+            return False
+        try:
+            for sku, quantity in sorted(per_sku.items()):
+                working.line(sku).fill(quantity)
+        except QuantityRefused:
+            log.exception("fill of order %s does not fit its lines; not recorded", order_id)
+            return False
+        await changes.queue_releases(tx, order_id, filled)
+        await changes.commit(tx, working, "backorder_filled", fill_count=int(head.fill_count) + 1)
+        return True
 
     async def once(self) -> int:
         """Works through the triggered skus; returns how many orders filled."""
         filled = 0
         for row in await self._triggered():
-            for order_id in await self._waiting(row.sku):
-                try:
-                    filled += await self.fill_order(order_id)
-                except Refused as exc:
-                    # This order's refusal; the other orders waiting for the sku go on
-                    # (a sweep triggers the sku again).
-                    log.warning("filling order %s: %s", order_id, exc)
-                except ProblemError as exc:
-                    log.warning("filling order %s: %s", order_id, exc)
-                    return filled  # availability unreachable: next turn, trigger kept
+            try:
+                filled += await self.fill_orders(await self._waiting(row.sku))
+            except Refused as exc:  # the call as a whole: a sweep triggers the sku again
+                log.warning("filling the backorders of %s: %s", row.sku, exc)
+            except ProblemError as exc:
+                log.warning("filling the backorders of %s: %s", row.sku, exc)
+                return filled  # availability unreachable: next turn, trigger kept
             async with self.db.transaction() as tx:
                 await tx.conn.execute(
                     delete(backorder_triggers).where(

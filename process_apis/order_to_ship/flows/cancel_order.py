@@ -430,6 +430,14 @@ async def cancellation_open(conn: Any, order_id: str) -> bool:
     return found.first() is not None
 
 
+async def cancellations_open(conn: Any, order_ids: list[str]) -> set[str]:
+    """Those of the orders with a cancellation open (``cancellation_open``)."""
+    if not order_ids:
+        return set()
+    found = await conn.execute(_OPEN_CANCELLATIONS, {"at_orders": order_ids})
+    return {row.order_id for row in found}
+
+
 _OPEN_CANCELLATION = (
     select(order_cancellations.c.cancellation_id)
     .where(order_cancellations.c.order_id == bindparam("at_order"), order_cancellations.c.done == 0)
@@ -501,3 +509,13 @@ def _cancelled_event(working: repo.Working, reason: str) -> Any:
         sequence=int(working.head.version) + 1,
         payload=OrderCancelled(working.order_id, str(working.head.customer_id), reason),
     )
+
+
+_OPEN_CANCELLATIONS = (
+    select(order_cancellations.c.order_id)
+    .where(
+        order_cancellations.c.order_id.in_(bindparam("at_orders", expanding=True)),
+        order_cancellations.c.done == 0,
+    )
+    .distinct()
+)

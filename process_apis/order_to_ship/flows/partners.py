@@ -162,6 +162,32 @@ class Partners:
         result: dict[str, Any] = _ok("availability", response)
         return result
 
+    async def fill_many(
+        self, asks: list[tuple[str, str, dict[str, Any]]]
+    ) -> dict[str, dict[str, Any] | Refused]:
+        """Fills up to 100 orders' backorders ((order id, key, body) each, as ``fill``
+        asks) in one call, in this order; per order id, the fill or availability's
+        refusal of that one."""
+        response = await self.availability.request(
+            "POST",
+            "/availability/v1/allocations/fills/batch",
+            json={
+                "fills": [
+                    {"idempotency_key": key, "allocation_id": order_id, "fill": body}
+                    for order_id, key, body in asks
+                ]
+            },
+        )
+        results = _ok("availability", response)["results"]
+        return {
+            order_id: (
+                Refused("availability", response, item=result["refusal"])
+                if "refusal" in result
+                else result["fill"]
+            )
+            for (order_id, _, _), result in zip(asks, results, strict=True)
+        }
+
     async def release_lines(self, order_id: str, key: str, body: dict[str, Any]) -> None:
         response = await self.availability.request(
             "POST",

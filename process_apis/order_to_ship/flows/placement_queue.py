@@ -145,6 +145,4 @@ def _answer(waiting: _Waiting, answer: Answer) -> None:
     else:
         status, order = answer
         body = msgspec.json.encode(order)
-        waiting.answer.set_result(
-            Response(body, status_code=status, media_type="application/json")
-        )
+        waiting.answer.set_result(Response(body, status_code=status, media_type="application/json"))
