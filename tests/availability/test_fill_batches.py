@@ -101,3 +101,27 @@ def test_a_batch_with_a_key_twice_is_refused_whole_and_fills_nothing(
     assert answer.status_code == 422, answer.text
     assert answer.json()["type"] == "/problems/duplicate-idempotency-key"
     assert movements(client, "A") == ledger
+
+
+def test_once_a_sku_runs_out_the_later_fills_still_get_their_other_skus(
+    client: TestClient[Any], settings: Settings
+) -> None:
+    """The first fill takes the last of A: the fill after it that wants only A gets
+    nothing, the one that also wants B gets its B."""
+    for order_id, lines in (
+        ("SO-1", [("A", 2)]),
+        ("SO-2", [("A", 1)]),
+        ("SO-3", [("A", 1), ("B", 2)]),
+    ):
+        order(client, order_id, lines, policy="partial")
+    stock(client, settings, "WH1", A=2, B=2)
+    answer = fill_batch(
+        client,
+        [{"idempotency_key": f"f-{n}", "allocation_id": f"SO-{n}"} for n in (1, 2, 3)],
+    )
+    assert answer.status_code == 200, answer.text
+    first, second, third = (r["fill"] for r in answer.json()["results"])
+    assert lines_of(first["allocation"]) == [("A", 2, 2, 0, 0, 0)]
+    assert second["filled"] == [] and lines_of(second["allocation"]) == [("A", 1, 0, 1, 0, 0)]
+    assert [(f["sku"], f["quantity"]) for f in third["filled"]] == [("B", 2)]
+    assert lines_of(third["allocation"]) == [("A", 1, 0, 1, 0, 0), ("B", 2, 2, 0, 0, 0)]

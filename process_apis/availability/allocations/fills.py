@@ -102,11 +102,16 @@ async def fill(
     if not wants:
         return Fill(allocation=current, filled=[])
 
+    skus = [want.sku for want in wants]
+    exhausted: set[str] = tx.prefetched.setdefault(_EXHAUSTED, set())
+    if exhausted.issuperset(skus):
+        return Fill(allocation=current, filled=[])
     now = clock.now()
-    book = await PositionBook.lock(conn, [want.sku for want in wants], now=now)
+    book = await PositionBook.lock(conn, skus, now=now)
     buyer = Buyer(current.channel, current.customer_group)
     plan = await plan_under_rules(conn, book, wants, buyer, data.ship_to, now)
     if current.policy == "ship_complete" and shortfalls(wants, plan):
+        exhausted.update(_none_left(book, skus))
         return Fill(allocation=current, filled=[])
 
     cause = Cause("backorder_fill", SOURCE, allocation_id, idempotency_key)
@@ -121,6 +126,7 @@ async def fill(
                 )
             _, before = claims.get((want.line_no, key.location_id), (key.sku, 0))
             claims[(want.line_no, key.location_id)] = (key.sku, before + quantity)
+    exhausted.update(_none_left(book, skus))
     if not claims:
         return Fill(allocation=current, filled=[])
 
@@ -130,6 +136,21 @@ async def fill(
     assert result is not None
     emit_allocated(tx, result, claims)
     return Fill(allocation=result, filled=filled_of(claims))
+
+
+# ``Tx.prefetched`` key: the skus a fill of this transaction left no stock of at any
+# position. Fills only take stock, so a later fill in the same transaction (a batch of
+# them, oldest order first) wanting only those skus fills nothing: it is answered so
+# without reading and planning the positions again.
+_EXHAUSTED = ("fills", "exhausted-skus")
+
+
+def _none_left(book: PositionBook, skus: list[str]) -> list[str]:
+    left = dict.fromkeys(skus, 0)
+    for key in book.values:
+        if key.sku in left:
+            left[key.sku] += max(0, book.atp(key))
+    return [sku for sku, atp in left.items() if atp == 0]
 
 
 def filled_of(claims: repo.Claims) -> list[FilledLine]:
