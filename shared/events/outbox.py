@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     select,
     update,
@@ -134,6 +135,25 @@ class OutboxRelay:
         self._unmarked_since = 0.0
         db.on_commit(self._hand_over)
         self._crash_before_publish = os.environ.get(FAULT_CRASH_BEFORE_PUBLISH) == "1"
+        # Every pass runs these: built once (decision 0043).
+        table = self.table
+        self._unpublished = (
+            select(table.c.position, table.c.event_id, table.c.stream, table.c.body)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.position)
+            .limit(bindparam("at_most"))
+        )
+        self._settled = self._unpublished.where(table.c.created_at <= bindparam("cutoff"))
+        self._mark_positions = (
+            update(table)
+            .where(table.c.position.in_(bindparam("at_positions", expanding=True)))
+            .values(published_at=func.now())
+        )
+        self._mark_events = (
+            update(table)
+            .where(table.c.event_id.in_(bindparam("at_events", expanding=True)))
+            .values(published_at=func.now())
+        )
 
     def follow(self) -> None:
         """Another worker leads: publish only this process's hand-off (no passes, not
@@ -173,25 +193,15 @@ class OutboxRelay:
         publishes its rows within milliseconds, so what is left that long was orphaned
         (a crash, a dropped hand-off). It reads without the writer's lock, so it never
         holds up the service's own writes."""
-        batch = self.batch if batch is None else batch
-        query = (
-            select(
-                self.table.c.position,
-                self.table.c.event_id,
-                self.table.c.stream,
-                self.table.c.body,
-            )
-            .where(self.table.c.published_at.is_(None))
-            .order_by(self.table.c.position)
-            .limit(batch)
-        )
+        at_most = self.batch if batch is None else batch
         if settled_for is None:
             async with self.db.transaction() as tx:
-                rows = (await tx.conn.execute(query)).all()
+                rows = (await tx.conn.execute(self._unpublished, {"at_most": at_most})).all()
         else:
             cutoff = datetime.now(UTC) - timedelta(seconds=settled_for)
             async with self.db.read() as conn:
-                rows = (await conn.execute(query.where(self.table.c.created_at <= cutoff))).all()
+                found = await conn.execute(self._settled, {"at_most": at_most, "cutoff": cutoff})
+                rows = found.all()
         unmarked = set(self._unmarked)
         rows = [row for row in rows if row.event_id not in unmarked]
         if not rows:
@@ -200,9 +210,7 @@ class OutboxRelay:
         await self._publish(events)
         async with self.db.transaction() as tx:
             await tx.conn.execute(
-                update(self.table)
-                .where(self.table.c.position.in_([row.position for row in rows]))
-                .values(published_at=func.now())
+                self._mark_positions, {"at_positions": [row.position for row in rows]}
             )
         published = {event.id for _, event in events}
         self._handed = [(s, e) for s, e in self._handed if e.id not in published]
@@ -232,11 +240,7 @@ class OutboxRelay:
             return
         try:
             async with self.db.transaction() as tx:
-                await tx.conn.execute(
-                    update(self.table)
-                    .where(self.table.c.event_id.in_(ids))
-                    .values(published_at=func.now())
-                )
+                await tx.conn.execute(self._mark_events, {"at_events": ids})
         except BaseException:
             self._unmarked = ids + self._unmarked  # the next round marks them
             raise
