@@ -691,7 +691,7 @@ def probe(ctx: dict[str, Any], data_dir: Path, flow: str) -> dict[str, float]:
                 continue
             found[name] = _median_ms(lambda p=path: _ok(api.get(p)))
     database = data_dir / "order_to_ship.db"
-    if flow == "issue 16" and database.exists():
+    if flow.startswith("this tree") and database.exists():
         found["orders_unsynced_value_ms"] = asyncio.run(_probe_unsynced(database, customer))
     return found
 
@@ -894,15 +894,15 @@ def run_one(
     pg_cluster: str | None,
     args: argparse.Namespace,
     n: int,
-    flow: tuple[str, Path | None],
+    flow: tuple[str, Path | None, dict[str, str]],
 ) -> dict[str, Any]:
-    name, source = flow
+    name, source, flow_env = flow
     load_average = os.getloadavg()[0]
     work = args.work / f"{n}-{database}"
     tx_dir = work / "tx"
     tx_dir.mkdir(parents=True)
     stock = 250 * (args.duration + 5)
-    extra = dict(item.split("=", 1) for item in args.env)
+    extra = {**dict(item.split("=", 1) for item in args.env), **flow_env}
     with platform(database, pg_cluster, tx_dir, n, source, extra) as launched:
         ctx = setup(launched, stock)
         pids = _pids(launched)
@@ -1135,6 +1135,14 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="environment of every service, e.g. TALLY_ORDER_TO_SHIP_WORKERS=2 (repeatable)",
     )
+    parser.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also run this tree with NAME=VALUE in every service's environment, e.g. "
+        "TALLY_PLACEMENT_QUEUE=0 (single placements one by one, decision 0060)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
@@ -1145,10 +1153,13 @@ def main() -> None:
     rows = []
     with ExitStack() as stack:
         args.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orders-")))
-        flows: list[tuple[str, Path | None]] = [("issue 16", None)]
+        flows: list[tuple[str, Path | None, dict[str, str]]] = [("this tree", None, {})]
+        for item in args.compare_env:
+            name, _, value = item.partition("=")
+            flows.append((f"this tree, {item}", None, {name: value}))
         if args.baseline:
             flows.append(
-                (f"today ({args.baseline})", stack.enter_context(source_tree(args.baseline)))
+                (f"today ({args.baseline})", stack.enter_context(source_tree(args.baseline)), {})
             )
         pg_cluster = None
         if "postgres" in databases:

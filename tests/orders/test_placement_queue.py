@@ -14,6 +14,7 @@ from process_apis.order_to_ship.flows import place_batch
 from tests.orders.helpers import (
     allocated,
     body,
+    history_of,
     new_customer,
     orders_of,
     place,
@@ -92,3 +93,26 @@ def test_orders_of_a_turn_that_fails_whole_are_each_placed_once(
     # Sent again, the keys answer the same orders.
     again = place_together(full_stack, [(key, body(customer_id, (sku, 1))) for key in keys])
     assert {a.json()["order_id"] for a in again} == ids
+
+
+def test_each_order_placed_beside_others_keeps_its_own_requests_correlation_id(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 10)
+
+    def placed_with(cid: str) -> Any:
+        headers = {"Idempotency-Key": uid("k"), "X-Correlation-Id": cid}
+        with full_stack.client("order_to_ship", "orders:write orders:read") as orders:
+            return orders.post(
+                "/orders/v1/orders", json=body(customer_id, (sku, 1)), headers=headers
+            )
+
+    cids = [f"corr-{n}-{uid('c')}" for n in range(5)]
+    with ThreadPoolExecutor(len(cids)) as pool:
+        answers = list(pool.map(placed_with, cids))
+    for cid, answer in zip(cids, answers, strict=True):
+        assert answer.status_code == 201, answer.text
+        moves = history_of(full_stack, answer.json()["order_id"])
+        assert [m["to"] for m in moves][:2] == ["pending", "accepted"], moves
+        assert {m["correlation_id"] for m in moves[:2]} == {cid}, moves

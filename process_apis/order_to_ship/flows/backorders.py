@@ -35,6 +35,10 @@ log = logging.getLogger("tally.orders.backorders")
 # Orders whose backorders may fill: placed, not held by credit, not ended.
 FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
 _ORDERS = select(orders).where(orders.c.order_id.in_(bindparam("at", expanding=True)))
+_TRIGGER_DONE = delete(backorder_triggers).where(
+    backorder_triggers.c.sku == bindparam("at_sku"),
+    backorder_triggers.c.raised_at == bindparam("at_raised"),
+)
 # The most fills asked of availability in one call.
 FILLS_PER_CALL = 100
 _NEXT_FILL = (
@@ -173,9 +177,24 @@ class BackorderFiller:
         return True
 
     async def once(self) -> int:
-        """Works through the triggered skus; returns how many orders filled."""
+        """Works through the triggered skus; returns how many orders filled. A sku with
+        nothing available to promise anywhere has nothing to fill: its trigger goes
+        without asking for its waiting orders (fills only take stock, and the next
+        rise triggers it again)."""
         filled = 0
-        for row in await self._triggered():
+        triggered = await self._triggered()
+        if not triggered:
+            return 0
+        try:
+            available = await self.partners.available_to_promise([r.sku for r in triggered])
+        except (ProblemError, Refused) as exc:
+            log.warning("reading what the triggered skus have available: %s", exc)
+            return 0  # next turn, triggers kept
+        empty = [row for row in triggered if available.get(row.sku, 1) <= 0]
+        await self._done(empty)
+        for row in triggered:
+            if available.get(row.sku, 1) <= 0:
+                continue
             try:
                 filled += await self.fill_orders(await self._waiting(row.sku))
             except Refused as exc:  # the call as a whole: a sweep triggers the sku again
@@ -183,14 +202,18 @@ class BackorderFiller:
             except ProblemError as exc:
                 log.warning("filling the backorders of %s: %s", row.sku, exc)
                 return filled  # availability unreachable: next turn, trigger kept
-            async with self.db.transaction() as tx:
-                await tx.conn.execute(
-                    delete(backorder_triggers).where(
-                        backorder_triggers.c.sku == row.sku,
-                        backorder_triggers.c.raised_at == row.raised_at,
-                    )
-                )
+            await self._done([row])
         return filled
+
+    async def _done(self, triggers: list[Any]) -> None:
+        """Deletes the triggers as read: one raised again meanwhile stays."""
+        if not triggers:
+            return
+        async with self.db.transaction() as tx:
+            await tx.conn.execute(
+                _TRIGGER_DONE,
+                [{"at_sku": row.sku, "at_raised": row.raised_at} for row in triggers],
+            )
 
     async def sweep(self) -> None:
         """The safety net: every sku that has backorders is triggered again."""

@@ -162,6 +162,18 @@ class Partners:
         result: dict[str, Any] = _ok("availability", response)
         return result
 
+    async def available_to_promise(self, skus: list[str]) -> dict[str, int]:
+        """Each sku's available-to-promise over every location (up to 100 skus a call)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(skus), 100):
+            some = skus[start : start + 100]
+            response = await self.availability.request(
+                "GET", "/availability/v1/items", params=[("sku", sku) for sku in some]
+            )
+            for item in _ok("availability", response)["items"]:
+                found[str(item["sku"])] = int(item["available_to_promise"])
+        return found
+
     async def fill_many(
         self, asks: list[tuple[str, str, dict[str, Any]]]
     ) -> dict[str, dict[str, Any] | Refused]:

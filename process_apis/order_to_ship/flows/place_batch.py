@@ -34,12 +34,13 @@ from process_apis.order_to_ship.flows.checks import (
 )
 from process_apis.order_to_ship.flows.partners import Refused
 from process_apis.order_to_ship.flows.place_order import (
+    Pending,
     PlaceOrder,
     log_failure,
     new_order_id,
     not_permitted,
 )
-from process_apis.order_to_ship.flows.together import Outcome, advance_together
+from process_apis.order_to_ship.flows.together import Outcome, advance_together, correlated
 from process_apis.order_to_ship.orders.schemas import (
     Order,
     OrderBatch,
@@ -64,11 +65,13 @@ Answer = tuple[int, Order] | Response[Any] | Exception
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """One order to place: who asks, under which key."""
+    """One order to place: who asks, under which key; the correlation id of its
+    request when the order is placed beside others' (``flows/placement_queue.py``)."""
 
     principal: Principal
     key: str
     order: OrderIn
+    correlation_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -193,15 +196,23 @@ async def _accepted(
 async def _write_pending(place: PlaceOrder, new: list[_New]) -> None:
     if not new:
         return
+    pending = [
+        Pending(
+            n.placement.principal,
+            n.placement.key,
+            n.fingerprint,
+            n.order_id,
+            n.placement.order,
+            n.terms,
+            n.placement.correlation_id,
+        )
+        for n in new
+    ]
     async with place.db.transaction() as tx:
-        rows = []
-        for n in new:
-            p = n.placement
-            n.pending, row = await place.write_pending_in(
-                tx, p.principal, p.key, n.fingerprint, n.order_id, p.order, n.terms
-            )
-            rows.append(row)
-        await place.idempotency.insert_completed(tx.conn, rows)
+        written = await place.write_all_pending_in(tx, pending)
+        for n, (order, _) in zip(new, written, strict=True):
+            n.pending = order
+        await place.idempotency.insert_completed(tx.conn, [row for _, row in written])
 
 
 async def _advance(place: PlaceOrder, written: Written) -> None:
@@ -212,7 +223,11 @@ async def _advance(place: PlaceOrder, written: Written) -> None:
     if not new:
         return
     settled: dict[str, Outcome] = {}
-    task = place.kept(advance_together(place, [n.pending for n in new if n.pending], settled))
+    correlations = {
+        n.order_id: n.placement.correlation_id for n in new if n.placement.correlation_id
+    }
+    pending = [n.pending for n in new if n.pending]
+    task = place.kept(advance_together(place, pending, settled, correlations))
     done, _ = await asyncio.wait({task}, timeout=place.answer_within)
     if task not in done:
         task.add_done_callback(log_failure)
@@ -241,7 +256,8 @@ async def _singly(
         p = placements[at]
         async with gate:
             try:
-                answers[at] = await place.run(p.principal, p.key, p.order)
+                with correlated(p.correlation_id):
+                    answers[at] = await place.run(p.principal, p.key, p.order)
             except Exception as exc:  # its single call's failure is its answer
                 answers[at] = exc
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -60,6 +61,38 @@ class Wakeable(Protocol):
 class _Nobody:
     def wake(self) -> None:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An order to write ``pending``: who placed it under which key, and its terms."""
+
+    principal: Principal
+    key: str
+    fingerprint: str
+    order_id: str
+    data: OrderIn
+    terms: Terms
+    correlation_id: str | None = None  # its request's (None: the running context's)
+
+    def new_order(self) -> repo.NewOrder:
+        data, terms = self.data, self.terms
+        return repo.NewOrder(
+            order_id=self.order_id,
+            customer_id=data.customer_id,
+            channel=data.channel,
+            policy=data.policy,
+            currency=terms.currency,
+            lines=[(line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines],
+            client_id=self.principal.client_id,
+            idempotency_key=self.key,
+            ship_to=terms.ship_to,
+            customer_group=terms.customer_group,
+            hold_id=data.hold_id,
+            credit=terms.credit,
+            on_hold=terms.over_limit,
+            correlation_id=self.correlation_id,
+        )
 
 
 class PlaceOrder:
@@ -170,32 +203,30 @@ class PlaceOrder:
     ) -> tuple[Order, dict[str, Any]]:
         """Writes the order ``pending`` in ``tx``; the order, and its key's record (the
         202 naming it) for the caller to insert in the same transaction."""
-        new = repo.NewOrder(
-            order_id=order_id,
-            customer_id=data.customer_id,
-            channel=data.channel,
-            policy=data.policy,
-            currency=terms.currency,
-            lines=[(line.sku, line.quantity, terms.prices[line.sku]) for line in data.lines],
-            client_id=principal.client_id,
-            idempotency_key=key,
-            ship_to=terms.ship_to,
-            customer_group=terms.customer_group,
-            hold_id=data.hold_id,
-            credit=terms.credit,
-            on_hold=terms.over_limit,
-        )
-        order = reads.as_placed(new, await repo.insert_pending(tx.conn, new))
-        row, _ = self.idempotency.completed_record(
-            principal.client_id,
-            key,
-            fp,
-            202,
-            msgspec.json.encode(order),
-            resource_id=order_id,
-            now=order.created_at,
-        )
-        return order, row
+        pending = Pending(principal, key, fp, order_id, data, terms)
+        (written,) = await self.write_all_pending_in(tx, [pending])
+        return written
+
+    async def write_all_pending_in(
+        self, tx: Tx, pending: Sequence[Pending]
+    ) -> list[tuple[Order, dict[str, Any]]]:
+        """``write_pending_in`` for many orders, in three statements."""
+        news = [p.new_order() for p in pending]
+        at = await repo.insert_pending(tx.conn, *news)
+        written = []
+        for p, new in zip(pending, news, strict=True):
+            order = reads.as_placed(new, at)
+            row, _ = self.idempotency.completed_record(
+                p.principal.client_id,
+                p.key,
+                p.fingerprint,
+                202,
+                msgspec.json.encode(order),
+                resource_id=p.order_id,
+                now=order.created_at,
+            )
+            written.append((order, row))
+        return written
 
     # -- the idempotent steps (request and resumer) ---------------------------------
     async def advance(self, order_id: str, *, known: Order | None = None) -> bytes:

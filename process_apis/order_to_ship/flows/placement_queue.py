@@ -17,6 +17,7 @@ baseline)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 from collections import deque
@@ -36,6 +37,7 @@ from process_apis.order_to_ship.flows.place_batch import (
 from process_apis.order_to_ship.flows.place_order import PlaceOrder
 from process_apis.order_to_ship.orders.schemas import OrderIn
 from shared.auth.principal import Principal
+from shared.correlation import correlation_id
 
 log = logging.getLogger("tally.orders.place")
 
@@ -70,9 +72,13 @@ class PlacementQueue:
         if not self.enabled:
             return await self.place.run(principal, key, data)
         answer: asyncio.Future[Response[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(Placement(principal, key, data), answer))
+        placement = Placement(principal, key, data, correlation_id.get())
+        self._queue.append(_Waiting(placement, answer))
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain(), name="placement-queue")
+            # A context of its own, not the first caller's: each turn sets its own.
+            self._worker = asyncio.create_task(
+                self._drain(), name="placement-queue", context=contextvars.Context()
+            )
         return await answer
 
     async def _drain(self) -> None:
@@ -81,6 +87,9 @@ class PlacementQueue:
             if not turn:
                 continue
             placements = [waiting.placement for waiting in turn]
+            # The turn's calls (the ERP's terms, availability's batch) carry its first
+            # request's correlation id; each order's history and events its own.
+            correlation_id.set(placements[0].correlation_id)
             try:
                 written = await write_new(self.place, placements)
             except asyncio.CancelledError:
@@ -128,6 +137,7 @@ class PlacementQueue:
 
     async def _alone(self, waiting: _Waiting) -> None:
         p = waiting.placement
+        correlation_id.set(p.correlation_id)  # a task of its own: its context only
         try:
             answer: Answer = await self.place.run(p.principal, p.key, p.order)
         except Exception as exc:

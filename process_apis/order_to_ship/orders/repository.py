@@ -46,6 +46,7 @@ class NewOrder:
     hold_id: str | None = None
     credit: dict[str, Any] | None = None
     on_hold: bool = False
+    correlation_id: str | None = None  # its request's (None: the running context's)
 
 
 @dataclass
@@ -154,30 +155,34 @@ async def history_row(
     )
 
 
-async def insert_pending(conn: AsyncConnection, new: NewOrder) -> datetime:
-    """Writes the order ``pending``; returns its creation time."""
+async def insert_pending(conn: AsyncConnection, *news: NewOrder) -> datetime:
+    """Writes the orders ``pending``, in three statements however many; returns their
+    creation time."""
     now = datetime.now(UTC)
     await conn.execute(
         _NEW_ORDER,
-        {
-            "order_id": new.order_id,
-            "customer_id": new.customer_id,
-            "channel": new.channel,
-            "policy": new.policy,
-            "currency": new.currency,
-            "status": "pending",
-            "version": 0,
-            "client_id": new.client_id,
-            "idempotency_key": new.idempotency_key,
-            "created_at": now,
-            "updated_at": now,
-            "ship_to": new.ship_to,
-            "customer_group": new.customer_group,
-            "hold_id": new.hold_id,
-            "hold_reason": "credit" if new.on_hold else None,
-            "credit": new.credit,
-            "erp_synced_version": 0,
-        },
+        [
+            {
+                "order_id": new.order_id,
+                "customer_id": new.customer_id,
+                "channel": new.channel,
+                "policy": new.policy,
+                "currency": new.currency,
+                "status": "pending",
+                "version": 0,
+                "client_id": new.client_id,
+                "idempotency_key": new.idempotency_key,
+                "created_at": now,
+                "updated_at": now,
+                "ship_to": new.ship_to,
+                "customer_group": new.customer_group,
+                "hold_id": new.hold_id,
+                "hold_reason": "credit" if new.on_hold else None,
+                "credit": new.credit,
+                "erp_synced_version": 0,
+            }
+            for new in news
+        ],
     )
     zero = dict.fromkeys(LINE_QUANTITIES, 0)
     await conn.execute(
@@ -191,10 +196,26 @@ async def insert_pending(conn: AsyncConnection, new: NewOrder) -> datetime:
                 "unit_price_minor": price,
                 **zero,
             }
+            for new in news
             for n, (sku, quantity, price) in enumerate(new.lines, start=1)
         ],
     )
-    await history_row(conn, new.order_id, 0, (None, "pending"), "placed", now)
+    running = correlation_id.get()
+    await conn.execute(
+        _HISTORY_ROW,
+        [
+            {
+                "order_id": new.order_id,
+                "seq": 0,
+                "from_status": None,
+                "to_status": "pending",
+                "at": now,
+                "cause": "placed",
+                "correlation_id": new.correlation_id or running,
+            }
+            for new in news
+        ],
+    )
     return now
 
 
