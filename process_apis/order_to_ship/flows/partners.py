@@ -53,6 +53,18 @@ def _ok(service: str, response: httpx.Response) -> Any:
     raise Refused(service, response)
 
 
+def _per_item(service: str, response: httpx.Response, ids: list[str], field: str) -> dict[str, Any]:
+    """A batch call's answer per id (its items in the order sent): the item's ``field``,
+    or that item's refusal."""
+    results = _ok(service, response)["results"]
+    return {
+        id_: Refused(service, response, item=result["refusal"])
+        if "refusal" in result
+        else result[field]
+        for id_, result in zip(ids, results, strict=True)
+    }
+
+
 class Partners:
     def __init__(self, runtime: Runtime) -> None:
         self.erp: Downstream = runtime.downstream("erp")
@@ -119,15 +131,7 @@ class Partners:
                 ]
             },
         )
-        results = _ok("availability", response)["results"]
-        return {
-            order_id: (
-                Refused("availability", response, item=result["refusal"])
-                if "refusal" in result
-                else result["allocation"]
-            )
-            for order_id, result in zip(bodies, results, strict=True)
-        }
+        return _per_item("availability", response, list(bodies), "allocation")
 
     async def hold(self, hold_id: str) -> dict[str, Any] | None:
         response = await self.availability.request("GET", f"/availability/v1/holds/{hold_id}")
@@ -190,15 +194,7 @@ class Partners:
                 ]
             },
         )
-        results = _ok("availability", response)["results"]
-        return {
-            order_id: (
-                Refused("availability", response, item=result["refusal"])
-                if "refusal" in result
-                else result["fill"]
-            )
-            for (order_id, _, _), result in zip(asks, results, strict=True)
-        }
+        return _per_item("availability", response, [order_id for order_id, _, _ in asks], "fill")
 
     async def release_lines(self, order_id: str, key: str, body: dict[str, Any]) -> None:
         response = await self.availability.request(
