@@ -14,7 +14,7 @@ from system_apis.erp.credit_notes.routes import CreditNoteController
 from system_apis.erp.customers.balance import CustomerBalanceController
 from system_apis.erp.customers.prices import CustomerPriceController
 from system_apis.erp.customers.routes import CustomerController
-from system_apis.erp.customers.terms import OrderTermsController
+from system_apis.erp.customers.terms import OrderTermsBatchController, OrderTermsController
 from system_apis.erp.db import metadata, upgrade_schema
 from system_apis.erp.inventory.routes import InventoryController
 from system_apis.erp.invoices.routes import InvoiceController
@@ -43,6 +43,7 @@ def create_app(
             CustomerController,
             CustomerPriceController,
             OrderTermsController,
+            OrderTermsBatchController,
             CustomerBalanceController,
             SalesOrderController,
             InvoiceController,

@@ -334,6 +334,56 @@ def test_order_terms_answer_the_customer_its_prices_and_its_credit_in_one_read(
     )
 
 
+def test_order_terms_in_a_batch_are_each_what_their_single_read_answers(
+    client: TestClient[Any],
+) -> None:
+    """Decision 0061: the order process reads a turn's customers in one call. Each read
+    is answered as its GET would be (an unknown customer refused alone, a customer read
+    twice for more skus), and nothing is written."""
+    customer(client, "CUST-BA")
+    customer(client, "CUST-BB", credit_limit=usd(700))
+    item(client, "SKU-BA", 500)
+    item(client, "SKU-BB", 300)
+    own = client.put("/erp/v1/customers/CUST-BB/prices/SKU-BA", json={"unit_price": usd(420)})
+    assert own.status_code == 200, own.text
+    put(client, "ORD-BB", order(1, [("SKU-BB", 2, 0, 300)], customer_id="CUST-BB"))
+    reads = [
+        ("CUST-BA", ["SKU-BA", "SKU-BB"]),
+        ("CUST-NOBODY", ["SKU-BA"]),
+        ("CUST-BB", ["SKU-BA"]),
+        ("CUST-BB", ["SKU-BB", "NO-SUCH-SKU"]),
+    ]
+    answer = client.post(
+        "/erp/v1/order-terms/batch",
+        json={"reads": [{"customer_id": c, "skus": skus} for c, skus in reads]},
+    )
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["customer_id"] for r in results] == [c for c, _ in reads]
+    for (customer_id, skus), result in zip(reads, results, strict=True):
+        single = client.get(
+            f"/erp/v1/customers/{customer_id}/order-terms", params=[("sku", s) for s in skus]
+        )
+        if single.status_code == 404:
+            assert "terms" not in result
+            assert result["refusal"] == {
+                "type": "/problems/customer-not-found",
+                "status": 404,
+                "detail": f"No customer {customer_id}.",
+            }
+        else:
+            assert result == {"customer_id": customer_id, "terms": single.json()}
+    assert results[3]["terms"]["credit"]["open_orders"] == usd(600)
+    assert [p["source"] for p in results[2]["terms"]["prices"]] == ["customer"]
+
+    for bad in ({"reads": []}, {"reads": [{"customer_id": "CUST-BA", "skus": []}]}):
+        refused = client.post("/erp/v1/order-terms/batch", json=bad)
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    too_many = {"reads": [{"customer_id": "CUST-BA", "skus": ["SKU-BA"]}] * 101}
+    assert client.post("/erp/v1/order-terms/batch", json=too_many).status_code == 400
+
+
 def test_the_open_orders_figure_follows_every_version_and_invoice(
     client: TestClient[Any],
 ) -> None:

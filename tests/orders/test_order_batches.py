@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.orders.helpers import (
     allocated,
     atp,
@@ -71,6 +73,62 @@ def test_each_order_of_a_batch_is_placed_or_refused_as_its_single_call_would_be(
         settled(full_stack, result["order"]["order_id"])
     assert allocated(full_stack, sku) == 6 and atp(full_stack, sku) == 4
     assert allocated(full_stack, scarce) == 1 and atp(full_stack, scarce) == 0
+
+
+TERMS_ROUTES = ("/erp/v1/customers/{customer_id}/order-terms", "/erp/v1/order-terms/batch")
+
+
+def terms_calls(stack: Stack) -> dict[str, float]:
+    """Per order-terms route, the requests the ERP answered (its /metrics; the stack's
+    services share one process, so these count every caller's: order_to_ship's)."""
+    response = httpx.get(f"{stack.urls['erp']}/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    calls = dict.fromkeys(TERMS_ROUTES, 0.0)
+    for line in response.text.splitlines():
+        if line.startswith("tally_http_request_seconds_count{"):
+            for route in TERMS_ROUTES:
+                if f'route="{route}"' in line or f'route="{route}/"' in line:
+                    calls[route] += float(line.rsplit(" ", 1)[1])
+    return calls
+
+
+def test_a_batch_of_several_customers_reads_their_terms_in_one_call(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """Decision 0061: each order is priced and credit-checked by its own customer's
+    terms, an unknown customer's order refused alone, all read in one ERP call."""
+    special, tight = new_customer(full_stack), new_customer(full_stack, credit=3000)
+    sku = stocked_item(full_stack, warehouse, 20, price=1250)
+    with full_stack.client("erp", "erp:write") as erp:
+        own = erp.put(
+            f"/erp/v1/customers/{special}/prices/{sku}",
+            json={"unit_price": usd(999)},
+        )
+    assert own.status_code == 200, own.text
+    items = [
+        (uid("edi"), body(special, (sku, 2))),
+        (uid("edi"), body(tight, (sku, 2))),  # 2,500 of 3,000
+        (uid("edi"), body(uid("CUST-NONE"), (sku, 1))),
+        (uid("edi"), body(tight, (sku, 1))),  # 1,250 more: over the limit, held
+    ]
+    before = terms_calls(full_stack)
+    answer = place_batch(full_stack, items)
+    assert answer.status_code == 200, answer.text
+    after = terms_calls(full_stack)
+    assert {route: after[route] - before[route] for route in TERMS_ROUTES} == {
+        TERMS_ROUTES[0]: 0,
+        TERMS_ROUTES[1]: 1,
+    }
+    first, second, unknown, held = answer.json()["results"]
+    assert [line["unit_price"] for line in first["order"]["lines"]] == [usd(999)]
+    assert [line["unit_price"] for line in second["order"]["lines"]] == [usd(1250)]
+    assert (unknown["refusal"]["status"], unknown["refusal"]["type"]) == (
+        422,
+        "/problems/unknown-customer",
+    )
+    assert second["order"]["status"] != "on_hold"
+    assert held["order"]["status"] == "on_hold"
+    assert orders_of(full_stack, special)[0]["order_id"] == first["order"]["order_id"]
 
 
 def test_a_batch_sent_again_places_nothing_twice_and_shares_keys_with_the_single_call(

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from process_apis.order_to_ship.flows.partners import Partners
+from process_apis.order_to_ship.flows.partners import Partners, Refused
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.schemas import OrderIn, ShipToIn
 from shared.refusals import Refusal
@@ -102,6 +102,7 @@ def _priced(data: OrderIn, prices: dict[str, dict[str, Any]], currency: str) -> 
 # The ERP's order-terms read takes up to 100 skus (an order has at most 100 lines; a
 # batch's orders of one customer may name more).
 SKUS_PER_READ = 100
+READS_PER_CALL = 100  # the ERP's order-terms batch takes up to 100 reads
 
 
 @dataclass
@@ -130,20 +131,65 @@ async def read_terms(
     for start in range(0, len(skus), SKUS_PER_READ):
         terms = await partners.order_terms(customer_id, skus[start : start + SKUS_PER_READ])
         if terms is None:
-            raise Refusal(422, "unknown-customer", f"No customer {customer_id}.")
-        prices = {item["sku"]: item["unit_price"] for item in terms["prices"]}
-        if read is None:
-            read = CustomerTerms(
-                customer_id=customer_id,
-                customer=terms["customer"],
-                prices=prices,
-                exposure=int(terms["credit"]["exposure"]["amount_minor"]),
-                unsynced=unsynced,
-            )
-        else:  # a batch's skus beyond one read's: their prices only
-            read.prices.update(prices)
+            raise _unknown(customer_id)
+        read = _with(read, customer_id, terms, unsynced)
     assert read is not None, "an order has a line"
     return read
+
+
+async def read_terms_many(
+    partners: Partners, conn_reader: Any, skus_of: dict[str, list[str]]
+) -> dict[str, CustomerTerms | Refusal]:
+    """``read_terms`` for several customers in as few ERP calls as it takes (100 reads
+    of up to 100 skus each per call): per customer, its terms or its refusal (422
+    unknown customer, 502 a read the ERP refused). The ERP away raises, as there."""
+    async with conn_reader() as conn:  # before the ERP's exposure, as read_terms
+        unsynced = {c: await _unsynced(conn, c) for c in skus_of}
+    reads = [
+        (customer_id, skus[start : start + SKUS_PER_READ])
+        for customer_id, skus in skus_of.items()
+        for start in range(0, len(skus), SKUS_PER_READ)
+    ]
+    out: dict[str, CustomerTerms | Refusal] = {}
+    for first in range(0, len(reads), READS_PER_CALL):
+        chunk = reads[first : first + READS_PER_CALL]
+        for (customer_id, _), answer in zip(
+            chunk, await partners.order_terms_many(chunk), strict=True
+        ):
+            read = out.get(customer_id)
+            if isinstance(read, Refusal):
+                continue
+            if isinstance(answer, Refused):
+                out[customer_id] = (
+                    _unknown(customer_id)
+                    if answer.status_code == 404
+                    else Refusal(502, "erp-refused", f"The ERP refused a check: {answer.detail}")
+                )
+                continue
+            out[customer_id] = _with(read, customer_id, answer, unsynced[customer_id])
+    return out
+
+
+def _unknown(customer_id: str) -> Refusal:
+    return Refusal(422, "unknown-customer", f"No customer {customer_id}.")
+
+
+def _with(
+    read: CustomerTerms | None, customer_id: str, terms: dict[str, Any], unsynced: int
+) -> CustomerTerms:
+    """``read`` with one ERP answer's figures: the first answer makes it; later ones
+    (a customer's skus beyond one read's) add their prices only."""
+    prices = {item["sku"]: item["unit_price"] for item in terms["prices"]}
+    if read is not None:
+        read.prices.update(prices)
+        return read
+    return CustomerTerms(
+        customer_id=customer_id,
+        customer=terms["customer"],
+        prices=prices,
+        exposure=int(terms["credit"]["exposure"]["amount_minor"]),
+        unsynced=unsynced,
+    )
 
 
 def terms_of(data: OrderIn, read: CustomerTerms, *, ahead: int = 0) -> Terms:

@@ -83,6 +83,20 @@ class Partners:
         result: dict[str, Any] = _ok("erp", response)
         return result
 
+    async def order_terms_many(
+        self, reads: list[tuple[str, list[str]]]
+    ) -> list[dict[str, Any] | Refused]:
+        """Up to 100 ``order_terms`` reads (customer, up to 100 skus) in one call: per
+        read, in order, the terms or that read's refusal (404: no such customer)."""
+        body = {"reads": [{"customer_id": c, "skus": skus} for c, skus in reads]}
+        response = await self.erp.request("POST", "/erp/v1/order-terms/batch", json=body)
+        return [
+            Refused("erp", response, item=result["refusal"])
+            if "refusal" in result
+            else result["terms"]
+            for result in _ok("erp", response)["results"]
+        ]
+
     async def put_sales_orders(self, bodies: list[dict[str, Any]]) -> dict[str, str | None]:
         """Books up to 100 sales orders (each body with its ``order_id``) in one call;
         per order id, None when booked, else the ERP's refusal of that one."""

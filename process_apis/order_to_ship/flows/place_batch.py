@@ -29,6 +29,7 @@ from process_apis.order_to_ship.flows.checks import (
     CustomerTerms,
     Terms,
     read_terms,
+    read_terms_many,
     refuse_duplicate_skus,
     terms_of,
 )
@@ -173,7 +174,17 @@ async def _accepted(
         except Refusal as refused:
             return refused
 
-    reads = dict(zip(skus_of, await asyncio.gather(*(read(c) for c in skus_of)), strict=True))
+    reads: dict[str, CustomerTerms | Refusal]
+    if len(skus_of) == 1:  # the customer's own GET
+        reads = {c: await read(c) for c in skus_of}
+    else:  # every customer of the turn in one call (decision 0061)
+        try:
+            reads = await read_terms_many(
+                place.partners, place.db.lookup, {c: sorted(s) for c, s in skus_of.items()}
+            )
+        except Refused as exc:
+            refused = Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}")
+            reads = dict.fromkeys(skus_of, refused)
     ahead = dict.fromkeys(skus_of, 0)
     accepted: list[_New] = []
     for at in fresh:
