@@ -33,7 +33,6 @@ so its share is visible. ``--quick``: 5,000 lines on SQLite only.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import os
@@ -50,6 +49,8 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from bench.orders import event_counts, http_counts
 
@@ -276,7 +277,7 @@ def run_day(
         calls_before = http_counts(launched)
         events_before = event_counts(launched)
         own_before = resource.getrusage(resource.RUSAGE_SELF)
-        report = asyncio.run(
+        report = uvloop.run(  # as `tally simulate` runs it
             simulate(
                 Options(
                     gateway=launched.platform.url("gateway"),

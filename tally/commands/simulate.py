@@ -3,12 +3,12 @@ the accuracy report (exit code 1 when a figure that must be zero is not)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -105,7 +105,7 @@ def simulate(
             placed=lambda n: bar.advance(placed, n),
             phase=lambda text: bar.update(phase, description=f"phase: {text}"),
         )
-        report = asyncio.run(run(options, hooks))
+        report = uvloop.run(run(options, hooks))  # the services' loop: less CPU per call
     if output is not None:
         output.write_text(json.dumps(report, indent=2, default=str))
     if as_json:

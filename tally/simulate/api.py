@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
 RETRIED = {429, 502, 503, 504}
 MAX_ATTEMPTS = 40
@@ -31,6 +32,18 @@ class GraphQLErrors(RuntimeError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(f"graphql errors: {errors}")
         self.codes = {str((e.get("extensions") or {}).get("code")) for e in errors}
+
+
+# The day's hundreds of thousands of bodies, coded by msgspec: the standard library's
+# json was a sixth of the simulator's CPU, on the cores the platform runs on.
+_JSON_OUT = msgspec.json.Encoder().encode
+_JSON_IN = msgspec.json.Decoder().decode
+_JSON_SENT = {"Content-Type": "application/json"}
+
+
+def json_of(answer: httpx.Response) -> Any:
+    """``answer.json()``, decoded faster (the gateway answers UTF-8)."""
+    return _JSON_IN(answer.content)
 
 
 @dataclass
@@ -88,12 +101,14 @@ class Party:
         return await self.call("GET", path, **kwargs)
 
     async def post(self, path: str, body: Any = None, *, key: str | None = None) -> httpx.Response:
-        return await self.call("POST", path, key=key, json=body)
+        if body is None:  # as httpx's json=None: no body
+            return await self.call("POST", path, key=key)
+        return await self.call("POST", path, key=key, content=_JSON_OUT(body), headers=_JSON_SENT)
 
     async def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        answer = await self.call("POST", "/graphql", json={"query": query, "variables": variables})
+        answer = await self.post("/graphql", {"query": query, "variables": variables})
         answer.raise_for_status()
-        body: dict[str, Any] = answer.json()
+        body: dict[str, Any] = json_of(answer)
         if body.get("errors"):
             raise GraphQLErrors(body["errors"])
         return dict(body["data"])
@@ -114,7 +129,7 @@ class Party:
                 query["cursor"] = cursor
             answer = await self.get(path, params=query)
             answer.raise_for_status()
-            body = answer.json()
+            body = json_of(answer)
             found += body["items"]
             if not body.get("next_cursor"):
                 return found, cursor

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tally.simulate.api import RETRIED, GraphQLErrors, Party
+from tally.simulate.api import RETRIED, GraphQLErrors, Party, json_of
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, OrderIntent
 
@@ -114,7 +114,7 @@ class Channels:
                 self.journal.failed("order file", answer.status_code, answer.text)
                 return
             again: dict[str, OrderIntent] = {}
-            results = answer.json()["results"]
+            results = json_of(answer)["results"]
             for (key, intent), result in zip(pending.items(), results, strict=True):
                 refusal = result.get("refusal")
                 if refusal is None:
@@ -182,7 +182,7 @@ class Channels:
         }
         answer = await party.post("/availability/v1/holds", body, key=f"{key}-cart")
         if answer.status_code in (200, 201):
-            return str(answer.json()["hold_id"])
+            return str(json_of(answer)["hold_id"])
         if answer.status_code == 409:
             self.journal.outcomes["cart_refused_insufficient_stock"] += 1
             return None
@@ -255,9 +255,9 @@ class Channels:
     ) -> str | None:
         answer = await party.post("/orders/v1/orders", self._rest_body(intent, hold_id), key=key)
         if answer.status_code in (201, 202):
-            return self._rest_placed(answer.status_code, answer.json())
+            return self._rest_placed(answer.status_code, json_of(answer))
         if answer.status_code in (409, 422):
-            kind = answer.json().get("type", "").rsplit("/", 1)[-1]
+            kind = json_of(answer).get("type", "").rsplit("/", 1)[-1]
             self.journal.outcomes[f"refused_{_outcome(kind)}"] += 1
             return None
         self.journal.failed("order", answer.status_code, answer.text)

@@ -10,7 +10,7 @@ import itertools
 import random
 from typing import Any
 
-from tally.simulate.api import Party
+from tally.simulate.api import Party, json_of
 from tally.simulate.journal import Journal
 from tally.simulate.plan import Day, OrderIntent
 
@@ -177,7 +177,9 @@ class Customers:
                 self.journal.failed("return", asked.status_code, asked.text)
                 continue
             self.journal.outcomes["returns_authorized"] += 1
-            asyncio.get_running_loop().create_task(self._receive(party, asked.json(), line["sku"]))
+            asyncio.get_running_loop().create_task(
+                self._receive(party, json_of(asked), line["sku"])
+            )
 
     async def _receive(self, party: Party, rma: dict[str, Any], sku: str) -> None:
         rma_id = rma["rma_id"]
@@ -194,7 +196,7 @@ class Customers:
         if received.status_code != 201:
             self.journal.failed("return receipt", received.status_code, received.text)
             return
-        return_id = received.json()["return_id"]
+        return_id = json_of(received)["return_id"]
         disposition = self.rng.choice(DISPOSITIONS)
         inspected = await self.staff.post(
             f"/wms/v1/returns/{return_id}/disposition",

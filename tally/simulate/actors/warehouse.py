@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tally.simulate.api import Party
+from tally.simulate.api import Party, json_of
 from tally.simulate.journal import Journal
 from tally.simulate.plan import WAREHOUSES, Day, Receipt
 
@@ -118,7 +118,7 @@ class Warehouse:
             self.journal.failed("purchase order", answer.status_code, answer.text)
             return None
         self.journal.outcomes["purchase_orders_placed"] += 1
-        return str(answer.json()["purchase_order_id"])
+        return str(json_of(answer)["purchase_order_id"])
 
     async def _asn(self, n: int, receipt: Receipt, purchase_order_id: str | None) -> str | None:
         if purchase_order_id is None:
@@ -134,7 +134,7 @@ class Warehouse:
             self.journal.failed("asn", answer.status_code, answer.text)
             return None
         self.journal.outcomes["asns"] += 1
-        return str(answer.json()["asn_id"])
+        return str(json_of(answer)["asn_id"])
 
     async def _count_cycles(self, started: float) -> None:
         """Cycle counts three times a day over a few skus in each warehouse: most find
@@ -167,7 +167,7 @@ class Warehouse:
                 self.journal.outcomes["cycle_count_units_found"] += found
                 return
             if answer.status_code == 409 and "stale-count" in answer.text:
-                expected = int(answer.json()["current_quantity"])
+                expected = int(json_of(answer)["current_quantity"])
                 continue
             self.journal.failed("cycle count", answer.status_code, answer.text)
             return
@@ -302,7 +302,7 @@ class Warehouse:
             self.journal.failed("shipment", answer.status_code, answer.text)
             return []
         shipped: list[tuple[str, str]] = []
-        for p, result in zip(picked, answer.json()["results"], strict=True):
+        for p, result in zip(picked, json_of(answer)["results"], strict=True):
             refusal = result.get("refusal")
             if refusal is not None:
                 if str(refusal["type"]).endswith("/insufficient-stock"):
@@ -325,7 +325,7 @@ class Warehouse:
         if answer.status_code != 200:
             self.journal.failed("delivery", answer.status_code, answer.text)
             return
-        for result in answer.json()["results"]:
+        for result in json_of(answer)["results"]:
             refusal = result.get("refusal")
             if refusal is None:
                 self.journal.outcomes["deliveries"] += 1
