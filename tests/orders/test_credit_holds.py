@@ -363,6 +363,78 @@ def test_two_operators_releasing_one_hold_release_it_once(
     assert path_of(full_stack, order_id).count("accepted") == 1
 
 
+def release_holds(stack: Stack, order_ids: list[str], **client: Any) -> Any:
+    with stack.client("order_to_ship", ADMIN, **client) as orders:
+        return orders.post(
+            "/orders/v1/orders/hold-releases",
+            json={"order_ids": order_ids, "reason": "credit desk review"},
+        )
+
+
+def test_a_credit_desk_releases_its_reviewed_list_in_one_call(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """Each held order of the list is released as its own release-hold would release
+    it; the others are refused as that call would refuse them, changing nothing."""
+    _, sku_a, held_a = held_order(full_stack, warehouse)
+    _, sku_b, held_b = held_order(full_stack, warehouse, quantity=9)
+    customer_id = new_customer(full_stack)
+    sku_c = stocked_item(full_stack, warehouse, 5)
+    accepted = place(full_stack, body(customer_id, (sku_c, 2))).json()["order_id"]
+    _, _, cancelling = held_order(full_stack, warehouse)
+    with stopped(full_stack, "availability"):
+        assert command(full_stack, cancelling, "cancel").status_code == 503
+    ids = [held_a, "NO-SUCH-ORDER", accepted, cancelling, held_b]
+
+    answer = release_holds(full_stack, ids)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["order_id"] for r in results] == ids
+    first, unknown, not_held, in_progress, last = results
+    for released in (first, last):
+        assert "refusal" not in released
+        assert released["order"]["status"] in ("accepted", "released")
+        assert released["order"]["hold_reason"] is None
+    assert (unknown["refusal"]["status"], unknown["refusal"]["type"]) == (
+        404,
+        "/problems/order-not-found",
+    )
+    assert (not_held["refusal"]["status"], not_held["refusal"]["type"]) == (
+        409,
+        "/problems/illegal-transition",
+    )
+    assert (in_progress["refusal"]["status"], in_progress["refusal"]["type"]) == (
+        409,
+        "/problems/order-in-progress",
+    )
+    for order_id, sku, quantity in ((held_a, sku_a, 10), (held_b, sku_b, 9)):
+        order = settled(full_stack, order_id, status="released")
+        assert line_of(order, sku)["released"] == quantity
+        assert len(fulfillments(full_stack, order_id)) == 1
+        assert history_of(full_stack, order_id)[2]["cause"] == "hold_released: credit desk review"
+    assert settled(full_stack, cancelling)["status"] == "on_hold"
+    assert fulfillments(full_stack, cancelling) == []
+
+    again = release_holds(full_stack, [held_a, held_b])
+    assert again.status_code == 200, again.text
+    assert [r["refusal"]["type"] for r in again.json()["results"]] == [
+        "/problems/illegal-transition"
+    ] * 2
+    assert len(fulfillments(full_stack, held_a)) == 1
+
+
+def test_a_release_list_naming_an_order_twice_is_refused_whole(
+    full_stack: Stack, warehouse: str
+) -> None:
+    customer_id, _, order_id = held_order(full_stack, warehouse)
+    assert_problem(release_holds(full_stack, [order_id, order_id]), 422, "duplicate-order-id")
+    assert settled(full_stack, order_id)["status"] == "on_hold"
+    # A partner never decides on holds, its own included.
+    refused = release_holds(full_stack, [order_id], customer_id=customer_id)
+    assert refused.status_code == 403, refused.text
+    assert settled(full_stack, order_id)["status"] == "on_hold"
+
+
 def erp_exposure(stack: Stack, customer_id: str) -> int:
     with stack.client("erp", "erp:read") as erp:
         response = erp.get(f"/erp/v1/customers/{customer_id}/credit")

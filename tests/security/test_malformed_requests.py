@@ -164,9 +164,10 @@ def _nested_3000(route: JsonRoute) -> Sent:
 
 def _duplicate_key(route: JsonRoute) -> Sent:
     """The issue's receipt: ``"quantity": 4, "quantity": 999999`` (the last one won)."""
-    at = _first(route.example, _is_int) or _first(route.example, lambda leaf: True)
-    if at is None:
-        at = (_first_key(route.example),)
+    # A member of an object (a list's item has no key to repeat).
+    keyed = [at for at, _ in _leaves(route.example) if at and isinstance(at[-1], str)]
+    ints = [at for at in keyed if _is_int(_lookup(route.example, at))]
+    at = (ints or keyed or [(_first_key(route.example),)])[0]
     twice = _replaced(route.example, (*at[:-1], "__twice__"), 999999)
     if at[-1] not in _lookup(route.example, at[:-1]):
         twice = _replaced(twice, at, 4)

@@ -251,6 +251,14 @@ async def lock(tx: Tx, order_id: str) -> Working | None:
     return _working(head, rows)
 
 
+async def statuses(conn: AsyncConnection, order_ids: Iterable[str]) -> dict[str, str]:
+    """The status of each of ``order_ids`` that exists."""
+    query = select(orders.c.order_id, orders.c.status).where(
+        orders.c.order_id.in_(sorted(set(order_ids)))
+    )
+    return {str(row.order_id): str(row.status) for row in await conn.execute(query)}
+
+
 async def lock_many(tx: Tx, order_ids: Iterable[str]) -> None:
     """Locks the orders in order id order (as the releaser and the ERP sync lock
     theirs) and loads them for ``lock`` in two statements: an inbox run's orders."""

@@ -12,6 +12,8 @@ from process_apis.order_to_ship.lifecycle.states import OrderStatus
 from process_apis.order_to_ship.orders.reads import OrderFilter
 from process_apis.order_to_ship.orders.schemas import (
     DecisionIn,
+    HoldReleases,
+    HoldReleasesIn,
     LineCancellationIn,
     Order,
     OrderBatch,
@@ -163,6 +165,26 @@ class OrderController(Controller):
         changes nothing of the others. Keys repeated within the batch are 422
         ``duplicate-idempotency-key`` before anything is placed."""
         return await orders.place_batch(principal, data.orders)
+
+    @post(
+        "/hold-releases",
+        operation_id="releaseOrderHolds",
+        summary="Release up to 100 orders held for credit, each as its release-hold would",
+        status_code=200,
+        responses=problem_responses(422),
+        **requires("orders:admin"),
+    )
+    async def release_holds(
+        self, data: JSONBody[HoldReleasesIn], orders: NamedDependency[OrderService]
+    ) -> HoldReleases:
+        """A credit desk's reviewed list in one call. Each order is released as
+        ``POST /{order_id}/release-hold`` with the same reason would release it, and
+        answered in the request's order: the ``order``, or its ``refusal`` (404 no such
+        order, 409 not held or being cancelled, 502 its allocation unreadable). One
+        order's refusal changes nothing of the others; sent again, the released ones
+        are 409 ``illegal-transition``. An order named twice is 422
+        ``duplicate-order-id`` before anything is released."""
+        return await orders.release_holds(data.order_ids, data.reason)
 
     @get(
         "/",

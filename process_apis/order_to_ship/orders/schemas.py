@@ -74,6 +74,13 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason = "operator decision"
 
 
+class HoldReleasesIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Held orders an operator releases together, for one reason."""
+
+    order_ids: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=100)]
+    reason: Reason = "operator decision"
+
+
 class OrderLine(msgspec.Struct):
     sku: str
     quantity: int
@@ -185,6 +192,21 @@ class OrderBatchResult(msgspec.Struct, omit_defaults=True):
     status: int | None = None
     order: Order | None = None
     refusal: ItemRefusal | None = None
+
+
+class HoldReleaseResult(msgspec.Struct, omit_defaults=True):
+    """Per order, in the request's order: the released order, or the refusal its
+    single ``release-hold`` would answer."""
+
+    order_id: str
+    order: Order | None = None
+    refusal: ItemRefusal | None = None
+
+
+class HoldReleases(msgspec.Struct):
+    """The answer of ``POST /orders/v1/orders/hold-releases``."""
+
+    results: list[HoldReleaseResult]
 
 
 class OrderBatch(msgspec.Struct):

@@ -3,6 +3,7 @@ sees and changes that customer's orders only (another's: the 404 of an unknown i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,8 @@ from process_apis.order_to_ship.flows.placement_queue import PlacementQueue
 from process_apis.order_to_ship.orders import reads
 from process_apis.order_to_ship.orders import repository as repo
 from process_apis.order_to_ship.orders.schemas import (
+    HoldReleaseResult,
+    HoldReleases,
     LineCancellationIn,
     Order,
     OrderBatch,
@@ -25,7 +28,7 @@ from process_apis.order_to_ship.orders.schemas import (
 )
 from shared.auth.principal import Principal
 from shared.db import Database
-from shared.models import Page
+from shared.models import ItemRefusal, Page
 from shared.paging import decode_cursor, keyset_page
 from shared.refusals import Refusal
 
@@ -116,6 +119,20 @@ class OrderService:
 
     async def release_hold(self, principal: Principal, order_id: str, note: str) -> Order:
         return await self.holds.release(await self.get(principal, order_id), note)
+
+    async def release_holds(self, order_ids: Sequence[str], note: str) -> HoldReleases:
+        """Staff only (the route's scope): every order is visible to the caller."""
+        if len(set(order_ids)) != len(order_ids):
+            raise Refusal(422, "duplicate-order-id", "An order appears more than once.")
+        answers = await self.holds.release_many([*order_ids], note)
+        return HoldReleases(
+            [
+                HoldReleaseResult(order_id, refusal=ItemRefusal.of(answer))
+                if isinstance(answer, Refusal)
+                else HoldReleaseResult(order_id, order=answer)
+                for order_id, answer in zip(order_ids, answers, strict=True)
+            ]
+        )
 
     async def reject(self, principal: Principal, order_id: str, reason: str) -> Order:
         return await self.holds.reject(await self.get(principal, order_id), reason)
