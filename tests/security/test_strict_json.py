@@ -5,13 +5,17 @@ keep every key) as the oracle for duplicate keys."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from litestar import Litestar, post
+from litestar.params import JSONBody
+from litestar.testing import TestClient
 
-from shared.request_body import is_json_media_type
+from shared.request_body import StrictJsonRequest, is_json_media_type, msgspec_type
 from shared.strict_json import MAX_DEPTH, MalformedJson, decode, integral_floats_as_ints
 
 
@@ -153,3 +157,29 @@ def test_duplicate_keys_are_found_exactly_as_pythons_parser_sees_them(text: str)
             decode(body)
     else:
         assert decode(body) == json.loads(text)
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+    quantity: int
+
+
+_AtMostTwo = Annotated[list[_Line], msgspec.Meta(max_length=2)]
+
+
+@post("/lines", status_code=200)
+async def _lines(data: JSONBody[_AtMostTwo]) -> int:
+    return sum(line.quantity for line in data)
+
+
+def test_a_body_type_keeps_its_own_constraints_once_litestars_marker_is_dropped() -> None:
+    """``msgspec_type`` drops ``JSONBody``'s ``Body`` marker (costly to hash on every
+    request) and keeps msgspec's own ``Meta``: the body's length limit and strict
+    field types still hold."""
+    assert msgspec_type(JSONBody[_Line]) is _Line
+    app = Litestar([_lines], request_class=StrictJsonRequest)
+    with TestClient(app) as client:
+        two = [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 2}]
+        assert client.post("/lines", json=two).json() == 3
+        assert client.post("/lines", json=[*two, two[0]]).status_code == 400
+        assert client.post("/lines", json=[{"sku": "A", "quantity": "1"}]).status_code == 400
