@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import msgspec
 
 from shared.http import Downstream
 from shared.problems import ProblemError
@@ -54,7 +55,7 @@ async def read_all(erp: Downstream, path: str, params: dict[str, Any]) -> list[d
         response = await erp.request("GET", path, params=query)
         if not response.is_success:
             raise passed_through(response, f"GET {path}")
-        page = response.json()
+        page = msgspec.json.decode(response.content)
         items += page["items"]
         cursor = page.get("next_cursor")
         if not cursor:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 
 from process_apis.billing.erp import read_all
 from process_apis.billing.invoices import repository as repo
@@ -170,7 +171,11 @@ class InvoiceOnShipment:
         )
         if response.status_code >= 500:
             raise CannotInvoice(f"the ERP failed a batch of {len(items)} invoices")
-        results = response.json()["results"] if response.status_code == 200 else None
+        results = (
+            msgspec.json.decode(response.content)["results"]
+            if response.status_code == 200
+            else None
+        )
         if results is None:
             log.warning(
                 "the ERP refused a batch of %d invoices (%d); one by one",
