@@ -41,6 +41,11 @@ def _open_claims(allocation: dict[str, Any] | None) -> list[dict[str, Any]]:
     return claims
 
 
+def _unreadable(exc: Refused) -> Refusal:
+    why = f"Availability refused the allocation's read: {exc.detail}"
+    return Refusal(502, "availability-refused", why)
+
+
 class HoldDecisions:
     def __init__(self, db: Database, partners: Partners, releaser: Any, filler: Any = None) -> None:
         self.db = db
@@ -51,7 +56,10 @@ class HoldDecisions:
     async def release(self, order: Order, note: str) -> Order:
         if order.status != "on_hold":
             raise IllegalTransition(order.order_id, order.status, "accepted")
-        claims = _open_claims(await self.partners.allocation(order.order_id))
+        try:
+            claims = _open_claims(await self.partners.allocation(order.order_id))
+        except Refused as exc:
+            raise _unreadable(exc) from exc
         async with self.db.transaction() as tx:
             working = await self._held(tx, order.order_id)
             await self._release_held(tx, working, claims, note)
@@ -83,8 +91,7 @@ class HoldDecisions:
             if isinstance(allocation, Refusal):
                 refused[order_id] = allocation
             elif isinstance(allocation, Refused):
-                why = f"Availability refused the allocation's read: {allocation.detail}"
-                refused[order_id] = Refusal(502, "availability-refused", why)
+                refused[order_id] = _unreadable(allocation)
             elif isinstance(allocation, BaseException):
                 raise allocation
             else:
