@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import msgspec
 
 from shared.events.catalog import STREAM_WMS
@@ -472,3 +473,23 @@ def stopped(stack: Stack, name: str) -> Iterator[None]:
 
 def deliver(stack: Stack, shipment_id: str) -> Any:
     return wms_post(stack, f"/wms/v1/shipments/{shipment_id}/delivery", {}, status=200)
+
+
+def calls_answered(
+    stack: Stack, service: str, method: str, routes: Sequence[str]
+) -> dict[str, float]:
+    """Per route, the ``method`` requests ``service`` answered
+    (``tally_http_request_seconds_count`` in its /metrics; the stack's services share
+    one process, so these count every caller's)."""
+    response = httpx.get(f"{stack.urls[service]}/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    calls = dict.fromkeys(routes, 0.0)
+    for line in response.text.splitlines():
+        if not line.startswith("tally_http_request_seconds_count{"):
+            continue
+        if f'method="{method}"' not in line:
+            continue
+        for route in routes:
+            if f'route="{route}"' in line or f'route="{route}/"' in line:
+                calls[route] += float(line.rsplit(" ", 1)[1])
+    return calls

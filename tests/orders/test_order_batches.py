@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from tests.orders.helpers import (
     allocated,
     atp,
     body,
+    calls_answered,
     new_customer,
     new_item,
     orders_of,
@@ -79,17 +78,11 @@ TERMS_ROUTES = ("/erp/v1/customers/{customer_id}/order-terms", "/erp/v1/order-te
 
 
 def terms_calls(stack: Stack) -> dict[str, float]:
-    """Per order-terms route, the requests the ERP answered (its /metrics; the stack's
-    services share one process, so these count every caller's: order_to_ship's)."""
-    response = httpx.get(f"{stack.urls['erp']}/metrics", timeout=10)
-    assert response.status_code == 200, response.text
-    calls = dict.fromkeys(TERMS_ROUTES, 0.0)
-    for line in response.text.splitlines():
-        if line.startswith("tally_http_request_seconds_count{"):
-            for route in TERMS_ROUTES:
-                if f'route="{route}"' in line or f'route="{route}/"' in line:
-                    calls[route] += float(line.rsplit(" ", 1)[1])
-    return calls
+    """The ERP's order-terms reads, single and batch (here only order_to_ship's)."""
+    return {
+        **calls_answered(stack, "erp", "GET", TERMS_ROUTES[:1]),
+        **calls_answered(stack, "erp", "POST", TERMS_ROUTES[1:]),
+    }
 
 
 def test_a_batch_of_several_customers_reads_their_terms_in_one_call(

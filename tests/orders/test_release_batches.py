@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
-from tests.orders.helpers import allocated, body, new_customer, place, stocked_item
+from tests.orders.helpers import (
+    allocated,
+    body,
+    calls_answered,
+    new_customer,
+    place,
+    stocked_item,
+)
 from tests.orders.test_outages import LossyProxy, released_once, wait_released
 from tests.support.stack import Stack, ThreadServer
 
@@ -16,19 +21,8 @@ CREATE_ROUTES = ("/wms/v1/fulfillment-orders", "/wms/v1/fulfillment-orders/batch
 
 
 def create_calls(stack: Stack) -> dict[str, float]:
-    """Per create route, the POSTs the WMS answered (``tally_http_request_seconds_count``
-    in its /metrics; the stack's services share one process, so these count every
-    caller's, in this test only order_to_ship's)."""
-    response = httpx.get(f"{stack.urls['wms']}/metrics", timeout=10)
-    assert response.status_code == 200, response.text
-    calls = dict.fromkeys(CREATE_ROUTES, 0.0)
-    for line in response.text.splitlines():
-        if not line.startswith("tally_http_request_seconds_count{") or 'method="POST"' not in line:
-            continue
-        for route in CREATE_ROUTES:
-            if f'route="{route}"' in line or f'route="{route}/"' in line:
-                calls[route] += float(line.rsplit(" ", 1)[1])
-    return calls
+    """The WMS's fulfillment-order creates (in this test only order_to_ship's)."""
+    return calls_answered(stack, "wms", "POST", CREATE_ROUTES)
 
 
 def test_orders_placed_together_are_released_in_fewer_calls(
