@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
-from litestar.openapi.spec import OpenAPI
+from litestar.openapi.spec import OpenAPI, Reference
 from litestar.routes import HTTPRoute
 
 from shared.openapi_examples import add_examples
@@ -60,6 +60,7 @@ def forbid_unknown_fields_in_schema(app: Litestar, openapi: OpenAPI) -> None:
         for key in _component_key(cls):
             if key in components:
                 optional_bounds(cls, components[key])
+                list_item_bounds(cls, components[key])
         config = getattr(cls, "__struct_config__", None)
         if config is None or not config.forbid_unknown_fields:
             continue
@@ -89,6 +90,36 @@ def optional_bounds(cls: type, schema: Any) -> None:
                     value = getattr(meta, source)
                     if value is not None and getattr(prop, target, None) is None:
                         setattr(prop, target, value)
+
+
+_STRING_BOUNDS = ("min_length", "max_length", "pattern")
+
+
+def list_item_bounds(cls: type, schema: Any) -> None:
+    """Litestar documents a list of constrained strings (``list[Sku]``) as a list of any
+    strings, so a client may send ``""`` and get a 400: restore the item's length and
+    pattern that msgspec enforces."""
+    properties = schema.properties or {}
+    for field in msgspec.structs.fields(cls):
+        items = getattr(properties.get(field.encode_name), "items", None)
+        listed = _unannotated(field.type)
+        if items is None or isinstance(items, Reference) or typing.get_origin(listed) is not list:
+            continue
+        (item,) = typing.get_args(listed)
+        if typing.get_origin(item) is not typing.Annotated:
+            continue
+        for meta in typing.get_args(item)[1:]:
+            if isinstance(meta, msgspec.Meta):
+                for bound in _STRING_BOUNDS:
+                    value = getattr(meta, bound)
+                    if value is not None and getattr(items, bound, None) is None:
+                        setattr(items, bound, value)
+
+
+def _unannotated(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
 
 
 def integer_bounds_as_integers(node: Any) -> None:
