@@ -17,6 +17,7 @@ from tests.orders.helpers import (
     place,
     settled,
     stocked_item,
+    stopped,
     uid,
 )
 from tests.support.money import usd
@@ -122,6 +123,23 @@ def test_a_batch_of_several_customers_reads_their_terms_in_one_call(
     assert second["order"]["status"] != "on_hold"
     assert held["order"]["status"] == "on_hold"
     assert orders_of(full_stack, special)[0]["order_id"] == first["order"]["order_id"]
+
+
+def test_a_batch_of_several_customers_with_the_erp_away_refuses_each_order_for_now(
+    full_stack: Stack, warehouse: str
+) -> None:
+    """Each order is that call's 503 (to send again under its key), as with one
+    customer; nothing is placed."""
+    first, second = new_customer(full_stack), new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 5)
+    items = [(uid("edi"), body(first, (sku, 1))), (uid("edi"), body(second, (sku, 1)))]
+    with stopped(full_stack, "erp"):
+        answer = place_batch(full_stack, items)
+    assert answer.status_code == 200, answer.text
+    assert [r["refusal"]["status"] for r in answer.json()["results"]] == [503, 503]
+    assert orders_of(full_stack, first) == orders_of(full_stack, second) == []
+    again = place_batch(full_stack, items)
+    assert [r["status"] for r in again.json()["results"]] == [201, 201], again.text
 
 
 def test_a_batch_sent_again_places_nothing_twice_and_shares_keys_with_the_single_call(

@@ -165,26 +165,7 @@ async def _accepted(
         order = placements[at].order
         skus_of.setdefault(order.customer_id, set()).update(line.sku for line in order.lines)
 
-    async def read(customer_id: str) -> CustomerTerms | Refusal:
-        skus = sorted(skus_of[customer_id])
-        try:
-            return await read_terms(place.partners, place.db.lookup, customer_id, skus)
-        except Refused as exc:
-            return Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}")
-        except Refusal as refused:
-            return refused
-
-    reads: dict[str, CustomerTerms | Refusal]
-    if len(skus_of) == 1:  # the customer's own GET
-        reads = {c: await read(c) for c in skus_of}
-    else:  # every customer of the turn in one call (decision 0061)
-        try:
-            reads = await read_terms_many(
-                place.partners, place.db.lookup, {c: sorted(s) for c, s in skus_of.items()}
-            )
-        except Refused as exc:
-            refused = Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}")
-            reads = dict.fromkeys(skus_of, refused)
+    reads = await _terms_by_customer(place, {c: sorted(s) for c, s in skus_of.items()})
     ahead = dict.fromkeys(skus_of, 0)
     accepted: list[_New] = []
     for at in fresh:
@@ -202,6 +183,27 @@ async def _accepted(
         ahead[customer] += int(terms.credit["order_value"]["amount_minor"])
         accepted.append(_New(at, p, fingerprint(p.order), terms, new_order_id()))
     return accepted
+
+
+async def _terms_by_customer(
+    place: PlaceOrder, skus_of: dict[str, list[str]]
+) -> dict[str, CustomerTerms | Refusal]:
+    """Each customer's terms, or the refusal each of its orders gets: one customer by
+    its own GET, several in one batch call (decision 0061)."""
+    if not skus_of:
+        return {}
+    try:
+        if len(skus_of) == 1:
+            ((customer_id, skus),) = skus_of.items()
+            return {
+                customer_id: await read_terms(place.partners, place.db.lookup, customer_id, skus)
+            }
+        return await read_terms_many(place.partners, place.db.lookup, skus_of)
+    except Refused as exc:
+        refused = Refusal(502, "erp-refused", f"The ERP refused a check: {exc.detail}")
+        return dict.fromkeys(skus_of, refused)
+    except Refusal as refusal:  # an unknown customer (one), the ERP away (503)
+        return dict.fromkeys(skus_of, refusal)
 
 
 async def _write_pending(place: PlaceOrder, new: list[_New]) -> None:
