@@ -5,6 +5,7 @@ handling that must run before the WMS and availability services exist."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -469,6 +470,24 @@ def stopped(stack: Stack, name: str) -> Iterator[None]:
         server = ThreadServer(stack.app(name), stack.ports[name])
         server.start()
         stack.servers[name] = server
+        _wait_out_open_circuits(stack, name)
+
+
+def _wait_out_open_circuits(stack: Stack, name: str) -> None:
+    """A caller that met the stopped service five times in a row (its own calls and its
+    background jobs') opened its circuit to it: its calls are refused at once for the
+    cool-down. The service is back; the test goes on once a call would reach it, as a
+    client waits out ``Retry-After``, and the next test does not inherit the outage."""
+    response = httpx.get(f"{stack.urls[name]}/metrics", timeout=10)
+    opened = [
+        line
+        for line in response.text.splitlines()
+        if line.startswith("tally_circuit_state{")
+        and f'downstream="{name}"' in line
+        and float(line.rsplit(" ", 1)[1]) == 2.0
+    ]
+    if opened:
+        time.sleep(stack.settings("order_to_ship").breaker_cooldown_seconds + 0.1)
 
 
 def deliver(stack: Stack, shipment_id: str) -> Any:
