@@ -53,6 +53,17 @@ orders = Table(
     # How many backorder fills it had: the next fill's Idempotency-Key, so a fill that
     # crashed before it was recorded here replays instead of allocating twice.
     Column("fill_count", Integer, nullable=False, server_default="0"),
+    # When the filler asked availability to fill its backorders and has not recorded the
+    # answer yet (decision 0063): no cancellation may plan its units meanwhile.
+    Column("fill_asked_at", UtcDateTime(), nullable=True),
+)
+
+# The fills asked and not answered (a handful at any time): the filler's sweep.
+Index(
+    "orders_fill_asked",
+    orders.c.fill_asked_at,
+    postgresql_where=orders.c.fill_asked_at.isnot(None),
+    sqlite_where=orders.c.fill_asked_at.isnot(None),
 )
 
 # The credit check's orders the ERP has not heard of yet (``repository.

@@ -3,6 +3,12 @@ orders services: a receipt in the WMS is all it takes (no call to the orders API
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
+from process_apis.order_to_ship.flows.partners import Partners
 from tests.orders.helpers import (
     allocated,
     allocation_of,
@@ -24,6 +30,7 @@ from tests.orders.helpers import (
     wait_order,
 )
 from tests.support.polling import wait_until
+from tests.support.problems import assert_problem
 from tests.support.stack import Stack
 
 
@@ -301,3 +308,51 @@ def test_short_closing_after_a_partial_shipment_ships_the_order(
     wait_until(lambda: atp(full_stack, sku) == 3, what="ATP of the receipt")
     assert allocated(full_stack, sku) == 0
     assert len(fulfillments(full_stack, order_id)) == 1
+
+
+def test_a_cancel_while_a_fill_is_asked_waits_for_it_and_then_cancels_everything(
+    full_stack: Stack, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tally simulate` found it (an order partially shipped to the end of the day): the
+    filler had asked availability to fill an order's backorder when a cancel planned
+    to have availability forget it; availability refused (the units were allocated by
+    then), the cancellation stayed open for good with its fulfillment order cancelled at
+    the warehouse, and the fill shipped. While a fill is asked the cancel is told to
+    retry (409 order-in-progress); after it, the cancel takes the filled units too."""
+    customer_id = new_customer(full_stack)
+    sku = stocked_item(full_stack, warehouse, 2)
+    placed = place(full_stack, body(customer_id, (sku, 5), policy="partial"))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    settled(full_stack, order_id, status="partially_allocated")  # 2 released, 3 waiting
+    fill_many = Partners.fill_many
+    cancels: list[Any] = []
+
+    async def cancelled_meanwhile(
+        partners: Partners, asks: list[tuple[str, str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        answers = await fill_many(partners, asks)
+        if not cancels and any(order_id == asked for asked, _, _ in asks):
+            cancels.append(await asyncio.to_thread(command, full_stack, order_id, "cancel"))
+        return answers
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Partners, "fill_many", cancelled_meanwhile)
+        receipt(full_stack, warehouse, sku, 3)
+        order = wait_order(
+            full_stack,
+            order_id,
+            lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
+            "backorder filled and released",
+        )
+    (refused,) = cancels
+    assert_problem(refused, 409, "order-in-progress")
+    assert refused.headers["Retry-After"] == "1"
+
+    answer = command(full_stack, order_id, "cancel")
+    assert answer.status_code == 200, answer.text
+    order = answer.json()
+    line = line_of(order, sku)
+    assert (order["status"], line["cancelled"], line["allocated"]) == ("cancelled", 5, 0)
+    assert {fo["status"] for fo in fulfillments(full_stack, order_id)} == {"cancelled"}
+    assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 5

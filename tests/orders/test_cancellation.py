@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from process_apis.order_to_ship.db import metadata, orders
+from process_apis.order_to_ship.flows.cancel_order import Plan, _still_as_planned
 from process_apis.order_to_ship.flows.partners import Partners
+from shared.db import Database
 from shared.events.catalog import STREAM_WMS, PickPutAway
 from shared.refusals import Refusal
 from system_apis.wms.events import warehouse_subject
@@ -309,16 +314,19 @@ def test_what_the_warehouse_cancelled_before_it_was_outrun_stays_cancelled(
     assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 8 - shipped
 
 
-def _plan_check(stack: Stack, order_id: str, unreleased: dict[str, int]) -> None:
-    from process_apis.order_to_ship.db import metadata
-    from process_apis.order_to_ship.flows.cancel_order import _still_unreleased
-    from shared.db import Database
+def _plan_check(stack: Stack, order_id: str, plan: Plan, *, fill_asked: bool = False) -> None:
+    """The cancel's check of its plan under the order's lock (``fill_asked``: with a
+    fill of the order asked of availability and not recorded, as the filler marks it)."""
 
     async def run() -> None:
         db = Database(stack.settings("order_to_ship").database_url, metadata)
         try:
             async with db.transaction() as tx:
-                await _still_unreleased(tx, order_id, unreleased)
+                asked = datetime.now(UTC) if fill_asked else None
+                await tx.conn.execute(
+                    update(orders).where(orders.c.order_id == order_id).values(fill_asked_at=asked)
+                )
+                await _still_as_planned(tx, order_id, plan)
         finally:
             await db.dispose()
 
@@ -333,8 +341,26 @@ def test_a_cancel_planned_before_a_release_was_recorded_is_retried_not_a_500(
     failed (500). Under the order's lock the plan is checked and the caller retries."""
     customer_id = new_customer(stack)
     order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)], released=False)
-    _plan_check(stack, order_id, {"SKU-A": 2})  # still unreleased: the plan stands
+    _plan_check(stack, order_id, Plan(unreleased={"SKU-A": 2}))  # still unreleased: it stands
     record_release(stack, order_id)
     with pytest.raises(Refusal) as refused:
-        _plan_check(stack, order_id, {"SKU-A": 2})
+        _plan_check(stack, order_id, Plan(unreleased={"SKU-A": 2}))
     assert (refused.value.status, refused.value.slug) == (409, "order-in-progress")
+
+
+def test_a_cancel_planned_before_a_fill_was_recorded_or_while_one_is_asked_is_retried(
+    stack: Stack,
+) -> None:
+    """A plan that counts units as backordered which a fill recorded meanwhile, or made
+    while a fill of the order is asked of availability (decision 0063), would have
+    availability forget a backorder it no longer has: the caller retries instead."""
+    customer_id = new_customer(stack)
+    order_id = seed_released_order(stack, customer_id, [("SKU-A", 2, 100)], released=False)
+    _plan_check(stack, order_id, Plan(unreleased={"SKU-A": 2}))
+    for plan, fill_asked in (
+        (Plan(backordered={"SKU-A": 1}), False),  # the 2 units were filled meanwhile
+        (Plan(unreleased={"SKU-A": 2}), True),
+    ):
+        with pytest.raises(Refusal) as refused:
+            _plan_check(stack, order_id, plan, fill_asked=fill_asked)
+        assert (refused.value.status, refused.value.slug) == (409, "order-in-progress")

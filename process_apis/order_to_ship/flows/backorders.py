@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -22,6 +22,7 @@ from process_apis.order_to_ship.db import backorder_triggers, order_lines, order
 from process_apis.order_to_ship.flows import changes
 from process_apis.order_to_ship.flows.cancel_order import cancellations_open
 from process_apis.order_to_ship.flows.partners import Partners, Refused
+from process_apis.order_to_ship.flows.releases import maybe_sent
 from process_apis.order_to_ship.lifecycle.lines import QuantityRefused
 from process_apis.order_to_ship.orders import repository as repo
 from shared.db import Database, Tx
@@ -34,7 +35,17 @@ from shared.waiting import sleep_or_wake
 log = logging.getLogger("tally.orders.backorders")
 # Orders whose backorders may fill: placed, not held by credit, not ended.
 FILLABLE = ("accepted", "backordered", "partially_allocated", "released", "partially_shipped")
-_ORDERS = select(orders).where(orders.c.order_id.in_(bindparam("at", expanding=True)))
+_THESE_ORDERS = orders.c.order_id.in_(bindparam("at", expanding=True))
+_LOCK_ASKED = (
+    select(orders.c.order_id, orders.c.status, orders.c.fill_count, orders.c.ship_to)
+    .where(_THESE_ORDERS)
+    .order_by(orders.c.order_id)
+    .with_for_update()
+)
+_MARK_ASKED = update(orders).where(_THESE_ORDERS).values(fill_asked_at=bindparam("asked"))
+_UNMARK_ASKED = update(orders).where(_THESE_ORDERS).values(fill_asked_at=None)
+# How long an asked fill may go unanswered before a sweep asks again with its key.
+ASKED_STALE_SECONDS = 30.0
 _TRIGGER_DONE = delete(backorder_triggers).where(
     backorder_triggers.c.sku == bindparam("at_sku"),
     backorder_triggers.c.raised_at == bindparam("at_raised"),
@@ -108,44 +119,85 @@ class BackorderFiller:
         first: the first served first), 100 orders a call; records what each got.
         Returns how many orders filled. A refusal is that order's own (logged; the
         others go on); availability unreachable raises (``ProblemError``)."""
-        async with self.db.lookup() as conn:
-            heads = {row.order_id: row for row in await conn.execute(_ORDERS, {"at": order_ids})}
-            cancelling = await cancellations_open(conn, list(heads))
-        asks: list[tuple[str, str, dict[str, Any]]] = []
-        for order_id in order_ids:
-            head = heads.get(order_id)
-            # A cancellation's plan counts its backorders: filled at a sweep after it.
-            if head is not None and head.status in FILLABLE and order_id not in cancelling:
-                body: dict[str, Any] = {}
-                if head.ship_to and head.ship_to.get("region"):
-                    body["ship_to"] = head.ship_to["region"]
-                asks.append((order_id, f"fill:{order_id}:{head.fill_count}", body))
         filled = 0
-        for start in range(0, len(asks), FILLS_PER_CALL):
-            answers = await self.partners.fill_many(asks[start : start + FILLS_PER_CALL])
-            fills: dict[str, list[dict[str, Any]]] = {}
-            for order_id, answer in answers.items():
-                if isinstance(answer, Refused):
-                    # This order's refusal; the other orders waiting for the sku go on
-                    # (a sweep triggers the sku again).
-                    log.warning("filling order %s: %s", order_id, answer)
-                else:
-                    fills[order_id] = [
-                        claim
-                        for claim in answer.get("filled", [])
-                        if int(claim.get("quantity", 0)) > 0
-                    ]
-            filled += await self._record(heads, fills)
+        for start in range(0, len(order_ids), FILLS_PER_CALL):
+            heads = await self._ask_for(order_ids[start : start + FILLS_PER_CALL])
+            if heads:
+                filled += await self._fill(heads)
         return filled
 
-    async def _record(self, heads: dict[str, Any], fills: dict[str, list[dict[str, Any]]]) -> int:
-        """Records the orders' fills in one transaction (each order's as its own: one
-        that no longer fits its lines is logged and left); how many orders filled."""
+    async def _ask_for(self, order_ids: list[str]) -> list[Any]:
+        """The orders that may be filled now, marked as asked (``fill_asked_at``, in
+        one transaction under their locks, decision 0063): no cancellation may plan
+        their units until the answer is recorded, and none that is open may be
+        outrun (its plan counts their backorders, filled at a sweep after it)."""
+        async with self.db.transaction() as tx:
+            locked = {
+                row.order_id: row for row in await tx.conn.execute(_LOCK_ASKED, {"at": order_ids})
+            }
+            cancelling = await cancellations_open(tx.conn, list(locked))
+            heads = [
+                locked[order_id]
+                for order_id in order_ids
+                if order_id in locked
+                and locked[order_id].status in FILLABLE
+                and order_id not in cancelling
+            ]
+            if heads:
+                await tx.conn.execute(
+                    _MARK_ASKED,
+                    {"at": [head.order_id for head in heads], "asked": datetime.now(UTC)},
+                )
+        return heads
+
+    async def _fill(self, heads: list[Any]) -> int:
+        asks: list[tuple[str, str, dict[str, Any]]] = []
+        for head in heads:
+            body: dict[str, Any] = {}
+            if head.ship_to and head.ship_to.get("region"):
+                body["ship_to"] = head.ship_to["region"]
+            asks.append((head.order_id, f"fill:{head.order_id}:{head.fill_count}", body))
+        try:
+            answers = await self.partners.fill_many(asks)
+        except ProblemError as exc:
+            # An answer lost on the way may have filled them: the marks stay until a
+            # sweep asks again with the same keys (``_ask_again``); else nothing happened.
+            if not maybe_sent(exc):
+                await self._record({}, {head.order_id: None for head in heads})
+            raise
+        except Refused:
+            await self._record({}, {head.order_id: None for head in heads})
+            raise
+        fills: dict[str, list[dict[str, Any]] | None] = {}
+        for order_id, answer in answers.items():
+            if isinstance(answer, Refused):
+                # This order's refusal; the other orders waiting for the sku go on
+                # (a sweep triggers the sku again). Its key still running there: the
+                # mark stays, and a sweep asks again.
+                log.warning("filling order %s: %s", order_id, answer)
+                if answer.type != "/problems/request-in-progress":
+                    fills[order_id] = None
+            else:
+                fills[order_id] = [
+                    claim for claim in answer.get("filled", []) if int(claim.get("quantity", 0)) > 0
+                ]
+        return await self._record({head.order_id: head for head in heads}, fills)
+
+    async def _record(
+        self, heads: dict[str, Any], fills: dict[str, list[dict[str, Any]] | None]
+    ) -> int:
+        """Records the orders' answers in one transaction: the marks go, each fill is
+        recorded as its own (one that no longer fits its lines is logged and left; None:
+        refused, nothing filled); how many orders filled."""
         filled = 0
+        if not fills:
+            return filled
         async with self.db.transaction() as tx:
             await repo.lock_many(tx, list(fills))
+            await tx.conn.execute(_UNMARK_ASKED, {"at": sorted(fills)})
             for order_id, claims in fills.items():
-                filled += await self._record_one(tx, heads[order_id], claims)
+                if claims is not None:
+                    filled += await self._record_one(tx, heads[order_id], claims)
         if filled:
             self.releaser.wake()
         return filled
@@ -216,7 +268,9 @@ class BackorderFiller:
             )
 
     async def sweep(self) -> None:
-        """The safety net: every sku that has backorders is triggered again."""
+        """The safety net: every sku that has backorders is triggered again, and the
+        fills asked whose answers were lost are asked again (their keys replay)."""
+        await self._ask_again()
         async with self.db.read() as conn:
             skus = [
                 row.sku
@@ -227,6 +281,20 @@ class BackorderFiller:
         if skus:
             async with self.db.transaction() as tx:
                 await trigger(tx, skus)
+
+    async def _ask_again(self) -> None:
+        stale = datetime.now(UTC) - timedelta(seconds=ASKED_STALE_SECONDS)
+        async with self.db.read() as conn:
+            asked = [
+                row.order_id
+                for row in await conn.execute(
+                    select(orders.c.order_id)
+                    .where(orders.c.fill_asked_at < stale)
+                    .order_by(orders.c.created_at, orders.c.order_id)
+                )
+            ]
+        if asked:
+            await self.fill_orders(asked)
 
     async def __call__(self, stop: asyncio.Event) -> None:
         turns = 0

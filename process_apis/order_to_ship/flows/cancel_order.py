@@ -219,7 +219,7 @@ class CancelOrder:
             stored = await _stored_plan(tx.conn, key)
             if stored is not None:
                 return _stored_or_done(stored)
-            await _still_unreleased(tx, order.order_id, plan.unreleased)
+            await _still_as_planned(tx, order.order_id, plan)
             plan.held_back = await _hold_back_queued(tx, order.order_id, plan.unreleased)
             await tx.conn.execute(
                 insert(order_cancellations).values(
@@ -445,17 +445,23 @@ _OPEN_CANCELLATION = (
 )
 
 
-async def _still_unreleased(tx: Tx, order_id: str, unreleased: dict[str, int]) -> None:
-    """The plan was made from the order as read before the warehouse was asked; a
-    release recorded meanwhile took units the plan counts as unreleased. Checked under
-    the order's lock: the caller retries (409 order-in-progress) and plans again, the
-    units then at the warehouse."""
+async def _still_as_planned(tx: Tx, order_id: str, plan: Plan) -> None:
+    """The plan was made from the order as read before the warehouse was asked. Checked
+    under the order's lock, the caller retries (409 order-in-progress) and plans again
+    when meanwhile a release recorded units the plan counts as unreleased (they are at
+    the warehouse now), a fill recorded units it counts as backordered, or a fill is
+    being asked of availability (decision 0063: its answer could take the backordered
+    units the plan would have availability forget, and the cancellation could then
+    never finish)."""
     working = await repo.lock(tx, order_id)
-    if working is None:
+    if working is None or working.head.fill_asked_at is not None:
         raise in_progress(order_id)
-    for sku, quantity in unreleased.items():
+    for sku in sorted(set(plan.unreleased) | set(plan.backordered)):
+        unreleased, backordered = plan.unreleased.get(sku, 0), plan.backordered.get(sku, 0)
         line = working.lines.get(sku)
-        if quantity and (line is None or quantity > line.unreleased):
+        if (unreleased or backordered) and (
+            line is None or unreleased > line.unreleased or backordered > line.backordered
+        ):
             raise in_progress(order_id)
 
 

@@ -20,6 +20,7 @@ AT_ONCE_PER_CHANNEL = 8
 CART_TTL_SECONDS = 600
 ABANDONED_CART_TTL_SECONDS = 2
 UNAVAILABLE_ATTEMPTS = 30
+IN_PROGRESS_ATTEMPTS = 10
 FILE_CHANNELS = ("marketplace", "edi")
 FILE_ORDERS = 25  # a partner's orders per file, sent when its last order is in
 
@@ -138,9 +139,7 @@ class Channels:
         self.journal.orders[intent.index] = order_id
         self.journal.placed_lines += len(intent.lines)
         if intent.cancel:
-            answer = await party.post(
-                f"/orders/v1/orders/{order_id}/cancel", {}, key=f"{key}-cancel"
-            )
+            answer = await self._cancel(party, order_id, key)
             if answer.status_code == 200:
                 self.journal.outcomes["cancelled"] += 1
             elif answer.status_code == 404 and order_id in self.answered_pending:
@@ -149,6 +148,19 @@ class Channels:
                 self.journal.outcomes["abandoned_after_202"] += 1
             elif answer.status_code != 409:  # already shipped: too late, as in life
                 self.journal.failed("cancel", answer.status_code, answer.text)
+
+    @staticmethod
+    async def _cancel(party: Party, order_id: str, key: str) -> Any:
+        """The cancel, sent again after its Retry-After while the order is in progress
+        (409 ``order-in-progress``: being released, or its backorders being filled)."""
+        for _ in range(IN_PROGRESS_ATTEMPTS):
+            answer = await party.post(
+                f"/orders/v1/orders/{order_id}/cancel", {}, key=f"{key}-cancel"
+            )
+            if answer.status_code != 409 or "/order-in-progress" not in answer.text:
+                break
+            await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+        return answer
 
     def _lines(self, intent: OrderIntent) -> list[dict[str, Any]]:
         return [{"sku": sku, "quantity": quantity} for sku, quantity in intent.lines]
