@@ -92,7 +92,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http="shared.http_server:HttpProtocol",  # a response in one send
         log_level="warning",
         access_log=False,
         proxy_headers=False,  # the gateway is the edge: no caller names its own address

@@ -60,7 +60,12 @@ class ThreadServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.health_path = health_path
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            log_level="warning",
+            http="shared.http_server:HttpProtocol",  # as `tally serve` serves them
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}")
