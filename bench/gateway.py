@@ -4,7 +4,8 @@
                                       [--json bench/results/gateway.json]
 
 Starts, each as its own process on a free loopback port:
-- a plain Litestar service (``GET /erp/v1/ping``, uvicorn with uvloop + httptools);
+- a plain Litestar service (``GET /erp/v1/ping``, uvicorn with uvloop and
+  ``shared.http_server.HttpProtocol``, as ``tally serve`` serves);
 - the real gateway (``gateway.app:create_app``, same uvicorn options as ``tally serve``)
   forwarding ``/erp`` to it, with token verification and rate limiting ON (a gold
   client whose limits are set far above what the bench can send), its limiter
@@ -93,7 +94,7 @@ def _process(args: list[str], env: dict[str, str] | None = None) -> Iterator[int
 def _uvicorn(app: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--port", str(port), "--loop", "uvloop", "--http", "shared.http_server:HttpProtocol",
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
 
