@@ -432,6 +432,17 @@ def wait_order(stack: Stack, order_id: str, check: Any, what: str = "") -> dict[
     return seen
 
 
+def filled_and_released(stack: Stack, order_id: str, sku: str) -> dict[str, Any]:
+    """The order once its backorder of ``sku`` filled and went to a second fulfillment
+    order (the first took what was in stock when it was placed)."""
+    return wait_order(
+        stack,
+        order_id,
+        lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
+        "backorder filled and released",
+    )
+
+
 def line_of(order: dict[str, Any], sku: str) -> dict[str, Any]:
     (line,) = [line for line in order["lines"] if line["sku"] == sku]
     found: dict[str, Any] = line

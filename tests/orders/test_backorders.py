@@ -15,6 +15,7 @@ from tests.orders.helpers import (
     atp,
     body,
     command,
+    filled_and_released,
     fulfillments,
     history_of,
     line_of,
@@ -57,12 +58,7 @@ def test_partial_shipment_then_a_receipt_fills_the_backorder_and_it_ships(
 
     # Stock arrives at the dock: nothing is asked of the orders API.
     receipt(full_stack, warehouse, sku, 3)
-    order = wait_order(
-        full_stack,
-        order_id,
-        lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
-        "backorder filled and released",
-    )
+    order = filled_and_released(full_stack, order_id, sku)
     line = line_of(order, sku)
     assert (line["allocated"], line["released"], line["shipped"]) == (8, 8, 5)
     assert order["status"] == "partially_shipped"  # 3 still to ship
@@ -339,12 +335,7 @@ def test_a_cancel_while_a_fill_is_asked_waits_for_it_and_then_cancels_everything
     with monkeypatch.context() as patched:
         patched.setattr(Partners, "fill_many", cancelled_meanwhile)
         receipt(full_stack, warehouse, sku, 3)
-        order = wait_order(
-            full_stack,
-            order_id,
-            lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
-            "backorder filled and released",
-        )
+        order = filled_and_released(full_stack, order_id, sku)
     (refused,) = cancels
     assert_problem(refused, 409, "order-in-progress")
     assert refused.headers["Retry-After"] == "1"

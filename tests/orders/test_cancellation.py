@@ -25,6 +25,7 @@ from tests.orders.helpers import (
     body,
     command,
     events_of,
+    filled_and_released,
     fulfillments,
     history_of,
     line_of,
@@ -261,12 +262,7 @@ def test_a_cancel_the_warehouse_outruns_is_abandoned_and_the_order_goes_on(
 
     # The backorder fills as if no cancel had been asked.
     receipt(full_stack, warehouse, sku, 3)
-    order = wait_order(
-        full_stack,
-        order_id,
-        lambda o: line_of(o, sku)["backordered"] == 0 and len(o["fulfillment_orders"]) == 2,
-        "backorder filled and released",
-    )
+    order = filled_and_released(full_stack, order_id, sku)
     line = line_of(order, sku)
     assert (line["allocated"], line["released"], line["shipped"], line["cancelled"]) == (8, 8, 5, 0)
 

@@ -5,6 +5,8 @@ the order from being asked; a fill asked first makes the plan retry (409)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,15 +48,23 @@ async def _asked(db: Database, order_id: str) -> Any:
         )
 
 
-async def test_a_fill_asked_while_a_cancellation_plans_waits_and_is_not_asked(
-    postgres_url: str,
-) -> None:
+@asynccontextmanager
+async def _an_order(postgres_url: str) -> AsyncIterator[tuple[Database, BackorderFiller, str]]:
+    """An accepted order on the server, and a filler of its database (asking nothing)."""
     outbox_table(metadata)
     db = Database(postgres_url, metadata)
     await db.create_schema()
-    filler = BackorderFiller(db, partners=None, releaser=None)  # type: ignore[arg-type]
     try:
         order_id = await write_placed_order(db, [("SKU-A", 2)], released=False)
+        yield db, BackorderFiller(db, partners=None, releaser=None), order_id  # type: ignore[arg-type]
+    finally:
+        await db.dispose()
+
+
+async def test_a_fill_asked_while_a_cancellation_plans_waits_and_is_not_asked(
+    postgres_url: str,
+) -> None:
+    async with _an_order(postgres_url) as (db, filler, order_id):
         held, go = asyncio.Event(), asyncio.Event()
         planning = asyncio.create_task(_plan_stored(db, order_id, held, go))
         await held.wait()
@@ -65,19 +75,12 @@ async def test_a_fill_asked_while_a_cancellation_plans_waits_and_is_not_asked(
         await planning
         assert await asking == []  # the cancellation's plan counts its backorders
         assert await _asked(db, order_id) is None
-    finally:
-        await db.dispose()
 
 
 async def test_a_cancellation_planned_once_a_fill_is_asked_is_told_to_retry(
     postgres_url: str,
 ) -> None:
-    outbox_table(metadata)
-    db = Database(postgres_url, metadata)
-    await db.create_schema()
-    filler = BackorderFiller(db, partners=None, releaser=None)  # type: ignore[arg-type]
-    try:
-        order_id = await write_placed_order(db, [("SKU-A", 2)], released=False)
+    async with _an_order(postgres_url) as (db, filler, order_id):
         (head,) = await filler._ask_for([order_id])
         assert head.order_id == order_id and await _asked(db, order_id) is not None
         with pytest.raises(Refusal) as refused:
@@ -85,5 +88,3 @@ async def test_a_cancellation_planned_once_a_fill_is_asked_is_told_to_retry(
         assert (refused.value.status, refused.value.slug) == (409, "order-in-progress")
         async with db.read() as conn:
             assert (await conn.execute(select(order_cancellations))).all() == []
-    finally:
-        await db.dispose()
