@@ -139,6 +139,7 @@ async def build_report(
         for o in orders
         if o["status"] in MOVING
     ][:UNSETTLED_SHOWN]
+    await _where_they_stopped(staff, report["unsettled_orders"])
     report["lines"] = {"count": len(lines), "units": dict(totals)}
     report["over_shipped_lines"] = sum(
         1 for x in lines if x["shipped"] > x["quantity"] - x.get("cancelled", 0)
@@ -175,6 +176,28 @@ async def build_report(
     report["lines_per_second"] = round(len(lines) / wall_seconds, 1) if wall_seconds else None
     report["all_zero"] = all(report.get(name) == 0 for name in MUST_BE_ZERO)
     return report
+
+
+async def _where_they_stopped(staff: Party, unsettled: list[dict[str, Any]]) -> None:
+    """Each unsettled order's status history (with causes) and its fulfillment orders at
+    the warehouses, as an operator would look them up next."""
+    for order in unsettled:
+        history = await staff.pages(f"/orders/v1/orders/{order['order_id']}/history")
+        order["history"] = [f"{h.get('from') or '-'} -> {h['to']}: {h['cause']}" for h in history]
+        fulfillments = await staff.pages(
+            "/wms/v1/fulfillment-orders", {"order_id": order["order_id"]}
+        )
+        order["fulfillment_orders"] = [
+            {
+                "fulfillment_order_id": fo["fulfillment_order_id"],
+                "status": fo["status"],
+                "lines": [
+                    {k: line.get(k, 0) for k in ("sku", "quantity", "picked", "shipped")}
+                    for line in fo["lines"]
+                ],
+            }
+            for fo in fulfillments
+        ]
 
 
 async def returns_and_credits(staff: Party, day: Day, order_ids: list[str]) -> dict[str, Any]:
