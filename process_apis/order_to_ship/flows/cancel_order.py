@@ -68,7 +68,7 @@ def in_progress(order_id: str) -> Refusal:
     return Refusal(
         409,
         "order-in-progress",
-        f"Order {order_id} is being placed or released right now; retry shortly.",
+        f"Order {order_id} is being placed, released or filled right now; retry shortly.",
         headers={"Retry-After": "1"},
     )
 

@@ -3,7 +3,9 @@ sees and changes that customer's orders only (another's: the 404 of an unknown i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +33,9 @@ from shared.db import Database
 from shared.models import ItemRefusal, Page
 from shared.paging import decode_cursor, keyset_page
 from shared.refusals import Refusal
+
+# How long a cancellation waits for work on its order in flight before answering 409.
+IN_FLIGHT_WAIT_SECONDS = 2.0
 
 
 class OrderService:
@@ -98,24 +103,34 @@ class OrderService:
         return Page([change for _, change in page.items], page.next_cursor)
 
     async def cancel(self, principal: Principal, order_id: str) -> Order:
-        return await self.cancel_flow.whole(await self.get(principal, order_id))
+        async def attempt() -> Order:
+            return await self.cancel_flow.whole(await self.get(principal, order_id))
+
+        return await _after_work_in_flight(attempt)
 
     async def cancel_lines(
         self, principal: Principal, order_id: str, data: LineCancellationIn, key: str
     ) -> Order:
-        order = await self.get(principal, order_id)
         wanted: dict[str, int] = {}
         for line in data.lines:
             wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-        return await self.cancel_flow.units(
-            order, wanted, data.reason, request_key(principal.client_id, key)
-        )
+
+        async def attempt() -> Order:
+            order = await self.get(principal, order_id)
+            return await self.cancel_flow.units(
+                order, wanted, data.reason, request_key(principal.client_id, key)
+            )
+
+        return await _after_work_in_flight(attempt)
 
     async def short_close(self, principal: Principal, order_id: str, sku: str | None) -> Order:
-        order = await self.get(principal, order_id)
-        if sku is not None and sku not in {line.sku for line in order.lines}:
-            raise Refusal(404, "line-not-found", f"Order {order_id} has no line for {sku}.")
-        return await self.cancel_flow.backorders(order, None if sku is None else [sku])
+        async def attempt() -> Order:
+            order = await self.get(principal, order_id)
+            if sku is not None and sku not in {line.sku for line in order.lines}:
+                raise Refusal(404, "line-not-found", f"Order {order_id} has no line for {sku}.")
+            return await self.cancel_flow.backorders(order, None if sku is None else [sku])
+
+        return await _after_work_in_flight(attempt)
 
     async def release_hold(self, principal: Principal, order_id: str, note: str) -> Order:
         return await self.holds.release(await self.get(principal, order_id), note)
@@ -136,3 +151,21 @@ class OrderService:
 
     async def reject(self, principal: Principal, order_id: str, reason: str) -> Order:
         return await self.holds.reject(await self.get(principal, order_id), reason)
+
+
+async def _after_work_in_flight(attempt: Callable[[], Awaitable[Order]]) -> Order:
+    """A cancellation that meets the order's placement, a release or a backorder fill in
+    flight (409 ``order-in-progress``, nothing written) waits for it, reading the order
+    again, for up to ``IN_FLIGHT_WAIT_SECONDS``: such work ends within milliseconds, and
+    the caller then gets its answer rather than a Retry-After (decision 0063)."""
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    pause = 0.02
+    while True:
+        try:
+            return await attempt()
+        except Refusal as refusal:
+            busy = refusal.status == 409 and refusal.slug == "order-in-progress"
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
