@@ -346,3 +346,42 @@ def test_a_cancel_while_a_fill_is_asked_waits_for_it_and_then_cancels_everything
     assert (order["status"], line["cancelled"], line["allocated"]) == ("cancelled", 5, 0)
     assert {fo["status"] for fo in fulfillments(full_stack, order_id)} == {"cancelled"}
     assert allocated(full_stack, sku) == 0 and atp(full_stack, sku) == 5
+
+
+def test_a_little_stock_is_offered_to_as_many_waiting_orders_as_it_can_serve(
+    full_stack: Stack, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two units come back for a sku six orders wait for: availability is asked to fill
+    the oldest order, which cannot take them (it ships complete, and its other sku has
+    none), then the next two, which take one each; the last three are not asked at all
+    (decision 0065: a fill call per returned unit would ask every waiting order)."""
+    sku, missing = new_item(full_stack), new_item(full_stack)
+    oldest = place(
+        full_stack, body(new_customer(full_stack), (sku, 3), (missing, 1), policy="ship_complete")
+    )
+    assert oldest.status_code == 201 and oldest.json()["status"] == "backordered", oldest.text
+    ids = [oldest.json()["order_id"]]
+    for _ in range(5):
+        placed = place(full_stack, body(new_customer(full_stack), (sku, 1), policy="partial"))
+        assert placed.status_code == 201 and placed.json()["status"] == "backordered"
+        ids.append(placed.json()["order_id"])
+    fill_many = Partners.fill_many
+    asked: list[list[str]] = []
+
+    async def counted(
+        partners: Partners, asks: list[tuple[str, str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        asked.append([order_id for order_id, _, _ in asks])
+        return await fill_many(partners, asks)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Partners, "fill_many", counted)
+        receipt(full_stack, warehouse, sku, 2)
+        for order_id in ids[1:3]:
+            order = wait_order(full_stack, order_id, lambda o: o["status"] == "released", "filled")
+            assert line_of(order, sku)["released"] == 1
+    assert asked == [ids[:1], ids[1:3]]
+    assert settled(full_stack, ids[0])["status"] == "backordered"
+    for order_id in ids[3:]:
+        assert line_of(settled(full_stack, order_id), sku)["backordered"] == 1
+    assert allocated(full_stack, sku) == 2 and atp(full_stack, sku) == 0

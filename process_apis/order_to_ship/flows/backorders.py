@@ -98,11 +98,11 @@ class BackorderFiller:
                 )
             )
 
-    async def _waiting(self, sku: str, limit: int = 200) -> list[str]:
-        """Orders with backordered units of ``sku``, oldest first."""
+    async def _waiting(self, sku: str, limit: int = 200) -> list[tuple[str, int]]:
+        """Orders with backordered units of ``sku``, oldest first, with those units."""
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(orders.c.order_id)
+                select(orders.c.order_id, order_lines.c.backordered)
                 .join(order_lines, order_lines.c.order_id == orders.c.order_id)
                 .where(
                     order_lines.c.sku == sku,
@@ -112,19 +112,53 @@ class BackorderFiller:
                 .order_by(orders.c.created_at, orders.c.order_id)
                 .limit(limit)
             )
-            return [row.order_id for row in rows]
+            return [(row.order_id, int(row.backordered)) for row in rows]
 
-    async def fill_orders(self, order_ids: list[str]) -> int:
+    async def fill_sku(self, sku: str, available: int) -> int:
+        """Fills the orders waiting for ``sku``, oldest first, asking only as many as
+        the units it has available can serve (decision 0065): first the oldest orders
+        whose waiting units cover them; while units are left (an order took fewer: its
+        policy, its region, its cancellation), the next ones, at least twice as many
+        each call, up to the 200 oldest. Returns how many orders filled."""
+        waiting = await self._waiting(sku)
+        filled = at = 0
+        left = available
+        least = 1
+        while at < len(waiting) and left > 0:
+            asked: list[str] = []
+            wanted = 0
+            while at < len(waiting) and len(asked) < FILLS_PER_CALL and (
+                wanted < left or len(asked) < least
+            ):
+                order_id, units = waiting[at]
+                asked.append(order_id)
+                wanted += units
+                at += 1
+            orders_filled, units_filled = await self.fill_orders(asked, sku)
+            filled += orders_filled
+            left -= units_filled
+            least = 2 * len(asked)
+        return filled
+
+    async def fill_orders(self, order_ids: list[str], sku: str | None = None) -> tuple[int, int]:
         """Asks availability to fill the orders' backorders, in this order (oldest
         first: the first served first), 100 orders a call; records what each got.
-        Returns how many orders filled. A refusal is that order's own (logged; the
-        others go on); availability unreachable raises (``ProblemError``)."""
-        filled = 0
+        Returns how many orders filled, and how many units of ``sku`` they got. A
+        refusal is that order's own (logged; the others go on); availability
+        unreachable raises (``ProblemError``)."""
+        filled = units = 0
         for start in range(0, len(order_ids), FILLS_PER_CALL):
             heads = await self._ask_for(order_ids[start : start + FILLS_PER_CALL])
             if heads:
-                filled += await self._fill(heads)
-        return filled
+                orders_filled, fills = await self._fill(heads)
+                filled += orders_filled
+                units += sum(
+                    int(claim["quantity"])
+                    for claims in fills.values()
+                    for claim in claims or ()
+                    if claim.get("sku") == sku
+                )
+        return filled, units
 
     async def _ask_for(self, order_ids: list[str]) -> list[Any]:
         """The orders that may be filled now, marked as asked (``fill_asked_at``, in
@@ -150,7 +184,10 @@ class BackorderFiller:
                 )
         return heads
 
-    async def _fill(self, heads: list[Any]) -> int:
+    async def _fill(
+        self, heads: list[Any]
+    ) -> tuple[int, dict[str, list[dict[str, Any]] | None]]:
+        """How many orders filled, and what each was answered."""
         asks: list[tuple[str, str, dict[str, Any]]] = []
         for head in heads:
             body: dict[str, Any] = {}
@@ -181,7 +218,7 @@ class BackorderFiller:
                 fills[order_id] = [
                     claim for claim in answer.get("filled", []) if int(claim.get("quantity", 0)) > 0
                 ]
-        return await self._record({head.order_id: head for head in heads}, fills)
+        return await self._record({head.order_id: head for head in heads}, fills), fills
 
     async def _record(
         self, heads: dict[str, Any], fills: dict[str, list[dict[str, Any]] | None]
@@ -248,7 +285,7 @@ class BackorderFiller:
             if available.get(row.sku, 1) <= 0:
                 continue
             try:
-                filled += await self.fill_orders(await self._waiting(row.sku))
+                filled += await self.fill_sku(row.sku, available.get(row.sku, 1))
             except Refused as exc:  # the call as a whole: a sweep triggers the sku again
                 log.warning("filling the backorders of %s: %s", row.sku, exc)
             except ProblemError as exc:

@@ -29,6 +29,7 @@ from shared.events.sqlite_log.storage import (
     retrying,
     writing,
 )
+from shared.events.sqlite_log.watch import HeadWatch
 
 log = logging.getLogger("tally.bus")
 
@@ -66,6 +67,7 @@ class SqliteEventLog:
         self._closed = False
         # Per (group, streams): the head last seen when the claim left nothing behind.
         self._last_seen_head: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._watch = HeadWatch(self._look, self._data_version, self._heads, poll_interval)
 
     # -- plumbing --------------------------------------------------------
     def _locked(self, fn: Callable[..., T], *args: Any) -> T:
@@ -95,6 +97,11 @@ class SqliteEventLog:
         finally:
             self._lock.release()
 
+    async def _look(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read that never returns None: on this thread if it can, else a worker's."""
+        got = self._at_once(fn, *args)
+        return got if got is not None else await self._run(fn, *args)
+
     # -- producing -------------------------------------------------------
     def _publish(self, stream: str, events: Sequence[Event]) -> None:
         now = time.time()
@@ -110,6 +117,7 @@ class SqliteEventLog:
         if not events:
             return
         await self._run(self._publish, stream, list(events))
+        self._watch.wrote()
         if self.max_len is not None:
             appended = self._appended_since_trim.get(stream, 0) + len(events)
             if appended >= self.trim_every:
@@ -271,10 +279,7 @@ class SqliteEventLog:
         deadline = time.monotonic() + block_ms / 1000
         while True:
             # A read-only look first: an idle consumer never takes the write lock.
-            probed = self._at_once(self._probe, group, streams)
-            if probed is None:
-                probed = await self._run(self._probe, group, streams)
-            head, earliest = probed
+            head, earliest = await self._look(self._probe, group, streams)
             reclaim_due = earliest is not None and earliest < time.time() - self.visibility_timeout
             if head != self._last_seen_head.get(key) or reclaim_due:
                 deliveries, full = await self._run(
@@ -286,9 +291,24 @@ class SqliteEventLog:
                     return deliveries
                 if full:  # a share of entries all passed over: more may follow at once
                     continue
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return []
-            await asyncio.sleep(self.poll_interval)
+            if earliest is not None:  # a pending entry falls due then
+                left = min(left, earliest + self.visibility_timeout - time.time())
+            await self._watch.wait(streams, self._last_seen_head.get(key), max(left, 0.001))
+
+    def _data_version(self) -> int:
+        """Changes when another connection commits to the file (SQLite counts it)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _heads(self, streams: Sequence[str]) -> dict[str, int]:
+        """The newest entry id of each stream (0: none), one index seek each."""
+        query = " UNION ALL ".join(
+            "SELECT ?, MAX(id) FROM entries WHERE stream = ?" for _ in streams
+        )
+        rows = self._conn.execute(query, [value for s in streams for value in (s, s)])
+        return {str(stream): int(head or 0) for stream, head in rows}
 
     def _ack(self, group: str, stream: str, entry_ids: Sequence[int]) -> None:
         with writing(self._conn) as conn:
@@ -338,7 +358,9 @@ class SqliteEventLog:
             dead_id = int(dead_letter_id)
         except ValueError:
             return False
-        return await self._run(dead_letters.replay, self._conn, dead_id)
+        replayed = await self._run(dead_letters.replay, self._conn, dead_id)
+        self._watch.wrote()
+        return replayed
 
     # -- operating -------------------------------------------------------
     def _read_all(self, stream: str | None, after: int, limit: int) -> list[tuple[str, str, Event]]:
@@ -399,4 +421,5 @@ class SqliteEventLog:
                 self._conn.close()
 
     async def close(self) -> None:
+        await self._watch.close()
         await asyncio.to_thread(self._close)
