@@ -87,3 +87,44 @@ async def test_an_idle_consumer_looks_on_its_own_thread_unless_the_log_is_busy(
         assert [d.event.payload(Thing).n for d in got] == [7]
     finally:
         await log.close()
+
+
+async def test_idle_consumers_wait_on_one_watch_and_wake_for_another_process_entry(
+    tmp_path: Path,
+) -> None:
+    """Decision 0064: a consumer that found nothing no longer looks at the log every
+    ``poll_interval``: it waits until the process's one watch sees its streams grow. An
+    entry appended through another connection (another process) wakes it at once, well
+    before its read's block time."""
+    log = SqliteEventLog(tmp_path / "events.db", poll_interval=0.005)
+    other_process = SqliteEventLog(tmp_path / "events.db", poll_interval=0.005)
+    probes: list[str] = []
+    probe = log._probe
+
+    def counted(group: str, streams: Any) -> Any:
+        probes.append(group)
+        return probe(group, streams)
+
+    log._probe = counted  # type: ignore[method-assign]
+    try:
+        assert await log.read_group("g1", "c1", ["s"], 10, block_ms=20) == []  # creates
+        probes.clear()
+        idle = [log.read_group(group, "c1", ["s"], 10, block_ms=300) for group in ("g1", "g2")]
+        assert await asyncio.gather(*idle) == [[], []]
+        # Each consumer looked when it began and when its block time ran out (g2 also
+        # claimed once to make its group), not 60 times at 5 ms.
+        assert len(probes) <= 6, probes
+
+        async def append_soon() -> None:
+            await asyncio.sleep(0.1)
+            await other_process.publish("s", [thing_event("s1", 1, 5)])
+
+        started = time.monotonic()
+        got, _ = await asyncio.gather(
+            log.read_group("g1", "c1", ["s"], 10, block_ms=10_000), append_soon()
+        )
+        assert [d.event.payload(Thing).n for d in got] == [5]
+        assert time.monotonic() - started < 5.0  # woken by the watch, not by the block time
+    finally:
+        await log.close()
+        await other_process.close()
