@@ -3,11 +3,16 @@
 Closed: calls pass; ``failures`` consecutive failures open it. Open: calls are refused
 at once (no connection attempt) for ``cooldown`` seconds. Half-open: one call, the
 probe, passes; its success closes the circuit, its failure opens it for another
-cool-down. State and refusals are exported to /metrics.
+cool-down. Calls made while the probe is out wait for its outcome (``admitted``, at
+most a cool-down): a burst of calls right after an outage goes through once the probe
+has closed the circuit, instead of all but one being refused. State and refusals are
+exported to /metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -59,6 +64,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._probing = False
+        self._probe_settled: asyncio.Event | None = None
         CIRCUIT_STATE.labels(name).set(State.CLOSED)
 
     @property
@@ -75,19 +81,38 @@ class CircuitBreaker:
             return
         if state is State.HALF_OPEN and not self._probing:
             self._probing = True
+            self._probe_settled = None
             return
         CIRCUIT_REJECTED.labels(self.name).inc()
         remaining = self._opened_at + self.cooldown - self.clock()
         raise CircuitOpen(self.name, max(remaining, 0.0))
 
-    def succeeded(self) -> None:
+    async def admitted(self) -> None:
+        """``admit``, except that a call made while the probe is out waits for the
+        probe's outcome (at most a cool-down) and is then admitted or refused by it."""
+        if self._probing and self._state is State.HALF_OPEN:
+            deadline = self.clock() + self.cooldown
+            while self._probing and (left := deadline - self.clock()) > 0:
+                if self._probe_settled is None:
+                    self._probe_settled = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._probe_settled.wait(), left)
+        self.admit()
+
+    def _settle_probe(self) -> None:
         self._probing = False
+        if self._probe_settled is not None:
+            self._probe_settled.set()
+            self._probe_settled = None
+
+    def succeeded(self) -> None:
+        self._settle_probe()
         self._consecutive = 0
         if self._state is not State.CLOSED:
             self._set(State.CLOSED)
 
     def failed(self) -> None:
-        self._probing = False
+        self._settle_probe()
         self._consecutive += 1
         if self._state is State.HALF_OPEN or self._consecutive >= self.failures:
             self._opened_at = self.clock()
@@ -96,7 +121,7 @@ class CircuitBreaker:
     def abandoned(self) -> None:
         """The admitted call ended without an answer either way (cancelled): a probe
         slot goes back, the counts stay."""
-        self._probing = False
+        self._settle_probe()
 
     def retry_after(self) -> int:
         """Whole seconds a caller should wait: the rest of the cool-down, at least 1."""

@@ -158,7 +158,7 @@ class Downstream:
         conflict included (the service is up; the call is retried like any 503)."""
         breaker = self.breaker
         if breaker is not None:
-            breaker.admit()
+            await breaker.admitted()
         try:
             headers = _headers(key, content_type)
             own = bearer is None

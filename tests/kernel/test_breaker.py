@@ -86,6 +86,47 @@ def test_half_open_lets_one_probe_through_after_the_cooldown(clock: FakeClock) -
     b.admit()
 
 
+async def test_calls_made_while_the_probe_is_out_wait_for_it(clock: FakeClock) -> None:
+    """Right after an outage a service's concurrent calls (a list of orders read at
+    once) met a half-open circuit: the first was the probe and the others were refused
+    503 at once. Now they wait for the probe, and go through once it closes the circuit;
+    a failed probe refuses them; an abandoned one hands the probe to one of them."""
+    b = breaker(clock, failures=1)
+    b.admit()
+    b.failed()
+    clock.now += 5
+    b.admit()  # the probe
+    waiting = [asyncio.create_task(b.admitted()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(task.done() for task in waiting)
+    b.succeeded()
+    await asyncio.gather(*waiting)  # all admitted, none refused
+    assert state(b) is State.CLOSED
+
+    b.admit()
+    b.failed()
+    clock.now += 5
+    b.admit()  # the next probe
+    refused = [asyncio.create_task(b.admitted()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    b.failed()
+    outcomes = await asyncio.gather(*refused, return_exceptions=True)
+    assert all(isinstance(outcome, CircuitOpen) for outcome in outcomes)
+    assert state(b) is State.OPEN
+
+    clock.now += 5
+    b.admit()  # a probe whose caller gives up (cancelled)
+    first, second = asyncio.create_task(b.admitted()), asyncio.create_task(b.admitted())
+    await asyncio.sleep(0.01)
+    b.abandoned()
+    await asyncio.sleep(0.01)
+    # One of them is the new probe; the other waits for it.
+    assert [first.done(), second.done()].count(True) == 1
+    b.succeeded()
+    await asyncio.gather(first, second)
+    assert state(b) is State.CLOSED
+
+
 def test_a_failed_probe_opens_for_another_full_cooldown(clock: FakeClock) -> None:
     b = breaker(clock, failures=3)
     for _ in range(3):
