@@ -127,8 +127,10 @@ class BackorderFiller:
         while at < len(waiting) and left > 0:
             asked: list[str] = []
             wanted = 0
-            while at < len(waiting) and len(asked) < FILLS_PER_CALL and (
-                wanted < left or len(asked) < least
+            while (
+                at < len(waiting)
+                and len(asked) < FILLS_PER_CALL
+                and (wanted < left or len(asked) < least)
             ):
                 order_id, units = waiting[at]
                 asked.append(order_id)
@@ -184,9 +186,7 @@ class BackorderFiller:
                 )
         return heads
 
-    async def _fill(
-        self, heads: list[Any]
-    ) -> tuple[int, dict[str, list[dict[str, Any]] | None]]:
+    async def _fill(self, heads: list[Any]) -> tuple[int, dict[str, list[dict[str, Any]] | None]]:
         """How many orders filled, and what each was answered."""
         asks: list[tuple[str, str, dict[str, Any]]] = []
         for head in heads:
